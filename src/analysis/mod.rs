@@ -1,0 +1,6 @@
+//! Analysis of stored captures: decoding, flows, DNS, TLS/QUIC/HTTP names,
+//! app attribution and interference. Works on files alone, so a replay gives
+//! exactly what a live campaign's post-processing gave.
+
+pub mod model;
+pub mod packet;

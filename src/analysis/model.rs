@@ -1,0 +1,230 @@
+//! The records `matador replay` produces: one [`CaptureReport`] per capture
+//! file, serialised as one JSON object per line (`--json`). Field names are
+//! the documented output contract (docs/replay-json.md); add fields, never
+//! rename them.
+
+use crate::capture::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+/// Everything replay learned from one capture file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CaptureReport {
+    /// Path of the capture as given (or found under a given directory).
+    pub capture: String,
+    /// `"pcap"` or `"pcapng"` (detected by magic, never by file name).
+    pub format: String,
+    /// Link types seen, by name (`"ethernet"`, `"linux_sll"`, `"linux_sll2"`, `"raw"`, `"null"`, …).
+    pub link_types: Vec<String>,
+    /// Frames read.
+    pub packets: u64,
+    /// Sum of the frames' original (on-the-wire) lengths.
+    pub bytes: u64,
+    /// Timestamp of the earliest frame.
+    pub first_ts: Option<Timestamp>,
+    /// Timestamp of the latest frame.
+    pub last_ts: Option<Timestamp>,
+    /// Conversations, both directions merged.
+    pub flows: Vec<FlowRecord>,
+    /// DNS transactions (queries with their answers).
+    pub dns: Vec<DnsRecord>,
+    /// TLS and QUIC ClientHellos.
+    pub tls: Vec<TlsRecord>,
+    /// HTTP requests (Host header etc.).
+    #[serde(default)]
+    pub http: Vec<HttpRecord>,
+    /// Backend servers attributed to messaging apps, with evidence.
+    pub servers: Vec<ServerRecord>,
+    /// Network interference found (forged DNS, injected packets).
+    pub interference: Vec<InterferenceEvent>,
+    /// Problems reading the file; the records above hold everything decoded before them.
+    pub errors: Vec<ErrorRecord>,
+    /// Non-fatal remarks (short snap length, unknown link type, …).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// One bidirectional conversation. `src`/`sport` is the side that sent the first packet seen.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FlowRecord {
+    /// `"tcp"`, `"udp"`, `"icmp"`, `"icmpv6"` or the protocol number.
+    pub proto: String,
+    /// Initiator address (first packet's source).
+    pub src: IpAddr,
+    /// Initiator port (0 for ICMP).
+    pub sport: u16,
+    /// Responder address.
+    pub dst: IpAddr,
+    /// Responder port (0 for ICMP).
+    pub dport: u16,
+    /// Packets in both directions.
+    pub packets: u64,
+    /// IP bytes in both directions.
+    pub bytes: u64,
+    /// First packet.
+    pub first_ts: Timestamp,
+    /// Last packet.
+    pub last_ts: Timestamp,
+    /// TCP flags seen in either direction, e.g. `"SYN,ACK,PSH,FIN"` (empty for UDP).
+    pub tcp_flags: String,
+    /// TLS/QUIC server name, if a ClientHello was seen.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sni: Option<String>,
+    /// App id this flow is attributed to.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub app: Option<String>,
+}
+
+/// One DNS answer record.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DnsAnswer {
+    /// Owner name.
+    pub name: String,
+    /// Record type (`"A"`, `"AAAA"`, `"CNAME"`, …).
+    #[serde(rename = "type")]
+    pub rtype: String,
+    /// Presentation form of the data (address, target name, …).
+    pub data: String,
+    /// TTL in seconds.
+    pub ttl: u32,
+}
+
+/// One DNS response (or an unanswered query), with what interference checks need.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DnsRecord {
+    /// Frame of the response (or of the query if none came).
+    pub frame: u64,
+    /// Its timestamp.
+    pub ts: Timestamp,
+    /// `"udp"`, `"tcp"`, `"dot"`, `"doh"` or `"wechat-httpdns"`.
+    pub transport: String,
+    /// Resolver address.
+    pub server: IpAddr,
+    /// Client address.
+    #[serde(default = "unspecified")]
+    pub client: IpAddr,
+    /// DNS transaction id.
+    #[serde(default)]
+    pub id: u16,
+    /// Question name.
+    pub query: String,
+    /// Question type (`"A"`, `"AAAA"`, …).
+    pub qtype: String,
+    /// Response code (`"NOERROR"`, `"NXDOMAIN"`, …), `None` while unanswered.
+    pub rcode: Option<String>,
+    /// IP TTL of the response packet.
+    pub ip_ttl: Option<u8>,
+    /// IPv4 ID of the response packet.
+    pub ip_id: Option<u16>,
+    /// Answer section.
+    pub answers: Vec<DnsAnswer>,
+}
+
+fn unspecified() -> IpAddr {
+    IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+}
+
+/// A TLS or QUIC ClientHello.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TlsRecord {
+    /// Frame that completed the ClientHello.
+    pub frame: u64,
+    /// Its timestamp.
+    pub ts: Timestamp,
+    /// Client address.
+    pub src: IpAddr,
+    /// Client port.
+    #[serde(default)]
+    pub sport: u16,
+    /// Server address.
+    pub dst: IpAddr,
+    /// Server port.
+    pub dport: u16,
+    /// Server name indication, if present.
+    pub sni: Option<String>,
+    /// ALPN protocols offered.
+    pub alpn: Vec<String>,
+    /// `"tls"` or `"quic"`.
+    #[serde(default)]
+    pub proto: String,
+}
+
+/// A plain-HTTP request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HttpRecord {
+    /// Frame holding the request line.
+    pub frame: u64,
+    /// Its timestamp.
+    pub ts: Timestamp,
+    /// Client address.
+    pub src: IpAddr,
+    /// Server address.
+    pub dst: IpAddr,
+    /// Server port.
+    pub dport: u16,
+    /// Method (`GET`, `POST`, …).
+    pub method: String,
+    /// Request target.
+    pub path: String,
+    /// Host header, if present.
+    pub host: Option<String>,
+}
+
+/// A backend server of a messaging app and why matador thinks so.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ServerRecord {
+    /// App id (`whatsapp`, `wechat`, `threema`, `signal`, `telegram`, `line`, `kakaotalk`).
+    pub app: String,
+    /// Server address.
+    pub ip: IpAddr,
+    /// Server port.
+    pub port: u16,
+    /// `"tcp"` or `"udp"`.
+    pub proto: String,
+    /// DNS names / SNI / Host names seen for this address.
+    pub names: Vec<String>,
+    /// Human-readable evidence, strongest first (e.g. `"dns:e1.whatsapp.net"`, `"sni:…"`, `"fingerprint:noise"`).
+    pub evidence: Vec<String>,
+    /// Role when known from correlation: `"messaging"`, `"media"`, `"push"`, `"dns"`, …
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub role: Option<String>,
+    /// Correlation score in [0, 1] (campaign analysis only).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub score: Option<f64>,
+}
+
+/// One finding of network interference.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct InterferenceEvent {
+    /// `"dns_forgery"` or `"injected_packet"`.
+    pub kind: String,
+    /// Which rule fired (e.g. `"known_forged_answer"`, `"duplicate_reply"`, `"ttl_mismatch"`).
+    pub rule: String,
+    /// Frames involved (1-based).
+    pub frames: Vec<u64>,
+    /// Address the packet claims to come from.
+    pub claimed_src: IpAddr,
+    /// Field values that betray it (`ip_ttl`, `ip_id`, `window`, expected values, …).
+    pub evidence: BTreeMap<String, serde_json::Value>,
+    /// Confidence in [0, 1]; see docs/interference.md for what raises it.
+    pub confidence: f64,
+    /// Estimated hop distance of the injector from the capture point, when the genuine TTL is known.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub injector_hops: Option<u8>,
+    /// One-line explanation.
+    pub summary: String,
+}
+
+/// A problem reading a capture. Everything decoded before it is kept.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ErrorRecord {
+    /// The file.
+    pub file: String,
+    /// Byte offset in the file where reading failed, when known.
+    pub offset: Option<u64>,
+    /// Frame number (1-based) that could not be read, when known.
+    pub frame: Option<u64>,
+    /// What went wrong.
+    pub message: String,
+}

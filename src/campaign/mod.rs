@@ -1,0 +1,1 @@
+//! Campaigns: the measurement state machine, journal, record and resume.

@@ -1,0 +1,49 @@
+//! Command-line front end (clap). The only place that uses `anyhow`: each
+//! subcommand lives in its own file and turns library errors into messages
+//! and exit codes.
+//!
+//! Exit codes: 0 success, 1 the job ran but something failed (e.g. a capture
+//! could not be read; the others are still reported), 2 usage error.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+mod replay;
+
+/// matador: where does a messaging app's traffic really travel?
+#[derive(Debug, Parser)]
+#[command(name = "matador", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands (one file each under `src/cli/`).
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Analyse stored captures (files, directories, campaign folders).
+    Replay(replay::ReplayArgs),
+}
+
+/// Parses the command line, runs the subcommand and maps errors to exit codes.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // clap prints help/version with exit 0 and usage errors with 2.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let result = match cli.command {
+        Command::Replay(args) => replay::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

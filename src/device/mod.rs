@@ -1,0 +1,1 @@
+//! Device control over ADB (adb_client): phones, apps, selectors, clocks.

@@ -1,0 +1,1 @@
+//! Real-lab network mechanisms: tunnels, policy routing, live capture, the node agent over SSH.

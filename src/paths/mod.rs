@@ -1,0 +1,1 @@
+//! Path measurements: in-protocol traceroutes from the remote nodes.

@@ -1,0 +1,1 @@
+//! Reports built from a stored campaign record: locality tables, DNS table, interference.

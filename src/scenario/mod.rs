@@ -1,0 +1,1 @@
+//! Scenario files (YAML): what a campaign measures.
