@@ -2,5 +2,8 @@
 //! app attribution and interference. Works on files alone, so a replay gives
 //! exactly what a live campaign's post-processing gave.
 
+pub mod decode;
+pub mod flows;
 pub mod model;
 pub mod packet;
+pub mod replay;
