@@ -383,15 +383,9 @@ impl QuicTracker {
             if dir.dport != 443 && dir.dport != 80 {
                 return None;
             }
+            // Every CHLO is reported (a client sends an inchoate and a full
+            // one), as tshark does; no state is kept for Google QUIC.
             let sni = gquic_chlo_sni(d)?;
-            self.make_room();
-            self.conns.insert(
-                dir,
-                Conn {
-                    done: true,
-                    ..Conn::default()
-                },
-            );
             return Some(HelloInfo {
                 sni: Some(sni),
                 alpn: Vec::new(),
