@@ -578,6 +578,96 @@ mod tests {
         assert!(t2.conns.is_empty());
     }
 
+    /// RFC 9369 §A.2: the same ClientHello in a QUIC v2 Initial (packet type bits 01, v2 salt and labels).
+    #[test]
+    fn rfc9369_v2_client_initial_decrypts() {
+        let pkt = hex(include_str!("testdata/rfc9369-a2-client-initial.hex"));
+        assert_eq!(pkt.len(), 1200);
+        let info = QuicTracker::default()
+            .datagram(dir(), &pkt)
+            .expect("ClientHello");
+        assert_eq!(info.sni.as_deref(), Some("example.com"));
+        assert_eq!(info.alpn, ["alpn"]);
+    }
+
+    /// Builds a protected client Initial (2-byte packet number) carrying `frames`, padded.
+    fn seal_initial(version: u32, dcid: &[u8], pn: u16, frames: &[u8]) -> Vec<u8> {
+        let s = client_initial_secrets(version, dcid).unwrap();
+        let first = if version == V2 { 0xd1 } else { 0xc1 }; // long, fixed, Initial, pn_len 2
+        let mut payload = frames.to_vec();
+        payload.resize(payload.len().max(1100), 0); // PADDING
+        let mut h = vec![first];
+        h.extend_from_slice(&version.to_be_bytes());
+        h.push(dcid.len() as u8);
+        h.extend_from_slice(dcid);
+        h.extend_from_slice(&[0, 0]); // no SCID, no token
+        let len = (2 + payload.len() + 16) as u16 | 0x4000;
+        h.extend_from_slice(&len.to_be_bytes());
+        let pn_offset = h.len();
+        h.extend_from_slice(&pn.to_be_bytes());
+        let key = LessSafeKey::new(UnboundKey::new(&aead::AES_128_GCM, &s.key).unwrap());
+        let mut nonce: [u8; 12] = s.iv.clone().try_into().unwrap();
+        for (n, p) in nonce[4..].iter_mut().zip(u64::from(pn).to_be_bytes()) {
+            *n ^= p;
+        }
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(&h[..]),
+            &mut payload,
+        )
+        .unwrap();
+        let mut pkt = h;
+        pkt.extend(payload);
+        let hpk = hp::HeaderProtectionKey::new(&hp::AES_128, &s.hp).unwrap();
+        let mask = hpk.new_mask(&pkt[pn_offset + 4..pn_offset + 20]).unwrap();
+        pkt[0] ^= mask[0] & 0x0f;
+        pkt[pn_offset] ^= mask[1];
+        pkt[pn_offset + 1] ^= mask[2];
+        pkt
+    }
+
+    fn crypto_frame(offset: usize, data: &[u8]) -> Vec<u8> {
+        let mut f = vec![0x06, 0x80];
+        f.extend_from_slice(&(offset as u32).to_be_bytes()[1..]); // 4-byte varint
+        f.extend_from_slice(&(0x4000u16 | data.len() as u16).to_be_bytes());
+        f.extend_from_slice(data);
+        f
+    }
+
+    /// A large ClientHello in CRYPTO frames spread over three Initial
+    /// packets, sent out of order, with PING/ACK frames and a coalesced
+    /// packet after the Initial, as Chrome's "chaos protection" does.
+    #[test]
+    fn client_hello_across_initial_packets_out_of_order() {
+        for version in [V1, V2] {
+            let hs = tls::build::client_hello(Some("chat.signal.org"), &["h3"], 2600);
+            let dcid = [0x5a; 8];
+            let parts = [&hs[..1000], &hs[1000..2000], &hs[2000..]];
+            let mut p2 = vec![0x01];
+            p2.extend(crypto_frame(2000, parts[2]));
+            let mut p0 = crypto_frame(0, parts[0]);
+            p0.extend_from_slice(&[0x02, 0x00, 0x00, 0x00, 0x00]); // ACK
+            let p1 = crypto_frame(1000, parts[1]);
+            let mut t = QuicTracker::default();
+            let d2 = seal_initial(version, &dcid, 2, &p2);
+            let mut d0 = seal_initial(version, &dcid, 0, &p0);
+            d0.extend_from_slice(&[0xe1, 0, 0, 0, 1, 0]); // a short trailing long-header fragment
+            let d1 = seal_initial(version, &dcid, 1, &p1);
+            assert!(t.datagram(dir(), &d2).is_none());
+            assert!(t.datagram(dir(), &d0).is_none());
+            let info = t
+                .datagram(dir(), &d1)
+                .expect("complete after the third packet");
+            assert_eq!(
+                info.sni.as_deref(),
+                Some("chat.signal.org"),
+                "version {version:#x}"
+            );
+            assert_eq!(info.alpn, ["h3"]);
+            assert!(t.conns.values().all(|c| c.done && c.keys.is_none()));
+        }
+    }
+
     #[test]
     fn packet_number_decoding_follows_rfc9000_a3() {
         assert_eq!(decode_pn(Some(0xa82f30ea), 0x9b32, 16), 0xa82f9b32);
