@@ -146,6 +146,7 @@ pub struct Attributor {
     asn: Option<AsnLookup>,
     state: HashMap<FlowKey, FpState>,
     hits: HashMap<FlowKey, FpHit>,
+    next_sweep: Option<i64>,
 }
 
 impl std::fmt::Debug for Attributor {
@@ -166,6 +167,7 @@ impl Attributor {
             asn: None,
             state: HashMap::new(),
             hits: HashMap::new(),
+            next_sweep: None,
         }
     }
 
@@ -492,6 +494,15 @@ impl PacketSink for Attributor {
             Transport::Udp { payload, .. } => (payload, true, 0),
             _ => return,
         };
+        // Periodically forget first-payload bookkeeping: flows older than
+        // the period are past their first payloads.
+        let due = *self
+            .next_sweep
+            .get_or_insert(pkt.ts.secs + crate::analysis::names::SWEEP_SECS);
+        if pkt.ts.secs >= due {
+            self.state.clear();
+            self.next_sweep = Some(pkt.ts.secs + crate::analysis::names::SWEEP_SECS);
+        }
         let key = dir.canonical();
         if flags & tcp_flags::SYN != 0 && flags & tcp_flags::ACK == 0 {
             self.state.remove(&key); // a new connection on a reused tuple

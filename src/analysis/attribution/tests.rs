@@ -376,6 +376,8 @@ fn state_is_dropped_on_close_and_udp_noise_never_panics() {
             &[0xff; 3],
         ));
     }
-    assert_eq!(a.state.len(), 1000, "only the UDP flows remain tracked");
+    // TCP flows are dropped at FIN; UDP ones by the periodic sweep (frame i is at i seconds)
+    assert!(a.state.len() <= 300, "{}", a.state.len());
+    assert!(a.state.keys().all(|k| k.proto == 17));
     assert!(a.hits.is_empty());
 }

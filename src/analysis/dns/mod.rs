@@ -204,8 +204,11 @@ impl DnsExtractor {
             (dir.dst, dir.src)
         };
         let conn = dir.canonical();
-        if self.dot_seen.contains(&conn) || self.dot_seen.len() >= 65_536 {
+        if self.dot_seen.contains(&conn) {
             return;
+        }
+        if self.dot_seen.len() >= 65_536 {
+            self.dot_seen.clear(); // bounded memory; an old connection may be counted twice
         }
         self.dot_seen.insert(conn);
         self.records.push(encrypted_dns_record(
@@ -288,6 +291,9 @@ impl PacketSink for DnsExtractor {
                     self.tcp_segment(pkt, dir, seq, flags, payload);
                 } else if sport == DOT_PORT || dport == DOT_PORT {
                     self.dot(pkt, dir);
+                    if flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
+                        self.dot_seen.remove(&dir.canonical());
+                    }
                 }
             }
             _ => {}

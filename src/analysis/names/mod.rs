@@ -87,6 +87,9 @@ const RESPONSE_LIMIT: usize = 512 * 1024;
 const MAX_REQUESTS: u16 = 64;
 /// TCP directions tracked at once.
 const MAX_TCP: usize = 65_536;
+/// Every this many seconds of capture time, finished (tombstone) states are
+/// forgotten, so memory follows the number of recent flows, not the file size.
+pub(crate) const SWEEP_SECS: i64 = 300;
 
 enum TcpState {
     /// ClientHello reassembly.
@@ -109,6 +112,7 @@ pub struct NameExtractor {
     tcp: HashMap<DirKey, TcpState>,
     quic: quic::QuicTracker,
     out: NameResults,
+    next_sweep: Option<i64>,
 }
 
 impl NameExtractor {
@@ -192,6 +196,18 @@ impl NameExtractor {
             if flags & tcp_flags::RST != 0 {
                 self.tcp.remove(&dir.reversed());
             }
+        }
+    }
+
+    /// Periodic clean-up by capture time: drop tombstones and idle HTTP
+    /// states (a later request re-creates them); keep reassembly in progress.
+    fn sweep(&mut self, now: i64) {
+        let due = *self.next_sweep.get_or_insert(now + SWEEP_SECS);
+        if now >= due {
+            self.tcp
+                .retain(|_, s| matches!(s, TcpState::Tls(_) | TcpState::WechatResponse(_)));
+            self.quic.sweep();
+            self.next_sweep = Some(now + SWEEP_SECS);
         }
     }
 
@@ -354,6 +370,7 @@ impl PacketSink for NameExtractor {
         let Some(dir) = DirKey::of(pkt) else {
             return;
         };
+        self.sweep(pkt.ts.secs);
         match pkt.transport {
             Transport::Tcp {
                 seq,

@@ -443,6 +443,11 @@ impl QuicTracker {
         Self::absorb(conn, pn, &plain)
     }
 
+    /// Forgets finished connections (called periodically by capture time).
+    pub fn sweep(&mut self) {
+        self.conns.retain(|_, c| !c.done);
+    }
+
     /// Bounds the table: forget finished connections first, then everything.
     fn make_room(&mut self) {
         if self.conns.len() >= MAX_CONNS {
