@@ -75,8 +75,16 @@ pub fn parse_message(data: &[u8]) -> Result<DnsMessage, DnsError> {
     if let Some(end) = qend {
         copy[end..end + 4].copy_from_slice(&[0, 1, 0, 1]);
     }
+    // Full message first; then without authority/additional; then with
+    // fewer and fewer answers (a reply cut by the snap length or a first
+    // IP fragment keeps the answers that are complete).
     let counts = [be16(6), be16(8), be16(10)];
-    let attempts = [counts, [counts[0], 0, 0], [0, 0, 0]];
+    let mut attempts = vec![counts, [counts[0], 0, 0]];
+    let mut an = counts[0];
+    while an > 0 && attempts.len() < 40 {
+        an = if an > 32 { an / 2 } else { an - 1 };
+        attempts.push([an, 0, 0]);
+    }
     for (n, attempt) in attempts.iter().enumerate() {
         if n > 0 && attempts[n - 1] == *attempt {
             continue;
@@ -455,6 +463,17 @@ mod tests {
             read_name(&[0xc0, 0x05, 0, 0, 0, 0], 0).is_none(),
             "forward pointer"
         );
+    }
+
+    #[test]
+    fn cut_reply_keeps_its_complete_answers() {
+        let answers: Vec<(u16, u32, Vec<u8>)> =
+            (0..5u8).map(|i| (1, 60, vec![10, 0, 0, i])).collect();
+        let msg = response(9, "many.example", 1, &answers);
+        let m = parse_message(&msg[..msg.len() - 3]).unwrap();
+        assert!(!m.complete);
+        let got: Vec<&str> = m.answers.iter().map(|a| a.data.as_str()).collect();
+        assert_eq!(got, ["10.0.0.0", "10.0.0.1", "10.0.0.2", "10.0.0.3"]);
     }
 
     #[test]
