@@ -19,7 +19,7 @@
 //! pulling unrelated traffic in.
 
 use crate::analysis::model::{DnsRecord, FlowRecord, HttpRecord, ServerRecord, TlsRecord};
-use crate::analysis::names::stream::DirKey;
+use crate::analysis::names::stream::{DirKey, FastMap};
 use crate::analysis::packet::{Packet, PacketSink, Transport, tcp_flags};
 use crate::capture::Timestamp;
 use crate::scenario::apps::{AppProfile, AppProfiles, Fingerprint};
@@ -144,8 +144,8 @@ pub type AsnLookup = Box<dyn Fn(IpAddr) -> Option<u32> + Send + Sync>;
 pub struct Attributor {
     profiles: Arc<AppProfiles>,
     asn: Option<AsnLookup>,
-    state: HashMap<FlowKey, FpState>,
-    hits: HashMap<FlowKey, FpHit>,
+    state: FastMap<FlowKey, FpState>,
+    hits: FastMap<FlowKey, FpHit>,
     next_sweep: Option<i64>,
 }
 
@@ -165,8 +165,8 @@ impl Attributor {
         Attributor {
             profiles,
             asn: None,
-            state: HashMap::new(),
-            hits: HashMap::new(),
+            state: FastMap::default(),
+            hits: FastMap::default(),
             next_sweep: None,
         }
     }

@@ -17,10 +17,10 @@ mod wire;
 pub use wire::{DnsMessage, parse_message, rcode_name, type_name};
 
 use crate::analysis::model::DnsRecord;
-use crate::analysis::names::stream::{DirKey, Push, StreamBuf};
+use crate::analysis::names::stream::{DirKey, FastMap, Push, StreamBuf};
 use crate::analysis::packet::{Packet, PacketSink, Transport, tcp_flags};
 use crate::capture::Timestamp;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::net::IpAddr;
 
 /// Errors decoding one DNS message.
@@ -67,9 +67,9 @@ struct PendingQuery {
 /// Extracts DNS transactions from a capture, one packet at a time.
 #[derive(Debug, Default)]
 pub struct DnsExtractor {
-    pending: HashMap<QueryKey, PendingQuery>,
+    pending: FastMap<QueryKey, PendingQuery>,
     records: Vec<DnsRecord>,
-    tcp: HashMap<DirKey, StreamBuf>,
+    tcp: FastMap<DirKey, StreamBuf>,
     dot_seen: HashSet<DirKey>,
     dns_packets: u64,
 }

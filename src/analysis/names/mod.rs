@@ -18,8 +18,7 @@ use crate::analysis::dns::encrypted_dns_record;
 use crate::analysis::model::{DnsRecord, HttpRecord, TlsRecord};
 use crate::analysis::packet::{Packet, PacketSink, Transport, tcp_flags};
 use http::Head;
-use std::collections::HashMap;
-use stream::{DirKey, Push, StreamBuf};
+use stream::{DirKey, FastMap, Push, StreamBuf};
 use tls::{HelloInfo, Progress};
 
 /// What [`NameExtractor::finish`] returns.
@@ -109,7 +108,7 @@ enum TcpState {
 /// Extracts TLS/QUIC/HTTP names and non-port-53 DNS from a capture.
 #[derive(Default)]
 pub struct NameExtractor {
-    tcp: HashMap<DirKey, TcpState>,
+    tcp: FastMap<DirKey, TcpState>,
     quic: quic::QuicTracker,
     out: NameResults,
     next_sweep: Option<i64>,

@@ -13,11 +13,11 @@
 //! State is per client→server direction, bounded in bytes and packets, and
 //! dropped as soon as the ClientHello is parsed.
 
-use super::stream::DirKey;
+use super::stream::{DirKey, FastMap};
 use super::tls::{self, HelloInfo, MAX_HELLO, Progress};
 use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey, quic as hp};
 use ring::hkdf;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// QUIC version 1 (RFC 9000).
 pub const V1: u32 = 0x0000_0001;
@@ -359,7 +359,7 @@ struct Conn {
 /// Finds ClientHellos in QUIC Initial packets, per client→server direction.
 #[derive(Default)]
 pub(crate) struct QuicTracker {
-    conns: HashMap<DirKey, Conn>,
+    conns: FastMap<DirKey, Conn>,
 }
 
 impl QuicTracker {

@@ -64,6 +64,93 @@ impl DirKey {
     }
 }
 
+/// A hash map for the per-packet flow tables: a seeded multiply-fold hash
+/// (much cheaper than SipHash for the small fixed-size keys used here; the
+/// per-map random seed keeps crafted captures from choosing collisions).
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, FastState>;
+
+/// Builds [`FastHasher`]s with a per-map random seed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FastState {
+    seed: u64,
+}
+
+impl Default for FastState {
+    fn default() -> Self {
+        use std::hash::BuildHasher;
+        // RandomState is randomly keyed per process and per instance.
+        let seed =
+            std::collections::hash_map::RandomState::new().hash_one(0x9e37_79b9_7f4a_7c15_u64);
+        FastState { seed }
+    }
+}
+
+impl std::hash::BuildHasher for FastState {
+    type Hasher = FastHasher;
+
+    fn build_hasher(&self) -> FastHasher {
+        FastHasher { state: self.seed }
+    }
+}
+
+/// Multiply-fold hasher (the core step of wyhash/foldhash).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FastHasher {
+    state: u64,
+}
+
+impl FastHasher {
+    #[inline]
+    fn mix(&mut self, v: u64) {
+        let m = u128::from(self.state ^ v) * 0x2d35_8dcc_aa6c_78a5_u128;
+        self.state = (m as u64) ^ ((m >> 64) as u64);
+    }
+}
+
+impl std::hash::Hasher for FastHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.mix(u64::from_le_bytes([
+                c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7],
+            ]));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut b = [0u8; 8];
+            b[..rest.len()].copy_from_slice(rest);
+            self.mix(u64::from_le_bytes(b) ^ ((rest.len() as u64) << 59));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.mix(u64::from(i));
+    }
+    #[inline]
+    fn write_u16(&mut self, i: u16) {
+        self.mix(u64::from(i));
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.mix(u64::from(i));
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.mix(i);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.mix(i as u64);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        // one more round so the last word is spread over all bits
+        let m = u128::from(self.state) * 0x9e37_79b9_7f4a_7c15_u128;
+        (m as u64) ^ ((m >> 64) as u64)
+    }
+}
+
 /// Result of offering a segment to a [`StreamBuf`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Push {
@@ -133,6 +220,32 @@ mod tests {
         assert_eq!(s.push(1001, b"bcde"), Push::Appended);
         assert_eq!(s.buf, b"abcde");
         assert_eq!(s.push(1010, b"x"), Push::Broken);
+    }
+
+    #[test]
+    fn fast_map_behaves_like_a_map() {
+        let mut m: FastMap<DirKey, u32> = FastMap::default();
+        for i in 0..10_000u16 {
+            let k = DirKey {
+                proto: 6,
+                src: "10.0.0.1".parse().unwrap(),
+                sport: i,
+                dst: "2001:db8::1".parse().unwrap(),
+                dport: 443,
+            };
+            m.insert(k, u32::from(i));
+            m.insert(k.reversed(), u32::from(i) + 1);
+        }
+        assert_eq!(m.len(), 20_000);
+        let k = DirKey {
+            proto: 6,
+            src: "10.0.0.1".parse().unwrap(),
+            sport: 77,
+            dst: "2001:db8::1".parse().unwrap(),
+            dport: 443,
+        };
+        assert_eq!(m.get(&k), Some(&77));
+        assert_eq!(m.get(&k.reversed()), Some(&78));
     }
 
     #[test]
