@@ -13,39 +13,13 @@ use matador::analysis::names::{NameExtractor, NameResults};
 use matador::analysis::packet::{IpInfo, Packet, PacketSink, Transport, tcp_flags};
 use matador::capture::Timestamp;
 use matador::scenario::apps::AppProfiles;
+
+mod protocols_common;
+use protocols_common::{ours_dns, real, tshark, tshark_dns, tshark_sni};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::sync::Arc;
-
-fn real(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/captures/real")
-        .join(name)
-}
-
-/// Runs tshark with `args` on `file`, one Vec of fields per output line.
-fn tshark(file: &Path, args: &[&str]) -> Vec<Vec<String>> {
-    let out = Command::new("tshark")
-        .arg("-r")
-        .arg(file)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("tshark is required for this test (apt-get install tshark): {e}")
-        });
-    assert!(
-        out.status.success(),
-        "tshark failed on {}: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.split('\t').map(str::to_string).collect())
-        .collect()
-}
 
 /// Decodes a classic pcap file and feeds every frame to `sink`; returns the flows seen.
 fn feed(file: &Path, sinks: &mut [&mut dyn PacketSink]) -> Vec<FlowRecord> {
@@ -194,76 +168,6 @@ fn run(name: &str) -> Run {
     }
 }
 
-/// (frame, query, sorted A/AAAA answers of the answer section) of every DNS
-/// response on port 53, per tshark. tshark lists the A/AAAA data of all
-/// sections in order, so the answer section's are the first ones, as many
-/// as there are A/AAAA types among the first `dns.count.answers` records.
-fn tshark_dns(file: &Path) -> BTreeSet<(u64, String, Vec<String>)> {
-    tshark(
-        file,
-        &[
-            "-Y",
-            "dns.flags.response==1 && (udp.port==53 || tcp.port==53) && !icmp && !icmpv6",
-            "-T",
-            "fields",
-            "-E",
-            "occurrence=a",
-            "-e",
-            "frame.number",
-            "-e",
-            "dns.qry.name",
-            "-e",
-            "dns.count.answers",
-            "-e",
-            "dns.resp.type",
-            "-e",
-            "dns.a",
-            "-e",
-            "dns.aaaa",
-        ],
-    )
-    .into_iter()
-    .map(|f| {
-        let list = |i: usize| -> Vec<String> {
-            f.get(i).map_or(vec![], |s| {
-                s.split(',')
-                    .filter(|x| !x.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            })
-        };
-        let n: usize = f[2].split(',').next().unwrap_or("0").parse().unwrap_or(0);
-        let types = list(3);
-        let n_a = types.iter().take(n).filter(|t| *t == "1").count();
-        let n_aaaa = types.iter().take(n).filter(|t| *t == "28").count();
-        let mut ans: Vec<String> = list(4).into_iter().take(n_a).collect();
-        ans.extend(list(5).into_iter().take(n_aaaa));
-        ans.sort();
-        (
-            f[0].parse().unwrap(),
-            f[1].split(',').next().unwrap_or("").to_string(),
-            ans,
-        )
-    })
-    .collect()
-}
-
-fn ours_dns(dns: &[DnsRecord]) -> BTreeSet<(u64, String, Vec<String>)> {
-    dns.iter()
-        .filter(|d| d.rcode.is_some() && (d.transport == "udp" || d.transport == "tcp"))
-        .map(|d| {
-            let mut ans: Vec<String> = d
-                .answers
-                .iter()
-                .filter(|a| a.rtype == "A" || a.rtype == "AAAA")
-                .map(|a| a.data.clone())
-                .collect();
-            ans.sort();
-            (d.frame, d.query.clone(), ans)
-        })
-        .collect()
-}
-
 const ETHER_LIKE: [&str; 10] = [
     "ndpi-whatsapp.pcap",
     "ndpi-whatsapp_login_chat.pcap",
@@ -293,29 +197,7 @@ fn sni_matches_tshark_on_every_capture() {
     for name in ETHER_LIKE {
         let file = real(name);
         let r = run(name);
-        let theirs: BTreeSet<(u64, String)> = tshark(
-            &file,
-            &[
-                "-Y",
-                "tls.handshake.type==1 || gquic.tag.sni",
-                "-T",
-                "fields",
-                "-e",
-                "frame.number",
-                "-e",
-                "tls.handshake.extensions_server_name",
-                "-e",
-                "gquic.tag.sni",
-            ],
-        )
-        .into_iter()
-        .map(|f| {
-            (
-                f[0].parse().unwrap(),
-                format!("{}{}", f[1], f.get(2).map_or("", |s| s.as_str())),
-            )
-        })
-        .collect();
+        let theirs = tshark_sni(&file);
         let ours: BTreeSet<(u64, String)> = r
             .names
             .tls
