@@ -84,6 +84,8 @@ pub fn is_doh_server(name: &str) -> bool {
 const RESPONSE_LIMIT: usize = 512 * 1024;
 /// Requests parsed per connection before we stop looking.
 const MAX_REQUESTS: u16 = 64;
+/// Segments of a direction looked at for a late ClientHello (STARTTLS).
+const PROBE_SEGMENTS: u8 = 8;
 /// TCP directions tracked at once.
 const MAX_TCP: usize = 65_536;
 /// Every this many seconds of capture time, finished (tombstone) states are
@@ -101,6 +103,8 @@ enum TcpState {
     },
     /// Server side of a newgetdns request.
     WechatResponse(StreamBuf),
+    /// Not TLS or HTTP so far: segments seen.
+    Probing(u8),
     /// Nothing more to learn from this direction.
     Done,
 }
@@ -171,6 +175,19 @@ impl NameExtractor {
             self.tcp.remove(&dir);
         }
         if !payload.is_empty() {
+            // A direction that started with something else (XMPP, SMTP…)
+            // may switch to TLS (STARTTLS) within its first few segments.
+            if let Some(TcpState::Probing(n)) = self.tcp.get_mut(&dir) {
+                if tls::looks_like_handshake_record(payload) || http::looks_like_request(payload) {
+                    self.tcp.remove(&dir);
+                } else {
+                    *n += 1;
+                    if *n >= PROBE_SEGMENTS {
+                        self.tcp.insert(dir, TcpState::Done);
+                    }
+                    return;
+                }
+            }
             if !self.tcp.contains_key(&dir) {
                 let state = if tls::looks_like_handshake_record(payload) {
                     TcpState::Tls(StreamBuf::new(tls::MAX_HELLO + 1024))
@@ -181,7 +198,7 @@ impl NameExtractor {
                         requests: 0,
                     }
                 } else {
-                    TcpState::Done
+                    TcpState::Probing(1)
                 };
                 self.make_room();
                 self.tcp.insert(dir, state);
@@ -212,7 +229,8 @@ impl NameExtractor {
 
     fn make_room(&mut self) {
         if self.tcp.len() >= MAX_TCP {
-            self.tcp.retain(|_, s| !matches!(s, TcpState::Done));
+            self.tcp
+                .retain(|_, s| !matches!(s, TcpState::Done | TcpState::Probing(_)));
             if self.tcp.len() >= MAX_TCP {
                 self.tcp.clear();
             }
@@ -224,7 +242,7 @@ impl NameExtractor {
             return;
         };
         let buf = match state {
-            TcpState::Done => return,
+            TcpState::Done | TcpState::Probing(_) => return,
             TcpState::Tls(b) | TcpState::Http { buf: b, .. } | TcpState::WechatResponse(b) => b,
         };
         match buf.push(seq, payload) {
@@ -256,7 +274,7 @@ impl NameExtractor {
                     b.buf = bytes;
                 }
             }
-            TcpState::Done => {}
+            TcpState::Done | TcpState::Probing(_) => {}
         }
     }
 

@@ -237,3 +237,54 @@ fn random_tcp_and_udp_payloads_never_panic_and_state_stays_bounded() {
     assert!(x.tcp.len() <= 100);
     let _ = x.finish();
 }
+
+#[test]
+fn starttls_client_hello_after_plaintext_segments() {
+    let hello = tls::build::records(
+        &tls::build::client_hello(Some("s.whatsapp.net"), &[], 0),
+        16384,
+    );
+    let xmpp =
+        b"<stream:stream to='s.whatsapp.net'><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>";
+    let mut x = NameExtractor::new();
+    x.packet(&tcp(1, C, 40000, S, 5222, 1, ACK | PSH, xmpp));
+    x.packet(&tcp(
+        2,
+        C,
+        40000,
+        S,
+        5222,
+        1 + xmpp.len() as u32,
+        ACK | PSH,
+        &hello,
+    ));
+    // a direction that never turns into TLS stops being probed
+    for i in 0..20u32 {
+        x.packet(&tcp(
+            10 + u64::from(i),
+            C,
+            40001,
+            S,
+            5222,
+            1 + i * 4,
+            ACK,
+            b"abcd",
+        ));
+    }
+    assert!(matches!(
+        x.tcp.get(&DirKey {
+            proto: 6,
+            src: C.parse().unwrap(),
+            sport: 40001,
+            dst: S.parse().unwrap(),
+            dport: 5222
+        }),
+        Some(TcpState::Done)
+    ));
+    let r = x.finish();
+    assert_eq!(r.tls.len(), 1);
+    assert_eq!(
+        (r.tls[0].frame, r.tls[0].sni.as_deref()),
+        (2, Some("s.whatsapp.net"))
+    );
+}
