@@ -1,0 +1,279 @@
+//! `matador geo`: lookups, ASN import, database diffs, plausibility checks.
+
+use crate::geo::db::{GeoAnswer, GeoDb, MmdbFile};
+use crate::geo::groups::GroupSet;
+use crate::geo::m49::{Country, M49};
+use crate::geo::plausibility::{Checker, Location};
+use crate::geo::{asn_csv, diff, parse_ip};
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Arguments of `matador geo`.
+#[derive(Debug, Args)]
+pub struct GeoArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: GeoCommand,
+}
+
+/// Database selection shared by the subcommands.
+#[derive(Debug, Args)]
+pub struct DbArgs {
+    /// Country mmdb (default: .geo-db/country.mmdb or $MATADOR_GEO_DIR/country.mmdb);
+    /// GeoLite2-Country, ip2location and ip-location-db layouts are understood.
+    #[arg(long, value_name = "FILE")]
+    pub geo_db: Option<PathBuf>,
+    /// ASN mmdb (default: .geo-db/asn.mmdb); GeoLite2-ASN layout understood.
+    #[arg(long, value_name = "FILE")]
+    pub asn_db: Option<PathBuf>,
+}
+
+/// `matador geo` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum GeoCommand {
+    /// Country, UN M49 region, interest groups and ASN of addresses.
+    Lookup {
+        /// IPv4 or IPv6 addresses.
+        #[arg(required = true)]
+        ips: Vec<String>,
+        /// Interest groups: `current`, `pam2016` or a YAML file.
+        #[arg(long, default_value = "current")]
+        groups: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Convert `start,end,asn,org` CSV files (ip-location-db asn) into an mmdb.
+    ImportAsn {
+        /// CSV files followed by the output mmdb path.
+        #[arg(required = true, num_args = 2.., value_name = "CSV... OUT")]
+        paths: Vec<PathBuf>,
+    },
+    /// Addresses whose country differs between two country databases.
+    ///
+    /// Input: a file of addresses (one per line). Captures are not read yet:
+    /// extract their addresses first (e.g. with tshark) into a list.
+    Diff {
+        /// Old database.
+        old: PathBuf,
+        /// New database.
+        new: PathBuf,
+        /// File with one address per line.
+        list: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a geolocation against a measured RTT (speed of light in fibre).
+    Check {
+        /// Vantage point: ISO country code or LAT,LON.
+        #[arg(long, value_name = "CC|LAT,LON")]
+        from: String,
+        /// Measured round-trip time, ms.
+        #[arg(long)]
+        rtt: f64,
+        /// Address to geolocate, or a country code.
+        target: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+/// Runs `matador geo`.
+pub fn run(args: GeoArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        GeoCommand::Lookup {
+            ips,
+            groups,
+            json,
+            db,
+        } => lookup(&ips, &groups, json, &db),
+        GeoCommand::ImportAsn { paths } => import_asn(&paths),
+        GeoCommand::Diff {
+            old,
+            new,
+            list,
+            json,
+        } => run_diff(&old, &new, &list, json),
+        GeoCommand::Check {
+            from,
+            rtt,
+            target,
+            json,
+            db,
+        } => check(&from, rtt, &target, json, &db),
+    }
+}
+
+#[derive(serde::Serialize)]
+struct LookupRow<'a> {
+    #[serde(flatten)]
+    answer: GeoAnswer,
+    m49: Option<&'a Country>,
+    groups: Vec<&'a str>,
+}
+
+fn lookup(ips: &[String], groups: &str, json: bool, db: &DbArgs) -> anyhow::Result<ExitCode> {
+    let parsed = ips
+        .iter()
+        .map(|s| parse_ip(s, "command line"))
+        .collect::<Result<Vec<_>, _>>()?;
+    let set = GroupSet::resolve(groups)?;
+    let geo = GeoDb::open_default(db.geo_db.as_deref(), db.asn_db.as_deref())?;
+    let m49 = M49::shipped();
+    let mut rows = Vec::new();
+    for ip in parsed {
+        let answer = geo.lookup(ip)?;
+        let c = answer.country.as_deref().and_then(|c| m49.country(c));
+        let g = answer
+            .country
+            .as_deref()
+            .map(|c| set.groups_of(c))
+            .unwrap_or_default();
+        rows.push(LookupRow {
+            answer,
+            m49: c,
+            groups: g,
+        });
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    for r in &rows {
+        let a = &r.answer;
+        let region = r.m49.map_or_else(
+            || "-".to_string(),
+            |c| {
+                [&c.region, &c.subregion, &c.intermediate]
+                    .iter()
+                    .filter_map(|x| x.as_ref().map(|x| format!("{} {}", x.code, x.name)))
+                    .collect::<Vec<_>>()
+                    .join(" / ")
+            },
+        );
+        println!("{}", a.ip);
+        println!(
+            "  country: {}  ({})",
+            a.country.as_deref().unwrap_or("-"),
+            r.m49.map_or("not in database", |c| c.name.as_str())
+        );
+        println!(
+            "  M49:     {}",
+            if region.is_empty() { "-" } else { &region }
+        );
+        println!(
+            "  groups:  {} ({})",
+            if r.groups.is_empty() {
+                "-".to_string()
+            } else {
+                r.groups.join(", ")
+            },
+            set.source
+        );
+        println!(
+            "  ASN:     {} {}",
+            a.asn.map_or("-".to_string(), |n| format!("AS{n}")),
+            a.org.as_deref().unwrap_or("")
+        );
+        println!(
+            "  source:  country {} [{}]; asn {} [{}]",
+            a.country_db,
+            a.country_network.as_deref().unwrap_or("no record"),
+            a.asn_db.as_deref().unwrap_or("-"),
+            a.asn_network.as_deref().unwrap_or("no record")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn import_asn(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
+    let (out, inputs) = paths
+        .split_last()
+        .context("need CSV file(s) and an output path")?;
+    let inputs: Vec<&std::path::Path> = inputs.iter().map(PathBuf::as_path).collect();
+    let (w, stats) = asn_csv::import(&inputs)?;
+    w.write(out)?;
+    eprintln!(
+        "{}: {} ranges ({} clipped, {} dropped as overlapping), {} prefixes",
+        out.display(),
+        stats.ranges,
+        stats.clipped,
+        stats.dropped,
+        stats.prefixes
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_diff(
+    old: &std::path::Path,
+    new: &std::path::Path,
+    list: &std::path::Path,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let ips = diff::read_ip_list(list)?;
+    let o = MmdbFile::open(old, "old country", "OLD")?;
+    let n = MmdbFile::open(new, "new country", "NEW")?;
+    let report = diff::diff(&o, &n, &ips)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{} addresses compared, {} changed country ({} → {})",
+        report.compared,
+        report.changed,
+        old.display(),
+        new.display()
+    );
+    println!("{:<43} {:>4} {:>4}  addresses", "prefix", "old", "new");
+    for g in &report.groups {
+        let addrs: Vec<String> = g.addresses.iter().map(ToString::to_string).collect();
+        println!(
+            "{:<43} {:>4} {:>4}  {}",
+            g.prefix,
+            g.old.as_deref().unwrap_or("-"),
+            g.new.as_deref().unwrap_or("-"),
+            addrs.join(" ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn check(from: &str, rtt: f64, target: &str, json: bool, db: &DbArgs) -> anyhow::Result<ExitCode> {
+    let vantage = Location::parse(from)?;
+    let country = if target.len() == 2 && target.chars().all(|c| c.is_ascii_alphabetic()) {
+        target.to_ascii_uppercase()
+    } else {
+        let ip = parse_ip(target, "command line")?;
+        let geo = GeoDb::open(
+            &db.geo_db.clone().unwrap_or_else(|| {
+                crate::geo::db::default_geo_dir().join(crate::geo::db::COUNTRY_FILE)
+            }),
+            None,
+        )?;
+        geo.country(ip)?
+            .map(str::to_string)
+            .with_context(|| format!("{ip}: no country in {}", geo.country_db().path().display()))?
+    };
+    let v = Checker::shipped().check_rtt(&vantage, &country, rtt);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "{target} ({country}) from {from} at {rtt} ms: {:?}",
+            v.status
+        );
+        for r in &v.reasons {
+            println!("  {r}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
