@@ -1,0 +1,400 @@
+//! Geo module: fixtures written by matador's own mmdb writer, read back by
+//! the maxminddb crate and by libmaxminddb's `mmdblookup`; the shipped M49
+//! and group tables; the installed real databases.
+
+use assert_cmd::Command;
+use matador::geo::db::{GeoDb, MmdbFile, default_geo_dir};
+use matador::geo::diff::{diff, read_ip_list};
+use matador::geo::groups::GroupSet;
+use matador::geo::m49::M49;
+use matador::geo::mmdb::{MmdbRecord, MmdbWriter};
+use matador::geo::{GeoError, asn_csv, parse_ip};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn rec(cc: &str, asn: u32, org: &str) -> MmdbRecord {
+    MmdbRecord {
+        country_code: Some(cc.into()),
+        asn: Some(asn),
+        org: Some(org.into()),
+    }
+}
+
+/// The lab's kind of database: 198.18.0.0/15 and fd00::/8 mapped to countries.
+fn lab_db(dir: &Path, name: &str, moved: bool) -> PathBuf {
+    let mut w = MmdbWriter::new("matador-lab", "virtual lab test fixture");
+    w.insert(ip("198.18.0.0"), 16, rec("DE", 64500, "Lab Frankfurt"))
+        .unwrap();
+    w.insert(ip("198.19.0.0"), 16, rec("US", 64501, "Lab Ashburn"))
+        .unwrap();
+    // More specific after covering: splits the /16.
+    w.insert(
+        ip("198.18.5.0"),
+        24,
+        rec(if moved { "JP" } else { "FR" }, 64502, "Lab Paris"),
+    )
+    .unwrap();
+    w.insert(ip("fd00::"), 8, rec("JP", 64503, "Lab Tokyo"))
+        .unwrap();
+    w.insert(ip("fd00:1::"), 32, rec("CH", 64504, "Lab Zürich"))
+        .unwrap();
+    let p = dir.join(name);
+    w.write(&p).unwrap();
+    p
+}
+
+#[test]
+fn writer_output_reads_back_with_maxminddb() {
+    let t = tempfile::tempdir().unwrap();
+    let p = lab_db(t.path(), "lab.mmdb", false);
+    let db = GeoDb::open(&p, Some(&p)).unwrap();
+    let cases = [
+        ("198.18.0.1", Some("DE"), Some(64500), "198.18.0.0/22"),
+        ("198.18.5.77", Some("FR"), Some(64502), "198.18.5.0/24"),
+        ("198.18.6.1", Some("DE"), Some(64500), "198.18.6.0/23"),
+        ("198.19.255.255", Some("US"), Some(64501), "198.19.0.0/16"),
+        ("fd00::1", Some("JP"), Some(64503), "fd00::/32"),
+        ("fd00:1:2::3", Some("CH"), Some(64504), "fd00:1::/32"),
+        // IPv4-mapped IPv6 is looked up as IPv4.
+        (
+            "::ffff:198.18.5.1",
+            Some("FR"),
+            Some(64502),
+            "198.18.5.0/24",
+        ),
+    ];
+    for (addr, cc, asn, net) in cases {
+        let a = db.lookup(parse_ip(addr, "test").unwrap()).unwrap();
+        assert_eq!(a.country.as_deref(), cc, "{addr}");
+        assert_eq!(a.asn, asn, "{addr}");
+        assert_eq!(a.country_network.as_deref(), Some(net), "{addr}");
+    }
+    let a = db.lookup(ip("fd00:1::1")).unwrap();
+    assert_eq!(a.org.as_deref(), Some("Lab Zürich"));
+    // Outside every prefix: no record.
+    let a = db.lookup(ip("192.0.2.1")).unwrap();
+    assert_eq!((a.country, a.asn, a.country_network), (None, None, None));
+    assert_eq!(db.country_db().database_type(), "matador-lab");
+    assert!(db.country_db().build_epoch() > 0);
+}
+
+#[test]
+fn writer_output_reads_back_with_mmdblookup() {
+    let t = tempfile::tempdir().unwrap();
+    let p = lab_db(t.path(), "lab.mmdb", false);
+    let run = |addr: &str, path: &[&str]| -> String {
+        let out = std::process::Command::new("mmdblookup")
+            .arg("-f")
+            .arg(&p)
+            .arg("-i")
+            .arg(addr)
+            .args(path)
+            .output()
+            .expect("mmdblookup (Debian mmdb-bin) is required: bash scripts/install-deps.sh");
+        assert!(
+            out.status.success(),
+            "mmdblookup {addr}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(run("198.18.5.9", &["country_code"]).contains("\"FR\""));
+    assert!(run("198.18.5.9", &["country", "iso_code"]).contains("\"FR\""));
+    assert!(run("198.19.1.1", &["autonomous_system_number"]).contains("64501 <uint32>"));
+    assert!(run("fd00:1::5", &["autonomous_system_organization"]).contains("Lab Zürich"));
+    assert!(run("fd00:2::5", &["country_code"]).contains("\"JP\""));
+}
+
+#[test]
+fn covering_prefix_inserted_later_replaces_the_specific_one() {
+    let t = tempfile::tempdir().unwrap();
+    let mut w = MmdbWriter::new("t", "t");
+    w.insert(ip("198.18.5.0"), 24, rec("FR", 1, "a")).unwrap();
+    w.insert(ip("198.18.0.0"), 16, rec("DE", 2, "b")).unwrap();
+    assert!(w.insert(ip("198.18.0.0"), 33, rec("DE", 2, "b")).is_err());
+    assert!(w.insert(ip("::"), 0, rec("DE", 2, "b")).is_err());
+    let p = t.path().join("o.mmdb");
+    w.write(&p).unwrap();
+    let f = MmdbFile::open(&p, "country", "--geo-db").unwrap();
+    assert_eq!(f.country(ip("198.18.5.1")).unwrap(), Some("DE"));
+    assert_eq!(f.asn(ip("198.18.5.1")).unwrap(), Some(2));
+}
+
+#[test]
+fn asn_csv_import_clips_overlaps() {
+    let t = tempfile::tempdir().unwrap();
+    let csv = t.path().join("asn.csv");
+    std::fs::write(
+        &csv,
+        "198.18.0.0,198.18.3.255,64500,\"Lab, Inc.\"\n\
+         198.18.2.0,198.18.7.255,64501,Other\n\
+         198.18.4.0,198.18.4.255,64502,Inside\n\
+         fd00::,fd00::ffff,64503,V6\n",
+    )
+    .unwrap();
+    let (w, stats) = asn_csv::import(&[csv.as_path()]).unwrap();
+    assert_eq!((stats.ranges, stats.clipped, stats.dropped), (4, 1, 1));
+    let out = t.path().join("asn.mmdb");
+    w.write(&out).unwrap();
+    let f = MmdbFile::open(&out, "ASN", "--asn-db").unwrap();
+    let a = f.lookup(ip("198.18.1.1")).unwrap().unwrap();
+    assert_eq!((a.asn, a.org), (Some(64500), Some("Lab, Inc.")));
+    assert_eq!(f.asn(ip("198.18.3.1")).unwrap(), Some(64500)); // kept by the first
+    assert_eq!(f.asn(ip("198.18.4.1")).unwrap(), Some(64501)); // "Inside" dropped
+    assert_eq!(f.asn(ip("198.18.8.1")).unwrap(), None);
+    assert_eq!(f.asn(ip("fd00::fff")).unwrap(), Some(64503));
+
+    std::fs::write(&csv, "198.18.0.0,banana,1,x\n").unwrap();
+    let e = asn_csv::import(&[csv.as_path()]).unwrap_err().to_string();
+    assert!(e.contains("asn.csv:1") && e.contains("banana"), "{e}");
+}
+
+#[test]
+fn missing_corrupt_db_and_bad_ip_name_the_problem() {
+    let t = tempfile::tempdir().unwrap();
+    let missing = t.path().join("nope.mmdb");
+    let e = GeoDb::open(&missing, None).unwrap_err().to_string();
+    assert!(
+        e.contains("nope.mmdb") && e.contains("install-deps.sh"),
+        "{e}"
+    );
+    let corrupt = t.path().join("corrupt.mmdb");
+    std::fs::write(&corrupt, b"this is not a database at all").unwrap();
+    let e = GeoDb::open(&corrupt, None).unwrap_err();
+    assert!(matches!(e, GeoError::CorruptDb { .. }));
+    assert!(e.to_string().contains("corrupt.mmdb"), "{e}");
+    let e = parse_ip("8.8.8.256", "list.txt:3").unwrap_err().to_string();
+    assert!(e.contains("list.txt:3") && e.contains("8.8.8.256"), "{e}");
+}
+
+#[test]
+fn diff_groups_changed_addresses_by_prefix() {
+    let t = tempfile::tempdir().unwrap();
+    let old = lab_db(t.path(), "old.mmdb", false);
+    let new = lab_db(t.path(), "new.mmdb", true);
+    let list = t.path().join("ips.txt");
+    std::fs::write(
+        &list,
+        "# addresses\n198.18.5.1\n198.18.5.2 router\n198.18.0.1\n198.18.5.1\n\nfd00::1\n",
+    )
+    .unwrap();
+    let ips = read_ip_list(&list).unwrap();
+    assert_eq!(ips.len(), 5);
+    let o = MmdbFile::open(&old, "old", "OLD").unwrap();
+    let n = MmdbFile::open(&new, "new", "NEW").unwrap();
+    let r = diff(&o, &n, &ips).unwrap();
+    assert_eq!((r.compared, r.changed), (4, 2));
+    assert_eq!(r.groups.len(), 1);
+    let g = &r.groups[0];
+    assert_eq!(g.prefix, "198.18.5.0/24");
+    assert_eq!(
+        (g.old.as_deref(), g.new.as_deref()),
+        (Some("FR"), Some("JP"))
+    );
+    assert_eq!(g.addresses, vec![ip("198.18.5.1"), ip("198.18.5.2")]);
+
+    std::fs::write(&list, "198.18.5.1\nnot-an-ip\n").unwrap();
+    let e = read_ip_list(&list).unwrap_err().to_string();
+    assert!(e.contains("ips.txt:2") && e.contains("not-an-ip"), "{e}");
+}
+
+#[test]
+fn presets_match_the_issue_and_the_seed() {
+    let count = |set: &GroupSet, id: &str| set.group(id).unwrap().members.len();
+    let cur = GroupSet::preset("current").unwrap();
+    assert_eq!(
+        cur.groups.iter().map(|g| g.id.as_str()).collect::<Vec<_>>(),
+        ["five_eyes", "eu", "arab_league", "russia", "china"]
+    );
+    assert_eq!(count(&cur, "five_eyes"), 5);
+    assert_eq!(count(&cur, "eu"), 27);
+    assert_eq!(count(&cur, "arab_league"), 22);
+    assert!(!cur.group("eu").unwrap().contains("GB"));
+    assert!(cur.group("five_eyes").unwrap().contains("au"));
+
+    let pam = GroupSet::preset("pam2016").unwrap();
+    let fe = pam.group("five_eyes").unwrap();
+    assert_eq!(fe.members, ["GB", "US", "NZ", "CA"]);
+    assert_eq!(count(&pam, "eu"), 28);
+    assert!(pam.group("eu").unwrap().contains("GB"));
+    assert_eq!(count(&pam, "arab_league"), 18);
+    assert!(!pam.group("arab_league").unwrap().contains("SY"));
+    assert_eq!(pam.group("russia").unwrap().members, ["RU"]);
+    assert_eq!(pam.group("china").unwrap().members, ["CN"]);
+    assert_eq!(pam.groups_of("GB"), ["five_eyes", "eu"]);
+
+    let t = tempfile::tempdir().unwrap();
+    let f = t.path().join("groups.yaml");
+    std::fs::write(
+        &f,
+        "extends: current\ngroups:\n  - id: nordics\n    name: Nordic\n    members: [DK, FI, IS, NO, SE]\n  - id: china\n    name: Greater China\n    members: [CN, HK, MO, TW]\n",
+    )
+    .unwrap();
+    let s = GroupSet::resolve(f.to_str().unwrap()).unwrap();
+    assert_eq!(s.groups.len(), 6);
+    assert!(s.group("china").unwrap().contains("TW"));
+    std::fs::write(&f, "groups:\n  - id: x\n    name: X\n    members: [ZZ]\n").unwrap();
+    let e = GroupSet::resolve(f.to_str().unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("groups.yaml") && e.contains("ZZ"), "{e}");
+    std::fs::write(&f, "groups: [\n").unwrap();
+    let e = GroupSet::resolve(f.to_str().unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("groups.yaml"), "{e}");
+    assert!(GroupSet::resolve("pam2015").is_err());
+}
+
+/// The shipped table equals the UNSD copy in shared/ (country by country).
+#[test]
+fn shipped_m49_matches_the_shared_unsd_copy() {
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/m49/UNSD-M49-en.csv");
+    let text = std::fs::read_to_string(&shared).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; the shared/ folder must sit beside the checkout",
+            shared.display()
+        )
+    });
+    let m = M49::shipped();
+    let mut n = 0;
+    for (i, line) in text
+        .trim_start_matches('\u{feff}')
+        .lines()
+        .enumerate()
+        .skip(1)
+    {
+        let f = asn_csv::split_csv_line(line).unwrap();
+        let c = m
+            .country(&f[10])
+            .unwrap_or_else(|| panic!("line {}: {} missing", i + 1, f[10]));
+        assert_eq!(c.name, f[8]);
+        assert_eq!(c.m49, f[9]);
+        assert_eq!(c.iso3, f[11]);
+        assert_eq!(
+            c.region.as_ref().map(|a| a.code.as_str()).unwrap_or(""),
+            f[2]
+        );
+        assert_eq!(
+            c.region.as_ref().map(|a| a.name.as_str()).unwrap_or(""),
+            f[3]
+        );
+        assert_eq!(
+            c.subregion.as_ref().map(|a| a.code.as_str()).unwrap_or(""),
+            f[4]
+        );
+        assert_eq!(
+            c.intermediate
+                .as_ref()
+                .map(|a| a.name.as_str())
+                .unwrap_or(""),
+            f[7]
+        );
+        n += 1;
+    }
+    assert_eq!(n, m.countries().len());
+    assert!(m.country("AQ").unwrap().region.is_none());
+    assert_eq!(
+        m.country("TW").unwrap().subregion.as_ref().unwrap().name,
+        "Eastern Asia"
+    );
+}
+
+/// The real databases installed by scripts/install-geo.sh.
+#[test]
+fn installed_real_databases_know_stable_facts() {
+    let dir = default_geo_dir();
+    let db = GeoDb::open_default(None, None).unwrap_or_else(|e| {
+        panic!(
+            "real geolocation databases missing in {} ({e}); run `bash scripts/install-deps.sh` first",
+            dir.display()
+        )
+    });
+    let a = db.lookup(ip("8.8.8.8")).unwrap();
+    assert_eq!(a.country.as_deref(), Some("US"));
+    assert_eq!(a.asn, Some(15169));
+    assert_eq!(a.org.as_deref(), Some("Google LLC"));
+    let a = db.lookup(ip("2001:4860:4860::8888")).unwrap();
+    assert_eq!((a.country.as_deref(), a.asn), (Some("US"), Some(15169)));
+    assert_eq!(db.lookup(ip("1.1.1.1")).unwrap().asn, Some(13335));
+    let a = db.lookup(ip("193.0.14.129")).unwrap(); // k.root-servers.net, RIPE NCC
+    assert_eq!((a.country.as_deref(), a.asn), (Some("NL"), Some(25152)));
+    // The one clipped overlap of the ASN CSV: the later range keeps its tail.
+    assert_eq!(db.lookup(ip("215.1.0.1")).unwrap().asn, Some(721));
+    assert_eq!(db.lookup(ip("215.0.0.1")).unwrap().asn, Some(749));
+    // Private space has no record.
+    assert_eq!(db.lookup(ip("198.18.0.1")).unwrap().country, None);
+}
+
+#[test]
+fn cli_lookup_json_and_errors() {
+    let t = tempfile::tempdir().unwrap();
+    let p = lab_db(t.path(), "lab.mmdb", false);
+    let out = Command::cargo_bin("matador")
+        .unwrap()
+        .args(["geo", "lookup", "--json", "--groups", "pam2016", "--geo-db"])
+        .arg(&p)
+        .arg("--asn-db")
+        .arg(&p)
+        .args(["198.18.5.1", "198.19.0.1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["country"], "FR");
+    assert_eq!(v[0]["m49"]["region"]["name"], "Europe");
+    assert_eq!(v[0]["groups"][0], "eu");
+    assert_eq!(v[0]["asn"], 64502);
+    assert_eq!(v[1]["groups"][0], "five_eyes");
+    assert_eq!(v[1]["m49"]["subregion"]["name"], "Northern America");
+
+    let out = Command::cargo_bin("matador")
+        .unwrap()
+        .args(["geo", "lookup", "--geo-db"])
+        .arg(&p)
+        .arg("--asn-db")
+        .arg(&p)
+        .arg("1.2.3")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("\"1.2.3\" is not an IPv4 or IPv6 address"),
+        "{err}"
+    );
+
+    let out = Command::cargo_bin("matador")
+        .unwrap()
+        .args([
+            "geo",
+            "lookup",
+            "--asn-db",
+            "/nonexistent/asn.mmdb",
+            "8.8.8.8",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/asn.mmdb") && err.contains("install"),
+        "{err}"
+    );
+
+    let out = Command::cargo_bin("matador")
+        .unwrap()
+        .args(["geo", "check", "--from", "DE", "--rtt", "20", "AU"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Implausible"));
+}
