@@ -115,6 +115,23 @@ impl MmdbWriter {
         self.insert_bits(bits, total, data)
     }
 
+    /// Inserts a prefix written as `"198.18.0.0/15"` or `"fd00::/8"` (a bare
+    /// address is a /32 or /128).
+    pub fn insert_cidr(&mut self, cidr: &str, record: MmdbRecord) -> Result<(), GeoError> {
+        let bad = || GeoError::BadPrefix(cidr.to_string());
+        let (a, l) = match cidr.trim().split_once('/') {
+            Some((a, l)) => (a, Some(l)),
+            None => (cidr.trim(), None),
+        };
+        let addr: IpAddr = a.parse().map_err(|_| bad())?;
+        let len: u8 = match l {
+            Some(l) => l.parse().map_err(|_| bad())?,
+            None if addr.is_ipv4() => 32,
+            None => 128,
+        };
+        self.insert(addr, len, record)
+    }
+
     /// Inserts every address from `start` to `end` inclusive (same family),
     /// split into the fewest CIDR prefixes.
     pub fn insert_range(
@@ -405,6 +422,19 @@ mod tests {
         assert_eq!(v, vec![(p("::"), 0)]);
         assert!(range_to_prefixes(p("1.0.0.2"), p("1.0.0.1")).is_err());
         assert!(range_to_prefixes(p("1.0.0.2"), p("::1")).is_err());
+    }
+
+    #[test]
+    fn cidr_strings() {
+        let mut w = MmdbWriter::new("t", "t");
+        let r = MmdbRecord::default();
+        w.insert_cidr("198.18.0.0/15", r.clone()).unwrap();
+        w.insert_cidr("fd00::/8", r.clone()).unwrap();
+        w.insert_cidr("198.18.0.1", r.clone()).unwrap();
+        assert_eq!(w.prefix_count(), 3);
+        assert!(w.insert_cidr("198.18.0.0/", r.clone()).is_err());
+        assert!(w.insert_cidr("fd00::/129", r.clone()).is_err());
+        assert!(w.insert_cidr("lab", r).is_err());
     }
 
     #[test]
