@@ -68,8 +68,7 @@ mv "$dir/country.mmdb.new" "$dir/country.mmdb"
 
 # The converter is matador itself (debug profile: the test suite builds the
 # same artifacts, so CI pays for one build only).
-cargo build --quiet --bin matador
-./target/debug/matador geo import-asn "$aw/asn-ipv4.csv" "$aw/asn-ipv6.csv" "$dir/asn.mmdb"
+cargo run --quiet --bin matador -- geo import-asn "$aw/asn-ipv4.csv" "$aw/asn-ipv6.csv" "$dir/asn.mmdb"
 
 mkdir -p "$dir/LICENSES/country" "$dir/LICENSES/asn"
 cp "$cw"/NRO_LICENSE "$cw"/README.md "$cw"/package.json "$dir/LICENSES/country/"

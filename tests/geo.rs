@@ -398,3 +398,90 @@ fn cli_lookup_json_and_errors() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("Implausible"));
 }
+
+/// Truncated, empty and byte-flipped files give errors naming the file, never
+/// a panic.
+#[test]
+fn damaged_databases_fail_cleanly() {
+    let t = tempfile::tempdir().unwrap();
+    let good = std::fs::read(lab_db(t.path(), "lab.mmdb", false)).unwrap();
+    let p = t.path().join("bad.mmdb");
+    std::fs::write(&p, b"").unwrap();
+    let e = MmdbFile::open(&p, "country", "--geo-db").unwrap_err();
+    assert!(e.to_string().contains("bad.mmdb"), "{e}");
+    std::fs::write(&p, &good[..good.len() / 2]).unwrap();
+    let e = MmdbFile::open(&p, "country", "--geo-db").unwrap_err();
+    assert!(matches!(e, GeoError::CorruptDb { .. }), "{e}");
+    let probes = [
+        "198.18.0.1",
+        "198.18.5.1",
+        "198.19.3.3",
+        "fd00:1::1",
+        "fd00::9",
+    ];
+    let mut lookup_errors = 0;
+    for i in 0..good.len() {
+        let mut bytes = good.clone();
+        bytes[i] ^= 0xff;
+        std::fs::write(&p, &bytes).unwrap();
+        let Ok(f) = MmdbFile::open(&p, "country", "--geo-db") else {
+            continue;
+        };
+        for a in probes {
+            if let Err(e) = f.lookup(ip(a)) {
+                assert!(e.to_string().contains("bad.mmdb"), "{e}");
+                lookup_errors += 1;
+            }
+        }
+    }
+    // Damage in the tree or data section must surface as lookup errors.
+    assert!(lookup_errors > 0);
+}
+
+#[test]
+fn whole_database_diff_finds_changed_and_removed_prefixes() {
+    let t = tempfile::tempdir().unwrap();
+    let old = lab_db(t.path(), "old.mmdb", false);
+    let new = lab_db(t.path(), "new.mmdb", true);
+    let o = MmdbFile::open(&old, "old", "OLD").unwrap();
+    let n = MmdbFile::open(&new, "new", "NEW").unwrap();
+    let r = matador::geo::diff::diff_all(&o, &n).unwrap();
+    let rows: Vec<_> = r
+        .groups
+        .iter()
+        .map(|g| (g.prefix.as_str(), g.old.as_deref(), g.new.as_deref()))
+        .collect();
+    assert_eq!(rows, [("198.18.5.0/24", Some("FR"), Some("JP"))]);
+    assert!(
+        matador::geo::diff::diff_all(&o, &o)
+            .unwrap()
+            .groups
+            .is_empty()
+    );
+
+    // A database where 198.19.0.0/17 lost its record and fd00:1::/32 moved.
+    let mut w = MmdbWriter::new("t", "t");
+    w.insert_cidr("198.18.0.0/16", rec("DE", 64500, "a"))
+        .unwrap();
+    w.insert_cidr("198.18.5.0/24", rec("FR", 64502, "b"))
+        .unwrap();
+    w.insert_cidr("198.19.128.0/17", rec("US", 64501, "c"))
+        .unwrap();
+    w.insert_cidr("fd00::/8", rec("JP", 64503, "d")).unwrap();
+    let p = t.path().join("third.mmdb");
+    w.write(&p).unwrap();
+    let third = MmdbFile::open(&p, "new", "NEW").unwrap();
+    let r = matador::geo::diff::diff_all(&o, &third).unwrap();
+    let rows: Vec<_> = r
+        .groups
+        .iter()
+        .map(|g| (g.prefix.as_str(), g.old.as_deref(), g.new.as_deref()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("198.19.0.0/17", Some("US"), None),
+            ("fd00:1::/32", Some("CH"), Some("JP")),
+        ]
+    );
+}

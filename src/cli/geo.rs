@@ -7,8 +7,25 @@ use crate::geo::plausibility::{Checker, Location};
 use crate::geo::{asn_csv, diff, parse_ip};
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// `writeln!` into a `String` (cannot fail).
+macro_rules! p {
+    ($o:expr, $($t:tt)*) => {{
+        use std::fmt::Write as _;
+        let _ = writeln!($o, $($t)*);
+    }};
+}
+
+/// Prints `text`; a closed pipe (`| head`) is not an error.
+fn emit(text: &str) -> anyhow::Result<ExitCode> {
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
 
 /// Arguments of `matador geo`.
 #[derive(Debug, Args)]
@@ -55,15 +72,16 @@ pub enum GeoCommand {
     },
     /// Addresses whose country differs between two country databases.
     ///
-    /// Input: a file of addresses (one per line). Captures are not read yet:
-    /// extract their addresses first (e.g. with tshark) into a list.
+    /// Input: a file of addresses (one per line), or nothing to compare the
+    /// whole databases prefix by prefix. Captures are not read yet: extract
+    /// their addresses first (e.g. with tshark) into a list.
     Diff {
         /// Old database.
         old: PathBuf,
         /// New database.
         new: PathBuf,
-        /// File with one address per line.
-        list: PathBuf,
+        /// File with one address per line (optional).
+        list: Option<PathBuf>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -101,7 +119,7 @@ pub fn run(args: GeoArgs) -> anyhow::Result<ExitCode> {
             new,
             list,
             json,
-        } => run_diff(&old, &new, &list, json),
+        } => run_diff(&old, &new, list.as_deref(), json),
         GeoCommand::Check {
             from,
             rtt,
@@ -121,6 +139,7 @@ struct LookupRow<'a> {
 }
 
 fn lookup(ips: &[String], groups: &str, json: bool, db: &DbArgs) -> anyhow::Result<ExitCode> {
+    let mut out = String::new();
     let parsed = ips
         .iter()
         .map(|s| parse_ip(s, "command line"))
@@ -144,8 +163,8 @@ fn lookup(ips: &[String], groups: &str, json: bool, db: &DbArgs) -> anyhow::Resu
         });
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
-        return Ok(ExitCode::SUCCESS);
+        p!(out, "{}", serde_json::to_string_pretty(&rows)?);
+        return emit(&out);
     }
     for r in &rows {
         let a = &r.answer;
@@ -159,17 +178,20 @@ fn lookup(ips: &[String], groups: &str, json: bool, db: &DbArgs) -> anyhow::Resu
                     .join(" / ")
             },
         );
-        println!("{}", a.ip);
-        println!(
+        p!(out, "{}", a.ip);
+        p!(
+            out,
             "  country: {}  ({})",
             a.country.as_deref().unwrap_or("-"),
             r.m49.map_or("not in database", |c| c.name.as_str())
         );
-        println!(
+        p!(
+            out,
             "  M49:     {}",
             if region.is_empty() { "-" } else { &region }
         );
-        println!(
+        p!(
+            out,
             "  groups:  {} ({})",
             if r.groups.is_empty() {
                 "-".to_string()
@@ -178,12 +200,14 @@ fn lookup(ips: &[String], groups: &str, json: bool, db: &DbArgs) -> anyhow::Resu
             },
             set.source
         );
-        println!(
+        p!(
+            out,
             "  ASN:     {} {}",
             a.asn.map_or("-".to_string(), |n| format!("AS{n}")),
             a.org.as_deref().unwrap_or("")
         );
-        println!(
+        p!(
+            out,
             "  source:  country {} [{}]; asn {} [{}]",
             a.country_db,
             a.country_network.as_deref().unwrap_or("no record"),
@@ -191,7 +215,7 @@ fn lookup(ips: &[String], groups: &str, json: bool, db: &DbArgs) -> anyhow::Resu
             a.asn_network.as_deref().unwrap_or("no record")
         );
     }
-    Ok(ExitCode::SUCCESS)
+    emit(&out)
 }
 
 fn import_asn(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
@@ -215,28 +239,44 @@ fn import_asn(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
 fn run_diff(
     old: &std::path::Path,
     new: &std::path::Path,
-    list: &std::path::Path,
+    list: Option<&std::path::Path>,
     json: bool,
 ) -> anyhow::Result<ExitCode> {
-    let ips = diff::read_ip_list(list)?;
+    let mut out = String::new();
+    let ips = list.map(diff::read_ip_list).transpose()?;
     let o = MmdbFile::open(old, "old country", "OLD")?;
     let n = MmdbFile::open(new, "new country", "NEW")?;
-    let report = diff::diff(&o, &n, &ips)?;
+    let report = match &ips {
+        Some(ips) => diff::diff(&o, &n, ips)?,
+        None => diff::diff_all(&o, &n)?,
+    };
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-        return Ok(ExitCode::SUCCESS);
+        p!(out, "{}", serde_json::to_string_pretty(&report)?);
+        return emit(&out);
     }
-    println!(
-        "{} addresses compared, {} changed country ({} → {})",
-        report.compared,
-        report.changed,
-        old.display(),
-        new.display()
-    );
-    println!("{:<43} {:>4} {:>4}  addresses", "prefix", "old", "new");
+    if ips.is_some() {
+        p!(
+            out,
+            "{} addresses compared, {} changed country ({} → {})",
+            report.compared,
+            report.changed,
+            old.display(),
+            new.display()
+        );
+    } else {
+        p!(
+            out,
+            "{} prefixes changed country ({} → {})",
+            report.changed,
+            old.display(),
+            new.display()
+        );
+    }
+    p!(out, "{:<43} {:>4} {:>4}  addresses", "prefix", "old", "new");
     for g in &report.groups {
         let addrs: Vec<String> = g.addresses.iter().map(ToString::to_string).collect();
-        println!(
+        p!(
+            out,
             "{:<43} {:>4} {:>4}  {}",
             g.prefix,
             g.old.as_deref().unwrap_or("-"),
@@ -244,10 +284,11 @@ fn run_diff(
             addrs.join(" ")
         );
     }
-    Ok(ExitCode::SUCCESS)
+    emit(&out)
 }
 
 fn check(from: &str, rtt: f64, target: &str, json: bool, db: &DbArgs) -> anyhow::Result<ExitCode> {
+    let mut out = String::new();
     let vantage = Location::parse(from)?;
     let country = if target.len() == 2 && target.chars().all(|c| c.is_ascii_alphabetic()) {
         target.to_ascii_uppercase()
@@ -265,15 +306,16 @@ fn check(from: &str, rtt: f64, target: &str, json: bool, db: &DbArgs) -> anyhow:
     };
     let v = Checker::shipped().check_rtt(&vantage, &country, rtt);
     if json {
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        p!(out, "{}", serde_json::to_string_pretty(&v)?);
     } else {
-        println!(
+        p!(
+            out,
             "{target} ({country}) from {from} at {rtt} ms: {:?}",
             v.status
         );
         for r in &v.reasons {
-            println!("  {r}");
+            p!(out, "  {r}");
         }
     }
-    Ok(ExitCode::SUCCESS)
+    emit(&out)
 }

@@ -21,6 +21,9 @@ pub const ASN_FILE: &str = "asn.mmdb";
 /// Environment variable naming the directory of the default databases.
 pub const GEO_DIR_ENV: &str = "MATADOR_GEO_DIR";
 
+/// A network as (start address, prefix length).
+pub type Network = (IpAddr, u8);
+
 /// One opened, memory-mapped mmdb file.
 #[derive(Debug)]
 pub struct MmdbFile {
@@ -166,12 +169,20 @@ impl MmdbFile {
         self.reader.metadata().build_epoch
     }
 
+    /// IPv6 addresses have no record in an IPv4-only database.
+    fn v6_in_v4_db(&self, ip: IpAddr) -> bool {
+        self.reader.metadata().ip_version == 4 && ip.to_canonical().is_ipv6()
+    }
+
     fn record(&self, ip: IpAddr) -> Result<Option<(AnyRecord<'_>, String)>, GeoError> {
         let err = |source| GeoError::Lookup {
             path: self.path.clone(),
             ip,
             source,
         };
+        if self.v6_in_v4_db(ip) {
+            return Ok(None);
+        }
         let res = self.reader.lookup(ip.to_canonical()).map_err(err)?;
         let rec: Option<AnyRecord<'_>> = res.decode().map_err(err)?;
         match rec {
@@ -185,6 +196,9 @@ impl MmdbFile {
 
     /// Country code only: the fast path (no allocation).
     pub fn country(&self, ip: IpAddr) -> Result<Option<&str>, GeoError> {
+        if self.v6_in_v4_db(ip) {
+            return Ok(None);
+        }
         let res = self
             .reader
             .lookup(ip.to_canonical())
@@ -203,6 +217,9 @@ impl MmdbFile {
 
     /// ASN only: the fast path (no allocation).
     pub fn asn(&self, ip: IpAddr) -> Result<Option<u32>, GeoError> {
+        if self.v6_in_v4_db(ip) {
+            return Ok(None);
+        }
         let res = self
             .reader
             .lookup(ip.to_canonical())
@@ -219,6 +236,49 @@ impl MmdbFile {
         Ok(rec.and_then(|r| r.asn()))
     }
 
+    /// Country of `ip` and the database's network containing it (also when
+    /// the database has no record there), as (start address, prefix length).
+    pub fn country_in_network(
+        &self,
+        ip: IpAddr,
+    ) -> Result<(Option<&str>, Option<Network>), GeoError> {
+        if self.v6_in_v4_db(ip) {
+            return Ok((None, None));
+        }
+        let err = |source| GeoError::Lookup {
+            path: self.path.clone(),
+            ip,
+            source,
+        };
+        let res = self.reader.lookup(ip.to_canonical()).map_err(err)?;
+        let rec: Option<AnyRecord<'_>> = res.decode().map_err(err)?;
+        let net = res.network().map_err(err)?;
+        Ok((
+            rec.and_then(|r| r.country()),
+            Some(normalise_network(net.network(), net.prefix())),
+        ))
+    }
+
+    /// Every network of the database's tree, with or without a record, as
+    /// (start, length) with IPv4 networks in IPv4 form.
+    pub fn networks(&self) -> Result<Vec<Network>, GeoError> {
+        let err = |source| GeoError::CorruptDb {
+            path: self.path.clone(),
+            source,
+        };
+        let mut out = Vec::new();
+        for r in self
+            .reader
+            .networks(maxminddb::WithinOptions::default().include_networks_without_data())
+            .map_err(err)?
+        {
+            let r = r.map_err(err)?;
+            let net = r.network().map_err(err)?;
+            out.push(normalise_network(net.network(), net.prefix()));
+        }
+        Ok(out)
+    }
+
     /// Everything the record says, with the matching network; `None` when
     /// the database has no record for the address.
     pub fn lookup(&self, ip: IpAddr) -> Result<Option<MmdbAnswer<'_>>, GeoError> {
@@ -228,6 +288,17 @@ impl MmdbFile {
             org: r.org(),
             network,
         }))
+    }
+}
+
+/// `::a.b.c.d/96+n` (the IPv4 subtree of an IPv6 tree) becomes `a.b.c.d/n`.
+fn normalise_network(addr: IpAddr, len: u8) -> Network {
+    match addr {
+        IpAddr::V6(v6) if len >= 96 && u128::from(v6) >> 32 == 0 => (
+            IpAddr::V4(std::net::Ipv4Addr::from(u128::from(v6) as u32)),
+            len - 96,
+        ),
+        a => (a, len),
     }
 }
 

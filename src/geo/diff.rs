@@ -95,6 +95,52 @@ pub fn diff(old: &MmdbFile, new: &MmdbFile, ips: &[IpAddr]) -> Result<DiffReport
     })
 }
 
+/// Compares two whole databases: every prefix (the intersection of an old
+/// and a new network) whose country differs, without addresses.
+pub fn diff_all(old: &MmdbFile, new: &MmdbFile) -> Result<DiffReport, GeoError> {
+    let mut groups = Vec::new();
+    // Networks of the two trees are nested or disjoint; each intersection of
+    // an old and a new network is the more specific of the two. Walk each
+    // side's networks and keep those not strictly covered by the other side
+    // (equal ones only once, from the new side).
+    for (side, this, other) in [(0, new, old), (1, old, new)] {
+        for (start, len) in this.networks()? {
+            let (c_this, _) = this.country_in_network(start)?;
+            let (c_other, net_other) = other.country_in_network(start)?;
+            let other_len = net_other.map_or(0, |(_, l)| l);
+            let keep = if side == 0 {
+                other_len <= len
+            } else {
+                other_len < len
+            };
+            if !keep || c_this == c_other {
+                continue;
+            }
+            let (o, n) = if side == 0 {
+                (c_other, c_this)
+            } else {
+                (c_this, c_other)
+            };
+            groups.push((
+                start,
+                len,
+                ChangeGroup {
+                    prefix: format!("{start}/{len}"),
+                    old: o.map(str::to_string),
+                    new: n.map(str::to_string),
+                    addresses: Vec::new(),
+                },
+            ));
+        }
+    }
+    groups.sort_by_key(|(s, l, _)| (*s, *l));
+    Ok(DiffReport {
+        compared: 0,
+        changed: groups.len(),
+        groups: groups.into_iter().map(|(_, _, g)| g).collect(),
+    })
+}
+
 /// Reads an address list: one address per line (the first whitespace- or
 /// comma-separated token), `#` comments and blank lines ignored.
 pub fn read_ip_list(path: &Path) -> Result<Vec<IpAddr>, GeoError> {
