@@ -7,7 +7,7 @@ use matador::geo::db::{GeoDb, MmdbFile, default_geo_dir};
 use matador::geo::diff::{diff, read_ip_list};
 use matador::geo::groups::GroupSet;
 use matador::geo::m49::M49;
-use matador::geo::mmdb::{MmdbRecord, MmdbWriter};
+use matador::geo::mmdb::{MmdbRecord, MmdbValue, MmdbWriter};
 use matador::geo::{GeoError, asn_csv, parse_ip};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -484,4 +484,140 @@ fn whole_database_diff_finds_changed_and_removed_prefixes() {
             ("fd00:1::/32", Some("CH"), Some("JP")),
         ]
     );
+}
+
+/// GeoLite2-Country / -ASN, ip2location and ipinfo-style field layouts.
+#[test]
+fn other_vendors_layouts_are_understood() {
+    let t = tempfile::tempdir().unwrap();
+    let s = MmdbValue::str;
+    let mut w = MmdbWriter::new("GeoLite2-Country", "GeoLite2 layout fixture");
+    let geolite = |iso: &str| {
+        MmdbValue::map([
+            (
+                "continent",
+                MmdbValue::map([("code", s("EU")), ("geoname_id", MmdbValue::U32(6255148))]),
+            ),
+            (
+                "country",
+                MmdbValue::map([
+                    ("geoname_id", MmdbValue::U32(2921044)),
+                    ("is_in_european_union", MmdbValue::Bool(true)),
+                    ("iso_code", s(iso)),
+                    (
+                        "names",
+                        MmdbValue::map([("de", s("Deutschland")), ("en", s("Germany"))]),
+                    ),
+                ]),
+            ),
+            (
+                "location",
+                MmdbValue::map([("latitude", MmdbValue::Double(51.5))]),
+            ),
+        ])
+    };
+    w.insert_value(ip("198.18.0.0"), 16, &geolite("DE"))
+        .unwrap();
+    // Only a registered country (e.g. anycast or satellite ranges).
+    let reg = MmdbValue::map([(
+        "registered_country",
+        MmdbValue::map([("iso_code", s("SE"))]),
+    )]);
+    w.insert_value(ip("198.19.0.0"), 24, &reg).unwrap();
+    // ip2location: country object with "-" for unknown.
+    let i2l = MmdbValue::map([(
+        "country",
+        MmdbValue::map([
+            ("iso_code", s("-")),
+            ("names", MmdbValue::map([("en", s("-"))])),
+        ]),
+    )]);
+    w.insert_value(ip("198.19.1.0"), 24, &i2l).unwrap();
+    // ipinfo-style: plain strings.
+    let ipinfo = MmdbValue::map([
+        ("country", s("CH")),
+        ("asn", s("AS64510")),
+        ("as_name", s("Lab Bern")),
+        ("continent", s("EU")),
+    ]);
+    w.insert_value(ip("fd00::"), 8, &ipinfo).unwrap();
+    let country = t.path().join("GeoLite2-Country.mmdb");
+    w.write(&country).unwrap();
+
+    let mut w = MmdbWriter::new("GeoLite2-ASN", "GeoLite2 ASN layout fixture");
+    let asn = MmdbValue::map([
+        ("autonomous_system_number", MmdbValue::U32(64500)),
+        ("autonomous_system_organization", s("Lab AS")),
+    ]);
+    w.insert_value(ip("198.18.0.0"), 15, &asn).unwrap();
+    let asn_p = t.path().join("GeoLite2-ASN.mmdb");
+    w.write(&asn_p).unwrap();
+
+    let db = GeoDb::open(&country, Some(&asn_p)).unwrap();
+    let a = db.lookup(ip("198.18.1.1")).unwrap();
+    assert_eq!(a.country.as_deref(), Some("DE"));
+    assert_eq!((a.asn, a.org.as_deref()), (Some(64500), Some("Lab AS")));
+    assert_eq!(
+        db.lookup(ip("198.19.0.1")).unwrap().country.as_deref(),
+        Some("SE")
+    );
+    let a = db.lookup(ip("198.19.1.1")).unwrap();
+    assert_eq!(
+        (a.country, a.country_network.as_deref()),
+        (None, Some("198.19.1.0/24"))
+    );
+    let f = MmdbFile::open(&country, "country", "--geo-db").unwrap();
+    let a = f.lookup(ip("fd00::1")).unwrap().unwrap();
+    assert_eq!(
+        (a.country, a.asn, a.org),
+        (Some("CH"), Some(64510), Some("Lab Bern"))
+    );
+    // mmdblookup reads the nested layout too.
+    let out = std::process::Command::new("mmdblookup")
+        .arg("-f")
+        .arg(&country)
+        .args(["-i", "198.18.3.3", "country", "names", "de"])
+        .output()
+        .expect("mmdblookup (Debian mmdb-bin) is required: bash scripts/install-deps.sh");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Deutschland"));
+}
+
+#[test]
+fn cli_finds_databases_through_matador_geo_dir() {
+    let t = tempfile::tempdir().unwrap();
+    let p = lab_db(t.path(), "lab.mmdb", false);
+    let dir = t.path().join("geo");
+    std::fs::create_dir(&dir).unwrap();
+    let out = Command::cargo_bin("matador")
+        .unwrap()
+        .env("MATADOR_GEO_DIR", &dir)
+        .args(["geo", "lookup", "198.18.5.1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&dir.join("country.mmdb").display().to_string())
+            && err.contains("install-deps.sh"),
+        "{err}"
+    );
+    std::fs::copy(&p, dir.join("country.mmdb")).unwrap();
+    std::fs::copy(&p, dir.join("asn.mmdb")).unwrap();
+    let out = Command::cargo_bin("matador")
+        .unwrap()
+        .env("MATADOR_GEO_DIR", &dir)
+        .args(["geo", "lookup", "198.18.5.1"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("country: FR") && text.contains("AS64502 Lab Paris"),
+        "{text}"
+    );
+    assert!(text.contains("150 Europe / 155 Western Europe"), "{text}");
 }

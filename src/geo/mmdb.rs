@@ -35,6 +35,90 @@ pub struct MmdbRecord {
     pub org: Option<String>,
 }
 
+/// Any data-section value, for records in other layouts (GeoIP2,
+/// ip2location, …) than [`MmdbRecord`]'s.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MmdbValue {
+    /// UTF-8 string.
+    Str(String),
+    /// Double.
+    Double(f64),
+    /// Unsigned 16-bit integer.
+    U16(u16),
+    /// Unsigned 32-bit integer.
+    U32(u32),
+    /// Unsigned 64-bit integer.
+    U64(u64),
+    /// Boolean.
+    Bool(bool),
+    /// Map with string keys, in the given order.
+    Map(Vec<(String, MmdbValue)>),
+    /// Array.
+    Array(Vec<MmdbValue>),
+}
+
+impl MmdbValue {
+    /// Shorthand for a map.
+    pub fn map<const N: usize>(pairs: [(&str, MmdbValue); N]) -> Self {
+        MmdbValue::Map(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    }
+
+    /// Shorthand for a string.
+    pub fn str(s: &str) -> Self {
+        MmdbValue::Str(s.to_string())
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            MmdbValue::Str(s) => encode_str(out, s),
+            MmdbValue::Double(d) => {
+                encode_control(out, 3, 8);
+                out.extend_from_slice(&d.to_be_bytes());
+            }
+            MmdbValue::U16(v) => encode_uint(out, 5, u64::from(*v)),
+            MmdbValue::U32(v) => encode_uint(out, 6, u64::from(*v)),
+            MmdbValue::U64(v) => encode_uint(out, 9, *v),
+            MmdbValue::Bool(b) => encode_control(out, 14, usize::from(*b)),
+            MmdbValue::Map(pairs) => {
+                encode_map_header(out, pairs.len());
+                for (k, v) in pairs {
+                    encode_str(out, k);
+                    v.encode(out);
+                }
+            }
+            MmdbValue::Array(items) => {
+                encode_control(out, 11, items.len());
+                for v in items {
+                    v.encode(out);
+                }
+            }
+        }
+    }
+}
+
+impl From<&MmdbRecord> for MmdbValue {
+    fn from(r: &MmdbRecord) -> Self {
+        let mut pairs = Vec::new();
+        if let Some(c) = &r.country_code {
+            pairs.push(("country_code".to_string(), MmdbValue::str(c)));
+            pairs.push((
+                "country".to_string(),
+                MmdbValue::map([("iso_code", MmdbValue::str(c))]),
+            ));
+        }
+        if let Some(a) = r.asn {
+            pairs.push(("autonomous_system_number".to_string(), MmdbValue::U32(a)));
+        }
+        if let Some(o) = &r.org {
+            pairs.push((
+                "autonomous_system_organization".to_string(),
+                MmdbValue::str(o),
+            ));
+        }
+        MmdbValue::Map(pairs)
+    }
+}
+
 /// A record slot of a tree node while building.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Slot {
@@ -54,8 +138,9 @@ pub struct MmdbWriter {
     description: String,
     build_epoch: u64,
     nodes: Vec<[Slot; 2]>,
-    records: Vec<MmdbRecord>,
-    record_index: HashMap<MmdbRecord, u32>,
+    /// Encoded distinct records.
+    records: Vec<Vec<u8>>,
+    record_index: HashMap<Vec<u8>, u32>,
     prefixes: u64,
 }
 
@@ -92,6 +177,16 @@ impl MmdbWriter {
 
     /// Inserts `addr/len` (IPv4 or IPv6) with its record.
     pub fn insert(&mut self, addr: IpAddr, len: u8, record: MmdbRecord) -> Result<(), GeoError> {
+        self.insert_value(addr, len, &MmdbValue::from(&record))
+    }
+
+    /// Inserts `addr/len` with an arbitrary value (normally a map).
+    pub fn insert_value(
+        &mut self,
+        addr: IpAddr,
+        len: u8,
+        value: &MmdbValue,
+    ) -> Result<(), GeoError> {
         let (bits, total) = match addr {
             IpAddr::V4(v4) => {
                 if len > 32 {
@@ -111,7 +206,9 @@ impl MmdbWriter {
             // which the format cannot express.
             return Err(GeoError::BadPrefix(format!("{addr}/{len}")));
         }
-        let data = self.intern(record);
+        let mut encoded = Vec::new();
+        value.encode(&mut encoded);
+        let data = self.intern(encoded);
         self.insert_bits(bits, total, data)
     }
 
@@ -146,13 +243,13 @@ impl MmdbWriter {
         Ok(())
     }
 
-    fn intern(&mut self, record: MmdbRecord) -> u32 {
-        if let Some(&i) = self.record_index.get(&record) {
+    fn intern(&mut self, encoded: Vec<u8>) -> u32 {
+        if let Some(&i) = self.record_index.get(&encoded) {
             return i;
         }
         let i = self.records.len() as u32;
-        self.records.push(record.clone());
-        self.record_index.insert(record, i);
+        self.records.push(encoded.clone());
+        self.record_index.insert(encoded, i);
         i
     }
 
@@ -211,7 +308,7 @@ impl MmdbWriter {
         let mut offsets = Vec::with_capacity(self.records.len());
         for r in &self.records {
             offsets.push(data.len() as u64);
-            encode_record(&mut data, r);
+            data.extend_from_slice(r);
         }
         if node_count + 16 + data.len() as u64 > u64::from(u32::MAX) {
             return Err(GeoError::TooLarge(order.len()));
@@ -322,36 +419,6 @@ pub fn range_to_prefixes(start: IpAddr, end: IpAddr) -> Result<Vec<(IpAddr, u8)>
         cur = last + 1;
     }
     Ok(out)
-}
-
-fn encode_record(out: &mut Vec<u8>, r: &MmdbRecord) {
-    let mut n = 0;
-    if r.country_code.is_some() {
-        n += 2;
-    }
-    if r.asn.is_some() {
-        n += 1;
-    }
-    if r.org.is_some() {
-        n += 1;
-    }
-    encode_map_header(out, n);
-    if let Some(c) = &r.country_code {
-        encode_str(out, "country_code");
-        encode_str(out, c);
-        encode_str(out, "country");
-        encode_map_header(out, 1);
-        encode_str(out, "iso_code");
-        encode_str(out, c);
-    }
-    if let Some(a) = r.asn {
-        encode_str(out, "autonomous_system_number");
-        encode_uint(out, 6, u64::from(a));
-    }
-    if let Some(o) = &r.org {
-        encode_str(out, "autonomous_system_organization");
-        encode_str(out, o);
-    }
 }
 
 /// Writes a control byte (and extended type byte) for `type_num` and `size`.
