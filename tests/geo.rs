@@ -621,3 +621,24 @@ fn cli_finds_databases_through_matador_geo_dir() {
     );
     assert!(text.contains("150 Europe / 155 Western Europe"), "{text}");
 }
+
+/// The presets as `matador geo groups` prints them (reviewed snapshots).
+#[test]
+fn cli_groups_snapshots() {
+    for preset in ["current", "pam2016"] {
+        let out = Command::cargo_bin("matador")
+            .unwrap()
+            .args(["geo", "groups", preset])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        insta::assert_snapshot!(
+            format!("groups_{preset}"),
+            String::from_utf8(out.stdout).unwrap()
+        );
+    }
+}

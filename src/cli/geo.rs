@@ -64,6 +64,15 @@ pub enum GeoCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// List the interest groups of a preset or YAML file.
+    Groups {
+        /// `current`, `pam2016` or a YAML file.
+        #[arg(default_value = "current")]
+        groups: String,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Convert `start,end,asn,org` CSV files (ip-location-db asn) into an mmdb.
     ImportAsn {
         /// CSV files followed by the output mmdb path.
@@ -113,6 +122,7 @@ pub fn run(args: GeoArgs) -> anyhow::Result<ExitCode> {
             json,
             db,
         } => lookup(&ips, &groups, json, &db),
+        GeoCommand::Groups { groups, json } => list_groups(&groups, json),
         GeoCommand::ImportAsn { paths } => import_asn(&paths),
         GeoCommand::Diff {
             old,
@@ -214,6 +224,30 @@ fn lookup(ips: &[String], groups: &str, json: bool, db: &DbArgs) -> anyhow::Resu
             a.asn_db.as_deref().unwrap_or("-"),
             a.asn_network.as_deref().unwrap_or("no record")
         );
+    }
+    emit(&out)
+}
+
+fn list_groups(spec: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let set = GroupSet::resolve(spec)?;
+    let mut out = String::new();
+    if json {
+        p!(out, "{}", serde_json::to_string_pretty(&set)?);
+        return emit(&out);
+    }
+    let m49 = M49::shipped();
+    p!(out, "interest groups ({})", set.source);
+    for g in &set.groups {
+        let names: Vec<String> = g
+            .members
+            .iter()
+            .map(|m| {
+                m49.country(m)
+                    .map_or_else(|| m.clone(), |c| format!("{m} {}", c.name))
+            })
+            .collect();
+        p!(out, "{} — {} ({} members)", g.id, g.name, g.members.len());
+        p!(out, "  {}", names.join("; "));
     }
     emit(&out)
 }
