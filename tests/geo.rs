@@ -75,6 +75,18 @@ fn writer_output_reads_back_with_maxminddb() {
     }
     let a = db.lookup(ip("fd00:1::1")).unwrap();
     assert_eq!(a.org.as_deref(), Some("Lab Zürich"));
+    let path = db
+        .countries_of(&[
+            Some(ip("198.18.0.1")),
+            None,
+            Some(ip("192.0.2.1")),
+            Some(ip("fd00:1::1")),
+        ])
+        .unwrap();
+    assert_eq!(
+        path,
+        [Some("DE".to_string()), None, None, Some("CH".to_string())]
+    );
     // Outside every prefix: no record.
     let a = db.lookup(ip("192.0.2.1")).unwrap();
     assert_eq!((a.country, a.asn, a.country_network), (None, None, None));

@@ -390,6 +390,17 @@ impl GeoDb {
         self.country.country(ip)
     }
 
+    /// Countries of a path's hops (`None` for silent hops and addresses
+    /// without a record), ready for [`super::locality`].
+    pub fn countries_of(&self, hops: &[Option<IpAddr>]) -> Result<Vec<Option<String>>, GeoError> {
+        hops.iter()
+            .map(|h| match h {
+                Some(ip) => Ok(self.country(*ip)?.map(str::to_string)),
+                None => Ok(None),
+            })
+            .collect()
+    }
+
     /// Country and ASN of `ip` with the networks and files that answered.
     pub fn lookup(&self, ip: IpAddr) -> Result<GeoAnswer, GeoError> {
         let c = self.country.lookup(ip)?;
