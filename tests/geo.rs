@@ -654,3 +654,52 @@ fn cli_groups_snapshots() {
         );
     }
 }
+
+#[test]
+fn cli_check_path_flags_a_country_jump() {
+    let t = tempfile::tempdir().unwrap();
+    let p = lab_db(t.path(), "lab.mmdb", false);
+    let hops = t.path().join("hops.txt");
+    std::fs::write(
+        &hops,
+        "198.18.0.1 2.0\n* *\n198.18.5.1 9.5\nfd00::1 11.0ms\n",
+    )
+    .unwrap();
+    let out = Command::cargo_bin("matador")
+        .unwrap()
+        .args(["geo", "check-path", "--json", "--from", "DE", "--geo-db"])
+        .arg(&p)
+        .arg(&hops)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let status: Vec<_> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["verdict"]["status"].as_str().unwrap().to_string())
+        .collect();
+    // DE, silent, FR (neighbour: fine), JP 1.5 ms after FR and 11 ms from DE.
+    assert_eq!(status, ["plausible", "unknown", "plausible", "implausible"]);
+    let reasons = v[3]["verdict"]["reasons"].to_string();
+    assert!(
+        reasons.contains("JP") && reasons.contains("jump FR (hop 3) → JP (hop 4)"),
+        "{reasons}"
+    );
+
+    std::fs::write(&hops, "198.18.0.1 fast\n").unwrap();
+    let out = Command::cargo_bin("matador")
+        .unwrap()
+        .args(["geo", "check-path", "--geo-db"])
+        .arg(&p)
+        .arg(&hops)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("hops.txt:1: bad RTT \"fast\""));
+}

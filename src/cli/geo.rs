@@ -95,6 +95,22 @@ pub enum GeoCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Check the hops of a traceroute: each against the vantage point and
+    /// each country change against the RTT growth (speed of light in fibre).
+    ///
+    /// FILE has one hop per line: `IP RTT_MS` (`*` for a silent hop).
+    CheckPath {
+        /// Vantage point: ISO country code or LAT,LON.
+        #[arg(long, value_name = "CC|LAT,LON")]
+        from: Option<String>,
+        /// Hop file.
+        file: PathBuf,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DbArgs,
+    },
     /// Check a geolocation against a measured RTT (speed of light in fibre).
     Check {
         /// Vantage point: ISO country code or LAT,LON.
@@ -130,6 +146,12 @@ pub fn run(args: GeoArgs) -> anyhow::Result<ExitCode> {
             list,
             json,
         } => run_diff(&old, &new, list.as_deref(), json),
+        GeoCommand::CheckPath {
+            from,
+            file,
+            json,
+            db,
+        } => check_path(from.as_deref(), &file, json, &db),
         GeoCommand::Check {
             from,
             rtt,
@@ -349,6 +371,95 @@ fn check(from: &str, rtt: f64, target: &str, json: bool, db: &DbArgs) -> anyhow:
         );
         for r in &v.reasons {
             p!(out, "  {r}");
+        }
+    }
+    emit(&out)
+}
+
+#[derive(serde::Serialize)]
+struct PathRow {
+    hop: usize,
+    ip: Option<std::net::IpAddr>,
+    country: Option<String>,
+    rtt_ms: Option<f64>,
+    verdict: crate::geo::plausibility::Verdict,
+}
+
+fn check_path(
+    from: Option<&str>,
+    file: &std::path::Path,
+    json: bool,
+    db: &DbArgs,
+) -> anyhow::Result<ExitCode> {
+    use crate::geo::plausibility::HopObs;
+    let vantage = from.map(Location::parse).transpose()?;
+    let text = std::fs::read_to_string(file).with_context(|| format!("{}", file.display()))?;
+    let mut hops: Vec<(Option<std::net::IpAddr>, Option<f64>)> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let ctx = format!("{}:{}", file.display(), i + 1);
+        let mut parts = line.split_whitespace();
+        let ip = match parts.next() {
+            Some("*") | None => None,
+            Some(t) => Some(parse_ip(t, &ctx)?),
+        };
+        let rtt = match parts.next() {
+            Some("*") | None => None,
+            Some(t) => Some(
+                t.trim_end_matches("ms")
+                    .parse::<f64>()
+                    .with_context(|| format!("{ctx}: bad RTT {t:?} (milliseconds)"))?,
+            ),
+        };
+        hops.push((ip, rtt));
+    }
+    let geo = GeoDb::open(
+        &db.geo_db.clone().unwrap_or_else(|| {
+            crate::geo::db::default_geo_dir().join(crate::geo::db::COUNTRY_FILE)
+        }),
+        None,
+    )?;
+    let ips: Vec<_> = hops.iter().map(|h| h.0).collect();
+    let countries = geo.countries_of(&ips)?;
+    let obs: Vec<HopObs> = countries
+        .iter()
+        .zip(&hops)
+        .map(|(c, h)| HopObs {
+            country: c.clone(),
+            rtt_ms: h.1,
+        })
+        .collect();
+    let verdicts = Checker::shipped().check_path(vantage.as_ref(), &obs);
+    let rows: Vec<PathRow> = verdicts
+        .into_iter()
+        .map(|v| PathRow {
+            hop: v.index + 1,
+            ip: hops[v.index].0,
+            country: obs[v.index].country.clone(),
+            rtt_ms: obs[v.index].rtt_ms,
+            verdict: v.verdict,
+        })
+        .collect();
+    let mut out = String::new();
+    if json {
+        p!(out, "{}", serde_json::to_string_pretty(&rows)?);
+        return emit(&out);
+    }
+    for r in &rows {
+        p!(
+            out,
+            "{:>3} {:<40} {:>3} {:>9} {:?}",
+            r.hop,
+            r.ip.map_or("*".to_string(), |i| i.to_string()),
+            r.country.as_deref().unwrap_or("-"),
+            r.rtt_ms.map_or("*".to_string(), |t| format!("{t:.1} ms")),
+            r.verdict.status
+        );
+        for reason in &r.verdict.reasons {
+            p!(out, "      {reason}");
         }
     }
     emit(&out)
