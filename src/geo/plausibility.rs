@@ -7,7 +7,7 @@
 //! cities, several for large countries). The distance between two countries
 //! is bounded from below by the shortest distance between their points minus
 //! a slack per country for the part of the country away from its points
-//! (default 2,000 km; China 2,600 km). Coordinates given as `LAT,LON` need no
+//! (default 2,000 km; China 2,600 km, India 2,200 km, Algeria 2,100 km). Coordinates given as `LAT,LON` need no
 //! slack. Every bound is conservative: an "implausible" verdict means no
 //! placement inside the two countries fits the RTT.
 //!
@@ -26,8 +26,11 @@ pub const FIBRE_KM_PER_MS: f64 = 200.0;
 pub const DEFAULT_SLACK_KM: f64 = 2000.0;
 /// Default jitter tolerance for hop-to-hop RTT differences, ms.
 pub const DEFAULT_JITTER_MS: f64 = 10.0;
-/// Countries whose extent from their reference points exceeds the default.
-const SLACK_OVERRIDES: [(&str, f64); 1] = [("CN", 2600.0)];
+/// Countries whose extent from their reference points exceeds or nears the
+/// default (farthest border point: China's Mohe 2,480 km from Shanghai,
+/// India's western Gujarat 2,065 km from Kolkata, Algeria's south 1,990 km
+/// from Algiers).
+const SLACK_OVERRIDES: [(&str, f64); 3] = [("CN", 2600.0), ("IN", 2200.0), ("DZ", 2100.0)];
 /// Shipped reference points.
 pub const POINTS_CSV: &str = include_str!("data/country_points.csv");
 const EARTH_RADIUS_KM: f64 = 6371.0;
