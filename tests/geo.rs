@@ -365,6 +365,7 @@ fn cli_lookup_json_and_errors() {
     assert_eq!(v[0]["m49"]["region"]["name"], "Europe");
     assert_eq!(v[0]["groups"][0], "eu");
     assert_eq!(v[0]["asn"], 64502);
+    assert_eq!(v[0]["special"], "benchmarking (RFC 2544)");
     assert_eq!(v[1]["groups"][0], "five_eyes");
     assert_eq!(v[1]["m49"]["subregion"]["name"], "Northern America");
 

@@ -210,7 +210,10 @@ fn lookup(ips: &[String], groups: &str, json: bool, db: &DbArgs) -> anyhow::Resu
                     .join(" / ")
             },
         );
-        p!(out, "{}", a.ip);
+        match a.special {
+            Some(sp) => p!(out, "{}  [special-purpose: {sp}]", a.ip),
+            None => p!(out, "{}", a.ip),
+        }
         p!(
             out,
             "  country: {}  ({})",

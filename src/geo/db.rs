@@ -350,6 +350,9 @@ pub struct GeoAnswer {
     pub asn: Option<u32>,
     /// AS organisation, if known.
     pub org: Option<String>,
+    /// Special-purpose block of the address (private, documentation, …),
+    /// whose database answers are not real locations.
+    pub special: Option<&'static str>,
     /// The ASN database's network containing the address.
     pub asn_network: Option<String>,
     /// ASN database file that answered (if one is open).
@@ -415,6 +418,7 @@ impl GeoDb {
             country_db: self.country.path.display().to_string(),
             asn: a.as_ref().and_then(|a| a.asn),
             org: a.as_ref().and_then(|a| a.org.map(str::to_string)),
+            special: super::special_purpose(ip),
             asn_network: a.as_ref().map(|a| a.network.clone()),
             asn_db: self.asn.as_ref().map(|d| d.path.display().to_string()),
         })
