@@ -17,10 +17,14 @@ ASN_PKG="@ip-location-db/asn"
 ASN_VER="2.3.2026061719"
 ASN_SHA="b9425daf2f011c28f8586685d4f89166e77627e2c15fd93c6262c3e2dead6153"
 
+# Bump when the conversion changes (forces a rebuild of asn.mmdb).
+CONVERTER=2
+
 dir="${MATADOR_GEO_DIR:-$PWD/.geo-db}"
 stamp="$dir/VERSIONS"
 want="$COUNTRY_PKG@$COUNTRY_VER $COUNTRY_SHA
-$ASN_PKG@$ASN_VER $ASN_SHA"
+$ASN_PKG@$ASN_VER $ASN_SHA
+converter $CONVERTER"
 
 if [ -f "$stamp" ] && [ -f "$dir/SHA256SUMS" ] && [ "$(cat "$stamp")" = "$want" ] \
    && (cd "$dir" && sha256sum --quiet -c SHA256SUMS >/dev/null 2>&1); then

@@ -119,6 +119,8 @@ fn writer_output_reads_back_with_mmdblookup() {
     assert!(run("198.19.1.1", &["autonomous_system_number"]).contains("64501 <uint32>"));
     assert!(run("fd00:1::5", &["autonomous_system_organization"]).contains("Lab Zürich"));
     assert!(run("fd00:2::5", &["country_code"]).contains("\"JP\""));
+    // IPv4-mapped IPv6 reaches the IPv4 subtree through the alias.
+    assert!(run("::ffff:198.18.5.9", &["country_code"]).contains("\"FR\""));
 }
 
 #[test]

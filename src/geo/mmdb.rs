@@ -285,17 +285,59 @@ impl MmdbWriter {
         Ok(())
     }
 
+    /// Tree with `::ffff:0:0/96` (IPv4-mapped IPv6) pointing at the IPv4
+    /// subtree, as MaxMind's own databases do, so `mmdblookup -i
+    /// ::ffff:a.b.c.d` answers like `a.b.c.d`. Skipped when there is no IPv4
+    /// subtree or IPv6 data was inserted on that path.
+    fn nodes_with_alias(&self) -> Vec<[Slot; 2]> {
+        let mut nodes = self.nodes.clone();
+        let mut cur = 0usize;
+        for _ in 0..95 {
+            match nodes[cur][0] {
+                Slot::Node(n) => cur = n as usize,
+                _ => return nodes,
+            }
+        }
+        let v4 = nodes[cur][0];
+        if v4 == Slot::Empty {
+            return nodes;
+        }
+        let mut cur = 0usize;
+        for i in 0..95 {
+            let b = usize::from(i >= 80);
+            cur = match nodes[cur][b] {
+                Slot::Node(n) => n as usize,
+                Slot::Data(_) => return nodes,
+                Slot::Empty => {
+                    let n = nodes.len();
+                    nodes.push([Slot::Empty, Slot::Empty]);
+                    nodes[cur][b] = Slot::Node(n as u32);
+                    n
+                }
+            };
+        }
+        if nodes[cur][1] == Slot::Empty {
+            nodes[cur][1] = v4;
+        }
+        nodes
+    }
+
     /// Serialises the database.
     pub fn to_bytes(&self) -> Result<Vec<u8>, GeoError> {
+        let nodes = self.nodes_with_alias();
         // Renumber reachable nodes depth-first from the root so that nodes
-        // orphaned by overwrites are dropped.
+        // orphaned by overwrites are dropped; the alias makes the IPv4
+        // subtree reachable twice, it is written once.
         let mut order: Vec<u32> = Vec::new();
-        let mut new_index = vec![u32::MAX; self.nodes.len()];
+        let mut new_index = vec![u32::MAX; nodes.len()];
         let mut stack = vec![0u32];
         while let Some(n) = stack.pop() {
+            if new_index[n as usize] != u32::MAX {
+                continue;
+            }
             new_index[n as usize] = order.len() as u32;
             order.push(n);
-            for slot in self.nodes[n as usize].iter().rev() {
+            for slot in nodes[n as usize].iter().rev() {
                 if let Slot::Node(c) = slot {
                     stack.push(*c);
                 }
@@ -316,7 +358,7 @@ impl MmdbWriter {
 
         let mut out = Vec::with_capacity(order.len() * 8 + 16 + data.len() + 256);
         for &n in &order {
-            for slot in &self.nodes[n as usize] {
+            for slot in &nodes[n as usize] {
                 let v: u64 = match *slot {
                     Slot::Empty => node_count,
                     Slot::Node(c) => u64::from(new_index[c as usize]),
@@ -489,6 +531,26 @@ mod tests {
         assert_eq!(v, vec![(p("::"), 0)]);
         assert!(range_to_prefixes(p("1.0.0.2"), p("1.0.0.1")).is_err());
         assert!(range_to_prefixes(p("1.0.0.2"), p("::1")).is_err());
+    }
+
+    #[test]
+    fn alias_shares_the_ipv4_subtree() {
+        let mut w = MmdbWriter::new("t", "t");
+        let r = MmdbRecord {
+            country_code: Some("DE".into()),
+            ..MmdbRecord::default()
+        };
+        w.insert_cidr("198.18.0.0/15", r).unwrap();
+        let bytes = w.to_bytes().unwrap();
+        // 111 nodes on the IPv4 path (96 + 15 bits), 15 more for the alias
+        // branch (depths 81..=95): the IPv4 subtree is written once.
+        assert_eq!(w.nodes_with_alias().len(), 111 + 15);
+        let r = maxminddb::Reader::from_source(bytes).unwrap();
+        assert_eq!(r.metadata().node_count, 111 + 15);
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let mapped = r.lookup(ip("::ffff:198.19.1.1")).unwrap();
+        assert!(mapped.has_data());
+        assert!(!r.lookup(ip("::ffff:198.20.1.1")).unwrap().has_data());
     }
 
     #[test]
