@@ -8,6 +8,7 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod geo;
 mod replay;
 
 /// matador: where does a messaging app's traffic really travel?
@@ -24,6 +25,8 @@ pub struct Cli {
 pub enum Command {
     /// Analyse stored captures (files, directories, campaign folders).
     Replay(replay::ReplayArgs),
+    /// Geolocation: lookups, ASN import, database diffs, plausibility.
+    Geo(geo::GeoArgs),
 }
 
 /// Parses the command line, runs the subcommand and maps errors to exit codes.
@@ -38,6 +41,7 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Replay(args) => replay::run(args),
+        Command::Geo(args) => geo::run(args),
     };
     match result {
         Ok(code) => code,
