@@ -8,6 +8,7 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod labsim;
 mod replay;
 
 /// matador: where does a messaging app's traffic really travel?
@@ -24,6 +25,9 @@ pub struct Cli {
 pub enum Command {
     /// Analyse stored captures (files, directories, campaign folders).
     Replay(replay::ReplayArgs),
+    /// Runs a simulated phone, app backend or DNS server (virtual lab).
+    #[command(hide = true, name = "lab-sim")]
+    LabSim(labsim::LabSimArgs),
 }
 
 /// Parses the command line, runs the subcommand and maps errors to exit codes.
@@ -38,6 +42,7 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Replay(args) => replay::run(args),
+        Command::LabSim(args) => labsim::run(args),
     };
     match result {
         Ok(code) => code,
