@@ -55,7 +55,13 @@ impl fmt::Display for Timestamp {
             return write!(f, "{}", self.secs);
         }
         let scaled = self.nanos / 10u32.pow(9 - u32::from(self.digits));
-        write!(f, "{}.{:0width$}", self.secs, scaled, width = usize::from(self.digits))
+        write!(
+            f,
+            "{}.{:0width$}",
+            self.secs,
+            scaled,
+            width = usize::from(self.digits)
+        )
     }
 }
 

@@ -8,6 +8,7 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod devices;
 mod labsim;
 mod replay;
 
@@ -25,6 +26,8 @@ pub struct Cli {
 pub enum Command {
     /// Analyse stored captures (files, directories, campaign folders).
     Replay(replay::ReplayArgs),
+    /// Lists connected phones: model, Android, battery, screen, Wi-Fi, root, app versions.
+    Devices(devices::DevicesArgs),
     /// Runs a simulated phone, app backend or DNS server (virtual lab).
     #[command(hide = true, name = "lab-sim")]
     LabSim(labsim::LabSimArgs),
@@ -42,6 +45,7 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Replay(args) => replay::run(args),
+        Command::Devices(args) => devices::run(args),
         Command::LabSim(args) => labsim::run(args),
     };
     match result {

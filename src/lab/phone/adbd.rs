@@ -256,9 +256,10 @@ async fn connection(sock: TcpStream, ctx: Arc<AdbContext>) {
             }
             A_OKAY if online => {
                 if let Some((_, etx)) = streams.get(&msg.arg1)
-                    && etx.send(StreamEvent::Okay).is_err() {
-                        streams.remove(&msg.arg1);
-                    }
+                    && etx.send(StreamEvent::Okay).is_err()
+                {
+                    streams.remove(&msg.arg1);
+                }
             }
             A_CLSE if online => {
                 if let Some((_, etx)) = streams.remove(&msg.arg1) {

@@ -188,9 +188,10 @@ async fn session(
         while let Ok((kind, body)) = read_record(&mut rd).await {
             if kind == 0x17
                 && let Some(f) = decode_frame(&body)
-                    && ftx.send(f).is_err() {
-                        break;
-                    }
+                && ftx.send(f).is_err()
+            {
+                break;
+            }
         }
     });
     let mut keepalive = tokio::time::interval(Duration::from_secs(25));

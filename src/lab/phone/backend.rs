@@ -235,15 +235,16 @@ impl Backend {
                 .map(|(k, v)| (k.clone(), *v))
                 .collect();
             if domains.is_empty()
-                && let Some(ip) = own {
-                    for d in [
-                        "long.weixin.qq.com",
-                        "short.weixin.qq.com",
-                        "extshort.weixin.qq.com",
-                    ] {
-                        domains.push((d.into(), ip));
-                    }
+                && let Some(ip) = own
+            {
+                for d in [
+                    "long.weixin.qq.com",
+                    "short.weixin.qq.com",
+                    "extshort.weixin.qq.com",
+                ] {
+                    domains.push((d.into(), ip));
                 }
+            }
             let client = sock
                 .peer_addr()
                 .map(|a| a.ip().to_string())

@@ -115,10 +115,11 @@ impl Firewall {
                 let mut spec: Vec<String> = rest[2..].to_vec();
                 let mut pos = None;
                 if (op.starts_with("-I") || op == "--insert")
-                    && let Some(n) = spec.first().and_then(|s| s.parse::<usize>().ok()) {
-                        pos = Some(n.max(1) - 1);
-                        spec.remove(0);
-                    }
+                    && let Some(n) = spec.first().and_then(|s| s.parse::<usize>().ok())
+                {
+                    pos = Some(n.max(1) - 1);
+                    spec.remove(0);
+                }
                 if let Err(m) = validate(&spec, self, &table) {
                     return usage(&m);
                 }

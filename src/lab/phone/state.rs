@@ -100,9 +100,10 @@ pub fn normalize(path: &str) -> String {
     let joined = format!("/{}", parts.join("/"));
     for alias in ["/storage/emulated/0", "/storage/self/primary"] {
         if let Some(rest) = joined.strip_prefix(alias)
-            && (rest.is_empty() || rest.starts_with('/')) {
-                return format!("/sdcard{rest}");
-            }
+            && (rest.is_empty() || rest.starts_with('/'))
+        {
+            return format!("/sdcard{rest}");
+        }
     }
     joined
 }
@@ -569,12 +570,13 @@ impl Phone {
         let now = Instant::now();
         for app in &mut self.apps {
             if let AppScreen::Splash(until) = app.screen
-                && now >= until {
-                    app.screen = match app.after_splash.take() {
-                        Some(account) => AppScreen::Chat(account),
-                        None => AppScreen::List,
-                    };
-                }
+                && now >= until
+            {
+                app.screen = match app.after_splash.take() {
+                    Some(account) => AppScreen::Chat(account),
+                    None => AppScreen::List,
+                };
+            }
         }
         self.recordings.retain(|(_, end)| *end > now);
     }

@@ -290,10 +290,11 @@ pub fn run(
                     }
                 }
                 if let Err(e) = ph.fs.remove(&path, root)
-                    && !(force && e == crate::lab::phone::state::FsError::NotFound) {
-                        w(err, &format!("rm: {p}: {e}\n"));
-                        st = 1;
-                    }
+                    && !(force && e == crate::lab::phone::state::FsError::NotFound)
+                {
+                    w(err, &format!("rm: {p}: {e}\n"));
+                    st = 1;
+                }
             }
             st
         }
@@ -566,10 +567,11 @@ pub fn run(
             let mut found = false;
             for p in &a {
                 if let Some(i) = ph.app_index(p)
-                    && ph.apps[i].running {
-                        w(out, &format!("{}\n", 4000 + ph.apps[i].uid % 1000));
-                        found = true;
-                    }
+                    && ph.apps[i].running
+                {
+                    w(out, &format!("{}\n", 4000 + ph.apps[i].uid % 1000));
+                    found = true;
+                }
             }
             i32::from(!found)
         }
@@ -1021,10 +1023,9 @@ fn input(sh: &Shell, a: &[&str], _out: &mut Vec<u8>, err: &mut Vec<u8>) -> i32 {
                             ph.locked = true;
                         }
                     }
-                    82
-                        if ph.awake => {
-                            ph.locked = false;
-                        }
+                    82 if ph.awake => {
+                        ph.locked = false;
+                    }
                     3 if ph.awake && !ph.locked => ph.fg = Foreground::Launcher,
                     4 if ph.awake && !ph.locked => {
                         if let Foreground::App(i) = ph.fg {
@@ -1040,9 +1041,10 @@ fn input(sh: &Shell, a: &[&str], _out: &mut Vec<u8>, err: &mut Vec<u8>) -> i32 {
                     }
                     67 => {
                         if let Foreground::App(i) = ph.fg
-                            && ph.apps[i].focused {
-                                ph.apps[i].draft.pop();
-                            }
+                            && ph.apps[i].focused
+                        {
+                            ph.apps[i].draft.pop();
+                        }
                     }
                     66 => type_into(&mut ph, "\n"),
                     62 => type_into(&mut ph, " "),
@@ -1293,9 +1295,10 @@ fn am(sh: &Shell, a: &[&str], out: &mut Vec<u8>, err: &mut Vec<u8>) -> i32 {
                     }
                     (Some("ADB_CLEAR_TEXT"), _) => {
                         if let Foreground::App(i) = ph.fg
-                            && ph.apps[i].focused {
-                                ph.apps[i].draft.clear();
-                            }
+                            && ph.apps[i].focused
+                        {
+                            ph.apps[i].draft.clear();
+                        }
                     }
                     _ => {}
                 }

@@ -314,11 +314,10 @@ impl Parser {
             self.blanks();
             if self.at_operator(end) {
                 if let Some('(' | ')') = self.peek()
-                    && (Some(')') != end || self.peek() == Some('(')) {
-                        return Err(
-                            self.err(format!("'{}' unexpected", self.peek().unwrap_or(' ')))
-                        );
-                    }
+                    && (Some(')') != end || self.peek() == Some('('))
+                {
+                    return Err(self.err(format!("'{}' unexpected", self.peek().unwrap_or(' '))));
+                }
                 break;
             }
             // Redirection: optional fd digits then < or >.
@@ -369,11 +368,12 @@ impl Parser {
             if cmd.words.is_empty() {
                 if let Some(lit) = word.is_unquoted_literal() {
                     if let Some((name, _)) = lit.split_once('=')
-                        && is_name(name) {
-                            let value = strip_prefix_segments(&word, name.len() + 1);
-                            cmd.assigns.push((name.to_string(), value));
-                            continue;
-                        }
+                        && is_name(name)
+                    {
+                        let value = strip_prefix_segments(&word, name.len() + 1);
+                        cmd.assigns.push((name.to_string(), value));
+                        continue;
+                    }
                     if RESERVED.contains(&lit.as_str()) {
                         return Err(self.err(format!("'{lit}' unexpected")));
                     }
@@ -382,11 +382,12 @@ impl Parser {
                     quoted: false,
                 }) = word.0.first()
                     && let Some((name, _)) = text.split_once('=')
-                        && is_name(name) {
-                            let value = strip_prefix_segments(&word, name.len() + 1);
-                            cmd.assigns.push((name.to_string(), value));
-                            continue;
-                        }
+                    && is_name(name)
+                {
+                    let value = strip_prefix_segments(&word, name.len() + 1);
+                    cmd.assigns.push((name.to_string(), value));
+                    continue;
+                }
             }
             cmd.words.push(word);
         }
@@ -401,10 +402,11 @@ impl Parser {
 
     fn push_lit(segs: &mut Vec<Seg>, c: char, quoted: bool) {
         if let Some(Seg::Lit { text, quoted: q }) = segs.last_mut()
-            && *q == quoted {
-                text.push(c);
-                return;
-            }
+            && *q == quoted
+        {
+            text.push(c);
+            return;
+        }
         segs.push(Seg::Lit {
             text: c.to_string(),
             quoted,
