@@ -100,8 +100,10 @@ impl AdbServer {
     /// `adb connect` and wait until the device is listed as `device`.
     pub fn connect(&self, addr: SocketAddr) {
         let (_, out, err) = self.adb(&["connect", &addr.to_string()]);
+        // With AUTH, adb first reports "failed to authenticate" while the
+        // phone shows its prompt; the state then turns to `device`.
         assert!(
-            out.contains("connected to"),
+            out.contains("connected to") || out.contains("authenticate"),
             "adb connect {addr}: {out}{err}"
         );
         self.wait_state(&addr.to_string(), "device", 15);
