@@ -33,7 +33,7 @@ async fn real_adb_drives_two_phones() {
         server.connect(b.adb_addr);
         let (_, list, _) = server.adb(&["devices", "-l"]);
         assert!(
-            list.contains(&format!("{sa}")) && list.contains("model:Pixel_6"),
+            list.contains(&sa) && list.contains("model:Pixel_6"),
             "{list}"
         );
         assert!(list.contains("model:Galaxy_A14"), "{list}");
@@ -130,7 +130,7 @@ async fn adb_client_through_server_and_direct() {
         let data = pseudo_random(150_000);
         dev.push(
             &mut std::io::Cursor::new(data.clone()),
-            &"/data/local/tmp/x.bin",
+            "/data/local/tmp/x.bin",
         )
         .unwrap();
         let mut back = Vec::new();
