@@ -9,6 +9,8 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod geo;
+mod devices;
+mod labsim;
 mod replay;
 
 /// matador: where does a messaging app's traffic really travel?
@@ -27,6 +29,11 @@ pub enum Command {
     Replay(replay::ReplayArgs),
     /// Geolocation: lookups, ASN import, database diffs, plausibility.
     Geo(geo::GeoArgs),
+    /// Lists connected phones: model, Android, battery, screen, Wi-Fi, root, app versions.
+    Devices(devices::DevicesArgs),
+    /// Runs a simulated phone, app backend or DNS server (virtual lab).
+    #[command(hide = true, name = "lab-sim")]
+    LabSim(labsim::LabSimArgs),
 }
 
 /// Parses the command line, runs the subcommand and maps errors to exit codes.
@@ -42,6 +49,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Replay(args) => replay::run(args),
         Command::Geo(args) => geo::run(args),
+        Command::Devices(args) => devices::run(args),
+        Command::LabSim(args) => labsim::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,577 @@
+//! ADB access for the device layer: adb_client (through the adb server or
+//! direct TCP) on a dedicated worker thread per device, every call under a
+//! timeout. All adb_client sockets go through a local watchdog relay: when a
+//! call times out the relay resets its connections, so the blocked thread
+//! gets an error instead of hanging (adb_client's direct-TCP read loop spins on
+//! a dead socket; the relay turns the phone's EOF into a reset for it).
+//! Host-side requests (`devices-l`, `connect`) use the smart-socket protocol
+//! directly, with timeouts.
+
+use super::DeviceError;
+use adb_client::ADBDeviceExt;
+use adb_client::server_device::ADBServerDevice;
+use adb_client::tcp::ADBTcpDevice;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// How a device is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Through an adb server (`adb -P PORT`), by serial.
+    Server {
+        /// Server address (127.0.0.1:5037 by default).
+        server: SocketAddrV4,
+        /// Serial as `adb devices` lists it.
+        serial: String,
+    },
+    /// Directly over TCP to the device's adbd (no server).
+    Direct(SocketAddr),
+}
+
+impl Target {
+    /// A short name for messages.
+    pub fn name(&self) -> String {
+        match self {
+            Target::Server { serial, .. } => serial.clone(),
+            Target::Direct(a) => a.to_string(),
+        }
+    }
+}
+
+/// A device's state as the adb server reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ListedDevice {
+    /// Serial.
+    pub serial: String,
+    /// `device`, `offline`, `unauthorized`, …
+    pub state: String,
+    /// `model:` field.
+    pub model: Option<String>,
+    /// `product:` field.
+    pub product: Option<String>,
+}
+
+/// The default adb server address: `ANDROID_ADB_SERVER_PORT` or 5037.
+pub fn default_server() -> SocketAddrV4 {
+    let port = std::env::var("ANDROID_ADB_SERVER_PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(5037);
+    SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, port)
+}
+
+/// One request to the adb server's host service.
+pub async fn host_request(
+    server: SocketAddrV4,
+    req: &str,
+    timeout: Duration,
+) -> Result<String, DeviceError> {
+    let fut = async {
+        let mut s = TcpStream::connect(server)
+            .await
+            .map_err(|e| DeviceError::Server {
+                server: server.to_string(),
+                message: e.to_string(),
+            })?;
+        s.write_all(format!("{:04x}{req}", req.len()).as_bytes())
+            .await?;
+        let mut status = [0u8; 4];
+        s.read_exact(&mut status).await?;
+        let mut len = [0u8; 4];
+        let body = match s.read_exact(&mut len).await {
+            Ok(_) => {
+                let n = usize::from_str_radix(std::str::from_utf8(&len).unwrap_or("0"), 16)
+                    .unwrap_or(0);
+                let mut body = vec![0u8; n];
+                s.read_exact(&mut body).await?;
+                String::from_utf8_lossy(&body).into_owned()
+            }
+            Err(_) => String::new(),
+        };
+        if &status == b"OKAY" {
+            Ok(body)
+        } else {
+            Err(DeviceError::Server {
+                server: server.to_string(),
+                message: format!("{req}: {body}"),
+            })
+        }
+    };
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| DeviceError::Timeout {
+            device: server.to_string(),
+            what: req.to_string(),
+            after: timeout,
+        })?
+}
+
+/// Lists devices (`host:devices-l`).
+pub async fn list_devices(server: SocketAddrV4) -> Result<Vec<ListedDevice>, DeviceError> {
+    let body = host_request(server, "host:devices-l", Duration::from_secs(5)).await?;
+    Ok(body
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            let serial = w.next()?.to_string();
+            let state = w.next()?.to_string();
+            let mut model = None;
+            let mut product = None;
+            for f in w {
+                if let Some(m) = f.strip_prefix("model:") {
+                    model = Some(m.replace('_', " "));
+                } else if let Some(p) = f.strip_prefix("product:") {
+                    product = Some(p.to_string());
+                }
+            }
+            Some(ListedDevice {
+                serial,
+                state,
+                model,
+                product,
+            })
+        })
+        .collect())
+}
+
+/// `adb connect HOST:PORT` through the server.
+pub async fn connect_device(server: SocketAddrV4, addr: SocketAddr) -> Result<String, DeviceError> {
+    let reply = host_request(
+        server,
+        &format!("host:connect:{addr}"),
+        Duration::from_secs(10),
+    )
+    .await?;
+    if reply.contains("connected to") {
+        Ok(reply)
+    } else {
+        Err(DeviceError::Server {
+            server: server.to_string(),
+            message: reply,
+        })
+    }
+}
+
+/// `adb disconnect HOST:PORT`.
+pub async fn disconnect_device(server: SocketAddrV4, addr: SocketAddr) -> Result<(), DeviceError> {
+    host_request(
+        server,
+        &format!("host:disconnect:{addr}"),
+        Duration::from_secs(5),
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Starts an adb server on `server`'s port if none answers (`adb -P PORT start-server`).
+pub async fn ensure_server(server: SocketAddrV4) -> Result<(), DeviceError> {
+    if host_request(server, "host:version", Duration::from_secs(2))
+        .await
+        .is_ok()
+    {
+        return Ok(());
+    }
+    let out = tokio::process::Command::new("adb")
+        .args(["-P", &server.port().to_string(), "start-server"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .map_err(|e| DeviceError::Server {
+            server: server.to_string(),
+            message: format!("cannot run adb: {e}"),
+        })?;
+    if !out.status.success() {
+        return Err(DeviceError::Server {
+            server: server.to_string(),
+            message: String::from_utf8_lossy(&out.stderr).into_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Whether a device at `addr` asks for AUTH (one raw CNXN exchange).
+pub async fn direct_needs_auth(addr: SocketAddr) -> Result<bool, DeviceError> {
+    let fut = async {
+        let mut s = TcpStream::connect(addr).await?;
+        let payload = b"host::matador\0";
+        let mut m = Vec::new();
+        let sum: u32 = payload.iter().map(|&b| u32::from(b)).sum();
+        for w in [
+            0x4e58_4e43u32,
+            0x0100_0000,
+            1 << 20,
+            payload.len() as u32,
+            sum,
+            0x4e58_4e43 ^ 0xffff_ffff,
+        ] {
+            m.extend_from_slice(&w.to_le_bytes());
+        }
+        m.extend_from_slice(payload);
+        s.write_all(&m).await?;
+        let mut h = [0u8; 24];
+        s.read_exact(&mut h).await?;
+        Ok::<bool, std::io::Error>(&h[..4] == b"AUTH")
+    };
+    match tokio::time::timeout(Duration::from_secs(5), fut).await {
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(e)) => Err(DeviceError::NoDevice {
+            device: addr.to_string(),
+            message: e.to_string(),
+        }),
+        Err(_) => Err(DeviceError::Timeout {
+            device: addr.to_string(),
+            what: "CNXN".into(),
+            after: Duration::from_secs(5),
+        }),
+    }
+}
+
+/// The watchdog relay.
+#[derive(Debug)]
+struct Relay {
+    addr: SocketAddr,
+    reset: watch::Sender<u64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn start(upstream: SocketAddr, eof_is_reset: bool) -> std::io::Result<Relay> {
+        let l = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = l.local_addr()?;
+        let (reset, rx) = watch::channel(0u64);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((down, _)) = l.accept().await else {
+                    continue;
+                };
+                let mut rx = rx.clone();
+                rx.borrow_and_update();
+                tokio::spawn(async move {
+                    let Ok(up) = TcpStream::connect(upstream).await else {
+                        let _ = down.set_zero_linger();
+                        return;
+                    };
+                    let _ = up.set_nodelay(true);
+                    let _ = down.set_nodelay(true);
+                    let (mut dr, mut dw) = down.into_split();
+                    let (mut ur, mut uw) = up.into_split();
+                    let to_up = async {
+                        let _ = tokio::io::copy(&mut dr, &mut uw).await;
+                        let _ = uw.shutdown().await;
+                        std::future::pending::<()>().await;
+                    };
+                    let to_down = async {
+                        let _ = tokio::io::copy(&mut ur, &mut dw).await;
+                    };
+                    let reset_now = tokio::select! {
+                        _ = to_up => false,
+                        _ = to_down => eof_is_reset,
+                        _ = rx.changed() => true,
+                    };
+                    if let Ok(down) = dr.reunite(dw) {
+                        if reset_now {
+                            let _ = down.set_zero_linger();
+                        }
+                        drop(down);
+                    }
+                });
+            }
+        });
+        Ok(Relay { addr, reset, task })
+    }
+
+    fn reset_all(&self) {
+        self.reset.send_modify(|g| *g += 1);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+enum Conn {
+    Server(SocketAddrV4, String),
+    Direct(SocketAddr, Option<ADBTcpDevice>),
+}
+
+type Job = Box<dyn FnOnce(&mut Conn) + Send>;
+
+/// Output of a shell command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShellOutput {
+    /// Standard output (with stderr merged for direct TCP, which uses shell v1).
+    pub stdout: String,
+    /// Standard error (through the server).
+    pub stderr: String,
+    /// Exit status of the command.
+    pub rc: i32,
+}
+
+const RC_MARK: &str = "__MATADOR_RC=";
+
+/// Wraps a command so its exit status is printed after it (adb_client 3.2.3
+/// drops exit codes).
+pub fn wrap_rc(cmd: &str) -> String {
+    format!("{cmd}\necho \"{RC_MARK}$?\"")
+}
+
+/// Splits the marker off wrapped output: (stdout, rc).
+pub fn split_rc(out: &str) -> Option<(String, i32)> {
+    let pos = out.rfind(RC_MARK)?;
+    let rc = out[pos + RC_MARK.len()..].trim().parse().ok()?;
+    Some((out[..pos].to_string(), rc))
+}
+
+/// A device connection: worker thread + watchdog relay.
+pub struct Adb {
+    /// How the device is reached.
+    pub target: Target,
+    jobs: std::sync::mpsc::Sender<Job>,
+    relay: Arc<Relay>,
+}
+
+impl std::fmt::Debug for Adb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Adb").field("target", &self.target).finish()
+    }
+}
+
+fn map_adb(device: &str, e: adb_client::RustADBError) -> DeviceError {
+    let m = e.to_string();
+    let low = m.to_lowercase();
+    if low.contains("unauthorized") {
+        DeviceError::Unauthorized {
+            device: device.to_string(),
+        }
+    } else if low.contains("not found")
+        || low.contains("no devices")
+        || low.contains("offline")
+        || low.contains("connection refused")
+    {
+        DeviceError::NoDevice {
+            device: device.to_string(),
+            message: m,
+        }
+    } else {
+        DeviceError::Adb {
+            device: device.to_string(),
+            message: m,
+        }
+    }
+}
+
+impl Adb {
+    /// Opens a device. Through a server, the serial must be listed in state
+    /// `device`; directly, the phone must answer CNXN without an unanswered
+    /// AUTH prompt.
+    pub async fn open(target: Target) -> Result<Adb, DeviceError> {
+        let name = target.name();
+        match &target {
+            Target::Server { server, serial } => {
+                let list = list_devices(*server).await?;
+                match list.iter().find(|d| &d.serial == serial) {
+                    None => {
+                        return Err(DeviceError::NoDevice {
+                            device: serial.clone(),
+                            message: format!(
+                                "not listed by the adb server at {server} (listed: {})",
+                                list.iter()
+                                    .map(|d| format!("{} {}", d.serial, d.state))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ),
+                        });
+                    }
+                    Some(d) if d.state == "unauthorized" => {
+                        return Err(DeviceError::Unauthorized {
+                            device: serial.clone(),
+                        });
+                    }
+                    Some(d) if d.state != "device" => {
+                        return Err(DeviceError::NoDevice {
+                            device: serial.clone(),
+                            message: format!("state {}", d.state),
+                        });
+                    }
+                    Some(_) => {}
+                }
+            }
+            Target::Direct(addr) => {
+                let _ = direct_needs_auth(*addr).await?;
+            }
+        }
+        let (upstream, eof_reset) = match &target {
+            Target::Server { server, .. } => (SocketAddr::V4(*server), false),
+            Target::Direct(a) => (*a, true),
+        };
+        let relay = Arc::new(Relay::start(upstream, eof_reset).await?);
+        let relay_addr = relay.addr;
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let mut conn = match &target {
+            Target::Server { serial, .. } => Conn::Server(
+                SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, relay_addr.port()),
+                serial.clone(),
+            ),
+            Target::Direct(_) => Conn::Direct(relay_addr, None),
+        };
+        std::thread::Builder::new()
+            .name(format!("adb-{name}"))
+            .spawn(move || {
+                while let Ok(job) = rx.recv() {
+                    job(&mut conn);
+                }
+            })?;
+        let adb = Adb {
+            target,
+            jobs: tx,
+            relay,
+        };
+        if let Target::Direct(addr) = adb.target {
+            // Connect now so an unanswered AUTH prompt shows up as such.
+            let needs_auth = direct_needs_auth(addr).await?;
+            let r = adb
+                .call(Duration::from_secs(15), "connect", |_d| Ok(()))
+                .await;
+            if let Err(e) = r {
+                return Err(if needs_auth {
+                    DeviceError::Unauthorized {
+                        device: addr.to_string(),
+                    }
+                } else {
+                    e
+                });
+            }
+        }
+        Ok(adb)
+    }
+
+    /// Runs `f` with the adb_client device on the worker thread, under a
+    /// timeout enforced by the watchdog relay.
+    pub async fn call<T: Send + 'static>(
+        &self,
+        timeout: Duration,
+        what: &str,
+        f: impl FnOnce(&mut dyn ADBDeviceExt) -> Result<T, adb_client::RustADBError> + Send + 'static,
+    ) -> Result<T, DeviceError> {
+        let (otx, orx) = tokio::sync::oneshot::channel();
+        let name = self.target.name();
+        let name2 = name.clone();
+        let job: Job = Box::new(move |conn: &mut Conn| {
+            let r = match conn {
+                Conn::Server(addr, serial) => {
+                    let mut d = ADBServerDevice::new(serial.clone(), Some(*addr));
+                    f(&mut d).map_err(|e| map_adb(&name2, e))
+                }
+                Conn::Direct(addr, dev) => {
+                    if dev.is_none() {
+                        let key = std::env::temp_dir().join("matador-adbkey");
+                        match ADBTcpDevice::new_with_custom_private_key(*addr, &key) {
+                            Ok(d) => *dev = Some(d),
+                            Err(e) => {
+                                let _ = otx.send(Err(map_adb(&name2, e)));
+                                return;
+                            }
+                        }
+                    }
+                    let Some(d) = dev.as_mut() else { return };
+                    let r = f(d).map_err(|e| map_adb(&name2, e));
+                    if r.is_err() {
+                        // The session may be broken: reconnect next time.
+                        *dev = None;
+                    }
+                    r
+                }
+            };
+            let _ = otx.send(r);
+        });
+        self.jobs.send(job).map_err(|_| DeviceError::Adb {
+            device: name.clone(),
+            message: "adb worker thread ended".into(),
+        })?;
+        let mut orx = orx;
+        match tokio::time::timeout(timeout, &mut orx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(DeviceError::Adb {
+                device: name,
+                message: format!("{what}: worker dropped the call"),
+            }),
+            Err(_) => {
+                self.relay.reset_all();
+                // The reset unblocks the worker; give it a moment to report.
+                let _ = tokio::time::timeout(Duration::from_secs(5), orx).await;
+                Err(DeviceError::Timeout {
+                    device: name,
+                    what: what.to_string(),
+                    after: timeout,
+                })
+            }
+        }
+    }
+
+    /// Runs a shell command and returns its output and exit status.
+    pub async fn shell(&self, cmd: &str, timeout: Duration) -> Result<ShellOutput, DeviceError> {
+        let wrapped = wrap_rc(cmd);
+        let (out, err) = self
+            .call(timeout, cmd, move |d| {
+                let mut out = Vec::new();
+                let mut err = Vec::new();
+                d.shell_command(&wrapped, Some(&mut out), Some(&mut err))?;
+                Ok((out, err))
+            })
+            .await?;
+        let out = String::from_utf8_lossy(&out).into_owned();
+        let (stdout, rc) = split_rc(&out).ok_or_else(|| DeviceError::Adb {
+            device: self.target.name(),
+            message: format!("`{cmd}`: no exit status in output (connection lost?): {out:?}"),
+        })?;
+        Ok(ShellOutput {
+            stdout,
+            stderr: String::from_utf8_lossy(&err).into_owned(),
+            rc,
+        })
+    }
+
+    /// Copies a local file's bytes to the device.
+    pub async fn push(
+        &self,
+        data: Vec<u8>,
+        remote: &str,
+        timeout: Duration,
+    ) -> Result<(), DeviceError> {
+        let remote = remote.to_string();
+        self.call(timeout, &format!("push {remote}"), move |d| {
+            d.push(&mut std::io::Cursor::new(data), &remote)
+        })
+        .await
+    }
+
+    /// Reads a file from the device.
+    pub async fn pull(&self, remote: &str, timeout: Duration) -> Result<Vec<u8>, DeviceError> {
+        let r = remote.to_string();
+        self.call(timeout, &format!("pull {remote}"), move |d| {
+            let mut out = Vec::new();
+            d.pull(&r, &mut out)?;
+            Ok(out)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rc_marker() {
+        assert_eq!(split_rc("abc\n__MATADOR_RC=0\n"), Some(("abc\n".into(), 0)));
+        assert_eq!(split_rc("abc__MATADOR_RC=127\n"), Some(("abc".into(), 127)));
+        assert_eq!(split_rc("abc"), None);
+        assert!(wrap_rc("ls").starts_with("ls\n"));
+    }
+}

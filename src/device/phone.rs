@@ -1,0 +1,777 @@
+//! Actions on one phone: info, wake/unlock, launch, open a chat, type, tap
+//! send, detect receipt, force-stop, screen recording, per-UID firewall,
+//! mock location, clock offset. Waits are polls with upper bounds (from the
+//! app profile), never fixed sleeps.
+
+use super::adb::{Adb, ShellOutput, Target, connect_device, default_server};
+use super::clock::{self, ClockEstimate};
+use super::notif;
+use super::profile::{AppProfile, PhoneProfile};
+use super::typing::{self, ADB_KEYBOARD, Typing};
+use super::uidump::{self, Selector, UiNode};
+use super::{DeviceError, SelectorMiss};
+use crate::lab::phone::shell::parse::quote;
+use serde::Serialize;
+use std::net::{SocketAddr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const CMD_TIMEOUT: Duration = Duration::from_secs(20);
+const POLL: Duration = Duration::from_millis(250);
+
+/// What `matador devices` shows about a phone.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceInfo {
+    /// Serial or address.
+    pub device: String,
+    /// Manufacturer and model.
+    pub model: String,
+    /// Android release (SDK).
+    pub android: String,
+    /// Battery level in percent.
+    pub battery: Option<u32>,
+    /// Screen size.
+    pub screen: String,
+    /// Screen on.
+    pub awake: bool,
+    /// Keyguard shown.
+    pub locked: bool,
+    /// Wi-Fi state line.
+    pub wifi: String,
+    /// `su` works.
+    pub root: bool,
+    /// Installed versions of the apps under test (id → version, `None` if absent).
+    pub apps: Vec<(String, Option<String>)>,
+}
+
+/// A message that was sent.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sent {
+    /// App id.
+    pub app: String,
+    /// Host time just before the send tap (unix s).
+    pub host_before_s: f64,
+    /// Host time when the tap command returned (unix s).
+    pub host_after_s: f64,
+}
+
+/// How a receipt was seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReceiptVia {
+    /// A posted notification.
+    Notification,
+    /// The message in the open conversation.
+    Ui,
+}
+
+/// A received message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Receipt {
+    /// App id.
+    pub app: String,
+    /// How it was detected.
+    pub via: ReceiptVia,
+    /// Host time when the poll saw it (unix s).
+    pub host_seen_s: f64,
+    /// Phone time the notification was posted (unix s), if known.
+    pub phone_posted_s: Option<f64>,
+}
+
+/// One phone.
+#[derive(Debug)]
+pub struct Device {
+    /// ADB access.
+    pub adb: Adb,
+    /// Name for messages and file names.
+    pub name: String,
+}
+
+fn now() -> f64 {
+    clock::host_now()
+}
+
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+impl Device {
+    /// Opens a device by target.
+    pub async fn open(target: Target) -> Result<Device, DeviceError> {
+        let name = target.name();
+        Ok(Device {
+            adb: Adb::open(target).await?,
+            name,
+        })
+    }
+
+    /// Opens the device a phone profile describes (`adb connect` first when
+    /// only an address is given).
+    pub async fn from_profile(p: &PhoneProfile) -> Result<Device, DeviceError> {
+        let bad = |m: String| DeviceError::Profile {
+            path: PathBuf::from(format!("phone {}", p.id)),
+            message: m,
+        };
+        let server: SocketAddrV4 = match &p.adb_server {
+            Some(s) => s
+                .parse()
+                .map_err(|_| bad(format!("adb_server {s:?} is not ip:port")))?,
+            None => default_server(),
+        };
+        let target = if p.direct {
+            let a = p
+                .address
+                .as_ref()
+                .or(p.serial.as_ref())
+                .ok_or_else(|| bad("direct needs address".into()))?;
+            Target::Direct(
+                a.parse()
+                    .map_err(|_| bad(format!("address {a:?} is not ip:port")))?,
+            )
+        } else {
+            if let Some(a) = &p.address {
+                let addr: SocketAddr = a
+                    .parse()
+                    .map_err(|_| bad(format!("address {a:?} is not ip:port")))?;
+                connect_device(server, addr).await?;
+            }
+            Target::Server {
+                server,
+                serial: p.serial.clone().or(p.address.clone()).unwrap_or_default(),
+            }
+        };
+        let mut d = Device::open(target).await?;
+        d.name = p.id.clone();
+        Ok(d)
+    }
+
+    /// Runs a command (any exit status).
+    pub async fn sh(&self, cmd: &str) -> Result<ShellOutput, DeviceError> {
+        self.adb.shell(cmd, CMD_TIMEOUT).await
+    }
+
+    /// Runs a command that must succeed; returns stdout.
+    pub async fn sh_ok(&self, cmd: &str) -> Result<String, DeviceError> {
+        let o = self.sh(cmd).await?;
+        if o.rc != 0 {
+            return Err(DeviceError::Command {
+                device: self.name.clone(),
+                command: cmd.to_string(),
+                rc: o.rc,
+                output: format!("{}{}", o.stdout, o.stderr).trim().to_string(),
+            });
+        }
+        Ok(o.stdout)
+    }
+
+    /// The installed version of a package, `None` if absent.
+    pub async fn installed_version(&self, package: &str) -> Result<Option<String>, DeviceError> {
+        let out = self
+            .sh(&format!("dumpsys package {}", quote(package)))
+            .await?
+            .stdout;
+        Ok(out
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("versionName="))
+            .map(|v| v.trim().to_string()))
+    }
+
+    /// Fails with `AppNotInstalled` unless the app is installed; returns its version.
+    pub async fn require_app(&self, app: &AppProfile) -> Result<String, DeviceError> {
+        self.installed_version(&app.package)
+            .await?
+            .ok_or_else(|| DeviceError::AppNotInstalled {
+                device: self.name.clone(),
+                package: app.package.clone(),
+            })
+    }
+
+    /// Whether `su` gives root.
+    pub async fn has_root(&self) -> Result<bool, DeviceError> {
+        Ok(self.sh("su -c id").await?.stdout.contains("uid=0("))
+    }
+
+    /// Model, Android version, battery, screen, Wi-Fi, root and app versions.
+    pub async fn info(&self, apps: &[AppProfile]) -> Result<DeviceInfo, DeviceError> {
+        // One round trip for the basics.
+        let script = "getprop ro.product.manufacturer; getprop ro.product.model; getprop ro.build.version.release; getprop ro.build.version.sdk; echo @@; dumpsys battery; echo @@; wm size; echo @@; dumpsys power; echo @@; dumpsys window; echo @@; cmd wifi status";
+        let out = self.sh(script).await?.stdout;
+        let parts: Vec<&str> = out.split("@@\n").collect();
+        let props: Vec<&str> = parts
+            .first()
+            .map(|p| p.lines().collect())
+            .unwrap_or_default();
+        let get = |i: usize| {
+            props
+                .get(i)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        };
+        let battery = parts.get(1).and_then(|b| {
+            b.lines()
+                .find_map(|l| l.trim().strip_prefix("level:"))
+                .and_then(|v| v.trim().parse().ok())
+        });
+        let screen = parts
+            .get(2)
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.trim().strip_prefix("Physical size:"))
+            })
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default();
+        let awake = parts
+            .get(3)
+            .is_some_and(|p| p.contains("mWakefulness=Awake"));
+        let locked = parts.get(4).is_some_and(|w| {
+            w.contains("isKeyguardShowing=true") || w.contains("mShowingLockscreen=true")
+        });
+        let wifi = parts
+            .get(5)
+            .and_then(|w| w.lines().rfind(|l| l.contains("Wifi is")))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|| "unknown".into());
+        let root = self.has_root().await?;
+        let mut versions = Vec::new();
+        for a in apps {
+            versions.push((a.id.clone(), self.installed_version(&a.package).await?));
+        }
+        Ok(DeviceInfo {
+            device: self.name.clone(),
+            model: format!("{} {}", get(0), get(1)),
+            android: format!("{} (SDK {})", get(2), get(3)),
+            battery,
+            screen,
+            awake,
+            locked,
+            wifi,
+            root,
+            apps: versions,
+        })
+    }
+
+    async fn lock_state(&self) -> Result<(bool, bool), DeviceError> {
+        let p = self.sh("dumpsys power").await?.stdout;
+        let w = self.sh("dumpsys window").await?.stdout;
+        Ok((
+            p.contains("mWakefulness=Awake"),
+            w.contains("isKeyguardShowing=true") || w.contains("mShowingLockscreen=true"),
+        ))
+    }
+
+    /// Wakes the screen and dismisses an insecure keyguard.
+    pub async fn wake_unlock(&self) -> Result<(), DeviceError> {
+        self.sh_ok("input keyevent KEYCODE_WAKEUP").await?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let (awake, locked) = self.lock_state().await?;
+            if awake && !locked {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(DeviceError::Command {
+                    device: self.name.clone(),
+                    command: "wake/unlock".into(),
+                    rc: 1,
+                    output: format!(
+                        "awake={awake} locked={locked} (a secure lock screen must be disabled for automation)"
+                    ),
+                });
+            }
+            if !awake {
+                self.sh_ok("input keyevent KEYCODE_WAKEUP").await?;
+            } else {
+                self.sh("wm dismiss-keyguard").await?;
+                self.sh_ok("input keyevent 82").await?;
+                let size = self.sh("wm size").await?.stdout;
+                if let Some((w, h)) = size
+                    .lines()
+                    .find_map(|l| l.trim().strip_prefix("Physical size:"))
+                    .and_then(|s| s.trim().split_once('x'))
+                {
+                    let (w, h): (i32, i32) = (w.parse().unwrap_or(1080), h.parse().unwrap_or(2400));
+                    self.sh_ok(&format!(
+                        "input swipe {} {} {} {} 200",
+                        w / 2,
+                        h * 4 / 5,
+                        w / 2,
+                        h / 5
+                    ))
+                    .await?;
+                }
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// The current UI: raw XML and nodes (empty with the screen off).
+    pub async fn dump(&self) -> Result<(String, Vec<UiNode>), DeviceError> {
+        let out = self.sh("uiautomator dump /sdcard/window_dump.xml >/dev/null && cat /sdcard/window_dump.xml").await?;
+        let xml = out.stdout;
+        let nodes = uidump::parse(&xml);
+        Ok((xml, nodes))
+    }
+
+    fn save_dump(&self, diag: Option<&Path>, app: &str, what: &str, xml: &str) -> Option<PathBuf> {
+        let dir = diag?;
+        std::fs::create_dir_all(dir).ok()?;
+        let path = dir.join(format!(
+            "ui-{}-{}-{}.xml",
+            sanitize(&self.name),
+            sanitize(app),
+            sanitize(what)
+        ));
+        std::fs::write(&path, xml).ok()?;
+        Some(path)
+    }
+
+    /// Polls the UI until a selector matches; saves the last dump on failure.
+    pub async fn wait_element(
+        &self,
+        app: &str,
+        what: &str,
+        sels: &[Selector],
+        timeout: Duration,
+        diag: Option<&Path>,
+    ) -> Result<UiNode, DeviceError> {
+        let start = Instant::now();
+        let mut last = String::new();
+        loop {
+            let (xml, nodes) = self.dump().await?;
+            if let Some(n) = uidump::find(&nodes, sels) {
+                return Ok(n.clone());
+            }
+            last = if xml.is_empty() { last } else { xml };
+            if start.elapsed() >= timeout {
+                let dump = self.save_dump(diag, app, what, &last);
+                return Err(DeviceError::SelectorNotFound(Box::new(SelectorMiss {
+                    device: self.name.clone(),
+                    app: app.to_string(),
+                    element: what.to_string(),
+                    selectors: sels
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" | "),
+                    after: timeout,
+                    dump,
+                })));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Taps the centre of a node.
+    pub async fn tap(&self, n: &UiNode) -> Result<(), DeviceError> {
+        let (x, y) = n.center();
+        self.sh_ok(&format!("input tap {x} {y}")).await.map(|_| ())
+    }
+
+    /// Launches an app (it must be installed).
+    pub async fn launch(&self, app: &AppProfile) -> Result<(), DeviceError> {
+        self.require_app(app).await?;
+        let out = self
+            .sh(&format!(
+                "monkey -p {} -c android.intent.category.LAUNCHER 1",
+                quote(&app.package)
+            ))
+            .await?;
+        if out.rc != 0 || out.stdout.contains("No activities found") {
+            if let Some(act) = &app.activity {
+                self.sh_ok(&format!("am start -n {}", quote(act))).await?;
+            } else {
+                return Err(DeviceError::Command {
+                    device: self.name.clone(),
+                    command: "monkey".into(),
+                    rc: out.rc,
+                    output: out.stderr,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the conversation with a peer (deep link or UI navigation) and
+    /// waits for the input field.
+    pub async fn open_chat(
+        &self,
+        app: &AppProfile,
+        peer_account: &str,
+        peer_name: &str,
+        diag: Option<&Path>,
+    ) -> Result<(), DeviceError> {
+        self.require_app(app).await?;
+        let ui = &app.ui;
+        let digits: String = peer_account.chars().filter(char::is_ascii_digit).collect();
+        let vars = [
+            ("account", peer_account),
+            ("digits", digits.as_str()),
+            ("contact", peer_name),
+        ];
+        let start = Duration::from_secs_f64(ui.start_timeout_s.max(1.0));
+        let step = Duration::from_secs_f64(ui.ui_timeout_s.max(1.0));
+        if let Some(uri) = &ui.open_chat.uri {
+            let mut u = uri.clone();
+            for (k, v) in vars {
+                u = u.replace(&format!("{{{k}}}"), v);
+            }
+            let out = self
+                .sh(&format!(
+                    "am start -a android.intent.action.VIEW -d {} {}",
+                    quote(&u),
+                    quote(&app.package)
+                ))
+                .await?;
+            if out.rc != 0 || out.stderr.contains("Error") || out.stdout.contains("Error") {
+                return Err(DeviceError::Command {
+                    device: self.name.clone(),
+                    command: format!("am start {u}"),
+                    rc: out.rc,
+                    output: format!("{}{}", out.stdout, out.stderr).trim().to_string(),
+                });
+            }
+        } else {
+            // A cold start lands on the chat list whatever was open before.
+            self.force_stop(app).await?;
+            self.launch(app).await?;
+            for (i, alts) in ui.open_chat.navigate.iter().enumerate() {
+                let sels: Vec<Selector> = alts.iter().map(|s| s.fill(&vars)).collect();
+                let timeout = if i == 0 { start } else { step };
+                let n = self
+                    .wait_element(
+                        &app.id,
+                        &format!("navigate-{}", i + 1),
+                        &sels,
+                        timeout,
+                        diag,
+                    )
+                    .await?;
+                self.tap(&n).await?;
+            }
+        }
+        self.wait_element(&app.id, "text_field", &ui.text_field, start, diag)
+            .await?;
+        Ok(())
+    }
+
+    /// Types a text into the app's input field. The text never reaches the
+    /// phone's shell unquoted (see [`typing`]); non-ASCII goes through the
+    /// ADBKeyboard IME, which is selected for the duration and restored.
+    pub async fn type_text(
+        &self,
+        app: &AppProfile,
+        text: &str,
+        diag: Option<&Path>,
+    ) -> Result<(), DeviceError> {
+        let step = Duration::from_secs_f64(app.ui.ui_timeout_s.max(1.0));
+        let field = self
+            .wait_element(&app.id, "text_field", &app.ui.text_field, step, diag)
+            .await?;
+        self.tap(&field).await?;
+        match typing::plan(text) {
+            Typing::InputText(cmd) => {
+                self.sh_ok(&cmd).await?;
+            }
+            Typing::AdbKeyboard(cmd) => {
+                let prev = self
+                    .sh("settings get secure default_input_method")
+                    .await?
+                    .stdout
+                    .trim()
+                    .to_string();
+                self.sh(&format!("ime enable {ADB_KEYBOARD}")).await?;
+                self.sh_ok(&format!("ime set {ADB_KEYBOARD}")).await?;
+                let r = self.sh_ok(&cmd).await;
+                if !prev.is_empty() && prev != "null" && prev != ADB_KEYBOARD {
+                    self.sh(&format!("ime set {}", quote(&prev))).await?;
+                }
+                r?;
+            }
+        }
+        // Check the field shows the text (typing can be lost).
+        let deadline = Instant::now() + step;
+        loop {
+            let (xml, nodes) = self.dump().await?;
+            if uidump::find(&nodes, &app.ui.text_field).is_some_and(|n| n.text == text) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let dump = self.save_dump(diag, &app.id, "typed_text", &xml);
+                return Err(DeviceError::SelectorNotFound(Box::new(SelectorMiss {
+                    device: self.name.clone(),
+                    app: app.id.clone(),
+                    element: "text field showing the typed text".into(),
+                    selectors: app
+                        .ui
+                        .text_field
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(" | "),
+                    after: step,
+                    dump,
+                })));
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Taps the send button; returns host times around the tap.
+    pub async fn tap_send(
+        &self,
+        app: &AppProfile,
+        diag: Option<&Path>,
+    ) -> Result<Sent, DeviceError> {
+        let step = Duration::from_secs_f64(app.ui.ui_timeout_s.max(1.0));
+        let n = self
+            .wait_element(&app.id, "send_button", &app.ui.send_button, step, diag)
+            .await?;
+        let host_before_s = now();
+        self.tap(&n).await?;
+        Ok(Sent {
+            app: app.id.clone(),
+            host_before_s,
+            host_after_s: now(),
+        })
+    }
+
+    /// Opens the chat, types and sends one message.
+    pub async fn send_message(
+        &self,
+        app: &AppProfile,
+        peer_account: &str,
+        peer_name: &str,
+        text: &str,
+        diag: Option<&Path>,
+    ) -> Result<Sent, DeviceError> {
+        self.open_chat(app, peer_account, peer_name, diag).await?;
+        self.type_text(app, text, diag).await?;
+        self.tap_send(app, diag).await
+    }
+
+    /// Posted notifications.
+    pub async fn notifications(&self) -> Result<Vec<notif::PostedNotification>, DeviceError> {
+        Ok(notif::parse(
+            &self.sh("dumpsys notification --noredact").await?.stdout,
+        ))
+    }
+
+    /// Waits until `text` arrives in `app`: a notification with exactly this
+    /// text, or (fallback) the text shown in the open conversation.
+    pub async fn wait_receipt(
+        &self,
+        app: &AppProfile,
+        text: &str,
+        timeout: Duration,
+        diag: Option<&Path>,
+    ) -> Result<Receipt, DeviceError> {
+        let start = Instant::now();
+        let mut round = 0u32;
+        let mut last_xml = String::new();
+        loop {
+            for n in self.notifications().await? {
+                if n.package == app.package && n.text.as_deref() == Some(text) {
+                    return Ok(Receipt {
+                        app: app.id.clone(),
+                        via: ReceiptVia::Notification,
+                        host_seen_s: now(),
+                        phone_posted_s: n.when_ms.map(|ms| ms as f64 / 1000.0),
+                    });
+                }
+            }
+            if round % 3 == 2 {
+                let (xml, nodes) = self.dump().await?;
+                let bubble: Vec<Selector> = if app.ui.message_bubble.is_empty() {
+                    vec![
+                        Selector {
+                            text: Some(text.to_string()),
+                            ..Default::default()
+                        },
+                        Selector {
+                            content_desc: Some(text.to_string()),
+                            ..Default::default()
+                        },
+                    ]
+                } else {
+                    app.ui
+                        .message_bubble
+                        .iter()
+                        .map(|s| s.fill(&[("text", text)]))
+                        .collect()
+                };
+                let in_app = nodes.iter().any(|n| n.package == app.package);
+                let field = uidump::find(&nodes, &app.ui.text_field);
+                if in_app
+                    && uidump::find(&nodes, &bubble)
+                        .is_some_and(|b| field.is_none_or(|f| f.bounds != b.bounds))
+                {
+                    return Ok(Receipt {
+                        app: app.id.clone(),
+                        via: ReceiptVia::Ui,
+                        host_seen_s: now(),
+                        phone_posted_s: None,
+                    });
+                }
+                last_xml = xml;
+            }
+            round += 1;
+            if start.elapsed() >= timeout {
+                self.save_dump(diag, &app.id, "receipt", &last_xml);
+                return Err(DeviceError::ReceiptTimeout {
+                    device: self.name.clone(),
+                    app: app.id.clone(),
+                    after: timeout,
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    /// Stops an app.
+    pub async fn force_stop(&self, app: &AppProfile) -> Result<(), DeviceError> {
+        self.sh_ok(&format!("am force-stop {}", quote(&app.package)))
+            .await
+            .map(|_| ())
+    }
+
+    /// Records the screen for `secs` seconds (on its own ADB connection, so
+    /// other actions go on meanwhile) and pulls the video to `local`.
+    pub async fn screenrecord(&self, secs: u32, local: &Path) -> Result<(), DeviceError> {
+        let secs = secs.clamp(1, 180);
+        let rec = Adb::open(self.adb.target.clone()).await?;
+        let remote = format!(
+            "/sdcard/matador-{}-{}.mp4",
+            sanitize(&self.name),
+            (now() * 1000.0) as u64
+        );
+        let out = rec
+            .shell(
+                &format!("screenrecord --time-limit {secs} {}", quote(&remote)),
+                Duration::from_secs(u64::from(secs) + 20),
+            )
+            .await?;
+        if out.rc != 0 {
+            return Err(DeviceError::Command {
+                device: self.name.clone(),
+                command: "screenrecord".into(),
+                rc: out.rc,
+                output: format!("{}{}", out.stdout, out.stderr),
+            });
+        }
+        let data = rec.pull(&remote, Duration::from_secs(60)).await?;
+        if let Some(dir) = local.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(local, data)?;
+        rec.shell(&format!("rm -f {}", quote(&remote)), CMD_TIMEOUT)
+            .await?;
+        Ok(())
+    }
+
+    /// The Linux uid of an installed package.
+    pub async fn app_uid(&self, package: &str) -> Result<u32, DeviceError> {
+        let out = self
+            .sh(&format!("dumpsys package {}", quote(package)))
+            .await?
+            .stdout;
+        out.lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("userId=")
+                    .and_then(|v| v.trim().parse().ok())
+            })
+            .ok_or_else(|| DeviceError::AppNotInstalled {
+                device: self.name.clone(),
+                package: package.to_string(),
+            })
+    }
+
+    async fn su(&self, script: &str) -> Result<String, DeviceError> {
+        if !self.has_root().await? {
+            return Err(DeviceError::NotRooted {
+                device: self.name.clone(),
+            });
+        }
+        self.sh_ok(&format!("su -c {}", quote(script))).await
+    }
+
+    /// Per-UID allow-list (rooted phones): only these uids (and DNS) may send;
+    /// everything else is rejected, cutting background noise during a run.
+    pub async fn firewall_allow_only(&self, uids: &[u32]) -> Result<(), DeviceError> {
+        let mut s = String::from(
+            "iptables -w -N matador 2>/dev/null; iptables -w -F matador && iptables -w -A matador -o lo -j ACCEPT && iptables -w -A matador -p udp --dport 53 -j ACCEPT",
+        );
+        for u in uids {
+            s.push_str(&format!(
+                " && iptables -w -A matador -m owner --uid-owner {u} -j ACCEPT"
+            ));
+        }
+        s.push_str(" && iptables -w -A matador -j REJECT; iptables -w -D OUTPUT -j matador 2>/dev/null; iptables -w -I OUTPUT -j matador");
+        self.su(&s).await.map(|_| ())
+    }
+
+    /// Removes the allow-list.
+    pub async fn firewall_clear(&self) -> Result<(), DeviceError> {
+        self.su("iptables -w -D OUTPUT -j matador 2>/dev/null; iptables -w -F matador 2>/dev/null; iptables -w -X matador 2>/dev/null; true").await.map(|_| ())
+    }
+
+    /// Makes apps see a location (test provider `gps`), replacing XPrivacy.
+    pub async fn mock_location(&self, lat: f64, lon: f64) -> Result<(), DeviceError> {
+        if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
+            return Err(DeviceError::Command {
+                device: self.name.clone(),
+                command: "mock location".into(),
+                rc: 2,
+                output: format!("{lat},{lon} is not a coordinate"),
+            });
+        }
+        self.sh_ok("appops set com.android.shell android:mock_location allow")
+            .await?;
+        self.sh_ok("cmd location set-location-enabled true").await?;
+        self.sh_ok("cmd location providers add-test-provider gps")
+            .await?;
+        self.sh_ok("cmd location providers set-test-provider-enabled gps true")
+            .await?;
+        self.sh_ok(&format!(
+            "cmd location providers set-test-provider-location gps --location {lat:.6},{lon:.6}"
+        ))
+        .await?;
+        let d = self.sh_ok("dumpsys location").await?;
+        if !d.contains(&format!("{lat:.6},{lon:.6}")) {
+            return Err(DeviceError::Command {
+                device: self.name.clone(),
+                command: "dumpsys location".into(),
+                rc: 1,
+                output: "mock location not active".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Estimates the clock offset with `rounds` round trips (at least 3).
+    pub async fn clock(&self, rounds: u32) -> Result<ClockEstimate, DeviceError> {
+        let mut samples = Vec::new();
+        for _ in 0..rounds.max(3) {
+            let t0 = now();
+            let out = self.sh("date +%s.%N").await?;
+            let t1 = now();
+            if let Some(p) = clock::parse_phone_time(&out.stdout) {
+                samples.push((t0, p, t1));
+            }
+        }
+        clock::best(&samples).ok_or_else(|| DeviceError::Command {
+            device: self.name.clone(),
+            command: "date +%s.%N".into(),
+            rc: 1,
+            output: "no parseable time".into(),
+        })
+    }
+}

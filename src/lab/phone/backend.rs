@@ -1,0 +1,289 @@
+//! An app backend relay for the lab: accepts the simulated apps' TLS-like
+//! connections, registers each phone's account and relays messages to the
+//! peer's connection (store-and-forward while the peer is offline). WeChat's
+//! backend also answers the HTTP DNS `newgetdns` with a raw-DEFLATE XML list.
+//! Fault knobs: drop messages, delay them (changeable at run time).
+
+use super::apps::app_def;
+use super::config::BackendConfig;
+use super::proto::{Frame, decode_frame, encode_frame, read_record, server_handshake};
+use flate2::Compression;
+use flate2::write::DeflateEncoder;
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+/// Errors starting a backend.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// Unknown app id.
+    #[error("backend: unknown app {0:?}")]
+    UnknownApp(String),
+    /// A listener could not bind.
+    #[error("backend {app}: cannot listen on {addr}: {source}")]
+    Bind {
+        /// App id.
+        app: String,
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// Fault knobs, shared with the control socket.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Drop messages (acknowledge but never deliver).
+    pub fail: bool,
+    /// Delay before delivery, in milliseconds.
+    pub delay_ms: u64,
+}
+
+#[derive(Debug, Default)]
+struct Registry {
+    online: HashMap<String, mpsc::UnboundedSender<Frame>>,
+    queued: HashMap<String, Vec<Frame>>,
+    relayed: u64,
+}
+
+/// A running backend.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    /// App id.
+    pub app: &'static str,
+    /// Bound addresses.
+    pub addrs: Vec<SocketAddr>,
+    /// Fault knobs.
+    pub faults: Arc<Mutex<Faults>>,
+    reg: Arc<Mutex<Registry>>,
+    newgetdns: Arc<std::collections::BTreeMap<String, IpAddr>>,
+}
+
+impl Backend {
+    /// Binds the listeners and starts serving (inside a tokio runtime).
+    pub async fn start(
+        cfg: BackendConfig,
+    ) -> Result<(Backend, Vec<tokio::task::JoinHandle<()>>), BackendError> {
+        let def = app_def(&cfg.app).ok_or_else(|| BackendError::UnknownApp(cfg.app.clone()))?;
+        let mut listeners = Vec::new();
+        let mut addrs = Vec::new();
+        for a in &cfg.listen {
+            let l = TcpListener::bind(a)
+                .await
+                .map_err(|source| BackendError::Bind {
+                    app: cfg.app.clone(),
+                    addr: *a,
+                    source,
+                })?;
+            addrs.push(l.local_addr().unwrap_or(*a));
+            listeners.push(l);
+        }
+        let b = Backend {
+            app: def.id,
+            addrs,
+            faults: Arc::new(Mutex::new(Faults {
+                fail: cfg.fail,
+                delay_ms: cfg.delay_ms,
+            })),
+            reg: Arc::new(Mutex::new(Registry::default())),
+            newgetdns: Arc::new(cfg.newgetdns.clone()),
+        };
+        let mut tasks = Vec::new();
+        for l in listeners {
+            let b2 = b.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let Ok((sock, _)) = l.accept().await else {
+                        continue;
+                    };
+                    let b3 = b2.clone();
+                    tokio::spawn(async move {
+                        let _ = b3.connection(sock).await;
+                    });
+                }
+            }));
+        }
+        Ok((b, tasks))
+    }
+
+    /// Messages relayed so far.
+    pub fn relayed(&self) -> u64 {
+        self.reg.lock().map(|r| r.relayed).unwrap_or(0)
+    }
+
+    async fn connection(&self, mut sock: TcpStream) -> std::io::Result<()> {
+        let _ = sock.set_nodelay(true);
+        let mut first = [0u8; 4];
+        let n = sock.peek(&mut first).await?;
+        if n >= 4 && (&first == b"GET " || &first == b"POST" || &first == b"HEAD") {
+            return self.http(sock).await;
+        }
+        let (kind, _hello) = read_record(&mut sock).await?;
+        if kind != 0x16 {
+            return Ok(());
+        }
+        let seed = u64::from(sock.peer_addr().map(|a| a.port()).unwrap_or(1)) * 7919;
+        server_handshake(&mut sock, seed).await?;
+        let (mut rd, mut wr) = sock.into_split();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Frame>();
+        let writer = tokio::spawn(async move {
+            let mut nonce = seed;
+            while let Some(f) = rx.recv().await {
+                nonce = nonce.wrapping_add(1);
+                if wr.write_all(&encode_frame(&f, nonce)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let mut account: Option<String> = None;
+        let result = loop {
+            let (kind, body) = match read_record(&mut rd).await {
+                Ok(r) => r,
+                Err(e) => break Err(e),
+            };
+            if kind != 0x17 {
+                continue;
+            }
+            let Some(frame) = decode_frame(&body) else {
+                continue;
+            };
+            match frame {
+                Frame::Hello { account: a } => {
+                    let queued = {
+                        let mut reg = self.reg.lock().unwrap_or_else(|e| e.into_inner());
+                        reg.online.insert(a.clone(), tx.clone());
+                        reg.queued.remove(&a).unwrap_or_default()
+                    };
+                    for f in queued {
+                        let _ = tx.send(f);
+                    }
+                    account = Some(a);
+                }
+                Frame::Msg { id, to, text } => {
+                    let _ = tx.send(Frame::Ack { id });
+                    let Some(from) = account.clone() else {
+                        continue;
+                    };
+                    let faults = self.faults.lock().map(|f| f.clone()).unwrap_or_default();
+                    if faults.fail {
+                        continue;
+                    }
+                    let reg = self.reg.clone();
+                    tokio::spawn(async move {
+                        if faults.delay_ms > 0 {
+                            tokio::time::sleep(Duration::from_millis(faults.delay_ms)).await;
+                        }
+                        let mut r = reg.lock().unwrap_or_else(|e| e.into_inner());
+                        r.relayed += 1;
+                        let f = Frame::Deliver { from, text };
+                        let sent = r
+                            .online
+                            .get(&to)
+                            .is_some_and(|peer| peer.send(f.clone()).is_ok());
+                        if !sent {
+                            r.online.remove(&to);
+                            r.queued.entry(to).or_default().push(f);
+                        }
+                    });
+                }
+                Frame::Ping => {
+                    let _ = tx.send(Frame::Pong);
+                }
+                _ => {}
+            }
+        };
+        if let Some(a) = account {
+            let mut reg = self.reg.lock().unwrap_or_else(|e| e.into_inner());
+            if reg.online.get(&a).is_some_and(|s| s.same_channel(&tx)) {
+                reg.online.remove(&a);
+            }
+        }
+        writer.abort();
+        result
+    }
+
+    /// Plain HTTP: WeChat's `newgetdns`, or a connectivity-check style 204.
+    async fn http(&self, mut sock: TcpStream) -> std::io::Result<()> {
+        let mut req = Vec::new();
+        let mut buf = [0u8; 2048];
+        while !req.windows(4).any(|w| w == b"\r\n\r\n") && req.len() < 16384 {
+            let n = tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf))
+                .await
+                .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
+            if n == 0 {
+                return Ok(());
+            }
+            req.extend_from_slice(&buf[..n]);
+        }
+        let line = String::from_utf8_lossy(&req)
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string();
+        let path = line.split_whitespace().nth(1).unwrap_or("/");
+        let (status, ctype, body) = if path.starts_with("/cgi-bin/micromsg-bin/newgetdns") {
+            let own = sock.local_addr().map(|a| a.ip()).ok();
+            let mut domains: Vec<(String, IpAddr)> = self
+                .newgetdns
+                .iter()
+                .map(|(k, v)| (k.clone(), *v))
+                .collect();
+            if domains.is_empty()
+                && let Some(ip) = own
+            {
+                for d in [
+                    "long.weixin.qq.com",
+                    "short.weixin.qq.com",
+                    "extshort.weixin.qq.com",
+                ] {
+                    domains.push((d.into(), ip));
+                }
+            }
+            let client = sock
+                .peer_addr()
+                .map(|a| a.ip().to_string())
+                .unwrap_or_default();
+            (
+                "200 OK",
+                "text/xml",
+                deflate(newgetdns_xml(&domains, &client).as_bytes()),
+            )
+        } else {
+            ("204 No Content", "text/plain", Vec::new())
+        };
+        let head = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        sock.write_all(head.as_bytes()).await?;
+        sock.write_all(&body).await?;
+        sock.shutdown().await
+    }
+}
+
+/// WeChat's `newgetdns` answer (before compression).
+pub fn newgetdns_xml(domains: &[(String, IpAddr)], client_ip: &str) -> String {
+    let mut x = String::from("<dns><domainlist>");
+    for (name, ip) in domains {
+        x.push_str(&format!(
+            "<domain name=\"{name}\" timeout=\"1800\"><ip>{ip}</ip></domain>"
+        ));
+    }
+    x.push_str(&format!(
+        "</domainlist><clientip>{client_ip}</clientip></dns>"
+    ));
+    x
+}
+
+/// Raw DEFLATE (no zlib header), as WeChat's HTTP DNS sends it.
+pub fn deflate(data: &[u8]) -> Vec<u8> {
+    let mut e = DeflateEncoder::new(Vec::new(), Compression::default());
+    let _ = e.write_all(data);
+    e.finish().unwrap_or_default()
+}

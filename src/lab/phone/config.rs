@@ -1,0 +1,308 @@
+//! Configuration of one simulated phone and of one app backend (YAML/JSON).
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+/// Errors loading a configuration file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// File concerned.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML for this structure.
+    #[error("{path}: {source}")]
+    Yaml {
+        /// File concerned.
+        path: PathBuf,
+        /// Cause (with line and column).
+        source: serde_yaml_ng::Error,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// File concerned.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// How the simulated adbd treats host keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthMode {
+    /// No AUTH: answer CNXN at once (like a phone with `ro.adb.secure=0`).
+    #[default]
+    None,
+    /// Ask for AUTH and accept any key (the user tapped "Allow").
+    Accept,
+    /// Ask for AUTH and never accept: `adb devices` shows `unauthorized`.
+    Deny,
+}
+
+/// One contact in a simulated app's address book.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SimContact {
+    /// Display name (notification title, chat list row).
+    pub name: String,
+    /// The contact's account in this app (phone number or app id).
+    pub account: String,
+}
+
+/// One installed simulated app.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SimAppConfig {
+    /// Which of the app's two simulated versions is installed (0 or 1).
+    #[serde(default)]
+    pub variant: usize,
+    /// This phone's own account in the app.
+    pub account: String,
+    /// Address book.
+    #[serde(default)]
+    pub contacts: Vec<SimContact>,
+    /// Backend `host:port` override (default: the app's real host name and port).
+    #[serde(default)]
+    pub server: Option<String>,
+}
+
+/// A simulated phone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneSimConfig {
+    /// Name used in logs and the default serial.
+    pub name: String,
+    /// Where the ADB listener binds (the "USB cable"); port 0 picks one.
+    #[serde(default = "default_adb_listen")]
+    pub adb_listen: SocketAddr,
+    /// `ro.product.manufacturer`.
+    #[serde(default = "default_manufacturer")]
+    pub manufacturer: String,
+    /// `ro.product.model`.
+    #[serde(default = "default_model")]
+    pub model: String,
+    /// `ro.product.device`.
+    #[serde(default = "default_device")]
+    pub device: String,
+    /// `ro.build.version.release`.
+    #[serde(default = "default_release")]
+    pub android_release: String,
+    /// `ro.build.version.sdk`.
+    #[serde(default = "default_sdk")]
+    pub sdk: u32,
+    /// `ro.serialno`.
+    #[serde(default)]
+    pub serialno: Option<String>,
+    /// Screen width in pixels.
+    #[serde(default = "default_width")]
+    pub width: u32,
+    /// Screen height in pixels.
+    #[serde(default = "default_height")]
+    pub height: u32,
+    /// Screen density (dpi).
+    #[serde(default = "default_density")]
+    pub density: u32,
+    /// Whether `su` exists.
+    #[serde(default)]
+    pub rooted: bool,
+    /// AUTH behaviour.
+    #[serde(default)]
+    pub auth: AuthMode,
+    /// Clock offset to the host in milliseconds at start.
+    #[serde(default)]
+    pub clock_skew_ms: f64,
+    /// Clock drift in parts per million.
+    #[serde(default)]
+    pub clock_drift_ppm: f64,
+    /// Battery level (percent).
+    #[serde(default = "default_battery")]
+    pub battery: u32,
+    /// Connected Wi-Fi network name.
+    #[serde(default = "default_ssid")]
+    pub wifi_ssid: String,
+    /// Network namespace (name under /run/netns or a path) for app traffic;
+    /// none: the process's own namespace (loopback runs).
+    #[serde(default)]
+    pub netns: Option<String>,
+    /// DNS server the phone's resolver asks (UDP 53 or any port).
+    #[serde(default)]
+    pub dns: Option<SocketAddr>,
+    /// Static host entries consulted before DNS (like `/system/etc/hosts`).
+    #[serde(default)]
+    pub hosts: BTreeMap<String, IpAddr>,
+    /// Installed simulated apps by app id (`whatsapp`, `wechat`, …).
+    #[serde(default)]
+    pub apps: BTreeMap<String, SimAppConfig>,
+    /// Android-like background traffic (connectivity checks, NTP, DNS, push).
+    #[serde(default)]
+    pub background: bool,
+    /// Cold start time of apps in milliseconds (splash screen).
+    #[serde(default = "default_cold_start")]
+    pub cold_start_ms: u64,
+    /// Start with the screen off and the keyguard shown.
+    #[serde(default)]
+    pub start_locked: bool,
+    /// Address of the phone's `wlan0` as `ip addr` shows it (CIDR).
+    #[serde(default = "default_wlan_addr")]
+    pub wlan_addr: String,
+    /// Default gateway as `ip route` shows it.
+    #[serde(default = "default_wlan_gateway")]
+    pub wlan_gateway: String,
+}
+
+fn default_wlan_addr() -> String {
+    "198.18.100.2/24".into()
+}
+fn default_wlan_gateway() -> String {
+    "198.18.100.1".into()
+}
+
+fn default_adb_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+fn default_manufacturer() -> String {
+    "Google".into()
+}
+fn default_model() -> String {
+    "Pixel 6".into()
+}
+fn default_device() -> String {
+    "oriole".into()
+}
+fn default_release() -> String {
+    "13".into()
+}
+fn default_sdk() -> u32 {
+    33
+}
+fn default_width() -> u32 {
+    1080
+}
+fn default_height() -> u32 {
+    2400
+}
+fn default_density() -> u32 {
+    420
+}
+fn default_battery() -> u32 {
+    87
+}
+fn default_ssid() -> String {
+    "matador-lab".into()
+}
+fn default_cold_start() -> u64 {
+    600
+}
+
+impl PhoneSimConfig {
+    /// A phone with defaults and no apps.
+    pub fn new(name: &str) -> Self {
+        defaults(name)
+    }
+
+    /// Loads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let c: PhoneSimConfig =
+            serde_yaml_ng::from_str(&text).map_err(|source| ConfigError::Yaml {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        c.validate().map_err(|message| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        Ok(c)
+    }
+
+    /// Checks ranges and app ids.
+    pub fn validate(&self) -> Result<(), String> {
+        if !(200..=10_000).contains(&self.width) || !(200..=10_000).contains(&self.height) {
+            return Err(format!(
+                "screen {}x{} out of range",
+                self.width, self.height
+            ));
+        }
+        if self.battery > 100 {
+            return Err(format!("battery {} > 100", self.battery));
+        }
+        for (id, app) in &self.apps {
+            if super::apps::app_def(id).is_none() {
+                return Err(format!("unknown app id {id:?}"));
+            }
+            if app.variant > 1 {
+                return Err(format!("app {id}: variant {} (0 or 1)", app.variant));
+            }
+        }
+        Ok(())
+    }
+
+    /// The serial number the phone reports.
+    pub fn serial(&self) -> String {
+        self.serialno.clone().unwrap_or_else(|| {
+            let h = self.name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+                (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+            });
+            format!("{:016X}", h)[..14].to_string()
+        })
+    }
+}
+
+fn defaults(name: &str) -> PhoneSimConfig {
+    PhoneSimConfig {
+        name: name.to_string(),
+        adb_listen: default_adb_listen(),
+        manufacturer: default_manufacturer(),
+        model: default_model(),
+        device: default_device(),
+        android_release: default_release(),
+        sdk: default_sdk(),
+        serialno: None,
+        width: default_width(),
+        height: default_height(),
+        density: default_density(),
+        rooted: false,
+        auth: AuthMode::None,
+        clock_skew_ms: 0.0,
+        clock_drift_ppm: 0.0,
+        battery: default_battery(),
+        wifi_ssid: default_ssid(),
+        netns: None,
+        dns: None,
+        hosts: BTreeMap::new(),
+        apps: BTreeMap::new(),
+        background: false,
+        cold_start_ms: default_cold_start(),
+        start_locked: false,
+        wlan_addr: default_wlan_addr(),
+        wlan_gateway: default_wlan_gateway(),
+    }
+}
+
+/// Fault knobs and addresses of one app backend relay.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendConfig {
+    /// App id the backend serves (`whatsapp`, …).
+    pub app: String,
+    /// Addresses to listen on (TCP).
+    pub listen: Vec<SocketAddr>,
+    /// Extra delay before relaying a message, in milliseconds.
+    #[serde(default)]
+    pub delay_ms: u64,
+    /// Drop messages instead of relaying them.
+    #[serde(default)]
+    pub fail: bool,
+    /// WeChat only: where `newgetdns` answers point (`host=ip` pairs); by
+    /// default the address the client reached the backend on.
+    #[serde(default)]
+    pub newgetdns: BTreeMap<String, IpAddr>,
+}

@@ -1,0 +1,158 @@
+//! Message texts are a security boundary: whatever they contain (quotes, `;`,
+//! `$(…)`, backticks, newlines, non-ASCII) they must arrive verbatim and never
+//! run on the phone. The quoting is checked against mksh (Android's shell),
+//! and a negative control shows the simulator *would* run an injection.
+
+#[path = "phone_sim_support.rs"]
+mod support;
+
+use matador::device::adb::Target;
+use matador::device::phone::Device;
+use matador::device::profile::AppProfile;
+use matador::device::typing::{self, Typing};
+use matador::lab::phone::shell::parse;
+use std::process::Command;
+use std::time::Duration;
+use support::*;
+
+fn hostile(dir: &str) -> Vec<String> {
+    vec![
+        format!("hi $(touch {dir}/p1) there"),
+        format!("`touch {dir}/p2`"),
+        format!("a; touch {dir}/p3; b"),
+        format!("x' ; touch {dir}/p4 ; echo 'y"),
+        format!("\"q\" && touch {dir}/p5 || true"),
+        format!("line1\nline2 $(touch {dir}/p6)"),
+        format!("Grüße 日本 😀 $(touch {dir}/p7)"),
+        "100% sure %s $HOME ${PATH}".to_string(),
+        format!("back\\slash > {dir}/p8 < /etc/passwd | cat &"),
+        "tab\there 'single' \"double\" \\\" \\'".to_string(),
+    ]
+}
+
+/// The words mksh makes of a command line (printed NUL-separated).
+fn mksh_words(line: &str) -> Vec<String> {
+    let out = Command::new("mksh")
+        .arg("-c")
+        .arg(format!("printf '%s\\0' {line}"))
+        .output()
+        .expect("mksh must be installed (scripts/install-deps.sh)");
+    assert!(
+        out.status.success(),
+        "mksh failed on {line:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let s = String::from_utf8(out.stdout).unwrap();
+    s.split_terminator('\0').map(String::from).collect()
+}
+
+/// The words the simulator's parser makes (literal words only).
+fn sim_words(line: &str) -> Vec<String> {
+    let script = parse::parse(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+    assert_eq!(script.0.len(), 1, "{line:?}");
+    script.0[0].first.cmds[0]
+        .words
+        .iter()
+        .map(|w| {
+            w.literal()
+                .unwrap_or_else(|| panic!("{line:?} has an expansion"))
+        })
+        .collect()
+}
+
+#[test]
+fn quoting_agrees_with_mksh_and_never_executes() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap().to_string();
+    for text in hostile(&d) {
+        let cmd = match typing::plan(&text) {
+            Typing::InputText(c) | Typing::AdbKeyboard(c) => c,
+        };
+        let words = mksh_words(&cmd);
+        assert_eq!(words, sim_words(&cmd), "{text:?}");
+        // The typed argument is the text (input text: spaces as %s).
+        if let Typing::InputText(_) = typing::plan(&text) {
+            assert_eq!(words[2], text.replace(' ', "%s"));
+        }
+    }
+    // Plain quoting of arbitrary words, as the device layer uses for URIs.
+    for w in [
+        "", "a b", "it's", "\"", "\\", "$(x)", "`x`", "a\nb", "%s", "'''", "ü",
+    ] {
+        let line = parse::quote(w);
+        assert_eq!(mksh_words(&line), vec![w.to_string()]);
+        assert_eq!(sim_words(&line), vec![w.to_string()]);
+    }
+    // Lines with mixed quoting parse alike.
+    for line in [
+        r#"a 'b c' "d e" f\ g"#,
+        r#"'it'\''s' "a'b" a"b"c"#,
+        r#""\$x" '\n' "" "\\" a\\b"#,
+        r#"x\"y 'z\'"#,
+    ] {
+        assert_eq!(mksh_words(line), sim_words(line), "{line}");
+    }
+    // Nothing ran on this host either.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_texts_arrive_verbatim_and_never_run() {
+    let backends = start_backends(0).await;
+    let a = start_phone(phone_config('a', Some(backends.dns), 0, false)).await;
+    let b = start_phone(phone_config('b', Some(backends.dns), 1, true)).await;
+    let server = AdbServer::start();
+    server.connect(a.adb_addr);
+    server.connect(b.adb_addr);
+    let da = Device::open(Target::Server {
+        server: server.addr(),
+        serial: a.adb_addr.to_string(),
+    })
+    .await
+    .unwrap();
+    let db = Device::open(Target::Server {
+        server: server.addr(),
+        serial: b.adb_addr.to_string(),
+    })
+    .await
+    .unwrap();
+    let apps = AppProfile::load_dir(&app_profiles()).unwrap();
+    let wa = apps.iter().find(|a| a.id == "whatsapp").unwrap();
+    // Negative control: an unescaped text would run on the simulated phone.
+    da.sh("input text hi$(touch /sdcard/canary)").await.unwrap();
+    assert_eq!(
+        da.sh("ls /sdcard/canary").await.unwrap().rc,
+        0,
+        "the simulator must execute real injections"
+    );
+    da.sh_ok("rm /sdcard/canary").await.unwrap();
+    // The UI dumps the device layer writes are the only expected new file.
+    da.dump().await.unwrap();
+    let before = da.sh_ok("ls /sdcard /data/local/tmp").await.unwrap();
+    for (i, text) in hostile("/sdcard")
+        .into_iter()
+        .chain(hostile("/data/local/tmp"))
+        .enumerate()
+    {
+        let text = format!("{text} #{i}");
+        da.send_message(wa, &account("whatsapp", 'b'), "Lab B", &text, None)
+            .await
+            .unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        let r = db
+            .wait_receipt(wa, &text, Duration::from_secs(15), None)
+            .await
+            .unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        assert!(r.phone_posted_s.is_some());
+    }
+    assert_eq!(
+        da.sh_ok("ls /sdcard /data/local/tmp").await.unwrap(),
+        before,
+        "files appeared on phone A"
+    );
+    // The IME is back to the phone's own keyboard.
+    let ime = da
+        .sh_ok("settings get secure default_input_method")
+        .await
+        .unwrap();
+    assert!(ime.contains("LatinIME"), "{ime}");
+}
