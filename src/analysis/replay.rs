@@ -64,9 +64,20 @@ pub fn extra_sinks(_opts: &ReplayOptions) -> Vec<Box<dyn ReportSink>> {
 /// Analyses one capture file. Never fails: problems become `errors` /
 /// `warnings` in the report, which keeps everything decoded before them.
 pub fn analyze_file(path: &Path, opts: &ReplayOptions) -> CaptureReport {
+    analyze_file_with_progress(path, opts, &|_| {})
+}
+
+/// [`analyze_file`], calling `progress(n)` each time `n` more bytes of the
+/// file have been read (in the reader's large chunks, so it costs nothing
+/// per packet).
+pub fn analyze_file_with_progress(
+    path: &Path,
+    opts: &ReplayOptions,
+    progress: &dyn Fn(u64),
+) -> CaptureReport {
     let name = path.display().to_string();
     match File::open(path) {
-        Ok(f) => analyze_reader(&name, f, opts),
+        Ok(f) => analyze_reader(&name, Counting { inner: f, progress }, opts),
         Err(source) => {
             let e = CaptureError::Open {
                 file: name.clone(),
@@ -141,6 +152,20 @@ pub fn analyze_reader<R: Read>(name: &str, src: R, opts: &ReplayOptions) -> Capt
         e.finish(&mut report);
     }
     report
+}
+
+/// A reader that reports how many bytes went through it.
+struct Counting<'a, R> {
+    inner: R,
+    progress: &'a dyn Fn(u64),
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        (self.progress)(n as u64);
+        Ok(n)
+    }
 }
 
 /// Frame-level counters kept by the engine itself.
