@@ -459,8 +459,7 @@ fn write_block(out: &mut impl Write, r: &CaptureReport) -> std::io::Result<()> {
                 .flatten()
                 .collect::<Vec<_>>()
                 .join(" ");
-            writeln!(
-                out,
+            let line = format!(
                 "   {:<6} {:<40} {:<40} {:>7} {:>10}  {:<20} {}",
                 f.proto,
                 endpoint(&f.src, f.sport),
@@ -469,7 +468,8 @@ fn write_block(out: &mut impl Write, r: &CaptureReport) -> std::io::Result<()> {
                 f.bytes,
                 f.tcp_flags,
                 name
-            )?;
+            );
+            writeln!(out, "{}", line.trim_end())?;
         }
         if r.flows.len() > TABLE_FLOWS {
             writeln!(
@@ -480,13 +480,18 @@ fn write_block(out: &mut impl Write, r: &CaptureReport) -> std::io::Result<()> {
         }
     }
     for s in &r.servers {
+        let names = if s.names.is_empty() {
+            "-".to_string()
+        } else {
+            s.names.join(",")
+        };
         writeln!(
             out,
-            "   server {:<10} {} {} {}  {}",
+            "   server {:<9} {:<3} {:<24} {}  evidence: {}",
             s.app,
             s.proto,
             endpoint(&s.ip, s.port),
-            s.names.join(","),
+            names,
             s.evidence.join("; ")
         )?;
     }
