@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 fn real_files() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/captures/real");
-    let files = collect_inputs(&[dir.clone()]);
+    let files = collect_inputs(std::slice::from_ref(&dir));
     assert_eq!(
         files.len(),
         13,
