@@ -8,8 +8,8 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-mod geo;
 mod devices;
+mod geo;
 mod labsim;
 mod replay;
 
