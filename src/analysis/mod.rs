@@ -2,5 +2,12 @@
 //! app attribution and interference. Works on files alone, so a replay gives
 //! exactly what a live campaign's post-processing gave.
 
+pub mod addresses;
+pub mod attribution;
+pub mod decode;
+pub mod dns;
+pub mod flows;
 pub mod model;
+pub mod names;
 pub mod packet;
+pub mod replay;

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
 mod devices;
+mod geo;
 mod labsim;
 mod replay;
 
@@ -26,6 +27,8 @@ pub struct Cli {
 pub enum Command {
     /// Analyse stored captures (files, directories, campaign folders).
     Replay(replay::ReplayArgs),
+    /// Geolocation: lookups, ASN import, database diffs, plausibility.
+    Geo(geo::GeoArgs),
     /// Lists connected phones: model, Android, battery, screen, Wi-Fi, root, app versions.
     Devices(devices::DevicesArgs),
     /// Runs a simulated phone, app backend or DNS server (virtual lab).
@@ -45,6 +48,7 @@ pub fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Replay(args) => replay::run(args),
+        Command::Geo(args) => geo::run(args),
         Command::Devices(args) => devices::run(args),
         Command::LabSim(args) => labsim::run(args),
     };

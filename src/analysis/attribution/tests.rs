@@ -1,0 +1,383 @@
+use super::*;
+use crate::analysis::model::DnsAnswer;
+use crate::analysis::names::stream::testpkt::{tcp, udp};
+use crate::analysis::packet::tcp_flags::{ACK, PSH, SYN};
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+fn ts(s: i64) -> Timestamp {
+    Timestamp::new(s, 0, 6)
+}
+
+fn flow(proto: &str, src: &str, sport: u16, dst: &str, dport: u16, first: i64) -> FlowRecord {
+    FlowRecord {
+        proto: proto.into(),
+        src: src.parse().unwrap(),
+        sport,
+        dst: dst.parse().unwrap(),
+        dport,
+        packets: 10,
+        bytes: 1000,
+        first_ts: ts(first),
+        last_ts: ts(first + 10),
+        tcp_flags: String::new(),
+        sni: None,
+        app: None,
+    }
+}
+
+fn dns(at: i64, query: &str, chain: &[(&str, &str, &str)]) -> DnsRecord {
+    DnsRecord {
+        frame: at as u64,
+        ts: ts(at),
+        transport: "udp".into(),
+        server: "192.168.1.1".parse().unwrap(),
+        client: "192.168.1.2".parse().unwrap(),
+        id: 1,
+        query: query.into(),
+        qtype: "A".into(),
+        rcode: Some("NOERROR".into()),
+        ip_ttl: Some(64),
+        ip_id: Some(1),
+        answers: chain
+            .iter()
+            .map(|(n, t, d)| DnsAnswer {
+                name: n.to_string(),
+                rtype: t.to_string(),
+                data: d.to_string(),
+                ttl: 60,
+            })
+            .collect(),
+    }
+}
+
+fn attributor() -> Attributor {
+    Attributor::new(Arc::new(AppProfiles::try_builtin().unwrap()))
+}
+
+#[test]
+fn fingerprints_from_real_first_payloads() {
+    // nDPI whatsapp.pcap frame 3 (edge routing header) and whatsapp_login_chat.pcap frame 8
+    assert_eq!(
+        fingerprint(&hex("45440001"), false, true),
+        Some((Fingerprint::WhatsappNoise, true))
+    );
+    assert_eq!(
+        fingerprint(
+            &hex("5741010500001af80501a59189fc126950686f6e"),
+            false,
+            true
+        ),
+        Some((Fingerprint::WhatsappNoise, true))
+    );
+    // citizenlab WeChat capture frame 33 (client MMTLS) and a server reply seen first
+    let mmtls = hex("16f104016e0000016a0104f102c02b00a88c4577");
+    assert_eq!(
+        fingerprint(&mmtls, false, true),
+        Some((Fingerprint::WechatMmtls, true))
+    );
+    assert_eq!(
+        fingerprint(&mmtls, false, false),
+        Some((Fingerprint::WechatMmtls, false))
+    );
+    // nDPI telegram.pcap frame 170 (48-byte UDP reflector request)
+    let refl = hex(
+        "dc4c00291565b7acbc236da9eda0d597fffffffffffffffffffffffffeffffff28f946112601a2f0ffffffffffffffff",
+    );
+    assert_eq!(
+        fingerprint(&refl, true, true),
+        Some((Fingerprint::TelegramReflector, true))
+    );
+}
+
+#[test]
+fn loco_and_mtproto_headers() {
+    let mut loco = vec![1, 0, 0, 0, 0, 0];
+    loco.extend_from_slice(b"CHECKIN\0\0\0\0");
+    loco.push(0);
+    loco.extend_from_slice(&20u32.to_le_bytes());
+    loco.extend_from_slice(&20u32.to_le_bytes());
+    loco.extend_from_slice(&[0; 16]);
+    assert_eq!(
+        fingerprint(&loco, false, true),
+        Some((Fingerprint::KakaoLoco, true))
+    );
+    let mut secure = 256u32.to_le_bytes().to_vec();
+    secure.extend_from_slice(&16u32.to_le_bytes());
+    secure.extend_from_slice(&2u32.to_le_bytes());
+    secure.extend(vec![0x5a; 256]);
+    assert_eq!(
+        fingerprint(&secure, false, true),
+        Some((Fingerprint::KakaoLoco, true))
+    );
+    let mut abridged = vec![0xef, 10];
+    abridged.extend(vec![0u8; 40]);
+    assert_eq!(
+        fingerprint(&abridged, false, true),
+        Some((Fingerprint::TelegramMtproto, true))
+    );
+    let mut inter = vec![0xee; 4];
+    inter.extend_from_slice(&40u32.to_le_bytes());
+    inter.extend(vec![1u8; 40]);
+    assert_eq!(
+        fingerprint(&inter, false, true),
+        Some((Fingerprint::TelegramMtproto, true))
+    );
+    inter.push(0);
+    assert_eq!(fingerprint(&inter, false, true), None, "length must match");
+}
+
+#[test]
+fn common_protocols_are_not_fingerprinted() {
+    let samples: [&[u8]; 6] = [
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+        b"GET / HTTP/1.1\r\nHost: example.org\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\n",
+        b"SSH-2.0-OpenSSH_9.6\r\n",
+        &[0x17, 0x03, 0x03, 0x00, 0x20],
+        &[0xef, 0x01, 0x02],
+    ];
+    for s in samples {
+        assert_eq!(fingerprint(s, false, true), None, "{s:?}");
+        assert_eq!(fingerprint(s, true, true), None, "{s:?}");
+    }
+    let mut seed = 7u32;
+    for _ in 0..5000 {
+        let p: Vec<u8> = (0..64)
+            .map(|_| {
+                seed ^= seed << 13;
+                seed ^= seed >> 17;
+                seed ^= seed << 5;
+                seed as u8
+            })
+            .collect();
+        assert_eq!(fingerprint(&p, true, true), None);
+        if let Some((fp, _)) = fingerprint(&p, false, true) {
+            // only the two-byte/three-byte magics can fire by chance; none should in 5000 tries
+            panic!("random payload fingerprinted as {fp:?}: {p:02x?}");
+        }
+    }
+}
+
+#[test]
+fn dns_earlier_wins_later_dns_does_not_count() {
+    let a = attributor();
+    let mut flows = vec![
+        flow("tcp", "192.168.1.2", 40000, "157.240.1.53", 443, 100),
+        flow("tcp", "192.168.1.2", 40001, "157.240.1.54", 443, 100),
+    ];
+    let d = [
+        dns(
+            90,
+            "e1.whatsapp.net",
+            &[
+                ("e1.whatsapp.net", "CNAME", "mmx-ds.cdn.whatsapp.net"),
+                ("mmx-ds.cdn.whatsapp.net", "A", "157.240.1.53"),
+            ],
+        ),
+        dns(
+            150,
+            "e2.whatsapp.net",
+            &[("e2.whatsapp.net", "A", "157.240.1.54")],
+        ),
+    ];
+    let servers = a.finish(&mut flows, &d, &[], &[]);
+    assert_eq!(flows[0].app.as_deref(), Some("whatsapp"));
+    assert_eq!(
+        flows[1].app, None,
+        "resolved only after the flow started; Meta block on 443 is not enough"
+    );
+    assert_eq!(servers.len(), 1);
+    let s = &servers[0];
+    assert_eq!(
+        (s.app.as_str(), s.port, s.proto.as_str()),
+        ("whatsapp", 443, "tcp")
+    );
+    assert_eq!(
+        s.evidence,
+        ["dns:e1.whatsapp.net", "dns:mmx-ds.cdn.whatsapp.net"]
+    );
+    assert!(s.names.contains(&"e1.whatsapp.net".to_string()));
+}
+
+#[test]
+fn sni_fingerprint_prefix_and_ordering() {
+    let mut a = attributor();
+    // WhatsApp chat on 5222 with the Noise edge header
+    a.packet(&tcp(
+        1,
+        "192.168.2.100",
+        49026,
+        "179.60.195.33",
+        5222,
+        0,
+        SYN,
+        &[],
+    ));
+    a.packet(&tcp(
+        2,
+        "192.168.2.100",
+        49026,
+        "179.60.195.33",
+        5222,
+        1,
+        ACK | PSH,
+        b"ED\x00\x01",
+    ));
+    let mut flows = vec![
+        flow("tcp", "192.168.2.100", 49026, "179.60.195.33", 5222, 1),
+        flow("tcp", "192.168.2.17", 57026, "35.169.3.40", 443, 1),
+        flow("udp", "192.168.1.77", 28150, "91.108.8.1", 533, 1),
+        flow("tcp", "192.168.1.77", 5000, "149.154.167.51", 443, 1),
+    ];
+    let tls = [TlsRecord {
+        frame: 5,
+        ts: ts(1),
+        src: "192.168.2.17".parse().unwrap(),
+        sport: 57026,
+        dst: "35.169.3.40".parse().unwrap(),
+        dport: 443,
+        sni: Some("textsecure-service.whispersystems.org".into()),
+        alpn: vec![],
+        proto: "tls".into(),
+    }];
+    let servers = a.finish(&mut flows, &[], &tls, &[]);
+    let apps: Vec<Option<&str>> = flows.iter().map(|f| f.app.as_deref()).collect();
+    assert_eq!(
+        apps,
+        [
+            Some("whatsapp"),
+            Some("signal"),
+            Some("telegram"),
+            Some("telegram")
+        ]
+    );
+    assert_eq!(
+        flows[1].sni.as_deref(),
+        Some("textsecure-service.whispersystems.org")
+    );
+    let wa = servers.iter().find(|s| s.app == "whatsapp").unwrap();
+    assert_eq!(
+        wa.evidence,
+        ["fingerprint:whatsapp-noise", "prefix:179.60.192.0/22"]
+    );
+    let sig = servers.iter().find(|s| s.app == "signal").unwrap();
+    assert_eq!(sig.evidence, ["sni:textsecure-service.whispersystems.org"]);
+    // apps in profile order: whatsapp, signal, telegram
+    let order: Vec<&str> = servers.iter().map(|s| s.app.as_str()).collect();
+    assert_eq!(order, ["whatsapp", "signal", "telegram", "telegram"]);
+}
+
+#[test]
+fn foreign_sni_vetoes_address_only_attribution() {
+    let a = attributor();
+    let mut flows = vec![flow("tcp", "10.0.0.2", 5000, "149.154.167.51", 443, 1)];
+    let tls = [TlsRecord {
+        frame: 1,
+        ts: ts(1),
+        src: "10.0.0.2".parse().unwrap(),
+        sport: 5000,
+        dst: "149.154.167.51".parse().unwrap(),
+        dport: 443,
+        sni: Some("www.example.org".into()),
+        alpn: vec![],
+        proto: "tls".into(),
+    }];
+    assert!(a.finish(&mut flows, &[], &tls, &[]).is_empty());
+    assert_eq!(flows[0].app, None);
+}
+
+#[test]
+fn wechat_httpdns_mapped_addresses_and_mmtls_over_http() {
+    let a = attributor();
+    let mut d = dns(
+        5,
+        "long.weixin.qq.com",
+        &[
+            ("long.weixin.qq.com", "AAAA", "::ffff:43.130.30.185"),
+            ("long.weixin.qq.com", "A", "43.130.30.185"),
+        ],
+    );
+    d.transport = "wechat-httpdns".into();
+    let mut flows = vec![
+        flow("tcp", "10.0.2.16", 33000, "43.130.30.185", 8080, 6),
+        flow("tcp", "10.0.2.16", 33001, "49.51.67.253", 80, 6),
+    ];
+    let http = [HttpRecord {
+        frame: 7,
+        ts: ts(7),
+        src: "10.0.2.16".parse().unwrap(),
+        dst: "49.51.67.253".parse().unwrap(),
+        dport: 80,
+        method: "POST".into(),
+        path: "/mmtls/2a9b1264".into(),
+        host: Some("sgshort.wechat.com".into()),
+    }];
+    let servers = a.finish(&mut flows, &[d], &[], &http);
+    assert_eq!(flows[0].app.as_deref(), Some("wechat"));
+    assert_eq!(flows[1].app.as_deref(), Some("wechat"));
+    assert_eq!(servers[0].evidence, ["wechat-httpdns:long.weixin.qq.com"]);
+    assert_eq!(
+        servers[1].evidence,
+        ["host:sgshort.wechat.com", "fingerprint:wechat-mmtls"]
+    );
+}
+
+#[test]
+fn asn_lookup_counts_only_on_app_ports() {
+    let a = attributor().with_asn_lookup(Box::new(|ip| {
+        (ip.to_string() == "203.0.113.9").then_some(62041)
+    }));
+    let mut flows = vec![
+        flow("tcp", "10.0.0.2", 5000, "203.0.113.9", 443, 1),
+        flow("tcp", "10.0.0.2", 5001, "203.0.113.9", 8443, 1),
+    ];
+    let servers = a.finish(&mut flows, &[], &[], &[]);
+    assert_eq!(servers.len(), 1);
+    assert_eq!(servers[0].evidence, ["asn:AS62041"]);
+    assert_eq!(flows[1].app, None);
+}
+
+#[test]
+fn state_is_dropped_on_close_and_udp_noise_never_panics() {
+    let mut a = attributor();
+    for i in 0..1000u16 {
+        a.packet(&tcp(
+            u64::from(i),
+            "10.0.0.1",
+            i,
+            "10.0.0.2",
+            443,
+            1,
+            ACK | PSH,
+            b"\x16\x03\x01",
+        ));
+        a.packet(&tcp(
+            u64::from(i),
+            "10.0.0.1",
+            i,
+            "10.0.0.2",
+            443,
+            4,
+            ACK | crate::analysis::packet::tcp_flags::FIN,
+            b"",
+        ));
+        a.packet(&udp(
+            u64::from(i),
+            "10.0.0.1",
+            i,
+            "10.0.0.2",
+            53,
+            &[0xff; 3],
+        ));
+    }
+    // TCP flows are dropped at FIN; UDP ones by the periodic sweep (frame i is at i seconds)
+    assert!(a.state.len() <= 300, "{}", a.state.len());
+    assert!(a.state.keys().all(|k| k.proto == 17));
+    assert!(a.hits.is_empty());
+}

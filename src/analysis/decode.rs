@@ -1,0 +1,304 @@
+//! Decoding one [`RawFrame`] into a [`Packet`]: link layer by hand (a few
+//! fixed headers), IP with etherparse's *lax* slicing so that frames cut by a
+//! short snap length still yield their IP facts, transport headers by hand so
+//! that a cut TCP/UDP header still yields ports and flags.
+//!
+//! Decoding never fails: whatever cannot be understood is left out
+//! (`ip: None` or `Transport::Other`).
+
+use super::packet::{IpInfo, Packet, Transport};
+use crate::capture::{LinkType, RawFrame};
+use etherparse::Ipv6ExtensionSlice;
+use etherparse::LaxIpSlice;
+use std::net::IpAddr;
+
+const ETH_IPV4: u16 = 0x0800;
+const ETH_IPV6: u16 = 0x86dd;
+const ETH_VLAN: u16 = 0x8100;
+const ETH_QINQ: u16 = 0x88a8;
+const ETH_QINQ_OLD: u16 = 0x9100;
+
+/// Decodes a frame. Non-IP frames give `ip: None`.
+pub fn decode<'a>(raw: &RawFrame<'a>) -> Packet<'a> {
+    let mut pkt = Packet {
+        frame: raw.frame,
+        ts: raw.ts,
+        orig_len: raw.orig_len,
+        cap_len: raw.cap_len,
+        ip: None,
+        transport: Transport::Other,
+    };
+    if let Some(ip) = link_payload(raw.link_type, raw.data) {
+        decode_ip(ip, &mut pkt);
+    }
+    pkt
+}
+
+/// Strips the link-layer header; returns the IP packet bytes, if IP.
+fn link_payload(link: LinkType, d: &[u8]) -> Option<&[u8]> {
+    match link {
+        LinkType::ETHERNET => {
+            let ether_type = u16::from_be_bytes([*d.get(12)?, *d.get(13)?]);
+            ethertype_payload(ether_type, d.get(14..)?)
+        }
+        LinkType::RAW | LinkType::RAW_12 | LinkType::RAW_14 | LinkType::IPV4 | LinkType::IPV6 => {
+            Some(d)
+        }
+        LinkType::NULL | LinkType::LOOP => {
+            let h: [u8; 4] = d.get(..4)?.try_into().ok()?;
+            // NULL is in the writer's byte order, LOOP in network order;
+            // family values are small, so the zero half tells the order.
+            let family = if link == LinkType::LOOP || (h[0] == 0 && h[1] == 0) {
+                u32::from_be_bytes(h)
+            } else {
+                u32::from_le_bytes(h)
+            };
+            match family {
+                // AF_INET; AF_INET6 on NetBSD/OpenBSD (24), FreeBSD (28), macOS (30).
+                2 | 24 | 28 | 30 => Some(&d[4..]),
+                _ => None,
+            }
+        }
+        LinkType::LINUX_SLL => {
+            let proto = u16::from_be_bytes([*d.get(14)?, *d.get(15)?]);
+            ethertype_payload(proto, d.get(16..)?)
+        }
+        LinkType::LINUX_SLL2 => {
+            let proto = u16::from_be_bytes([*d.first()?, *d.get(1)?]);
+            ethertype_payload(proto, d.get(20..)?)
+        }
+        _ => None,
+    }
+}
+
+/// Follows up to three VLAN tags to an IP payload.
+fn ethertype_payload(mut ether_type: u16, mut d: &[u8]) -> Option<&[u8]> {
+    for _ in 0..3 {
+        match ether_type {
+            ETH_IPV4 | ETH_IPV6 => return Some(d),
+            ETH_VLAN | ETH_QINQ | ETH_QINQ_OLD => {
+                ether_type = u16::from_be_bytes([*d.get(2)?, *d.get(3)?]);
+                d = d.get(4..)?;
+            }
+            _ => return None,
+        }
+    }
+    matches!(ether_type, ETH_IPV4 | ETH_IPV6).then_some(d)
+}
+
+fn decode_ip<'a>(bytes: &'a [u8], pkt: &mut Packet<'a>) {
+    let Ok((ip, _ext_err)) = LaxIpSlice::from_slice(bytes) else {
+        return;
+    };
+    let payload = ip.payload();
+    let (info, later) = match &ip {
+        LaxIpSlice::Ipv4(v4) => {
+            let h = v4.header();
+            let offset = h.fragments_offset().value();
+            let info = IpInfo {
+                src: IpAddr::V4(h.source_addr()),
+                dst: IpAddr::V4(h.destination_addr()),
+                ttl: h.ttl(),
+                ip_id: Some(h.identification()),
+                proto: payload.ip_number.0,
+                total_len: u32::from(h.total_len()),
+                fragment: h.more_fragments() || offset > 0,
+                later_fragment: offset > 0,
+            };
+            (info, offset > 0)
+        }
+        LaxIpSlice::Ipv6(v6) => {
+            let h = v6.header();
+            let mut later = false;
+            let mut fragment = false;
+            for ext in v6.extensions().clone() {
+                if let Ipv6ExtensionSlice::Fragment(f) = ext {
+                    fragment |= f.is_fragmenting_payload();
+                    later |= f.fragment_offset().value() > 0;
+                }
+            }
+            let info = IpInfo {
+                src: IpAddr::V6(h.source_addr()),
+                dst: IpAddr::V6(h.destination_addr()),
+                ttl: h.hop_limit(),
+                ip_id: None,
+                proto: payload.ip_number.0,
+                total_len: u32::from(h.payload_length()) + 40,
+                fragment,
+                later_fragment: later,
+            };
+            (info, later)
+        }
+    };
+    pkt.ip = Some(info);
+    if !later {
+        pkt.transport = transport(info.proto, payload.payload);
+    }
+}
+
+/// Parses the transport header laxly: a header cut short still gives what
+/// its captured bytes hold, with an empty payload.
+fn transport(proto: u8, d: &[u8]) -> Transport<'_> {
+    let be16 = |o: usize| u16::from_be_bytes([d[o], d[o + 1]]);
+    let be32 = |o: usize| u32::from_be_bytes([d[o], d[o + 1], d[o + 2], d[o + 3]]);
+    match proto {
+        6 if d.len() >= 14 => {
+            let hlen = usize::from(d[12] >> 4) * 4;
+            let flags = d[13];
+            let window = if d.len() >= 16 { be16(14) } else { 0 };
+            let payload = if hlen >= 20 && d.len() >= hlen {
+                &d[hlen..]
+            } else {
+                &[]
+            };
+            Transport::Tcp {
+                sport: be16(0),
+                dport: be16(2),
+                seq: be32(4),
+                ack: be32(8),
+                flags,
+                window,
+                payload,
+            }
+        }
+        17 if d.len() >= 4 => {
+            let mut payload: &[u8] = d.get(8..).unwrap_or(&[]);
+            if d.len() >= 8 {
+                // Trim link-layer padding using the UDP length when it is sane.
+                let ulen = usize::from(be16(4));
+                if ulen >= 8 && ulen - 8 < payload.len() {
+                    payload = &payload[..ulen - 8];
+                }
+            }
+            Transport::Udp {
+                sport: be16(0),
+                dport: be16(2),
+                payload,
+            }
+        }
+        1 | 58 if d.len() >= 2 => Transport::Icmp {
+            v6: proto == 58,
+            icmp_type: d[0],
+            code: d[1],
+            payload: d.get(8..).unwrap_or(&[]),
+        },
+        _ => Transport::Other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::capture::Timestamp;
+    use etherparse::PacketBuilder;
+
+    fn raw(link: LinkType, data: &[u8]) -> RawFrame<'_> {
+        RawFrame {
+            frame: 1,
+            ts: Timestamp::default(),
+            link_type: link,
+            interface: 0,
+            cap_len: data.len() as u32,
+            orig_len: data.len() as u32,
+            data,
+        }
+    }
+
+    fn udp_v4() -> Vec<u8> {
+        let b = PacketBuilder::ipv4([192, 0, 2, 1], [198, 51, 100, 2], 57).udp(5353, 53);
+        let mut v = Vec::new();
+        b.write(&mut v, b"hello").unwrap();
+        v
+    }
+
+    #[test]
+    fn raw_udp() {
+        let v = udp_v4();
+        let p = decode(&raw(LinkType::RAW, &v));
+        let ip = p.ip.unwrap();
+        assert_eq!(ip.ttl, 57);
+        assert_eq!(ip.proto, 17);
+        assert_eq!(p.ports(), Some((5353, 53)));
+        assert_eq!(p.payload(), b"hello");
+    }
+
+    #[test]
+    fn ethernet_qinq_and_padding() {
+        let mut f = vec![0u8; 12];
+        f.extend_from_slice(&[0x88, 0xa8, 0, 10, 0x81, 0x00, 0, 20, 0x08, 0x00]);
+        f.extend_from_slice(&udp_v4());
+        f.extend_from_slice(&[0; 6]); // padding
+        let p = decode(&raw(LinkType::ETHERNET, &f));
+        assert_eq!(p.payload(), b"hello");
+    }
+
+    #[test]
+    fn null_both_orders_and_sll2() {
+        for hdr in [[2u8, 0, 0, 0], [0, 0, 0, 2]] {
+            let mut f = hdr.to_vec();
+            f.extend_from_slice(&udp_v4());
+            assert!(decode(&raw(LinkType::NULL, &f)).ip.is_some());
+        }
+        let mut f = vec![0x08, 0x00];
+        f.extend_from_slice(&[0; 18]);
+        f.extend_from_slice(&udp_v4());
+        assert_eq!(
+            decode(&raw(LinkType::LINUX_SLL2, &f)).ports(),
+            Some((5353, 53))
+        );
+    }
+
+    #[test]
+    fn truncated_tcp_keeps_ports() {
+        let b = PacketBuilder::ipv6([1; 16], [2; 16], 64)
+            .tcp(443, 5222, 7, 1000)
+            .syn();
+        let mut v = Vec::new();
+        b.write(&mut v, &[0u8; 100]).unwrap();
+        let cut = &v[..40 + 14];
+        let p = decode(&raw(LinkType::RAW, cut));
+        let ip = p.ip.unwrap();
+        assert_eq!(ip.total_len, 40 + 20 + 100);
+        match p.transport {
+            Transport::Tcp {
+                sport,
+                dport,
+                flags,
+                payload,
+                ..
+            } => {
+                assert_eq!((sport, dport), (443, 5222));
+                assert_eq!(flags & crate::analysis::packet::tcp_flags::SYN, 0x02);
+                assert!(payload.is_empty());
+            }
+            t => panic!("{t:?}"),
+        }
+    }
+
+    #[test]
+    fn fragments_flagged() {
+        let mut v = udp_v4();
+        // Set offset 185 (×8 bytes): a later fragment.
+        v[6] = 0;
+        v[7] = 185;
+        let p = decode(&raw(LinkType::RAW, &v));
+        let ip = p.ip.unwrap();
+        assert!(ip.fragment && ip.later_fragment);
+        assert_eq!(p.transport, Transport::Other);
+        let mut v = udp_v4();
+        v[6] = 0x20; // MF, offset 0: first fragment keeps its UDP header
+        let p = decode(&raw(LinkType::RAW, &v));
+        assert!(p.ip.unwrap().fragment && !p.ip.unwrap().later_fragment);
+        assert_eq!(p.ports(), Some((5353, 53)));
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        for link in [0u16, 1, 12, 101, 108, 113, 228, 229, 276, 999] {
+            for len in 0..64 {
+                let d: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
+                let _ = decode(&raw(LinkType(link), &d));
+            }
+        }
+    }
+}
