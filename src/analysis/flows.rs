@@ -4,9 +4,9 @@
 //! kept as compact records until [`FlowTable::finish`].
 
 use super::model::FlowRecord;
+use super::names::stream::FastMap;
 use super::packet::{Packet, PacketSink, Transport, tcp_flags};
 use crate::capture::Timestamp;
-use std::collections::HashMap;
 use std::net::IpAddr;
 
 /// Idle timeouts, in seconds of capture time.
@@ -107,10 +107,10 @@ type FragmentId = (IpAddr, IpAddr, u8, u16);
 #[derive(Debug)]
 pub struct FlowTable {
     cfg: FlowConfig,
-    live: HashMap<Key, State>,
+    live: FastMap<Key, State>,
     closed: Vec<(Key, State)>,
     /// First fragments' flows, for their later fragments.
-    fragments: HashMap<FragmentId, (Key, bool, Timestamp)>,
+    fragments: FastMap<FragmentId, (Key, bool, Timestamp)>,
     now: Timestamp,
     last_sweep: Timestamp,
     peak_live: usize,
@@ -127,9 +127,9 @@ impl FlowTable {
     pub fn new(cfg: FlowConfig) -> Self {
         FlowTable {
             cfg,
-            live: HashMap::new(),
+            live: FastMap::default(),
             closed: Vec::new(),
-            fragments: HashMap::new(),
+            fragments: FastMap::default(),
             now: Timestamp::default(),
             last_sweep: Timestamp::default(),
             peak_live: 0,
