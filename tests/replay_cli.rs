@@ -101,7 +101,30 @@ fn a_broken_file_fails_the_run_but_the_others_are_reported() {
     assert!(lines[0]["packets"].as_u64().unwrap() > 0);
     assert_eq!(lines[1]["errors"].as_array().unwrap().len(), 0);
     assert_eq!(lines[1]["packets"], 83);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("1 of 2"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("1 of 2"), "{stderr}");
+    // The error on stderr names the file, the byte offset and the frame.
+    let line = stderr.lines().find(|l| l.starts_with("error: ")).unwrap();
+    assert!(line.contains("cut.pcap"), "{line}");
+    assert!(line.contains(&format!("byte {}", err["offset"])), "{line}");
+    assert!(line.contains(&format!("frame {}", err["frame"])), "{line}");
+
+    // The summary table has a row per capture with its error count.
+    let out = matador(&[
+        "replay",
+        "--summary",
+        cut.to_str().unwrap(),
+        good.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let row = text.lines().find(|l| l.contains("cut.pcap")).unwrap();
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    // capture, format, packets, flows, dns, snis, errors, servers per app
+    assert_eq!(cells[6], "1", "{text}");
+    assert_eq!(cells[7], "threema:1", "{text}");
+    assert!(text.contains("threema:1"), "{text}");
+    assert!(text.contains("total (2 captures)"), "{text}");
 }
 
 #[test]
