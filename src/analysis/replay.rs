@@ -94,6 +94,17 @@ pub fn analyze_file_with_progress(
 
 /// Analyses a capture from any byte source; `name` is used as `capture` and in errors.
 pub fn analyze_reader<R: Read>(name: &str, src: R, opts: &ReplayOptions) -> CaptureReport {
+    analyze_reader_with(name, src, opts, extra_sinks(opts))
+}
+
+/// [`analyze_reader`] with an explicit list of extra sinks instead of the
+/// registered ones (tests, or callers adding their own analysers).
+pub fn analyze_reader_with<R: Read>(
+    name: &str,
+    src: R,
+    opts: &ReplayOptions,
+    mut extra: Vec<Box<dyn ReportSink>>,
+) -> CaptureReport {
     let mut report = CaptureReport {
         capture: name.to_string(),
         ..CaptureReport::default()
@@ -112,7 +123,6 @@ pub fn analyze_reader<R: Read>(name: &str, src: R, opts: &ReplayOptions) -> Capt
     let mut dns = DnsExtractor::new();
     let mut names = NameExtractor::new();
     let mut attributor = Attributor::new(opts.apps.clone());
-    let mut extra = extra_sinks(opts);
     let mut stats = Stats::default();
     {
         let mut sinks: Vec<&mut dyn PacketSink> =
@@ -304,4 +314,58 @@ fn looks_like_capture(path: &Path) -> bool {
         .and_then(|mut f| f.read_exact(&mut magic))
         .is_ok()
         && is_capture_magic(magic)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::packet::Packet;
+
+    /// Counts UDP packets and checks that the built-in results are in the
+    /// report before `finish`.
+    struct Probe {
+        udp: u64,
+    }
+
+    impl PacketSink for Probe {
+        fn packet(&mut self, pkt: &Packet<'_>) {
+            if matches!(
+                pkt.transport,
+                crate::analysis::packet::Transport::Udp { .. }
+            ) {
+                self.udp += 1;
+            }
+        }
+    }
+
+    impl ReportSink for Probe {
+        fn finish(self: Box<Self>, report: &mut CaptureReport) {
+            assert!(!report.flows.is_empty() && !report.dns.is_empty());
+            report.warnings.push(format!("probe: {} udp", self.udp));
+        }
+    }
+
+    #[test]
+    fn extra_sinks_see_every_packet_and_finish_last() {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/ndpi-signal.pcap");
+        let bytes = std::fs::read(&file).unwrap();
+        let opts = ReplayOptions::default();
+        let plain = analyze_reader("signal", &bytes[..], &opts);
+        let probed = analyze_reader_with(
+            "signal",
+            &bytes[..],
+            &opts,
+            vec![Box::new(Probe { udp: 0 })],
+        );
+        let udp: u64 = plain
+            .flows
+            .iter()
+            .filter(|f| f.proto == "udp")
+            .map(|f| f.packets)
+            .sum();
+        assert!(udp > 0);
+        assert_eq!(probed.warnings.last(), Some(&format!("probe: {udp} udp")));
+        assert_eq!(probed.flows, plain.flows);
+        assert_eq!(probed.servers, plain.servers);
+    }
 }
