@@ -8,8 +8,9 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-mod geo;
+mod agent;
 mod devices;
+mod geo;
 mod labsim;
 mod replay;
 
@@ -34,6 +35,8 @@ pub enum Command {
     /// Runs a simulated phone, app backend or DNS server (virtual lab).
     #[command(hide = true, name = "lab-sim")]
     LabSim(labsim::LabSimArgs),
+    /// Remote node agent: line-delimited JSON on stdin/stdout (run over SSH).
+    Agent(agent::AgentArgs),
 }
 
 /// Parses the command line, runs the subcommand and maps errors to exit codes.
@@ -51,6 +54,7 @@ pub fn main() -> ExitCode {
         Command::Geo(args) => geo::run(args),
         Command::Devices(args) => devices::run(args),
         Command::LabSim(args) => labsim::run(args),
+        Command::Agent(args) => agent::run(args),
     };
     match result {
         Ok(code) => code,
