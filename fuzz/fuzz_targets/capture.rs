@@ -10,7 +10,11 @@ fuzz_target!(|data: &[u8]| {
     // Errors must point inside the input.
     for e in &report.errors {
         if let Some(off) = e.offset {
-            assert!(off <= data.len() as u64, "offset {off} beyond {}", data.len());
+            assert!(
+                off <= data.len() as u64,
+                "offset {off} beyond {}",
+                data.len()
+            );
         }
     }
     let _ = serde_json::to_string(&report);
