@@ -22,6 +22,8 @@ pub const MIN_SNAPLEN: u32 = 1500;
 pub struct ReplayOptions {
     /// Flow idle timeouts.
     pub flows: FlowConfig,
+    /// Interference rules' extra knowledge (control resolutions, keywords).
+    pub interference: super::interference::InterferenceConfig,
 }
 
 /// Analyses one capture file. Never fails: problems become `errors` /
@@ -67,10 +69,13 @@ pub fn analyze_reader<R: Read>(name: &str, src: R, opts: &ReplayOptions) -> Capt
     // let mut names = names::NameExtractor::new();
     // let mut attributor = attribution::Attributor::new(opts.apps.clone());
     // let mut interference = interference::InterferenceDetector::new(opts.interference.clone());
+    let mut interference =
+        super::interference::InterferenceDetector::new(opts.interference.clone());
     let mut stats = Stats::default();
     {
         let sinks: &mut [&mut dyn PacketSink] = &mut [
             &mut flows,
+            &mut interference,
             // &mut dns, &mut names, &mut attributor, &mut interference,
         ];
         if let Err(e) = pump(&mut reader, &mut stats, sinks) {
@@ -80,6 +85,7 @@ pub fn analyze_reader<R: Read>(name: &str, src: R, opts: &ReplayOptions) -> Capt
 
     // ---- Finish (order matters: attribution needs DNS and names) ------------
     report.flows = flows.finish();
+    report.interference = interference.finish();
     // report.dns = dns.finish();
     // let names = names.finish();
     // (report.tls, report.http) = (names.tls, names.http);
