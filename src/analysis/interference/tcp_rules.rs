@@ -474,6 +474,7 @@ impl TcpTracker {
             let after: Vec<u64> = f
                 .baseline
                 .iter()
+                .chain(f.suspects.iter().filter(|o| o.flags & tcp_flags::RST == 0))
                 .filter(|b| b.frame > s.frame && b.ts.since(&s.ts) > 0.010)
                 .map(|b| b.frame)
                 .take(5)
@@ -498,7 +499,8 @@ impl TcpTracker {
         if let Some(line) = &s.status_line {
             ev.insert("http_status_line".into(), json!(line));
         }
-        if !header || score < 0.5 {
+        // (epsilon: the weights are decimal fractions)
+        if !header || score < 0.5 - 1e-9 {
             return None;
         }
         let what = if rst {
