@@ -261,7 +261,7 @@ fn misfit(r: &DnsRecord, same_server: &[&DnsRecord], data: &RuleData) -> Option<
         if data.injector_ip_ids.contains_key(&id) && !ids.contains(&id) {
             m.ip_id = Some((id, "known_injector_constant"));
         } else if ids.len() >= MIN_BASELINE {
-            m.ip_id = ipid_misfit(id, r.frame, &others);
+            m.ip_id = ipid_misfit(id, &others);
         }
     }
     (m.ttl.is_some() || m.ip_id.is_some()).then_some(m)
@@ -287,7 +287,7 @@ pub(crate) fn stable_mode_min(values: &[u8], min: usize) -> Option<u8> {
     (near * 5 >= values.len() * 4).then_some(mode)
 }
 
-fn ipid_misfit(id: u16, frame: u64, others: &[&&DnsRecord]) -> Option<(u16, &'static str)> {
+fn ipid_misfit(id: u16, others: &[&&DnsRecord]) -> Option<(u16, &'static str)> {
     let ids: Vec<(u64, u16)> = others
         .iter()
         .filter_map(|o| o.ip_id.map(|i| (o.frame, i)))
@@ -304,11 +304,12 @@ fn ipid_misfit(id: u16, frame: u64, others: &[&&DnsRecord]) -> Option<(u16, &'st
     if counter * 5 < deltas.len() * 4 {
         return None; // random IP-IDs: no expectation
     }
+    // Far from *every* other reply: a genuine reply always sits near some
+    // other genuine one on the counter, whatever forged replies lie between.
     let dist = |a: u16, b: u16| a.wrapping_sub(b).min(b.wrapping_sub(a));
-    let prev = ids.iter().rev().find(|(f, _)| *f < frame).map(|x| x.1);
-    let next = ids.iter().find(|(f, _)| *f > frame).map(|x| x.1);
-    let far = |n: Option<u16>| n.is_none_or(|n| dist(n, id) > IPID_MISFIT);
-    (far(prev) && far(next)).then_some((id, "counter"))
+    ids.iter()
+        .all(|&(_, o)| dist(o, id) > IPID_MISFIT)
+        .then_some((id, "counter"))
 }
 
 /// Key of one query as the client sent it.
