@@ -74,17 +74,19 @@ fn egypt_packetlogic_injections_and_ttl_localization() {
         assert_eq!(e.evidence["ip_id"], "0x3412");
         assert_eq!(e.evidence["window"], 32120);
         assert!(e.evidence.contains_key("known_injector"));
+        assert_eq!(e.evidence["repeated_ip_id"], 19);
         // Both probe series (TTL-limited FINs, then TTL-limited requests)
         // flip at 14 hops.
         assert_eq!(e.evidence["probe_ttl_threshold"], 14, "{e:?}");
         assert_eq!(e.injector_hops, Some(14));
-        assert!(e.confidence >= 0.7, "{e:?}");
+        assert!(e.confidence >= 0.8, "{e:?}");
     }
     let rst = &ev[13];
     assert_eq!(rst.evidence["ip_ttl"], 51);
     assert_eq!(rst.evidence["expected_ip_ttl"], 237);
     assert_eq!(rst.evidence["injector_initial_ttl"], 64);
     assert_eq!(rst.evidence["server_hops"], 18);
+    assert_eq!(rst.evidence["injector_hops_from_ttl"], 13);
     assert_eq!(rst.evidence["trigger_frame"], 256);
     assert_eq!(rst.confidence, 0.95);
     let http = &ev[0];

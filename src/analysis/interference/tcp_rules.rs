@@ -534,6 +534,7 @@ impl TcpTracker {
             && s.ttl != g
         {
             e.injector_hops = Some(hops_from_ttl(s.ttl));
+            ev.insert("injector_hops_from_ttl".into(), json!(hops_from_ttl(s.ttl)));
             ev.insert("injector_initial_ttl".into(), json!(initial_ttl(s.ttl)));
             ev.insert("server_hops".into(), json!(hops_from_ttl(g)));
         }
