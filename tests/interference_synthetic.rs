@@ -3,8 +3,8 @@
 //! builders into temporary pcap files and replayed like any other file.
 
 use etherparse::{IpHeaders, IpNumber, Ipv4Header, PacketBuilder};
-use matador::analysis::interference::InterferenceConfig;
 use matador::analysis::interference::control::ControlResolutions;
+use matador::analysis::interference::{InterferenceConfig, analyze_capture};
 use matador::analysis::model::InterferenceEvent;
 use matador::analysis::replay::{ReplayOptions, analyze_file};
 use std::collections::BTreeMap;
@@ -84,7 +84,7 @@ impl Pcap {
         self.frames.push((t, out));
     }
 
-    fn replay(&self, opts: &ReplayOptions) -> Vec<InterferenceEvent> {
+    fn write(&self, path: &std::path::Path) {
         let mut bytes = Vec::new();
         bytes.extend_from_slice(&0xa1b2c3d4u32.to_le_bytes());
         bytes.extend_from_slice(&2u16.to_le_bytes());
@@ -101,16 +101,25 @@ impl Pcap {
             bytes.extend_from_slice(&(f.len() as u32).to_le_bytes());
             bytes.extend_from_slice(f);
         }
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    /// Replays the capture like `matador replay` does.
+    fn events(&self) -> Vec<InterferenceEvent> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("synthetic.pcap");
-        std::fs::write(&path, bytes).unwrap();
-        let r = analyze_file(&path, opts);
+        self.write(&path);
+        let r = analyze_file(&path, &ReplayOptions::default());
         assert!(r.errors.is_empty(), "{:?}", r.errors);
         r.interference
     }
 
-    fn events(&self) -> Vec<InterferenceEvent> {
-        self.replay(&ReplayOptions::default())
+    /// Runs the interference rules alone with `cfg`.
+    fn events_with(&self, cfg: InterferenceConfig) -> Vec<InterferenceEvent> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("synthetic.pcap");
+        self.write(&path);
+        analyze_capture(&path, cfg).unwrap()
     }
 }
 
@@ -400,15 +409,11 @@ fn control_inconsistency() {
     ] {
         asn.insert(a.parse().unwrap(), n);
     }
-    let opts = ReplayOptions {
-        interference: InterferenceConfig {
-            control,
-            asn: Some(Arc::new(asn)),
-            keywords: vec![],
-        },
-        ..ReplayOptions::default()
-    };
-    let ev = p.replay(&opts);
+    let ev = p.events_with(InterferenceConfig {
+        control,
+        asn: Some(Arc::new(asn)),
+        keywords: vec![],
+    });
     assert_eq!(rules(&ev), vec![("control_inconsistency", vec![2])]);
     assert_eq!(ev[0].confidence, 0.7);
     assert_eq!(ev[0].evidence["control_asns"][0], 38631);

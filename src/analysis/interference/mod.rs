@@ -24,15 +24,19 @@ pub mod data;
 pub mod dns_rules;
 pub mod tcp_rules;
 
+use crate::analysis::decode::decode;
 use crate::analysis::dns::{DNS_PORT, DnsExtractor, parse_message};
-use crate::analysis::model::InterferenceEvent;
+use crate::analysis::model::{CaptureReport, InterferenceEvent};
 use crate::analysis::packet::{Packet, PacketSink, Transport};
+use crate::analysis::replay::ReportSink;
+use crate::capture::CaptureReader;
 use crate::capture::Timestamp;
 use control::ControlResolutions;
 use data::RuleData;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::IpAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 /// `kind` of DNS events.
@@ -51,6 +55,14 @@ pub enum InterferenceError {
         /// 1-based line.
         line: usize,
         /// What is wrong.
+        message: String,
+    },
+    /// A capture could not be read.
+    #[error("{file}: {message}")]
+    Capture {
+        /// The capture file.
+        file: String,
+        /// What went wrong.
         message: String,
     },
     /// A control-resolution file could not be read or parsed.
@@ -138,7 +150,9 @@ type QueryKey = (IpAddr, u16, IpAddr, u16);
 /// Bound on remembered queries and reply metadata.
 const MAX_DNS_STATE: usize = 1 << 18;
 
-/// The interference [`PacketSink`]. Construct, feed, then [`finish`](Self::finish).
+/// The interference [`PacketSink`]. Construct, feed, then
+/// [`into_events`](Self::into_events); as a [`ReportSink`] (registered in
+/// [`crate::analysis::replay::extra_sinks`]) it fills `report.interference`.
 #[derive(Debug)]
 pub struct InterferenceDetector {
     cfg: InterferenceConfig,
@@ -174,7 +188,7 @@ impl InterferenceDetector {
     }
 
     /// Applies every rule and returns the events, ordered by first frame.
-    pub fn finish(self) -> Vec<InterferenceEvent> {
+    pub fn into_events(self) -> Vec<InterferenceEvent> {
         let records = self.dns.finish();
         let mut events = dns_rules::check(&records, &self.dns_meta, &self.unreachable, &self.data);
         events.extend(control::check(&records, &self.cfg));
@@ -240,6 +254,39 @@ impl InterferenceDetector {
             self.unreachable.push(pu);
         }
     }
+}
+
+impl Default for InterferenceDetector {
+    /// The shipped rule data and no extra knowledge (what `matador replay` runs).
+    fn default() -> Self {
+        Self::new(InterferenceConfig::default())
+    }
+}
+
+impl ReportSink for InterferenceDetector {
+    fn finish(self: Box<Self>, report: &mut CaptureReport) {
+        report.interference = self.into_events();
+    }
+}
+
+/// Runs the interference rules alone over a capture file with `cfg` (e.g.
+/// control resolutions from a campaign), without the rest of a replay.
+pub fn analyze_capture(
+    path: &Path,
+    cfg: InterferenceConfig,
+) -> Result<Vec<InterferenceEvent>, InterferenceError> {
+    let file = path.display().to_string();
+    let err = |e: &dyn fmt::Display| InterferenceError::Capture {
+        file: file.clone(),
+        message: e.to_string(),
+    };
+    let f = std::fs::File::open(path).map_err(|e| err(&e))?;
+    let mut reader = CaptureReader::new(f, &file).map_err(|e| err(&e))?;
+    let mut det = InterferenceDetector::new(cfg);
+    while let Some(raw) = reader.next_frame().map_err(|e| err(&e))? {
+        det.packet(&decode(&raw));
+    }
+    Ok(det.into_events())
 }
 
 /// An injector stamping one IP-ID on all its packets is betrayed by the
