@@ -35,6 +35,10 @@ use super::data::RuleData;
 use super::dns_rules::{stable_mode, stable_mode_min};
 use super::{INJECTED_PACKET, event, hops_from_ttl, initial_ttl, round2};
 use crate::analysis::model::InterferenceEvent;
+use crate::analysis::names::http::looks_like_request;
+use crate::analysis::names::tls::{
+    Progress, client_hello_from_records, looks_like_handshake_record,
+};
 use crate::analysis::packet::{Packet, Transport, tcp_flags};
 use crate::capture::Timestamp;
 use serde_json::json;
@@ -78,7 +82,8 @@ struct Seg {
 struct Trigger {
     frame: u64,
     ts: Timestamp,
-    head: String,
+    /// Request line + Host, or SNI; `None` for other data.
+    head: Option<String>,
 }
 
 /// A client packet sent with a deliberately small TTL.
@@ -140,8 +145,22 @@ fn key(a: Endpoint, b: Endpoint) -> (Endpoint, Endpoint) {
     if a <= b { (a, b) } else { (b, a) }
 }
 
-/// First line and Host header of a request, for evidence.
-fn request_head(payload: &[u8]) -> String {
+/// What a client segment asks for, for evidence: the HTTP request line and
+/// Host header, or the TLS ClientHello's SNI; `None` for other payloads
+/// (kept cheap: this runs on every client segment with data).
+fn request_head(payload: &[u8]) -> Option<String> {
+    if looks_like_handshake_record(payload) {
+        return match client_hello_from_records(payload) {
+            Progress::Done(h) => Some(format!(
+                "TLS ClientHello | SNI: {}",
+                h.sni.as_deref().unwrap_or("-")
+            )),
+            _ => Some("TLS handshake".to_string()),
+        };
+    }
+    if !looks_like_request(payload) {
+        return None;
+    }
     let text = String::from_utf8_lossy(&payload[..payload.len().min(1024)]);
     let mut lines = text.split("\r\n");
     let mut head = lines
@@ -155,7 +174,7 @@ fn request_head(payload: &[u8]) -> String {
         head.push_str(" | ");
         head.push_str(&h.chars().take(120).collect::<String>());
     }
-    head
+    Some(head)
 }
 
 impl TcpTracker {
@@ -193,13 +212,7 @@ impl TcpTracker {
             seq,
             flags,
             len: payload.len(),
-            status_line: payload.starts_with(b"HTTP/").then(|| {
-                request_head(payload)
-                    .split(" | ")
-                    .next()
-                    .unwrap_or("")
-                    .to_string()
-            }),
+            status_line: payload.starts_with(b"HTTP/").then(|| status_line(payload)),
             trigger: None,
         };
         let k = key(src, dst);
@@ -489,9 +502,11 @@ impl TcpTracker {
         if let Some(t) = &s.trigger {
             score += 0.05;
             ev.insert("trigger_frame".into(), json!(t.frame));
-            ev.insert("trigger".into(), json!(t.head));
+            if let Some(h) = &t.head {
+                ev.insert("trigger".into(), json!(h));
+            }
             ev.insert("delay_ms".into(), json!(round2(s.ts.since(&t.ts) * 1000.0)));
-            if let Some(k) = data.keyword_in(&t.head) {
+            if let Some(k) = t.head.as_deref().and_then(|h| data.keyword_in(h)) {
                 score += 0.1;
                 ev.insert("keyword".into(), json!(k));
             }
@@ -574,6 +589,19 @@ fn ipid_expectation(baseline: &[Seg], s: &Seg) -> Option<u16> {
         (None, Some(n)) => (n.wrapping_sub(id) > 16_384).then_some(n),
         (None, None) => None,
     }
+}
+
+/// The status line of an HTTP response (at most 120 characters).
+fn status_line(payload: &[u8]) -> String {
+    let end = payload
+        .iter()
+        .take(512)
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(payload.len().min(512));
+    String::from_utf8_lossy(&payload[..end])
+        .chars()
+        .take(120)
+        .collect()
 }
 
 fn flag_names(flags: u8) -> String {
@@ -697,9 +725,20 @@ mod tests {
     #[test]
     fn request_heads() {
         assert_eq!(
-            request_head(b"GET / HTTP/1.1\r\nUser-Agent: x\r\nHost: line.me\r\n\r\n"),
+            request_head(b"GET / HTTP/1.1\r\nUser-Agent: x\r\nHost: line.me\r\n\r\n").unwrap(),
             "GET / HTTP/1.1 | Host: line.me"
         );
-        assert_eq!(request_head(b"\xff\xfe"), "\u{fffd}\u{fffd}");
+        assert_eq!(request_head(b"\xff\xfe"), None);
+        use crate::analysis::names::tls::build;
+        let hello = build::records(&build::client_hello(Some("talk.kakao.com"), &[], 0), 16384);
+        let head = request_head(&hello).unwrap();
+        assert_eq!(head, "TLS ClientHello | SNI: talk.kakao.com");
+        let data = RuleData::shipped().unwrap();
+        assert_eq!(data.keyword_in(&head), Some("kakao.com"));
+        assert_eq!(
+            status_line(b"HTTP/1.1 307 Temporary Redirect\r\nX: y"),
+            "HTTP/1.1 307 Temporary Redirect"
+        );
+        assert_eq!(status_line(b"HTTP/1.1 200"), "HTTP/1.1 200");
     }
 }
