@@ -88,6 +88,8 @@ fn egypt_packetlogic_injections_and_ttl_localization() {
     assert_eq!(rst.evidence["server_hops"], 18);
     assert_eq!(rst.evidence["injector_hops_from_ttl"], 13);
     assert_eq!(rst.evidence["trigger_frame"], 256);
+    // Exactly the server's next sequence number: copied from the request's ACK.
+    assert_eq!(rst.evidence["seq_offset"], 0);
     assert_eq!(rst.confidence, 0.95);
     let http = &ev[0];
     assert_eq!(

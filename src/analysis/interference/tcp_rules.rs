@@ -483,6 +483,16 @@ impl TcpTracker {
             }
         }
 
+        // Sequence number against the server's next one (evidence only:
+        // genuine RSTs answering stray segments use other numbers too).
+        if let Some(b) = f.baseline.iter().rev().find(|b| b.frame < s.frame) {
+            let syn_fin =
+                u32::from(b.flags & tcp_flags::SYN != 0) + u32::from(b.flags & tcp_flags::FIN != 0);
+            let next = b.seq.wrapping_add(b.len as u32).wrapping_add(syn_fin);
+            ev.insert("expected_seq".into(), json!(next));
+            ev.insert("seq_offset".into(), json!(s.seq.wrapping_sub(next) as i32));
+        }
+
         if rst {
             let after: Vec<u64> = f
                 .baseline
