@@ -3,8 +3,8 @@
 //! Three network namespaces on 198.18.0.0/15: a client, a censor that
 //! routes between them, and a server running dnsmasq and an HTTP server.
 //! The censor runs `interference_netns/injector.py`, which races forged DNS
-//! answers (an address in no shipped list) and injects RSTs on a Host
-//! keyword, with its own TTL and IP-ID habits, and logs what it injected.
+//! answers (an address in no shipped list) and injects RSTs on a keyword
+//! in the HTTP Host header or the TLS SNI, with its own TTL and IP-ID habits, and logs what it injected.
 //! The client's traffic is captured with tcpdump and replayed by matador;
 //! the injected frames in the capture (found by the injector's TTL/IP-ID,
 //! cross-checked with its log) are the ground truth for precision/recall.
@@ -233,19 +233,21 @@ fn censor_namespace_injections_are_detected() {
             &format!("--address=/example.org/{SERVER_IP}"),
         ],
     );
-    lab.spawn(
-        &srv,
-        &[
-            "python3",
-            "-m",
-            "http.server",
-            "80",
-            "--bind",
-            SERVER_IP,
-            "--directory",
-            &srv_dir,
-        ],
-    );
+    for port in ["80", "443"] {
+        lab.spawn(
+            &srv,
+            &[
+                "python3",
+                "-m",
+                "http.server",
+                port,
+                "--bind",
+                SERVER_IP,
+                "--directory",
+                &srv_dir,
+            ],
+        );
+    }
     // Censor.
     let log = d.join("injections.jsonl");
     let ready = d.join("injector.ready");
@@ -283,14 +285,10 @@ fn censor_namespace_injections_are_detected() {
     assert!(line.contains("listening"), "tcpdump: {line}");
     // Let dnsmasq and the web server come up.
     let start = Instant::now();
-    while run("ip", &["netns", "exec", &srv, "ss", "-ltnu"])
-        .matches(":80 ")
-        .count()
-        + run("ip", &["netns", "exec", &srv, "ss", "-ltnu"])
-            .matches(":53 ")
-            .count()
-        < 2
-    {
+    let listening = |port: &str| {
+        run("ip", &["netns", "exec", &srv, "ss", "-ltnu"]).contains(&format!(":{port} "))
+    };
+    while !(listening("53") && listening("80") && listening("443")) {
         assert!(
             start.elapsed() < Duration::from_secs(10),
             "servers never listened"
@@ -373,15 +371,24 @@ fn censor_namespace_injections_are_detected() {
     let dns = ev.iter().find(|e| e.rule == "duplicate_reply").unwrap();
     assert_eq!(dns.evidence["forged_addresses"][0], "198.19.66.6");
     assert_eq!(dns.evidence["suspect_reason"], "resolver_misfit");
-    let rst = ev.iter().find(|e| e.rule == "injected_rst").unwrap();
-    assert_eq!(rst.claimed_src.to_string(), SERVER_IP);
-    assert_eq!(rst.evidence["ip_ttl"], INJ_TTL);
-    assert_eq!(rst.evidence["expected_ip_ttl"], 63);
-    assert!(
-        rst.evidence["trigger"]
-            .as_str()
-            .unwrap()
-            .contains("blocked.example.org")
+    // One RST on the HTTP Host keyword, one on the TLS SNI.
+    let rsts: Vec<_> = ev.iter().filter(|e| e.rule == "injected_rst").collect();
+    assert_eq!(rsts.len(), 2, "{ev:#?}");
+    let triggers: Vec<&str> = rsts
+        .iter()
+        .map(|e| e.evidence["trigger"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        triggers,
+        [
+            "GET / HTTP/1.1 | Host: blocked.example.org",
+            "TLS ClientHello | SNI: blocked.example.org"
+        ]
     );
+    for rst in rsts {
+        assert_eq!(rst.claimed_src.to_string(), SERVER_IP);
+        assert_eq!(rst.evidence["ip_ttl"], INJ_TTL);
+        assert_eq!(rst.evidence["expected_ip_ttl"], 63);
+    }
     drop(lab);
 }

@@ -8,8 +8,8 @@ Firewall, does not drop anything: it races the real answers.
 - A DNS query whose name contains BLOCKED gets a forged A answer (FORGED,
   an address in no shipped list) sent straight away; the resolver's real
   answer follows.
-- A TCP segment to port 80 whose payload contains KEYWORD draws RST/ACKs
-  to both ends, spoofing the other end.
+- A TCP segment to port 80 or 443 whose payload contains KEYWORD (HTTP
+  Host header, TLS SNI) draws RST/ACKs to both ends, spoofing the other end.
 
 Injected packets carry this censor's own habits: IP TTL `ttl` and constant
 IP-ID `ipid` (neither is in matador's data files). Every injection is
@@ -102,7 +102,7 @@ def main():
             sport, dport, seq, ack = struct.unpack("!HHII", l4[0:12])
             off = (l4[12] >> 4) * 4
             payload = l4[off:]
-            if dport != 80 or keyword not in payload:
+            if dport not in (80, 443) or keyword not in payload:
                 continue
             to_client = tcp(dst, src, dport, sport, ack, seq + len(payload), 0x14, 0)
             send(ipv4(dst, src, 6, to_client, ttl, ipid), src,
