@@ -709,3 +709,67 @@ fn bogus_synack_on_other_ports() {
     assert_eq!(e.confidence, 0.95);
     assert_eq!(e.claimed_src, std::net::IpAddr::V4(Ipv4Addr::from(forged)));
 }
+
+#[test]
+fn server_counter_passing_through_a_known_injector_id_is_not_an_injection() {
+    let mut p = Pcap::default();
+    p.tcp(
+        0.0,
+        ip(CLIENT, SERVER, 64, 1),
+        50000,
+        80,
+        1000,
+        0,
+        "S",
+        64240,
+        b"",
+    );
+    p.tcp(
+        0.1,
+        ip(SERVER, CLIENT, 50, 0x3410),
+        80,
+        50000,
+        7000,
+        1001,
+        "SA",
+        65160,
+        b"",
+    );
+    let req = b"GET / HTTP/1.1\r\nHost: example.org\r\n\r\n";
+    p.tcp(
+        0.1001,
+        ip(CLIENT, SERVER, 64, 2),
+        50000,
+        80,
+        1001,
+        7001,
+        "PA",
+        502,
+        req,
+    );
+    p.tcp(
+        0.2,
+        ip(SERVER, CLIENT, 50, 0x3411),
+        80,
+        50000,
+        7001,
+        1038,
+        "A",
+        509,
+        b"",
+    );
+    // The genuine response's counter value happens to be PacketLogic's 0x3412.
+    let resp = b"HTTP/1.1 301 Moved Permanently\r\nLocation: https://example.org/\r\n\r\n";
+    p.tcp(
+        0.21,
+        ip(SERVER, CLIENT, 50, 0x3412),
+        80,
+        50000,
+        7001,
+        1038,
+        "PAF",
+        509,
+        resp,
+    );
+    assert!(p.events().is_empty(), "{:#?}", p.events());
+}

@@ -40,13 +40,23 @@ pub fn check(
         .iter()
         .filter(|r| r.rcode.is_some() && (r.transport == "udp" || r.transport == "tcp"))
         .collect();
-    let mut by_server: HashMap<IpAddr, Vec<&DnsRecord>> = HashMap::new();
+    let mut by_server: HashMap<(IpAddr, &str), Vec<&DnsRecord>> = HashMap::new();
     for r in &responses {
-        by_server.entry(r.server).or_default().push(r);
+        by_server
+            .entry((r.server, r.transport.as_str()))
+            .or_default()
+            .push(r);
     }
+    let stats: HashMap<(IpAddr, &str), ServerStats> = by_server
+        .iter()
+        .map(|(k, v)| (*k, ServerStats::new(v)))
+        .collect();
     let misfits: HashMap<u64, Misfit> = responses
         .iter()
-        .filter_map(|r| misfit(r, &by_server[&r.server], data).map(|m| (r.frame, m)))
+        .filter_map(|r| {
+            let st = &stats[&(r.server, r.transport.as_str())];
+            misfit(r, st, data).map(|m| (r.frame, m))
+        })
         .collect();
 
     let mut events = Vec::new();
@@ -238,30 +248,138 @@ fn add_misfit(ev: &mut BTreeMap<String, Value>, m: Option<&Misfit>) {
     }
 }
 
-/// Compares `r` with the other replies of its resolver.
-fn misfit(r: &DnsRecord, same_server: &[&DnsRecord], data: &RuleData) -> Option<Misfit> {
-    let others: Vec<&&DnsRecord> = same_server
-        .iter()
-        .filter(|o| o.frame != r.frame && o.transport == r.transport)
-        .collect();
+/// A resolver's reply habits, computed once so that comparing each reply
+/// with "all the others" stays linear-logarithmic on long captures.
+struct ServerStats {
+    ttl_counts: [usize; 256],
+    ttl_n: usize,
+    /// IP-IDs in capture order, with the frame.
+    ids: Vec<(u64, u16)>,
+    /// The same IP-IDs, sorted.
+    sorted: Vec<u16>,
+    /// Position of each frame in `ids`.
+    pos: HashMap<u64, usize>,
+    /// Consecutive IP-ID steps (in capture order) that look like a counter.
+    good_steps: usize,
+}
+
+/// A step between consecutive IP-IDs that a counter would make.
+fn counter_step(a: u16, b: u16) -> bool {
+    (1..=2000).contains(&b.wrapping_sub(a))
+}
+
+impl ServerStats {
+    fn new(replies: &[&DnsRecord]) -> Self {
+        let mut ttl_counts = [0usize; 256];
+        let mut ttl_n = 0;
+        for t in replies.iter().filter_map(|r| r.ip_ttl) {
+            ttl_counts[usize::from(t)] += 1;
+            ttl_n += 1;
+        }
+        let ids: Vec<(u64, u16)> = replies
+            .iter()
+            .filter_map(|r| r.ip_id.map(|i| (r.frame, i)))
+            .collect();
+        let mut sorted: Vec<u16> = ids.iter().map(|x| x.1).collect();
+        sorted.sort_unstable();
+        let pos = ids.iter().enumerate().map(|(i, x)| (x.0, i)).collect();
+        let good_steps = ids
+            .windows(2)
+            .filter(|w| counter_step(w[0].1, w[1].1))
+            .count();
+        ServerStats {
+            ttl_counts,
+            ttl_n,
+            ids,
+            sorted,
+            pos,
+            good_steps,
+        }
+    }
+
+    /// Stable TTL mode of the replies other than one with `ttl`.
+    fn ttl_mode_without(&self, ttl: u8) -> Option<u8> {
+        let mut counts = self.ttl_counts;
+        counts[usize::from(ttl)] -= 1;
+        mode_of_counts(&counts, self.ttl_n - 1, MIN_BASELINE)
+    }
+
+    /// How the IP-ID `id` of the reply at `frame` departs from the others'.
+    fn ipid_misfit(&self, frame: u64, id: u16) -> Option<(u16, &'static str)> {
+        let n = self.ids.len() - 1; // others
+        if n < MIN_BASELINE {
+            return None;
+        }
+        // Others' extremes: the sorted list minus one occurrence of `id`.
+        let at = self.sorted.binary_search(&id).ok()?;
+        let first = if at == 0 {
+            self.sorted[1]
+        } else {
+            self.sorted[0]
+        };
+        let last_i = self.sorted.len() - 1;
+        let last = if at == last_i {
+            self.sorted[last_i - 1]
+        } else {
+            self.sorted[last_i]
+        };
+        if first == last {
+            return (id != first).then_some((id, if first == 0 { "zero" } else { "constant" }));
+        }
+        // Counter steps among the others: drop the two steps touching this
+        // reply, add the step that bridges it.
+        let p = *self.pos.get(&frame)?;
+        let mut good = self.good_steps;
+        let prev = p.checked_sub(1).map(|i| self.ids[i].1);
+        let next = self.ids.get(p + 1).map(|x| x.1);
+        if let Some(a) = prev {
+            good -= usize::from(counter_step(a, id));
+        }
+        if let Some(b) = next {
+            good -= usize::from(counter_step(id, b));
+        }
+        if let (Some(a), Some(b)) = (prev, next) {
+            good += usize::from(counter_step(a, b));
+        }
+        let steps = n - 1;
+        if good * 5 < steps * 4 {
+            return None; // random IP-IDs: no expectation
+        }
+        // Far from *every* other reply: a genuine reply always sits near
+        // some other genuine one on the counter, whatever forged replies lie
+        // between. Nearest neighbours in the sorted (circular) list.
+        let dist = |a: u16, b: u16| a.wrapping_sub(b).min(b.wrapping_sub(a));
+        let len = self.sorted.len();
+        let below = self.sorted[(at + len - 1) % len];
+        let above = self.sorted[(at + 1) % len];
+        (dist(below, id) > IPID_MISFIT && dist(above, id) > IPID_MISFIT).then_some((id, "counter"))
+    }
+}
+
+/// Compares `r` with the other replies of its resolver (same transport).
+fn misfit(r: &DnsRecord, st: &ServerStats, data: &RuleData) -> Option<Misfit> {
     let mut m = Misfit {
         ttl: None,
         ip_id: None,
     };
-    if let Some(ttl) = r.ip_ttl {
-        let ttls: Vec<u8> = others.iter().filter_map(|o| o.ip_ttl).collect();
-        if let Some(mode) = stable_mode(&ttls)
-            && ttl.abs_diff(mode) >= TTL_MISFIT
-        {
-            m.ttl = Some((ttl, mode));
-        }
+    if let Some(ttl) = r.ip_ttl
+        && let Some(mode) = st.ttl_mode_without(ttl)
+        && ttl.abs_diff(mode) >= TTL_MISFIT
+    {
+        m.ttl = Some((ttl, mode));
     }
     if let Some(id) = r.ip_id {
-        let ids: Vec<u16> = others.iter().filter_map(|o| o.ip_id).collect();
-        if data.injector_ip_ids.contains_key(&id) && !ids.contains(&id) {
+        let shared = st.sorted.binary_search(&id).is_ok_and(|at| {
+            st.sorted.get(at + 1) == Some(&id) || (at > 0 && st.sorted[at - 1] == id)
+        });
+        let pattern = st.ipid_misfit(r.frame, id);
+        let few = st.ids.len() <= MIN_BASELINE;
+        // A known injector constant counts unless the resolver's own
+        // pattern explains it (a counter passes through 0x3412 too).
+        if data.injector_ip_ids.contains_key(&id) && !shared && (few || pattern.is_some()) {
             m.ip_id = Some((id, "known_injector_constant"));
-        } else if ids.len() >= MIN_BASELINE {
-            m.ip_id = ipid_misfit(id, &others);
+        } else {
+            m.ip_id = pattern;
         }
     }
     (m.ttl.is_some() || m.ip_id.is_some()).then_some(m)
@@ -275,41 +393,23 @@ pub(crate) fn stable_mode(values: &[u8]) -> Option<u8> {
 
 /// [`stable_mode`] with an explicit minimum number of values.
 pub(crate) fn stable_mode_min(values: &[u8], min: usize) -> Option<u8> {
-    if values.is_empty() || values.len() < min {
-        return None;
-    }
     let mut counts = [0usize; 256];
     for &v in values {
         counts[usize::from(v)] += 1;
     }
-    let mode = (0..256).max_by_key(|&i| (counts[i], i))? as u8;
-    let near = values.iter().filter(|v| v.abs_diff(mode) <= 1).count();
-    (near * 5 >= values.len() * 4).then_some(mode)
+    mode_of_counts(&counts, values.len(), min)
 }
 
-fn ipid_misfit(id: u16, others: &[&&DnsRecord]) -> Option<(u16, &'static str)> {
-    let ids: Vec<(u64, u16)> = others
+/// The stable mode of `n` values given as a histogram.
+fn mode_of_counts(counts: &[usize; 256], n: usize, min: usize) -> Option<u8> {
+    if n == 0 || n < min {
+        return None;
+    }
+    let mode = (0..256).max_by_key(|&i| (counts[i], i))?;
+    let near: usize = counts[mode.saturating_sub(1)..=(mode + 1).min(255)]
         .iter()
-        .filter_map(|o| o.ip_id.map(|i| (o.frame, i)))
-        .collect();
-    let first = ids[0].1;
-    if ids.iter().all(|&(_, i)| i == first) {
-        return (id != first).then_some((id, if first == 0 { "zero" } else { "constant" }));
-    }
-    let deltas: Vec<u16> = ids
-        .windows(2)
-        .map(|w| w[1].1.wrapping_sub(w[0].1))
-        .collect();
-    let counter = deltas.iter().filter(|&&d| (1..=2000).contains(&d)).count();
-    if counter * 5 < deltas.len() * 4 {
-        return None; // random IP-IDs: no expectation
-    }
-    // Far from *every* other reply: a genuine reply always sits near some
-    // other genuine one on the counter, whatever forged replies lie between.
-    let dist = |a: u16, b: u16| a.wrapping_sub(b).min(b.wrapping_sub(a));
-    ids.iter()
-        .all(|&(_, o)| dist(o, id) > IPID_MISFIT)
-        .then_some((id, "counter"))
+        .sum();
+    (near * 5 >= n * 4).then_some(mode as u8)
 }
 
 /// Key of one query as the client sent it.
@@ -499,6 +599,80 @@ fn duplicates(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use crate::analysis::model::DnsAnswer;
+    use crate::capture::Timestamp;
+
+    fn reply(frame: u64, ttl: u8, id: u16, addr: &str) -> DnsRecord {
+        DnsRecord {
+            frame,
+            ts: Timestamp::new(frame as i64, 0, 6),
+            transport: "udp".into(),
+            server: "9.9.9.9".parse().unwrap(),
+            client: "198.18.0.2".parse().unwrap(),
+            id: frame as u16,
+            query: format!("n{frame}.example.org"),
+            qtype: "A".into(),
+            rcode: Some("NOERROR".into()),
+            ip_ttl: Some(ttl),
+            ip_id: Some(id),
+            answers: vec![DnsAnswer {
+                name: format!("n{frame}.example.org"),
+                rtype: "A".into(),
+                data: addr.into(),
+                ttl: 60,
+            }],
+        }
+    }
+
+    #[test]
+    fn ipid_counter_misfit_and_scale() {
+        let data = RuleData::shipped().unwrap();
+        // 50 000 replies of one resolver with a counter IP-ID (wrapping),
+        // one forged reply in the middle with a far-off ID: linear enough
+        // to finish at once, and exactly one event.
+        // Reply 9234 carries 0x3412 (PacketLogic's constant) as a plain
+        // counter value: the counter explains it, no event.
+        let mut recs: Vec<DnsRecord> = (0..50_000u64)
+            .map(|f| reply(f, 57, (0x1000 + f) as u16, "93.184.216.34"))
+            .collect();
+        assert_eq!(recs[9234].ip_id, Some(0x3412));
+        recs[25_000] = reply(
+            25_000,
+            57,
+            (0x1000 + 25_000u16).wrapping_add(0x8000),
+            "45.33.12.7",
+        );
+        let ev = check(&recs, &HashMap::new(), &[], &data);
+        assert_eq!(ev.len(), 1, "{ev:?}");
+        assert_eq!(ev[0].rule, "resolver_misfit");
+        assert_eq!(ev[0].frames, vec![25_000]);
+        assert_eq!(ev[0].evidence["expected_ip_id_pattern"], "counter");
+    }
+
+    #[test]
+    fn ipid_zero_and_constant_patterns() {
+        let data = RuleData::shipped().unwrap();
+        let mut recs: Vec<DnsRecord> = (0..5).map(|f| reply(f, 57, 0, "93.184.216.34")).collect();
+        recs.push(reply(5, 57, 0x4242, "45.33.12.7"));
+        let ev = check(&recs, &HashMap::new(), &[], &data);
+        assert_eq!(ev.len(), 1);
+        assert_eq!(ev[0].evidence["expected_ip_id_pattern"], "zero");
+        // A known injector constant is a misfit even without a baseline.
+        let recs = vec![reply(1, 57, 0x3412, "45.33.12.7")];
+        let ev = check(&recs, &HashMap::new(), &[], &data);
+        assert_eq!(
+            ev[0].evidence["expected_ip_id_pattern"],
+            "known_injector_constant"
+        );
+        // Random IP-IDs: no expectation, no event.
+        let recs: Vec<DnsRecord> = [0x1234u16, 0xfe01, 0x7777, 0x0042, 0xa0a0]
+            .iter()
+            .enumerate()
+            .map(|(f, &id)| reply(f as u64, 57, id, "93.184.216.34"))
+            .collect();
+        assert!(check(&recs, &HashMap::new(), &[], &data).is_empty());
+    }
 
     #[test]
     fn modes() {

@@ -453,13 +453,18 @@ impl TcpTracker {
         }
 
         if let Some(id) = s.ip_id {
-            if let Some(note) = data.injector_ip_ids.get(&id) {
+            let fit = ipid_fit(&f.baseline, s);
+            // A known injector constant counts unless the server's own
+            // counter explains it (a counter passes through 0x3412 too).
+            if let Some(note) = data.injector_ip_ids.get(&id)
+                && fit != IpIdFit::Fits
+            {
                 score += 0.5;
                 header = true;
                 reasons.push(format!("IP-ID {id:#06x} of a known injector"));
                 ev.insert("known_injector".into(), json!(note));
             }
-            if let Some(exp) = ipid_expectation(&f.baseline, s) {
+            if let IpIdFit::Misfit(exp) = fit {
                 score += if rst { 0.15 } else { 0.3 };
                 header = true;
                 reasons.push(format!("IP-ID {id:#06x} off the server's counter"));
@@ -568,16 +573,28 @@ impl TcpTracker {
     }
 }
 
-/// If the baseline's IP-IDs follow a counter and `s` breaks it, the value
-/// expected near `s`.
-fn ipid_expectation(baseline: &[Seg], s: &Seg) -> Option<u16> {
-    let id = s.ip_id.filter(|&i| i != 0)?;
+/// How a suspect's IP-ID relates to the server's counter in the flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IpIdFit {
+    /// No counter to compare with (too few IDs, random IDs, or ID 0).
+    Unknown,
+    /// The ID is where the counter would be.
+    Fits,
+    /// The ID breaks the counter; the value expected near it.
+    Misfit(u16),
+}
+
+/// Compares `s`'s IP-ID with the counter of the baseline's IDs.
+fn ipid_fit(baseline: &[Seg], s: &Seg) -> IpIdFit {
+    let Some(id) = s.ip_id.filter(|&i| i != 0) else {
+        return IpIdFit::Unknown;
+    };
     let ids: Vec<(u64, u16)> = baseline
         .iter()
         .filter_map(|b| b.ip_id.filter(|&i| i != 0).map(|i| (b.frame, i)))
         .collect();
     if ids.len() < 2 {
-        return None;
+        return IpIdFit::Unknown;
     }
     let deltas: Vec<u16> = ids
         .windows(2)
@@ -585,19 +602,34 @@ fn ipid_expectation(baseline: &[Seg], s: &Seg) -> Option<u16> {
         .collect();
     let counter = deltas.iter().filter(|&&d| d <= 2000).count();
     if counter * 5 < deltas.len() * 4 {
-        return None;
+        return IpIdFit::Unknown;
     }
     let prev = ids.iter().rev().find(|(f, _)| *f < s.frame).map(|x| x.1);
     let next = ids.iter().find(|(f, _)| *f > s.frame).map(|x| x.1);
     let dist = |a: u16, b: u16| a.wrapping_sub(b).min(b.wrapping_sub(a));
+    let classify = |fits: bool, misfit: bool, near: u16| {
+        if fits {
+            IpIdFit::Fits
+        } else if misfit {
+            IpIdFit::Misfit(near)
+        } else {
+            IpIdFit::Unknown
+        }
+    };
     match (prev, next) {
         (Some(p), Some(n)) => {
             let inside = id.wrapping_sub(p) <= n.wrapping_sub(p);
-            (!inside && dist(id, p) > 1000 && dist(id, n) > 1000).then_some(p)
+            classify(inside, dist(id, p) > 1000 && dist(id, n) > 1000, p)
         }
-        (Some(p), None) => (id.wrapping_sub(p) > 16_384).then_some(p),
-        (None, Some(n)) => (n.wrapping_sub(id) > 16_384).then_some(n),
-        (None, None) => None,
+        (Some(p), None) => {
+            let ahead = id.wrapping_sub(p);
+            classify((1..=2000).contains(&ahead), ahead > 16_384, p)
+        }
+        (None, Some(n)) => {
+            let behind = n.wrapping_sub(id);
+            classify((1..=2000).contains(&behind), behind > 16_384, n)
+        }
+        (None, None) => IpIdFit::Unknown,
     }
 }
 
