@@ -806,7 +806,7 @@ fn garbage_never_panics_and_events_stay_well_formed() {
         match rng.next() % 4 {
             0 => {
                 // DNS-ish: a real header then random bytes, or pure noise.
-                let mut m = if rng.next() % 2 == 0 {
+                let mut m = if rng.next().is_multiple_of(2) {
                     dns_reply(rng.next() as u16, "line.naver.jp", &[[46, 82, 174, 68]])
                 } else {
                     Vec::new()
@@ -818,10 +818,10 @@ fn garbage_never_panics_and_events_stay_well_formed() {
             1 | 2 => {
                 let flags: String = ["S", "A", "R", "F", "P"]
                     .iter()
-                    .filter(|_| rng.next() % 3 == 0)
+                    .filter(|_| rng.next().is_multiple_of(3))
                     .copied()
                     .collect();
-                let payload = if rng.next() % 3 == 0 {
+                let payload = if rng.next().is_multiple_of(3) {
                     b"HTTP/1.1 302 Found\r\n\r\n".to_vec()
                 } else {
                     rng.bytes(40)
