@@ -7,6 +7,7 @@ pub mod attribution;
 pub mod decode;
 pub mod dns;
 pub mod flows;
+pub mod interference;
 pub mod model;
 pub mod names;
 pub mod packet;

@@ -58,6 +58,7 @@ pub fn extra_sinks(_opts: &ReplayOptions) -> Vec<Box<dyn ReportSink>> {
     vec![
         // Interference (src/analysis/interference/) registers its
         // InterferenceDetector here; it fills `report.interference`.
+        Box::new(super::interference::InterferenceDetector::default()),
     ]
 }
 

@@ -1,0 +1,438 @@
+//! Interference detection: forged DNS answers and injected packets, found in
+//! a capture without knowing in advance what is censored.
+//!
+//! [`InterferenceDetector`] is a [`PacketSink`]: the replay engine hands it
+//! every packet once; it keeps its own DNS transactions (one record per
+//! response packet, so racing replies stay apart), per-flow TCP summaries
+//! and ICMP errors, bounded in memory, and [`InterferenceDetector::finish`]
+//! applies the rules:
+//!
+//! - [`dns_rules`]: `dns_forgery` — known forged answers, bogon answers,
+//!   duplicate replies to one query, replies whose IP TTL / IP-ID misfit the
+//!   resolver's other replies;
+//! - [`control`]: `dns_forgery` — answers inconsistent with a control
+//!   resolution (OONI-style: overlapping addresses or same ASN = consistent);
+//! - [`tcp_rules`]: `injected_packet` — RST/FIN/HTTP responses whose TTL,
+//!   IP-ID or window betray that the claimed server did not send them, bogus
+//!   SYN/ACKs, and TTL localization of the injector.
+//!
+//! Rules, evidence, confidence and blind spots: `docs/interference.md`.
+//! Rule data (forged answers, bogons, injector IP-IDs, keywords): [`data`].
+
+pub mod control;
+pub mod data;
+pub mod dns_rules;
+pub mod tcp_rules;
+
+use crate::analysis::decode::decode;
+use crate::analysis::dns::{DNS_PORT, DnsExtractor, parse_message};
+use crate::analysis::model::{CaptureReport, InterferenceEvent};
+use crate::analysis::packet::{Packet, PacketSink, Transport};
+use crate::analysis::replay::ReportSink;
+use crate::capture::CaptureReader;
+use crate::capture::Timestamp;
+use control::ControlResolutions;
+use data::RuleData;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+/// `kind` of DNS events.
+pub const DNS_FORGERY: &str = "dns_forgery";
+/// `kind` of TCP events.
+pub const INJECTED_PACKET: &str = "injected_packet";
+
+/// Errors of the interference module: bad rule data or control files.
+#[derive(Debug, thiserror::Error)]
+pub enum InterferenceError {
+    /// A line of a rule data file could not be parsed.
+    #[error("{file}:{line}: {message}")]
+    Data {
+        /// The file (shipped name or user path).
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// A capture could not be read.
+    #[error("{file}: {message}")]
+    Capture {
+        /// The capture file.
+        file: String,
+        /// What went wrong.
+        message: String,
+    },
+    /// A control-resolution file could not be read or parsed.
+    #[error("control resolutions {file}: {message}")]
+    Control {
+        /// The file.
+        file: String,
+        /// What is wrong (with line and column when known).
+        message: String,
+    },
+}
+
+/// Looks up the origin AS of an address (for control consistency).
+pub trait AsnLookup: Send + Sync {
+    /// Origin ASN of `ip`, if known.
+    fn asn(&self, ip: IpAddr) -> Option<u32>;
+}
+
+impl AsnLookup for crate::geo::db::MmdbFile {
+    fn asn(&self, ip: IpAddr) -> Option<u32> {
+        crate::geo::db::MmdbFile::asn(self, ip).ok().flatten()
+    }
+}
+
+impl AsnLookup for BTreeMap<IpAddr, u32> {
+    fn asn(&self, ip: IpAddr) -> Option<u32> {
+        self.get(&ip).copied()
+    }
+}
+
+/// What the detector knows beyond the capture.
+#[derive(Clone, Default)]
+pub struct InterferenceConfig {
+    /// Control resolutions (name → addresses seen from an uncensored vantage).
+    pub control: ControlResolutions,
+    /// ASN lookup used to judge control consistency.
+    pub asn: Option<Arc<dyn AsnLookup>>,
+    /// Extra trigger keywords (added to `data/keywords.txt`).
+    pub keywords: Vec<String>,
+}
+
+impl fmt::Debug for InterferenceConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("InterferenceConfig")
+            .field("control", &self.control)
+            .field("asn", &self.asn.as_ref().map(|_| "<lookup>"))
+            .field("keywords", &self.keywords)
+            .finish()
+    }
+}
+
+/// Transport facts of a UDP DNS message the [`DnsExtractor`] does not keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DnsMeta {
+    /// Client port.
+    pub client_port: u16,
+    /// Frame of the (first) matching query, if seen.
+    pub query_frame: Option<u64>,
+    /// Timestamp of the (first) matching query, if seen.
+    pub query_ts: Option<Timestamp>,
+    /// How many times the matching query was sent.
+    pub query_count: u32,
+}
+
+/// An ICMP port unreachable quoting a UDP datagram (a late DNS reply whose
+/// socket the client had already closed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortUnreachable {
+    /// Frame of the ICMP message.
+    pub frame: u64,
+    /// Source of the quoted datagram (the resolver).
+    pub quoted_src: IpAddr,
+    /// Destination of the quoted datagram (the client).
+    pub quoted_dst: IpAddr,
+    /// Quoted source port.
+    pub sport: u16,
+    /// Quoted destination port.
+    pub dport: u16,
+    /// DNS id of the quoted message, when enough of it was quoted.
+    pub dns_id: Option<u16>,
+}
+
+/// Key of a UDP DNS query: client, client port, server, id.
+type QueryKey = (IpAddr, u16, IpAddr, u16);
+/// Bound on remembered queries and reply metadata.
+const MAX_DNS_STATE: usize = 1 << 18;
+
+/// The interference [`PacketSink`]. Construct, feed, then
+/// [`into_events`](Self::into_events); as a [`ReportSink`] (registered in
+/// [`crate::analysis::replay::extra_sinks`]) it fills `report.interference`.
+#[derive(Debug)]
+pub struct InterferenceDetector {
+    cfg: InterferenceConfig,
+    data: RuleData,
+    dns: DnsExtractor,
+    queries: HashMap<QueryKey, (u64, Timestamp, u32)>,
+    dns_meta: HashMap<u64, DnsMeta>,
+    unreachable: Vec<PortUnreachable>,
+    tcp: tcp_rules::TcpTracker,
+}
+
+impl InterferenceDetector {
+    /// A detector with the shipped rule data plus `cfg`.
+    pub fn new(cfg: InterferenceConfig) -> Self {
+        // The shipped files are checked by a unit test; an empty rule set
+        // (never a panic) is the fallback should that ever regress.
+        let mut data = RuleData::shipped().unwrap_or_default();
+        data.add_keywords(&cfg.keywords.join("\n"));
+        Self::with_data(cfg, data)
+    }
+
+    /// A detector with explicit rule data (tests, custom lists).
+    pub fn with_data(cfg: InterferenceConfig, data: RuleData) -> Self {
+        InterferenceDetector {
+            cfg,
+            data,
+            dns: DnsExtractor::new(),
+            queries: HashMap::new(),
+            dns_meta: HashMap::new(),
+            unreachable: Vec::new(),
+            tcp: tcp_rules::TcpTracker::default(),
+        }
+    }
+
+    /// Applies every rule and returns the events, ordered by first frame.
+    pub fn into_events(self) -> Vec<InterferenceEvent> {
+        let records = self.dns.finish();
+        let mut events = dns_rules::check(&records, &self.dns_meta, &self.unreachable, &self.data);
+        events.extend(control::check(&records, &self.cfg));
+        // Addresses that DNS rules found forged make bogus handshakes with
+        // them more certain.
+        let forged: Vec<IpAddr> = events
+            .iter()
+            .filter_map(|e| e.evidence.get("forged_addresses"))
+            .filter_map(|v| v.as_array())
+            .flatten()
+            .filter_map(|v| v.as_str()?.parse().ok())
+            .collect();
+        events.extend(self.tcp.finish(&self.data, &forged));
+        boost_repeated_ip_ids(&mut events);
+        events.sort_by(|a, b| {
+            a.frames
+                .first()
+                .cmp(&b.frames.first())
+                .then(a.rule.cmp(&b.rule))
+        });
+        events
+    }
+
+    fn udp_dns(&mut self, pkt: &Packet<'_>, sport: u16, dport: u16, payload: &[u8]) {
+        let (Some(ip), Ok(msg)) = (pkt.ip, parse_message(payload)) else {
+            return;
+        };
+        if self.queries.len() >= MAX_DNS_STATE {
+            self.queries.clear();
+        }
+        if !msg.response && dport == DNS_PORT {
+            let e = self
+                .queries
+                .entry((ip.src, sport, ip.dst, msg.id))
+                .or_insert((pkt.frame, pkt.ts, 0));
+            e.2 += 1;
+        } else if msg.response && sport == DNS_PORT && self.dns_meta.len() < MAX_DNS_STATE {
+            let q = self.queries.get(&(ip.dst, dport, ip.src, msg.id));
+            self.dns_meta.insert(
+                pkt.frame,
+                DnsMeta {
+                    client_port: dport,
+                    query_frame: q.map(|q| q.0),
+                    query_ts: q.map(|q| q.1),
+                    query_count: q.map_or(0, |q| q.2),
+                },
+            );
+        }
+    }
+
+    fn icmp(&mut self, pkt: &Packet<'_>, v6: bool, icmp_type: u8, code: u8, quoted: &[u8]) {
+        let unreachable = if v6 {
+            icmp_type == 1 && code == 4
+        } else {
+            icmp_type == 3 && code == 3
+        };
+        if !unreachable || self.unreachable.len() >= MAX_DNS_STATE {
+            return;
+        }
+        if let Some(pu) = parse_quoted_udp(pkt.frame, v6, quoted)
+            && (pu.sport == DNS_PORT)
+        {
+            self.unreachable.push(pu);
+        }
+    }
+}
+
+impl Default for InterferenceDetector {
+    /// The shipped rule data and no extra knowledge (what `matador replay` runs).
+    fn default() -> Self {
+        Self::new(InterferenceConfig::default())
+    }
+}
+
+impl ReportSink for InterferenceDetector {
+    fn finish(self: Box<Self>, report: &mut CaptureReport) {
+        report.interference = self.into_events();
+    }
+}
+
+/// Runs the interference rules alone over a capture file with `cfg` (e.g.
+/// control resolutions from a campaign), without the rest of a replay.
+pub fn analyze_capture(
+    path: &Path,
+    cfg: InterferenceConfig,
+) -> Result<Vec<InterferenceEvent>, InterferenceError> {
+    let file = path.display().to_string();
+    let err = |e: &dyn fmt::Display| InterferenceError::Capture {
+        file: file.clone(),
+        message: e.to_string(),
+    };
+    let f = std::fs::File::open(path).map_err(|e| err(&e))?;
+    let mut reader = CaptureReader::new(f, &file).map_err(|e| err(&e))?;
+    let mut det = InterferenceDetector::new(cfg);
+    while let Some(raw) = reader.next_frame().map_err(|e| err(&e))? {
+        det.packet(&decode(&raw));
+    }
+    Ok(det.into_events())
+}
+
+/// An injector stamping one IP-ID on all its packets is betrayed by the
+/// repetition: events of one kind and claimed source sharing a non-zero
+/// IP-ID get `repeated_ip_id` (how many) and +0.1 confidence (max 0.95).
+fn boost_repeated_ip_ids(events: &mut [InterferenceEvent]) {
+    let key = |e: &InterferenceEvent| {
+        e.evidence
+            .get("ip_id")
+            .and_then(|v| v.as_str())
+            .filter(|id| *id != "0x0000")
+            .map(|id| (e.kind.clone(), e.claimed_src, id.to_string()))
+    };
+    let mut counts: HashMap<(String, IpAddr, String), usize> = HashMap::new();
+    for e in events.iter() {
+        if let Some(k) = key(e) {
+            *counts.entry(k).or_default() += 1;
+        }
+    }
+    for e in events.iter_mut() {
+        if let Some(&n) = key(e).as_ref().and_then(|k| counts.get(k))
+            && n > 1
+        {
+            e.evidence
+                .insert("repeated_ip_id".into(), serde_json::json!(n));
+            e.confidence = round2((e.confidence + 0.1).min(0.95));
+        }
+    }
+}
+
+/// Reads the quoted IP + UDP header (and DNS id) of an ICMP error.
+fn parse_quoted_udp(frame: u64, v6: bool, q: &[u8]) -> Option<PortUnreachable> {
+    let (src, dst, udp) = if v6 {
+        if q.len() < 48 || q[6] != 17 {
+            return None;
+        }
+        let s: [u8; 16] = q[8..24].try_into().ok()?;
+        let d: [u8; 16] = q[24..40].try_into().ok()?;
+        (IpAddr::from(s), IpAddr::from(d), &q[40..])
+    } else {
+        let ihl = usize::from(q.first()? & 0x0f) * 4;
+        if ihl < 20 || q.len() < ihl + 8 || q[9] != 17 {
+            return None;
+        }
+        let s: [u8; 4] = q[12..16].try_into().ok()?;
+        let d: [u8; 4] = q[16..20].try_into().ok()?;
+        (IpAddr::from(s), IpAddr::from(d), &q[ihl..])
+    };
+    let be = |i: usize| u16::from_be_bytes([udp[i], udp[i + 1]]);
+    Some(PortUnreachable {
+        frame,
+        quoted_src: src,
+        quoted_dst: dst,
+        sport: be(0),
+        dport: be(2),
+        dns_id: (udp.len() >= 10).then(|| be(8)),
+    })
+}
+
+impl PacketSink for InterferenceDetector {
+    fn packet(&mut self, pkt: &Packet<'_>) {
+        self.dns.packet(pkt);
+        match pkt.transport {
+            Transport::Udp {
+                sport,
+                dport,
+                payload,
+            } if sport == DNS_PORT || dport == DNS_PORT => {
+                self.udp_dns(pkt, sport, dport, payload);
+            }
+            Transport::Icmp {
+                v6,
+                icmp_type,
+                code,
+                payload,
+            } => self.icmp(pkt, v6, icmp_type, code, payload),
+            Transport::Tcp { .. } => self.tcp.packet(pkt, &self.data),
+            _ => {}
+        }
+    }
+}
+
+/// Builds an event (evidence filled by the caller).
+pub(crate) fn event(
+    kind: &str,
+    rule: &str,
+    frames: Vec<u64>,
+    claimed_src: IpAddr,
+    confidence: f64,
+    summary: String,
+) -> InterferenceEvent {
+    InterferenceEvent {
+        kind: kind.to_string(),
+        rule: rule.to_string(),
+        frames,
+        claimed_src,
+        evidence: BTreeMap::new(),
+        confidence: round2(confidence.clamp(0.0, 1.0)),
+        injector_hops: None,
+        summary,
+    }
+}
+
+/// Rounds to two decimals so JSON output and snapshots stay stable.
+pub(crate) fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+/// Most likely initial TTL of a packet received with `ttl` (the common
+/// stack defaults 32, 64, 128, 255).
+pub fn initial_ttl(ttl: u8) -> u8 {
+    [32u8, 64, 128, 255]
+        .into_iter()
+        .find(|&i| ttl <= i)
+        .unwrap_or(255)
+}
+
+/// Hops travelled by a packet received with `ttl`, assuming a default initial TTL.
+pub fn hops_from_ttl(ttl: u8) -> u8 {
+    initial_ttl(ttl) - ttl
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hop_estimates() {
+        assert_eq!(hops_from_ttl(51), 13);
+        assert_eq!(hops_from_ttl(237), 18);
+        assert_eq!(hops_from_ttl(64), 0);
+        assert_eq!(hops_from_ttl(120), 8);
+    }
+
+    #[test]
+    fn quoted_udp_v4() {
+        let mut q = vec![
+            0x45, 0, 0, 40, 0, 0, 0, 0, 64, 17, 0, 0, 8, 8, 8, 8, 10, 0, 0, 1,
+        ];
+        q.extend_from_slice(&[0, 53, 0x30, 0x39, 0, 20, 0, 0, 0xbe, 0xef]);
+        let p = parse_quoted_udp(7, false, &q).unwrap();
+        assert_eq!(p.sport, 53);
+        assert_eq!(p.dport, 12345);
+        assert_eq!(p.dns_id, Some(0xbeef));
+        assert_eq!(p.quoted_src, "8.8.8.8".parse::<IpAddr>().unwrap());
+        assert!(parse_quoted_udp(7, false, &q[..25]).is_none());
+        assert!(parse_quoted_udp(7, true, &q).is_none());
+    }
+}

@@ -1,0 +1,786 @@
+//! `injected_packet` rules: packets that claim to come from a server but
+//! whose IP header betrays another sender.
+//!
+//! Every TCP flow keeps a bounded summary of the server's packets. At the
+//! end (or when the flow goes idle) each server RST, FIN or HTTP response —
+//! the packets an injector forges — is compared with the server's *other*
+//! packets in the flow (its baseline; when the flow has none, the server's
+//! packets in other flows):
+//!
+//! | signal | weight |
+//! |---|---|
+//! | IP TTL ≥ 5 off the baseline's stable value (3–4: 0.3) | 0.5 |
+//! | IP-ID is a known injector constant (`data/injector-ip-ids.txt`) | 0.5 |
+//! | IP-ID breaks the baseline's counter (0.15 for RSTs: stacks send RSTs from another path) | 0.3 |
+//! | the server kept sending after "its" RST | 0.3 |
+//! | window far outside the baseline's (not for RSTs) | 0.15 |
+//! | a client request shortly before (0.05), containing a keyword (+0.1) | 0.15 |
+//!
+//! An event needs a header signal (TTL or IP-ID) and a score ≥ 0.5; the
+//! confidence is the score, capped at 0.95. Packets that arrive with an
+//! initial TTL (64, 128, 255, 32: no router crossed) come from the capturing
+//! host itself and are never suspects.
+//!
+//! `bogus_synack`: a SYN/ACK acknowledging a SYN the client sent to that
+//! address, but on other ports than the SYN — no TCP stack does that; the
+//! Great Firewall answers SYNs to its forged DNS addresses this way.
+//!
+//! TTL localization: when the client sent TTL-limited probes (a FIN or the
+//! request with a small TTL) on several flows to one server and the outcome
+//! (injected or not) flips at one TTL `t`, the injector is `t` hops away
+//! (`probe_ttl_threshold`); otherwise the hop distance is estimated from the
+//! injected packet's TTL against a default initial TTL.
+
+use super::data::RuleData;
+use super::dns_rules::{stable_mode, stable_mode_min};
+use super::{INJECTED_PACKET, event, hops_from_ttl, initial_ttl, round2};
+use crate::analysis::model::InterferenceEvent;
+use crate::analysis::names::http::looks_like_request;
+use crate::analysis::names::tls::{
+    Progress, client_hello_from_records, looks_like_handshake_record,
+};
+use crate::analysis::packet::{Packet, Transport, tcp_flags};
+use crate::capture::Timestamp;
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::IpAddr;
+
+/// Server packets kept per flow as baseline.
+const MAX_BASELINE: usize = 64;
+/// Suspect packets kept per flow.
+const MAX_SUSPECTS: usize = 32;
+/// Flows are evaluated and forgotten after this many idle seconds.
+const IDLE_SECS: f64 = 300.0;
+/// Hard bound on live flows.
+const MAX_FLOWS: usize = 200_000;
+/// Check for idle flows every this many TCP packets.
+const SWEEP_EVERY: u64 = 16_384;
+/// A request this recent (seconds) is the suspect's trigger.
+const TRIGGER_SECS: f64 = 5.0;
+/// SYNs remembered per destination for `bogus_synack`.
+const SYNS_PER_DST: usize = 16;
+
+type Endpoint = (IpAddr, u16);
+
+/// One server packet as the rules need it.
+#[derive(Debug, Clone)]
+struct Seg {
+    frame: u64,
+    ts: Timestamp,
+    ttl: u8,
+    ip_id: Option<u16>,
+    window: u16,
+    seq: u32,
+    flags: u8,
+    len: usize,
+    status_line: Option<String>,
+    trigger: Option<Trigger>,
+}
+
+/// The client request that preceded a suspect packet.
+#[derive(Debug, Clone)]
+struct Trigger {
+    frame: u64,
+    ts: Timestamp,
+    /// Request line + Host, or SNI; `None` for other data.
+    head: Option<String>,
+}
+
+/// A client packet sent with a deliberately small TTL.
+#[derive(Debug, Clone, Copy)]
+struct Probe {
+    ttl: u8,
+    kind: &'static str,
+}
+
+#[derive(Debug, Clone)]
+struct Flow {
+    client: Endpoint,
+    server: Endpoint,
+    client_ttl: Option<u8>,
+    /// The client's SYN on these very ports was seen.
+    syn_seen: bool,
+    baseline: Vec<Seg>,
+    suspects: Vec<Seg>,
+    last_request: Option<Trigger>,
+    probe: Option<Probe>,
+    last_ts: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+struct Syn {
+    frame: u64,
+    ts: Timestamp,
+    client: Endpoint,
+    dport: u16,
+    isn: u32,
+}
+
+#[derive(Debug, Clone)]
+struct OrphanSynAck {
+    seg: Seg,
+    server: Endpoint,
+    client: Endpoint,
+    payload_len: usize,
+    syn: Syn,
+}
+
+/// Localization group: server, port, probe kind.
+type ProbeGroup = (IpAddr, u16, &'static str);
+
+/// Per-capture TCP state of the injection rules.
+#[derive(Debug, Default)]
+pub struct TcpTracker {
+    flows: HashMap<(Endpoint, Endpoint), Flow>,
+    /// TTL histogram of each address's baseline packets, across flows.
+    server_ttls: HashMap<IpAddr, BTreeMap<u8, u32>>,
+    syns: HashMap<IpAddr, VecDeque<Syn>>,
+    orphans: Vec<OrphanSynAck>,
+    events: Vec<(Option<(ProbeGroup, u8)>, InterferenceEvent)>,
+    probes: Vec<(ProbeGroup, u8, bool)>,
+    packets: u64,
+}
+
+fn key(a: Endpoint, b: Endpoint) -> (Endpoint, Endpoint) {
+    if a <= b { (a, b) } else { (b, a) }
+}
+
+/// What a client segment asks for, for evidence: the HTTP request line and
+/// Host header, or the TLS ClientHello's SNI; `None` for other payloads
+/// (kept cheap: this runs on every client segment with data).
+fn request_head(payload: &[u8]) -> Option<String> {
+    if looks_like_handshake_record(payload) {
+        return match client_hello_from_records(payload) {
+            Progress::Done(h) => Some(format!(
+                "TLS ClientHello | SNI: {}",
+                h.sni.as_deref().unwrap_or("-")
+            )),
+            _ => Some("TLS handshake".to_string()),
+        };
+    }
+    if !looks_like_request(payload) {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&payload[..payload.len().min(1024)]);
+    let mut lines = text.split("\r\n");
+    let mut head = lines
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(120)
+        .collect::<String>();
+    if let Some(h) = lines.find(|l| l.len() > 5 && l.as_bytes()[..5].eq_ignore_ascii_case(b"host:"))
+    {
+        head.push_str(" | ");
+        head.push_str(&h.chars().take(120).collect::<String>());
+    }
+    Some(head)
+}
+
+impl TcpTracker {
+    /// Feeds one packet (TCP only; others are ignored).
+    pub fn packet(&mut self, pkt: &Packet<'_>, data: &RuleData) {
+        let (
+            Some(ip),
+            Transport::Tcp {
+                sport,
+                dport,
+                seq,
+                ack,
+                flags,
+                window,
+                payload,
+            },
+        ) = (pkt.ip, pkt.transport)
+        else {
+            return;
+        };
+        self.packets += 1;
+        if self.packets.is_multiple_of(SWEEP_EVERY) {
+            self.sweep(pkt.ts, IDLE_SECS, data);
+        }
+        let src = (ip.src, sport);
+        let dst = (ip.dst, dport);
+        let syn = flags & tcp_flags::SYN != 0;
+        let has_ack = flags & tcp_flags::ACK != 0;
+        let seg = Seg {
+            frame: pkt.frame,
+            ts: pkt.ts,
+            ttl: ip.ttl,
+            ip_id: ip.ip_id,
+            window,
+            seq,
+            flags,
+            len: payload.len(),
+            status_line: payload.starts_with(b"HTTP/").then(|| status_line(payload)),
+            trigger: None,
+        };
+        let k = key(src, dst);
+        if syn && !has_ack {
+            let q = self.syns.entry(ip.dst).or_default();
+            if q.len() >= SYNS_PER_DST {
+                q.pop_front();
+            }
+            q.push_back(Syn {
+                frame: pkt.frame,
+                ts: pkt.ts,
+                client: src,
+                dport,
+                isn: seq,
+            });
+            if self.syns.len() > MAX_FLOWS {
+                self.syns.clear();
+            }
+        }
+        let opened_here = self.flows.get(&k).is_some_and(|f| f.syn_seen);
+        if syn && has_ack && !opened_here {
+            // A SYN/ACK for a connection never opened on these ports: does
+            // it acknowledge a SYN sent to this address on other ports?
+            let matching = self.syns.get(&ip.src).and_then(|q| {
+                q.iter()
+                    .rev()
+                    .find(|s| {
+                        s.client.0 == ip.dst
+                            && s.isn.wrapping_add(1) == ack
+                            && pkt.ts.since(&s.ts) <= TRIGGER_SECS
+                    })
+                    .cloned()
+            });
+            if let Some(s) = matching
+                && (s.client != dst || s.dport != sport)
+            {
+                if self.orphans.len() < MAX_FLOWS {
+                    self.orphans.push(OrphanSynAck {
+                        seg,
+                        server: src,
+                        client: dst,
+                        payload_len: payload.len(),
+                        syn: s,
+                    });
+                }
+                return;
+            }
+        }
+        if !self.flows.contains_key(&k) && self.flows.len() >= MAX_FLOWS {
+            self.sweep(pkt.ts, 10.0, data);
+            if self.flows.len() >= MAX_FLOWS {
+                self.sweep(pkt.ts, -1.0, data);
+            }
+        }
+        let flow = self.flows.entry(k).or_insert_with(|| {
+            let client_is_src = if syn { !has_ack } else { sport > dport };
+            let (client, server) = if client_is_src {
+                (src, dst)
+            } else {
+                (dst, src)
+            };
+            Flow {
+                client,
+                server,
+                client_ttl: None,
+                syn_seen: false,
+                baseline: Vec::new(),
+                suspects: Vec::new(),
+                last_request: None,
+                probe: None,
+                last_ts: pkt.ts,
+            }
+        });
+        flow.last_ts = pkt.ts;
+        if syn && !has_ack && src == flow.client {
+            flow.syn_seen = true;
+        }
+        if src == flow.client {
+            match flow.client_ttl {
+                None => flow.client_ttl = Some(ip.ttl),
+                Some(normal)
+                    if !syn && ip.ttl <= 32 && u16::from(ip.ttl) * 2 <= u16::from(normal) =>
+                {
+                    let kind = if payload.is_empty() { "fin" } else { "data" };
+                    if (payload.is_empty() && flags & tcp_flags::FIN != 0) || !payload.is_empty() {
+                        let keep = flow.probe.is_none_or(|p| ip.ttl < p.ttl);
+                        if keep {
+                            flow.probe = Some(Probe { ttl: ip.ttl, kind });
+                        }
+                    }
+                }
+                Some(_) => {}
+            }
+            if !payload.is_empty() {
+                flow.last_request = Some(Trigger {
+                    frame: pkt.frame,
+                    ts: pkt.ts,
+                    head: request_head(payload),
+                });
+            }
+            return;
+        }
+        let suspect = flags & (tcp_flags::RST | tcp_flags::FIN) != 0 || seg.status_line.is_some();
+        let local = hops_from_ttl(ip.ttl) == 0;
+        let injector_id = seg
+            .ip_id
+            .is_some_and(|i| data.injector_ip_ids.contains_key(&i));
+        if suspect && !local {
+            if flow.suspects.len() < MAX_SUSPECTS {
+                let mut s = seg;
+                s.trigger = flow
+                    .last_request
+                    .clone()
+                    .filter(|t| pkt.ts.since(&t.ts) <= TRIGGER_SECS);
+                flow.suspects.push(s);
+            }
+        } else if flags & tcp_flags::RST == 0 && !injector_id && flow.baseline.len() < MAX_BASELINE
+        {
+            let h = self.server_ttls.entry(ip.src).or_default();
+            *h.entry(ip.ttl).or_default() += 1;
+            flow.baseline.push(seg);
+        }
+        if self.server_ttls.len() > MAX_FLOWS {
+            self.server_ttls.clear();
+        }
+    }
+
+    /// Evaluates and forgets flows idle for more than `idle` seconds.
+    fn sweep(&mut self, now: Timestamp, idle: f64, data: &RuleData) {
+        let old: Vec<_> = self
+            .flows
+            .iter()
+            .filter(|(_, f)| now.since(&f.last_ts) > idle)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in old {
+            if let Some(f) = self.flows.remove(&k) {
+                self.evaluate(&f, data);
+            }
+        }
+    }
+
+    /// Evaluates every remaining flow and returns all events;
+    /// `forged_dns` are addresses that DNS rules found in forged answers.
+    pub fn finish(mut self, data: &RuleData, forged_dns: &[IpAddr]) -> Vec<InterferenceEvent> {
+        let mut flows: Vec<Flow> = self.flows.drain().map(|(_, f)| f).collect();
+        flows.sort_by_key(|f| f.baseline.first().or(f.suspects.first()).map(|s| s.frame));
+        for f in &flows {
+            self.evaluate(f, data);
+        }
+        let thresholds = localize(&self.probes);
+        let mut out: Vec<InterferenceEvent> = self
+            .events
+            .into_iter()
+            .map(|(group, mut e)| {
+                if let Some((g, probe_ttl)) = group
+                    && let Some(&t) = thresholds.get(&g)
+                {
+                    e.evidence.insert("probe_ttl_threshold".into(), json!(t));
+                    e.evidence.insert("probe_kind".into(), json!(g.2));
+                    e.evidence.insert("probe_ttl".into(), json!(probe_ttl));
+                    e.injector_hops = Some(t);
+                }
+                e
+            })
+            .collect();
+        out.extend(bogus_synacks(&self.orphans, forged_dns));
+        out
+    }
+
+    fn evaluate(&mut self, f: &Flow, data: &RuleData) {
+        let mut injected = false;
+        for s in &f.suspects {
+            if let Some(e) = self.judge(f, s, data) {
+                injected = true;
+                let group = f.probe.map(|p| ((f.server.0, f.server.1, p.kind), p.ttl));
+                self.events.push((group, e));
+            }
+        }
+        if let Some(p) = f.probe {
+            self.probes
+                .push(((f.server.0, f.server.1, p.kind), p.ttl, injected));
+        }
+    }
+
+    /// Scores one suspect packet against the flow's baseline.
+    fn judge(&self, f: &Flow, s: &Seg, data: &RuleData) -> Option<InterferenceEvent> {
+        let rst = s.flags & tcp_flags::RST != 0;
+        let mut score: f64 = 0.0;
+        let mut header = false;
+        let mut reasons = Vec::new();
+        let mut ev = BTreeMap::new();
+        ev.insert("ip_ttl".to_string(), json!(s.ttl));
+        if let Some(id) = s.ip_id {
+            ev.insert("ip_id".into(), json!(format!("{id:#06x}")));
+        }
+        ev.insert("window".into(), json!(s.window));
+        ev.insert("flags".into(), json!(flag_names(s.flags)));
+        ev.insert("seq".into(), json!(s.seq));
+        ev.insert("payload_len".into(), json!(s.len));
+        ev.insert("server_port".into(), json!(f.server.1));
+        ev.insert(
+            "client".into(),
+            json!(format!("{}:{}", f.client.0, f.client.1)),
+        );
+
+        // TTL: the flow's own baseline, else the server's other flows.
+        let flow_ttls: Vec<u8> = f.baseline.iter().map(|b| b.ttl).collect();
+        let expected_ttl = if !flow_ttls.is_empty() {
+            ev.insert("ttl_baseline".into(), json!("flow"));
+            stable_mode_min(&flow_ttls, 1)
+        } else {
+            let hist = self.server_ttls.get(&f.server.0);
+            let all: Vec<u8> = hist
+                .map(|h| {
+                    h.iter()
+                        .flat_map(|(t, n)| std::iter::repeat_n(*t, (*n).min(1000) as usize))
+                        .collect()
+                })
+                .unwrap_or_default();
+            ev.insert("ttl_baseline".into(), json!("server"));
+            stable_mode(&all)
+        };
+        let mut genuine_ttl = None;
+        if let Some(exp) = expected_ttl {
+            ev.insert("expected_ip_ttl".into(), json!(exp));
+            genuine_ttl = Some(exp);
+            let d = s.ttl.abs_diff(exp);
+            if d >= 5 {
+                score += 0.5;
+                header = true;
+                reasons.push(format!("TTL {} vs {}", s.ttl, exp));
+            } else if d >= 3 {
+                score += 0.3;
+                header = true;
+                reasons.push(format!("TTL {} vs {}", s.ttl, exp));
+            }
+        }
+
+        if let Some(id) = s.ip_id {
+            let fit = ipid_fit(&f.baseline, s);
+            // A known injector constant counts unless the server's own
+            // counter explains it (a counter passes through 0x3412 too).
+            if let Some(note) = data.injector_ip_ids.get(&id)
+                && fit != IpIdFit::Fits
+            {
+                score += 0.5;
+                header = true;
+                reasons.push(format!("IP-ID {id:#06x} of a known injector"));
+                ev.insert("known_injector".into(), json!(note));
+            }
+            if let IpIdFit::Misfit(exp) = fit {
+                score += if rst { 0.15 } else { 0.3 };
+                header = true;
+                reasons.push(format!("IP-ID {id:#06x} off the server's counter"));
+                ev.insert("expected_ip_id_near".into(), json!(format!("{exp:#06x}")));
+            }
+        }
+
+        let windows: Vec<u16> = f
+            .baseline
+            .iter()
+            .filter(|b| b.flags & tcp_flags::SYN == 0)
+            .map(|b| b.window)
+            .collect();
+        if !rst && let (Some(&lo), Some(&hi)) = (windows.iter().min(), windows.iter().max()) {
+            let lo2 = u32::from(lo) / 2;
+            let hi2 = u32::from(hi) * 2;
+            if u32::from(s.window) < lo2 || u32::from(s.window) > hi2 {
+                score += 0.15;
+                reasons.push(format!("window {} vs {lo}..{hi}", s.window));
+                ev.insert("expected_window".into(), json!([lo, hi]));
+            }
+        }
+
+        // Sequence number against the server's next one (evidence only:
+        // genuine RSTs answering stray segments use other numbers too).
+        if let Some(b) = f.baseline.iter().rev().find(|b| b.frame < s.frame) {
+            let syn_fin =
+                u32::from(b.flags & tcp_flags::SYN != 0) + u32::from(b.flags & tcp_flags::FIN != 0);
+            let next = b.seq.wrapping_add(b.len as u32).wrapping_add(syn_fin);
+            ev.insert("expected_seq".into(), json!(next));
+            ev.insert("seq_offset".into(), json!(s.seq.wrapping_sub(next) as i32));
+        }
+
+        if rst {
+            let after: Vec<u64> = f
+                .baseline
+                .iter()
+                .chain(f.suspects.iter().filter(|o| o.flags & tcp_flags::RST == 0))
+                .filter(|b| b.frame > s.frame && b.ts.since(&s.ts) > 0.010)
+                .map(|b| b.frame)
+                .take(5)
+                .collect();
+            if !after.is_empty() {
+                score += 0.3;
+                reasons.push("server kept sending after the RST".into());
+                ev.insert("server_continued_frames".into(), json!(after));
+            }
+        }
+
+        if let Some(t) = &s.trigger {
+            score += 0.05;
+            ev.insert("trigger_frame".into(), json!(t.frame));
+            if let Some(h) = &t.head {
+                ev.insert("trigger".into(), json!(h));
+            }
+            ev.insert("delay_ms".into(), json!(round2(s.ts.since(&t.ts) * 1000.0)));
+            if let Some(k) = t.head.as_deref().and_then(|h| data.keyword_in(h)) {
+                score += 0.1;
+                ev.insert("keyword".into(), json!(k));
+            }
+        }
+        if let Some(line) = &s.status_line {
+            ev.insert("http_status_line".into(), json!(line));
+        }
+        // (epsilon: the weights are decimal fractions)
+        if !header || score < 0.5 - 1e-9 {
+            return None;
+        }
+        let what = if rst {
+            "RST"
+        } else if s.status_line.is_some() {
+            "HTTP response"
+        } else {
+            "FIN"
+        };
+        let rule = if rst {
+            "injected_rst"
+        } else if s.status_line.is_some() {
+            "injected_http_response"
+        } else {
+            "injected_fin"
+        };
+        let mut e = event(
+            INJECTED_PACKET,
+            rule,
+            vec![s.frame],
+            f.server.0,
+            score.min(0.95),
+            format!(
+                "{what} claiming to be from {}:{} is not the server's: {}",
+                f.server.0,
+                f.server.1,
+                reasons.join(", ")
+            ),
+        );
+        if let Some(g) = genuine_ttl
+            && s.ttl != g
+        {
+            e.injector_hops = Some(hops_from_ttl(s.ttl));
+            ev.insert("injector_hops_from_ttl".into(), json!(hops_from_ttl(s.ttl)));
+            ev.insert("injector_initial_ttl".into(), json!(initial_ttl(s.ttl)));
+            ev.insert("server_hops".into(), json!(hops_from_ttl(g)));
+        }
+        e.evidence = ev;
+        Some(e)
+    }
+}
+
+/// How a suspect's IP-ID relates to the server's counter in the flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IpIdFit {
+    /// No counter to compare with (too few IDs, random IDs, or ID 0).
+    Unknown,
+    /// The ID is where the counter would be.
+    Fits,
+    /// The ID breaks the counter; the value expected near it.
+    Misfit(u16),
+}
+
+/// Compares `s`'s IP-ID with the counter of the baseline's IDs.
+fn ipid_fit(baseline: &[Seg], s: &Seg) -> IpIdFit {
+    let Some(id) = s.ip_id.filter(|&i| i != 0) else {
+        return IpIdFit::Unknown;
+    };
+    let ids: Vec<(u64, u16)> = baseline
+        .iter()
+        .filter_map(|b| b.ip_id.filter(|&i| i != 0).map(|i| (b.frame, i)))
+        .collect();
+    if ids.len() < 2 {
+        return IpIdFit::Unknown;
+    }
+    let deltas: Vec<u16> = ids
+        .windows(2)
+        .map(|w| w[1].1.wrapping_sub(w[0].1))
+        .collect();
+    let counter = deltas.iter().filter(|&&d| d <= 2000).count();
+    if counter * 5 < deltas.len() * 4 {
+        return IpIdFit::Unknown;
+    }
+    let prev = ids.iter().rev().find(|(f, _)| *f < s.frame).map(|x| x.1);
+    let next = ids.iter().find(|(f, _)| *f > s.frame).map(|x| x.1);
+    let dist = |a: u16, b: u16| a.wrapping_sub(b).min(b.wrapping_sub(a));
+    let classify = |fits: bool, misfit: bool, near: u16| {
+        if fits {
+            IpIdFit::Fits
+        } else if misfit {
+            IpIdFit::Misfit(near)
+        } else {
+            IpIdFit::Unknown
+        }
+    };
+    match (prev, next) {
+        (Some(p), Some(n)) => {
+            let inside = id.wrapping_sub(p) <= n.wrapping_sub(p);
+            classify(inside, dist(id, p) > 1000 && dist(id, n) > 1000, p)
+        }
+        (Some(p), None) => {
+            let ahead = id.wrapping_sub(p);
+            classify((1..=2000).contains(&ahead), ahead > 16_384, p)
+        }
+        (None, Some(n)) => {
+            let behind = n.wrapping_sub(id);
+            classify((1..=2000).contains(&behind), behind > 16_384, n)
+        }
+        (None, None) => IpIdFit::Unknown,
+    }
+}
+
+/// The status line of an HTTP response (at most 120 characters).
+fn status_line(payload: &[u8]) -> String {
+    let end = payload
+        .iter()
+        .take(512)
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(payload.len().min(512));
+    String::from_utf8_lossy(&payload[..end])
+        .chars()
+        .take(120)
+        .collect()
+}
+
+fn flag_names(flags: u8) -> String {
+    let names = [
+        (tcp_flags::SYN, "SYN"),
+        (tcp_flags::ACK, "ACK"),
+        (tcp_flags::PSH, "PSH"),
+        (tcp_flags::FIN, "FIN"),
+        (tcp_flags::RST, "RST"),
+        (tcp_flags::URG, "URG"),
+    ];
+    names
+        .iter()
+        .filter(|(b, _)| flags & b != 0)
+        .map(|(_, n)| *n)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// For each probe group whose outcome flips at one TTL, that TTL.
+fn localize(probes: &[(ProbeGroup, u8, bool)]) -> HashMap<ProbeGroup, u8> {
+    let mut groups: HashMap<ProbeGroup, Vec<(u8, bool)>> = HashMap::new();
+    for (g, t, inj) in probes {
+        groups.entry(*g).or_default().push((*t, *inj));
+    }
+    let mut out = HashMap::new();
+    for (g, mut obs) in groups {
+        obs.sort();
+        // Find t with all outcomes below t equal, all at/above t equal and different.
+        for i in 1..obs.len() {
+            let (lo, hi) = obs.split_at(i);
+            let t = hi[0].0;
+            if lo.last().is_some_and(|l| l.0 == t) {
+                continue;
+            }
+            let a = lo[0].1;
+            if lo.iter().all(|o| o.1 == a) && hi.iter().all(|o| o.1 != a) {
+                out.insert(g, t);
+                break;
+            }
+        }
+    }
+    out
+}
+
+fn bogus_synacks(orphans: &[OrphanSynAck], forged_dns: &[IpAddr]) -> Vec<InterferenceEvent> {
+    // TTLs of all bogus SYN/ACKs per (server, seq): an injector drawing a
+    // random TTL per packet shows a spread no real retransmission has.
+    let mut ttls: HashMap<(IpAddr, u32), Vec<u8>> = HashMap::new();
+    for o in orphans {
+        ttls.entry((o.server.0, o.seg.seq))
+            .or_default()
+            .push(o.seg.ttl);
+    }
+    orphans
+        .iter()
+        .map(|o| {
+            let mut conf: f64 = 0.7;
+            let seen = &ttls[&(o.server.0, o.seg.seq)];
+            let spread = seen.iter().max().unwrap_or(&0) - seen.iter().min().unwrap_or(&0);
+            let mut reasons = vec![format!(
+                "acknowledges SYN frame {} sent to port {} from port {}, but arrives from port {} to port {}",
+                o.syn.frame, o.syn.dport, o.syn.client.1, o.server.1, o.client.1
+            )];
+            if o.payload_len > 0 {
+                conf += 0.1;
+                reasons.push(format!("carries {} bytes of payload", o.payload_len));
+            }
+            if spread >= 8 {
+                conf += 0.1;
+                reasons.push(format!("TTL varies by {spread} across retransmissions"));
+            }
+            let forged = forged_dns.contains(&o.server.0);
+            if forged {
+                conf += 0.15;
+                reasons.push("address came from a forged DNS answer".into());
+            }
+            let mut e = event(
+                INJECTED_PACKET,
+                "bogus_synack",
+                vec![o.seg.frame],
+                o.server.0,
+                conf.min(0.95),
+                format!("bogus SYN/ACK from {}: {}", o.server.0, reasons.join("; ")),
+            );
+            let ev = &mut e.evidence;
+            ev.insert("ip_ttl".into(), json!(o.seg.ttl));
+            if let Some(id) = o.seg.ip_id {
+                ev.insert("ip_id".into(), json!(format!("{id:#06x}")));
+            }
+            ev.insert("window".into(), json!(o.seg.window));
+            ev.insert("syn_frame".into(), json!(o.syn.frame));
+            ev.insert("syn_ports".into(), json!([o.syn.client.1, o.syn.dport]));
+            ev.insert("synack_ports".into(), json!([o.server.1, o.client.1]));
+            ev.insert("payload_len".into(), json!(o.payload_len));
+            ev.insert("ttl_values_seen".into(), json!(seen));
+            ev.insert(
+                "delay_ms".into(),
+                json!(round2(o.seg.ts.since(&o.syn.ts) * 1000.0)),
+            );
+            ev.insert("dns_forged_address".into(), json!(forged));
+            e
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn localization_threshold() {
+        let g: ProbeGroup = ("192.0.2.1".parse().unwrap(), 80, "data");
+        let mut obs: Vec<(ProbeGroup, u8, bool)> = (1..=13).map(|t| (g, t, false)).collect();
+        obs.extend((14..=19).map(|t| (g, t, true)));
+        assert_eq!(localize(&obs).get(&g), Some(&14));
+        obs.push((g, 3, true)); // inconsistent: no threshold
+        assert_eq!(localize(&obs).get(&g), None);
+    }
+
+    #[test]
+    fn request_heads() {
+        assert_eq!(
+            request_head(b"GET / HTTP/1.1\r\nUser-Agent: x\r\nHost: line.me\r\n\r\n").unwrap(),
+            "GET / HTTP/1.1 | Host: line.me"
+        );
+        assert_eq!(request_head(b"\xff\xfe"), None);
+        use crate::analysis::names::tls::build;
+        let hello = build::records(&build::client_hello(Some("talk.kakao.com"), &[], 0), 16384);
+        let head = request_head(&hello).unwrap();
+        assert_eq!(head, "TLS ClientHello | SNI: talk.kakao.com");
+        let data = RuleData::shipped().unwrap();
+        assert_eq!(data.keyword_in(&head), Some("kakao.com"));
+        assert_eq!(
+            status_line(b"HTTP/1.1 307 Temporary Redirect\r\nX: y"),
+            "HTTP/1.1 307 Temporary Redirect"
+        );
+        assert_eq!(status_line(b"HTTP/1.1 200"), "HTTP/1.1 200");
+    }
+}
