@@ -8,8 +8,9 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
-mod geo;
 mod devices;
+mod geo;
+mod lab;
 mod labsim;
 mod replay;
 
@@ -31,6 +32,8 @@ pub enum Command {
     Geo(geo::GeoArgs),
     /// Lists connected phones: model, Android, battery, screen, Wi-Fi, root, app versions.
     Devices(devices::DevicesArgs),
+    /// The virtual lab: up, down, status, exec (network namespaces; needs root).
+    Lab(lab::LabArgs),
     /// Runs a simulated phone, app backend or DNS server (virtual lab).
     #[command(hide = true, name = "lab-sim")]
     LabSim(labsim::LabSimArgs),
@@ -50,6 +53,7 @@ pub fn main() -> ExitCode {
         Command::Replay(args) => replay::run(args),
         Command::Geo(args) => geo::run(args),
         Command::Devices(args) => devices::run(args),
+        Command::Lab(args) => lab::run(args),
         Command::LabSim(args) => labsim::run(args),
     };
     match result {
