@@ -1118,7 +1118,7 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
         exec: ipl!["ip", "netns", "exec", router],
         ssh: None,
         tunnel: None,
-        apps: vec![],
+        apps: BTreeMap::new(),
     };
     let mut nodes = vec![router_desc];
     for (i, (n, np)) in t.nodes.iter().zip(&plan.nodes).enumerate() {
@@ -1133,7 +1133,7 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
             exec: ipl!["ip", "netns", "exec", ns],
             ssh: ssh[i].clone(),
             tunnel: Some(tunnels[i].clone()),
-            apps: vec![],
+            apps: BTreeMap::new(),
         });
     }
     for (d, dp) in t.datacenters.iter().zip(&plan.dcs) {
@@ -1155,7 +1155,11 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
             exec: ipl!["ip", "netns", "exec", ns],
             ssh: None,
             tunnel: None,
-            apps: dp.apps.keys().cloned().collect(),
+            apps: dp
+                .apps
+                .iter()
+                .map(|(a, ip)| (a.clone(), ip.to_string()))
+                .collect(),
         });
     }
     let mut phones = Vec::new();

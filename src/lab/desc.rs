@@ -6,6 +6,7 @@
 
 use super::LabError;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Schema tag.
@@ -72,9 +73,9 @@ pub struct NodeDesc {
     /// Tunnel (nodes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunnel: Option<TunnelDesc>,
-    /// App backends served here (servers).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub apps: Vec<String>,
+    /// App backends served here (servers): app id → address.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub apps: BTreeMap<String, String>,
 }
 
 /// A phone.
