@@ -1138,10 +1138,10 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
     }
     for (d, dp) in t.datacenters.iter().zip(&plan.dcs) {
         let ns = b.ns(&d.name);
-        let addr = dp
+        let addr = d
             .apps
-            .values()
-            .next()
+            .first()
+            .and_then(|a| dp.apps.get(a))
             .copied()
             .or(dp.noise)
             .unwrap_or(dp.chain[0].down);
@@ -1205,6 +1205,7 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
         wlan_if,
         mmdb: Some(mmdb),
         state: Some(b.st.path().to_path_buf()),
+        node_matador: Some(opts.exe.clone()),
         allowed_targets: vec!["198.18.0.0/15".into(), "fd00::/8".into()],
     };
     for c in tunnel_checks(&desc) {

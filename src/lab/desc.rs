@@ -126,6 +126,10 @@ pub struct LabDesc {
     /// State file (virtual lab).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<PathBuf>,
+    /// The matador binary the nodes run as `matador agent` over SSH (the
+    /// virtual lab's nodes share the host's file system).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_matador: Option<PathBuf>,
     /// Active measurements must stay inside these prefixes.
     pub allowed_targets: Vec<String>,
 }
