@@ -12,6 +12,20 @@ use matador::geo::{GeoError, asn_csv, parse_ip};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+/// The matador binary, ready for arguments.
+fn matador() -> Command {
+    Command::cargo_bin("matador").unwrap()
+}
+
+/// Fails with the command's stderr unless it succeeded.
+fn assert_ok(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
@@ -348,8 +362,7 @@ fn installed_real_databases_know_stable_facts() {
 fn cli_lookup_json_and_errors() {
     let t = tempfile::tempdir().unwrap();
     let p = lab_db(t.path(), "lab.mmdb", false);
-    let out = Command::cargo_bin("matador")
-        .unwrap()
+    let out = matador()
         .args(["geo", "lookup", "--json", "--groups", "pam2016", "--geo-db"])
         .arg(&p)
         .arg("--asn-db")
@@ -357,11 +370,7 @@ fn cli_lookup_json_and_errors() {
         .args(["198.18.5.1", "198.19.0.1"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v[0]["country"], "FR");
     assert_eq!(v[0]["m49"]["region"]["name"], "Europe");
@@ -371,8 +380,7 @@ fn cli_lookup_json_and_errors() {
     assert_eq!(v[1]["groups"][0], "five_eyes");
     assert_eq!(v[1]["m49"]["subregion"]["name"], "Northern America");
 
-    let out = Command::cargo_bin("matador")
-        .unwrap()
+    let out = matador()
         .args(["geo", "lookup", "--geo-db"])
         .arg(&p)
         .arg("--asn-db")
@@ -387,8 +395,7 @@ fn cli_lookup_json_and_errors() {
         "{err}"
     );
 
-    let out = Command::cargo_bin("matador")
-        .unwrap()
+    let out = matador()
         .args([
             "geo",
             "lookup",
@@ -405,8 +412,7 @@ fn cli_lookup_json_and_errors() {
         "{err}"
     );
 
-    let out = Command::cargo_bin("matador")
-        .unwrap()
+    let out = matador()
         .args(["geo", "check", "--from", "DE", "--rtt", "20", "AU"])
         .output()
         .unwrap();
@@ -603,8 +609,7 @@ fn cli_finds_databases_through_matador_geo_dir() {
     let p = lab_db(t.path(), "lab.mmdb", false);
     let dir = t.path().join("geo");
     std::fs::create_dir(&dir).unwrap();
-    let out = Command::cargo_bin("matador")
-        .unwrap()
+    let out = matador()
         .env("MATADOR_GEO_DIR", &dir)
         .args(["geo", "lookup", "198.18.5.1"])
         .output()
@@ -618,17 +623,12 @@ fn cli_finds_databases_through_matador_geo_dir() {
     );
     std::fs::copy(&p, dir.join("country.mmdb")).unwrap();
     std::fs::copy(&p, dir.join("asn.mmdb")).unwrap();
-    let out = Command::cargo_bin("matador")
-        .unwrap()
+    let out = matador()
         .env("MATADOR_GEO_DIR", &dir)
         .args(["geo", "lookup", "198.18.5.1"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("country: FR") && text.contains("AS64502 Lab Paris"),
@@ -641,16 +641,8 @@ fn cli_finds_databases_through_matador_geo_dir() {
 #[test]
 fn cli_groups_snapshots() {
     for preset in ["current", "pam2016"] {
-        let out = Command::cargo_bin("matador")
-            .unwrap()
-            .args(["geo", "groups", preset])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = matador().args(["geo", "groups", preset]).output().unwrap();
+        assert_ok(&out);
         insta::assert_snapshot!(
             format!("groups_{preset}"),
             String::from_utf8(out.stdout).unwrap()
@@ -668,18 +660,13 @@ fn cli_check_path_flags_a_country_jump() {
         "198.18.0.1 2.0\n* *\n198.18.5.1 9.5\nfd00::1 11.0ms\n",
     )
     .unwrap();
-    let out = Command::cargo_bin("matador")
-        .unwrap()
+    let out = matador()
         .args(["geo", "check-path", "--json", "--from", "DE", "--geo-db"])
         .arg(&p)
         .arg(&hops)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let status: Vec<_> = v
         .as_array()
@@ -696,8 +683,7 @@ fn cli_check_path_flags_a_country_jump() {
     );
 
     std::fs::write(&hops, "198.18.0.1 fast\n").unwrap();
-    let out = Command::cargo_bin("matador")
-        .unwrap()
+    let out = matador()
         .args(["geo", "check-path", "--geo-db"])
         .arg(&p)
         .arg(&hops)
@@ -705,4 +691,85 @@ fn cli_check_path_flags_a_country_jump() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("hops.txt:1: bad RTT \"fast\""));
+}
+
+/// A classic pcap, Ethernet link type, one UDP packet per address pair.
+fn write_pcap(path: &Path, pairs: &[([u8; 4], [u8; 4])]) {
+    let mut buf = Vec::new();
+    for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
+        buf.extend_from_slice(&v.to_le_bytes());
+    }
+    for (i, (s, d)) in pairs.iter().enumerate() {
+        let b = etherparse::PacketBuilder::ethernet2([2; 6], [4; 6])
+            .ipv4(*s, *d, 64)
+            .udp(40000, 443);
+        let mut p = Vec::new();
+        b.write(&mut p, b"hello").unwrap();
+        for v in [i as u32 + 1, 0, p.len() as u32, p.len() as u32] {
+            buf.extend_from_slice(&v.to_le_bytes());
+        }
+        buf.extend_from_slice(&p);
+    }
+    std::fs::write(path, buf).unwrap();
+}
+
+#[test]
+fn cli_diff_reads_captures_and_campaign_folders() {
+    let t = tempfile::tempdir().unwrap();
+    let old = lab_db(t.path(), "old.mmdb", false);
+    let new = lab_db(t.path(), "new.mmdb", true);
+    // A campaign-like folder: captures of two measurements, plus a file that
+    // is not a capture (ignored inside directories).
+    let m1 = t.path().join("camp/measurements/m0001");
+    let m2 = t.path().join("camp/measurements/m0002");
+    std::fs::create_dir_all(&m1).unwrap();
+    std::fs::create_dir_all(&m2).unwrap();
+    write_pcap(
+        &m1.join("capture-router-phone-a.pcap"),
+        &[([198, 18, 0, 9], [198, 18, 5, 7])],
+    );
+    write_pcap(
+        &m2.join("capture-node-de-1.pcap"),
+        &[([198, 18, 5, 8], [198, 19, 0, 1])],
+    );
+    std::fs::write(m2.join("events.jsonl"), "{}\n").unwrap();
+    let run = |inputs: &[&Path]| {
+        let out = matador()
+            .args(["geo", "diff", "--json"])
+            .arg(&old)
+            .arg(&new)
+            .args(inputs)
+            .output()
+            .unwrap();
+        assert_ok(&out);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    // One capture: 198.18.0.9 (DE both) and 198.18.5.7 (FR → JP).
+    let v = run(&[&m1.join("capture-router-phone-a.pcap")]);
+    assert_eq!(
+        (v["compared"].as_u64(), v["changed"].as_u64()),
+        (Some(2), Some(1))
+    );
+    // The folder: four distinct addresses, two of them moved.
+    let v = run(&[&t.path().join("camp")]);
+    assert_eq!(
+        (v["compared"].as_u64(), v["changed"].as_u64()),
+        (Some(4), Some(2))
+    );
+    assert_eq!(v["groups"][0]["prefix"], "198.18.5.0/24");
+    assert_eq!(v["groups"][0]["addresses"][0], "198.18.5.7");
+    assert_eq!(v["groups"][0]["addresses"][1], "198.18.5.8");
+    // A directory without captures is an error naming it.
+    let empty = t.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = matador()
+        .args(["geo", "diff"])
+        .arg(&old)
+        .arg(&new)
+        .arg(&empty)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("empty") && err.contains("no pcap"), "{err}");
 }

@@ -14,10 +14,12 @@
 //! - [`state`]: a state file listing everything created, so teardown is
 //!   guaranteed (Drop guard, Ctrl-C, and stale state after a crash).
 
+pub mod agent;
 pub mod cmd;
 pub mod health;
 pub mod netns;
 pub mod routing;
+pub mod ssh;
 pub mod state;
 pub mod wg;
 
