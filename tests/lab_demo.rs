@@ -35,9 +35,8 @@ fn demo_lab_routes_each_phone_through_its_country_node() {
         .unwrap()
         .clone();
     // The app backend's address comes from DNS through the node.
-    let dns_a =
-        matador::net::health::check_dns(&dns_check(&d, "phone-a", "g.whatsapp.net").unwrap())
-            .unwrap();
+    let dns_a = matador::net::health::check_dns(&dns_check(&d, "lab-a", "g.whatsapp.net").unwrap())
+        .unwrap();
     let backend = whatsapp.apps["whatsapp"].clone();
     assert_eq!(dns_a, vec![backend.parse::<IpAddr>().unwrap()]);
 
@@ -69,11 +68,11 @@ fn demo_lab_routes_each_phone_through_its_country_node() {
     );
 
     assert!(
-        ping(&lab.ns("phone-a"), &backend, 3),
-        "phone-a cannot reach {backend}"
+        ping(&lab.ns("lab-a"), &backend, 3),
+        "lab-a cannot reach {backend}"
     );
     let ips = matador::net::health::resolve_in(
-        Some(&lab.ns("phone-a")),
+        Some(&lab.ns("lab-a")),
         SocketAddr::new(d.resolver.parse().unwrap(), 53),
         "g.whatsapp.net",
     )
@@ -82,7 +81,7 @@ fn demo_lab_routes_each_phone_through_its_country_node() {
     // TCP to the backend from the phone's namespace.
     let port = matador::lab::phone::apps::app_def("whatsapp").unwrap().port;
     let target = SocketAddr::new(backend.parse().unwrap(), port);
-    matador::net::netns::run_in(Some(&lab.ns("phone-a")), move || {
+    matador::net::netns::run_in(Some(&lab.ns("lab-a")), move || {
         std::net::TcpStream::connect_timeout(&target, Duration::from_secs(2)).map(|_| ())
     })
     .unwrap();
@@ -120,22 +119,21 @@ fn demo_lab_routes_each_phone_through_its_country_node() {
             && l.contains("g.whatsapp.net")),
         "de-1 DNS: {de_lines:#?}"
     );
-    // Nothing of phone-a's leaves through Brazil or the router's own uplink.
+    // Nothing of lab-a's leaves through Brazil or the router's own uplink.
     assert!(
         !br_lines
             .iter()
             .any(|l| l.contains(&format!("> {backend}: ICMP echo request"))),
-        "br-1 saw phone-a's pings: {br_lines:#?}"
+        "br-1 saw lab-a's pings: {br_lines:#?}"
     );
     assert!(
         up.is_empty(),
         "phone traffic leaked on the router uplink: {up:#?}"
     );
 
-    // phone-b leaves through Brazil (and the censor hop in front of it).
-    let dns_b =
-        matador::net::health::check_dns(&dns_check(&d, "phone-b", "g.whatsapp.net").unwrap())
-            .unwrap();
+    // lab-b leaves through Brazil (and the censor hop in front of it).
+    let dns_b = matador::net::health::check_dns(&dns_check(&d, "lab-b", "g.whatsapp.net").unwrap())
+        .unwrap();
     assert_eq!(dns_b, dns_a);
     let cap_br = Capture::start(
         &lab.ns("br-1"),
@@ -143,7 +141,7 @@ fn demo_lab_routes_each_phone_through_its_country_node() {
         "icmp",
         &dir.path().join("node-br2.pcap"),
     );
-    assert!(ping(&lab.ns("phone-b"), &backend, 2));
+    assert!(ping(&lab.ns("lab-b"), &backend, 2));
     let br_lines = cap_br.stop();
     assert!(
         br_lines
@@ -153,7 +151,7 @@ fn demo_lab_routes_each_phone_through_its_country_node() {
     );
     // The censor forges DNS for its names (and subdomains) on br-1's path only.
     let forged = matador::net::health::resolve_in(
-        Some(&lab.ns("phone-b")),
+        Some(&lab.ns("lab-b")),
         SocketAddr::new(d.resolver.parse().unwrap(), 53),
         "www.blocked.example",
     )

@@ -52,7 +52,7 @@ fn dead_tunnels_are_reported_by_node_and_do_not_leak() {
         .unwrap()
         .clone();
     assert!(lab.health().iter().all(Result::is_ok));
-    assert!(ping(&lab.ns("phone-b"), &backend, 1));
+    assert!(ping(&lab.ns("lab-b"), &backend, 1));
 
     // br-1: the router's wireguard-go dies, the tunnel interface vanishes.
     let br = d.node("br-1").unwrap().tunnel.clone().unwrap();
@@ -64,9 +64,16 @@ fn dead_tunnels_are_reported_by_node_and_do_not_leak() {
     let health = lab.health();
     let msgs: Vec<String> = health
         .iter()
-        .map(|h| h.as_ref().unwrap_err().to_string())
+        .filter_map(|h| h.as_ref().err().map(ToString::to_string))
         .collect();
     eprintln!("{msgs:#?}");
+    assert_eq!(msgs.len(), 2, "{msgs:?}");
+    // The untouched node stays healthy.
+    assert!(
+        health
+            .iter()
+            .any(|h| h.as_ref().is_ok_and(|h| h.node == "de-2"))
+    );
     let br_msg = msgs.iter().find(|m| m.contains("node br-1")).unwrap();
     assert!(
         br_msg.contains(&br.router_if) && br_msg.contains("gone"),
@@ -78,7 +85,7 @@ fn dead_tunnels_are_reported_by_node_and_do_not_leak() {
         "{de_msg}"
     );
 
-    // No leak: phone-b's packets are dropped by the router, never forwarded
+    // No leak: lab-b's packets are dropped by the router, never forwarded
     // through the router's own uplink.
     let dir = tempfile::tempdir().unwrap();
     let cap = Capture::start(
@@ -88,12 +95,12 @@ fn dead_tunnels_are_reported_by_node_and_do_not_leak() {
         &dir.path().join("uplink.pcap"),
     );
     assert!(
-        !ping(&lab.ns("phone-b"), &backend, 2),
-        "phone-b still reaches {backend}"
+        !ping(&lab.ns("lab-b"), &backend, 2),
+        "lab-b still reaches {backend}"
     );
     assert!(
-        !ping(&lab.ns("phone-a"), &backend, 2),
-        "phone-a still reaches {backend}"
+        !ping(&lab.ns("lab-a"), &backend, 2),
+        "lab-a still reaches {backend}"
     );
     let lines = cap.stop();
     assert!(lines.is_empty(), "leaked: {lines:#?}");

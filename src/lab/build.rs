@@ -1053,6 +1053,10 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
             c.netns = Some(b.ns(&p.name));
             c.dns = Some(SocketAddr::new(IpAddr::V4(RESOLVER), 53));
             c.background = p.background;
+            c.rooted = p.rooted;
+            if let Some(m) = &p.model {
+                c.model = m.clone();
+            }
             c.wlan_addr = cidr(plan.phones[i], WLAN.1);
             c.wlan_gateway = plan.gateway.to_string();
             c.serialno = Some(format!("LAB{}{:02}", b.id.to_ascii_uppercase(), i));
@@ -1070,14 +1074,22 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
                     .filter(|(j, _)| *j != i)
                     .map(|(j, q)| SimContact {
                         name: q.name.clone(),
-                        account: account(app, j),
+                        account: q
+                            .accounts
+                            .get(app)
+                            .cloned()
+                            .unwrap_or_else(|| account(app, j)),
                     })
                     .collect();
                 c.apps.insert(
                     app.clone(),
                     SimAppConfig {
-                        variant: 0,
-                        account: account(app, i),
+                        variant: p.variant,
+                        account: p
+                            .accounts
+                            .get(app)
+                            .cloned()
+                            .unwrap_or_else(|| account(app, i)),
                         contacts,
                         server: None,
                     },

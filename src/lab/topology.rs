@@ -26,6 +26,19 @@ pub struct PhoneDecl {
     /// Android-like background traffic.
     #[serde(default = "yes")]
     pub background: bool,
+    /// `ro.product.model` (default: the simulator's).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Whether `su` exists.
+    #[serde(default)]
+    pub rooted: bool,
+    /// Which of each app's two simulated versions is installed (0 or 1).
+    #[serde(default)]
+    pub variant: usize,
+    /// This phone's account per app (default: derived from its position),
+    /// e.g. to match `device-profiles/phones/<name>.yaml`.
+    #[serde(default)]
+    pub accounts: BTreeMap<String, String>,
 }
 
 fn yes() -> bool {
@@ -212,7 +225,10 @@ impl Topology {
             if !self.nodes.iter().any(|n| n.name == p.node) {
                 return Err(format!("phone {}: unknown node {:?}", p.name, p.node));
             }
-            for a in p.apps.iter().flatten() {
+            if p.variant > 1 {
+                return Err(format!("phone {}: variant {} (0 or 1)", p.name, p.variant));
+            }
+            for a in p.apps.iter().flatten().chain(p.accounts.keys()) {
                 if crate::lab::phone::apps::app_def(a).is_none() {
                     return Err(format!("phone {}: unknown app {a:?}", p.name));
                 }
