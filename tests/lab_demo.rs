@@ -158,29 +158,72 @@ fn demo_lab_routes_each_phone_through_its_country_node() {
     .unwrap();
     assert_eq!(forged, vec!["198.18.250.1".parse::<IpAddr>().unwrap()]);
 
-    // SSH into a node with host-key checking on.
+    // SSH into a node with the node-agent client (host-key checking on).
     let ssh = de.ssh.clone().unwrap();
-    let out = std::process::Command::new("ssh")
-        .args([
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            "ConnectTimeout=5",
-        ])
-        .arg("-o")
-        .arg(format!("UserKnownHostsFile={}", ssh.known_hosts.display()))
-        .arg("-i")
-        .arg(&ssh.identity)
-        .arg(format!("{}@{}", ssh.user, ssh.host))
-        .args(["ip", "-o", "addr", "show", "dev", &de_t.node_if])
+    let target = matador::net::ssh::SshTarget::new(
+        "de-1",
+        ssh.host.clone(),
+        ssh.user.clone(),
+        ssh.identity.clone(),
+        ssh.known_hosts.clone(),
+    );
+    let (prog, args) = target.command(&format!("ip -o addr show dev {}", de_t.node_if));
+    let out = std::process::Command::new(prog)
+        .args(args)
         .output()
         .unwrap();
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(&de_t.node_addr),
         "ssh: {}",
         String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Traceroute material: every hop answers with TTL exceeded (no rate
+    // limit), br-1's path has censor + 3 ISP hops + core + multipath hop +
+    // 2 DC hops before the server.
+    let mut hops = Vec::new();
+    for ttl in 1..=12 {
+        let out = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &lab.ns("br-1"),
+                "ping",
+                "-n",
+                "-c",
+                "1",
+                "-W",
+                "1",
+                "-t",
+            ])
+            .arg(ttl.to_string())
+            .arg(&backend)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if let Some(l) = text.lines().find(|l| l.contains("Time to live exceeded")) {
+            hops.push(l.split_whitespace().nth(1).unwrap_or("").to_string());
+        } else {
+            assert!(
+                text.contains(&format!("from {backend}")),
+                "ttl {ttl}: {text}"
+            );
+            break;
+        }
+    }
+    assert_eq!(hops.len(), 8, "{hops:?}");
+    let distinct: std::collections::BTreeSet<_> = hops.iter().collect();
+    assert_eq!(distinct.len(), 8, "{hops:?}");
+    let core_routes = std::process::Command::new("ip")
+        .args(["-n", &lab.ns("core"), "route", "show"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&core_routes.stdout)
+            .matches("nexthop via")
+            .count(),
+        2,
+        "one multipath route with two next hops in the core"
     );
 
     // The lab mmdb geolocates lab addresses to their countries.
