@@ -119,6 +119,31 @@ fn ctrl_c_tears_down_and_sigkill_leftovers_are_swept() {
         .unwrap();
     let rules = String::from_utf8_lossy(&out.stdout);
     assert!(rules.contains("from 198.18.100.2 lookup 100"), "{rules}");
+    // A second lab (with phones and node sshd) coexists with the first.
+    let out = lab(state.path()).arg("up").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let second = text.split_whitespace().nth(1).unwrap().to_string();
+    let out = lab(state.path())
+        .args(["status", "--json"])
+        .output()
+        .unwrap();
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(st.as_array().unwrap().len(), 2, "{st}");
+    for l in st.as_array().unwrap() {
+        for t in l["tunnels"].as_array().unwrap() {
+            assert_eq!(t["ok"], true, "{t}");
+        }
+    }
+    let out = lab(state.path()).args(["down", &second]).output().unwrap();
+    assert!(out.status.success());
+    assert!(leftovers(&second).is_empty(), "{:#?}", leftovers(&second));
+    assert!(!leftovers(&new_id).is_empty(), "the first lab must survive");
+
     let t = Instant::now();
     let out = lab(state.path()).arg("down").output().unwrap();
     let down_s = t.elapsed();
