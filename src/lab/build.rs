@@ -515,6 +515,7 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
 
     // Nodes and their ISP chains.
     let mut uplinks = Vec::new();
+    let mut uplink_peers = Vec::new();
     for (n, np) in t.nodes.iter().zip(&plan.nodes) {
         let node = b.ns(&n.name);
         let bid = b.id.clone();
@@ -523,8 +524,9 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
         let (below_first, below_ip) = match np.censor_link {
             Some(cl) => {
                 let censor = b.ns("censor");
-                let (_, up_if) = b.p2p(&censor, &node, np.uplink);
+                let (peer_if, up_if) = b.p2p(&censor, &node, np.uplink);
                 uplinks.push(up_if);
+                uplink_peers.push(peer_if);
                 b.p2p(&first, &censor, cl);
                 b.route(&censor, ipl!["route", "add", "default", "via", cl.up]);
                 b.route(
@@ -540,8 +542,9 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
                 (censor, cl.down)
             }
             None => {
-                let (_, up_if) = b.p2p(&first, &node, np.uplink);
+                let (peer_if, up_if) = b.p2p(&first, &node, np.uplink);
                 uplinks.push(up_if);
+                uplink_peers.push(peer_if);
                 (node.clone(), np.uplink.down)
             }
         };
@@ -669,6 +672,30 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
     }
     for ns in &forwarders {
         netns::sysctls(Some(ns), &ROUTER_SYSCTLS)?;
+    }
+
+    // Throttled uplinks: a token bucket on both ends of the node's uplink.
+    for (i, n) in t.nodes.iter().enumerate() {
+        let Some(kbit) = n.throttle_kbit else {
+            continue;
+        };
+        let node = b.ns(&n.name);
+        let above = match &t.censor {
+            Some(c) if c.node == n.name => b.ns("censor"),
+            _ => format!("mt{}-{}-h1", b.id, n.name),
+        };
+        for (ns, dev) in [
+            (node.clone(), uplinks[i].clone()),
+            (above, uplink_peers[i].clone()),
+        ] {
+            Cmd::new("tc")
+                .args([
+                    "-n", &ns, "qdisc", "add", "dev", &dev, "root", "tbf", "rate",
+                ])
+                .arg(format!("{kbit}kbit"))
+                .args(["burst", "16kb", "latency", "200ms"])
+                .run()?;
+        }
     }
 
     // Censor rules.

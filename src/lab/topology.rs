@@ -65,6 +65,10 @@ pub struct NodeDecl {
     /// Extra DNS answers of this country's resolver (`name: address`).
     #[serde(default)]
     pub dns: BTreeMap<String, Ipv4Addr>,
+    /// Throttle the node's uplink (both directions) to this rate with a
+    /// token bucket (tc tbf): throttling ground truth.
+    #[serde(default)]
+    pub throttle_kbit: Option<u32>,
 }
 
 fn two() -> u8 {
@@ -240,6 +244,11 @@ impl Topology {
             }
             if !(1..=8).contains(&n.hops) {
                 return Err(format!("node {}: hops {} (1 to 8)", n.name, n.hops));
+            }
+            if n.throttle_kbit
+                .is_some_and(|k| !(8..=10_000_000).contains(&k))
+            {
+                return Err(format!("node {}: throttle_kbit 8 to 10000000", n.name));
             }
             for (name, ip) in &n.dns {
                 if !lab_address(IpAddr::V4(*ip)) {
