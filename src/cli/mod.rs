@@ -11,6 +11,7 @@ use std::process::ExitCode;
 mod agent;
 mod devices;
 mod geo;
+mod lab;
 mod labsim;
 mod replay;
 mod run;
@@ -34,6 +35,8 @@ pub enum Command {
     Geo(geo::GeoArgs),
     /// Lists connected phones: model, Android, battery, screen, Wi-Fi, root, app versions.
     Devices(devices::DevicesArgs),
+    /// The virtual lab: up, down, status, exec (network namespaces; needs root).
+    Lab(lab::LabArgs),
     /// Runs a measurement campaign from a scenario (or prints its plan with --dry-run).
     Run(run::RunArgs),
     /// Checks scenario files; prints their JSON Schema.
@@ -59,6 +62,7 @@ pub fn main() -> ExitCode {
         Command::Replay(args) => replay::run(args),
         Command::Geo(args) => geo::run(args),
         Command::Devices(args) => devices::run(args),
+        Command::Lab(args) => lab::run(args),
         Command::LabSim(args) => labsim::run(args),
         Command::Run(args) => run::run(args),
         Command::Scenario(args) => scenario::run(args),

@@ -18,7 +18,7 @@ pub fn install_hint(program: &str) -> &'static str {
     match program {
         "wireguard-go" => "apt-get install wireguard-go",
         "wg" => "apt-get install wireguard-tools",
-        "ip" | "bridge" => "apt-get install iproute2",
+        "ip" | "bridge" | "tc" => "apt-get install iproute2",
         "iptables" => "apt-get install iptables",
         "nft" => "apt-get install nftables",
         "ping" => "apt-get install iputils-ping",

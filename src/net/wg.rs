@@ -114,7 +114,9 @@ pub fn create_interface(
             let cmd = Cmd::new("wireguard-go").args(["-f", ifname]).netns(ns);
             state.spawn(&cmd, &format!("wireguard-go {ifname}"), log)?;
             let t = Instant::now();
-            while !sock.exists() {
+            // The socket file appears at bind(), before listen(): wait until
+            // it accepts connections, or `wg` falls back to netlink.
+            while std::os::unix::net::UnixStream::connect(&sock).is_err() {
                 if t.elapsed() > Duration::from_secs(5) {
                     let detail = std::fs::read_to_string(log).unwrap_or_default();
                     return Err(NetError::NotReady {

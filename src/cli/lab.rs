@@ -1,0 +1,344 @@
+//! `matador lab up|down|status|exec`: the virtual lab (network namespaces on
+//! this machine, see docs/lab.md). Needs root.
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::lab::build::{self, DEFAULT_STATE_DIR, Lab, UpOptions};
+use crate::lab::topology::Topology;
+
+/// Arguments of `lab`.
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    /// Directory of lab state files and lab folders.
+    #[arg(long, global = true, default_value = DEFAULT_STATE_DIR)]
+    pub state_dir: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub what: LabCmd,
+}
+
+/// Lab subcommands.
+#[derive(Debug, Subcommand)]
+pub enum LabCmd {
+    /// Builds a lab from a topology file and prints its ADB and SSH endpoints.
+    Up {
+        /// Topology file (default: lab/demo.yaml of the source tree).
+        #[arg(long)]
+        topology: Option<PathBuf>,
+        /// Stay in the foreground and tear down on Ctrl-C/SIGTERM.
+        #[arg(long)]
+        foreground: bool,
+        /// Do not start the phone simulators.
+        #[arg(long)]
+        no_phones: bool,
+        /// Do not start OpenSSH servers on the nodes.
+        #[arg(long)]
+        no_ssh: bool,
+        /// Also copy lab.json here.
+        #[arg(long)]
+        lab_json: Option<PathBuf>,
+    },
+    /// Removes a lab (all labs with --all), also one left by a crash.
+    Down {
+        /// Lab id (default: the only lab).
+        id: Option<String>,
+        /// Remove every lab in the state directory.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Shows labs, their processes and tunnel health.
+    Status {
+        /// Lab id (default: all).
+        id: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Runs a command inside a lab namespace (router, core, a phone, node,
+    /// data centre, `<node>-h1`, censor …).
+    Exec {
+        /// Lab id (default: the only lab).
+        #[arg(long)]
+        lab: Option<String>,
+        /// Namespace role.
+        role: String,
+        /// The command and its arguments.
+        #[arg(required = true, last = true)]
+        command: Vec<String>,
+    },
+    /// Serves the Android background-service hosts (inside a lab namespace).
+    #[command(hide = true)]
+    Noise {
+        /// Address to serve on.
+        #[arg(long)]
+        listen: std::net::IpAddr,
+    },
+}
+
+fn signal_flag() -> Arc<AtomicBool> {
+    let flag = Arc::new(AtomicBool::new(false));
+    let f = flag.clone();
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async move {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+            }
+            f.store(true, Ordering::SeqCst);
+        });
+    });
+    flag
+}
+
+fn only_lab(state_dir: &std::path::Path, id: Option<String>) -> Result<String> {
+    if let Some(id) = id {
+        return Ok(id);
+    }
+    let labs = build::list(state_dir);
+    match labs.len() {
+        0 => bail!("no lab in {}", state_dir.display()),
+        1 => Ok(labs[0].id.clone()),
+        _ => bail!(
+            "several labs in {} ({}): name one",
+            state_dir.display(),
+            labs.iter()
+                .map(|l| l.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Runs `lab`.
+pub fn run(args: LabArgs) -> Result<ExitCode> {
+    match args.what {
+        LabCmd::Up {
+            topology,
+            foreground,
+            no_phones,
+            no_ssh,
+            lab_json,
+        } => {
+            let path = topology.unwrap_or_else(Topology::demo_path);
+            let topology = Topology::load(&path)?;
+            let cancel = signal_flag();
+            let lab = Lab::up(UpOptions {
+                topology,
+                state_dir: args.state_dir.clone(),
+                exe: std::env::current_exe().context("own executable")?,
+                phones: !no_phones,
+                ssh: !no_ssh,
+                cancel: Some(cancel.clone()),
+            })
+            .with_context(|| format!("lab up ({})", path.display()))?;
+            println!(
+                "lab {} ({}) up in {:.2} s",
+                lab.id(),
+                lab.desc.name,
+                lab.up_time.as_secs_f64()
+            );
+            for p in &lab.desc.phones {
+                println!(
+                    "phone {:<10} adb {:<21} serial {:<14} addr {:<15} via {}",
+                    p.name, p.adb, p.serial, p.addr, p.node
+                );
+            }
+            for n in lab.desc.nodes.iter().filter(|n| n.kind == "node") {
+                match &n.ssh {
+                    Some(s) => println!(
+                        "node  {:<10} {} ssh {}@{}:{} -i {} -o UserKnownHostsFile={}",
+                        n.name,
+                        n.country,
+                        s.user,
+                        s.host,
+                        s.port,
+                        s.identity.display(),
+                        s.known_hosts.display()
+                    ),
+                    None => println!("node  {:<10} {} (no ssh)", n.name, n.country),
+                }
+            }
+            for h in lab.health() {
+                match h {
+                    Ok(h) => println!("tunnel {:<9} ok, rtt {:.3} ms", h.node, h.rtt_ms),
+                    Err(e) => println!("tunnel: {e}"),
+                }
+            }
+            println!("lab.json {}", lab.desc_path.display());
+            println!("state    {}", lab.state_path().display());
+            if let Some(p) = lab_json {
+                std::fs::copy(&lab.desc_path, &p)
+                    .with_context(|| format!("copy lab.json to {}", p.display()))?;
+            }
+            if foreground {
+                println!("running; Ctrl-C tears the lab down");
+                while !cancel.load(Ordering::SeqCst) {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                let problems = lab.down();
+                for p in &problems {
+                    eprintln!("warning: {p}");
+                }
+                println!("lab down");
+            } else {
+                let st = lab.detach()?;
+                println!(
+                    "detached; remove with: matador lab down (state {})",
+                    st.display()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        LabCmd::Down { id, all } => {
+            let ids: Vec<String> = if all {
+                build::list(&args.state_dir)
+                    .into_iter()
+                    .map(|l| l.id)
+                    .collect()
+            } else {
+                vec![only_lab(&args.state_dir, id)?]
+            };
+            let mut bad = false;
+            for id in ids {
+                let t = std::time::Instant::now();
+                let problems = build::down(&args.state_dir, &id)?;
+                for p in &problems {
+                    eprintln!("warning: lab {id}: {p}");
+                }
+                bad |= !problems.is_empty();
+                println!("lab {id} down in {:.2} s", t.elapsed().as_secs_f64());
+            }
+            Ok(if bad {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        LabCmd::Status { id, json } => {
+            let labs: Vec<_> = build::list(&args.state_dir)
+                .into_iter()
+                .filter(|l| id.as_ref().is_none_or(|i| *i == l.id))
+                .collect();
+            let mut out = Vec::new();
+            for l in &labs {
+                let health: Vec<serde_json::Value> = l
+                    .desc
+                    .as_ref()
+                    .map(|d| {
+                        build::tunnel_checks(d)
+                            .iter()
+                            .map(|c| match crate::net::health::check_tunnel(c) {
+                                Ok(h) => serde_json::json!({"node": h.node, "ok": true, "rtt_ms": h.rtt_ms, "handshake_age_s": h.handshake_age_s}),
+                                Err(e) => serde_json::json!({"node": c.node, "ok": false, "error": e.to_string()}),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.push(serde_json::json!({
+                    "id": l.id,
+                    "name": l.desc.as_ref().map(|d| d.name.clone()),
+                    "phase": l.phase,
+                    "stale": l.stale,
+                    "state": l.state_path,
+                    "processes": l.processes.iter().map(|(n, a)| serde_json::json!({"name": n, "running": a})).collect::<Vec<_>>(),
+                    "tunnels": health,
+                }));
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&out)?);
+            } else if out.is_empty() {
+                println!("no lab in {}", args.state_dir.display());
+            } else {
+                for l in &out {
+                    let procs = l["processes"].as_array().map(Vec::len).unwrap_or(0);
+                    let running = l["processes"]
+                        .as_array()
+                        .map(|a| a.iter().filter(|p| p["running"] == true).count())
+                        .unwrap_or(0);
+                    println!(
+                        "lab {} {} phase {} stale {} processes {running}/{procs}",
+                        l["id"].as_str().unwrap_or(""),
+                        l["name"].as_str().unwrap_or("?"),
+                        l["phase"],
+                        l["stale"]
+                    );
+                    for t in l["tunnels"].as_array().into_iter().flatten() {
+                        if t["ok"] == true {
+                            println!(
+                                "  tunnel {} ok rtt {} ms",
+                                t["node"].as_str().unwrap_or(""),
+                                t["rtt_ms"]
+                            );
+                        } else {
+                            println!(
+                                "  tunnel {} FAILED: {}",
+                                t["node"].as_str().unwrap_or(""),
+                                t["error"].as_str().unwrap_or("")
+                            );
+                        }
+                    }
+                }
+            }
+            let unhealthy = out.iter().any(|l| {
+                l["tunnels"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|t| t["ok"] != true)
+            });
+            Ok(if unhealthy {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+        LabCmd::Exec { lab, role, command } => {
+            let id = only_lab(&args.state_dir, lab)?;
+            let ns = format!("mt{id}-{role}");
+            crate::net::netns::check_ns_name(&ns)?;
+            if !crate::net::netns::exists(&ns) {
+                bail!("lab {id} has no namespace {role:?} ({ns})");
+            }
+            let status = std::process::Command::new("ip")
+                .args(["netns", "exec", &ns])
+                .args(&command)
+                .status()
+                .with_context(|| format!("ip netns exec {ns} {}", command.join(" ")))?;
+            Ok(ExitCode::from(
+                status.code().unwrap_or(1).clamp(0, 255) as u8
+            ))
+        }
+        LabCmd::Noise { listen } => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            rt.block_on(async move {
+                let _tasks = crate::lab::noise::serve(listen)
+                    .await
+                    .with_context(|| format!("noise hosts on {listen}"))?;
+                println!("ready noise={listen}");
+                let mut term =
+                    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                Ok(ExitCode::SUCCESS)
+            })
+        }
+    }
+}

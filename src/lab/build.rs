@@ -1,0 +1,1341 @@
+//! Bring-up and teardown of a virtual lab.
+//!
+//! Every namespace gets the per-lab prefix `mt<id>-` (five random hex
+//! digits), WireGuard interfaces (whose `wireguard-go` sockets live in one
+//! machine-wide directory) are named `wg<id>r<i>` / `wg<id>n<i>`, and the
+//! root-namespace management links to the nodes' SSH servers `mt<id>m<i>`,
+//! so two labs coexist. Everything is recorded in the state file
+//! `<state-dir>/<id>.json` before it is created; [`Lab`] tears down on drop,
+//! and the next bring-up removes the leftovers of a crashed one.
+//!
+//! Topology (one namespace each): phones ─ router (WLAN bridge, tunnels,
+//! policy routing) ─ core ─ per node a chain of ISP hops (the first one hosts
+//! the country's resolver on the anycast [`RESOLVER`] address; an optional
+//! censor sits between node and first hop) ─ node (tunnel end, NAT, sshd);
+//! per data centre a chain of hops from the core (optionally two parallel
+//! equal-cost hops) to the data-centre namespace hosting the app backends
+//! and noise services on its server LAN.
+
+use super::LabError;
+use super::desc::{LabDesc, NodeDesc, PhoneDesc, SshEndpoint, TunnelDesc};
+use super::topology::{MGMT, P2p, Plan, RESOLVER, Topology, WLAN};
+use crate::ipl;
+use crate::lab::phone::config::{PhoneSimConfig, SimAppConfig, SimContact};
+use crate::net::cmd::{Cmd, require};
+use crate::net::health::{DnsCheck, TunnelCheck, TunnelHealth};
+use crate::net::netns;
+use crate::net::state::{Guard, Phase, Resource, StateFile, alive};
+use crate::net::{NetError, routing, wg};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// Default directory of lab state files and lab folders.
+pub const DEFAULT_STATE_DIR: &str = "/run/matador/lab";
+
+/// The censor's own resolver address (where forged queries are diverted).
+const CENSOR_DNS: Ipv4Addr = Ipv4Addr::new(198, 18, 97, 53);
+
+/// Options of [`Lab::up`].
+#[derive(Debug, Clone)]
+pub struct UpOptions {
+    /// The topology.
+    pub topology: Topology,
+    /// Where state files and lab folders go.
+    pub state_dir: PathBuf,
+    /// The matador binary (runs `lab-sim` and `lab noise`).
+    pub exe: PathBuf,
+    /// Start the phone simulators.
+    pub phones: bool,
+    /// Start an OpenSSH server on each node.
+    pub ssh: bool,
+    /// Set to abandon the bring-up (Ctrl-C); everything is removed.
+    pub cancel: Option<Arc<AtomicBool>>,
+}
+
+/// A running virtual lab; dropping it tears everything down.
+#[derive(Debug)]
+pub struct Lab {
+    guard: Guard,
+    /// The lab description (also written to `desc_path`).
+    pub desc: LabDesc,
+    /// The lab folder (keys, configs, logs).
+    pub dir: PathBuf,
+    /// `lab.json`.
+    pub desc_path: PathBuf,
+    /// Bring-up time.
+    pub up_time: Duration,
+}
+
+/// Whether this process runs as root (effective uid 0).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(|u| u == "0"))
+        })
+        .unwrap_or(false)
+}
+
+fn random_id() -> String {
+    let mut b = [0u8; 4];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut b);
+    }
+    let n = u32::from_le_bytes(b) ^ std::process::id().rotate_left(13);
+    format!("{:05x}", n & 0xfffff)
+}
+
+/// An account of phone number `i` in `app` (deterministic, per app format).
+pub fn account(app: &str, i: usize) -> String {
+    let n = i + 1;
+    match app {
+        "whatsapp" | "signal" | "telegram" => format!("+4915100000{n:03}"),
+        "threema" => format!("LAB{n:05}"),
+        "wechat" => format!("wxid_lab{n:04}"),
+        _ => format!("lab{n:04}"),
+    }
+}
+
+fn qname_hex(name: &str) -> String {
+    let mut s = String::from("|");
+    for label in name.trim_end_matches('.').split('.') {
+        s.push_str(&format!("{:02x}", label.len().min(63)));
+        for b in label.bytes() {
+            s.push_str(&format!("{b:02x}"));
+        }
+    }
+    s.push_str("00|");
+    s
+}
+
+fn cidr(a: Ipv4Addr, l: u8) -> String {
+    format!("{a}/{l}")
+}
+
+fn tail(path: &Path) -> String {
+    let t = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = t.lines().collect();
+    lines[lines.len().saturating_sub(6)..].join(" | ")
+}
+
+struct Pending {
+    what: String,
+    log: PathBuf,
+    needle: &'static str,
+    pid: u32,
+}
+
+struct Builder<'a> {
+    t: &'a Topology,
+    plan: &'a Plan,
+    id: String,
+    dir: PathBuf,
+    st: &'a mut StateFile,
+    cancel: Option<Arc<AtomicBool>>,
+    links: Vec<Vec<String>>,
+    pre: BTreeMap<String, Vec<Vec<String>>>,
+    routes: BTreeMap<String, Vec<Vec<String>>>,
+    ifc: BTreeMap<String, usize>,
+    pending: Vec<Pending>,
+}
+
+impl Builder<'_> {
+    fn ns(&self, role: &str) -> String {
+        format!("mt{}-{role}", self.id)
+    }
+
+    fn cancelled(&self) -> Result<(), LabError> {
+        match &self.cancel {
+            Some(c) if c.load(Ordering::SeqCst) => Err(NetError::Cancelled.into()),
+            _ => Ok(()),
+        }
+    }
+
+    fn next_if(&mut self, ns: &str, stem: &str) -> String {
+        let c = self.ifc.entry(ns.to_string()).or_insert(0);
+        *c += 1;
+        format!("{stem}{}", *c - 1)
+    }
+
+    /// A veth link `a`↔`b` with addresses; returns the interface names.
+    fn link(&mut self, a: &str, a_ip: Ipv4Addr, b: &str, b_ip: Ipv4Addr) -> (String, String) {
+        let ia = self.next_if(a, "e");
+        let ib = self.next_if(b, "e");
+        self.links.push(ipl![
+            "link", "add", "name", ia, "netns", a, "type", "veth", "peer", "name", ib, "netns", b
+        ]);
+        self.pre.entry(a.into()).or_default().extend([
+            ipl!["addr", "add", cidr(a_ip, 30), "dev", ia],
+            ipl!["link", "set", ia, "up"],
+        ]);
+        self.pre.entry(b.into()).or_default().extend([
+            ipl!["addr", "add", cidr(b_ip, 30), "dev", ib],
+            ipl!["link", "set", ib, "up"],
+        ]);
+        (ia, ib)
+    }
+
+    /// A P2P link with `up` in namespace `upper`, `down` in `lower`.
+    fn p2p(&mut self, upper: &str, lower: &str, l: P2p) -> (String, String) {
+        self.link(upper, l.up, lower, l.down)
+    }
+
+    fn route(&mut self, ns: &str, line: Vec<String>) {
+        self.routes.entry(ns.into()).or_default().push(line);
+    }
+
+    fn wait_ready(&mut self, timeout: Duration) -> Result<(), LabError> {
+        let t = Instant::now();
+        let mut left: Vec<Pending> = std::mem::take(&mut self.pending);
+        while !left.is_empty() {
+            self.cancelled()?;
+            let mut still = Vec::new();
+            for p in left {
+                let text = std::fs::read_to_string(&p.log).unwrap_or_default();
+                if text.contains(p.needle) {
+                    continue;
+                }
+                let dead = crate::net::state::process_start(p.pid).is_none();
+                if dead || t.elapsed() > timeout {
+                    return Err(LabError::Process {
+                        what: p.what.clone(),
+                        message: format!(
+                            "{} (log {}: {})",
+                            if dead { "exited" } else { "not ready in time" },
+                            p.log.display(),
+                            tail(&p.log)
+                        ),
+                    });
+                }
+                still.push(p);
+            }
+            left = still;
+            if !left.is_empty() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        Ok(())
+    }
+
+    fn spawn(
+        &mut self,
+        cmd: Cmd,
+        what: &str,
+        log_name: &str,
+        needle: &'static str,
+    ) -> Result<u32, LabError> {
+        let log = self.dir.join("logs").join(log_name);
+        let pid = self.st.spawn(&cmd, what, &log)?;
+        self.pending.push(Pending {
+            what: what.into(),
+            log,
+            needle,
+            pid,
+        });
+        Ok(pid)
+    }
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), LabError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let io = |source| LabError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    f.write_all(text.as_bytes()).map_err(io)
+}
+
+fn mkdir_private(path: &Path) -> Result<(), LabError> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|source| LabError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Picks free management /30s in the root namespace (not used by any
+/// address there, so labs never collide).
+fn free_mgmt(n: usize) -> Result<Vec<P2p>, LabError> {
+    let used = Cmd::new("ip").args(["-4", "-o", "addr", "show"]).run()?;
+    let base = u32::from(MGMT.0);
+    let mut out = Vec::new();
+    let mut k = 0u32;
+    while out.len() < n {
+        if k >= 1 << (32 - MGMT.1 - 2) {
+            return Err(LabError::Select(
+                "no free management /30 left in 198.19.252.0/22 (too many labs?)".into(),
+            ));
+        }
+        let b = base + 4 * k;
+        let up = Ipv4Addr::from(b + 1);
+        let down = Ipv4Addr::from(b + 2);
+        if !used.contains(&format!(" {up}/")) && !used.contains(&format!(" {down}/")) {
+            out.push(P2p { up, down });
+        }
+        k += 1;
+    }
+    Ok(out)
+}
+
+impl Lab {
+    /// Brings a lab up. On any error (or cancellation) everything created so
+    /// far is removed before returning.
+    pub fn up(opts: UpOptions) -> Result<Lab, LabError> {
+        let t0 = Instant::now();
+        if !is_root() {
+            return Err(LabError::NotRoot);
+        }
+        for p in ["ip", "wg", "iptables", "sysctl", "ping", "dnsmasq"] {
+            require(p)?;
+        }
+        if opts.ssh {
+            require("sshd")?;
+            require("ssh-keygen")?;
+        }
+        mkdir_private(&opts.state_dir)?;
+        crate::net::state::sweep_stale(&opts.state_dir);
+        let t = &opts.topology;
+        let plan = Plan::new(t).map_err(|message| LabError::Topology {
+            path: PathBuf::from(&t.name),
+            message,
+        })?;
+        let mut id = random_id();
+        while opts.state_dir.join(format!("{id}.json")).exists() {
+            id = random_id();
+        }
+        let dir = opts.state_dir.join(&id);
+        let mut st = StateFile::create(
+            &opts.state_dir.join(format!("{id}.json")),
+            &id,
+            serde_json::json!({"name": t.name, "dir": dir}),
+        )?;
+        st.add(Resource::Path { path: dir.clone() })?;
+        let mut guard = Guard::new(st);
+        mkdir_private(&dir)?;
+        mkdir_private(&dir.join("logs"))?;
+        mkdir_private(&dir.join("keys"))?;
+        let desc = {
+            let mut b = Builder {
+                t,
+                plan: &plan,
+                id: id.clone(),
+                dir: dir.clone(),
+                st: guard.state_mut(),
+                cancel: opts.cancel.clone(),
+                links: Vec::new(),
+                pre: BTreeMap::new(),
+                routes: BTreeMap::new(),
+                ifc: BTreeMap::new(),
+                pending: Vec::new(),
+            };
+            build(&mut b, &opts)?
+        };
+        let desc_path = dir.join("lab.json");
+        desc.write(&desc_path)?;
+        let st = guard.state_mut();
+        st.set_info(serde_json::json!({"name": t.name, "dir": dir, "lab_json": desc_path}))?;
+        st.set_phase(Phase::Owned)?;
+        Ok(Lab {
+            guard,
+            desc,
+            dir,
+            desc_path,
+            up_time: t0.elapsed(),
+        })
+    }
+
+    /// The lab's unique id.
+    pub fn id(&self) -> &str {
+        &self.desc.id
+    }
+
+    /// Namespace name of a role (`router`, `core`, a phone, node or data
+    /// centre name, `<node>-h1`, `censor`, …).
+    pub fn ns(&self, role: &str) -> String {
+        format!("mt{}-{role}", self.desc.id)
+    }
+
+    /// The state file.
+    pub fn state_path(&self) -> PathBuf {
+        self.guard.state().path().to_path_buf()
+    }
+
+    /// Health of every tunnel (ping through it, handshake age).
+    pub fn health(&self) -> Vec<Result<TunnelHealth, NetError>> {
+        tunnel_checks(&self.desc)
+            .iter()
+            .map(crate::net::health::check_tunnel)
+            .collect()
+    }
+
+    /// Leaves the lab running (state marked detached); returns the state file.
+    pub fn detach(mut self) -> Result<PathBuf, LabError> {
+        self.guard.state_mut().set_phase(Phase::Detached)?;
+        let st = self.guard.disarm();
+        Ok(st.path().to_path_buf())
+    }
+
+    /// Tears the lab down; returns problems met (empty when clean).
+    pub fn down(self) -> Vec<String> {
+        self.guard.teardown()
+    }
+}
+
+/// The tunnel checks of a lab description.
+pub fn tunnel_checks(d: &LabDesc) -> Vec<TunnelCheck> {
+    let router_ns = d.router().and_then(|r| r.netns.clone());
+    d.nodes
+        .iter()
+        .filter_map(|n| {
+            let t = n.tunnel.as_ref()?;
+            Some(TunnelCheck {
+                node: n.name.clone(),
+                router_ns: router_ns.clone(),
+                ifname: t.router_if.clone(),
+                peer: t.node_addr.parse().ok()?,
+            })
+        })
+        .collect()
+}
+
+/// The DNS check of one phone of a lab description.
+pub fn dns_check(d: &LabDesc, phone: &str, name: &str) -> Option<DnsCheck> {
+    let p = d.phone(phone)?;
+    let n = d.node(&p.node)?;
+    Some(DnsCheck {
+        node: n.name.clone(),
+        router_ns: d.router()?.netns.clone(),
+        wlan_if: d.wlan_if.clone(),
+        tunnel_if: n.tunnel.as_ref()?.router_if.clone(),
+        phone: p.addr.parse().ok()?,
+        ask_from: p.netns.clone(),
+        resolver: SocketAddr::new(d.resolver.parse().ok()?, 53),
+        name: name.into(),
+    })
+}
+
+const ROUTER_SYSCTLS: [(&str, &str); 5] = [
+    ("net.ipv4.ip_forward", "1"),
+    ("net.ipv4.icmp_ratelimit", "0"),
+    ("net.ipv4.conf.all.rp_filter", "0"),
+    ("net.ipv4.conf.default.rp_filter", "0"),
+    ("net.ipv4.fib_multipath_hash_policy", "1"),
+];
+
+fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
+    let t = b.t;
+    let plan = b.plan;
+    let router = b.ns("router");
+    let core = b.ns("core");
+    // Namespaces.
+    let mut all_ns = vec![router.clone(), core.clone()];
+    let mut forwarders = vec![router.clone(), core.clone()];
+    for p in &t.phones {
+        all_ns.push(b.ns(&p.name));
+    }
+    for n in &t.nodes {
+        all_ns.push(b.ns(&n.name));
+        forwarders.push(b.ns(&n.name));
+        for h in 1..=n.hops {
+            all_ns.push(b.ns(&format!("{}-h{h}", n.name)));
+            forwarders.push(b.ns(&format!("{}-h{h}", n.name)));
+        }
+    }
+    if t.censor.is_some() {
+        all_ns.push(b.ns("censor"));
+        forwarders.push(b.ns("censor"));
+    }
+    for d in &t.datacenters {
+        all_ns.push(b.ns(&d.name));
+        for h in 1..=d.hops {
+            all_ns.push(b.ns(&format!("{}-h{h}", d.name)));
+            forwarders.push(b.ns(&format!("{}-h{h}", d.name)));
+        }
+        if d.multipath {
+            for m in ["mpa", "mpb"] {
+                all_ns.push(b.ns(&format!("{}-{m}", d.name)));
+                forwarders.push(b.ns(&format!("{}-{m}", d.name)));
+            }
+        }
+    }
+    for ns in &all_ns {
+        b.cancelled()?;
+        netns::create(b.st, ns)?;
+    }
+
+    // Router: uplink to the core, WLAN bridge with the phones.
+    let (_, r_up) = b.p2p(&core, &router, plan.router_uplink);
+    b.route(
+        &router,
+        ipl!["route", "add", "default", "via", plan.router_uplink.up],
+    );
+    let wlan_if = "wlan0".to_string();
+    b.pre.entry(router.clone()).or_default().extend([
+        ipl!["link", "add", "name", wlan_if, "type", "bridge"],
+        ipl!["addr", "add", cidr(plan.gateway, WLAN.1), "dev", wlan_if],
+        ipl!["link", "set", wlan_if, "up"],
+    ]);
+    let _ = r_up;
+    for (i, p) in t.phones.iter().enumerate() {
+        let pns = b.ns(&p.name);
+        let rif = format!("p{i}");
+        b.links.push(ipl![
+            "link", "add", "name", rif, "netns", router, "type", "veth", "peer", "name", "wlan0",
+            "netns", pns
+        ]);
+        b.pre.entry(router.clone()).or_default().extend([
+            ipl!["link", "set", rif, "master", wlan_if],
+            ipl!["link", "set", rif, "up"],
+        ]);
+        b.pre.entry(pns.clone()).or_default().extend([
+            ipl!["addr", "add", cidr(plan.phones[i], WLAN.1), "dev", "wlan0"],
+            ipl!["link", "set", "wlan0", "up"],
+        ]);
+        b.route(&pns, ipl!["route", "add", "default", "via", plan.gateway]);
+    }
+
+    // Nodes and their ISP chains.
+    let mut uplinks = Vec::new();
+    let mut uplink_peers = Vec::new();
+    for (n, np) in t.nodes.iter().zip(&plan.nodes) {
+        let node = b.ns(&n.name);
+        let bid = b.id.clone();
+        let hop = |h: u8| format!("mt{bid}-{}-h{h}", n.name);
+        let first = hop(1);
+        let (below_first, below_ip) = match np.censor_link {
+            Some(cl) => {
+                let censor = b.ns("censor");
+                let (peer_if, up_if) = b.p2p(&censor, &node, np.uplink);
+                uplinks.push(up_if);
+                uplink_peers.push(peer_if);
+                b.p2p(&first, &censor, cl);
+                b.route(&censor, ipl!["route", "add", "default", "via", cl.up]);
+                b.route(
+                    &first,
+                    ipl![
+                        "route",
+                        "add",
+                        cidr(Ipv4Addr::from(u32::from(np.uplink.up) - 1), 30),
+                        "via",
+                        cl.down
+                    ],
+                );
+                (censor, cl.down)
+            }
+            None => {
+                let (peer_if, up_if) = b.p2p(&first, &node, np.uplink);
+                uplinks.push(up_if);
+                uplink_peers.push(peer_if);
+                (node.clone(), np.uplink.down)
+            }
+        };
+        let _ = below_first;
+        b.route(&node, ipl!["route", "add", "default", "via", np.uplink.up]);
+        // The country's resolver on the first hop (anycast address).
+        b.pre.entry(first.clone()).or_default().push(ipl![
+            "addr",
+            "add",
+            cidr(RESOLVER, 32),
+            "dev",
+            "lo"
+        ]);
+        for h in 1..=n.hops {
+            let this = hop(h);
+            let link = np.chain[usize::from(h - 1)];
+            let upper = if h == n.hops {
+                core.clone()
+            } else {
+                hop(h + 1)
+            };
+            b.p2p(&upper, &this, link);
+            b.route(&this, ipl!["route", "add", "default", "via", link.up]);
+            let down_via = if h == 1 {
+                below_ip
+            } else {
+                np.chain[usize::from(h - 2)].down
+            };
+            b.route(
+                &this,
+                ipl![
+                    "route",
+                    "add",
+                    cidr(np.block.0, np.block.1),
+                    "via",
+                    down_via
+                ],
+            );
+        }
+        b.route(
+            &core,
+            ipl![
+                "route",
+                "add",
+                cidr(np.block.0, np.block.1),
+                "via",
+                np.chain[usize::from(n.hops - 1)].down
+            ],
+        );
+    }
+
+    // Data centres.
+    for (d, dp) in t.datacenters.iter().zip(&plan.dcs) {
+        let dc = b.ns(&d.name);
+        let bid = b.id.clone();
+        let hop = |h: u8| format!("mt{bid}-{}-h{h}", d.name);
+        let blk = cidr(dp.block.0, dp.block.1);
+        for ip in dp.apps.values().chain(dp.noise.iter()) {
+            b.pre.entry(dc.clone()).or_default().push(ipl![
+                "addr",
+                "add",
+                cidr(*ip, 32),
+                "dev",
+                "lo"
+            ]);
+        }
+        b.p2p(&hop(1), &dc, dp.chain[0]);
+        b.route(&dc, ipl!["route", "add", "default", "via", dp.chain[0].up]);
+        for h in 1..=d.hops {
+            let this = hop(h);
+            let down = dp.chain[usize::from(h - 1)].down;
+            b.route(&this, ipl!["route", "add", blk, "via", down]);
+            if h < d.hops {
+                let l = dp.chain[usize::from(h)];
+                b.p2p(&hop(h + 1), &this, l);
+                b.route(&this, ipl!["route", "add", "default", "via", l.up]);
+            }
+        }
+        let top = hop(d.hops);
+        let hc = usize::from(d.hops);
+        if d.multipath {
+            let mpa = b.ns(&format!("{}-mpa", d.name));
+            let mpb = b.ns(&format!("{}-mpb", d.name));
+            let (la, lb) = (dp.chain[hc], dp.chain[hc + 1]);
+            let (da, db) = (dp.mp_down[0], dp.mp_down[1]);
+            b.p2p(&core, &mpa, la);
+            b.p2p(&core, &mpb, lb);
+            b.p2p(&mpa, &top, da);
+            b.p2p(&mpb, &top, db);
+            b.route(
+                &top,
+                ipl![
+                    "route", "add", "default", "nexthop", "via", da.up, "nexthop", "via", db.up
+                ],
+            );
+            for (m, up, down) in [(&mpa, la, da), (&mpb, lb, db)] {
+                b.route(m, ipl!["route", "add", "default", "via", up.up]);
+                b.route(m, ipl!["route", "add", blk, "via", down.down]);
+            }
+            b.route(
+                &core,
+                ipl![
+                    "route", "add", blk, "nexthop", "via", la.down, "nexthop", "via", lb.down
+                ],
+            );
+        } else {
+            let l = dp.chain[hc];
+            b.p2p(&core, &top, l);
+            b.route(&top, ipl!["route", "add", "default", "via", l.up]);
+            b.route(&core, ipl!["route", "add", blk, "via", l.down]);
+        }
+    }
+
+    // Create every link at once, then configure each namespace in one batch.
+    b.cancelled()?;
+    let links = std::mem::take(&mut b.links);
+    netns::ip_batch(None, &links)?;
+    let mut cfg: BTreeMap<String, Vec<Vec<String>>> = std::mem::take(&mut b.pre);
+    for (ns, r) in std::mem::take(&mut b.routes) {
+        cfg.entry(ns).or_default().extend(r);
+    }
+    for (ns, lines) in &cfg {
+        b.cancelled()?;
+        netns::ip_batch(Some(ns), lines)?;
+    }
+    for ns in &forwarders {
+        netns::sysctls(Some(ns), &ROUTER_SYSCTLS)?;
+    }
+
+    // Throttled uplinks: a token bucket on both ends of the node's uplink.
+    for (i, n) in t.nodes.iter().enumerate() {
+        let Some(kbit) = n.throttle_kbit else {
+            continue;
+        };
+        let node = b.ns(&n.name);
+        let above = match &t.censor {
+            Some(c) if c.node == n.name => b.ns("censor"),
+            _ => format!("mt{}-{}-h1", b.id, n.name),
+        };
+        for (ns, dev) in [
+            (node.clone(), uplinks[i].clone()),
+            (above, uplink_peers[i].clone()),
+        ] {
+            Cmd::new("tc")
+                .args([
+                    "-n", &ns, "qdisc", "add", "dev", &dev, "root", "tbf", "rate",
+                ])
+                .arg(format!("{kbit}kbit"))
+                .args(["burst", "16kb", "latency", "200ms"])
+                .run()?;
+        }
+    }
+
+    // Censor rules.
+    if let Some(c) = &t.censor {
+        let censor = b.ns("censor");
+        netns::ip_batch(
+            Some(&censor),
+            &[ipl!["addr", "add", cidr(CENSOR_DNS, 32), "dev", "lo"]],
+        )?;
+        let ipt = |args: Vec<String>| {
+            Cmd::new("iptables")
+                .netns(Some(&censor))
+                .arg("-w")
+                .args(args)
+        };
+        for name in c.forge_dns.keys() {
+            ipt(ipl![
+                "-t",
+                "nat",
+                "-A",
+                "PREROUTING",
+                "-p",
+                "udp",
+                "--dport",
+                "53",
+                "-m",
+                "string",
+                "--algo",
+                "bm",
+                "--icase",
+                "--hex-string",
+                qname_hex(name),
+                "-j",
+                "DNAT",
+                "--to-destination",
+                format!("{CENSOR_DNS}:53")
+            ])
+            .run()?;
+        }
+        for k in &c.rst_keywords {
+            ipt(ipl![
+                "-A",
+                "FORWARD",
+                "-p",
+                "tcp",
+                "-m",
+                "string",
+                "--algo",
+                "bm",
+                "--string",
+                k,
+                "-j",
+                "REJECT",
+                "--reject-with",
+                "tcp-reset"
+            ])
+            .run()?;
+        }
+        for a in &c.rst_syn_to {
+            ipt(ipl![
+                "-A",
+                "FORWARD",
+                "-p",
+                "tcp",
+                "--syn",
+                "-d",
+                a,
+                "-j",
+                "REJECT",
+                "--reject-with",
+                "tcp-reset"
+            ])
+            .run()?;
+        }
+        if !c.forge_dns.is_empty() {
+            let mut cmd = Cmd::new("dnsmasq")
+                .netns(Some(&censor))
+                .args(dnsmasq_base(CENSOR_DNS));
+            for (name, ip) in &c.forge_dns {
+                cmd = cmd.arg(format!("--address=/{name}/{ip}"));
+            }
+            b.spawn(
+                cmd,
+                &format!("censor dnsmasq (lab {})", b.id),
+                "dnsmasq-censor.log",
+                "started",
+            )?;
+        }
+    }
+
+    // Tunnels: router ↔ node, WireGuard.
+    b.cancelled()?;
+    let backend = wg::detect(Some(&router), &format!("wg{}probe", b.id))?;
+    let mut tunnels = Vec::new();
+    for (i, (n, np)) in t.nodes.iter().zip(&plan.nodes).enumerate() {
+        let node = b.ns(&n.name);
+        let rif = format!("wg{}r{i}", b.id);
+        let nif = format!("wg{}n{i}", b.id);
+        let logs = b.dir.join("logs");
+        wg::create_interface(
+            b.st,
+            Some(&router),
+            &rif,
+            backend,
+            &logs.join(format!("{rif}.log")),
+        )?;
+        wg::create_interface(
+            b.st,
+            Some(&node),
+            &nif,
+            backend,
+            &logs.join(format!("{nif}.log")),
+        )?;
+        let rk = wg::genkey(&b.dir.join("keys").join(format!("{rif}.key")))?;
+        let nk = wg::genkey(&b.dir.join("keys").join(format!("{nif}.key")))?;
+        let endpoint = SocketAddr::new(IpAddr::V4(np.uplink.down), np.port);
+        wg::configure(
+            Some(&node),
+            &nif,
+            &nk,
+            Some(np.port),
+            &wg::Peer {
+                public: rk.public.clone(),
+                endpoint: None,
+                allowed_ips: vec![cidr(WLAN.0, WLAN.1), cidr(np.tunnel.up, 32)],
+                keepalive: None,
+            },
+        )?;
+        wg::configure(
+            Some(&router),
+            &rif,
+            &rk,
+            None,
+            &wg::Peer {
+                public: nk.public.clone(),
+                endpoint: Some(endpoint),
+                allowed_ips: vec!["0.0.0.0/0".into()],
+                keepalive: Some(25),
+            },
+        )?;
+        netns::ip_batch(
+            Some(&router),
+            &[
+                ipl!["addr", "add", cidr(np.tunnel.up, 30), "dev", rif],
+                ipl!["link", "set", rif, "up"],
+            ],
+        )?;
+        netns::ip_batch(
+            Some(&node),
+            &[
+                ipl!["addr", "add", cidr(np.tunnel.down, 30), "dev", nif],
+                ipl!["link", "set", nif, "up"],
+                ipl!["route", "add", cidr(WLAN.0, WLAN.1), "dev", nif],
+            ],
+        )?;
+        routing::tunnel_table(b.st, Some(&router), np.table, &rif)?;
+        routing::nat(b.st, Some(&node), &[cidr(WLAN.0, WLAN.1)], &uplinks[i])?;
+        tunnels.push(TunnelDesc {
+            router_if: rif,
+            node_if: nif,
+            router_addr: np.tunnel.up.to_string(),
+            node_addr: np.tunnel.down.to_string(),
+            table: np.table,
+            endpoint: endpoint.to_string(),
+            node_uplink: uplinks[i].clone(),
+        });
+    }
+    let mut phone_rules = Vec::new();
+    for (i, p) in t.phones.iter().enumerate() {
+        let k = t.nodes.iter().position(|n| n.name == p.node).unwrap_or(0);
+        let prio = 1000 + i as u32;
+        routing::assign_phone(
+            b.st,
+            Some(&router),
+            IpAddr::V4(plan.phones[i]),
+            plan.nodes[k].table,
+            prio,
+        )?;
+        phone_rules.push(prio);
+    }
+
+    // DNS: one resolver per country on the node's first hop.
+    let mut zone: BTreeMap<String, Ipv4Addr> = BTreeMap::new();
+    for dp in &plan.dcs {
+        for (app, ip) in &dp.apps {
+            if let Some(def) = crate::lab::phone::apps::app_def(app) {
+                zone.insert(def.host.to_string(), *ip);
+            }
+        }
+        if let Some(ip) = dp.noise {
+            for h in [
+                "connectivitycheck.gstatic.com",
+                "time.android.com",
+                "mtalk.google.com",
+                "play.googleapis.com",
+                "android.clients.google.com",
+                "www.google.com",
+            ] {
+                zone.insert(h.into(), ip);
+            }
+        }
+    }
+    for n in &t.nodes {
+        let first = format!("mt{}-{}-h1", b.id, n.name);
+        let mut cmd = Cmd::new("dnsmasq")
+            .netns(Some(&first))
+            .args(dnsmasq_base(RESOLVER));
+        let mut z = zone.clone();
+        z.extend(n.dns.clone());
+        for (name, ip) in &z {
+            cmd = cmd.arg(format!("--address=/{name}/{ip}"));
+        }
+        b.spawn(
+            cmd,
+            &format!("dnsmasq {} (lab {})", n.name, b.id),
+            &format!("dnsmasq-{}.log", n.name),
+            "started",
+        )?;
+    }
+
+    // App backends and noise hosts.
+    for (d, dp) in t.datacenters.iter().zip(&plan.dcs) {
+        let dc = b.ns(&d.name);
+        for (app, ip) in &dp.apps {
+            let Some(def) = crate::lab::phone::apps::app_def(app) else {
+                continue;
+            };
+            let cmd = Cmd::new(opts.exe.to_string_lossy().into_owned())
+                .netns(Some(&dc))
+                .args(["lab-sim", "backend", "--app", app, "--listen"])
+                .arg(SocketAddr::new(IpAddr::V4(*ip), def.port).to_string())
+                .arg("--control")
+                .arg(
+                    b.dir
+                        .join(format!("backend-{app}.sock"))
+                        .to_string_lossy()
+                        .into_owned(),
+                );
+            b.spawn(
+                cmd,
+                &format!("backend {app} (lab {})", b.id),
+                &format!("backend-{app}.log"),
+                "ready",
+            )?;
+        }
+        if let Some(ip) = dp.noise {
+            let cmd = Cmd::new(opts.exe.to_string_lossy().into_owned())
+                .netns(Some(&dc))
+                .args(["lab", "noise", "--listen"])
+                .arg(ip.to_string());
+            b.spawn(
+                cmd,
+                &format!("noise {} (lab {})", d.name, b.id),
+                &format!("noise-{}.log", d.name),
+                "ready",
+            )?;
+        }
+    }
+
+    // Management links and SSH servers on the nodes.
+    let mgmt = free_mgmt(t.nodes.len())?;
+    let mut ssh = Vec::new();
+    let client_key = b.dir.join("keys").join("id_ed25519");
+    if opts.ssh {
+        Cmd::new("ssh-keygen")
+            .args([
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                &format!("matador-lab-{}", b.id),
+                "-f",
+            ])
+            .arg(client_key.to_string_lossy().into_owned())
+            .run()?;
+        mkdir_private(Path::new("/run/sshd"))?;
+    }
+    for (i, n) in t.nodes.iter().enumerate() {
+        let node = b.ns(&n.name);
+        let root_if = format!("mt{}m{i}", b.id);
+        b.st.add(Resource::Undo {
+            argv: ipl!["ip", "link", "del", root_if],
+        })?;
+        netns::veth(None, &root_if, Some(&node), "mgmt0")?;
+        netns::ip_batch(
+            None,
+            &[
+                ipl!["addr", "add", cidr(mgmt[i].up, 30), "dev", root_if],
+                ipl!["link", "set", root_if, "up"],
+            ],
+        )?;
+        netns::ip_batch(
+            Some(&node),
+            &[
+                ipl!["addr", "add", cidr(mgmt[i].down, 30), "dev", "mgmt0"],
+                ipl!["link", "set", "mgmt0", "up"],
+            ],
+        )?;
+        if opts.ssh {
+            let sdir = b.dir.join(format!("sshd-{}", n.name));
+            mkdir_private(&sdir)?;
+            let hk = sdir.join("ssh_host_ed25519_key");
+            Cmd::new("ssh-keygen")
+                .args([
+                    "-q",
+                    "-t",
+                    "ed25519",
+                    "-N",
+                    "",
+                    "-C",
+                    &format!("{}-{}", n.name, b.id),
+                    "-f",
+                ])
+                .arg(hk.to_string_lossy().into_owned())
+                .run()?;
+            let pubk =
+                std::fs::read_to_string(client_key.with_extension("pub")).map_err(|source| {
+                    LabError::Io {
+                        path: client_key.with_extension("pub"),
+                        source,
+                    }
+                })?;
+            let ak = sdir.join("authorized_keys");
+            write_private(&ak, &pubk)?;
+            let hpub = std::fs::read_to_string(hk.with_extension("pub")).map_err(|source| {
+                LabError::Io {
+                    path: hk.with_extension("pub"),
+                    source,
+                }
+            })?;
+            let kh = sdir.join("known_hosts");
+            let mut hw = hpub.split_whitespace();
+            write_private(
+                &kh,
+                &format!(
+                    "{} {} {}\n",
+                    mgmt[i].down,
+                    hw.next().unwrap_or(""),
+                    hw.next().unwrap_or("")
+                ),
+            )?;
+            let cfgp = sdir.join("sshd_config");
+            write_private(
+                &cfgp,
+                &format!(
+                    "ListenAddress {}\nPort 22\nHostKey {}\nAuthorizedKeysFile {}\nPidFile none\nStrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nPrintMotd no\nAcceptEnv MATADOR_*\nSubsystem sftp internal-sftp\n",
+                    mgmt[i].down,
+                    hk.display(),
+                    ak.display()
+                ),
+            )?;
+            let sshd = require("sshd")?;
+            let cmd = Cmd::new(sshd.to_string_lossy().into_owned())
+                .netns(Some(&node))
+                .args(["-D", "-e", "-f"])
+                .arg(cfgp.to_string_lossy().into_owned());
+            b.spawn(
+                cmd,
+                &format!("sshd {} (lab {})", n.name, b.id),
+                &format!("sshd-{}.log", n.name),
+                "Server listening",
+            )?;
+            ssh.push(Some(SshEndpoint {
+                host: mgmt[i].down.to_string(),
+                port: 22,
+                user: "root".into(),
+                identity: client_key.clone(),
+                known_hosts: kh,
+            }));
+        } else {
+            ssh.push(None);
+        }
+    }
+
+    // Phone simulators (ADB on the host's loopback = the USB cable).
+    let mut phone_logs = Vec::new();
+    if opts.phones {
+        for (i, p) in t.phones.iter().enumerate() {
+            let mut c = PhoneSimConfig::new(&p.name);
+            c.netns = Some(b.ns(&p.name));
+            c.dns = Some(SocketAddr::new(IpAddr::V4(RESOLVER), 53));
+            c.background = p.background;
+            c.rooted = p.rooted;
+            if let Some(m) = &p.model {
+                c.model = m.clone();
+            }
+            c.wlan_addr = cidr(plan.phones[i], WLAN.1);
+            c.wlan_gateway = plan.gateway.to_string();
+            c.serialno = Some(format!("LAB{}{:02}", b.id.to_ascii_uppercase(), i));
+            let apps: Vec<String> = p.apps.clone().unwrap_or_else(|| {
+                crate::lab::phone::apps::APPS
+                    .iter()
+                    .map(|a| a.id.to_string())
+                    .collect()
+            });
+            for app in &apps {
+                let contacts = t
+                    .phones
+                    .iter()
+                    .enumerate()
+                    .filter(|(j, _)| *j != i)
+                    .map(|(j, q)| SimContact {
+                        name: q.name.clone(),
+                        account: q
+                            .accounts
+                            .get(app)
+                            .cloned()
+                            .unwrap_or_else(|| account(app, j)),
+                    })
+                    .collect();
+                c.apps.insert(
+                    app.clone(),
+                    SimAppConfig {
+                        variant: p.variant,
+                        account: p
+                            .accounts
+                            .get(app)
+                            .cloned()
+                            .unwrap_or_else(|| account(app, i)),
+                        contacts,
+                        server: None,
+                    },
+                );
+            }
+            let path = b.dir.join(format!("phone-{}.yaml", p.name));
+            let yaml = serde_yaml_ng::to_string(&c).map_err(|e| LabError::Io {
+                path: path.clone(),
+                source: std::io::Error::other(e),
+            })?;
+            write_private(&path, &yaml)?;
+            let ctl = b.dir.join(format!("phone-{}.sock", p.name));
+            let cmd = Cmd::new(opts.exe.to_string_lossy().into_owned())
+                .args(["lab-sim", "phone", "--config"])
+                .arg(path.to_string_lossy().into_owned())
+                .arg("--control")
+                .arg(ctl.to_string_lossy().into_owned());
+            let log = format!("phone-{}.log", p.name);
+            b.spawn(
+                cmd,
+                &format!("phone {} (lab {})", p.name, b.id),
+                &log,
+                "ready",
+            )?;
+            phone_logs.push((b.dir.join("logs").join(log), ctl));
+        }
+    }
+    b.wait_ready(Duration::from_secs(15))?;
+
+    // Tunnels must work before the lab is declared up.
+    let router_desc = NodeDesc {
+        name: "router".into(),
+        country: t.country.clone(),
+        addr: plan.router_uplink.down.to_string(),
+        kind: "router".into(),
+        asn: Some(t.asn),
+        netns: Some(router.clone()),
+        exec: ipl!["ip", "netns", "exec", router],
+        ssh: None,
+        tunnel: None,
+        apps: BTreeMap::new(),
+    };
+    let mut nodes = vec![router_desc];
+    for (i, (n, np)) in t.nodes.iter().zip(&plan.nodes).enumerate() {
+        let ns = b.ns(&n.name);
+        nodes.push(NodeDesc {
+            name: n.name.clone(),
+            country: n.country.clone(),
+            addr: np.uplink.down.to_string(),
+            kind: "node".into(),
+            asn: Some(n.asn),
+            netns: Some(ns.clone()),
+            exec: ipl!["ip", "netns", "exec", ns],
+            ssh: ssh[i].clone(),
+            tunnel: Some(tunnels[i].clone()),
+            apps: BTreeMap::new(),
+        });
+    }
+    for (d, dp) in t.datacenters.iter().zip(&plan.dcs) {
+        let ns = b.ns(&d.name);
+        let addr = d
+            .apps
+            .first()
+            .and_then(|a| dp.apps.get(a))
+            .copied()
+            .or(dp.noise)
+            .unwrap_or(dp.chain[0].down);
+        nodes.push(NodeDesc {
+            name: d.name.clone(),
+            country: d.country.clone(),
+            addr: addr.to_string(),
+            kind: "server".into(),
+            asn: Some(d.asn),
+            netns: Some(ns.clone()),
+            exec: ipl!["ip", "netns", "exec", ns],
+            ssh: None,
+            tunnel: None,
+            apps: dp
+                .apps
+                .iter()
+                .map(|(a, ip)| (a.clone(), ip.to_string()))
+                .collect(),
+        });
+    }
+    let mut phones = Vec::new();
+    for (i, p) in t.phones.iter().enumerate() {
+        let (serial, adb, control) = match phone_logs.get(i) {
+            Some((log, ctl)) => {
+                let text = std::fs::read_to_string(log).unwrap_or_default();
+                let line = text
+                    .lines()
+                    .find(|l| l.starts_with("ready phone="))
+                    .unwrap_or("");
+                let field = |k: &str| {
+                    line.split_whitespace()
+                        .find_map(|w| w.strip_prefix(k))
+                        .unwrap_or("")
+                        .to_string()
+                };
+                (field("serial="), field("adb="), Some(ctl.clone()))
+            }
+            None => (String::new(), String::new(), None),
+        };
+        phones.push(PhoneDesc {
+            name: p.name.clone(),
+            serial,
+            adb,
+            addr: plan.phones[i].to_string(),
+            node: p.node.clone(),
+            rule_priority: phone_rules[i],
+            netns: Some(b.ns(&p.name)),
+            control,
+        });
+    }
+    let mmdb = b.dir.join("lab.mmdb");
+    super::geo::write_mmdb(t, plan, &mmdb)?;
+    let desc = LabDesc {
+        schema: super::desc::SCHEMA.into(),
+        name: t.name.clone(),
+        id: b.id.clone(),
+        virtual_lab: true,
+        nodes,
+        phones,
+        resolver: RESOLVER.to_string(),
+        wlan_if,
+        mmdb: Some(mmdb),
+        state: Some(b.st.path().to_path_buf()),
+        node_matador: Some(opts.exe.clone()),
+        allowed_targets: vec!["198.18.0.0/15".into(), "fd00::/8".into()],
+    };
+    for c in tunnel_checks(&desc) {
+        b.cancelled()?;
+        crate::net::health::check_tunnel(&c)?;
+    }
+    Ok(desc)
+}
+
+fn dnsmasq_base(listen: Ipv4Addr) -> Vec<String> {
+    ipl![
+        "--keep-in-foreground",
+        "--conf-file=/dev/null",
+        "--no-resolv",
+        "--no-hosts",
+        "--bind-interfaces",
+        format!("--listen-address={listen}"),
+        "--except-interface=nonexistent0",
+        "--user=root",
+        "--group=root",
+        "--pid-file=",
+        "--log-facility=-",
+        "--cache-size=0"
+    ]
+}
+
+/// One lab found in a state directory.
+#[derive(Debug, Clone)]
+pub struct LabEntry {
+    /// Lab id.
+    pub id: String,
+    /// State file.
+    pub state_path: PathBuf,
+    /// Phase.
+    pub phase: Phase,
+    /// Whether its owner died before it was detached (removed on next up).
+    pub stale: bool,
+    /// Its description, if written.
+    pub desc: Option<LabDesc>,
+    /// Recorded processes and whether they run.
+    pub processes: Vec<(String, bool)>,
+}
+
+/// Lists the labs recorded in `state_dir`.
+pub fn list(state_dir: &Path) -> Vec<LabEntry> {
+    let mut v = Vec::new();
+    let Ok(rd) = std::fs::read_dir(state_dir) else {
+        return v;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.extension().and_then(|x| x.to_str()) != Some("json") {
+            continue;
+        }
+        let Ok(s) = StateFile::load(&p) else { continue };
+        let desc = s
+            .state()
+            .info
+            .get("lab_json")
+            .and_then(|x| x.as_str())
+            .and_then(|x| LabDesc::read(Path::new(x)).ok());
+        let processes = s
+            .state()
+            .resources
+            .iter()
+            .filter_map(|r| match r {
+                Resource::Process { pid, start, name } => Some((name.clone(), alive(*pid, *start))),
+                _ => None,
+            })
+            .collect();
+        v.push(LabEntry {
+            id: s.state().id.clone(),
+            state_path: p,
+            phase: s.state().phase,
+            stale: s.is_stale(),
+            desc,
+            processes,
+        });
+    }
+    v.sort_by(|a, b| a.id.cmp(&b.id));
+    v
+}
+
+/// Tears down the lab `id` in `state_dir` (any phase); returns problems met.
+pub fn down(state_dir: &Path, id: &str) -> Result<Vec<String>, LabError> {
+    let p = state_dir.join(format!("{id}.json"));
+    if !p.exists() {
+        return Err(LabError::Select(format!(
+            "no lab {id} in {}",
+            state_dir.display()
+        )));
+    }
+    Ok(StateFile::load(&p)?.teardown())
+}

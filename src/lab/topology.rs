@@ -1,0 +1,529 @@
+//! The lab topology file (YAML, see `docs/lab.md`) and its address plan.
+//!
+//! The file declares phones, remote nodes per country, data centres hosting
+//! the app backends and noise hosts, and an optional censor. Addresses are
+//! not written by hand: [`Plan::new`] derives every address from the
+//! declaration order, only from 198.18.0.0/15, and each block belongs to one
+//! country and AS so the lab mmdb geolocates every address.
+
+use super::LabError;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+/// A phone host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneDecl {
+    /// Phone name (e.g. `phone-a`).
+    pub name: String,
+    /// Node its traffic leaves through at start.
+    pub node: String,
+    /// Installed simulated apps (default: all seven).
+    #[serde(default)]
+    pub apps: Option<Vec<String>>,
+    /// Android-like background traffic.
+    #[serde(default = "yes")]
+    pub background: bool,
+    /// `ro.product.model` (default: the simulator's).
+    #[serde(default)]
+    pub model: Option<String>,
+    /// Whether `su` exists.
+    #[serde(default)]
+    pub rooted: bool,
+    /// Which of each app's two simulated versions is installed (0 or 1).
+    #[serde(default)]
+    pub variant: usize,
+    /// This phone's account per app (default: derived from its position),
+    /// e.g. to match `device-profiles/phones/<name>.yaml`.
+    #[serde(default)]
+    pub accounts: BTreeMap<String, String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A remote node in a country.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeDecl {
+    /// Node name (e.g. `de-1`).
+    pub name: String,
+    /// ISO 3166-1 alpha-2 country code.
+    pub country: String,
+    /// AS number of the node's ISP.
+    pub asn: u32,
+    /// AS organisation.
+    #[serde(default)]
+    pub org: Option<String>,
+    /// Router hops between the node and the core (at least 1; the first
+    /// hosts the country's resolver).
+    #[serde(default = "two")]
+    pub hops: u8,
+    /// Extra DNS answers of this country's resolver (`name: address`).
+    #[serde(default)]
+    pub dns: BTreeMap<String, Ipv4Addr>,
+    /// Throttle the node's uplink (both directions) to this rate with a
+    /// token bucket (tc tbf): throttling ground truth.
+    #[serde(default)]
+    pub throttle_kbit: Option<u32>,
+}
+
+fn two() -> u8 {
+    2
+}
+fn one() -> u8 {
+    1
+}
+
+/// A data centre: app backends and/or noise hosts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DcDecl {
+    /// Name (e.g. `us-east`).
+    pub name: String,
+    /// Country.
+    pub country: String,
+    /// AS number.
+    pub asn: u32,
+    /// AS organisation.
+    #[serde(default)]
+    pub org: Option<String>,
+    /// Router hops between the core and the data centre (at least 1).
+    #[serde(default = "one")]
+    pub hops: u8,
+    /// The hop next to the core has two equal-cost parallel routers
+    /// (multipath, L4 hash) for Paris traceroute.
+    #[serde(default)]
+    pub multipath: bool,
+    /// App backends hosted here (app ids).
+    #[serde(default)]
+    pub apps: Vec<String>,
+    /// Hosts Android background services (connectivity check, NTP, push).
+    #[serde(default)]
+    pub noise: bool,
+}
+
+/// The censor: a router hop in front of one node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CensorDecl {
+    /// Node whose uplink passes the censor.
+    pub node: String,
+    /// Forged DNS answers: name (and any subdomain) → address.
+    #[serde(default)]
+    pub forge_dns: BTreeMap<String, Ipv4Addr>,
+    /// Keywords whose appearance in a TCP payload (Host header, SNI) makes
+    /// the censor answer with a TCP RST.
+    #[serde(default)]
+    pub rst_keywords: Vec<String>,
+    /// Addresses whose SYNs get a RST.
+    #[serde(default)]
+    pub rst_syn_to: Vec<Ipv4Addr>,
+}
+
+/// A whole lab topology.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topology {
+    /// Lab name.
+    pub name: String,
+    /// Country of the lab itself (router, WLAN, core).
+    pub country: String,
+    /// AS number of the lab's own network.
+    pub asn: u32,
+    /// Phones (at least one).
+    pub phones: Vec<PhoneDecl>,
+    /// Remote nodes (at least one).
+    pub nodes: Vec<NodeDecl>,
+    /// Data centres.
+    #[serde(default)]
+    pub datacenters: Vec<DcDecl>,
+    /// Optional censor.
+    #[serde(default)]
+    pub censor: Option<CensorDecl>,
+}
+
+/// Whether an address is allowed in the lab (198.18.0.0/15 or fd00::/8).
+pub fn lab_address(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            o[0] == 198 && (o[1] == 18 || o[1] == 19)
+        }
+        IpAddr::V6(a) => a.octets()[0] == 0xfd,
+    }
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 12
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+fn valid_country(c: &str) -> bool {
+    c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase())
+}
+
+impl Topology {
+    /// Loads and validates a topology file.
+    pub fn load(path: &Path) -> Result<Topology, LabError> {
+        let text = std::fs::read_to_string(path).map_err(|source| LabError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Topology::parse(&text, path)
+    }
+
+    /// Parses and validates topology text (`path` for messages).
+    pub fn parse(text: &str, path: &Path) -> Result<Topology, LabError> {
+        let t: Topology = serde_yaml_ng::from_str(text).map_err(|e| LabError::Topology {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        t.validate().map_err(|message| LabError::Topology {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        Ok(t)
+    }
+
+    /// Checks names, countries, references and limits.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut names = std::collections::BTreeSet::new();
+        if !valid_country(&self.country) {
+            return Err(format!(
+                "lab country {:?}: two upper-case letters",
+                self.country
+            ));
+        }
+        if self.phones.is_empty() || self.phones.len() > 100 {
+            return Err("1 to 100 phones".into());
+        }
+        if self.nodes.is_empty() || self.nodes.len() > 16 {
+            return Err("1 to 16 nodes".into());
+        }
+        if self.datacenters.len() > 30 {
+            return Err("at most 30 data centres".into());
+        }
+        let all = self
+            .phones
+            .iter()
+            .map(|p| &p.name)
+            .chain(self.nodes.iter().map(|n| &n.name))
+            .chain(self.datacenters.iter().map(|d| &d.name));
+        for n in all {
+            if !valid_name(n) {
+                return Err(format!(
+                    "name {n:?}: 1-12 lower-case letters, digits or '-'"
+                ));
+            }
+            if ["router", "core", "censor"].contains(&n.as_str()) || !names.insert(n.clone()) {
+                return Err(format!("name {n:?} is reserved or used twice"));
+            }
+        }
+        for p in &self.phones {
+            if !self.nodes.iter().any(|n| n.name == p.node) {
+                return Err(format!("phone {}: unknown node {:?}", p.name, p.node));
+            }
+            if p.variant > 1 {
+                return Err(format!("phone {}: variant {} (0 or 1)", p.name, p.variant));
+            }
+            for a in p.apps.iter().flatten().chain(p.accounts.keys()) {
+                if crate::lab::phone::apps::app_def(a).is_none() {
+                    return Err(format!("phone {}: unknown app {a:?}", p.name));
+                }
+            }
+        }
+        for n in &self.nodes {
+            if !valid_country(&n.country) {
+                return Err(format!("node {}: country {:?}", n.name, n.country));
+            }
+            if !(1..=8).contains(&n.hops) {
+                return Err(format!("node {}: hops {} (1 to 8)", n.name, n.hops));
+            }
+            if n.throttle_kbit
+                .is_some_and(|k| !(8..=10_000_000).contains(&k))
+            {
+                return Err(format!("node {}: throttle_kbit 8 to 10000000", n.name));
+            }
+            for (name, ip) in &n.dns {
+                if !lab_address(IpAddr::V4(*ip)) {
+                    return Err(format!(
+                        "node {}: dns {name} → {ip} outside 198.18.0.0/15",
+                        n.name
+                    ));
+                }
+            }
+        }
+        let mut hosted = std::collections::BTreeSet::new();
+        for d in &self.datacenters {
+            if !valid_country(&d.country) {
+                return Err(format!("datacenter {}: country {:?}", d.name, d.country));
+            }
+            if !(1..=8).contains(&d.hops) {
+                return Err(format!("datacenter {}: hops {} (1 to 8)", d.name, d.hops));
+            }
+            for a in &d.apps {
+                if crate::lab::phone::apps::app_def(a).is_none() {
+                    return Err(format!("datacenter {}: unknown app {a:?}", d.name));
+                }
+                if !hosted.insert(a.clone()) {
+                    return Err(format!("app {a:?} hosted twice"));
+                }
+            }
+        }
+        if let Some(c) = &self.censor {
+            if !self.nodes.iter().any(|n| n.name == c.node) {
+                return Err(format!("censor: unknown node {:?}", c.node));
+            }
+            for ip in c.forge_dns.values().chain(&c.rst_syn_to) {
+                if !lab_address(IpAddr::V4(*ip)) {
+                    return Err(format!("censor: {ip} outside 198.18.0.0/15"));
+                }
+            }
+            for k in &c.rst_keywords {
+                if k.is_empty() || k.len() > 100 || k.chars().any(char::is_control) {
+                    return Err(format!("censor: bad keyword {k:?}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The default topology shipped as `lab/demo.yaml`.
+    pub fn demo_path() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("lab/demo.yaml")
+    }
+}
+
+/// A /30 point-to-point link: (.1 side, .2 side) and prefix length 30.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct P2p {
+    /// Address of the upstream end.
+    pub up: Ipv4Addr,
+    /// Address of the downstream end.
+    pub down: Ipv4Addr,
+}
+
+/// Sequential allocator of /30 links inside a block.
+#[derive(Debug, Clone)]
+struct Alloc {
+    base: u32,
+    next: u32,
+    size: u32,
+}
+
+impl Alloc {
+    fn new(base: Ipv4Addr, size: u32) -> Alloc {
+        Alloc {
+            base: u32::from(base),
+            next: 0,
+            size,
+        }
+    }
+    fn p2p(&mut self) -> Result<P2p, String> {
+        if self.next + 4 > self.size {
+            return Err("address block exhausted".into());
+        }
+        let b = self.base + self.next;
+        self.next += 4;
+        Ok(P2p {
+            up: Ipv4Addr::from(b + 1),
+            down: Ipv4Addr::from(b + 2),
+        })
+    }
+}
+
+/// The lab's home block (router, WLAN, tunnels, core links).
+pub const HOME_BLOCK: (Ipv4Addr, u8) = (Ipv4Addr::new(198, 18, 0, 0), 17);
+/// The phones' WLAN.
+pub const WLAN: (Ipv4Addr, u8) = (Ipv4Addr::new(198, 18, 100, 0), 24);
+/// Tunnel inner addresses (a /30 per node).
+pub const TUNNELS: Ipv4Addr = Ipv4Addr::new(198, 18, 99, 0);
+/// The phones' resolver: an anycast address served in every country by the
+/// node's first ISP hop, so a phone's DNS answers come via its node.
+pub const RESOLVER: Ipv4Addr = Ipv4Addr::new(198, 18, 98, 53);
+/// Root-namespace management links to the nodes' SSH servers (one /30 each).
+pub const MGMT: (Ipv4Addr, u8) = (Ipv4Addr::new(198, 19, 252, 0), 22);
+
+/// Addresses of one node and its chain.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodePlan {
+    /// Block (country/AS) of the node.
+    pub block: (Ipv4Addr, u8),
+    /// Node ↔ first hop (or censor) link; `down` is the node's uplink address.
+    pub uplink: P2p,
+    /// Censor ↔ first hop link when a censor sits in front of this node.
+    pub censor_link: Option<P2p>,
+    /// Links of the hop chain, from the first hop upward; the last one
+    /// connects the top hop to the core (`up` = core side).
+    pub chain: Vec<P2p>,
+    /// Tunnel inner addresses (router side = up, node side = down).
+    pub tunnel: P2p,
+    /// Routing table on the router.
+    pub table: u32,
+    /// WireGuard listen port on the node.
+    pub port: u16,
+}
+
+/// Addresses of one data centre.
+#[derive(Debug, Clone, Serialize)]
+pub struct DcPlan {
+    /// Block of the data centre.
+    pub block: (Ipv4Addr, u8),
+    /// Chain links from the data centre upward; the last connects to the core
+    /// (with multipath: the last two connect two parallel hops to the core,
+    /// and `mp_down` connects them to the hop below).
+    pub chain: Vec<P2p>,
+    /// Multipath: links between each parallel hop and the hop below.
+    pub mp_down: Vec<P2p>,
+    /// Server LAN (a /24 on the data centre's loopback).
+    pub lan: Ipv4Addr,
+    /// Backend address per app id.
+    pub apps: BTreeMap<String, Ipv4Addr>,
+    /// Noise host address.
+    pub noise: Option<Ipv4Addr>,
+}
+
+/// The address plan of a topology.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    /// Router ↔ core link (`up` = core, `down` = router).
+    pub router_uplink: P2p,
+    /// Per node, in declaration order.
+    pub nodes: Vec<NodePlan>,
+    /// Per data centre, in declaration order.
+    pub dcs: Vec<DcPlan>,
+    /// Phone WLAN addresses, in declaration order.
+    pub phones: Vec<Ipv4Addr>,
+    /// Router WLAN address (the phones' gateway).
+    pub gateway: Ipv4Addr,
+}
+
+impl Plan {
+    /// Derives all addresses of `t`.
+    pub fn new(t: &Topology) -> Result<Plan, String> {
+        let mut home = Alloc::new(HOME_BLOCK.0, 1 << 12);
+        let router_uplink = home.p2p()?;
+        let mut nodes = Vec::new();
+        for (i, n) in t.nodes.iter().enumerate() {
+            let base = Ipv4Addr::new(198, 18, 128 + 8 * i as u8, 0);
+            let mut a = Alloc::new(base, 8 * 256);
+            let uplink = a.p2p()?;
+            let censor_link = match &t.censor {
+                Some(c) if c.node == n.name => Some(a.p2p()?),
+                _ => None,
+            };
+            let mut chain = Vec::new();
+            for _ in 1..n.hops {
+                chain.push(a.p2p()?);
+            }
+            chain.push(a.p2p()?);
+            let tb = u32::from(TUNNELS) + 4 * i as u32;
+            nodes.push(NodePlan {
+                block: (base, 21),
+                uplink,
+                censor_link,
+                chain,
+                tunnel: P2p {
+                    up: Ipv4Addr::from(tb + 1),
+                    down: Ipv4Addr::from(tb + 2),
+                },
+                table: 100 + i as u32,
+                port: 51820,
+            });
+        }
+        let mut dcs = Vec::new();
+        for (k, d) in t.datacenters.iter().enumerate() {
+            let base = Ipv4Addr::new(198, 19, 8 * k as u8, 0);
+            let mut a = Alloc::new(base, 7 * 256);
+            let mut chain = Vec::new();
+            for _ in 0..d.hops {
+                chain.push(a.p2p()?);
+            }
+            // The core-facing link(s).
+            chain.push(a.p2p()?);
+            let mut mp_down = Vec::new();
+            if d.multipath {
+                chain.push(a.p2p()?);
+                mp_down.push(a.p2p()?);
+                mp_down.push(a.p2p()?);
+            }
+            let lan = Ipv4Addr::new(198, 19, 8 * k as u8 + 7, 0);
+            let mut apps = BTreeMap::new();
+            for (j, app) in d.apps.iter().enumerate() {
+                apps.insert(
+                    app.clone(),
+                    Ipv4Addr::new(198, 19, 8 * k as u8 + 7, 10 + j as u8),
+                );
+            }
+            let noise = d
+                .noise
+                .then(|| Ipv4Addr::new(198, 19, 8 * k as u8 + 7, 200));
+            dcs.push(DcPlan {
+                block: (base, 21),
+                chain,
+                mp_down,
+                lan,
+                apps,
+                noise,
+            });
+        }
+        let phones = (0..t.phones.len())
+            .map(|i| Ipv4Addr::new(198, 18, 100, 2 + i as u8))
+            .collect();
+        Ok(Plan {
+            router_uplink,
+            nodes,
+            dcs,
+            phones,
+            gateway: Ipv4Addr::new(198, 18, 100, 1),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_parses_and_plans_lab_addresses_only() {
+        let t = Topology::load(&Topology::demo_path()).unwrap();
+        let p = Plan::new(&t).unwrap();
+        let mut all: Vec<Ipv4Addr> = vec![p.router_uplink.up, p.router_uplink.down, p.gateway];
+        all.extend(&p.phones);
+        for n in &p.nodes {
+            all.extend([n.uplink.up, n.uplink.down, n.tunnel.up, n.tunnel.down]);
+            all.extend(n.chain.iter().flat_map(|l| [l.up, l.down]));
+        }
+        for d in &p.dcs {
+            all.extend(d.chain.iter().flat_map(|l| [l.up, l.down]));
+            all.extend(d.apps.values());
+        }
+        let set: std::collections::BTreeSet<_> = all.iter().collect();
+        assert_eq!(set.len(), all.len(), "addresses unique");
+        assert!(all.iter().all(|a| lab_address(IpAddr::V4(*a))));
+        assert!(t.nodes.len() >= 2 && t.phones.len() >= 2);
+    }
+
+    #[test]
+    fn bad_topologies_name_the_problem() {
+        let p = Path::new("x.yaml");
+        let base = "name: x\ncountry: DE\nasn: 1\nphones: [{name: a, node: n}]\nnodes: [{name: n, country: DE, asn: 2}]\n";
+        assert!(Topology::parse(base, p).is_ok());
+        let e = Topology::parse(&base.replace("node: n}", "node: q}"), p).unwrap_err();
+        assert!(e.to_string().contains("unknown node"), "{e}");
+        let e = Topology::parse(
+            &format!("{base}censor: {{node: n, forge_dns: {{a.b: 8.8.8.8}}}}\n"),
+            p,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("outside"), "{e}");
+        let e = Topology::parse("name: [", p).unwrap_err();
+        assert!(e.to_string().contains("x.yaml"), "{e}");
+    }
+}
