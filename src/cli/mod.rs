@@ -13,6 +13,8 @@ mod devices;
 mod geo;
 mod labsim;
 mod replay;
+mod run;
+mod scenario;
 
 /// matador: where does a messaging app's traffic really travel?
 #[derive(Debug, Parser)]
@@ -32,6 +34,10 @@ pub enum Command {
     Geo(geo::GeoArgs),
     /// Lists connected phones: model, Android, battery, screen, Wi-Fi, root, app versions.
     Devices(devices::DevicesArgs),
+    /// Runs a measurement campaign from a scenario (or prints its plan with --dry-run).
+    Run(run::RunArgs),
+    /// Checks scenario files; prints their JSON Schema.
+    Scenario(scenario::ScenarioArgs),
     /// Runs a simulated phone, app backend or DNS server (virtual lab).
     #[command(hide = true, name = "lab-sim")]
     LabSim(labsim::LabSimArgs),
@@ -54,6 +60,8 @@ pub fn main() -> ExitCode {
         Command::Geo(args) => geo::run(args),
         Command::Devices(args) => devices::run(args),
         Command::LabSim(args) => labsim::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Scenario(args) => scenario::run(args),
         Command::Agent(args) => agent::run(args),
     };
     match result {
