@@ -416,6 +416,26 @@ async fn wrong_host_key_is_refused() {
         msg.contains("test-node") && msg.contains("host key"),
         "{msg}"
     );
+    // A missing agent binary on the node is named as such.
+    let mut cfg = lab.config(&lab.host_pub);
+    cfg.agent_program = "/nonexistent/matador".into();
+    let e = Agent::connect(&cfg).await.unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, AgentError::NoAgent { .. }), "{msg}");
+    assert!(
+        msg.contains("test-node") && msg.contains("/nonexistent/matador"),
+        "{msg}"
+    );
+    // A key the node does not accept.
+    let mut cfg = lab.config(&lab.host_pub);
+    cfg.ssh.identity = lab.path("other_key");
+    let e = Agent::connect(&cfg).await.unwrap_err();
+    assert!(matches!(e, AgentError::Auth { .. }), "{e}");
+    // Nobody listening.
+    let mut cfg = lab.config(&lab.host_pub);
+    cfg.ssh.port = 2;
+    let e = Agent::connect(&cfg).await.unwrap_err();
+    assert!(matches!(e, AgentError::Unreachable { .. }), "{e}");
     // And the right key still works (the refusal was about the key).
     let agent = Agent::connect(&lab.config(&lab.host_pub)).await.unwrap();
     agent.shutdown().await.unwrap();
