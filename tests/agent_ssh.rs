@@ -71,6 +71,13 @@ struct Netns(String);
 
 impl Drop for Netns {
     fn drop(&mut self) {
+        // Everything still running in our namespace was started by this test
+        // (sshd sessions, agents): end it by pid, then remove the namespace.
+        if let Ok(out) = Command::new("ip").args(["netns", "pids", &self.0]).output() {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-KILL", pid]).status();
+            }
+        }
         let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
     }
 }
@@ -149,7 +156,7 @@ impl Lab {
             "ListenAddress {NODE_ADDR}\nPort 22\nHostKey {hk}\nPidFile {pid}\n\
              AuthorizedKeysFile {ak}\nStrictModes no\nUsePAM no\nPermitRootLogin prohibit-password\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
-             PrintMotd no\nLogLevel INFO\n",
+             PrintMotd no\nLogLevel INFO\nClientAliveInterval 1\nClientAliveCountMax 3\n",
             hk = d.join("host_key").display(),
             pid = d.join("sshd.pid").display(),
             ak = d.join("authorized_keys").display(),
@@ -488,4 +495,25 @@ async fn killed_agent_gives_clear_error_and_files_stay_fetchable() {
     let e = agent.fetch("m0009", "nope.pcap", &dest).await.unwrap_err();
     assert!(e.to_string().contains("test-node") && e.to_string().contains("nope.pcap"));
     agent.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_ssh_link_is_detected_and_names_the_node() {
+    let lab = Lab::up();
+    let mut cfg = lab.config(&lab.host_pub);
+    // Keep-alive every second: a silent link is declared dead after ~3 s.
+    cfg.ssh.server_alive = Duration::from_secs(1);
+    let agent = Agent::connect(&cfg).await.unwrap();
+    agent.health().await.unwrap();
+    // Cut the link: packets vanish silently, no RST, no FIN.
+    sh("ip", &["-n", &lab.node.0, "link", "set", "n0", "down"]);
+    let t = Instant::now();
+    let e = agent.health().await.unwrap_err();
+    let msg = e.to_string();
+    eprintln!("dead link detected after {:?}: {msg}", t.elapsed());
+    assert!(matches!(e, AgentError::Dead { .. }), "{msg}");
+    assert!(msg.contains("test-node"), "{msg}");
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    // The node side would notice via ClientAlive; do not wait for it.
+    sh("kill", &["-KILL", &agent.banner().pid.to_string()]);
 }
