@@ -481,16 +481,17 @@ async fn killed_agent_gives_clear_error_and_files_stay_fetchable() {
     assert!(!list[0].running);
     assert!(list[0].stats.is_none());
     let dest = lab.path("local");
-    let f = agent
-        .fetch("m0009", "capture-node-test.pcap", &dest)
-        .await
-        .unwrap();
-    let (fr, _) = frames(&f);
+    let got = agent.fetch_capture("m0009", &dest).await.unwrap();
+    assert_eq!(got, [dest.join("capture-node-test.pcap")]);
+    let f = &got[0];
+    let (fr, _) = frames(f);
     assert_eq!(
         fr.len(),
         20,
         "all packets flushed before the kill are readable"
     );
+    let e = agent.fetch_capture("m0010", &dest).await.unwrap_err();
+    assert!(e.to_string().contains("no capture m0010"), "{e}");
     // Fetching something absent is a clear error naming node and file.
     let e = agent.fetch("m0009", "nope.pcap", &dest).await.unwrap_err();
     assert!(e.to_string().contains("test-node") && e.to_string().contains("nope.pcap"));

@@ -149,7 +149,7 @@ pub enum AgentError {
         node: String,
         /// The op that was waiting.
         op: String,
-        /// stderr tail, prefixed with ": " when present.
+        /// ssh/agent stderr tail, prefixed with "; last stderr: " when present.
         detail: String,
     },
     /// No answer in time.
@@ -405,7 +405,7 @@ impl Agent {
             detail: if t.is_empty() {
                 String::new()
             } else {
-                format!(": {t}")
+                format!("; last stderr: {t}")
             },
         }
     }
@@ -535,6 +535,29 @@ impl Agent {
     pub async fn list_captures(&self) -> Result<Vec<CaptureInfo>, AgentError> {
         let l: CaptureList = self.request(Op::CaptureList).await?;
         Ok(l.captures)
+    }
+
+    /// Copies every file of a capture into `dest` (e.g. one left by an agent
+    /// that died mid-capture), in the agent's file order.
+    pub async fn fetch_capture(
+        &self,
+        capture: &str,
+        dest: &Path,
+    ) -> Result<Vec<PathBuf>, AgentError> {
+        let list = self.list_captures().await?;
+        let Some(info) = list.into_iter().find(|c| c.capture == capture) else {
+            return Err(AgentError::Remote {
+                node: self.node.clone(),
+                op: "capture_list".into(),
+                kind: ErrorKind::NotFound,
+                message: format!("no capture {capture}"),
+            });
+        };
+        let mut files = Vec::new();
+        for f in &info.files {
+            files.push(self.fetch(capture, &f.name, dest).await?);
+        }
+        Ok(files)
     }
 
     /// Copies one capture file into `dest/<file>` and checks its SHA-256
