@@ -60,3 +60,67 @@ fn shutdown_answers_then_exits() {
     assert_eq!(l[1]["id"], 1);
     assert_eq!(l[1]["ok"], true);
 }
+
+/// A network namespace with a TUN device, removed on drop.
+struct Netns(String);
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "del", &self.0])
+            .status();
+    }
+}
+
+fn ip(args: &[&str]) {
+    let st = std::process::Command::new("ip")
+        .args(args)
+        .status()
+        .expect("ip (iproute2) is needed: scripts/install-deps.sh");
+    assert!(st.success(), "ip {args:?} failed (needs root)");
+}
+
+#[test]
+fn agent_in_a_namespace_captures_a_tun_device_as_raw_ip() {
+    let ns = Netns(format!("mtagent-tun-{}", std::process::id()));
+    ip(&["netns", "add", &ns.0]);
+    ip(&["-n", &ns.0, "tuntap", "add", "dev", "t0", "mode", "tun"]);
+    ip(&["-n", &ns.0, "link", "set", "t0", "up"]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns.0])
+        .arg(env!("CARGO_BIN_EXE_matador"))
+        .args(["agent", "--dir"])
+        .arg(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            let mut w = c.stdin.take().unwrap();
+            w.write_all(
+                b"{\"id\":1,\"op\":\"capture_start\",\"capture\":\"t\",\"spec\":{\"interface\":\"t0\",\"prefix\":\"tun\"}}\n\
+                  {\"id\":2,\"op\":\"capture_stop\",\"capture\":\"t\"}\n\
+                  {\"id\":3,\"op\":\"capture_start\",\"capture\":\"u\",\"spec\":{\"interface\":\"eth9\",\"prefix\":\"x\"}}\n",
+            )?;
+            drop(w);
+            c.wait_with_output()
+        })
+        .unwrap();
+    assert!(out.status.success());
+    let l = lines(&out.stdout);
+    assert_eq!(l[1]["ok"], true, "{:?}", l[1]);
+    assert_eq!(l[2]["ok"], true, "{:?}", l[2]);
+    assert_eq!(l[3]["error"]["kind"], "capture");
+    assert!(l[3]["error"]["message"].as_str().unwrap().contains("eth9"));
+    // A failed start leaves no capture behind, so the name can be retried.
+    assert!(!dir.path().join("u").exists());
+    let hdr = std::fs::read(dir.path().join("t/tun.pcap")).unwrap();
+    assert_eq!(hdr.len(), 24);
+    assert_eq!(&hdr[0..4], &0xa1b2_3c4du32.to_le_bytes(), "nanosecond pcap");
+    assert_eq!(
+        u32::from_le_bytes(hdr[20..24].try_into().unwrap()),
+        101,
+        "LINKTYPE_RAW"
+    );
+}

@@ -174,6 +174,19 @@ pub enum LiveError {
     },
 }
 
+/// The pcap file header needs a LINKTYPE_ value; libpcap reports a DLT_
+/// value. They agree except for a few historical ones, of which only raw IP
+/// (TUN devices such as wireguard-go's) matters on Linux.
+fn linktype_of_dlt(dlt: i32) -> i32 {
+    match dlt {
+        // DLT_RAW is 12 on Linux, 14 on OpenBSD; LINKTYPE_RAW is 101.
+        12 | 14 => 101,
+        // DLT_ATM_RFC1483 → LINKTYPE_ATM_RFC1483.
+        11 => 100,
+        other => other,
+    }
+}
+
 /// Shared state between the capture thread and its owner.
 #[derive(Debug, Default)]
 struct Shared {
@@ -244,7 +257,7 @@ impl LiveCapture {
         if let Some(filter) = spec.filter.as_deref().filter(|f| !f.trim().is_empty()) {
             cap.filter(filter, true).map_err(pcap_err("filter"))?;
         }
-        let linktype = cap.get_datalink().0;
+        let linktype = linktype_of_dlt(cap.get_datalink().0);
         let stop = Arc::new(AtomicBool::new(false));
         let shared = Arc::new(Mutex::new(Shared::default()));
         let mut writer = Rotator::new(spec, dir, linktype, Arc::clone(&shared))?;
@@ -552,6 +565,14 @@ impl Rotator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dlt_values_map_to_linktypes() {
+        assert_eq!(linktype_of_dlt(1), 1);
+        assert_eq!(linktype_of_dlt(12), 101);
+        assert_eq!(linktype_of_dlt(113), 113);
+        assert_eq!(linktype_of_dlt(276), 276);
+    }
 
     #[test]
     fn prefixes_are_checked() {
