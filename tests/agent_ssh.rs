@@ -333,7 +333,14 @@ async fn agent_over_ssh_health_clock_capture_rotation_fetch() {
     lab.ping(&["-c", "3", "-i", "0.05"]);
     std::thread::sleep(Duration::from_millis(300));
     let dest = lab.path("local/m0001");
+    let t_stop = Instant::now();
     let got = agent.stop_capture("m0001", &dest).await.unwrap();
+    let size = got.info.files[0].size;
+    eprintln!(
+        "stop + fetch of {size} bytes: {:?} ({:.1} MB/s)",
+        t_stop.elapsed(),
+        size as f64 / t_stop.elapsed().as_secs_f64() / 1e6
+    );
     stop_tcpdump(tcpd);
     let stats = got.info.stats.unwrap();
     eprintln!(

@@ -23,6 +23,9 @@ const STDERR_TAIL: usize = 20;
 /// Bytes asked per `fetch` request.
 const FETCH_CHUNK: u32 = 256 * 1024;
 
+/// `fetch` requests kept in flight.
+const FETCH_WINDOW: usize = 4;
+
 /// How to start the agent on a node.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NodeConfig {
@@ -204,6 +207,12 @@ pub enum AgentError {
         /// Why.
         source: std::io::Error,
     },
+}
+
+/// A request on its way: its id and where the answer will arrive.
+struct Sent {
+    id: u64,
+    rx: oneshot::Receiver<Response>,
 }
 
 #[derive(Default)]
@@ -412,6 +421,13 @@ impl Agent {
 
     async fn exchange(&self, op: Op, limit: Duration) -> Result<Response, AgentError> {
         let name = op.name();
+        let sent = self.submit(op).await?;
+        self.wait(name, sent, limit).await
+    }
+
+    /// Sends a request without waiting for its answer (for pipelining).
+    async fn submit(&self, op: Op) -> Result<Sent, AgentError> {
+        let name = op.name();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         {
@@ -438,11 +454,16 @@ impl Agent {
             lock(&self.pending).waiting.remove(&id);
             return Err(self.dead(name));
         }
-        match tokio::time::timeout(limit, rx).await {
+        Ok(Sent { id, rx })
+    }
+
+    /// Waits for the answer to a submitted request.
+    async fn wait(&self, name: &str, sent: Sent, limit: Duration) -> Result<Response, AgentError> {
+        match tokio::time::timeout(limit, sent.rx).await {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(_)) => Err(self.dead(name)),
             Err(_) => {
-                lock(&self.pending).waiting.remove(&id);
+                lock(&self.pending).waiting.remove(&sent.id);
                 Err(AgentError::Timeout {
                     node: self.node.clone(),
                     op: name.to_string(),
@@ -584,41 +605,50 @@ impl Agent {
         let part = dest.join(format!("{file}.part"));
         let mut out = tokio::fs::File::create(&part).await.map_err(local(&part))?;
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        // Sliding window: FETCH_WINDOW requests in flight hide the round
+        // trip; answers are consumed in order.
+        let fetch_op = |offset: u64| Op::Fetch {
+            capture: capture.to_string(),
+            file: file.to_string(),
+            offset,
+            len: FETCH_CHUNK.min(u32::try_from(info.size - offset).unwrap_or(FETCH_CHUNK)),
+        };
+        let mut inflight = VecDeque::new();
+        let mut next = 0u64;
         let mut offset = 0u64;
         while offset < info.size {
-            let want = FETCH_CHUNK.min(u32::try_from(info.size - offset).unwrap_or(FETCH_CHUNK));
-            let c: Chunk = self
-                .request(Op::Fetch {
-                    capture: capture.to_string(),
-                    file: file.to_string(),
-                    offset,
-                    len: want,
-                })
-                .await?;
+            while inflight.len() < FETCH_WINDOW && next < info.size {
+                inflight.push_back((next, self.submit(fetch_op(next)).await?));
+                next += u64::from(FETCH_CHUNK);
+            }
+            let Some((_, sent)) = inflight.pop_front() else {
+                break;
+            };
+            let resp = self.wait("fetch", sent, self.timeout).await?;
+            let c: Chunk = self.decode("fetch", resp)?;
             let data = base64::engine::general_purpose::STANDARD
                 .decode(c.data.as_bytes())
                 .map_err(|e| AgentError::Protocol {
                     node: self.node.clone(),
                     reason: format!("{capture}/{file}: bad base64 at {offset}: {e}"),
                 })?;
-            if c.offset != offset || data.is_empty() {
+            let expect = u64::from(FETCH_CHUNK).min(info.size - offset);
+            if c.offset != offset || (data.len() as u64) < expect {
                 return Err(AgentError::Protocol {
                     node: self.node.clone(),
                     reason: format!(
-                        "{capture}/{file}: chunk at {} ({} bytes) while expecting {offset} of {}",
+                        "{capture}/{file}: chunk at {} ({} bytes) while expecting {expect} bytes at {offset} of {}",
                         c.offset,
                         data.len(),
                         info.size
                     ),
                 });
             }
-            // The file may have grown since file_info; keep exactly `size` bytes.
-            let keep = data
-                .len()
-                .min(usize::try_from(info.size - offset).unwrap_or(data.len()));
+            // Exactly the bytes the checksum covers.
+            let keep = usize::try_from(expect).unwrap_or(data.len());
             ctx.update(&data[..keep]);
             out.write_all(&data[..keep]).await.map_err(local(&part))?;
-            offset += keep as u64;
+            offset += expect;
         }
         out.flush().await.map_err(local(&part))?;
         out.sync_all().await.map_err(local(&part))?;
