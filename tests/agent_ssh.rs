@@ -236,7 +236,7 @@ impl Lab {
                 "-U",
                 "-n",
             ])
-            .args(["-i", "n0", "-s", "0", "-w"])
+            .args(["-i", "n0", "-s", "0", "-B", "32768", "-w"])
             .arg(file)
             .arg(filter)
             .stdin(Stdio::null())
@@ -323,6 +323,8 @@ async fn agent_over_ssh_health_clock_capture_rotation_fetch() {
     let tcpd = lab.tcpdump(&tcpd_file, "icmp");
     let mut spec = LiveSpec::new("n0", "capture-node-test");
     spec.filter = Some("icmp".into());
+    // Generous buffers on both sides: a loaded 2-core CI box must not drop.
+    spec.buffer_size = 32 << 20;
     let info = agent.start_capture("m0001", &spec).await.unwrap();
     assert!(info.running);
     let e = agent.start_capture("m0001", &spec).await.unwrap_err();
@@ -465,7 +467,7 @@ async fn killed_agent_gives_clear_error_and_files_stay_fetchable() {
     agent.start_capture("m0009", &spec).await.unwrap();
     lab.ping(&["-c", "10", "-i", "0.02"]);
     // Let the capture thread flush (it does at least every 250 ms).
-    std::thread::sleep(Duration::from_millis(600));
+    std::thread::sleep(Duration::from_millis(1000));
     let pid = agent.banner().pid.to_string();
     sh("kill", &["-KILL", &pid]);
     let e = agent.health().await.unwrap_err();
