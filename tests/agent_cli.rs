@@ -124,3 +124,39 @@ fn agent_in_a_namespace_captures_a_tun_device_as_raw_ip() {
         "LINKTYPE_RAW"
     );
 }
+
+/// The client against a real agent behind a stand-in for `ssh` that
+/// corrupts the checksum the agent reports: the fetch must refuse the file.
+#[tokio::test]
+async fn checksum_mismatch_is_refused() {
+    use matador::net::agent::{Agent, AgentError, NodeConfig};
+    use matador::net::ssh::SshTarget;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fake = dir.path().join("fake-ssh");
+    // Runs the remote command (ssh's last argument) locally.
+    std::fs::write(
+        &fake,
+        "#!/bin/sh\nfor last; do :; done\nsh -c \"$last\" | sed -u 's/\"sha256\":\"[0-9a-f]/\"sha256\":\"x/'\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let agent_dir = dir.path().join("agent");
+    std::fs::create_dir_all(agent_dir.join("m1")).unwrap();
+    std::fs::write(agent_dir.join("m1/a.pcap"), vec![7u8; 700_000]).unwrap();
+    let mut t = SshTarget::new("fake-node", "nowhere", "u", "/nokey", "/nokh");
+    t.ssh_program = fake;
+    let mut cfg = NodeConfig::new(t, agent_dir.display().to_string());
+    cfg.agent_program = env!("CARGO_BIN_EXE_matador").into();
+    let agent = Agent::connect(&cfg).await.unwrap();
+    let dest = dir.path().join("local");
+    let e = agent.fetch("m1", "a.pcap", &dest).await.unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, AgentError::Checksum { .. }), "{msg}");
+    assert!(
+        msg.contains("fake-node") && msg.contains("m1/a.pcap"),
+        "{msg}"
+    );
+    assert!(!dest.join("a.pcap").exists() && !dest.join("a.pcap.part").exists());
+    agent.shutdown().await.unwrap();
+}
