@@ -160,3 +160,55 @@ async fn checksum_mismatch_is_refused() {
     assert!(!dest.join("a.pcap").exists() && !dest.join("a.pcap.part").exists());
     agent.shutdown().await.unwrap();
 }
+
+/// The same client API with the agent run locally in a namespace (how the
+/// campaign captures on the lab router): start, stop, fetch into a folder.
+#[tokio::test]
+async fn local_agent_in_a_namespace_behind_the_same_api() {
+    use matador::capture::live::LiveSpec;
+    use matador::net::agent::{Agent, NodeConfig};
+    let ns = Netns(format!("mtagent-loc-{}", std::process::id()));
+    ip(&["netns", "add", &ns.0]);
+    ip(&["-n", &ns.0, "link", "set", "lo", "up"]);
+    let dir = tempfile::tempdir().unwrap();
+    let wrapper = ["ip", "netns", "exec", &ns.0].map(String::from).to_vec();
+    let cfg = NodeConfig::local(
+        "router",
+        wrapper,
+        env!("CARGO_BIN_EXE_matador"),
+        dir.path().join("agent").display().to_string(),
+    );
+    let agent = Agent::connect(&cfg).await.unwrap();
+    let mut spec = LiveSpec::new("lo", "capture-router-phone-a");
+    spec.filter = Some("icmp".into());
+    agent.start_capture("m0001", &spec).await.unwrap();
+    let st = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &ns.0,
+            "ping",
+            "-q",
+            "-c",
+            "3",
+            "-i",
+            "0.05",
+            "127.0.0.1",
+        ])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let dest = dir.path().join("measurements/m0001");
+    let got = agent.stop_capture("m0001", &dest).await.unwrap();
+    assert_eq!(got.files, [dest.join("capture-router-phone-a.pcap")]);
+    assert_eq!(got.info.stats.unwrap().written, 6);
+    let mut r = matador::capture::CaptureReader::open(&got.files[0]).unwrap();
+    let mut n = 0;
+    while r.next_frame().unwrap().is_some() {
+        n += 1;
+    }
+    assert_eq!(n, 6);
+    agent.shutdown().await.unwrap();
+}

@@ -42,6 +42,11 @@ pub struct NodeConfig {
     /// Time limit for one request (a fetch chunk, a clock round trip, …).
     #[serde(default = "default_request_timeout", with = "secs")]
     pub request_timeout: Duration,
+    /// Run the agent on this machine instead of over SSH (the lab router's
+    /// own captures): `ssh.wrapper` (e.g. `ip netns exec ROUTER`) is kept,
+    /// the other `ssh` fields except `node` are ignored.
+    #[serde(default)]
+    pub local: bool,
 }
 
 fn default_program() -> String {
@@ -71,7 +76,42 @@ impl NodeConfig {
             agent_dir: agent_dir.into(),
             allow: None,
             request_timeout: default_request_timeout(),
+            local: false,
         }
+    }
+
+    /// A config that runs the agent locally, behind `wrapper` (may be empty),
+    /// with the same API as a remote node.
+    pub fn local(
+        node: impl Into<String>,
+        wrapper: Vec<String>,
+        agent_program: impl Into<String>,
+        agent_dir: impl Into<String>,
+    ) -> Self {
+        let mut ssh = SshTarget::new(node, "localhost", "", "", "");
+        ssh.wrapper = wrapper;
+        let mut cfg = NodeConfig::new(ssh, agent_dir);
+        cfg.agent_program = agent_program.into();
+        cfg.local = true;
+        cfg
+    }
+
+    /// Program and arguments that start the agent.
+    pub fn agent_command(&self) -> (String, Vec<String>) {
+        if !self.local {
+            return self.ssh.command(&self.remote_command());
+        }
+        let mut words: Vec<String> = self.ssh.wrapper.clone();
+        words.push(self.agent_program.clone());
+        words.extend(["agent".into(), "--dir".into(), self.agent_dir.clone()]);
+        for a in self.allow.iter().flatten() {
+            words.extend(["--allow".into(), a.clone()]);
+        }
+        if self.allow.as_ref().is_some_and(Vec::is_empty) {
+            words.push("--allow-none".into());
+        }
+        let program = words.remove(0);
+        (program, words)
     }
 
     /// The remote command line.
@@ -288,7 +328,7 @@ impl Agent {
     /// checks the protocol version.
     pub async fn connect(cfg: &NodeConfig) -> Result<Agent, AgentError> {
         let node = cfg.ssh.node.clone();
-        let (program, args) = cfg.ssh.command(&cfg.remote_command());
+        let (program, args) = cfg.agent_command();
         let mut child = tokio::process::Command::new(&program)
             .args(&args)
             .stdin(Stdio::piped())
