@@ -23,6 +23,9 @@ const STDERR_TAIL: usize = 20;
 /// Bytes asked per `fetch` request.
 const FETCH_CHUNK: u32 = 256 * 1024;
 
+/// `fetch` requests kept in flight.
+const FETCH_WINDOW: usize = 4;
+
 /// How to start the agent on a node.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NodeConfig {
@@ -39,6 +42,11 @@ pub struct NodeConfig {
     /// Time limit for one request (a fetch chunk, a clock round trip, …).
     #[serde(default = "default_request_timeout", with = "secs")]
     pub request_timeout: Duration,
+    /// Run the agent on this machine instead of over SSH (the lab router's
+    /// own captures): `ssh.wrapper` (e.g. `ip netns exec ROUTER`) is kept,
+    /// the other `ssh` fields except `node` are ignored.
+    #[serde(default)]
+    pub local: bool,
 }
 
 fn default_program() -> String {
@@ -68,7 +76,42 @@ impl NodeConfig {
             agent_dir: agent_dir.into(),
             allow: None,
             request_timeout: default_request_timeout(),
+            local: false,
         }
+    }
+
+    /// A config that runs the agent locally, behind `wrapper` (may be empty),
+    /// with the same API as a remote node.
+    pub fn local(
+        node: impl Into<String>,
+        wrapper: Vec<String>,
+        agent_program: impl Into<String>,
+        agent_dir: impl Into<String>,
+    ) -> Self {
+        let mut ssh = SshTarget::new(node, "localhost", "", "", "");
+        ssh.wrapper = wrapper;
+        let mut cfg = NodeConfig::new(ssh, agent_dir);
+        cfg.agent_program = agent_program.into();
+        cfg.local = true;
+        cfg
+    }
+
+    /// Program and arguments that start the agent.
+    pub fn agent_command(&self) -> (String, Vec<String>) {
+        if !self.local {
+            return self.ssh.command(&self.remote_command());
+        }
+        let mut words: Vec<String> = self.ssh.wrapper.clone();
+        words.push(self.agent_program.clone());
+        words.extend(["agent".into(), "--dir".into(), self.agent_dir.clone()]);
+        for a in self.allow.iter().flatten() {
+            words.extend(["--allow".into(), a.clone()]);
+        }
+        if self.allow.as_ref().is_some_and(Vec::is_empty) {
+            words.push("--allow-none".into());
+        }
+        let program = words.remove(0);
+        (program, words)
     }
 
     /// The remote command line.
@@ -149,7 +192,7 @@ pub enum AgentError {
         node: String,
         /// The op that was waiting.
         op: String,
-        /// stderr tail, prefixed with ": " when present.
+        /// ssh/agent stderr tail, prefixed with "; last stderr: " when present.
         detail: String,
     },
     /// No answer in time.
@@ -204,6 +247,12 @@ pub enum AgentError {
         /// Why.
         source: std::io::Error,
     },
+}
+
+/// A request on its way: its id and where the answer will arrive.
+struct Sent {
+    id: u64,
+    rx: oneshot::Receiver<Response>,
 }
 
 #[derive(Default)]
@@ -279,7 +328,7 @@ impl Agent {
     /// checks the protocol version.
     pub async fn connect(cfg: &NodeConfig) -> Result<Agent, AgentError> {
         let node = cfg.ssh.node.clone();
-        let (program, args) = cfg.ssh.command(&cfg.remote_command());
+        let (program, args) = cfg.agent_command();
         let mut child = tokio::process::Command::new(&program)
             .args(&args)
             .stdin(Stdio::piped())
@@ -405,12 +454,19 @@ impl Agent {
             detail: if t.is_empty() {
                 String::new()
             } else {
-                format!(": {t}")
+                format!("; last stderr: {t}")
             },
         }
     }
 
     async fn exchange(&self, op: Op, limit: Duration) -> Result<Response, AgentError> {
+        let name = op.name();
+        let sent = self.submit(op).await?;
+        self.wait(name, sent, limit).await
+    }
+
+    /// Sends a request without waiting for its answer (for pipelining).
+    async fn submit(&self, op: Op) -> Result<Sent, AgentError> {
         let name = op.name();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
@@ -438,11 +494,16 @@ impl Agent {
             lock(&self.pending).waiting.remove(&id);
             return Err(self.dead(name));
         }
-        match tokio::time::timeout(limit, rx).await {
+        Ok(Sent { id, rx })
+    }
+
+    /// Waits for the answer to a submitted request.
+    async fn wait(&self, name: &str, sent: Sent, limit: Duration) -> Result<Response, AgentError> {
+        match tokio::time::timeout(limit, sent.rx).await {
             Ok(Ok(r)) => Ok(r),
             Ok(Err(_)) => Err(self.dead(name)),
             Err(_) => {
-                lock(&self.pending).waiting.remove(&id);
+                lock(&self.pending).waiting.remove(&sent.id);
                 Err(AgentError::Timeout {
                     node: self.node.clone(),
                     op: name.to_string(),
@@ -537,6 +598,29 @@ impl Agent {
         Ok(l.captures)
     }
 
+    /// Copies every file of a capture into `dest` (e.g. one left by an agent
+    /// that died mid-capture), in the agent's file order.
+    pub async fn fetch_capture(
+        &self,
+        capture: &str,
+        dest: &Path,
+    ) -> Result<Vec<PathBuf>, AgentError> {
+        let list = self.list_captures().await?;
+        let Some(info) = list.into_iter().find(|c| c.capture == capture) else {
+            return Err(AgentError::Remote {
+                node: self.node.clone(),
+                op: "capture_list".into(),
+                kind: ErrorKind::NotFound,
+                message: format!("no capture {capture}"),
+            });
+        };
+        let mut files = Vec::new();
+        for f in &info.files {
+            files.push(self.fetch(capture, &f.name, dest).await?);
+        }
+        Ok(files)
+    }
+
     /// Copies one capture file into `dest/<file>` and checks its SHA-256
     /// against the agent's. Written to `<file>.part` and renamed.
     pub async fn fetch(
@@ -561,41 +645,50 @@ impl Agent {
         let part = dest.join(format!("{file}.part"));
         let mut out = tokio::fs::File::create(&part).await.map_err(local(&part))?;
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        // Sliding window: FETCH_WINDOW requests in flight hide the round
+        // trip; answers are consumed in order.
+        let fetch_op = |offset: u64| Op::Fetch {
+            capture: capture.to_string(),
+            file: file.to_string(),
+            offset,
+            len: FETCH_CHUNK.min(u32::try_from(info.size - offset).unwrap_or(FETCH_CHUNK)),
+        };
+        let mut inflight = VecDeque::new();
+        let mut next = 0u64;
         let mut offset = 0u64;
         while offset < info.size {
-            let want = FETCH_CHUNK.min(u32::try_from(info.size - offset).unwrap_or(FETCH_CHUNK));
-            let c: Chunk = self
-                .request(Op::Fetch {
-                    capture: capture.to_string(),
-                    file: file.to_string(),
-                    offset,
-                    len: want,
-                })
-                .await?;
+            while inflight.len() < FETCH_WINDOW && next < info.size {
+                inflight.push_back((next, self.submit(fetch_op(next)).await?));
+                next += u64::from(FETCH_CHUNK);
+            }
+            let Some((_, sent)) = inflight.pop_front() else {
+                break;
+            };
+            let resp = self.wait("fetch", sent, self.timeout).await?;
+            let c: Chunk = self.decode("fetch", resp)?;
             let data = base64::engine::general_purpose::STANDARD
                 .decode(c.data.as_bytes())
                 .map_err(|e| AgentError::Protocol {
                     node: self.node.clone(),
                     reason: format!("{capture}/{file}: bad base64 at {offset}: {e}"),
                 })?;
-            if c.offset != offset || data.is_empty() {
+            let expect = u64::from(FETCH_CHUNK).min(info.size - offset);
+            if c.offset != offset || (data.len() as u64) < expect {
                 return Err(AgentError::Protocol {
                     node: self.node.clone(),
                     reason: format!(
-                        "{capture}/{file}: chunk at {} ({} bytes) while expecting {offset} of {}",
+                        "{capture}/{file}: chunk at {} ({} bytes) while expecting {expect} bytes at {offset} of {}",
                         c.offset,
                         data.len(),
                         info.size
                     ),
                 });
             }
-            // The file may have grown since file_info; keep exactly `size` bytes.
-            let keep = data
-                .len()
-                .min(usize::try_from(info.size - offset).unwrap_or(data.len()));
+            // Exactly the bytes the checksum covers.
+            let keep = usize::try_from(expect).unwrap_or(data.len());
             ctx.update(&data[..keep]);
             out.write_all(&data[..keep]).await.map_err(local(&part))?;
-            offset += keep as u64;
+            offset += expect;
         }
         out.flush().await.map_err(local(&part))?;
         out.sync_all().await.map_err(local(&part))?;

@@ -317,6 +317,65 @@ mod tests {
         assert_eq!(h.op, Op::Health);
     }
 
+    /// Freezes the wire format of every op: a change here is a protocol change.
+    #[test]
+    fn wire_format_of_every_op() {
+        let mut spec = LiveSpec::new("eth0", "capture-node-de-1");
+        spec.filter = Some("not port 22".into());
+        spec.rotate_bytes = Some(100_000_000);
+        let ops = vec![
+            Op::Hello { protocol: 1 },
+            Op::Health,
+            Op::Clock,
+            Op::CaptureStart {
+                capture: "m0001".into(),
+                spec,
+            },
+            Op::CaptureStop {
+                capture: "m0001".into(),
+            },
+            Op::CaptureList,
+            Op::FileInfo {
+                capture: "m0001".into(),
+                file: "capture-node-de-1-0001.pcap".into(),
+            },
+            Op::Fetch {
+                capture: "m0001".into(),
+                file: "capture-node-de-1-0001.pcap".into(),
+                offset: 262_144,
+                len: 262_144,
+            },
+            Op::Run {
+                program: "scamper".into(),
+                args: vec!["-v".into()],
+                timeout_ms: Some(10_000),
+            },
+            Op::Shutdown,
+        ];
+        let lines: Vec<String> = ops
+            .into_iter()
+            .enumerate()
+            .map(|(i, op)| {
+                serde_json::to_string(&Request {
+                    id: i as u64 + 1,
+                    op,
+                })
+                .unwrap()
+            })
+            .collect();
+        insta::assert_json_snapshot!(lines);
+        let err = Response {
+            id: Some(3),
+            ok: false,
+            result: None,
+            error: Some(RemoteError {
+                kind: ErrorKind::UnknownOp,
+                message: "unknown op \"trace\"".into(),
+            }),
+        };
+        insta::assert_snapshot!(serde_json::to_string(&err).unwrap(), @r#"{"id":3,"ok":false,"error":{"kind":"unknown_op","message":"unknown op \"trace\""}}"#);
+    }
+
     #[test]
     fn names_cover_every_op() {
         for op in [

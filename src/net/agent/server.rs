@@ -665,6 +665,21 @@ mod tests {
     }
 
     #[test]
+    fn run_times_out_and_reports_exit_codes() {
+        let allowed = vec!["sleep".to_string(), "false".to_string()];
+        let t = Instant::now();
+        let v = run_program(&allowed, "sleep", &["5".into()], Some(200)).unwrap();
+        let r: RunResult = serde_json::from_value(v).unwrap();
+        assert!(r.timed_out && r.status.is_none());
+        assert!(t.elapsed() < Duration::from_secs(2));
+        let v = run_program(&allowed, "false", &[], None).unwrap();
+        let r: RunResult = serde_json::from_value(v).unwrap();
+        assert_eq!(r.status, Some(1));
+        let e = run_program(&allowed, "/bin/sleep", &[], None).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Refused);
+    }
+
+    #[test]
     fn oversized_lines_are_refused_not_fatal() {
         let dir = tempfile::tempdir().unwrap();
         let mut input = "x".repeat(MAX_LINE + 10);
