@@ -103,6 +103,36 @@ fn sanitize(s: &str) -> String {
         .collect()
 }
 
+/// Puts a profile id in front of the serial an opening error names.
+fn rename(e: DeviceError, id: &str) -> DeviceError {
+    let n = |d: String| format!("{id} ({d})");
+    match e {
+        DeviceError::NoDevice { device, message } => DeviceError::NoDevice {
+            device: n(device),
+            message,
+        },
+        DeviceError::Unauthorized { device } => DeviceError::Unauthorized { device: n(device) },
+        DeviceError::Adb { device, message } => DeviceError::Adb {
+            device: n(device),
+            message,
+        },
+        DeviceError::Timeout {
+            device,
+            what,
+            after,
+        } => DeviceError::Timeout {
+            device: n(device),
+            what,
+            after,
+        },
+        DeviceError::Server { server, message } => DeviceError::Server {
+            server,
+            message: format!("{id}: {message}"),
+        },
+        other => other,
+    }
+}
+
 impl Device {
     /// Opens a device by target.
     pub async fn open(target: Target) -> Result<Device, DeviceError> {
@@ -141,14 +171,18 @@ impl Device {
                 let addr: SocketAddr = a
                     .parse()
                     .map_err(|_| bad(format!("address {a:?} is not ip:port")))?;
-                connect_device(server, addr).await?;
+                connect_device(server, addr)
+                    .await
+                    .map_err(|e| rename(e, &p.id))?;
             }
             Target::Server {
                 server,
                 serial: p.serial.clone().or(p.address.clone()).unwrap_or_default(),
             }
         };
-        let mut d = Device::open(target).await?;
+        let mut d = Device::open(target).await.map_err(|e| rename(e, &p.id))?;
+        let full = format!("{} ({})", p.id, d.adb.target.name());
+        d.adb.set_name(&full);
         d.name = p.id.clone();
         Ok(d)
     }
