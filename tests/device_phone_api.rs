@@ -7,6 +7,7 @@
 #[path = "phone_sim_support.rs"]
 mod support;
 
+use matador::device::phone::ReceiptVia;
 use matador::device::profile::{AppProfile, PhoneProfile};
 use matador::device::{Contact, EventKind, EventLog, Phone, Prepare};
 use std::collections::BTreeMap;
@@ -152,6 +153,26 @@ async fn send_and_receive_with_offset_corrected_timestamps() {
         !text.contains("ping from A"),
         "texts are hashed, not stored"
     );
+    // With the conversation open on B, the app posts no notification: the
+    // receipt is found in the UI instead (its time is the poll's).
+    phb.open_chat("threema", &Contact::of(&pa, "threema").unwrap())
+        .await
+        .unwrap();
+    pha.open_chat("threema", &Contact::of(&pb, "threema").unwrap())
+        .await
+        .unwrap();
+    let sent = pha.send("threema", "seen in the open chat").await.unwrap();
+    let got = phb
+        .wait_received(
+            "threema",
+            "seen in the open chat",
+            Some(Duration::from_secs(10)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(got.via, ReceiptVia::Ui);
+    assert_eq!(got.ts, got.seen);
+    assert!(got.ts.since(&sent.ts) > 0.0);
     eprintln!(
         "latencies {:?} ms; test {:?}",
         latencies
