@@ -188,6 +188,8 @@ async fn phones_in_netns_reach_app_servers_through_their_link() {
     // What `ip addr` on the phone reports must match its namespace.
     ca.wlan_addr = format!("{}/24", ip(1));
     ca.wlan_gateway = ip(254).to_string();
+    // Android-like background traffic is noise the analysis must beat.
+    ca.background = true;
     let mut cb = phone_config('b', Some(dns), 1, true);
     cb.netns = Some(pb.clone());
     cb.wlan_addr = format!("{}/24", ip(2));
@@ -215,6 +217,24 @@ async fn phones_in_netns_reach_app_servers_through_their_link() {
             .unwrap_or_else(|e| panic!("{}: {e}", app.id));
         assert_eq!(r.via, ReceiptVia::Notification);
     }
+    // Cutting the phone's link stops its delivery: the simulator never
+    // shortcuts around the network.
+    run(&["ip", "-n", &pa, "link", "set", "wlan0", "down"]);
+    let signal = apps.iter().find(|a| a.id == "signal").unwrap();
+    da.send_message(
+        signal,
+        &account("signal", 'b'),
+        "Lab B",
+        "link is down",
+        None,
+    )
+    .await
+    .unwrap();
+    let e = db
+        .wait_receipt(signal, "link is down", Duration::from_secs(3), None)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("not received"), "{e}");
     drop(dump);
     stop_tx.send(()).unwrap();
     let relayed = server_thread.join().unwrap();
@@ -235,4 +255,10 @@ async fn phones_in_netns_reach_app_servers_through_their_link() {
         );
     }
     assert!(text.contains(&format!("{}.53:", ip(53))), "no DNS: {text}");
+    for name in ["connectivitycheck.gstatic.com", "time.android.com"] {
+        assert!(
+            text.contains(&format!("A? {name}.")),
+            "no background look-up of {name}: {text}"
+        );
+    }
 }
