@@ -110,7 +110,6 @@ async fn send_and_receive_with_offset_corrected_timestamps() {
         latencies.push(latency);
         from.force_stop(app).await.unwrap();
     }
-    pha.release().await.unwrap();
     let events = EventLog::read(&m.join("events.jsonl")).unwrap();
     let kinds: Vec<(&str, &str, EventKind)> = events
         .iter()
@@ -153,6 +152,36 @@ async fn send_and_receive_with_offset_corrected_timestamps() {
         !text.contains("ping from A"),
         "texts are hashed, not stored"
     );
+    // The per-UID firewall on rooted A lets only Signal and WeChat out:
+    // WhatsApp's message never reaches its server. A screen recording runs
+    // meanwhile and lands in the measurement folder.
+    let relayed = backends.by_app["whatsapp"].relayed();
+    pha.open_chat("whatsapp", &Contact::of(&pb, "whatsapp").unwrap())
+        .await
+        .unwrap();
+    let (sent, video) = tokio::join!(
+        pha.send("whatsapp", "blocked by the firewall"),
+        pha.screenrecord(1)
+    );
+    sent.unwrap();
+    let e = phb
+        .wait_received(
+            "whatsapp",
+            "blocked by the firewall",
+            Some(Duration::from_secs(2)),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, matador::device::DeviceError::ReceiptTimeout { .. }),
+        "{e}"
+    );
+    assert_eq!(backends.by_app["whatsapp"].relayed(), relayed);
+    let video = video.unwrap();
+    assert!(video.starts_with(&m), "{}", video.display());
+    let mp4 = std::fs::read(&video).unwrap();
+    assert_eq!(&mp4[4..8], b"ftyp", "{}", video.display());
+    pha.release().await.unwrap();
     // With the conversation open on B, the app posts no notification: the
     // receipt is found in the UI instead (its time is the poll's).
     phb.open_chat("threema", &Contact::of(&pa, "threema").unwrap())

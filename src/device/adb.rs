@@ -625,10 +625,12 @@ impl Adb {
         }
     }
 
-    /// A failed call through a server that no longer answers is reported as
-    /// the server being gone (naming the device), not as a protocol error.
+    /// A failed call through a server is explained: a device the server no
+    /// longer lists as `device` is reported as gone (unplugged), a server
+    /// that no longer answers as the server being gone, both naming the
+    /// device, instead of a bare protocol error.
     async fn explain(&self, e: DeviceError) -> DeviceError {
-        let Target::Server { server, .. } = &self.target else {
+        let Target::Server { server, serial } = &self.target else {
             return e;
         };
         if matches!(
@@ -637,8 +639,19 @@ impl Adb {
         ) {
             return e;
         }
-        match host_request(*server, "host:version", Duration::from_secs(2)).await {
-            Ok(_) => e,
+        match list_devices(*server).await {
+            Ok(list) => match list.iter().find(|d| &d.serial == serial) {
+                Some(d) if d.state == "device" => e,
+                found => DeviceError::NoDevice {
+                    device: self.name.clone(),
+                    message: format!(
+                        "{} (unplugged?); the call failed with: {e}",
+                        found.map_or("no longer listed by the adb server".to_string(), |d| {
+                            format!("adb server lists it as {}", d.state)
+                        })
+                    ),
+                },
+            },
             Err(probe) => {
                 let why = match probe {
                     DeviceError::Server { message, .. } => message,
