@@ -185,15 +185,10 @@ async fn phones_in_netns_reach_app_servers_through_their_link() {
     let dns = SocketAddr::new(IpAddr::V4(ip(53)), 53);
     let mut ca = phone_config('a', Some(dns), 0, false);
     ca.netns = Some(pa.clone());
-    // What `ip addr` on the phone reports must match its namespace.
-    ca.wlan_addr = format!("{}/24", ip(1));
-    ca.wlan_gateway = ip(254).to_string();
     // Android-like background traffic is noise the analysis must beat.
     ca.background = true;
     let mut cb = phone_config('b', Some(dns), 1, true);
     cb.netns = Some(pb.clone());
-    cb.wlan_addr = format!("{}/24", ip(2));
-    cb.wlan_gateway = ip(254).to_string();
     let a = start_phone(ca).await;
     let b = start_phone(cb).await;
     // ADB stays on the host's loopback.
@@ -201,8 +196,16 @@ async fn phones_in_netns_reach_app_servers_through_their_link() {
     let da = Device::open(Target::Direct(a.adb_addr)).await.unwrap();
     let db = Device::open(Target::Direct(b.adb_addr)).await.unwrap();
     // The phone's own view of its network: its WLAN address and the servers.
+    // (`ip` shows the namespace's real link, not a configured one.)
     let ipa = da.sh_ok("ip addr show wlan0").await.unwrap();
-    assert!(ipa.contains(&ip(1).to_string()), "{ipa}");
+    assert!(ipa.contains(&format!("{}/24", ip(1))), "{ipa}");
+    let ipb = db.sh_ok("ip -4 addr").await.unwrap();
+    assert!(ipb.contains(&format!("{}/24", ip(2))), "{ipb}");
+    let route = da.sh_ok("ip route").await.unwrap();
+    assert!(
+        route.contains(&format!("{}/24 dev wlan0", ip(0))),
+        "{route}"
+    );
     let ping = da.sh(&format!("ping -c 1 -W 2 {}", ip(10))).await.unwrap();
     assert_eq!(ping.rc, 0, "{}", ping.stdout);
     let apps = AppProfile::load_dir(&app_profiles()).unwrap();
