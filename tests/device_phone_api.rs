@@ -276,3 +276,26 @@ async fn unplug_mid_send_and_server_gone_name_the_phone() {
     let e = Phone::connect(&pb, &apps).await.unwrap_err();
     assert!(e.to_string().contains("lab-b"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clock_drift_is_recovered_from_two_estimates() {
+    let mut c = phone_config('a', None, 0, false);
+    c.clock_skew_ms = -800.0;
+    c.clock_drift_ppm = 5000.0;
+    let a = start_phone(c).await;
+    let server = AdbServer::start();
+    let d = Phone::connect(&profile('a', a.adb_addr, &server), &[])
+        .await
+        .unwrap();
+    let d = d.device();
+    let e1 = d.clock(9).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let e2 = d.clock(9).await.unwrap();
+    let ppm = e1.drift_ppm(&e2).unwrap();
+    let dt = e2.at_host_s - e1.at_host_s;
+    let bound = (e1.uncertainty_s + e2.uncertainty_s) / dt * 1e6 + 100.0;
+    eprintln!("drift {ppm:.0} ppm (±{bound:.0}), offsets {e1:?} {e2:?}");
+    assert!(bound < 2000.0, "estimates too loose: ±{bound} ppm");
+    assert!((ppm - 5000.0).abs() < bound, "{ppm} ppm");
+    assert!(e2.offset_s > e1.offset_s);
+}

@@ -103,6 +103,26 @@ fn sanitize(s: &str) -> String {
         .collect()
 }
 
+/// Collects output and notes when its first byte arrived (host clock).
+#[derive(Default)]
+struct FirstByte {
+    buf: Vec<u8>,
+    first: Option<f64>,
+}
+
+impl std::io::Write for FirstByte {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.first.is_none() && !b.is_empty() {
+            self.first = Some(now());
+        }
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Puts a profile id in front of the serial an opening error names.
 fn rename(e: DeviceError, id: &str) -> DeviceError {
     let n = |d: String| format!("{id} ({d})");
@@ -794,10 +814,19 @@ impl Device {
     pub async fn clock(&self, rounds: u32) -> Result<ClockEstimate, DeviceError> {
         let mut samples = Vec::new();
         for _ in 0..rounds.max(3) {
-            let t0 = now();
-            let out = self.sh("date +%s.%N").await?;
-            let t1 = now();
-            if let Some(p) = clock::parse_phone_time(&out.stdout) {
+            // Timed on the worker thread: from just before the request to
+            // the arrival of the first output byte, so neither the hop to the
+            // worker nor the session teardown widens the round trip.
+            let (out, t0, t1) = self
+                .adb
+                .call(CMD_TIMEOUT, "date +%s.%N", |d| {
+                    let mut w = FirstByte::default();
+                    let t0 = now();
+                    d.shell_command(&"date +%s.%N", Some(&mut w), None)?;
+                    Ok((w.buf, t0, w.first.unwrap_or_else(now)))
+                })
+                .await?;
+            if let Some(p) = clock::parse_phone_time(&String::from_utf8_lossy(&out)) {
                 samples.push((t0, p, t1));
             }
         }
