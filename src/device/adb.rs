@@ -357,6 +357,10 @@ async fn relay_conn(
                     let _ = uw.shutdown().await;
                 }
                 Ok(n) => {
+                    // adb_client writes a message's header and payload
+                    // separately; with Nagle on its socket the payload waits
+                    // for our ACK, so ACK at once instead of delaying it.
+                    let _ = AsRef::<TcpStream>::as_ref(&dr).set_quickack(true);
                     if uw.write_all(&from_down[..n]).await.is_err() {
                         break true;
                     }
