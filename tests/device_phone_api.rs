@@ -152,6 +152,21 @@ async fn send_and_receive_with_offset_corrected_timestamps() {
         !text.contains("ping from A"),
         "texts are hashed, not stored"
     );
+    // The same text twice: the second wait reports the second copy.
+    pha.open_chat("signal", &Contact::of(&pb, "signal").unwrap())
+        .await
+        .unwrap();
+    let mut copies = Vec::new();
+    for _ in 0..2 {
+        let sent = pha.send("signal", "same text").await.unwrap();
+        let got = phb
+            .wait_received("signal", "same text", Some(Duration::from_secs(10)))
+            .await
+            .unwrap();
+        assert!(got.ts.since(&sent.ts) > -0.01, "{sent:?} {got:?}");
+        copies.push(got);
+    }
+    assert!(copies[1].ts.since(&copies[0].ts) > 0.0, "{copies:?}");
     // The per-UID firewall on rooted A lets only Signal and WeChat out:
     // WhatsApp's message never reaches its server. A screen recording runs
     // meanwhile and lands in the measurement folder.

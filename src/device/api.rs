@@ -118,6 +118,8 @@ pub struct Phone {
     log: Option<EventLog>,
     message_id: Mutex<Option<String>>,
     videos: AtomicU32,
+    /// Post time (phone ms) of the last receipt per (app, text hash).
+    seen: Mutex<BTreeMap<(String, String), i64>>,
 }
 
 fn ts(host_s: f64) -> Timestamp {
@@ -142,6 +144,7 @@ impl Phone {
             log: None,
             message_id: Mutex::new(None),
             videos: AtomicU32::new(0),
+            seen: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -177,6 +180,10 @@ impl Phone {
     /// Sets the message id written with the following events.
     pub fn set_message_id(&self, id: Option<&str>) {
         *self.message_id.lock().unwrap_or_else(|e| e.into_inner()) = id.map(str::to_string);
+    }
+
+    fn lock_seen(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), i64>> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn diag(&self) -> Option<&Path> {
@@ -281,7 +288,10 @@ impl Phone {
     }
 
     /// Waits until `text` arrives in `app` (notification, else the open
-    /// conversation); `timeout` defaults to the app profile's bound.
+    /// conversation); `timeout` defaults to the app profile's bound. A
+    /// notification already reported for the same text is not reported
+    /// again, so a repeated text waits for its new copy (the UI fallback
+    /// cannot tell copies apart: use unique texts, e.g. with the message id).
     pub async fn wait_received(
         &self,
         app: &str,
@@ -291,10 +301,15 @@ impl Phone {
         let a = self.app(app)?;
         let timeout = timeout
             .unwrap_or_else(|| Duration::from_secs_f64(a.ui.receipt_timeout_s.clamp(1.0, 3600.0)));
+        let key = (app.to_string(), text_sha256(text));
+        let after = self.lock_seen().get(&key).copied();
         let r = self
             .device
-            .wait_receipt(a, text, timeout, self.diag())
+            .wait_receipt_after(a, text, timeout, self.diag(), after)
             .await?;
+        if let Some(p) = r.phone_posted_s {
+            self.lock_seen().insert(key, (p * 1000.0).round() as i64);
+        }
         let clock = self.last_clock();
         // The post time on the host clock; never later than the poll that saw it.
         let host_s = match (r.phone_posted_s, clock) {

@@ -627,12 +627,31 @@ impl Device {
         timeout: Duration,
         diag: Option<&Path>,
     ) -> Result<Receipt, DeviceError> {
+        self.wait_receipt_after(app, text, timeout, diag, None)
+            .await
+    }
+
+    /// [`Device::wait_receipt`], ignoring notifications posted at or before
+    /// `after_ms` (phone clock, unix ms): a repeated text is not mistaken for
+    /// an earlier one still in the shade.
+    pub async fn wait_receipt_after(
+        &self,
+        app: &AppProfile,
+        text: &str,
+        timeout: Duration,
+        diag: Option<&Path>,
+        after_ms: Option<i64>,
+    ) -> Result<Receipt, DeviceError> {
         let start = Instant::now();
         let mut round = 0u32;
         let mut last_xml = String::new();
         loop {
             for n in self.notifications().await? {
-                if n.package == app.package && n.text.as_deref() == Some(text) {
+                let fresh = match (after_ms, n.when_ms) {
+                    (Some(a), Some(w)) => w > a,
+                    _ => true,
+                };
+                if fresh && n.package == app.package && n.text.as_deref() == Some(text) {
                     return Ok(Receipt {
                         app: app.id.clone(),
                         via: ReceiptVia::Notification,
