@@ -156,3 +156,73 @@ async fn hostile_texts_arrive_verbatim_and_never_run() {
         .unwrap();
     assert!(ime.contains("LatinIME"), "{ime}");
 }
+
+/// 400 pseudo-random texts over an alphabet of shell metacharacters,
+/// whitespace and non-ASCII: the typing command's words are the same in
+/// mksh and in the simulator's parser, and carry exactly the text.
+#[test]
+fn random_texts_type_alike_in_mksh_and_the_simulator() {
+    use base64::Engine;
+    let alphabet: Vec<char> = "ab Z09'\"\\$()`;&|<>*?[]{}~#!\n\t%=-_.,:é日😀"
+        .chars()
+        .collect();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let texts: Vec<String> = (0..400)
+        .map(|_| {
+            let n = 1 + next() % 24;
+            (0..n)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect()
+        })
+        .collect();
+    let cmds: Vec<String> = texts
+        .iter()
+        .map(|t| match typing::plan(t) {
+            Typing::InputText(c) | Typing::AdbKeyboard(c) => c,
+        })
+        .collect();
+    // One mksh run: each command's words NUL-separated, cases split by \x01.
+    let mut script = String::new();
+    for c in &cmds {
+        script.push_str(&format!("printf '%s\\0' {c}\nprintf '\\001'\n"));
+    }
+    let out = Command::new("mksh")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("mksh must be installed (scripts/install-deps.sh)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let cases: Vec<&str> = stdout.split_terminator('\u{1}').collect();
+    assert_eq!(cases.len(), texts.len());
+    let mut via_ime = 0;
+    for ((text, cmd), case) in texts.iter().zip(&cmds).zip(cases) {
+        let words: Vec<String> = case.split_terminator('\0').map(String::from).collect();
+        assert_eq!(words, sim_words(cmd), "{text:?}");
+        match typing::plan(text) {
+            Typing::InputText(_) => {
+                assert_eq!(words.len(), 3, "{text:?}");
+                assert_eq!(words[2], text.replace(' ', "%s"));
+            }
+            Typing::AdbKeyboard(_) => {
+                via_ime += 1;
+                let b64 = words.last().unwrap();
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(b64)
+                    .unwrap();
+                assert_eq!(String::from_utf8(bytes).unwrap(), *text);
+            }
+        }
+    }
+    assert!(via_ime > 0 && via_ime < texts.len(), "{via_ime}");
+}

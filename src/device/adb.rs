@@ -357,6 +357,10 @@ async fn relay_conn(
                     let _ = uw.shutdown().await;
                 }
                 Ok(n) => {
+                    // adb_client writes a message's header and payload
+                    // separately; with Nagle on its socket the payload waits
+                    // for our ACK, so ACK at once instead of delaying it.
+                    let _ = AsRef::<TcpStream>::as_ref(&dr).set_quickack(true);
                     if uw.write_all(&from_down[..n]).await.is_err() {
                         break true;
                     }
@@ -430,6 +434,7 @@ pub fn split_rc(out: &str) -> Option<(String, i32)> {
 pub struct Adb {
     /// How the device is reached.
     pub target: Target,
+    name: String,
     jobs: std::sync::mpsc::Sender<Job>,
     relay: Arc<Relay>,
 }
@@ -526,6 +531,7 @@ impl Adb {
                 }
             })?;
         let adb = Adb {
+            name: target.name(),
             target,
             jobs: tx,
             relay,
@@ -549,6 +555,16 @@ impl Adb {
         Ok(adb)
     }
 
+    /// The name errors use (the serial or address unless renamed).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Names the device in errors (e.g. `lab-a (127.0.0.1:5555)`).
+    pub fn set_name(&mut self, name: &str) {
+        self.name = name.to_string();
+    }
+
     /// Runs `f` with the adb_client device on the worker thread, under a
     /// timeout enforced by the watchdog relay.
     pub async fn call<T: Send + 'static>(
@@ -558,7 +574,7 @@ impl Adb {
         f: impl FnOnce(&mut dyn ADBDeviceExt) -> Result<T, adb_client::RustADBError> + Send + 'static,
     ) -> Result<T, DeviceError> {
         let (otx, orx) = tokio::sync::oneshot::channel();
-        let name = self.target.name();
+        let name = self.name.clone();
         let name2 = name.clone();
         let job: Job = Box::new(move |conn: &mut Conn| {
             let r = match conn {
@@ -594,6 +610,7 @@ impl Adb {
         })?;
         let mut orx = orx;
         match tokio::time::timeout(timeout, &mut orx).await {
+            Ok(Ok(Err(e))) => Err(self.explain(e).await),
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(DeviceError::Adb {
                 device: name,
@@ -612,6 +629,49 @@ impl Adb {
         }
     }
 
+    /// A failed call through a server is explained: a device the server no
+    /// longer lists as `device` is reported as gone (unplugged), a server
+    /// that no longer answers as the server being gone, both naming the
+    /// device, instead of a bare protocol error.
+    async fn explain(&self, e: DeviceError) -> DeviceError {
+        let Target::Server { server, serial } = &self.target else {
+            return e;
+        };
+        if matches!(
+            e,
+            DeviceError::NoDevice { .. } | DeviceError::Unauthorized { .. }
+        ) {
+            return e;
+        }
+        match list_devices(*server).await {
+            Ok(list) => match list.iter().find(|d| &d.serial == serial) {
+                Some(d) if d.state == "device" => e,
+                found => DeviceError::NoDevice {
+                    device: self.name.clone(),
+                    message: format!(
+                        "{} (unplugged?); the call failed with: {e}",
+                        found.map_or("no longer listed by the adb server".to_string(), |d| {
+                            format!("adb server lists it as {}", d.state)
+                        })
+                    ),
+                },
+            },
+            Err(probe) => {
+                let why = match probe {
+                    DeviceError::Server { message, .. } => message,
+                    other => other.to_string(),
+                };
+                DeviceError::Server {
+                    server: server.to_string(),
+                    message: format!(
+                        "not reachable ({why}), so {} cannot be reached; the call failed with: {e}",
+                        self.name
+                    ),
+                }
+            }
+        }
+    }
+
     /// Runs a shell command and returns its output and exit status.
     pub async fn shell(&self, cmd: &str, timeout: Duration) -> Result<ShellOutput, DeviceError> {
         let wrapped = wrap_rc(cmd);
@@ -624,10 +684,27 @@ impl Adb {
             })
             .await?;
         let out = String::from_utf8_lossy(&out).into_owned();
-        let (stdout, rc) = split_rc(&out).ok_or_else(|| DeviceError::Adb {
-            device: self.target.name(),
-            message: format!("`{cmd}`: no exit status in output (connection lost?): {out:?}"),
-        })?;
+        let Some((stdout, rc)) = split_rc(&out) else {
+            // The stream ended before the command did: the connection was lost.
+            let state = match &self.target {
+                Target::Server { server, serial } => match list_devices(*server).await {
+                    Ok(l) => l
+                        .into_iter()
+                        .find(|d| &d.serial == serial)
+                        .map_or("not listed by the adb server".into(), |d| {
+                            format!("adb server lists it as {}", d.state)
+                        }),
+                    Err(e) => e.to_string(),
+                },
+                Target::Direct(_) => "TCP connection closed".into(),
+            };
+            return Err(DeviceError::NoDevice {
+                device: self.name.clone(),
+                message: format!(
+                    "connection lost during `{cmd}` (unplugged? {state}); output so far: {out:?}"
+                ),
+            });
+        };
         Ok(ShellOutput {
             stdout,
             stderr: String::from_utf8_lossy(&err).into_owned(),

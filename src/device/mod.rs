@@ -2,6 +2,10 @@
 //! apps by UI selectors, detect receipt by notifications, record the screen,
 //! firewall per UID, mock the location and estimate each phone's clock offset.
 //!
+//! - [`api`]: what the campaign uses: [`Phone`] (connect, prepare, launch,
+//!   open_chat, send → [`SendEvent`], wait_received → [`ReceiveEvent`],
+//!   clock_offset, force_stop, screenrecord), writing [`events`] to the
+//!   measurement's `events.jsonl` (docs/devices.md);
 //! - [`adb`]: adb_client behind a worker thread with a watchdog relay and
 //!   timeouts; host requests (`devices-l`, `connect`);
 //! - [`phone`]: the actions on one phone ([`phone::Device`]);
@@ -12,12 +16,17 @@
 //!   [`clock`]: offset estimation.
 
 pub mod adb;
+pub mod api;
 pub mod clock;
+pub mod events;
 pub mod notif;
 pub mod phone;
 pub mod profile;
 pub mod typing;
 pub mod uidump;
+
+pub use api::{Contact, Phone, Prepare, Prepared, ReceiveEvent, SendEvent};
+pub use events::{DeviceEvent, EventKind, EventLog};
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -103,6 +103,56 @@ fn sanitize(s: &str) -> String {
         .collect()
 }
 
+/// Collects output and notes when its first byte arrived (host clock).
+#[derive(Default)]
+struct FirstByte {
+    buf: Vec<u8>,
+    first: Option<f64>,
+}
+
+impl std::io::Write for FirstByte {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.first.is_none() && !b.is_empty() {
+            self.first = Some(now());
+        }
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Puts a profile id in front of the serial an opening error names.
+fn rename(e: DeviceError, id: &str) -> DeviceError {
+    let n = |d: String| format!("{id} ({d})");
+    match e {
+        DeviceError::NoDevice { device, message } => DeviceError::NoDevice {
+            device: n(device),
+            message,
+        },
+        DeviceError::Unauthorized { device } => DeviceError::Unauthorized { device: n(device) },
+        DeviceError::Adb { device, message } => DeviceError::Adb {
+            device: n(device),
+            message,
+        },
+        DeviceError::Timeout {
+            device,
+            what,
+            after,
+        } => DeviceError::Timeout {
+            device: n(device),
+            what,
+            after,
+        },
+        DeviceError::Server { server, message } => DeviceError::Server {
+            server,
+            message: format!("{id}: {message}"),
+        },
+        other => other,
+    }
+}
+
 impl Device {
     /// Opens a device by target.
     pub async fn open(target: Target) -> Result<Device, DeviceError> {
@@ -141,14 +191,18 @@ impl Device {
                 let addr: SocketAddr = a
                     .parse()
                     .map_err(|_| bad(format!("address {a:?} is not ip:port")))?;
-                connect_device(server, addr).await?;
+                connect_device(server, addr)
+                    .await
+                    .map_err(|e| rename(e, &p.id))?;
             }
             Target::Server {
                 server,
                 serial: p.serial.clone().or(p.address.clone()).unwrap_or_default(),
             }
         };
-        let mut d = Device::open(target).await?;
+        let mut d = Device::open(target).await.map_err(|e| rename(e, &p.id))?;
+        let full = format!("{} ({})", p.id, d.adb.target.name());
+        d.adb.set_name(&full);
         d.name = p.id.clone();
         Ok(d)
     }
@@ -573,12 +627,31 @@ impl Device {
         timeout: Duration,
         diag: Option<&Path>,
     ) -> Result<Receipt, DeviceError> {
+        self.wait_receipt_after(app, text, timeout, diag, None)
+            .await
+    }
+
+    /// [`Device::wait_receipt`], ignoring notifications posted at or before
+    /// `after_ms` (phone clock, unix ms): a repeated text is not mistaken for
+    /// an earlier one still in the shade.
+    pub async fn wait_receipt_after(
+        &self,
+        app: &AppProfile,
+        text: &str,
+        timeout: Duration,
+        diag: Option<&Path>,
+        after_ms: Option<i64>,
+    ) -> Result<Receipt, DeviceError> {
         let start = Instant::now();
         let mut round = 0u32;
         let mut last_xml = String::new();
         loop {
             for n in self.notifications().await? {
-                if n.package == app.package && n.text.as_deref() == Some(text) {
+                let fresh = match (after_ms, n.when_ms) {
+                    (Some(a), Some(w)) => w > a,
+                    _ => true,
+                };
+                if fresh && n.package == app.package && n.text.as_deref() == Some(text) {
                     return Ok(Receipt {
                         app: app.id.clone(),
                         via: ReceiptVia::Notification,
@@ -760,10 +833,19 @@ impl Device {
     pub async fn clock(&self, rounds: u32) -> Result<ClockEstimate, DeviceError> {
         let mut samples = Vec::new();
         for _ in 0..rounds.max(3) {
-            let t0 = now();
-            let out = self.sh("date +%s.%N").await?;
-            let t1 = now();
-            if let Some(p) = clock::parse_phone_time(&out.stdout) {
+            // Timed on the worker thread: from just before the request to
+            // the arrival of the first output byte, so neither the hop to the
+            // worker nor the session teardown widens the round trip.
+            let (out, t0, t1) = self
+                .adb
+                .call(CMD_TIMEOUT, "date +%s.%N", |d| {
+                    let mut w = FirstByte::default();
+                    let t0 = now();
+                    d.shell_command(&"date +%s.%N", Some(&mut w), None)?;
+                    Ok((w.buf, t0, w.first.unwrap_or_else(now)))
+                })
+                .await?;
+            if let Some(p) = clock::parse_phone_time(&String::from_utf8_lossy(&out)) {
                 samples.push((t0, p, t1));
             }
         }

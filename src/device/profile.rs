@@ -188,3 +188,49 @@ impl AppProfile {
         Ok(v)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn root() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("device-profiles")
+    }
+
+    #[test]
+    fn repository_profiles_load() {
+        let apps = AppProfile::load_dir(&root().join("apps")).unwrap();
+        assert_eq!(apps.len(), 7);
+        for a in &apps {
+            assert!(!a.ui.text_field.is_empty(), "{}", a.id);
+            assert!(!a.ui.send_button.is_empty(), "{}", a.id);
+            assert!(
+                a.ui.open_chat.uri.is_some() || !a.ui.open_chat.navigate.is_empty(),
+                "{}",
+                a.id
+            );
+        }
+        for id in ["lab-a", "lab-b"] {
+            let p = PhoneProfile::load(&root().join(format!("phones/{id}.yaml"))).unwrap();
+            assert_eq!(p.id, id);
+            for a in &apps {
+                assert!(p.accounts.contains_key(&a.id), "{id}: {}", a.id);
+            }
+        }
+    }
+
+    #[test]
+    fn bad_profiles_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.yaml");
+        std::fs::write(&p, "id: x\nmodel: y\n").unwrap();
+        let e = PhoneProfile::load(&p).unwrap_err().to_string();
+        assert!(e.contains("x.yaml") && e.contains("serial"), "{e}");
+        std::fs::write(&p, "id: x\nserial: s\nbogus: 1\n").unwrap();
+        let e = PhoneProfile::load(&p).unwrap_err().to_string();
+        assert!(e.contains("x.yaml") && e.contains("bogus"), "{e}");
+        std::fs::write(&p, "id: a\npackage: p\nui:\n  text_field: 3\n").unwrap();
+        let e = AppProfile::load(&p).unwrap_err().to_string();
+        assert!(e.contains("x.yaml") && e.contains("ui"), "{e}");
+    }
+}

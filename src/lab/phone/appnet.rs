@@ -152,6 +152,23 @@ async fn session(
     pending: &mut VecDeque<(u64, String, String)>,
     seed: u64,
 ) -> &'static str {
+    // iptables' OUTPUT chain sees every packet, not only the first: a rule
+    // added while the connection is up makes the next write fail with EPERM,
+    // as locally generated packets dropped by netfilter do.
+    let peer = sock.peer_addr().ok();
+    let allowed = || {
+        let p = phone.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(peer) = peer else { return true };
+        let Some(uid) = p.apps.iter().find(|a| a.def.id == id).map(|a| a.uid) else {
+            return true;
+        };
+        p.firewall.allows(&super::firewall::Packet {
+            uid,
+            proto: "tcp",
+            dst: peer.ip(),
+            dport: peer.port(),
+        })
+    };
     let (mut rd, mut wr) = sock.into_split();
     let mut nonce = seed << 8;
     let mut send = |f: &Frame| {
@@ -200,6 +217,10 @@ async fn session(
         tokio::select! {
             m = rx.recv() => {
                 let Some((mid, to, text)) = m else { break "app stopped" };
+                if !allowed() {
+                    pending.push_back((mid, to, text));
+                    break "write failed: Operation not permitted";
+                }
                 if wr.write_all(&send(&Frame::Msg { id: mid, to: to.clone(), text: text.clone() })).await.is_err() {
                     pending.push_back((mid, to, text));
                     break "write failed";
@@ -218,6 +239,9 @@ async fn session(
                 Some(_) => {}
             },
             _ = keepalive.tick() => {
+                if !allowed() {
+                    break "keepalive failed: Operation not permitted";
+                }
                 if wr.write_all(&send(&Frame::Ping)).await.is_err() {
                     break "keepalive failed";
                 }

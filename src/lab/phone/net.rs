@@ -238,6 +238,29 @@ impl NetHooks for ShellNet {
             .block_on(async move { ns.resolve(&host, 2000).await })
     }
 
+    fn ip(&self, args: &[String]) -> Option<String> {
+        self.0.factory.as_ref()?;
+        let ns = self.0.clone();
+        let args = args.to_vec();
+        // A child forked from the namespace thread lives in that namespace.
+        let out = self
+            .0
+            .rt
+            .block_on(async move {
+                ns.in_ns(move || {
+                    std::process::Command::new("ip")
+                        .args(&args)
+                        .stdin(std::process::Stdio::null())
+                        .output()
+                })
+                .await
+            })
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     fn probe(&self, ip: IpAddr) -> Option<f64> {
         let ns = self.0.clone();
         self.0.rt.block_on(async move {

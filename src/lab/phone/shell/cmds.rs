@@ -1626,7 +1626,24 @@ fn ip(sh: &Shell, a: &[&str], out: &mut Vec<u8>, err: &mut Vec<u8>) -> i32 {
         .copied()
         .filter(|s| *s != "-4" && *s != "-o")
         .collect();
+    let real = |args: &[&str]| {
+        let argv: Vec<String> = ["-4"].iter().chain(args).map(|s| s.to_string()).collect();
+        sh.net.ip(&argv)
+    };
     match a.first().copied() {
+        Some(obj @ ("addr" | "a" | "address" | "route" | "r")) if ph.cfg.netns.is_some() => {
+            drop(ph);
+            match real(&[obj, "show"]) {
+                Some(text) => {
+                    w(out, &text);
+                    0
+                }
+                None => {
+                    w(err, "RTNETLINK answers: Operation not permitted\n");
+                    2
+                }
+            }
+        }
         Some("addr" | "a" | "address") => {
             w(
                 out,

@@ -16,6 +16,11 @@ pub trait NetHooks: Send + Sync {
     fn resolve(&self, host: &str) -> Option<std::net::IpAddr>;
     /// Measures one round trip to `ip` (a refused TCP connect), in ms.
     fn probe(&self, ip: std::net::IpAddr) -> Option<f64>;
+    /// Runs iproute2's `ip ARGS` inside the phone's network namespace, so
+    /// `ip addr`/`ip route` show its real link; `None` without a namespace.
+    fn ip(&self, _args: &[String]) -> Option<String> {
+        None
+    }
 }
 
 /// No network (unit tests).

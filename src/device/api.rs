@@ -1,0 +1,359 @@
+//! The device layer's interface for the campaign orchestrator: one [`Phone`]
+//! per phone profile, actions by app id, and every step written to the
+//! measurement's `events.jsonl` on the host clock.
+//!
+//! ```text
+//! let mut a = Phone::connect(&profile_a, &apps).await?;
+//! a.prepare(&Prepare::default()).await?;            // wake, unlock, apps present, clock
+//! a.set_measurement(Some(dir));                      // events.jsonl, UI dumps, videos
+//! a.open_chat("signal", &Contact::of(&profile_b, "signal")?).await?;
+//! let sent = a.send("signal", "hello").await?;       // SendEvent { ts, … }
+//! let got = b.wait_received("signal", "hello", None).await?; // ReceiveEvent { ts, … }
+//! ```
+
+use super::clock::ClockEstimate;
+use super::events::{DeviceEvent, EventKind, EventLog, text_sha256};
+use super::phone::{Device, DeviceInfo, ReceiptVia};
+use super::profile::{AppProfile, PhoneProfile};
+use super::{DeviceError, clock};
+use crate::capture::Timestamp;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+/// Whom to open a chat with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Contact {
+    /// Display name in the address book (UI navigation).
+    pub name: String,
+    /// Account in the app (phone number or id; deep links).
+    pub account: String,
+}
+
+impl Contact {
+    /// The contact for `peer` in `app` (its `display_name` and account).
+    pub fn of(peer: &PhoneProfile, app: &str) -> Result<Contact, DeviceError> {
+        let account = peer
+            .accounts
+            .get(app)
+            .cloned()
+            .ok_or_else(|| DeviceError::Profile {
+                path: PathBuf::from(format!("phone {}", peer.id)),
+                message: format!("no account for app {app}"),
+            })?;
+        Ok(Contact {
+            name: peer.display_name.clone().unwrap_or_else(|| peer.id.clone()),
+            account,
+        })
+    }
+}
+
+/// What [`Phone::prepare`] does besides waking, unlocking, checking the apps
+/// and estimating the clock offset.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Prepare {
+    /// Rooted phones: allow only these apps' uids to send (cuts background
+    /// noise). Ignored on phones whose profile is not rooted.
+    pub firewall_apps: Vec<String>,
+    /// Make apps believe they are here (lat, lon).
+    pub mock_location: Option<(f64, f64)>,
+    /// Round trips for the clock estimate (at least 3; default 9).
+    pub clock_rounds: Option<u32>,
+}
+
+/// What [`Phone::prepare`] found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Prepared {
+    /// Model, versions, battery, root, app versions.
+    pub info: DeviceInfo,
+    /// Clock offset estimate.
+    pub clock: ClockEstimate,
+}
+
+/// A sent message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SendEvent {
+    /// App id.
+    pub app: String,
+    /// Host time the send tap was issued (the message cannot leave earlier).
+    pub ts: Timestamp,
+    /// Host time the tap command returned.
+    pub tap_done: Timestamp,
+    /// SHA-256 of the text.
+    pub text_sha256: String,
+}
+
+/// A received message.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReceiveEvent {
+    /// App id.
+    pub app: String,
+    /// Host time of arrival: the notification's post time corrected by the
+    /// clock offset, or (UI fallback) when it was seen.
+    pub ts: Timestamp,
+    /// Host time the poll saw it (`ts` ≤ this, up to the poll interval).
+    pub seen: Timestamp,
+    /// Notification or UI.
+    pub via: ReceiptVia,
+    /// Phone-clock post time, uncorrected.
+    pub phone_posted: Option<Timestamp>,
+    /// The clock estimate used.
+    pub clock: Option<ClockEstimate>,
+    /// SHA-256 of the text.
+    pub text_sha256: String,
+}
+
+/// One phone, ready for the orchestrator.
+#[derive(Debug)]
+pub struct Phone {
+    /// Its profile.
+    pub profile: PhoneProfile,
+    device: Device,
+    apps: BTreeMap<String, AppProfile>,
+    clock: Mutex<Option<ClockEstimate>>,
+    measurement: Option<PathBuf>,
+    log: Option<EventLog>,
+    message_id: Mutex<Option<String>>,
+    videos: AtomicU32,
+    /// Post time (phone ms) of the last receipt per (app, text hash).
+    seen: Mutex<BTreeMap<(String, String), i64>>,
+}
+
+fn ts(host_s: f64) -> Timestamp {
+    Timestamp::from_f64(host_s)
+}
+
+impl Phone {
+    /// Connects to the phone a profile describes (`adb connect` through the
+    /// adb server when it has an address, or direct TCP) with the app
+    /// profiles it will drive.
+    pub async fn connect(
+        profile: &PhoneProfile,
+        apps: &[AppProfile],
+    ) -> Result<Phone, DeviceError> {
+        let device = Device::from_profile(profile).await?;
+        Ok(Phone {
+            profile: profile.clone(),
+            device,
+            apps: apps.iter().map(|a| (a.id.clone(), a.clone())).collect(),
+            clock: Mutex::new(None),
+            measurement: None,
+            log: None,
+            message_id: Mutex::new(None),
+            videos: AtomicU32::new(0),
+            seen: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// The lower-level device (shell, dumps, firewall, …).
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Device name used in events and errors (the profile id).
+    pub fn name(&self) -> &str {
+        &self.profile.id
+    }
+
+    /// The app profile for an id.
+    pub fn app(&self, app: &str) -> Result<&AppProfile, DeviceError> {
+        self.apps.get(app).ok_or_else(|| DeviceError::Profile {
+            path: PathBuf::from(format!("phone {}", self.profile.id)),
+            message: format!(
+                "unknown app {app:?} (profiles: {})",
+                self.apps.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        })
+    }
+
+    /// Sets the measurement folder: events go to `<dir>/events.jsonl`, UI
+    /// dumps of failures and screen recordings into `<dir>`. `None` stops
+    /// recording.
+    pub fn set_measurement(&mut self, dir: Option<&Path>) {
+        self.measurement = dir.map(Path::to_path_buf);
+        self.log = dir.map(|d| EventLog::new(&d.join("events.jsonl")));
+    }
+
+    /// Sets the message id written with the following events.
+    pub fn set_message_id(&self, id: Option<&str>) {
+        *self.message_id.lock().unwrap_or_else(|e| e.into_inner()) = id.map(str::to_string);
+    }
+
+    fn lock_seen(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), i64>> {
+        self.seen.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn diag(&self) -> Option<&Path> {
+        self.measurement.as_deref()
+    }
+
+    fn event(
+        &self,
+        at: Timestamp,
+        app: &str,
+        kind: EventKind,
+        text: Option<&str>,
+    ) -> Result<(), DeviceError> {
+        let Some(log) = &self.log else { return Ok(()) };
+        let clock = *self.clock.lock().unwrap_or_else(|e| e.into_inner());
+        log.append(&DeviceEvent {
+            ts: at,
+            device: self.profile.id.clone(),
+            app: app.to_string(),
+            kind,
+            message_id: self
+                .message_id
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+            text_sha256: text.map(text_sha256),
+            clock_offset_ns: clock.map(|c| (c.offset_s * 1e9).round() as i64),
+            clock_uncertainty_ns: clock.map(|c| (c.uncertainty_s * 1e9).round() as i64),
+        })
+    }
+
+    /// Wakes and unlocks the phone, checks every app with an account in the
+    /// profile is installed, estimates the clock offset, and optionally sets
+    /// the per-UID firewall and a mock location.
+    pub async fn prepare(&self, opts: &Prepare) -> Result<Prepared, DeviceError> {
+        self.device.wake_unlock().await?;
+        let apps: Vec<AppProfile> = self.apps.values().cloned().collect();
+        let info = self.device.info(&apps).await?;
+        for app in self.apps.values() {
+            if self.profile.accounts.contains_key(&app.id) {
+                self.device.require_app(app).await?;
+            }
+        }
+        let clock = self.clock_offset(opts.clock_rounds.unwrap_or(9)).await?;
+        if self.profile.rooted && !opts.firewall_apps.is_empty() {
+            let mut uids = Vec::new();
+            for id in &opts.firewall_apps {
+                uids.push(self.device.app_uid(&self.app(id)?.package).await?);
+            }
+            self.device.firewall_allow_only(&uids).await?;
+        }
+        if let Some((lat, lon)) = opts.mock_location {
+            self.device.mock_location(lat, lon).await?;
+        }
+        Ok(Prepared { info, clock })
+    }
+
+    /// Estimates the clock offset (several `date` round trips, the tightest
+    /// kept) and uses it for the following events.
+    pub async fn clock_offset(&self, rounds: u32) -> Result<ClockEstimate, DeviceError> {
+        let c = self.device.clock(rounds).await?;
+        *self.clock.lock().unwrap_or_else(|e| e.into_inner()) = Some(c);
+        Ok(c)
+    }
+
+    /// The last clock estimate.
+    pub fn last_clock(&self) -> Option<ClockEstimate> {
+        *self.clock.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts an app.
+    pub async fn launch(&self, app: &str) -> Result<(), DeviceError> {
+        let a = self.app(app)?;
+        self.device.launch(a).await?;
+        self.event(ts(clock::host_now()), app, EventKind::AppLaunch, None)
+    }
+
+    /// Opens the conversation with `contact` (deep link or UI navigation)
+    /// and waits for its input field.
+    pub async fn open_chat(&self, app: &str, contact: &Contact) -> Result<(), DeviceError> {
+        let a = self.app(app)?;
+        self.device
+            .open_chat(a, &contact.account, &contact.name, self.diag())
+            .await?;
+        self.event(ts(clock::host_now()), app, EventKind::ChatOpen, None)
+    }
+
+    /// Types `text` into the open chat and taps send.
+    pub async fn send(&self, app: &str, text: &str) -> Result<SendEvent, DeviceError> {
+        let a = self.app(app)?;
+        self.device.type_text(a, text, self.diag()).await?;
+        self.event(ts(clock::host_now()), app, EventKind::Type, Some(text))?;
+        let sent = self.device.tap_send(a, self.diag()).await?;
+        self.event(ts(sent.host_before_s), app, EventKind::SendTap, Some(text))?;
+        self.event(ts(sent.host_after_s), app, EventKind::Sent, Some(text))?;
+        Ok(SendEvent {
+            app: app.to_string(),
+            ts: ts(sent.host_before_s),
+            tap_done: ts(sent.host_after_s),
+            text_sha256: text_sha256(text),
+        })
+    }
+
+    /// Waits until `text` arrives in `app` (notification, else the open
+    /// conversation); `timeout` defaults to the app profile's bound. A
+    /// notification already reported for the same text is not reported
+    /// again, so a repeated text waits for its new copy (the UI fallback
+    /// cannot tell copies apart: use unique texts, e.g. with the message id).
+    pub async fn wait_received(
+        &self,
+        app: &str,
+        text: &str,
+        timeout: Option<Duration>,
+    ) -> Result<ReceiveEvent, DeviceError> {
+        let a = self.app(app)?;
+        let timeout = timeout
+            .unwrap_or_else(|| Duration::from_secs_f64(a.ui.receipt_timeout_s.clamp(1.0, 3600.0)));
+        let key = (app.to_string(), text_sha256(text));
+        let after = self.lock_seen().get(&key).copied();
+        let r = self
+            .device
+            .wait_receipt_after(a, text, timeout, self.diag(), after)
+            .await?;
+        if let Some(p) = r.phone_posted_s {
+            self.lock_seen().insert(key, (p * 1000.0).round() as i64);
+        }
+        let clock = self.last_clock();
+        // The post time on the host clock; never later than the poll that saw it.
+        let host_s = match (r.phone_posted_s, clock) {
+            (Some(p), Some(c)) => c.to_host(p).min(r.host_seen_s),
+            _ => r.host_seen_s,
+        };
+        self.event(ts(host_s), app, EventKind::Received, Some(text))?;
+        Ok(ReceiveEvent {
+            app: app.to_string(),
+            ts: ts(host_s),
+            seen: ts(r.host_seen_s),
+            via: r.via,
+            phone_posted: r.phone_posted_s.map(ts),
+            clock,
+            text_sha256: text_sha256(text),
+        })
+    }
+
+    /// Stops an app.
+    pub async fn force_stop(&self, app: &str) -> Result<(), DeviceError> {
+        let a = self.app(app)?;
+        self.device.force_stop(a).await?;
+        self.event(ts(clock::host_now()), app, EventKind::ForceStop, None)
+    }
+
+    /// Records the screen for `secs` seconds on its own ADB connection (run
+    /// it concurrently with the actions to validate) and pulls the video into
+    /// the measurement folder (or the working directory): returns its path.
+    pub async fn screenrecord(&self, secs: u32) -> Result<PathBuf, DeviceError> {
+        let n = self.videos.fetch_add(1, Ordering::SeqCst) + 1;
+        let dir = self
+            .measurement
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("."));
+        let path = dir.join(format!("screen-{}-{n}.mp4", self.profile.id));
+        self.device.screenrecord(secs, &path).await?;
+        Ok(path)
+    }
+
+    /// Removes the per-UID firewall (rooted phones; a no-op otherwise).
+    pub async fn release(&self) -> Result<(), DeviceError> {
+        if self.profile.rooted {
+            self.device.firewall_clear().await?;
+        }
+        Ok(())
+    }
+}
