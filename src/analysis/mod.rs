@@ -3,6 +3,7 @@
 //! exactly what a live campaign's post-processing gave.
 
 pub mod attribution;
+pub mod correlate;
 pub mod decode;
 pub mod dns;
 pub mod flows;

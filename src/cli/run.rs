@@ -76,3 +76,78 @@ pub fn dry_run_text(ls: &LoadedScenario, plan: &Plan) -> String {
     ));
     s
 }
+
+/// `matador replay` on campaign or measurement folders (every path must be
+/// one; otherwise `None` and replay handles the paths as captures): re-runs
+/// the correlation from the stored files, rewrites each campaign
+/// measurement's `analysis.json`, and prints (with `--json`) one object per
+/// capture, then one per measurement (`measurement`: the folder, `servers`:
+/// the correlation result).
+pub fn replay_record(paths: &[PathBuf], json: bool) -> anyhow::Result<Option<ExitCode>> {
+    use crate::analysis::correlate::{
+        CorrelateConfig, analyze_measurement, is_campaign, is_measurement, replay_campaign,
+    };
+    if paths.is_empty()
+        || !paths
+            .iter()
+            .all(|p| p.is_dir() && (is_campaign(p) || is_measurement(p)))
+    {
+        return Ok(None);
+    }
+    let profiles = std::sync::Arc::new(crate::scenario::apps::AppProfiles::builtin());
+    let cfg = CorrelateConfig::default();
+    let mut results = Vec::new();
+    for p in paths {
+        if is_measurement(p) && !is_campaign(p) {
+            results.push((p.clone(), analyze_measurement(p, None, &profiles, &cfg)?));
+        } else {
+            results.extend(replay_campaign(p, &profiles, &cfg)?);
+        }
+    }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut failed = false;
+    use std::io::Write;
+    for (dir, a) in &results {
+        failed |= a.captures.iter().any(|c| !c.errors.is_empty());
+        if json {
+            for c in &a.captures {
+                serde_json::to_writer(&mut out, c)?;
+                out.write_all(b"\n")?;
+            }
+            let obj = serde_json::json!({
+                "measurement": dir.display().to_string(),
+                "id": a.measurement,
+                "servers": a.servers,
+                "warnings": a.warnings,
+            });
+            serde_json::to_writer(&mut out, &obj)?;
+            out.write_all(b"\n")?;
+        } else {
+            writeln!(out, "== {} ({} captures)", dir.display(), a.captures.len())?;
+            for w in &a.warnings {
+                writeln!(out, "   warning: {w}")?;
+            }
+            for s in &a.servers {
+                writeln!(
+                    out,
+                    "   {:<10} {:<9} {:>5.3}  {}:{}/{}  {}  [{}]",
+                    s.app,
+                    s.role,
+                    s.score,
+                    s.ip,
+                    s.port,
+                    s.proto,
+                    s.names.join(","),
+                    s.evidence.join(" ")
+                )?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(Some(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }))
+}
