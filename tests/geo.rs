@@ -706,3 +706,90 @@ fn cli_check_path_flags_a_country_jump() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("hops.txt:1: bad RTT \"fast\""));
 }
+
+/// A classic pcap, Ethernet link type, one UDP packet per address pair.
+fn write_pcap(path: &Path, pairs: &[([u8; 4], [u8; 4])]) {
+    let mut buf = Vec::new();
+    for v in [0xa1b2_c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
+        buf.extend_from_slice(&v.to_le_bytes());
+    }
+    for (i, (s, d)) in pairs.iter().enumerate() {
+        let b = etherparse::PacketBuilder::ethernet2([2; 6], [4; 6])
+            .ipv4(*s, *d, 64)
+            .udp(40000, 443);
+        let mut p = Vec::new();
+        b.write(&mut p, b"hello").unwrap();
+        for v in [i as u32 + 1, 0, p.len() as u32, p.len() as u32] {
+            buf.extend_from_slice(&v.to_le_bytes());
+        }
+        buf.extend_from_slice(&p);
+    }
+    std::fs::write(path, buf).unwrap();
+}
+
+#[test]
+fn cli_diff_reads_captures_and_campaign_folders() {
+    let t = tempfile::tempdir().unwrap();
+    let old = lab_db(t.path(), "old.mmdb", false);
+    let new = lab_db(t.path(), "new.mmdb", true);
+    // A campaign-like folder: captures of two measurements, plus a file that
+    // is not a capture (ignored inside directories).
+    let m1 = t.path().join("camp/measurements/m0001");
+    let m2 = t.path().join("camp/measurements/m0002");
+    std::fs::create_dir_all(&m1).unwrap();
+    std::fs::create_dir_all(&m2).unwrap();
+    write_pcap(
+        &m1.join("capture-router-phone-a.pcap"),
+        &[([198, 18, 0, 9], [198, 18, 5, 7])],
+    );
+    write_pcap(
+        &m2.join("capture-node-de-1.pcap"),
+        &[([198, 18, 5, 8], [198, 19, 0, 1])],
+    );
+    std::fs::write(m2.join("events.jsonl"), "{}\n").unwrap();
+    let run = |inputs: &[&Path]| {
+        let out = Command::cargo_bin("matador")
+            .unwrap()
+            .args(["geo", "diff", "--json"])
+            .arg(&old)
+            .arg(&new)
+            .args(inputs)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    // One capture: 198.18.0.9 (DE both) and 198.18.5.7 (FR → JP).
+    let v = run(&[&m1.join("capture-router-phone-a.pcap")]);
+    assert_eq!(
+        (v["compared"].as_u64(), v["changed"].as_u64()),
+        (Some(2), Some(1))
+    );
+    // The folder: four distinct addresses, two of them moved.
+    let v = run(&[&t.path().join("camp")]);
+    assert_eq!(
+        (v["compared"].as_u64(), v["changed"].as_u64()),
+        (Some(4), Some(2))
+    );
+    assert_eq!(v["groups"][0]["prefix"], "198.18.5.0/24");
+    assert_eq!(v["groups"][0]["addresses"][0], "198.18.5.7");
+    assert_eq!(v["groups"][0]["addresses"][1], "198.18.5.8");
+    // A directory without captures is an error naming it.
+    let empty = t.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = Command::cargo_bin("matador")
+        .unwrap()
+        .args(["geo", "diff"])
+        .arg(&old)
+        .arg(&new)
+        .arg(&empty)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("empty") && err.contains("no pcap"), "{err}");
+}

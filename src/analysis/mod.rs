@@ -2,6 +2,7 @@
 //! app attribution and interference. Works on files alone, so a replay gives
 //! exactly what a live campaign's post-processing gave.
 
+pub mod addresses;
 pub mod attribution;
 pub mod correlate;
 pub mod decode;

@@ -81,16 +81,17 @@ pub enum GeoCommand {
     },
     /// Addresses whose country differs between two country databases.
     ///
-    /// Input: a file of addresses (one per line), or nothing to compare the
-    /// whole databases prefix by prefix. Captures are not read yet: extract
-    /// their addresses first (e.g. with tshark) into a list.
+    /// Inputs: files of addresses (one per line, `#` comments), pcap/pcapng
+    /// captures (every source and destination address), or directories such
+    /// as a campaign folder (every capture found in them, recursively). With
+    /// no input, the whole databases are compared prefix by prefix.
     Diff {
         /// Old database.
         old: PathBuf,
         /// New database.
         new: PathBuf,
-        /// File with one address per line (optional).
-        list: Option<PathBuf>,
+        /// Address lists, captures or directories (optional).
+        inputs: Vec<PathBuf>,
         /// Print JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -143,9 +144,9 @@ pub fn run(args: GeoArgs) -> anyhow::Result<ExitCode> {
         GeoCommand::Diff {
             old,
             new,
-            list,
+            inputs,
             json,
-        } => run_diff(&old, &new, list.as_deref(), json),
+        } => run_diff(&old, &new, &inputs, json),
         GeoCommand::CheckPath {
             from,
             file,
@@ -295,14 +296,57 @@ fn import_asn(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Addresses of the `geo diff` inputs: address lists, captures, directories.
+fn diff_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<std::net::IpAddr>> {
+    use crate::analysis::addresses::capture_addresses;
+    use crate::analysis::replay::collect_inputs;
+    use crate::capture::is_capture_magic;
+    use std::io::Read;
+    let mut ips = Vec::new();
+    for input in inputs {
+        let is_dir = input.is_dir();
+        let mut magic = [0u8; 4];
+        let is_capture = !is_dir
+            && std::fs::File::open(input)
+                .and_then(|mut f| f.read_exact(&mut magic))
+                .is_ok()
+            && is_capture_magic(magic);
+        if !is_dir && !is_capture {
+            ips.extend(diff::read_ip_list(input)?);
+            continue;
+        }
+        let captures = collect_inputs(std::slice::from_ref(input));
+        if is_dir && captures.is_empty() {
+            anyhow::bail!("{}: no pcap or pcapng capture found", input.display());
+        }
+        for cap in captures {
+            let got = capture_addresses(&cap)?;
+            if let Some(e) = &got.error {
+                // Keep what was read; say the file is damaged.
+                eprintln!(
+                    "warning: {}: reading stopped after {} frames: {e}",
+                    cap.display(),
+                    got.frames
+                );
+            }
+            ips.extend(got.addresses);
+        }
+    }
+    Ok(ips)
+}
+
 fn run_diff(
     old: &std::path::Path,
     new: &std::path::Path,
-    list: Option<&std::path::Path>,
+    inputs: &[PathBuf],
     json: bool,
 ) -> anyhow::Result<ExitCode> {
     let mut out = String::new();
-    let ips = list.map(diff::read_ip_list).transpose()?;
+    let ips = if inputs.is_empty() {
+        None
+    } else {
+        Some(diff_inputs(inputs)?)
+    };
     let o = MmdbFile::open(old, "old country", "OLD")?;
     let n = MmdbFile::open(new, "new country", "NEW")?;
     let report = match &ips {

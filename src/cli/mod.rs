@@ -8,6 +8,7 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod agent;
 mod devices;
 mod geo;
 mod labsim;
@@ -40,6 +41,8 @@ pub enum Command {
     /// Runs a simulated phone, app backend or DNS server (virtual lab).
     #[command(hide = true, name = "lab-sim")]
     LabSim(labsim::LabSimArgs),
+    /// Remote node agent: line-delimited JSON on stdin/stdout (run over SSH).
+    Agent(agent::AgentArgs),
 }
 
 /// Parses the command line, runs the subcommand and maps errors to exit codes.
@@ -59,6 +62,7 @@ pub fn main() -> ExitCode {
         Command::LabSim(args) => labsim::run(args),
         Command::Run(args) => run::run(args),
         Command::Scenario(args) => scenario::run(args),
+        Command::Agent(args) => agent::run(args),
     };
     match result {
         Ok(code) => code,
