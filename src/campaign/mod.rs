@@ -8,6 +8,7 @@
 //! - [`runner`]: the state machine (steps, timeouts, retries, node
 //!   failover, clean stop, resume).
 
+pub mod captures;
 pub mod devices;
 pub mod env;
 pub mod plan;
