@@ -95,3 +95,79 @@ fn router_capture_in_a_namespace() {
     drop(guard);
     assert!(!std::path::Path::new(&format!("/run/netns/{a}")).exists());
 }
+
+#[test]
+fn net_vantage_moves_the_phone_rule_and_blames_the_node() {
+    use matador::campaign::env::Vantage;
+    use matador::campaign::vantage::{NetVantage, NodeRoute, PhoneRoute};
+    let pid = std::process::id();
+    let (r, n) = (format!("mvan{pid}r"), format!("mvan{pid}n"));
+    let _guard = Netns(vec![r.clone(), n.clone()]);
+    ip(&["netns", "add", &r]);
+    ip(&["netns", "add", &n]);
+    let (vr, vn) = (format!("mv{pid}r"), format!("mv{pid}n"));
+    ip(&[
+        "link", "add", &vr, "netns", &r, "type", "veth", "peer", "name", &vn, "netns", &n,
+    ]);
+    ip(&["-n", &r, "addr", "add", "198.18.252.1/30", "dev", &vr]);
+    ip(&["-n", &n, "addr", "add", "198.18.252.2/30", "dev", &vn]);
+    ip(&["-n", &r, "link", "set", &vr, "up"]);
+    ip(&["-n", &n, "link", "set", &vn, "up"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut state = matador::net::state::StateFile::create(
+        &tmp.path().join("state.json"),
+        "vantage-test",
+        serde_json::json!({}),
+    )
+    .unwrap();
+    matador::net::routing::tunnel_table(&mut state, Some(&r), 4100, &vr).unwrap();
+    let v = NetVantage::new(
+        Some(r.clone()),
+        HashMap::from([(
+            "de-1".to_string(),
+            NodeRoute {
+                table: 4100,
+                tunnel_if: vr.clone(),
+                peer: "198.18.252.2".parse().unwrap(),
+            },
+        )]),
+        HashMap::from([(
+            "lab-a".to_string(),
+            PhoneRoute {
+                addr: "198.18.253.10".parse().unwrap(),
+                priority: 1000,
+                wlan_if: vr.clone(),
+                resolver: None,
+                ask_from: None,
+            },
+        )]),
+        "example.org",
+        state,
+    );
+    let rules = || {
+        let o = Command::new("ip")
+            .args(["-n", &r, "rule", "show"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    v.connect("lab-a", "de-1").unwrap();
+    assert!(
+        rules().contains("from 198.18.253.10 lookup 4100"),
+        "{}",
+        rules()
+    );
+    assert_eq!(v.assigned("lab-a").as_deref(), Some("de-1"));
+    // Re-assigning replaces the rule instead of stacking a second one.
+    v.connect("lab-a", "de-1").unwrap();
+    assert_eq!(rules().matches("198.18.253.10").count(), 1, "{}", rules());
+    // Not a WireGuard tunnel: the health check fails, and blames the node.
+    let e = v.check("lab-a", "de-1").unwrap_err();
+    assert!(e.node_failed && e.message.contains("de-1"), "{e:?}");
+    let e = v.connect("lab-a", "xx-9").unwrap_err();
+    assert!(e.node_failed, "{e:?}");
+    assert!(!v.connect("lab-z", "de-1").unwrap_err().node_failed);
+    v.disconnect("lab-a").unwrap();
+    v.disconnect("lab-a").unwrap();
+    assert!(!rules().contains("198.18.253.10"), "{}", rules());
+}

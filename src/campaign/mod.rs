@@ -14,6 +14,7 @@ pub mod env;
 pub mod plan;
 pub mod record;
 pub mod runner;
+pub mod vantage;
 
 use std::path::PathBuf;
 
