@@ -125,6 +125,15 @@ async fn campaign_drives_simulated_phones() {
         assert_eq!(e.status, Status::Complete, "{e:?}");
     }
     assert_eq!(summary.complete, 2);
+    for e in &idx.measurements {
+        eprintln!(
+            "{} {}: {:.1} s for {} messages",
+            e.id,
+            e.app,
+            e.ended.as_f64() - e.started.as_f64(),
+            e.messages
+        );
+    }
     for (app, m) in [("whatsapp", "m0001"), ("telegram", "m0002")] {
         assert_eq!(
             backends.by_app[app].relayed(),
