@@ -545,3 +545,102 @@ fn kill_and_resume() {
     assert!(j.windows(2).all(|w| w[1].seq > w[0].seq));
     assert!(j.iter().any(|l| l.step == "resume"));
 }
+
+struct TraceHook(AtomicUsize);
+
+impl matador::campaign::env::StepHook for TraceHook {
+    fn run(
+        &self,
+        dir: &Path,
+        m: &matador::campaign::plan::PlannedMeasurement,
+    ) -> Result<(), EnvError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        assert!(
+            dir.join("analysis.json").is_file(),
+            "paths run after the analysis"
+        );
+        std::fs::create_dir_all(dir.join("traces")).unwrap();
+        std::fs::write(
+            dir.join(format!("traces/{}--198.19.1.10.json", m.sender_nodes[0])),
+            "{}",
+        )
+        .map_err(|e| EnvError::new(e.to_string()))
+    }
+}
+
+/// A phone that hangs when opening chats for one app.
+struct Hang(Fake, String);
+
+impl PhoneControl for Hang {
+    fn prepare(&self, p: &str, a: &str, c: &str) -> Result<PhoneFacts, EnvError> {
+        self.0.prepare(p, a, c)
+    }
+    fn open_chat(&self, p: &str, a: &str, peer: &str) -> Result<(), EnvError> {
+        if a == self.1 {
+            std::thread::sleep(Duration::from_secs(30));
+        }
+        self.0.open_chat(p, a, peer)
+    }
+    fn send(&self, p: &str, a: &str, t: &str) -> Result<f64, EnvError> {
+        self.0.send(p, a, t)
+    }
+    fn wait_receive(&self, p: &str, a: &str, t: &str, d: Duration) -> Result<f64, EnvError> {
+        self.0.wait_receive(p, a, t, d)
+    }
+    fn finish(&self, p: &str, a: &str) -> Result<(), EnvError> {
+        self.0.finish(p, a)
+    }
+    fn diagnostics(&self, p: &str, d: &Path) -> Result<(), EnvError> {
+        self.0.diagnostics(p, d)
+    }
+}
+
+#[test]
+fn extra_steps_and_step_timeouts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sp = tmp.path().join("fake.yaml");
+    let text = SCENARIO
+        .replace("timeouts: {step: 5s,", "timeouts: {step: 1s,")
+        .replace(
+            "retries: 1\n",
+            "retries: 0\nsteps: {paths: true, probes: true}\n",
+        );
+    std::fs::write(&sp, &text).unwrap();
+    let ls = LoadedScenario::load(&sp).unwrap();
+    let plan = Plan::expand(&ls);
+    let rec = Record::create(&tmp.path().join("campaigns"), &plan, &ls.source).unwrap();
+    let dir = rec.dir.clone();
+    let w = Arc::new(World::default());
+    let hook = Arc::new(TraceHook(AtomicUsize::new(0)));
+    let mut e = env(&w);
+    e.phones = Arc::new(Hang(Fake(w.clone()), "signal".into()));
+    e.paths = Some(hook.clone());
+    let t = std::time::Instant::now();
+    let s = Runner::new(rec, plan, e, opts(&ls)).run().unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(25),
+        "hung steps are bounded"
+    );
+    assert_eq!((s.complete, s.failed), (3, 3));
+    // Paths ran once per whatsapp message measurement; probes had no engine.
+    assert_eq!(hook.0.load(Ordering::SeqCst), 2);
+    let idx = index(&dir);
+    let m2 = idx.measurements.iter().find(|m| m.id == "m0002").unwrap();
+    assert!(
+        std::path::Path::new(&dir.join("measurements/m0002/traces/de-1--198.19.1.10.json"))
+            .is_file(),
+        "{m2:?}"
+    );
+    let m5 = idx.measurements.iter().find(|m| m.id == "m0005").unwrap();
+    let err = m5.error.as_deref().unwrap();
+    assert!(
+        err.starts_with("exchange: ") && err.contains("no answer within 1s"),
+        "{err}"
+    );
+    let j = read_journal(&dir.join("journal.jsonl")).unwrap();
+    assert!(j.iter().any(|l| l.step == "probes"
+        && l.state == matador::campaign::record::StepState::Skipped
+        && l.detail.as_deref() == Some("no probes engine available")));
+    // Baselines never run paths.
+    assert!(!dir.join("measurements/m0001/traces").exists());
+}
