@@ -68,7 +68,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let env = build_env(&ls, args.lab, &rt)?;
     let record = match record {
         Some(r) => r,
-        None => Record::create(&args.out, &plan, &ls.source)?,
+        None => {
+            let r = Record::create(&args.out, &plan, &ls.source)?;
+            r.write_lab(&lab_json(&ls))?;
+            r
+        }
     };
     let mut opts = RunOptions::from_scenario(&ls.scenario, ls.profiles.clone());
     let pb = indicatif::ProgressBar::new(plan.measurements.len() as u64);
@@ -248,6 +252,30 @@ fn build_env(ls: &LoadedScenario, lab: bool, rt: &tokio::runtime::Runtime) -> an
         paths: None,
         probes: None,
     })
+}
+
+/// `lab.json` (schema matador/lab/1) of a real lab: the nodes with their
+/// countries and the phones with their router addresses.
+pub fn lab_json(ls: &LoadedScenario) -> serde_json::Value {
+    let sc = &ls.scenario;
+    let mut nodes = Vec::new();
+    for (c, list) in &sc.countries {
+        for n in list {
+            let addr = sc.nodes.get(n).map(|x| x.host.clone());
+            nodes.push(
+                serde_json::json!({"name": n, "country": c.as_str(), "addr": addr, "kind": "node"}),
+            );
+        }
+    }
+    let phones: Vec<serde_json::Value> = sc
+        .phones
+        .iter()
+        .map(|p| {
+            let r = sc.router.as_ref().and_then(|r| r.phones.get(&p.id));
+            serde_json::json!({"name": p.id, "serial": null, "addr": r.map(|r| r.addr), "node": null})
+        })
+        .collect();
+    serde_json::json!({"schema": "matador/lab/1", "nodes": nodes, "phones": phones})
 }
 
 /// What `--dry-run` prints.
