@@ -383,6 +383,21 @@ fn full_campaign_leaves_a_complete_record() {
             .any(|s| s["ip"] == "198.19.1.10" && s["role"] == "messaging"),
         "{servers:#?}"
     );
+    // `matador replay` on the folder gives exactly what the live run wrote.
+    let live: Vec<String> = (1..=6)
+        .map(|i| {
+            std::fs::read_to_string(dir.join(format!("measurements/m{i:04}/analysis.json")))
+                .unwrap()
+        })
+        .collect();
+    let profiles = Arc::new(matador::scenario::apps::AppProfiles::builtin());
+    matador::analysis::correlate::replay_campaign(&dir, &profiles, &Default::default()).unwrap();
+    for (i, l) in live.iter().enumerate() {
+        let again =
+            std::fs::read_to_string(dir.join(format!("measurements/m{:04}/analysis.json", i + 1)))
+                .unwrap();
+        assert_eq!(&again, l, "m{:04}", i + 1);
+    }
 }
 
 #[test]
