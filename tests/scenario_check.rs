@@ -213,3 +213,30 @@ fn cli_check_and_dry_run() {
         "{err}"
     );
 }
+
+#[test]
+fn router_section_is_checked() {
+    let with = |r: &str| format!("{GOOD}router:\n  phones:\n{r}");
+    assert!(
+        parse(&with(
+            "    a: {addr: 198.18.1.10, interface: wlan0, priority: 1000}\n"
+        ))
+        .is_ok()
+    );
+    let (l, _, m) = err_at(&with(
+        "    c: {addr: 198.18.1.10, interface: wlan0, priority: 1000}\n",
+    ));
+    assert_eq!(l, 20, "{m}");
+    assert!(m.contains("not one of the scenario's phones"), "{m}");
+    let (l, _, m) = err_at(&with(
+        "    a: {addr: 198.18.1.10, interface: wlan0, priority: 1000}\n    b: {addr: 198.18.1.11, interface: wlan0, priority: 1001}\n",
+    ));
+    assert!(l >= 20 && m.contains("own router interface"), "{m}");
+    let (_, _, m) = err_at(&with(
+        "    a: {addr: nope, interface: wlan0, priority: 1000}\n",
+    ));
+    assert!(
+        m.contains("invalid IP address") || m.contains("addr"),
+        "{m}"
+    );
+}

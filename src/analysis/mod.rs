@@ -4,6 +4,7 @@
 
 pub mod addresses;
 pub mod attribution;
+pub mod correlate;
 pub mod decode;
 pub mod dns;
 pub mod flows;

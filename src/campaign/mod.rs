@@ -1,5 +1,44 @@
 //! Campaigns: the measurement state machine, journal, record and resume.
 //!
-//! - [`plan`]: scenario → ordered measurement list (stable ids).
+//! - [`plan`]: scenario → ordered measurement list (stable ids);
+//! - [`record`]: the campaign folder (docs/campaign-record.md): journal,
+//!   index, per-measurement files, reading them back for `--resume`;
+//! - [`env`]: what the campaign needs from phones, tunnels and captures, as
+//!   traits (real implementations over `device/` and `net/`);
+//! - [`runner`]: the state machine (steps, timeouts, retries, node
+//!   failover, clean stop, resume).
 
+pub mod captures;
+pub mod devices;
+pub mod env;
 pub mod plan;
+pub mod record;
+pub mod runner;
+pub mod vantage;
+
+use std::path::PathBuf;
+
+/// Errors of the campaign layer (the record on disk; step failures are
+/// recorded per measurement, not raised).
+#[derive(Debug, thiserror::Error)]
+pub enum CampaignError {
+    /// A file of the record could not be read or written.
+    #[error("{}: {source}", file.display())]
+    Io {
+        /// The file.
+        file: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A file of the record is invalid.
+    #[error("{}: {message}", file.display())]
+    Record {
+        /// The file.
+        file: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The scenario of a resumed campaign is invalid.
+    #[error("{0}")]
+    Scenario(#[from] crate::scenario::ScenarioError),
+}

@@ -111,6 +111,9 @@ pub struct Plan {
     pub schema: String,
     /// Scenario name.
     pub scenario: String,
+    /// matador version that expanded the plan (provenance).
+    #[serde(default)]
+    pub matador: String,
     /// Phone A and phone B profile ids.
     pub phones: [String; 2],
     /// Country pairs in plan order.
@@ -190,6 +193,7 @@ impl Plan {
         Plan {
             schema: PLAN_SCHEMA.into(),
             scenario: sc.name.clone(),
+            matador: env!("CARGO_PKG_VERSION").to_string(),
             phones: [a, b],
             pairs,
             measurements: out,

@@ -70,6 +70,10 @@ pub struct ReplayArgs {
 
 /// Runs `matador replay`.
 pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
+    // Campaign and measurement folders: correlation (owned by cli/run.rs).
+    if let Some(code) = super::run::replay_record(&args.paths, args.json)? {
+        return Ok(code);
+    }
     let inputs = collect_inputs(&args.paths);
     if inputs.is_empty() {
         eprintln!(

@@ -1,6 +1,7 @@
 //! `matador run`: run a campaign (or print its plan with `--dry-run`).
 
 use crate::campaign::plan::{Kind, Plan, human_secs};
+use crate::campaign::runner::{Env, RunOptions, Runner};
 use crate::scenario::LoadedScenario;
 use clap::Args;
 use std::path::PathBuf;
@@ -29,16 +30,252 @@ pub struct RunArgs {
 
 /// Runs `matador run`.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let Some(path) = &args.scenario else {
-        anyhow::bail!("a scenario file is required");
+    use crate::campaign::record::Record;
+    let (record, plan, ls) = if let Some(dir) = &args.resume {
+        let (record, plan) = Record::open(dir)?;
+        let sp = dir.join("scenario.yaml");
+        let text =
+            std::fs::read_to_string(&sp).map_err(|e| anyhow::anyhow!("{}: {e}", sp.display()))?;
+        // The copy sits in the campaign folder, away from the files it names
+        // (messages file): the plan already holds the resolved texts, so only
+        // the scenario's own settings are taken from it.
+        let scenario: crate::scenario::Scenario =
+            serde_yaml_ng::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", sp.display()))?;
+        let ls = LoadedScenario {
+            scenario,
+            path: sp,
+            source: text,
+            texts: Vec::new(),
+            profiles: crate::scenario::apps::AppProfiles::builtin(),
+        };
+        (Some(record), plan, ls)
+    } else {
+        let Some(path) = &args.scenario else {
+            anyhow::bail!("a scenario file is required (or --resume DIR)");
+        };
+        let ls = LoadedScenario::load(path)?;
+        let plan = Plan::expand(&ls);
+        if args.dry_run {
+            print!("{}", dry_run_text(&ls, &plan));
+            return Ok(ExitCode::SUCCESS);
+        }
+        (None, plan, ls)
     };
-    let ls = LoadedScenario::load(path)?;
-    let plan = Plan::expand(&ls);
-    if args.dry_run {
-        print!("{}", dry_run_text(&ls, &plan));
-        return Ok(ExitCode::SUCCESS);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let env = build_env(&ls, args.lab, &rt)?;
+    let record = match record {
+        Some(r) => r,
+        None => {
+            let r = Record::create(&args.out, &plan, &ls.source)?;
+            r.write_lab(&lab_json(&ls))?;
+            r
+        }
+    };
+    let mut opts = RunOptions::from_scenario(&ls.scenario, ls.profiles.clone());
+    let pb = indicatif::ProgressBar::new(plan.measurements.len() as u64);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} measurements, ETA {eta} | {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    opts.progress = Some(pb.clone());
+    // Ctrl-C: finish the current step, tear down, leave a resumable record.
+    let stop = opts.stop.clone();
+    rt.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\nstopping after the current step (Ctrl-C again to abort)...");
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+    let mut runner = Runner::new(record, plan, env, opts);
+    let dir = runner.dir().to_path_buf();
+    let summary = runner.run()?;
+    pb.finish_and_clear();
+    println!(
+        "campaign {}: {} complete, {} failed, {} skipped, {} remaining",
+        dir.display(),
+        summary.complete,
+        summary.failed,
+        summary.skipped,
+        summary.remaining
+    );
+    if summary.interrupted {
+        println!(
+            "interrupted: continue with `matador run --resume {}`",
+            dir.display()
+        );
+        return Ok(ExitCode::from(130));
     }
-    anyhow::bail!("running campaigns is not wired yet; use --dry-run")
+    println!("analysis: {}/measurements/*/analysis.json", dir.display());
+    Ok(if summary.failed + summary.skipped > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// The phones, tunnels and captures a live run drives: phones through
+/// `device/` ([`crate::campaign::devices::DevicePhones`]), the phone→node
+/// assignment through `net/` policy routing
+/// ([`crate::campaign::vantage::NetVantage`]; the tunnels and their tables
+/// exist beforehand, as `nodes:` describes), router captures with libpcap
+/// and node captures through the node agent
+/// ([`crate::campaign::captures::Captures`]). `--lab` needs the virtual
+/// lab's `lab up`, which this build does not offer yet: say so.
+fn build_env(ls: &LoadedScenario, lab: bool, rt: &tokio::runtime::Runtime) -> anyhow::Result<Env> {
+    use crate::campaign::captures::{Captures, NodeCaptures, RouterCaptures};
+    use crate::campaign::devices::DevicePhones;
+    use crate::campaign::vantage::{NetVantage, NodeRoute, PhoneRoute};
+    use std::collections::HashMap;
+    let sc = &ls.scenario;
+    if lab {
+        anyhow::bail!(
+            "scenario {}: --lab needs the virtual lab (`matador lab up`: namespaces, nodes, app \
+             servers, simulated phones), which this build does not provide yet; \
+             `matador run --dry-run` shows the plan",
+            sc.name
+        );
+    }
+    let Some(router) = &sc.router else {
+        anyhow::bail!(
+            "scenario {}: a real-lab run needs a `router:` section (phones' addresses, \
+             interfaces and rule priorities); see docs/campaign.md",
+            sc.name
+        );
+    };
+    let base = ls.path.parent().unwrap_or(std::path::Path::new("."));
+    // Phones: profiles and the device layer's app profiles.
+    let mut phones = Vec::new();
+    for p in &sc.phones {
+        let path = match &p.profile {
+            Some(f) => base.join(f),
+            None => PathBuf::from(format!("device-profiles/phones/{}.yaml", p.id)),
+        };
+        let mut prof = crate::device::profile::PhoneProfile::load(&path)?;
+        prof.id = p.id.clone();
+        phones.push(prof);
+    }
+    let apps_dir = match &sc.app_profiles {
+        Some(d) => base.join(d),
+        None => PathBuf::from("device-profiles/apps"),
+    };
+    let apps = crate::device::profile::AppProfile::load_dir(&apps_dir)?;
+    // Routing.
+    let mut nodes = HashMap::new();
+    let mut agents = HashMap::new();
+    for (name, n) in &sc.nodes {
+        let (Some(table), Some(tunnel_if), Some(peer)) = (n.table, &n.tunnel_if, n.tunnel_peer)
+        else {
+            anyhow::bail!(
+                "node {name}: a real-lab run needs `table`, `tunnel_if` and `tunnel_peer` \
+                 (the tunnel to it is set up beforehand)"
+            );
+        };
+        nodes.insert(
+            name.clone(),
+            NodeRoute {
+                table,
+                tunnel_if: tunnel_if.clone(),
+                peer,
+            },
+        );
+        if let (Some(identity), Some(known_hosts)) = (&n.identity, &n.known_hosts) {
+            let ssh: crate::net::ssh::SshTarget = serde_json::from_value(serde_json::json!({
+                "node": name, "host": n.host, "port": n.port, "user": n.user,
+                "identity": base.join(identity), "known_hosts": base.join(known_hosts),
+            }))?;
+            agents.insert(
+                name.clone(),
+                crate::net::agent::client::NodeConfig::new(ssh, n.agent_dir.clone()),
+            );
+        }
+    }
+    let mut routes = HashMap::new();
+    let mut ifaces = HashMap::new();
+    for p in &sc.phones {
+        let Some(r) = router.phones.get(&p.id) else {
+            anyhow::bail!("router.phones has no entry for phone {}", p.id);
+        };
+        routes.insert(
+            p.id.clone(),
+            PhoneRoute {
+                addr: r.addr,
+                priority: r.priority,
+                wlan_if: r.interface.clone(),
+                resolver: r.resolver,
+                ask_from: None,
+            },
+        );
+        ifaces.insert(p.id.clone(), r.interface.clone());
+    }
+    let state_dir = PathBuf::from("/run/matador");
+    let state = crate::net::state::StateFile::create(
+        &state_dir.join(format!("campaign-{}-{}.json", sc.name, std::process::id())),
+        &sc.name,
+        serde_json::json!({"scenario": sc.name}),
+    )?;
+    let with_nodes = sc
+        .capture
+        .points
+        .contains(&crate::scenario::CapturePointKind::Node);
+    if with_nodes && agents.len() < sc.nodes.len() {
+        anyhow::bail!(
+            "node captures need `identity` and `known_hosts` for every node (or capture.points: [router])"
+        );
+    }
+    // No BPF filter per phone: capture::live's stop waits for a packet when
+    // a filter leaves the interface idle (immediate mode ignores the read
+    // timeout), so each phone needs its own router interface.
+    let captures = Captures {
+        router: RouterCaptures::new(router.netns.clone(), ifaces, sc.capture.snaplen),
+        nodes: with_nodes.then(|| {
+            NodeCaptures::new(rt.handle().clone(), agents, router.node_capture_if.clone())
+        }),
+    };
+    Ok(Env {
+        phones: std::sync::Arc::new(DevicePhones::new(rt.handle().clone(), phones, apps)),
+        vantage: std::sync::Arc::new(NetVantage::new(
+            router.netns.clone(),
+            nodes,
+            routes,
+            router.dns_check_name.clone(),
+            state,
+        )),
+        capture: std::sync::Arc::new(captures),
+        paths: None,
+        probes: None,
+    })
+}
+
+/// `lab.json` (schema matador/lab/1) of a real lab: the nodes with their
+/// countries and the phones with their router addresses.
+pub fn lab_json(ls: &LoadedScenario) -> serde_json::Value {
+    let sc = &ls.scenario;
+    let mut nodes = Vec::new();
+    for (c, list) in &sc.countries {
+        for n in list {
+            let addr = sc.nodes.get(n).map(|x| x.host.clone());
+            nodes.push(
+                serde_json::json!({"name": n, "country": c.as_str(), "addr": addr, "kind": "node"}),
+            );
+        }
+    }
+    let phones: Vec<serde_json::Value> = sc
+        .phones
+        .iter()
+        .map(|p| {
+            let r = sc.router.as_ref().and_then(|r| r.phones.get(&p.id));
+            serde_json::json!({"name": p.id, "serial": null, "addr": r.map(|r| r.addr), "node": null})
+        })
+        .collect();
+    serde_json::json!({"schema": "matador/lab/1", "nodes": nodes, "phones": phones})
 }
 
 /// What `--dry-run` prints.
@@ -75,4 +312,79 @@ pub fn dry_run_text(ls: &LoadedScenario, plan: &Plan) -> String {
         human_secs(plan.estimated_secs())
     ));
     s
+}
+
+/// `matador replay` on campaign or measurement folders (every path must be
+/// one; otherwise `None` and replay handles the paths as captures): re-runs
+/// the correlation from the stored files, rewrites each campaign
+/// measurement's `analysis.json`, and prints (with `--json`) one object per
+/// capture, then one per measurement (`measurement`: the folder, `servers`:
+/// the correlation result).
+pub fn replay_record(paths: &[PathBuf], json: bool) -> anyhow::Result<Option<ExitCode>> {
+    use crate::analysis::correlate::{
+        CorrelateConfig, analyze_measurement, is_campaign, is_measurement, replay_campaign,
+    };
+    if paths.is_empty()
+        || !paths
+            .iter()
+            .all(|p| p.is_dir() && (is_campaign(p) || is_measurement(p)))
+    {
+        return Ok(None);
+    }
+    let profiles = std::sync::Arc::new(crate::scenario::apps::AppProfiles::builtin());
+    let cfg = CorrelateConfig::default();
+    let mut results = Vec::new();
+    for p in paths {
+        if is_measurement(p) && !is_campaign(p) {
+            results.push((p.clone(), analyze_measurement(p, None, &profiles, &cfg)?));
+        } else {
+            results.extend(replay_campaign(p, &profiles, &cfg)?);
+        }
+    }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut failed = false;
+    use std::io::Write;
+    for (dir, a) in &results {
+        failed |= a.captures.iter().any(|c| !c.errors.is_empty());
+        if json {
+            for c in &a.captures {
+                serde_json::to_writer(&mut out, c)?;
+                out.write_all(b"\n")?;
+            }
+            let obj = serde_json::json!({
+                "measurement": dir.display().to_string(),
+                "id": a.measurement,
+                "servers": a.servers,
+                "warnings": a.warnings,
+            });
+            serde_json::to_writer(&mut out, &obj)?;
+            out.write_all(b"\n")?;
+        } else {
+            writeln!(out, "== {} ({} captures)", dir.display(), a.captures.len())?;
+            for w in &a.warnings {
+                writeln!(out, "   warning: {w}")?;
+            }
+            for s in &a.servers {
+                writeln!(
+                    out,
+                    "   {:<10} {:<9} {:>5.3}  {}:{}/{}  {}  [{}]",
+                    s.app,
+                    s.role,
+                    s.score,
+                    s.ip,
+                    s.port,
+                    s.proto,
+                    s.names.join(","),
+                    s.evidence.join(" ")
+                )?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(Some(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }))
 }

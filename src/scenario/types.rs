@@ -60,6 +60,9 @@ pub struct Scenario {
     /// Virtual-lab settings (`matador run --lab`): censor, control resolver.
     #[serde(default)]
     pub lab: Option<LabSpec>,
+    /// The router of a real lab (phones' addresses and interfaces).
+    #[serde(default)]
+    pub router: Option<RouterSpec>,
 }
 
 fn one() -> u32 {
@@ -93,6 +96,70 @@ pub struct NodeSpec {
     /// SSH port.
     #[serde(default = "ssh_port")]
     pub port: u16,
+    /// SSH private key file (for the node agent).
+    #[serde(default)]
+    pub identity: Option<PathBuf>,
+    /// known_hosts file holding the node's host key.
+    #[serde(default)]
+    pub known_hosts: Option<PathBuf>,
+    /// Capture directory of the node agent.
+    #[serde(default = "agent_dir")]
+    pub agent_dir: String,
+    /// Routing table on the router whose default route is this node's tunnel.
+    #[serde(default)]
+    pub table: Option<u32>,
+    /// The tunnel interface on the router.
+    #[serde(default)]
+    pub tunnel_if: Option<String>,
+    /// The node's address inside the tunnel (pinged by the health check).
+    #[serde(default)]
+    pub tunnel_peer: Option<std::net::IpAddr>,
+}
+
+fn agent_dir() -> String {
+    "/var/tmp/matador-agent".into()
+}
+
+/// The lab router of a real lab: where the phones are and how captures are
+/// taken. The tunnels to the nodes are set up beforehand (see `nodes:`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouterSpec {
+    /// Network namespace of the router (absent: this machine is the router).
+    #[serde(default)]
+    pub netns: Option<String>,
+    /// Each phone as the router sees it, by phone id.
+    #[serde(default)]
+    pub phones: BTreeMap<String, RouterPhone>,
+    /// Interface captured on the nodes (their tunnel end).
+    #[serde(default = "node_capture_if")]
+    pub node_capture_if: String,
+    /// A name every resolver must answer in the DNS check.
+    #[serde(default = "dns_check_name")]
+    pub dns_check_name: String,
+}
+
+fn node_capture_if() -> String {
+    "any".into()
+}
+
+fn dns_check_name() -> String {
+    "example.org".into()
+}
+
+/// A phone on the router.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouterPhone {
+    /// The phone's address on the WLAN.
+    pub addr: std::net::IpAddr,
+    /// The router's interface towards the phone (captured as `router-<phone>`).
+    pub interface: String,
+    /// `ip rule` priority reserved for the phone.
+    pub priority: u32,
+    /// The phone's resolver (`ip:port`), checked to go through the node.
+    #[serde(default)]
+    pub resolver: Option<std::net::SocketAddr>,
 }
 
 fn root() -> String {

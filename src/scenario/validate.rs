@@ -289,6 +289,28 @@ pub(super) fn validate(
             format!("mmdb file {} not found", db.display()),
         ));
     }
+    if let Some(r) = &sc.router {
+        for id in r.phones.keys() {
+            if !sc.phones.iter().any(|p| &p.id == id) {
+                return Err(cx.err(
+                    &[Key("router"), Key("phones"), Key(id)],
+                    format!("{id:?} is not one of the scenario's phones"),
+                ));
+            }
+        }
+        let mut seen = BTreeSet::new();
+        for (id, p) in &r.phones {
+            if !seen.insert(&p.interface) {
+                return Err(cx.err(
+                    &[Key("router"), Key("phones"), Key(id), Key("interface")],
+                    format!(
+                        "interface {:?} is already another phone's: each phone needs its own router interface",
+                        p.interface
+                    ),
+                ));
+            }
+        }
+    }
     if let Some(lab) = &sc.lab
         && let Some(c) = &lab.censor
         && !sc.countries.contains_key(&c.country)

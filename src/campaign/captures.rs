@@ -1,0 +1,225 @@
+//! [`CapturePoint`]s over the capture and net layers: the router's
+//! interface towards each phone (libpcap, `capture::live`, optionally inside
+//! the router's network namespace) and each node's tunnel exit (through the
+//! node agent over SSH, fetched and checksum-verified into the measurement
+//! folder).
+
+use super::env::{CapturePoint, EnvError};
+use crate::capture::live::{LiveCapture, LiveSpec};
+use crate::net::agent::client::{Agent, NodeConfig};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+fn err(e: impl std::fmt::Display) -> EnvError {
+    EnvError::new(e.to_string())
+}
+
+/// File prefix (`capture-router-lab-a`) of a capture file path.
+fn prefix_of(file: &Path) -> Result<(PathBuf, String), EnvError> {
+    let dir = file
+        .parent()
+        .ok_or_else(|| EnvError::new(format!("{}: no folder", file.display())))?;
+    let stem = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .ok_or_else(|| EnvError::new(format!("{}: bad file name", file.display())))?;
+    Ok((dir.to_path_buf(), stem.to_string()))
+}
+
+/// Router-side captures: `router-<phone>` on the phone's interface.
+pub struct RouterCaptures {
+    ns: Option<String>,
+    interfaces: HashMap<String, String>,
+    snaplen: u32,
+    running: Mutex<HashMap<String, LiveCapture>>,
+}
+
+impl std::fmt::Debug for RouterCaptures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RouterCaptures")
+            .field("ns", &self.ns)
+            .field("interfaces", &self.interfaces)
+            .finish()
+    }
+}
+
+impl RouterCaptures {
+    /// Captures on the router (`ns`: its namespace, `None`: this host);
+    /// `interfaces` maps phone ids to the router's interface towards them.
+    pub fn new(ns: Option<String>, interfaces: HashMap<String, String>, snaplen: u32) -> Self {
+        RouterCaptures {
+            ns,
+            interfaces,
+            snaplen,
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl CapturePoint for RouterCaptures {
+    fn start(&self, point: &str, file: &Path) -> Result<(), EnvError> {
+        let phone = point
+            .strip_prefix("router-")
+            .ok_or_else(|| EnvError::new(format!("{point}: not a router capture point")))?;
+        let iface = self
+            .interfaces
+            .get(phone)
+            .ok_or_else(|| EnvError::new(format!("{point}: no router interface for {phone}")))?;
+        let (dir, prefix) = prefix_of(file)?;
+        let mut spec = LiveSpec::new(iface.clone(), prefix);
+        spec.snaplen = self
+            .snaplen
+            .clamp(64, crate::capture::live::DEFAULT_SNAPLEN);
+        // libpcap binds to the interface of the namespace it is opened in;
+        // the capture keeps running after the opening thread is gone.
+        let cap = crate::net::netns::run_in(self.ns.as_deref(), move || {
+            LiveCapture::start(&spec, &dir).map_err(std::io::Error::other)
+        })
+        .map_err(err)?;
+        self.running
+            .lock()
+            .map_err(err)?
+            .insert(point.to_string(), cap);
+        Ok(())
+    }
+
+    fn stop(&self, point: &str) -> Result<(), EnvError> {
+        let cap = self.running.lock().map_err(err)?.remove(point);
+        match cap {
+            Some(c) => c.stop().map(|_| ()).map_err(err),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Node-side captures through the node agents: `node-<node>`.
+pub struct NodeCaptures {
+    rt: tokio::runtime::Handle,
+    configs: HashMap<String, NodeConfig>,
+    interface: String,
+    agents: tokio::sync::Mutex<HashMap<String, std::sync::Arc<Agent>>>,
+    running: Mutex<HashMap<String, (String, PathBuf)>>,
+}
+
+impl std::fmt::Debug for NodeCaptures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeCaptures")
+            .field("nodes", &self.configs.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl NodeCaptures {
+    /// Captures on the nodes' `interface` (e.g. their tunnel), agents started over SSH.
+    pub fn new(
+        rt: tokio::runtime::Handle,
+        configs: HashMap<String, NodeConfig>,
+        interface: impl Into<String>,
+    ) -> Self {
+        NodeCaptures {
+            rt,
+            configs,
+            interface: interface.into(),
+            agents: tokio::sync::Mutex::new(HashMap::new()),
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn agent(&self, node: &str) -> Result<std::sync::Arc<Agent>, EnvError> {
+        let mut agents = self.agents.lock().await;
+        if let Some(a) = agents.get(node) {
+            return Ok(a.clone());
+        }
+        let cfg = self
+            .configs
+            .get(node)
+            .ok_or_else(|| EnvError::node(format!("{node}: no agent configuration")))?;
+        let a = std::sync::Arc::new(
+            Agent::connect(cfg)
+                .await
+                .map_err(|e| EnvError::node(e.to_string()))?,
+        );
+        agents.insert(node.to_string(), a.clone());
+        Ok(a)
+    }
+}
+
+impl CapturePoint for NodeCaptures {
+    fn start(&self, point: &str, file: &Path) -> Result<(), EnvError> {
+        let node = point
+            .strip_prefix("node-")
+            .ok_or_else(|| EnvError::new(format!("{point}: not a node capture point")))?;
+        let (_, prefix) = prefix_of(file)?;
+        // Unique per measurement on the node (folder name + point).
+        let measurement = file
+            .parent()
+            .and_then(|d| d.file_name())
+            .and_then(|n| n.to_str())
+            .unwrap_or("m");
+        let name = format!("{measurement}-{prefix}");
+        let spec = LiveSpec::new(self.interface.clone(), prefix);
+        self.rt.block_on(async {
+            let a = self.agent(node).await?;
+            a.start_capture(&name, &spec)
+                .await
+                .map_err(|e| EnvError::node(e.to_string()))
+        })?;
+        self.running
+            .lock()
+            .map_err(err)?
+            .insert(point.to_string(), (name, file.to_path_buf()));
+        Ok(())
+    }
+
+    fn stop(&self, point: &str) -> Result<(), EnvError> {
+        let Some((name, file)) = self.running.lock().map_err(err)?.remove(point) else {
+            return Ok(());
+        };
+        let node = point.trim_start_matches("node-").to_string();
+        let (dir, _) = prefix_of(&file)?;
+        let fetched = self.rt.block_on(async {
+            let a = self.agent(&node).await?;
+            a.stop_capture(&name, &dir)
+                .await
+                .map_err(|e| EnvError::node(e.to_string()))
+        })?;
+        // One file without rotation; it carries the prefix, so it is `file`.
+        if !file.exists()
+            && let Some(first) = fetched.files.first()
+        {
+            std::fs::rename(first, &file).map_err(err)?;
+        }
+        Ok(())
+    }
+}
+
+/// Router and node captures behind one [`CapturePoint`].
+#[derive(Debug)]
+pub struct Captures {
+    /// `router-*` points.
+    pub router: RouterCaptures,
+    /// `node-*` points (absent: node captures fail with a clear error).
+    pub nodes: Option<NodeCaptures>,
+}
+
+impl CapturePoint for Captures {
+    fn start(&self, point: &str, file: &Path) -> Result<(), EnvError> {
+        if point.starts_with("node-") {
+            match &self.nodes {
+                Some(n) => n.start(point, file),
+                None => Err(EnvError::new(format!("{point}: no node agents configured"))),
+            }
+        } else {
+            self.router.start(point, file)
+        }
+    }
+
+    fn stop(&self, point: &str) -> Result<(), EnvError> {
+        if point.starts_with("node-") {
+            self.nodes.as_ref().map_or(Ok(()), |n| n.stop(point))
+        } else {
+            self.router.stop(point)
+        }
+    }
+}

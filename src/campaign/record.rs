@@ -1,0 +1,391 @@
+//! The campaign folder (docs/campaign-record.md): creation, the fsynced
+//! append-only journal, the atomically rewritten index and per-measurement
+//! `meta.json`, and reading them back for `--resume`.
+
+use super::CampaignError;
+use super::plan::{Plan, PlannedMeasurement};
+use crate::capture::Timestamp;
+use serde::{Deserialize, Serialize};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Schema tag of `index.json`.
+pub const INDEX_SCHEMA: &str = "matador/index/1";
+
+/// Outcome of a measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Ran to the end.
+    Complete,
+    /// Failed after its retries; `error` says why.
+    Failed,
+    /// Not run (e.g. no node left for its country).
+    Skipped,
+}
+
+/// One measurement in `index.json` (and its `meta.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndexEntry {
+    /// Stable id (`m0007`).
+    pub id: String,
+    /// `message` or `baseline`.
+    pub kind: String,
+    /// App id.
+    pub app: String,
+    /// Phone A.
+    pub sender: String,
+    /// Phone B.
+    pub receiver: String,
+    /// A's vantage country.
+    pub sender_country: String,
+    /// B's vantage country.
+    pub receiver_country: String,
+    /// Node A went through (after failover).
+    pub sender_node: String,
+    /// Node B went through.
+    pub receiver_node: String,
+    /// 1-based repetition.
+    pub repetition: u32,
+    /// Messages planned.
+    pub messages: u32,
+    /// Outcome.
+    pub status: Status,
+    /// Why it failed or was skipped.
+    pub error: Option<String>,
+    /// Start of the last attempt.
+    pub started: Timestamp,
+    /// End of the last attempt.
+    pub ended: Timestamp,
+    /// Files of the measurement folder.
+    pub files: Vec<String>,
+    /// Attempts made (1 + retries used).
+    #[serde(default)]
+    pub attempts: u32,
+}
+
+impl IndexEntry {
+    /// An entry for a planned measurement (status to be filled in).
+    pub fn new(m: &PlannedMeasurement) -> IndexEntry {
+        IndexEntry {
+            id: m.id.clone(),
+            kind: m.kind.as_str().into(),
+            app: m.app.clone(),
+            sender: m.sender.clone(),
+            receiver: m.receiver.clone(),
+            sender_country: m.sender_country.to_string(),
+            receiver_country: m.receiver_country.to_string(),
+            sender_node: m.sender_nodes.first().cloned().unwrap_or_default(),
+            receiver_node: m.receiver_nodes.first().cloned().unwrap_or_default(),
+            repetition: m.repetition,
+            messages: m.messages.len() as u32,
+            status: Status::Skipped,
+            error: None,
+            started: Timestamp::from_f64(now()),
+            ended: Timestamp::from_f64(now()),
+            files: Vec::new(),
+            attempts: 0,
+        }
+    }
+}
+
+/// `index.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Index {
+    /// [`INDEX_SCHEMA`].
+    pub schema: String,
+    /// Scenario name.
+    pub campaign: String,
+    /// Finished measurements (complete, failed or skipped), in plan order.
+    pub measurements: Vec<IndexEntry>,
+}
+
+/// State of a journalled step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepState {
+    /// The step began.
+    Started,
+    /// It finished.
+    Done,
+    /// It failed (`detail` says why).
+    Failed,
+    /// It was not run.
+    Skipped,
+}
+
+/// One line of `journal.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalLine {
+    /// Sequence number, continuing across resumes.
+    pub seq: u64,
+    /// When.
+    pub ts: Timestamp,
+    /// Measurement id (absent for campaign-level steps).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measurement: Option<String>,
+    /// Step name.
+    pub step: String,
+    /// State.
+    pub state: StepState,
+    /// Reason, node, attempt…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Unix time now (host clock).
+pub fn now() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn io(file: &Path) -> impl FnOnce(std::io::Error) -> CampaignError + '_ {
+    move |e| CampaignError::Io {
+        file: file.to_path_buf(),
+        source: e,
+    }
+}
+
+/// Writes a file atomically: `<name>.tmp`, fsync, rename, fsync the folder.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CampaignError> {
+    let tmp = path.with_extension(format!(
+        "{}.tmp",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
+    {
+        let mut f = File::create(&tmp).map_err(io(&tmp))?;
+        f.write_all(bytes).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+    }
+    std::fs::rename(&tmp, path).map_err(io(path))?;
+    if let Some(dir) = path.parent()
+        && let Ok(d) = File::open(dir)
+    {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+fn to_json<T: Serialize>(path: &Path, v: &T) -> Result<Vec<u8>, CampaignError> {
+    let mut b = serde_json::to_vec_pretty(v).map_err(|e| CampaignError::Record {
+        file: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    b.push(b'\n');
+    Ok(b)
+}
+
+/// An open campaign folder.
+#[derive(Debug)]
+pub struct Record {
+    /// The folder.
+    pub dir: PathBuf,
+    journal: File,
+    seq: u64,
+    /// The index as written so far.
+    pub index: Index,
+}
+
+impl Record {
+    /// Creates `<out>/<name>-<YYYYmmddTHHMMSSZ>/` with `scenario.yaml`
+    /// (byte-identical copy) and `plan.json`.
+    pub fn create(out: &Path, plan: &Plan, scenario_source: &str) -> Result<Record, CampaignError> {
+        std::fs::create_dir_all(out).map_err(io(out))?;
+        let stamp = utc_stamp(now());
+        let mut dir = out.join(format!("{}-{stamp}", plan.scenario));
+        let mut n = 1;
+        while dir.exists() {
+            n += 1;
+            dir = out.join(format!("{}-{stamp}-{n}", plan.scenario));
+        }
+        std::fs::create_dir_all(dir.join("measurements")).map_err(io(&dir))?;
+        write_atomic(&dir.join("scenario.yaml"), scenario_source.as_bytes())?;
+        let pj = dir.join("plan.json");
+        write_atomic(&pj, &to_json(&pj, plan)?)?;
+        let index = Index {
+            schema: INDEX_SCHEMA.into(),
+            campaign: plan.scenario.clone(),
+            measurements: Vec::new(),
+        };
+        let ij = dir.join("index.json");
+        write_atomic(&ij, &to_json(&ij, &index)?)?;
+        let jp = dir.join("journal.jsonl");
+        let journal = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&jp)
+            .map_err(io(&jp))?;
+        Ok(Record {
+            dir,
+            journal,
+            seq: 0,
+            index,
+        })
+    }
+
+    /// Opens an existing campaign folder for `--resume`: reads the plan, the
+    /// index and the journal (a torn last line is cut off first).
+    pub fn open(dir: &Path) -> Result<(Record, Plan), CampaignError> {
+        let pj = dir.join("plan.json");
+        let text = std::fs::read_to_string(&pj).map_err(io(&pj))?;
+        let plan: Plan = serde_json::from_str(&text).map_err(|e| CampaignError::Record {
+            file: pj.clone(),
+            message: format!("not a matador/plan/1 file: {e}"),
+        })?;
+        let ij = dir.join("index.json");
+        let index: Index = match std::fs::read_to_string(&ij) {
+            Ok(t) => serde_json::from_str(&t).map_err(|e| CampaignError::Record {
+                file: ij.clone(),
+                message: e.to_string(),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Index {
+                schema: INDEX_SCHEMA.into(),
+                campaign: plan.scenario.clone(),
+                measurements: Vec::new(),
+            },
+            Err(e) => return Err(io(&ij)(e)),
+        };
+        let jp = dir.join("journal.jsonl");
+        let lines = read_journal(&jp)?;
+        // Cut a torn last line so appends start on a fresh line.
+        if let Ok(body) = std::fs::read(&jp)
+            && !body.is_empty()
+            && !body.ends_with(b"\n")
+        {
+            let keep = body.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            let f = OpenOptions::new().write(true).open(&jp).map_err(io(&jp))?;
+            f.set_len(keep as u64).map_err(io(&jp))?;
+        }
+        let journal = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&jp)
+            .map_err(io(&jp))?;
+        let seq = lines.last().map_or(0, |l| l.seq + 1);
+        Ok((
+            Record {
+                dir: dir.to_path_buf(),
+                journal,
+                seq,
+                index,
+            },
+            plan,
+        ))
+    }
+
+    /// Appends a journal line and fsyncs it.
+    pub fn journal(
+        &mut self,
+        measurement: Option<&str>,
+        step: &str,
+        state: StepState,
+        detail: Option<String>,
+    ) -> Result<(), CampaignError> {
+        let line = JournalLine {
+            seq: self.seq,
+            ts: Timestamp::from_f64(now()),
+            measurement: measurement.map(String::from),
+            step: step.into(),
+            state,
+            detail,
+        };
+        self.seq += 1;
+        let jp = self.dir.join("journal.jsonl");
+        let mut b = serde_json::to_vec(&line).map_err(|e| CampaignError::Record {
+            file: jp.clone(),
+            message: e.to_string(),
+        })?;
+        b.push(b'\n');
+        self.journal.write_all(&b).map_err(io(&jp))?;
+        self.journal.sync_data().map_err(io(&jp))
+    }
+
+    /// Records a finished measurement: `meta.json`, then the index (atomic).
+    pub fn finish(&mut self, entry: IndexEntry) -> Result<(), CampaignError> {
+        let mdir = self.measurement_dir(&entry.id);
+        std::fs::create_dir_all(&mdir).map_err(io(&mdir))?;
+        let mp = mdir.join("meta.json");
+        write_atomic(&mp, &to_json(&mp, &entry)?)?;
+        self.index.measurements.retain(|e| e.id != entry.id);
+        self.index.measurements.push(entry);
+        self.index.measurements.sort_by(|a, b| a.id.cmp(&b.id));
+        let ij = self.dir.join("index.json");
+        write_atomic(&ij, &to_json(&ij, &self.index)?)
+    }
+
+    /// `measurements/<id>/`.
+    pub fn measurement_dir(&self, id: &str) -> PathBuf {
+        self.dir.join("measurements").join(id)
+    }
+
+    /// True when the index already holds this measurement.
+    pub fn is_finished(&self, id: &str) -> bool {
+        self.index.measurements.iter().any(|e| e.id == id)
+    }
+
+    /// Writes `lab.json` (nodes and phones of the lab used).
+    pub fn write_lab(&self, lab: &serde_json::Value) -> Result<(), CampaignError> {
+        let p = self.dir.join("lab.json");
+        write_atomic(&p, &to_json(&p, lab)?)
+    }
+}
+
+/// Reads `journal.jsonl`, ignoring a torn last line.
+pub fn read_journal(path: &Path) -> Result<Vec<JournalLine>, CampaignError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io(path)(e)),
+    };
+    let n = text.lines().count();
+    let mut out = Vec::new();
+    for (i, l) in text.lines().enumerate() {
+        match serde_json::from_str::<JournalLine>(l) {
+            Ok(j) => out.push(j),
+            Err(_) if i + 1 == n && !text.ends_with('\n') => {}
+            Err(e) => {
+                return Err(CampaignError::Record {
+                    file: path.to_path_buf(),
+                    message: format!("line {}: {e}", i + 1),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `YYYYmmddTHHMMSSZ` for a unix time (UTC, civil-from-days).
+pub fn utc_stamp(t: f64) -> String {
+    let secs = t.max(0.0) as i64;
+    let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps() {
+        assert_eq!(utc_stamp(0.0), "19700101T000000Z");
+        assert_eq!(utc_stamp(1_700_000_000.0), "20231114T221320Z");
+        assert_eq!(utc_stamp(951_782_400.0), "20000229T000000Z");
+    }
+}

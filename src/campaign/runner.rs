@@ -1,0 +1,852 @@
+//! The measurement state machine.
+//!
+//! Each measurement runs [`Step`]s in order — prepare phones, connect the
+//! tunnels, check connectivity and DNS, start captures, exchange messages
+//! (or record a baseline), stop and fetch captures, analyse, then the
+//! optional path and probe steps — and always tears down (apps stopped,
+//! captures stopped, routes removed), also after a failure or Ctrl-C. Every
+//! step start/end/failure is journalled (fsynced) before the next begins.
+//!
+//! Failures: a step failing because of a node marks that node failed for the
+//! rest of the run and the next attempt uses the country's next node; a
+//! failed measurement is retried `retries` times and then recorded as
+//! failed with its reason. A measurement in the index is never run again, so
+//! `--resume` completes each one exactly once; the interrupted one is
+//! cleaned and redone.
+
+use super::CampaignError;
+use super::env::{CapturePoint, EnvError, PhoneControl, PhoneFacts, StepHook, Vantage};
+use super::plan::{Kind, Plan, PlannedMeasurement, Side};
+use super::record::{IndexEntry, Record, Status, StepState, now};
+use crate::analysis::correlate::{
+    CorrelateConfig, analyze_measurement, replay_campaign, write_analysis,
+};
+use crate::capture::Timestamp;
+use crate::scenario::apps::AppProfiles;
+use crate::scenario::{CapturePointKind, StepsSpec};
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+/// One step of a measurement. New steps are added here and in
+/// [`steps_for`]; [`Step::Paths`] and [`Step::Probes`] call a [`StepHook`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Step {
+    /// Wake phones, check the app, mock location, firewall, clock offset.
+    PreparePhones,
+    /// Tunnels and routes to the nodes.
+    Connect,
+    /// Connectivity and DNS through the nodes.
+    CheckConnectivity,
+    /// Router and node captures.
+    StartCaptures,
+    /// Open the chats and exchange the messages.
+    Exchange,
+    /// Open the apps and record background traffic.
+    Baseline,
+    /// Stop the captures and fetch the node captures.
+    StopCaptures,
+    /// Analyse the measurement's files (`analysis.json`).
+    Analyse,
+    /// Path measurements (hook).
+    Paths,
+    /// Active probes (hook).
+    Probes,
+}
+
+impl Step {
+    /// The name used in the journal.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Step::PreparePhones => "prepare-phones",
+            Step::Connect => "connect",
+            Step::CheckConnectivity => "check-connectivity",
+            Step::StartCaptures => "start-captures",
+            Step::Exchange => "exchange",
+            Step::Baseline => "baseline",
+            Step::StopCaptures => "stop-captures",
+            Step::Analyse => "analyse",
+            Step::Paths => "paths",
+            Step::Probes => "probes",
+        }
+    }
+}
+
+/// The steps of a measurement of this kind.
+pub fn steps_for(kind: Kind, extra: &StepsSpec) -> Vec<Step> {
+    let mut v = vec![
+        Step::PreparePhones,
+        Step::Connect,
+        Step::CheckConnectivity,
+        Step::StartCaptures,
+        if kind == Kind::Baseline {
+            Step::Baseline
+        } else {
+            Step::Exchange
+        },
+        Step::StopCaptures,
+        Step::Analyse,
+    ];
+    if kind == Kind::Message {
+        if extra.paths {
+            v.push(Step::Paths);
+        }
+        if extra.probes {
+            v.push(Step::Probes);
+        }
+    }
+    v
+}
+
+/// The world the runner drives.
+#[derive(Clone)]
+pub struct Env {
+    /// Phones.
+    pub phones: Arc<dyn PhoneControl>,
+    /// Tunnels.
+    pub vantage: Arc<dyn Vantage>,
+    /// Captures.
+    pub capture: Arc<dyn CapturePoint>,
+    /// Path step, when available.
+    pub paths: Option<Arc<dyn StepHook>>,
+    /// Probe step, when available.
+    pub probes: Option<Arc<dyn StepHook>>,
+}
+
+/// How the runner behaves.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Retries per measurement.
+    pub retries: u32,
+    /// Bound of one step call.
+    pub step_timeout: Duration,
+    /// Bound of waiting for a message.
+    pub receive_timeout: Duration,
+    /// Bound of a whole measurement attempt.
+    pub measurement_timeout: Duration,
+    /// Pause between messages.
+    pub interval: Duration,
+    /// Capture points.
+    pub points: Vec<CapturePointKind>,
+    /// Optional steps.
+    pub steps: StepsSpec,
+    /// Set (e.g. by Ctrl-C) to stop cleanly after tearing down.
+    pub stop: Arc<AtomicBool>,
+    /// App profiles for the analysis.
+    pub profiles: Arc<AppProfiles>,
+    /// Progress bar (hidden when not on a terminal).
+    pub progress: Option<indicatif::ProgressBar>,
+}
+
+impl RunOptions {
+    /// Options from a scenario.
+    pub fn from_scenario(sc: &crate::scenario::Scenario, profiles: AppProfiles) -> RunOptions {
+        RunOptions {
+            retries: sc.retries,
+            step_timeout: sc.timeouts.step.0,
+            receive_timeout: sc.timeouts.receive.0,
+            measurement_timeout: sc.timeouts.measurement.0,
+            interval: sc.messages.interval.0,
+            points: sc.capture.points.clone(),
+            steps: sc.steps.clone(),
+            stop: Arc::new(AtomicBool::new(false)),
+            profiles: Arc::new(profiles),
+            progress: None,
+        }
+    }
+}
+
+/// How a campaign run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Measurements complete (including earlier runs of a resumed campaign).
+    pub complete: usize,
+    /// Failed after retries.
+    pub failed: usize,
+    /// Skipped (no node left).
+    pub skipped: usize,
+    /// Not run yet (interrupted).
+    pub remaining: usize,
+    /// Stopped by request before the end.
+    pub interrupted: bool,
+}
+
+/// Why an attempt ended early.
+#[derive(Debug)]
+struct Failure {
+    step: Step,
+    err: EnvError,
+    /// The node to blame, if any.
+    node: Option<String>,
+    interrupted: bool,
+}
+
+impl Failure {
+    fn at(step: Step, err: EnvError) -> Self {
+        Failure {
+            step,
+            err,
+            node: None,
+            interrupted: false,
+        }
+    }
+}
+
+/// Runs `f` on a worker thread, bounded by `timeout`. A call that does not
+/// return in time fails the step (its thread is left to finish on its own;
+/// device and net calls have their own bounds underneath).
+fn bounded<T: Send + 'static>(
+    what: &str,
+    timeout: Duration,
+    f: impl FnOnce() -> Result<T, EnvError> + Send + 'static,
+) -> Result<T, EnvError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name("campaign-step".into())
+        .spawn(move || {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+                .unwrap_or_else(|_| Err(EnvError::new("panicked")));
+            let _ = tx.send(r);
+        });
+    if let Err(e) = spawned {
+        return Err(EnvError::new(format!("{what}: cannot start a thread: {e}")));
+    }
+    match rx.recv_timeout(timeout) {
+        Ok(r) => r.map_err(|e| EnvError {
+            message: format!("{what}: {}", e.message),
+            node_failed: e.node_failed,
+        }),
+        Err(_) => Err(EnvError::new(format!(
+            "{what}: no answer within {timeout:?}"
+        ))),
+    }
+}
+
+/// The campaign runner.
+pub struct Runner {
+    record: Record,
+    plan: Plan,
+    env: Env,
+    opts: RunOptions,
+    failed_nodes: BTreeSet<String>,
+}
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner")
+            .field("dir", &self.record.dir)
+            .field("measurements", &self.plan.measurements.len())
+            .finish()
+    }
+}
+
+impl Runner {
+    /// A runner over an open record and its plan.
+    pub fn new(record: Record, plan: Plan, env: Env, opts: RunOptions) -> Runner {
+        Runner {
+            record,
+            plan,
+            env,
+            opts,
+            failed_nodes: BTreeSet::new(),
+        }
+    }
+
+    /// The campaign folder.
+    pub fn dir(&self) -> &Path {
+        &self.record.dir
+    }
+
+    fn stopped(&self) -> bool {
+        self.opts.stop.load(Ordering::SeqCst)
+    }
+
+    /// Runs every measurement not yet in the index, then the campaign-wide
+    /// analysis (the same as `matador replay` on the folder).
+    pub fn run(&mut self) -> Result<Summary, CampaignError> {
+        let total = self.plan.measurements.len();
+        let resumed = self.record.index.measurements.len();
+        self.record.journal(
+            None,
+            if resumed > 0 { "resume" } else { "campaign" },
+            StepState::Started,
+            Some(format!(
+                "{resumed} of {total} measurements already recorded"
+            )),
+        )?;
+        if let Some(pb) = &self.opts.progress {
+            pb.set_length(total as u64);
+            pb.set_position(resumed as u64);
+        }
+        let mut interrupted = false;
+        let plan = self.plan.measurements.clone();
+        for m in &plan {
+            if self.record.is_finished(&m.id) {
+                continue;
+            }
+            if self.stopped() {
+                interrupted = true;
+                break;
+            }
+            match self.measure(m)? {
+                Some(entry) => {
+                    let status = entry.status;
+                    self.record.finish(entry)?;
+                    if let Some(pb) = &self.opts.progress {
+                        pb.inc(1);
+                        let failed = self
+                            .record
+                            .index
+                            .measurements
+                            .iter()
+                            .filter(|e| e.status != Status::Complete)
+                            .count();
+                        pb.set_message(format!("{} {:?}; {failed} failed", m.id, status));
+                    }
+                }
+                None => {
+                    interrupted = true;
+                    break;
+                }
+            }
+        }
+        if !interrupted {
+            self.record
+                .journal(None, "campaign-analysis", StepState::Started, None)?;
+            let r = replay_campaign(
+                &self.record.dir,
+                &self.opts.profiles,
+                &CorrelateConfig::default(),
+            );
+            let (state, detail) = match &r {
+                Ok(v) => (StepState::Done, format!("{} measurements", v.len())),
+                Err(e) => (StepState::Failed, e.to_string()),
+            };
+            self.record
+                .journal(None, "campaign-analysis", state, Some(detail))?;
+        }
+        let count = |s: Status| {
+            self.record
+                .index
+                .measurements
+                .iter()
+                .filter(|e| e.status == s)
+                .count()
+        };
+        let summary = Summary {
+            complete: count(Status::Complete),
+            failed: count(Status::Failed),
+            skipped: count(Status::Skipped),
+            remaining: total - self.record.index.measurements.len(),
+            interrupted,
+        };
+        self.record.journal(
+            None,
+            "campaign",
+            if interrupted {
+                StepState::Skipped
+            } else {
+                StepState::Done
+            },
+            Some(format!(
+                "complete {}, failed {}, skipped {}, remaining {}",
+                summary.complete, summary.failed, summary.skipped, summary.remaining
+            )),
+        )?;
+        Ok(summary)
+    }
+
+    /// The first node of a country not marked failed.
+    fn node_for(&self, nodes: &[String]) -> Option<String> {
+        nodes
+            .iter()
+            .find(|n| !self.failed_nodes.contains(*n))
+            .cloned()
+    }
+
+    /// Runs one measurement with its retries; `None` when interrupted.
+    fn measure(&mut self, m: &PlannedMeasurement) -> Result<Option<IndexEntry>, CampaignError> {
+        let dir = self.record.measurement_dir(&m.id);
+        let mut entry = IndexEntry::new(m);
+        let mut last_error = None;
+        for attempt in 1..=self.opts.retries + 1 {
+            // A previous (crashed or failed) attempt leaves files: start clean.
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(|e| CampaignError::Io {
+                    file: dir.clone(),
+                    source: e,
+                })?;
+            }
+            std::fs::create_dir_all(&dir).map_err(|e| CampaignError::Io {
+                file: dir.clone(),
+                source: e,
+            })?;
+            let (Some(na), Some(nb)) = (
+                self.node_for(&m.sender_nodes),
+                self.node_for(&m.receiver_nodes),
+            ) else {
+                entry.status = Status::Skipped;
+                entry.error = Some(format!(
+                    "no working node left for {} or {} (failed: {})",
+                    m.sender_country,
+                    m.receiver_country,
+                    self.failed_nodes
+                        .iter()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+                self.record.journal(
+                    Some(&m.id),
+                    "measurement",
+                    StepState::Skipped,
+                    entry.error.clone(),
+                )?;
+                entry.files = list_files(&dir);
+                return Ok(Some(entry));
+            };
+            entry.sender_node = na.clone();
+            entry.receiver_node = nb.clone();
+            entry.attempts = attempt;
+            entry.started = Timestamp::from_f64(now());
+            self.record.journal(
+                Some(&m.id),
+                "measurement",
+                StepState::Started,
+                Some(format!("attempt {attempt}, nodes {na}/{nb}")),
+            )?;
+            let result = self.attempt(m, &dir, &na, &nb);
+            self.teardown(m, &na, &nb)?;
+            entry.ended = Timestamp::from_f64(now());
+            match result {
+                Ok(()) => {
+                    entry.status = Status::Complete;
+                    entry.error = None;
+                    entry.files = list_files(&dir);
+                    self.record
+                        .journal(Some(&m.id), "measurement", StepState::Done, None)?;
+                    return Ok(Some(entry));
+                }
+                Err(f) if f.interrupted => {
+                    self.record.journal(
+                        Some(&m.id),
+                        "measurement",
+                        StepState::Skipped,
+                        Some("interrupted: will be redone on --resume".into()),
+                    )?;
+                    return Ok(None);
+                }
+                Err(f) => {
+                    let msg = format!("{}: {}", f.step.name(), f.err.message);
+                    if let Some(n) = &f.node {
+                        self.failed_nodes.insert(n.clone());
+                        self.record.journal(
+                            Some(&m.id),
+                            "node-failover",
+                            StepState::Done,
+                            Some(format!("node {n} marked failed: {}", f.err.message)),
+                        )?;
+                    }
+                    for ph in [&m.sender, &m.receiver] {
+                        let _ = self.env.phones.diagnostics(ph, &dir);
+                    }
+                    self.record.journal(
+                        Some(&m.id),
+                        "measurement",
+                        StepState::Failed,
+                        Some(format!("attempt {attempt}: {msg}")),
+                    )?;
+                    last_error = Some(msg);
+                }
+            }
+        }
+        entry.status = Status::Failed;
+        entry.error = last_error;
+        entry.files = list_files(&dir);
+        Ok(Some(entry))
+    }
+
+    fn attempt(
+        &mut self,
+        m: &PlannedMeasurement,
+        dir: &Path,
+        na: &str,
+        nb: &str,
+    ) -> Result<(), Failure> {
+        let started = Instant::now();
+        let mut events = Events::new(dir.join("events.jsonl"));
+        for step in steps_for(m.kind, &self.opts.steps) {
+            if self.stopped() {
+                return Err(Failure {
+                    interrupted: true,
+                    ..Failure::at(step, EnvError::new("stopped"))
+                });
+            }
+            if started.elapsed() > self.opts.measurement_timeout {
+                return Err(Failure::at(
+                    step,
+                    EnvError::new(format!(
+                        "measurement exceeded {:?}",
+                        self.opts.measurement_timeout
+                    )),
+                ));
+            }
+            let _ = self
+                .record
+                .journal(Some(&m.id), step.name(), StepState::Started, None);
+            if let Some(pb) = &self.opts.progress {
+                pb.set_message(format!("{} {} {}", m.id, m.app, step.name()));
+            }
+            let r = self.step(step, m, dir, na, nb, &mut events);
+            let (state, detail) = match &r {
+                Ok(Some(skip)) => (StepState::Skipped, Some(skip.clone())),
+                Ok(None) => (StepState::Done, None),
+                Err(f) => (StepState::Failed, Some(f.err.message.clone())),
+            };
+            let _ = self.record.journal(Some(&m.id), step.name(), state, detail);
+            r?;
+        }
+        Ok(())
+    }
+
+    /// Runs one step; `Ok(Some(reason))` when it was skipped.
+    fn step(
+        &mut self,
+        step: Step,
+        m: &PlannedMeasurement,
+        dir: &Path,
+        na: &str,
+        nb: &str,
+        events: &mut Events,
+    ) -> Result<Option<String>, Failure> {
+        let to = self.opts.step_timeout;
+        let env = self.env.clone();
+        let fail = |e: EnvError| Failure::at(step, e);
+        let phones = [
+            (
+                m.sender.clone(),
+                m.sender_country.to_string(),
+                na.to_string(),
+            ),
+            (
+                m.receiver.clone(),
+                m.receiver_country.to_string(),
+                nb.to_string(),
+            ),
+        ];
+        match step {
+            Step::PreparePhones => {
+                let mut facts = Vec::new();
+                for (ph, country, _) in &phones {
+                    let (p, a, c, pc) = (
+                        env.phones.clone(),
+                        m.app.clone(),
+                        country.clone(),
+                        ph.clone(),
+                    );
+                    let f = bounded(&format!("{ph}: prepare"), to, move || {
+                        p.prepare(&pc, &a, &c)
+                    })
+                    .map_err(fail)?;
+                    events.offsets.push((ph.clone(), f.clone()));
+                    facts.push(serde_json::json!({"phone": ph, "facts": f}));
+                }
+                let _ = super::record::write_atomic(
+                    &dir.join("phones.json"),
+                    serde_json::to_string_pretty(&facts)
+                        .unwrap_or_default()
+                        .as_bytes(),
+                );
+            }
+            Step::Connect | Step::CheckConnectivity => {
+                for (ph, _, node) in &phones {
+                    let (v, p, n) = (env.vantage.clone(), ph.clone(), node.clone());
+                    let what = format!("{ph} via {node}");
+                    let r = if step == Step::Connect {
+                        bounded(&what, to, move || v.connect(&p, &n))
+                    } else {
+                        bounded(&what, to, move || v.check(&p, &n))
+                    };
+                    if let Err(e) = r {
+                        // Connectivity failures are the node's; a connect
+                        // failure is when the implementation says so.
+                        let blame = step == Step::CheckConnectivity || e.node_failed;
+                        return Err(Failure {
+                            node: blame.then(|| node.clone()),
+                            ..Failure::at(step, e)
+                        });
+                    }
+                }
+            }
+            Step::StartCaptures => {
+                for (point, file) in self.points(m, na, nb, dir) {
+                    let c = env.capture.clone();
+                    bounded(&format!("capture {point}"), to, move || {
+                        c.start(&point, &file)
+                    })
+                    .map_err(fail)?;
+                }
+            }
+            Step::Exchange | Step::Baseline => {
+                for (ph, peer) in [(&m.sender, &m.receiver), (&m.receiver, &m.sender)] {
+                    let (p, a, x, y) =
+                        (env.phones.clone(), m.app.clone(), ph.clone(), peer.clone());
+                    bounded(&format!("{ph}: open chat"), to, move || {
+                        p.open_chat(&x, &a, &y)
+                    })
+                    .map_err(fail)?;
+                    events.push(now(), ph, &m.app, "chat_open", None, None);
+                }
+                if step == Step::Baseline {
+                    events.push(now(), &m.sender, &m.app, "baseline_start", None, None);
+                    let until = Instant::now() + Duration::from_secs_f64(m.baseline_secs);
+                    while Instant::now() < until {
+                        if self.stopped() {
+                            return Err(Failure {
+                                interrupted: true,
+                                ..Failure::at(step, EnvError::new("stopped"))
+                            });
+                        }
+                        std::thread::sleep(
+                            until
+                                .saturating_duration_since(Instant::now())
+                                .min(Duration::from_millis(100)),
+                        );
+                    }
+                    events.push(now(), &m.sender, &m.app, "baseline_end", None, None);
+                } else {
+                    for (i, msg) in m.messages.iter().enumerate() {
+                        if self.stopped() {
+                            return Err(Failure {
+                                interrupted: true,
+                                ..Failure::at(step, EnvError::new("stopped"))
+                            });
+                        }
+                        let (from, to_ph) = match msg.from {
+                            Side::A => (&m.sender, &m.receiver),
+                            Side::B => (&m.receiver, &m.sender),
+                        };
+                        let (p, a, x, text) = (
+                            env.phones.clone(),
+                            m.app.clone(),
+                            from.clone(),
+                            msg.text.clone(),
+                        );
+                        let t = bounded(&format!("{from}: send {}", msg.id), to, move || {
+                            p.send(&x, &a, &text)
+                        })
+                        .map_err(fail)?;
+                        events.push(t, from, &m.app, "send_tap", Some(&msg.id), Some(&msg.text));
+                        let rt = self.opts.receive_timeout;
+                        let (p, a, y, text) = (
+                            env.phones.clone(),
+                            m.app.clone(),
+                            to_ph.clone(),
+                            msg.text.clone(),
+                        );
+                        let t = bounded(
+                            &format!("{to_ph}: receive {}", msg.id),
+                            rt + Duration::from_secs(5),
+                            move || p.wait_receive(&y, &a, &text, rt),
+                        )
+                        .map_err(fail)?;
+                        events.push(t, to_ph, &m.app, "received", Some(&msg.id), Some(&msg.text));
+                        if i + 1 < m.messages.len() {
+                            std::thread::sleep(self.opts.interval);
+                        }
+                    }
+                }
+                events.flush().map_err(fail)?;
+            }
+            Step::StopCaptures => {
+                for (point, _) in self.points(m, na, nb, dir) {
+                    let c = env.capture.clone();
+                    bounded(&format!("capture {point}"), to, move || c.stop(&point))
+                        .map_err(fail)?;
+                }
+            }
+            Step::Analyse => {
+                let campaign = self.record.dir.clone();
+                let d = dir.to_path_buf();
+                let profiles = self.opts.profiles.clone();
+                let a = analyze_measurement(
+                    &d,
+                    Some(&campaign),
+                    &profiles,
+                    &CorrelateConfig::default(),
+                )
+                .map_err(|e| fail(EnvError::new(e.to_string())))?;
+                write_analysis(dir, &a).map_err(|e| fail(EnvError::new(e.to_string())))?;
+            }
+            Step::Paths | Step::Probes => {
+                let hook = if step == Step::Paths {
+                    env.paths.clone()
+                } else {
+                    env.probes.clone()
+                };
+                let Some(h) = hook else {
+                    return Ok(Some(format!("no {} engine available", step.name())));
+                };
+                let (d, mm) = (dir.to_path_buf(), m.clone());
+                bounded(step.name(), to * 10, move || h.run(&d, &mm)).map_err(fail)?;
+            }
+        }
+        Ok(None)
+    }
+
+    fn points(
+        &self,
+        m: &PlannedMeasurement,
+        na: &str,
+        nb: &str,
+        dir: &Path,
+    ) -> Vec<(String, PathBuf)> {
+        let mut v = Vec::new();
+        if self.opts.points.contains(&CapturePointKind::Router) {
+            for ph in [&m.sender, &m.receiver] {
+                v.push((
+                    format!("router-{ph}"),
+                    dir.join(format!("capture-router-{ph}.pcap")),
+                ));
+            }
+        }
+        if self.opts.points.contains(&CapturePointKind::Node) {
+            for n in [na, nb] {
+                if !v.iter().any(|(p, _)| *p == format!("node-{n}")) {
+                    v.push((
+                        format!("node-{n}"),
+                        dir.join(format!("capture-node-{n}.pcap")),
+                    ));
+                }
+            }
+        }
+        v
+    }
+
+    /// Always run after an attempt: captures stopped, apps stopped, routes
+    /// removed. Failures here are journalled, never fatal.
+    fn teardown(
+        &mut self,
+        m: &PlannedMeasurement,
+        na: &str,
+        nb: &str,
+    ) -> Result<(), CampaignError> {
+        let to = self.opts.step_timeout;
+        let dir = self.record.measurement_dir(&m.id);
+        let mut problems = Vec::new();
+        for (point, _) in self.points(m, na, nb, &dir) {
+            let c = self.env.capture.clone();
+            if let Err(e) = bounded(&format!("capture {point}"), to, move || c.stop(&point)) {
+                problems.push(e.message);
+            }
+        }
+        for ph in [&m.sender, &m.receiver] {
+            let (p, a, x) = (self.env.phones.clone(), m.app.clone(), ph.clone());
+            if let Err(e) = bounded(&format!("{ph}: finish"), to, move || p.finish(&x, &a)) {
+                problems.push(e.message);
+            }
+            let (v, x) = (self.env.vantage.clone(), ph.clone());
+            if let Err(e) = bounded(&format!("{ph}: disconnect"), to, move || v.disconnect(&x)) {
+                problems.push(e.message);
+            }
+        }
+        self.record.journal(
+            Some(&m.id),
+            "teardown",
+            if problems.is_empty() {
+                StepState::Done
+            } else {
+                StepState::Failed
+            },
+            (!problems.is_empty()).then(|| problems.join("; ")),
+        )
+    }
+}
+
+fn list_files(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .filter(|e| e.path().is_file())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != "meta.json" && !n.ends_with(".tmp"))
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// `events.jsonl` of a measurement, appended and fsynced line by line.
+struct Events {
+    path: PathBuf,
+    lines: Vec<String>,
+    written: usize,
+    offsets: Vec<(String, PhoneFacts)>,
+}
+
+impl Events {
+    fn new(path: PathBuf) -> Self {
+        Events {
+            path,
+            lines: Vec::new(),
+            written: 0,
+            offsets: Vec::new(),
+        }
+    }
+
+    fn push(
+        &mut self,
+        t: f64,
+        device: &str,
+        app: &str,
+        kind: &str,
+        msg: Option<&str>,
+        text: Option<&str>,
+    ) {
+        let mut o = serde_json::json!({
+            "ts": Timestamp::from_f64(t),
+            "device": device,
+            "app": app,
+            "kind": kind,
+        });
+        if let Some(m) = msg {
+            o["message_id"] = m.into();
+        }
+        if let Some(t) = text {
+            let d = ring::digest::digest(&ring::digest::SHA256, t.as_bytes());
+            let hex: String = d.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+            o["text_sha256"] = hex.into();
+            o["bytes"] = t.len().into();
+        }
+        if let Some((_, f)) = self.offsets.iter().find(|(p, _)| p == device) {
+            o["clock_offset_ns"] = ((f.clock_offset_s * 1e9) as i64).into();
+            o["clock_uncertainty_ns"] = ((f.clock_uncertainty_s * 1e9) as i64).into();
+        }
+        self.lines.push(o.to_string());
+        // Each event reaches the disk as it happens (a crash keeps them).
+        let _ = self.flush();
+    }
+
+    fn flush(&mut self) -> Result<(), EnvError> {
+        if self.written == self.lines.len() {
+            return Ok(());
+        }
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .map_err(|e| EnvError::new(format!("{}: {e}", self.path.display())))?;
+        for l in &self.lines[self.written..] {
+            writeln!(f, "{l}")
+                .map_err(|e| EnvError::new(format!("{}: {e}", self.path.display())))?;
+        }
+        f.sync_data()
+            .map_err(|e| EnvError::new(format!("{}: {e}", self.path.display())))?;
+        self.written = self.lines.len();
+        Ok(())
+    }
+}

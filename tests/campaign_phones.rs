@@ -1,0 +1,173 @@
+//! The campaign state machine driving two simulated phones over real ADB
+//! (adb server, adb_client, the device layer): preparation (wake, app
+//! check, mock location, firewall, clock offset), chats, 2+2 messages with
+//! receipts by notification, force-stop — through `DevicePhones`. Tunnels
+//! and captures are in-process fakes here (the network layer's router API
+//! is not wired yet).
+
+#[path = "phone_sim_support.rs"]
+mod support;
+
+use matador::campaign::devices::{DevicePhones, country_point};
+use matador::campaign::env::{CapturePoint, EnvError, Vantage};
+use matador::campaign::plan::Plan;
+use matador::campaign::record::{Index, Record, Status};
+use matador::campaign::runner::{Env, RunOptions, Runner};
+use matador::device::profile::{AppProfile, PhoneProfile};
+use matador::scenario::LoadedScenario;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use support::*;
+
+struct NoTunnel(Mutex<Vec<String>>);
+
+impl Vantage for NoTunnel {
+    fn connect(&self, phone: &str, node: &str) -> Result<(), EnvError> {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("connect {phone} {node}"));
+        Ok(())
+    }
+    fn check(&self, _: &str, _: &str) -> Result<(), EnvError> {
+        Ok(())
+    }
+    fn disconnect(&self, phone: &str) -> Result<(), EnvError> {
+        self.0.lock().unwrap().push(format!("disconnect {phone}"));
+        Ok(())
+    }
+}
+
+impl CapturePoint for NoTunnel {
+    fn start(&self, point: &str, file: &Path) -> Result<(), EnvError> {
+        self.0.lock().unwrap().push(format!("capture {point}"));
+        // An empty pcap: the analysis must cope with a capture without packets.
+        let mut h = Vec::new();
+        h.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
+        h.extend_from_slice(&[
+            2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 1, 0, 0, 0,
+        ]);
+        std::fs::write(file, h).map_err(|e| EnvError::new(e.to_string()))
+    }
+    fn stop(&self, _: &str) -> Result<(), EnvError> {
+        Ok(())
+    }
+}
+
+fn profile(id: &str, serial: String, server: String, c: char, rooted: bool) -> PhoneProfile {
+    PhoneProfile {
+        id: id.into(),
+        serial: Some(serial),
+        address: None,
+        adb_server: Some(server),
+        direct: false,
+        model: None,
+        rooted,
+        display_name: Some(format!("Lab {}", c.to_ascii_uppercase())),
+        accounts: APPS
+            .iter()
+            .map(|a| (a.to_string(), account(a, c)))
+            .collect(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn campaign_drives_simulated_phones() {
+    assert!(country_point("DE").is_some() && country_point("ZZ").is_none());
+    let backends = start_backends(0).await;
+    let a = start_phone(phone_config('a', Some(backends.dns), 0, false)).await;
+    let b = start_phone(phone_config('b', Some(backends.dns), 1, true)).await;
+    let server = AdbServer::start();
+    server.connect(a.adb_addr);
+    server.connect(b.adb_addr);
+    let srv = server.addr().to_string();
+    let phones = vec![
+        profile("lab-a", a.adb_addr.to_string(), srv.clone(), 'a', true),
+        profile("lab-b", b.adb_addr.to_string(), srv, 'b', false),
+    ];
+    let apps = AppProfile::load_dir(&app_profiles()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let sp = tmp.path().join("s.yaml");
+    std::fs::write(
+        &sp,
+        "name: sim\nphones: [{id: lab-a}, {id: lab-b}]\napps: [whatsapp, telegram]\n\
+         countries: {DE: [de-1], BR: [br-1]}\npairs: {all: [DE, BR]}\n\
+         messages: {per_direction: 2, texts: [hello from A, hi from B], interval: 0s}\n\
+         baseline: {runs: 0}\ntimeouts: {step: 60s, receive: 20s, measurement: 5m}\nretries: 0\nlab: {}\n",
+    )
+    .unwrap();
+    let ls = LoadedScenario::load(&sp).unwrap();
+    let plan = Plan::expand(&ls);
+    assert_eq!(plan.measurements.len(), 2);
+    let rec = Record::create(&tmp.path().join("campaigns"), &plan, &ls.source).unwrap();
+    let dir = rec.dir.clone();
+    let dp = Arc::new(DevicePhones::new(
+        tokio::runtime::Handle::current(),
+        phones,
+        apps,
+    ));
+    let fake = Arc::new(NoTunnel(Mutex::new(Vec::new())));
+    let env = Env {
+        phones: dp,
+        vantage: fake.clone(),
+        capture: fake.clone(),
+        paths: None,
+        probes: None,
+    };
+    let opts = RunOptions::from_scenario(&ls.scenario, ls.profiles.clone());
+    let summary = tokio::task::spawn_blocking(move || Runner::new(rec, plan, env, opts).run())
+        .await
+        .unwrap()
+        .unwrap();
+    let idx: Index =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).unwrap()).unwrap();
+    for e in &idx.measurements {
+        assert_eq!(e.status, Status::Complete, "{e:?}");
+    }
+    assert_eq!(summary.complete, 2);
+    for e in &idx.measurements {
+        eprintln!(
+            "{} {}: {:.1} s for {} messages",
+            e.id,
+            e.app,
+            e.ended.as_f64() - e.started.as_f64(),
+            e.messages
+        );
+    }
+    for (app, m) in [("whatsapp", "m0001"), ("telegram", "m0002")] {
+        assert_eq!(
+            backends.by_app[app].relayed(),
+            4,
+            "{app}: 2+2 messages relayed"
+        );
+        let ev =
+            std::fs::read_to_string(dir.join(format!("measurements/{m}/events.jsonl"))).unwrap();
+        let ev: Vec<serde_json::Value> = ev
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let sends: Vec<_> = ev.iter().filter(|e| e["kind"] == "send_tap").collect();
+        let recvs: Vec<_> = ev.iter().filter(|e| e["kind"] == "received").collect();
+        assert_eq!((sends.len(), recvs.len()), (4, 4), "{app}");
+        for (s, r) in sends.iter().zip(&recvs) {
+            let (ts, tr): (f64, f64) = (
+                s["ts"].as_str().unwrap().parse().unwrap(),
+                r["ts"].as_str().unwrap().parse().unwrap(),
+            );
+            assert!(
+                tr >= ts - 1.0 && tr - ts < 20.0,
+                "{app}: send {ts} receive {tr}"
+            );
+            assert_ne!(s["device"], r["device"]);
+        }
+        assert!(sends[0]["clock_offset_ns"].is_i64());
+        let facts =
+            std::fs::read_to_string(dir.join(format!("measurements/{m}/phones.json"))).unwrap();
+        assert!(facts.contains("app_version"), "{facts}");
+    }
+    let calls = fake.0.lock().unwrap();
+    assert_eq!(
+        calls.iter().filter(|c| c.starts_with("disconnect")).count(),
+        4
+    );
+}

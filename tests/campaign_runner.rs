@@ -1,0 +1,661 @@
+//! The measurement state machine against in-process fakes of the phones,
+//! tunnels and captures: the record it leaves, node failover, bounded
+//! retries with failures recorded, Ctrl-C, and kill -9 + `--resume`
+//! (each measurement exactly once, ids stable).
+
+mod campaign_common;
+
+use campaign_common::{P, write_pcap};
+use matador::campaign::env::{CapturePoint, EnvError, PhoneControl, PhoneFacts, Vantage};
+use matador::campaign::plan::Plan;
+use matador::campaign::record::{Index, Record, Status, read_journal};
+use matador::campaign::runner::{Env, RunOptions, Runner};
+use matador::scenario::LoadedScenario;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const SCENARIO: &str = "name: fake
+phones:
+  - id: lab-a
+  - id: lab-b
+apps: [whatsapp, signal]
+countries:
+  DE: [de-1, de-2]
+  BR: [br-1]
+pairs:
+  all: [DE, BR]
+messages:
+  per_direction: 2
+  texts: [hello there, how are you doing, fine thanks and you, all good here]
+  interval: 0s
+repetitions: 2
+baseline: {runs: 1, duration: 300ms}
+timeouts: {step: 5s, receive: 5s, measurement: 60s}
+retries: 1
+lab: {}
+";
+
+/// (time, bytes, outgoing) of a message packet on a phone.
+type Seen = (f64, usize, bool);
+
+/// Shared state of the fake world: what each phone sent/received when.
+#[derive(Default)]
+struct World {
+    /// phone → (time, bytes, outgoing)
+    traffic: Mutex<BTreeMap<String, Vec<Seen>>>,
+    calls: Mutex<Vec<String>>,
+    broken_nodes: BTreeSet<String>,
+    fail_app: Option<String>,
+    /// Set the stop flag at the n-th send (Ctrl-C).
+    stop_at_send: Option<(usize, Arc<AtomicBool>)>,
+    /// Hang (sleep) at the n-th send: the kill -9 test kills us there.
+    hang_at_send: Option<usize>,
+    sends: AtomicUsize,
+    connected: Mutex<BTreeMap<String, String>>,
+    open_captures: Mutex<BTreeMap<String, PathBuf>>,
+}
+
+fn now() -> f64 {
+    matador::campaign::record::now()
+}
+
+fn relay() -> Ipv4Addr {
+    Ipv4Addr::new(198, 19, 1, 10)
+}
+
+fn phone_ip(p: &str) -> Ipv4Addr {
+    if p == "lab-a" {
+        Ipv4Addr::new(198, 18, 1, 10)
+    } else {
+        Ipv4Addr::new(198, 18, 2, 10)
+    }
+}
+
+struct Fake(Arc<World>);
+
+impl PhoneControl for Fake {
+    fn prepare(&self, phone: &str, app: &str, country: &str) -> Result<PhoneFacts, EnvError> {
+        self.0
+            .calls
+            .lock()
+            .unwrap()
+            .push(format!("prepare {phone} {app} {country}"));
+        if self.0.fail_app.as_deref() == Some(app) {
+            return Err(EnvError::new(format!(
+                "{phone}: app {app} is not installed"
+            )));
+        }
+        Ok(PhoneFacts {
+            model: "Fake 1".into(),
+            android: "14".into(),
+            ..Default::default()
+        })
+    }
+    fn open_chat(&self, phone: &str, app: &str, peer: &str) -> Result<(), EnvError> {
+        self.0
+            .calls
+            .lock()
+            .unwrap()
+            .push(format!("open {phone} {app} {peer}"));
+        Ok(())
+    }
+    fn send(&self, phone: &str, _app: &str, text: &str) -> Result<f64, EnvError> {
+        let n = self.0.sends.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some((k, stop)) = &self.0.stop_at_send
+            && n == *k
+        {
+            stop.store(true, Ordering::SeqCst);
+        }
+        if self.0.hang_at_send == Some(n) {
+            std::thread::sleep(Duration::from_secs(600));
+        }
+        let t = now();
+        self.0
+            .calls
+            .lock()
+            .unwrap()
+            .push(format!("send {phone} {text}"));
+        let mut tr = self.0.traffic.lock().unwrap();
+        tr.entry(phone.into())
+            .or_default()
+            .push((t + 0.05, text.len() + 60, true));
+        let other = if phone == "lab-a" { "lab-b" } else { "lab-a" };
+        tr.entry(other.into())
+            .or_default()
+            .push((t + 0.1, text.len() + 60, false));
+        Ok(t)
+    }
+    fn wait_receive(
+        &self,
+        phone: &str,
+        _app: &str,
+        _text: &str,
+        _t: Duration,
+    ) -> Result<f64, EnvError> {
+        std::thread::sleep(Duration::from_millis(150));
+        self.0
+            .calls
+            .lock()
+            .unwrap()
+            .push(format!("receive {phone}"));
+        Ok(now())
+    }
+    fn finish(&self, phone: &str, app: &str) -> Result<(), EnvError> {
+        self.0
+            .calls
+            .lock()
+            .unwrap()
+            .push(format!("finish {phone} {app}"));
+        Ok(())
+    }
+    fn diagnostics(&self, phone: &str, dir: &Path) -> Result<(), EnvError> {
+        std::fs::write(dir.join(format!("ui-{phone}.xml")), "<hierarchy/>")
+            .map_err(|e| EnvError::new(e.to_string()))
+    }
+}
+
+impl Vantage for Fake {
+    fn connect(&self, phone: &str, node: &str) -> Result<(), EnvError> {
+        self.0
+            .calls
+            .lock()
+            .unwrap()
+            .push(format!("connect {phone} {node}"));
+        self.0
+            .connected
+            .lock()
+            .unwrap()
+            .insert(phone.into(), node.into());
+        Ok(())
+    }
+    fn check(&self, phone: &str, node: &str) -> Result<(), EnvError> {
+        if self.0.broken_nodes.contains(node) {
+            return Err(EnvError::node(format!(
+                "{node}: no ping through the tunnel"
+            )));
+        }
+        self.0
+            .calls
+            .lock()
+            .unwrap()
+            .push(format!("check {phone} {node}"));
+        Ok(())
+    }
+    fn disconnect(&self, phone: &str) -> Result<(), EnvError> {
+        self.0.connected.lock().unwrap().remove(phone);
+        self.0
+            .calls
+            .lock()
+            .unwrap()
+            .push(format!("disconnect {phone}"));
+        Ok(())
+    }
+}
+
+impl CapturePoint for Fake {
+    fn start(&self, point: &str, file: &Path) -> Result<(), EnvError> {
+        self.0
+            .open_captures
+            .lock()
+            .unwrap()
+            .insert(point.into(), file.to_path_buf());
+        // Traffic before the capture started is not in it.
+        if let Some(ph) = point.strip_prefix("router-") {
+            self.0.traffic.lock().unwrap().remove(ph);
+        }
+        Ok(())
+    }
+    fn stop(&self, point: &str) -> Result<(), EnvError> {
+        let Some(file) = self.0.open_captures.lock().unwrap().remove(point) else {
+            return Ok(()); // idempotent
+        };
+        let mut pkts = Vec::new();
+        if let Some(ph) = point.strip_prefix("router-") {
+            let ip = phone_ip(ph);
+            for &(t, len, out) in self.0.traffic.lock().unwrap().get(ph).into_iter().flatten() {
+                let (src, dst, sport, dport) = if out {
+                    (ip, relay(), 40000, 5222)
+                } else {
+                    (relay(), ip, 5222, 40000)
+                };
+                pkts.push(P {
+                    t,
+                    src,
+                    sport,
+                    dst,
+                    dport,
+                    udp: false,
+                    payload: vec![0x17; len],
+                    syn: false,
+                });
+            }
+        }
+        write_pcap(&file, &mut pkts);
+        Ok(())
+    }
+}
+
+fn setup(root: &Path) -> (Record, Plan, LoadedScenario) {
+    let sp = root.join("fake.yaml");
+    std::fs::write(&sp, SCENARIO).unwrap();
+    let ls = LoadedScenario::load(&sp).unwrap();
+    let plan = Plan::expand(&ls);
+    let rec = Record::create(&root.join("campaigns"), &plan, &ls.source).unwrap();
+    (rec, plan, ls)
+}
+
+fn env(w: &Arc<World>) -> Env {
+    let f = Arc::new(Fake(w.clone()));
+    Env {
+        phones: f.clone(),
+        vantage: f.clone(),
+        capture: f,
+        paths: None,
+        probes: None,
+    }
+}
+
+fn opts(ls: &LoadedScenario) -> RunOptions {
+    RunOptions::from_scenario(&ls.scenario, ls.profiles.clone())
+}
+
+fn index(dir: &Path) -> Index {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn full_campaign_leaves_a_complete_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (rec, plan, ls) = setup(tmp.path());
+    let dir = rec.dir.clone();
+    let w = Arc::new(World::default());
+    let s = Runner::new(rec, plan.clone(), env(&w), opts(&ls))
+        .run()
+        .unwrap();
+    assert_eq!(
+        (s.complete, s.failed, s.remaining, s.interrupted),
+        (6, 0, 0, false)
+    );
+    // Record files.
+    assert_eq!(
+        std::fs::read_to_string(dir.join("scenario.yaml")).unwrap(),
+        SCENARIO
+    );
+    let saved: Plan =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("plan.json")).unwrap()).unwrap();
+    assert_eq!(saved, plan);
+    let idx = index(&dir);
+    let ids: Vec<&str> = idx.measurements.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["m0001", "m0002", "m0003", "m0004", "m0005", "m0006"]);
+    let m2 = &idx.measurements[1];
+    assert_eq!(
+        (m2.kind.as_str(), m2.app.as_str(), m2.status),
+        ("message", "whatsapp", Status::Complete)
+    );
+    assert_eq!(
+        (m2.sender_node.as_str(), m2.receiver_node.as_str()),
+        ("de-1", "br-1")
+    );
+    for f in [
+        "analysis.json",
+        "capture-node-br-1.pcap",
+        "capture-node-de-1.pcap",
+        "capture-router-lab-a.pcap",
+        "capture-router-lab-b.pcap",
+        "events.jsonl",
+        "phones.json",
+    ] {
+        assert!(
+            m2.files.iter().any(|x| x == f),
+            "{f} missing from {:?}",
+            m2.files
+        );
+    }
+    let meta: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("measurements/m0002/meta.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(meta["id"], "m0002");
+    // Events: 4 sends and 4 receives, alternating, with text hashes.
+    let ev = std::fs::read_to_string(dir.join("measurements/m0002/events.jsonl")).unwrap();
+    let ev: Vec<serde_json::Value> = ev
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let sends: Vec<&str> = ev
+        .iter()
+        .filter(|e| e["kind"] == "send_tap")
+        .map(|e| e["device"].as_str().unwrap())
+        .collect();
+    assert_eq!(sends, ["lab-a", "lab-b", "lab-a", "lab-b"]);
+    assert_eq!(ev.iter().filter(|e| e["kind"] == "received").count(), 4);
+    assert!(ev.iter().all(|e| e["ts"].is_string()));
+    assert_eq!(
+        ev.iter().find(|e| e["kind"] == "send_tap").unwrap()["text_sha256"]
+            .as_str()
+            .unwrap()
+            .len(),
+        64
+    );
+    // Journal: every step started and done, in order, seq increasing.
+    let j = read_journal(&dir.join("journal.jsonl")).unwrap();
+    assert!(j.windows(2).all(|w| w[1].seq == w[0].seq + 1));
+    let steps: Vec<String> = j
+        .iter()
+        .filter(|l| {
+            l.measurement.as_deref() == Some("m0002")
+                && l.state == matador::campaign::record::StepState::Done
+        })
+        .map(|l| l.step.clone())
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            "prepare-phones",
+            "connect",
+            "check-connectivity",
+            "start-captures",
+            "exchange",
+            "stop-captures",
+            "analyse",
+            "teardown",
+            "measurement"
+        ]
+    );
+    assert!(
+        j.iter().any(|l| l.step == "campaign-analysis"
+            && l.state == matador::campaign::record::StepState::Done)
+    );
+    // Teardown left nothing connected; the analysis found the fake relay.
+    assert!(w.connected.lock().unwrap().is_empty());
+    let a: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("measurements/m0002/analysis.json")).unwrap(),
+    )
+    .unwrap();
+    let servers = a["servers"].as_array().unwrap();
+    assert!(
+        servers
+            .iter()
+            .any(|s| s["ip"] == "198.19.1.10" && s["role"] == "messaging"),
+        "{servers:#?}"
+    );
+    // `matador replay` on the folder gives exactly what the live run wrote.
+    let live: Vec<String> = (1..=6)
+        .map(|i| {
+            std::fs::read_to_string(dir.join(format!("measurements/m{i:04}/analysis.json")))
+                .unwrap()
+        })
+        .collect();
+    let profiles = Arc::new(matador::scenario::apps::AppProfiles::builtin());
+    matador::analysis::correlate::replay_campaign(&dir, &profiles, &Default::default()).unwrap();
+    for (i, l) in live.iter().enumerate() {
+        let again =
+            std::fs::read_to_string(dir.join(format!("measurements/m{:04}/analysis.json", i + 1)))
+                .unwrap();
+        assert_eq!(&again, l, "m{:04}", i + 1);
+    }
+}
+
+#[test]
+fn node_failover_and_failures_are_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (rec, plan, ls) = setup(tmp.path());
+    let dir = rec.dir.clone();
+    let w = Arc::new(World {
+        broken_nodes: ["de-1".to_string()].into(),
+        fail_app: Some("signal".into()),
+        ..World::default()
+    });
+    let s = Runner::new(rec, plan, env(&w), opts(&ls)).run().unwrap();
+    assert_eq!((s.complete, s.failed), (3, 3));
+    let idx = index(&dir);
+    for e in &idx.measurements {
+        if e.app == "signal" {
+            assert_eq!(e.status, Status::Failed);
+            assert_eq!(e.attempts, 2, "1 + retries");
+            let err = e.error.as_deref().unwrap();
+            assert!(
+                err.starts_with("prepare-phones: ") && err.contains("not installed"),
+                "{err}"
+            );
+            assert!(e.files.iter().any(|f| f == "ui-lab-a.xml"), "{:?}", e.files);
+        } else {
+            assert_eq!(e.status, Status::Complete, "{e:?}");
+            assert_eq!(e.sender_node, "de-2", "failover to the country's next node");
+        }
+    }
+    let j = read_journal(&dir.join("journal.jsonl")).unwrap();
+    let fo: Vec<_> = j.iter().filter(|l| l.step == "node-failover").collect();
+    assert_eq!(fo.len(), 1, "de-1 is marked failed once");
+    assert!(fo[0].detail.as_deref().unwrap().contains("de-1"));
+    assert!(w.connected.lock().unwrap().is_empty());
+}
+
+#[test]
+fn no_node_left_skips() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (rec, plan, ls) = setup(tmp.path());
+    let w = Arc::new(World {
+        broken_nodes: ["br-1".to_string()].into(),
+        ..World::default()
+    });
+    let s = Runner::new(rec, plan, env(&w), opts(&ls)).run().unwrap();
+    // The first attempt fails on br-1; its retry and all the others are skipped.
+    assert_eq!((s.complete, s.skipped, s.remaining), (0, 6, 0));
+}
+
+#[test]
+fn ctrl_c_stops_cleanly_and_resume_completes_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (rec, plan, ls) = setup(tmp.path());
+    let dir = rec.dir.clone();
+    let o = opts(&ls);
+    // Third send = second message of m0002.
+    let w = Arc::new(World {
+        stop_at_send: Some((2, o.stop.clone())),
+        ..World::default()
+    });
+    let s = Runner::new(rec, plan, env(&w), o).run().unwrap();
+    assert!(s.interrupted);
+    assert_eq!((s.complete, s.remaining), (1, 5));
+    assert!(
+        w.connected.lock().unwrap().is_empty(),
+        "teardown after Ctrl-C"
+    );
+    assert!(w.open_captures.lock().unwrap().is_empty());
+    let (rec, plan) = Record::open(&dir).unwrap();
+    let w2 = Arc::new(World::default());
+    let s = Runner::new(rec, plan, env(&w2), opts(&ls)).run().unwrap();
+    assert_eq!((s.complete, s.remaining, s.interrupted), (6, 0, false));
+    // m0001 was not redone; m0002 was redone from scratch.
+    let calls = w2.calls.lock().unwrap();
+    let prepares = calls
+        .iter()
+        .filter(|c| c.starts_with("prepare lab-a"))
+        .count();
+    assert_eq!(prepares, 5);
+    let ev = std::fs::read_to_string(dir.join("measurements/m0002/events.jsonl")).unwrap();
+    assert_eq!(ev.lines().filter(|l| l.contains("send_tap")).count(), 4);
+}
+
+/// kill -9 in the middle of a measurement, then `--resume`: the child is
+/// this test binary re-run with MATADOR_TEST_CHILD set.
+#[test]
+fn kill_and_resume() {
+    if let Ok(root) = std::env::var("MATADOR_TEST_CHILD") {
+        let root = PathBuf::from(root);
+        let (rec, plan, ls) = setup(&root);
+        std::fs::write(root.join("dir"), rec.dir.display().to_string()).unwrap();
+        // Hang at the 6th send (m0003, second message): the parent kills us.
+        let w = Arc::new(World {
+            hang_at_send: Some(6),
+            ..World::default()
+        });
+        let _ = Runner::new(rec, plan, env(&w), opts(&ls)).run();
+        panic!("the child should have been killed");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "kill_and_resume", "--nocapture"])
+        .env("MATADOR_TEST_CHILD", tmp.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the child is inside m0003's exchange.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let dir = loop {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "child never reached m0003"
+        );
+        if let Ok(d) = std::fs::read_to_string(tmp.path().join("dir")) {
+            let d = PathBuf::from(d);
+            let ev = d.join("measurements/m0003/events.jsonl");
+            if std::fs::read_to_string(&ev).is_ok_and(|t| t.matches("send_tap").count() == 1) {
+                break d;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    // Child::kill sends SIGKILL (kill -9).
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let before = index(&dir);
+    assert_eq!(
+        before.measurements.len(),
+        2,
+        "m0001, m0002 recorded before the kill"
+    );
+    // Resume in-process.
+    let sp = tmp.path().join("fake.yaml");
+    let ls = LoadedScenario::load(&sp).unwrap();
+    let (rec, plan) = Record::open(&dir).unwrap();
+    let w = Arc::new(World::default());
+    let s = Runner::new(rec, plan, env(&w), opts(&ls)).run().unwrap();
+    assert_eq!((s.complete, s.remaining), (6, 0));
+    let after = index(&dir);
+    let ids: Vec<&str> = after.measurements.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["m0001", "m0002", "m0003", "m0004", "m0005", "m0006"]);
+    // Finished ones kept byte for byte; the interrupted one redone cleanly.
+    assert_eq!(&after.measurements[..2], &before.measurements[..]);
+    let ev = std::fs::read_to_string(dir.join("measurements/m0003/events.jsonl")).unwrap();
+    assert_eq!(ev.lines().filter(|l| l.contains("send_tap")).count(), 4);
+    assert_eq!(
+        w.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|c| c.starts_with("prepare lab-a"))
+            .count(),
+        4
+    );
+    // The journal continues with increasing seq after the kill.
+    let j = read_journal(&dir.join("journal.jsonl")).unwrap();
+    assert!(j.windows(2).all(|w| w[1].seq > w[0].seq));
+    assert!(j.iter().any(|l| l.step == "resume"));
+}
+
+struct TraceHook(AtomicUsize);
+
+impl matador::campaign::env::StepHook for TraceHook {
+    fn run(
+        &self,
+        dir: &Path,
+        m: &matador::campaign::plan::PlannedMeasurement,
+    ) -> Result<(), EnvError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        assert!(
+            dir.join("analysis.json").is_file(),
+            "paths run after the analysis"
+        );
+        std::fs::create_dir_all(dir.join("traces")).unwrap();
+        std::fs::write(
+            dir.join(format!("traces/{}--198.19.1.10.json", m.sender_nodes[0])),
+            "{}",
+        )
+        .map_err(|e| EnvError::new(e.to_string()))
+    }
+}
+
+/// A phone that hangs when opening chats for one app.
+struct Hang(Fake, String);
+
+impl PhoneControl for Hang {
+    fn prepare(&self, p: &str, a: &str, c: &str) -> Result<PhoneFacts, EnvError> {
+        self.0.prepare(p, a, c)
+    }
+    fn open_chat(&self, p: &str, a: &str, peer: &str) -> Result<(), EnvError> {
+        if a == self.1 {
+            std::thread::sleep(Duration::from_secs(30));
+        }
+        self.0.open_chat(p, a, peer)
+    }
+    fn send(&self, p: &str, a: &str, t: &str) -> Result<f64, EnvError> {
+        self.0.send(p, a, t)
+    }
+    fn wait_receive(&self, p: &str, a: &str, t: &str, d: Duration) -> Result<f64, EnvError> {
+        self.0.wait_receive(p, a, t, d)
+    }
+    fn finish(&self, p: &str, a: &str) -> Result<(), EnvError> {
+        self.0.finish(p, a)
+    }
+    fn diagnostics(&self, p: &str, d: &Path) -> Result<(), EnvError> {
+        self.0.diagnostics(p, d)
+    }
+}
+
+#[test]
+fn extra_steps_and_step_timeouts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sp = tmp.path().join("fake.yaml");
+    let text = SCENARIO
+        .replace("timeouts: {step: 5s,", "timeouts: {step: 1s,")
+        .replace(
+            "retries: 1\n",
+            "retries: 0\nsteps: {paths: true, probes: true}\n",
+        );
+    std::fs::write(&sp, &text).unwrap();
+    let ls = LoadedScenario::load(&sp).unwrap();
+    let plan = Plan::expand(&ls);
+    let rec = Record::create(&tmp.path().join("campaigns"), &plan, &ls.source).unwrap();
+    let dir = rec.dir.clone();
+    let w = Arc::new(World::default());
+    let hook = Arc::new(TraceHook(AtomicUsize::new(0)));
+    let mut e = env(&w);
+    e.phones = Arc::new(Hang(Fake(w.clone()), "signal".into()));
+    e.paths = Some(hook.clone());
+    let t = std::time::Instant::now();
+    let s = Runner::new(rec, plan, e, opts(&ls)).run().unwrap();
+    assert!(
+        t.elapsed() < Duration::from_secs(25),
+        "hung steps are bounded"
+    );
+    assert_eq!((s.complete, s.failed), (3, 3));
+    // Paths ran once per whatsapp message measurement; probes had no engine.
+    assert_eq!(hook.0.load(Ordering::SeqCst), 2);
+    let idx = index(&dir);
+    let m2 = idx.measurements.iter().find(|m| m.id == "m0002").unwrap();
+    assert!(
+        std::path::Path::new(&dir.join("measurements/m0002/traces/de-1--198.19.1.10.json"))
+            .is_file(),
+        "{m2:?}"
+    );
+    let m5 = idx.measurements.iter().find(|m| m.id == "m0005").unwrap();
+    let err = m5.error.as_deref().unwrap();
+    assert!(
+        err.starts_with("exchange: ") && err.contains("no answer within 1s"),
+        "{err}"
+    );
+    let j = read_journal(&dir.join("journal.jsonl")).unwrap();
+    assert!(j.iter().any(|l| l.step == "probes"
+        && l.state == matador::campaign::record::StepState::Skipped
+        && l.detail.as_deref() == Some("no probes engine available")));
+    // Baselines never run paths.
+    assert!(!dir.join("measurements/m0001/traces").exists());
+}
