@@ -12,6 +12,7 @@ mod devices;
 mod geo;
 mod labsim;
 mod replay;
+mod trace;
 
 /// matador: where does a messaging app's traffic really travel?
 #[derive(Debug, Parser)]
@@ -31,6 +32,8 @@ pub enum Command {
     Geo(geo::GeoArgs),
     /// Lists connected phones: model, Android, battery, screen, Wi-Fi, root, app versions.
     Devices(devices::DevicesArgs),
+    /// Paris traceroutes (TCP/UDP/ICMP, IPv4/IPv6), RIPE-Atlas-like JSON; scamper import.
+    Trace(trace::TraceArgs),
     /// Runs a simulated phone, app backend or DNS server (virtual lab).
     #[command(hide = true, name = "lab-sim")]
     LabSim(labsim::LabSimArgs),
@@ -51,6 +54,7 @@ pub fn main() -> ExitCode {
         Command::Geo(args) => geo::run(args),
         Command::Devices(args) => devices::run(args),
         Command::LabSim(args) => labsim::run(args),
+        Command::Trace(args) => trace::run(args),
     };
     match result {
         Ok(code) => code,
