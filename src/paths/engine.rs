@@ -208,7 +208,8 @@ fn open_sockets(v4: bool, v6: bool, tcp4: bool, tcp6: bool) -> Result<Sockets, P
         send6: None,
         recv: Vec::new(),
     };
-    let rt = Some(Duration::from_millis(50));
+    // Receivers poll the stop flag this often.
+    let rt = Some(Duration::from_millis(20));
     if v4 {
         let send = raw(Domain::IPV4, libc::IPPROTO_RAW, "raw IPv4 send socket")?;
         send.set_header_included_v4(true)
@@ -450,7 +451,9 @@ fn drive(
 ) -> Result<(), PathsError> {
     let mut pending: Pending = HashMap::new();
     let rate = f64::from(cfg.pps);
-    let burst = (rate * 0.01).max(1.0);
+    // A little burst lets the sender catch up after a late wake-up instead
+    // of losing tokens (which would undershoot the configured rate).
+    let burst = (rate * 0.02).max(2.0);
     let mut tokens = 1.0f64;
     let mut last_refill = Instant::now();
     let mut rr = 0usize;
