@@ -305,3 +305,32 @@ fn raw_sockets_refused_gives_clear_error() {
         "{err}"
     );
 }
+
+/// MDA-style enumeration finds both branches of the split, one interface
+/// elsewhere, and stops by the 95% rule.
+#[test]
+fn mda_enumeration_finds_both_branches() {
+    let chain = Chain::build(Opts::default());
+    for v6 in [false, true] {
+        let m =
+            matador::paths::mda::enumerate(&cfg(&chain), &target(t2(v6), Proto::Udp), 64).unwrap();
+        assert!(m.complete, "{m:?}");
+        let want: BTreeSet<IpAddr> = split_hops(v6).into_iter().collect();
+        let got: BTreeSet<IpAddr> = m.hops[&2].iter().copied().collect();
+        assert_eq!(got, want);
+        assert_eq!(m.hops[&1].len(), 1);
+        // Linux sources ICMPv6 errors from the inbound interface (r3 answers
+        // as fd00:6::2 when reached over r2b), ICMPv4 ones from the route
+        // back (always 198.18.3.2).
+        assert_eq!(
+            m.hops[&3].len(),
+            if v6 { 2 } else { 1 },
+            "v6={v6} {:?}",
+            m.hops
+        );
+        assert_eq!(
+            m.flows, 11,
+            "two interfaces seen: 11 flows rule out a third"
+        );
+    }
+}

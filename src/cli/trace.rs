@@ -78,6 +78,10 @@ pub struct TraceArgs {
     /// Node name used in stored file names (with --out).
     #[arg(long, default_value = "local")]
     pub node: String,
+    /// Enumerate load-balanced paths (MDA-style, up to N flow ids per target)
+    /// and print the interfaces per hop instead of single traces.
+    #[arg(long, value_name = "N")]
+    pub mda: Option<u16>,
     /// Convert scamper JSON (`scamper -O json`, sc_warts2json) instead of probing.
     #[arg(long, value_name = "FILE")]
     pub import_scamper: Option<PathBuf>,
@@ -197,6 +201,36 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
             lab_only: args.lab,
             netns: args.netns.clone(),
         };
+        if let Some(max) = args.mda {
+            let mut text = String::new();
+            for t in &targets {
+                let m = paths::mda::enumerate(&cfg, t, max)?;
+                if args.json {
+                    text.push_str(&serde_json::to_string(&m)?);
+                    text.push('\n');
+                    continue;
+                }
+                let _ = writeln!(
+                    text,
+                    "paths to {} over {} flows ({})",
+                    m.dst,
+                    m.flows,
+                    if m.complete {
+                        "complete at 95%"
+                    } else {
+                        "flow budget exhausted"
+                    }
+                );
+                for (hop, addrs) in &m.hops {
+                    let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+                    let _ = writeln!(text, "{hop:3}  {}", list.join("  "));
+                }
+            }
+            return match std::io::stdout().lock().write_all(text.as_bytes()) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(ExitCode::SUCCESS),
+            };
+        }
         paths::trace(&cfg, &targets)?
     };
     if let Some(db) = &args.geo_db {

@@ -15,6 +15,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -423,19 +424,29 @@ pub fn trace(cfg: &TraceConfig, targets: &[Target]) -> Result<Vec<Trace>, PathsE
         })
         .collect();
 
-    let stop_flag = AtomicBool::new(false);
+    // Receivers are detached: they notice the stop flag (or the closed
+    // channel) within one read timeout and close their sockets, so the
+    // caller does not wait for them.
+    let stop_flag = Arc::new(AtomicBool::new(false));
     let (tx, rx) = mpsc::channel::<(ParsedReply, Instant)>();
-    std::thread::scope(|sc| {
-        for (sock, kind) in &socks.recv {
-            let tx = tx.clone();
-            let stop_flag = &stop_flag;
-            sc.spawn(move || receiver(sock, *kind, stop_flag, &tx));
-        }
-        drop(tx);
-        let r = drive(cfg, &mut runs, &socks, &rx);
-        stop_flag.store(true, Ordering::Relaxed);
-        r
-    })?;
+    let Sockets { send4, send6, recv } = socks;
+    for (sock, kind) in recv {
+        let tx = tx.clone();
+        let stop_flag = Arc::clone(&stop_flag);
+        std::thread::Builder::new()
+            .name("trace-recv".into())
+            .spawn(move || receiver(&sock, kind, &stop_flag, &tx))
+            .map_err(sockerr("spawning a receiver thread"))?;
+    }
+    drop(tx);
+    let socks = Sockets {
+        send4,
+        send6,
+        recv: Vec::new(),
+    };
+    let r = drive(cfg, &mut runs, &socks, &rx);
+    stop_flag.store(true, Ordering::Relaxed);
+    r?;
 
     Ok(runs.into_iter().map(|r| finish(cfg, r)).collect())
 }

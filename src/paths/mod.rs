@@ -8,6 +8,7 @@
 //! - [`engine`]: a raw-socket Paris traceroute (TCP SYN, UDP, ICMP echo;
 //!   IPv4 and IPv6) over many targets at once under one packets-per-second
 //!   budget, optionally from inside a network namespace;
+//! - [`mda`]: MDA-style enumeration of load-balanced paths (many flow ids);
 //! - [`packet`]: probe construction and reply parsing (quoted headers,
 //!   RFC 4884 / RFC 4950 MPLS extensions);
 //! - [`model`]: the RIPE-Atlas-like JSON result;
@@ -22,6 +23,7 @@
 
 pub mod engine;
 pub mod geo;
+pub mod mda;
 pub mod model;
 pub mod packet;
 pub mod record;
