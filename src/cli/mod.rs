@@ -8,10 +8,13 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod agent;
 mod devices;
 mod geo;
 mod labsim;
 mod replay;
+mod run;
+mod scenario;
 mod trace;
 
 /// matador: where does a messaging app's traffic really travel?
@@ -32,11 +35,17 @@ pub enum Command {
     Geo(geo::GeoArgs),
     /// Lists connected phones: model, Android, battery, screen, Wi-Fi, root, app versions.
     Devices(devices::DevicesArgs),
+    /// Runs a measurement campaign from a scenario (or prints its plan with --dry-run).
+    Run(run::RunArgs),
+    /// Checks scenario files; prints their JSON Schema.
+    Scenario(scenario::ScenarioArgs),
     /// Paris traceroutes (TCP/UDP/ICMP, IPv4/IPv6), RIPE-Atlas-like JSON; scamper import.
     Trace(trace::TraceArgs),
     /// Runs a simulated phone, app backend or DNS server (virtual lab).
     #[command(hide = true, name = "lab-sim")]
     LabSim(labsim::LabSimArgs),
+    /// Remote node agent: line-delimited JSON on stdin/stdout (run over SSH).
+    Agent(agent::AgentArgs),
 }
 
 /// Parses the command line, runs the subcommand and maps errors to exit codes.
@@ -54,6 +63,9 @@ pub fn main() -> ExitCode {
         Command::Geo(args) => geo::run(args),
         Command::Devices(args) => devices::run(args),
         Command::LabSim(args) => labsim::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Scenario(args) => scenario::run(args),
+        Command::Agent(args) => agent::run(args),
         Command::Trace(args) => trace::run(args),
     };
     match result {
