@@ -334,3 +334,84 @@ fn mda_enumeration_finds_both_branches() {
         );
     }
 }
+
+/// Hops (TTLs) of all traces that got at least one answer.
+fn hops_found(traces: &[Trace]) -> usize {
+    traces
+        .iter()
+        .map(|t| t.result.iter().filter(|h| !h.addrs().is_empty()).count())
+        .sum()
+}
+
+/// With the kernel's default ICMP rate limits (burst 6, then 1/s per
+/// source) many targets behind the same routers lose answers: losses are
+/// stars, never wrong hops, and at equal packets per second and probe
+/// settings matador finds at least as many hops as scamper.
+#[test]
+fn default_rate_limits_losses_are_stars_and_at_least_scamper_hops() {
+    let chain = Chain::build(Opts {
+        default_ratelimits: true,
+    });
+    let addrs: Vec<String> = (1..=12).map(|i| format!("198.19.10.{i}")).collect();
+    for a in &addrs {
+        chain.ip("d", &["addr", "add", &format!("{a}/32"), "dev", "lo"]);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let list = dir.path().join("targets.txt");
+    std::fs::write(&list, addrs.join("\n") + "\n").unwrap();
+    let out = chain.exec(
+        "s",
+        &[
+            "scamper",
+            "-O",
+            "json",
+            "-p",
+            "100",
+            "-c",
+            "trace -P icmp-paris -q 3 -Q -w 1",
+            "-f",
+            list.to_str().unwrap(),
+        ],
+    );
+    let sc = matador::paths::scamper::parse(
+        std::path::Path::new("scamper stdout"),
+        &String::from_utf8_lossy(&out.stdout),
+    )
+    .unwrap();
+    assert_eq!(sc.len(), 12);
+    // Let the routers' buckets refill before our run.
+    std::thread::sleep(Duration::from_secs(7));
+    let c = TraceConfig {
+        pps: 100,
+        wait: Duration::from_secs(1),
+        proto: Proto::Icmp,
+        ..cfg(&chain)
+    };
+    let targets: Vec<Target> = addrs
+        .iter()
+        .map(|a| Target::addr(a.parse().unwrap()))
+        .collect();
+    let ours = matador::paths::trace(&c, &targets).unwrap();
+    let chain_hops = t1_hops(false);
+    let mut stars = 0;
+    for t in &ours {
+        assert_eq!(t.stop_reason, StopReason::Reached, "{}", describe(t));
+        assert_eq!(t.result.len(), 4);
+        for (i, h) in t.result.iter().enumerate().take(3) {
+            for a in h.addrs() {
+                assert_eq!(Some(a), chain_hops[i], "a loss never shows a wrong hop");
+            }
+            stars += h.result.iter().filter(|r| r.answer().is_none()).count();
+        }
+    }
+    assert!(
+        stars > 0,
+        "36 probes per router in a burst must hit the rate limit"
+    );
+    let (ours_found, sc_found) = (hops_found(&ours), hops_found(&sc));
+    assert!(
+        ours_found >= sc_found,
+        "matador found {ours_found} hops, scamper {sc_found}"
+    );
+    eprintln!("rate limits on: matador found {ours_found} hops, scamper {sc_found}");
+}
