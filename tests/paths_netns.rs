@@ -415,3 +415,69 @@ fn default_rate_limits_losses_are_stars_and_at_least_scamper_hops() {
     );
     eprintln!("rate limits on: matador found {ours_found} hops, scamper {sc_found}");
 }
+
+/// A censor hop (r2) resets SYNs to T1 in T1's name: it appears as a hop
+/// and the TCP trace reports the injected RST as such, not as the target;
+/// ICMP still reaches the real target one hop further.
+#[test]
+fn injected_rst_is_reported_as_such() {
+    let chain = Chain::build(Opts::default());
+    chain.exec(
+        "r2",
+        &[
+            "iptables",
+            "-A",
+            "FORWARD",
+            "-p",
+            "tcp",
+            "--syn",
+            "-d",
+            "198.18.4.2",
+            "-j",
+            "REJECT",
+            "--reject-with",
+            "tcp-reset",
+        ],
+    );
+    chain.exec(
+        "r2",
+        &[
+            "ip6tables",
+            "-A",
+            "FORWARD",
+            "-p",
+            "tcp",
+            "--syn",
+            "-d",
+            "fd00:4::2",
+            "-j",
+            "REJECT",
+            "--reject-with",
+            "tcp-reset",
+        ],
+    );
+    let mut targets = Vec::new();
+    for v6 in [false, true] {
+        targets.push(target(t1(v6), Proto::Tcp));
+        targets.push(target(t1(v6), Proto::Icmp));
+    }
+    let traces = matador::paths::trace(&cfg(&chain), &targets).unwrap();
+    for t in &traces {
+        let hops = t1_hops(t.af == 6);
+        if t.proto == Proto::Icmp {
+            assert_eq!(t.hop_addrs(), hops);
+            assert_eq!(t.stop_reason, StopReason::Reached);
+            continue;
+        }
+        assert_eq!(t.stop_reason, StopReason::InjectedRst, "{}", describe(t));
+        assert_eq!(
+            t.hop_addrs(),
+            vec![hops[0], hops[1], hops[3]],
+            "{}",
+            describe(t)
+        );
+        let last = t.result[2].result[0].answer().unwrap();
+        assert_eq!(last.injected, Some(true));
+        assert_eq!(last.flags.as_deref(), Some("RA"));
+    }
+}

@@ -140,6 +140,9 @@ fn render(t: &Trace) -> String {
                     if let Some(f) = &a.flags {
                         let _ = write!(o, " [{f}]");
                     }
+                    if a.injected == Some(true) {
+                        o.push_str(" (injected by an on-path device)");
+                    }
                     if let Some(x) = &a.icmpext {
                         for l in x.obj.iter().flat_map(|ob| &ob.mpls) {
                             let _ = write!(

@@ -23,8 +23,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use super::model::{
-    Answer, Hop, Proto, Reply, StopReason, TRACE_SCHEMA, Trace, tcp_flags, unreach_err,
-    unreach_stop,
+    Answer, Hop, Proto, Reply, StopReason, TRACE_SCHEMA, Trace, detect_injected_rst, tcp_flags,
+    unreach_err, unreach_stop,
 };
 use super::packet::{self, ParsedReply, ProbeKey, ProbeSpec, ReplyKind};
 use super::{PathsError, sys};
@@ -646,6 +646,7 @@ fn deliver(runs: &mut [Run], pending: &Pending, r: ParsedReply, at: Instant) {
         },
         ittl: r.quoted_ttl.filter(|t| *t != 1),
         icmpext: r.ext,
+        injected: None,
     };
     if r.kind == ReplyKind::TimeExceeded {
         st.cleared = true;
@@ -771,7 +772,7 @@ fn finish(cfg: &TraceConfig, run: Run) -> Trace {
         _ => run.size.max(if run.dst.is_ipv6() { 50 } else { 30 }),
     };
     let _ = cfg;
-    Trace {
+    let mut trace = Trace {
         schema: TRACE_SCHEMA.into(),
         engine: "matador".into(),
         af: if run.dst.is_ipv6() { 6 } else { 4 },
@@ -792,7 +793,9 @@ fn finish(cfg: &TraceConfig, run: Run) -> Trace {
         packets: run.packets,
         error: run.error,
         result,
-    }
+    };
+    detect_injected_rst(&mut trace);
+    trace
 }
 
 #[cfg(test)]

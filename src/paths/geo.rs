@@ -175,6 +175,7 @@ mod tests {
                     flags: None,
                     ittl: None,
                     icmpext: None,
+                    injected: None,
                 }),
                 None => Reply::star(),
             }],

@@ -62,6 +62,9 @@ pub enum StopReason {
     MaxTtl,
     /// The same address answered at consecutive hops (a loop).
     Loop,
+    /// A TCP RST in the destination's name came from an on-path device
+    /// (a censor), not from the destination.
+    InjectedRst,
     /// Probing failed (sending was refused).
     Error,
 }
@@ -150,6 +153,10 @@ pub struct Answer {
     /// ICMP extensions (MPLS labels).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub icmpext: Option<IcmpExt>,
+    /// Set on a TCP answer "from the destination" that an on-path device
+    /// forged (see [`detect_injected_rst`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub injected: Option<bool>,
 }
 
 /// A probe's outcome: an answer or a timeout (`{"x": "*"}`).
@@ -314,4 +321,150 @@ pub fn tcp_flags(flags: u8) -> String {
         }
     }
     s
+}
+
+/// Hops a reply travelled, from its received TTL, assuming the sender
+/// started at the next common initial value (32, 64, 128 or 255).
+pub fn reply_distance(ttl: u8) -> u8 {
+    let init = [32u8, 64, 128, 255]
+        .into_iter()
+        .find(|i| *i >= ttl)
+        .unwrap_or(255);
+    init - ttl + 1
+}
+
+/// Flags forged TCP answers of a TCP trace that stopped as `reached`.
+///
+/// On a path where every answering router's reply travelled exactly as many
+/// hops as its probe (symmetric path: reply distance from the TTL equals
+/// the hop number), a genuine answer of the destination at hop `h` travels
+/// `h` hops too. A RST injected by a device at hop `k < h` in the
+/// destination's name travels `k` hops: it arrives with one TTL too many.
+/// Such answers get `injected: true` and the trace stops as
+/// `injected_rst`. With no symmetric evidence (no router answered, or
+/// some router's distance differs, as on asymmetric Internet paths) nothing
+/// is flagged. Returns whether the trace was flagged.
+pub fn detect_injected_rst(trace: &mut Trace) -> bool {
+    if trace.proto != Proto::Tcp || trace.stop_reason != StopReason::Reached {
+        return false;
+    }
+    let Some((last, earlier)) = trace.result.split_last_mut() else {
+        return false;
+    };
+    let mut evidence = 0;
+    for h in earlier.iter() {
+        for a in h.result.iter().filter_map(Reply::answer) {
+            if a.from == trace.dst_addr || reply_distance(a.ttl) != h.hop {
+                return false;
+            }
+            evidence += 1;
+        }
+    }
+    if evidence == 0 {
+        return false;
+    }
+    let mut flagged = false;
+    for r in &mut last.result {
+        if let Reply::Answer(a) = r
+            && a.flags.is_some()
+            && a.from == trace.dst_addr
+            && reply_distance(a.ttl) < last.hop
+        {
+            a.injected = Some(true);
+            flagged = true;
+        }
+    }
+    if flagged {
+        trace.stop_reason = StopReason::InjectedRst;
+    }
+    flagged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(from: &str, ttl: u8, flags: Option<&str>) -> Reply {
+        Reply::Answer(Answer {
+            from: from.parse().unwrap(),
+            rtt: 1.0,
+            ttl,
+            size: 40,
+            err: None,
+            flags: flags.map(str::to_string),
+            ittl: None,
+            icmpext: None,
+            injected: None,
+        })
+    }
+
+    fn tcp_trace(hops: Vec<Vec<Reply>>) -> Trace {
+        Trace {
+            schema: TRACE_SCHEMA.into(),
+            engine: "matador".into(),
+            af: 4,
+            dst_addr: "198.18.4.2".parse().unwrap(),
+            dst_name: None,
+            src_addr: "198.18.1.1".parse().unwrap(),
+            proto: Proto::Tcp,
+            dst_port: Some(443),
+            paris_id: 1,
+            timestamp: 0,
+            endtime: 0,
+            size: 40,
+            stop_reason: StopReason::Reached,
+            packets: 3,
+            error: None,
+            result: hops
+                .into_iter()
+                .enumerate()
+                .map(|(i, result)| Hop {
+                    hop: i as u8 + 1,
+                    result,
+                    geo: Vec::new(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn reply_distances() {
+        assert_eq!(reply_distance(64), 1);
+        assert_eq!(reply_distance(61), 4);
+        assert_eq!(reply_distance(255), 1);
+        assert_eq!(reply_distance(120), 9);
+        assert_eq!(reply_distance(0), 33);
+    }
+
+    #[test]
+    fn injected_rst_needs_symmetric_evidence() {
+        // Symmetric routers, RST one hop "too close": flagged.
+        let mut t = tcp_trace(vec![
+            vec![answer("198.18.1.2", 64, None)],
+            vec![answer("198.18.2.2", 63, None)],
+            vec![answer("198.18.4.2", 63, Some("RA")), Reply::star()],
+        ]);
+        assert!(detect_injected_rst(&mut t));
+        assert_eq!(t.stop_reason, StopReason::InjectedRst);
+        // Genuine answer at its own distance: not flagged.
+        let mut t = tcp_trace(vec![
+            vec![answer("198.18.1.2", 64, None)],
+            vec![answer("198.18.4.2", 63, Some("SA"))],
+        ]);
+        assert!(!detect_injected_rst(&mut t));
+        assert_eq!(t.stop_reason, StopReason::Reached);
+        // An asymmetric router (distance 3 at hop 2): no evidence, no flag.
+        let mut t = tcp_trace(vec![
+            vec![answer("198.18.1.2", 64, None)],
+            vec![answer("198.18.2.2", 62, None)],
+            vec![answer("198.18.4.2", 63, Some("RA"))],
+        ]);
+        assert!(!detect_injected_rst(&mut t));
+        // No router answered: no evidence.
+        let mut t = tcp_trace(vec![
+            vec![Reply::star()],
+            vec![answer("198.18.4.2", 64, Some("RA"))],
+        ]);
+        assert!(!detect_injected_rst(&mut t));
+    }
 }

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use super::PathsError;
 use super::model::{
     Answer, Hop, IcmpExt, IcmpExtObj, MplsLabel, Proto, Reply, StopReason, TRACE_SCHEMA, Trace,
-    tcp_flags, unreach_err, unreach_stop,
+    detect_injected_rst, tcp_flags, unreach_err, unreach_stop,
 };
 
 #[derive(Deserialize)]
@@ -180,6 +180,7 @@ fn convert(t: ScTrace) -> Result<Trace, String> {
                         })
                         .collect(),
                 }),
+                injected: None,
             };
             let at = usize::from(h.probe_id.max(1)) - 1;
             let idx = if at < slots.len() && slots[at].answer().is_none() {
@@ -203,7 +204,7 @@ fn convert(t: ScTrace) -> Result<Trace, String> {
         });
     }
     let size = if t.probe_size > 0 { t.probe_size } else { 0 };
-    Ok(Trace {
+    let mut trace = Trace {
         schema: TRACE_SCHEMA.into(),
         engine: "scamper".into(),
         af: if is_v6 { 6 } else { 4 },
@@ -220,7 +221,9 @@ fn convert(t: ScTrace) -> Result<Trace, String> {
         packets: t.probe_count,
         error: None,
         result,
-    })
+    };
+    detect_injected_rst(&mut trace);
+    Ok(trace)
 }
 
 /// Parses scamper JSON text (one object per line); `path` names the source
