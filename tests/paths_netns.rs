@@ -481,3 +481,126 @@ fn injected_rst_is_reported_as_such() {
         assert_eq!(last.flags.as_deref(), Some("RA"));
     }
 }
+
+/// An unreachable from a hop that is not the target stops the trace with
+/// its kind and Atlas error letter.
+#[test]
+fn unreachable_from_a_hop_stops_with_its_kind() {
+    let chain = Chain::build(Opts::default());
+    chain.exec(
+        "r2",
+        &[
+            "iptables",
+            "-A",
+            "FORWARD",
+            "-d",
+            "198.18.4.2",
+            "-j",
+            "REJECT",
+            "--reject-with",
+            "icmp-admin-prohibited",
+        ],
+    );
+    chain.exec(
+        "r2",
+        &[
+            "ip6tables",
+            "-A",
+            "FORWARD",
+            "-d",
+            "fd00:4::2",
+            "-j",
+            "REJECT",
+            "--reject-with",
+            "icmp6-adm-prohibited",
+        ],
+    );
+    let targets: Vec<Target> = [false, true]
+        .iter()
+        .map(|v6| target(t1(*v6), Proto::Udp))
+        .collect();
+    for t in matador::paths::trace(&cfg(&chain), &targets).unwrap() {
+        let hops = t1_hops(t.af == 6);
+        assert_eq!(
+            t.stop_reason,
+            StopReason::UnreachProhibited,
+            "{}",
+            describe(&t)
+        );
+        assert_eq!(t.hop_addrs(), vec![hops[0], hops[1], hops[1]]);
+        assert_eq!(
+            t.result[2].result[0].answer().unwrap().err.as_deref(),
+            Some("A")
+        );
+    }
+}
+
+/// `--geo-db`: every hop geolocated, plausibility from its RTT.
+#[test]
+fn cli_geolocates_hops() {
+    use matador::geo::mmdb::{MmdbRecord, MmdbWriter};
+    let chain = Chain::build(Opts::default());
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = MmdbWriter::new("lab-country", "paths test");
+    for (net, cc) in [
+        ("198.18.1.0/24", "DE"),
+        ("198.18.2.0/24", "DE"),
+        ("198.18.3.0/24", "US"),
+        ("198.18.4.0/24", "US"),
+    ] {
+        let rec = MmdbRecord {
+            country_code: Some(cc.into()),
+            asn: None,
+            org: None,
+        };
+        w.insert_cidr(net, rec).unwrap();
+    }
+    let db = dir.path().join("lab.mmdb");
+    w.write(&db).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_matador"))
+        .args([
+            "trace",
+            "--netns",
+            &chain.ns("s"),
+            "--lab",
+            "--proto",
+            "icmp",
+            "--wait",
+            "0.7",
+            "--json",
+            "--from",
+            "DE",
+            "--geo-db",
+        ])
+        .arg(&db)
+        .arg("198.18.4.2")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let t: Trace = serde_json::from_slice(&out.stdout).unwrap();
+    let geo: Vec<(Option<String>, String)> = t
+        .result
+        .iter()
+        .map(|h| (h.geo[0].country.clone(), h.geo[0].plausibility.clone()))
+        .collect();
+    // US hops answering in well under a millisecond from Germany are implausible.
+    let want = [
+        ("DE", "plausible"),
+        ("DE", "plausible"),
+        ("US", "implausible"),
+        ("US", "implausible"),
+    ];
+    assert_eq!(geo.len(), 4);
+    for (g, w) in geo.iter().zip(want) {
+        assert_eq!(
+            (g.0.as_deref(), g.1.as_str()),
+            (Some(w.0), w.1),
+            "{}",
+            describe(&t)
+        );
+    }
+}
