@@ -384,10 +384,19 @@ pub fn trace(cfg: &TraceConfig, targets: &[Target]) -> Result<Vec<Trace>, PathsE
     })?;
 
     let now = SystemTime::now();
+    // Probe numbers start at a per-run offset so two runs tracing the same
+    // flow at the same time (both see every reply) rarely share numbers;
+    // the offset is not part of the flow, so the path does not change.
+    let nanos = now
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let seed = nanos ^ std::process::id().rotate_left(16);
     let mut runs: Vec<Run> = targets
         .iter()
         .zip(sources)
-        .map(|(t, src)| {
+        .enumerate()
+        .map(|(i, (t, src))| {
             let proto = proto_of(t);
             let paris_id = t.paris_id.unwrap_or(cfg.paris_id);
             let dst = t.addr.to_canonical();
@@ -409,7 +418,7 @@ pub fn trace(cfg: &TraceConfig, targets: &[Target]) -> Result<Vec<Trace>, PathsE
                 flow: FLOW_BASE.wrapping_add(paris_id),
                 icmp_sum: icmp_sum_of(paris_id),
                 size: cfg.size.unwrap_or(default_size),
-                next_seq: 1,
+                next_seq: (seed.wrapping_add(i as u32 * 7919) % 0xfff0) as u16 + 1,
                 next_ttl: cfg.first_ttl,
                 finalized: cfg.first_ttl - 1,
                 gap: 0,
