@@ -16,6 +16,8 @@
 //!   the same types, so scamper can serve as an alternative engine;
 //! - [`geo`]: per-hop geolocation with RTT plausibility, and the locality
 //!   comparison of an application path with a direct path;
+//! - [`targets`]: application-path targets from the analysis' servers, the
+//!   direct-path target;
 //! - [`record`]: `traces/<node>--<target>.json` in a measurement folder.
 //!
 //! Entry point for the node agent: [`record::trace_and_store`] (blocking) or
@@ -29,6 +31,7 @@ pub mod packet;
 pub mod record;
 pub mod scamper;
 mod sys;
+pub mod targets;
 
 pub use engine::{Target, TraceConfig, trace};
 pub use model::{Proto, StopReason, Trace};
