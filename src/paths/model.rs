@@ -242,7 +242,8 @@ pub struct Trace {
     /// Destination port (UDP/TCP).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dst_port: Option<u16>,
-    /// Flow identifier: probes of one Paris id share their ECMP flow.
+    /// Flow identifier: probes of one Paris id share their ECMP flow (for
+    /// imported scamper traces: scamper's source port, 0 for ICMP).
     pub paris_id: u16,
     /// Start, UNIX seconds.
     pub timestamp: u64,

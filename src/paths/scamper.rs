@@ -298,6 +298,13 @@ mod tests {
         );
     }
 
+    /// Pins the stored JSON layout (RIPE Atlas field names, matador extras).
+    #[test]
+    fn stored_json_layout() {
+        let t = parse(Path::new("sample.json"), SAMPLE).unwrap();
+        insta::assert_json_snapshot!(t[0]);
+    }
+
     #[test]
     fn bad_lines_name_file_and_line() {
         let e = parse(Path::new("x.json"), "{\"type\":\"trace\"}\n").unwrap_err();
