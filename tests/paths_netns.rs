@@ -604,3 +604,26 @@ fn cli_geolocates_hops() {
         );
     }
 }
+
+/// A wider TTL window (several TTLs awaiting answers at once) gives the same
+/// hops, cut at the target, also across a silent hop.
+#[test]
+fn wider_window_same_hops() {
+    let chain = Chain::build(Opts::default());
+    chain.silence("r2");
+    let c = TraceConfig {
+        window: 4,
+        ..cfg(&chain)
+    };
+    let targets: Vec<Target> = [false, true]
+        .iter()
+        .flat_map(|v6| [target(t1(*v6), Proto::Udp), target(t1(*v6), Proto::Tcp)])
+        .collect();
+    for t in matador::paths::trace(&c, &targets).unwrap() {
+        let mut want = t1_hops(t.af == 6);
+        want[1] = None;
+        assert_eq!(t.hop_addrs(), want, "{}", describe(&t));
+        assert_eq!(t.stop_reason, StopReason::Reached);
+        assert!(t.packets >= 12);
+    }
+}
