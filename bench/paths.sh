@@ -75,7 +75,7 @@ t1=$(now)
 # Let the routers' ICMP rate-limit buckets (burst 6, 1/s) refill in between.
 if [ "$RATELIMIT" = off ]; then sleep 1; else sleep 8; fi
 t2=$(now)
-"$M" trace --netns "${P}s" --lab --json --proto "$PROTO" --probes "$PROBES" --wait "$WAIT" --pps "$PPS" $(cat "$TMP/targets") > "$TMP/matador.json"
+"$M" trace --netns "${P}s" --lab --json ${SPREAD_MS:+--spread-ms $SPREAD_MS} --proto "$PROTO" --probes "$PROBES" --wait "$WAIT" --pps "$PPS" $(cat "$TMP/targets") > "$TMP/matador.json"
 t3=$(now)
 "$M" trace --import-scamper "$TMP/scamper.json" --json > "$TMP/scamper-imported.json"
 stats() { jq -s '[length, (map(.packets) | add), (map([.result[] | select([.result[] | has("from")] | any)] | length) | add), (map(select(.stop_reason=="reached")) | length)] | @tsv' -r "$1"; }

@@ -51,6 +51,10 @@ pub struct TraceArgs {
     /// TTLs awaiting a first answer at once.
     #[arg(long, default_value_t = 1)]
     pub window: u8,
+    /// Milliseconds a repeat probe of a hop waits for the previous one's answer
+    /// (default: the whole --wait; eases router ICMP rate limits).
+    #[arg(long)]
+    pub spread_ms: Option<u64>,
     /// Probe size in bytes (IP header included).
     #[arg(long)]
     pub size: Option<u16>,
@@ -201,6 +205,7 @@ pub fn run(args: TraceArgs) -> anyhow::Result<ExitCode> {
             paris_id: args.paris_id,
             window: args.window,
             size: args.size,
+            spread: args.spread_ms.map(Duration::from_millis),
             lab_only: args.lab,
             netns: args.netns.clone(),
         };

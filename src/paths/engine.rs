@@ -9,8 +9,10 @@
 //!
 //! Per trace, TTLs are probed in order: all probes of a TTL are queued
 //! together; the next TTL starts as soon as the current one got a
-//! time-exceeded answer (it cannot be the destination) or all its probes
-//! ended (answer or timeout). `window` bounds how many TTLs may be pending
+//! time-exceeded answer (it cannot be the destination), its first probe
+//! timed out (a silent or rate-limited hop) or all its probes ended. The
+//! probes of one hop go one after the other (the next when the previous is
+//! answered or `spread` passed), which eases routers' ICMP rate limits. `window` bounds how many TTLs may be pending
 //! that way, so the default never probes past the destination.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -57,6 +59,10 @@ pub struct TraceConfig {
     /// Probe size in bytes, IP header included (`None`: 60 for IPv4, 80
     /// for IPv6; TCP SYNs are always bare headers).
     pub size: Option<u16>,
+    /// How long a repeat probe of a hop waits for the previous probe's
+    /// answer before going anyway (`None`: the whole `wait`, as scamper
+    /// does). Spacing the probes of a hop eases routers' ICMP rate limits.
+    pub spread: Option<Duration>,
     /// Refuse targets outside the virtual lab's 198.18.0.0/15 and fd00::/8.
     pub lab_only: bool,
     /// Network namespace to probe from (name under /run/netns or a path).
@@ -77,6 +83,7 @@ impl Default for TraceConfig {
             paris_id: 1,
             window: 1,
             size: None,
+            spread: None,
             lab_only: false,
             netns: None,
         }
@@ -157,7 +164,8 @@ struct Run {
     next_ttl: u8,
     finalized: u8,
     gap: u8,
-    queue: VecDeque<(u8, u16)>,
+    /// Probes to send: TTL, slot, not before.
+    queue: VecDeque<(u8, u16, Instant)>,
     ttls: BTreeMap<u8, TtlState>,
     stop: Option<(StopReason, u8)>,
     error: Option<String>,
@@ -513,8 +521,14 @@ fn drive(
         while tokens >= 1.0 && idle < n {
             rr = (rr + 1) % n;
             let run = &mut runs[rr];
-            let Some((ttl, slot)) = run.stop.is_none().then(|| run.queue.pop_front()).flatten()
-            else {
+            let ready = if run.stop.is_none() {
+                run.queue.iter().position(|e| {
+                    ready_at(run, e, cfg.spread.unwrap_or(cfg.wait)).is_some_and(|r| r <= t)
+                })
+            } else {
+                None
+            };
+            let Some((ttl, slot, _)) = ready.and_then(|i| run.queue.remove(i)) else {
                 idle += 1;
                 continue;
             };
@@ -523,11 +537,19 @@ fn drive(
             send_probe(socks, run, rr, ttl, slot, &mut pending)?;
         }
         // Wait for a reply, the next token or the next timeout.
-        let any_queued = runs.iter().any(|r| r.stop.is_none() && !r.queue.is_empty());
+        let next_ready = runs
+            .iter()
+            .filter(|r| r.stop.is_none())
+            .flat_map(|r| {
+                r.queue
+                    .iter()
+                    .filter_map(|e| ready_at(r, e, cfg.spread.unwrap_or(cfg.wait)))
+            })
+            .min();
         let mut wake = Instant::now() + Duration::from_millis(50);
-        if any_queued {
+        if let Some(nb) = next_ready {
             let need = ((1.0 - tokens).max(0.0) / rate).min(0.05);
-            wake = wake.min(Instant::now() + Duration::from_secs_f64(need));
+            wake = wake.min(nb.max(Instant::now() + Duration::from_secs_f64(need)));
         }
         for run in runs.iter().filter(|r| r.stop.is_none()) {
             for st in run.ttls.values() {
@@ -664,6 +686,36 @@ fn deliver(runs: &mut [Run], pending: &Pending, r: ParsedReply, at: Instant) {
     slot.done = true;
 }
 
+/// The first probe of a hop timed out: the hop is silent or rate limited,
+/// and (unless a late destination answer says otherwise) not the target,
+/// so the next TTL need not wait for the hop's remaining probes.
+fn first_lost(st: &TtlState) -> bool {
+    st.slots
+        .first()
+        .is_some_and(|s| s.done && s.reply.is_none())
+}
+
+/// When a queued probe may go: the first probe of a hop at once; a repeat
+/// once the previous probe of its hop was answered or timed out, or `spread`
+/// after it was sent. Spacing the probes of a hop lets routers that rate
+/// limit their ICMP errors (Linux: a burst of 6, then a steady rate per
+/// source) answer more distinct hops, while a silent hop still costs about
+/// one wait. `None`: not yet known (the previous probe is not sent).
+fn ready_at(
+    run: &Run,
+    &(ttl, slot, queued): &(u8, u16, Instant),
+    spread: Duration,
+) -> Option<Instant> {
+    if slot == 0 {
+        return Some(queued);
+    }
+    let prev = run.ttls.get(&ttl)?.slots.get(usize::from(slot) - 1)?;
+    if prev.done {
+        return Some(queued);
+    }
+    prev.sent.map(|s| (s + spread).max(queued))
+}
+
 /// Finalises resolved TTLs in order, decides stops, queues the next TTLs.
 fn advance(cfg: &TraceConfig, run: &mut Run) {
     let is_v6 = run.dst.is_ipv6();
@@ -720,7 +772,7 @@ fn advance(cfg: &TraceConfig, run: &mut Run) {
     let mut blocking = run
         .ttls
         .range(run.finalized + 1..)
-        .filter(|(_, s)| !s.cleared && !s.resolved())
+        .filter(|(_, s)| !s.cleared && !s.resolved() && !first_lost(s))
         .count();
     while blocking < usize::from(cfg.window) && run.next_ttl <= cfg.max_ttl && run.next_ttl >= 1 {
         let ttl = run.next_ttl;
@@ -734,7 +786,7 @@ fn advance(cfg: &TraceConfig, run: &mut Run) {
                 done: false,
                 reply: None,
             });
-            run.queue.push_back((ttl, u16::from(i)));
+            run.queue.push_back((ttl, u16::from(i), Instant::now()));
         }
         run.ttls.insert(
             ttl,
