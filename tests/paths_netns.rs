@@ -286,7 +286,14 @@ fn cli_json_store_and_lab_refusal() {
 
 #[test]
 fn raw_sockets_refused_gives_clear_error() {
-    // Drop root (uid 65534 has no CAP_NET_RAW).
+    // Drop root (uid 65534 has no CAP_NET_RAW). The binary is copied where
+    // that user may execute it (the checkout may live under /root).
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.path().join("matador");
+    std::fs::copy(env!("CARGO_BIN_EXE_matador"), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
     let out = std::process::Command::new("setpriv")
         .args([
             "--reuid=65534",
@@ -294,7 +301,7 @@ fn raw_sockets_refused_gives_clear_error() {
             "--clear-groups",
             "--inh-caps=-all",
         ])
-        .arg(env!("CARGO_BIN_EXE_matador"))
+        .arg(&bin)
         .args(["trace", "198.18.4.2"])
         .output()
         .expect("setpriv (util-linux) is needed for this test");
