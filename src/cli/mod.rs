@@ -16,6 +16,7 @@ mod labsim;
 mod replay;
 mod run;
 mod scenario;
+mod trace;
 
 /// matador: where does a messaging app's traffic really travel?
 #[derive(Debug, Parser)]
@@ -41,6 +42,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Checks scenario files; prints their JSON Schema.
     Scenario(scenario::ScenarioArgs),
+    /// Paris traceroutes (TCP/UDP/ICMP, IPv4/IPv6), RIPE-Atlas-like JSON; scamper import.
+    Trace(trace::TraceArgs),
     /// Runs a simulated phone, app backend or DNS server (virtual lab).
     #[command(hide = true, name = "lab-sim")]
     LabSim(labsim::LabSimArgs),
@@ -67,6 +70,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Scenario(args) => scenario::run(args),
         Command::Agent(args) => agent::run(args),
+        Command::Trace(args) => trace::run(args),
     };
     match result {
         Ok(code) => code,
