@@ -12,6 +12,7 @@ mod devices;
 mod geo;
 mod labsim;
 mod replay;
+mod report;
 
 /// matador: where does a messaging app's traffic really travel?
 #[derive(Debug, Parser)]
@@ -29,6 +30,8 @@ pub enum Command {
     Replay(replay::ReplayArgs),
     /// Geolocation: lookups, ASN import, database diffs, plausibility.
     Geo(geo::GeoArgs),
+    /// Tables and plots from a stored campaign record (md, csv, json, html).
+    Report(report::ReportArgs),
     /// Lists connected phones: model, Android, battery, screen, Wi-Fi, root, app versions.
     Devices(devices::DevicesArgs),
     /// Runs a simulated phone, app backend or DNS server (virtual lab).
@@ -49,6 +52,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Replay(args) => replay::run(args),
         Command::Geo(args) => geo::run(args),
+        Command::Report(args) => report::run(args),
         Command::Devices(args) => devices::run(args),
         Command::LabSim(args) => labsim::run(args),
     };

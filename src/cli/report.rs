@@ -1,0 +1,153 @@
+//! `matador report`: tables and plots from a stored campaign record.
+
+use crate::geo::db::{ASN_FILE, GeoDb, MmdbFile, default_geo_dir};
+use crate::geo::groups::GroupSet;
+use crate::report::{self, Campaign, Format, Options, tables};
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// Output formats of `matador report`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// Markdown.
+    Md,
+    /// CSV (stdout: one `# table` section each; --out: one file per table).
+    Csv,
+    /// JSON.
+    Json,
+    /// One self-contained HTML page with inline SVG plots.
+    Html,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Md => Format::Markdown,
+            FormatArg::Csv => Format::Csv,
+            FormatArg::Json => Format::Json,
+            FormatArg::Html => Format::Html,
+        }
+    }
+}
+
+/// Arguments of `matador report`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Reads only the stored record (index.json, lab.json, measurements/*/analysis.json, \
+measurements/*/traces/*.json). Exit status: 0 when every file could be used, 1 when some could not \
+(each is named on stderr and in the report; everything else is still reported), 2 on a usage error. \
+Definitions: docs/report.md."
+)]
+pub struct ReportArgs {
+    /// The campaign folder.
+    #[arg(value_name = "CAMPAIGN_DIR")]
+    pub campaign: PathBuf,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "md")]
+    pub format: FormatArg,
+
+    /// Interest groups: `current`, `pam2016` or a YAML file.
+    #[arg(long, default_value = "current")]
+    pub groups: String,
+
+    /// Country mmdb (default: the lab mmdb named in lab.json, else
+    /// .geo-db/country.mmdb or $MATADOR_GEO_DIR/country.mmdb).
+    #[arg(long, value_name = "FILE")]
+    pub geo_db: Option<PathBuf>,
+
+    /// ASN mmdb (default: the lab mmdb named in lab.json, else .geo-db/asn.mmdb).
+    #[arg(long, value_name = "FILE")]
+    pub asn_db: Option<PathBuf>,
+
+    /// Also list geolocation changes of every address of the record between
+    /// this older country mmdb and the report's.
+    #[arg(long, value_name = "OLD_FILE")]
+    pub geo_changes: Option<PathBuf>,
+
+    /// Write report.<format> (and for CSV one file per table) into DIR
+    /// instead of printing to stdout.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+}
+
+fn open_db(args: &ReportArgs, c: &Campaign) -> anyhow::Result<GeoDb> {
+    let lab_db = c.lab.as_ref().and_then(|l| l.mmdb.as_ref()).map(|p| {
+        if p.is_absolute() {
+            p.clone()
+        } else {
+            c.dir.join(p)
+        }
+    });
+    let db = match (&args.geo_db, &args.asn_db, &lab_db) {
+        (Some(g), Some(a), _) => GeoDb::open(g, Some(a))?,
+        (Some(g), None, _) => {
+            let def = default_geo_dir().join(ASN_FILE);
+            GeoDb::open(g, def.is_file().then_some(def.as_path()))?
+        }
+        (None, a, Some(lab)) => GeoDb::open(lab, Some(a.as_deref().unwrap_or(lab)))?,
+        (None, a, None) => GeoDb::open_default(None, a.as_deref())?,
+    };
+    Ok(db)
+}
+
+fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// Runs `matador report`.
+pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let groups = GroupSet::resolve(&args.groups)?;
+    let campaign = Campaign::load(&args.campaign)?;
+    let db = open_db(&args, &campaign)?;
+    let old = args
+        .geo_changes
+        .as_deref()
+        .map(|p| MmdbFile::open(p, "old country", "--geo-changes"))
+        .transpose()?;
+    let opts = Options {
+        old_geo_db: old.as_ref(),
+    };
+    let rep = report::build(&campaign, &db, &groups, &opts)?;
+    let format: Format = args.format.into();
+    let text = report::render(&rep, format);
+    match &args.out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            let path = dir.join(format!("report.{}", format.extension()));
+            write_file(&path, &text)?;
+            if format == Format::Csv {
+                for t in tables::all(&rep, true) {
+                    write_file(&dir.join(format!("{}.csv", t.id)), &tables::csv(&t))?;
+                }
+            }
+            println!("report written to {}", path.display());
+        }
+        None => {
+            if let Err(e) = std::io::stdout().lock().write_all(text.as_bytes())
+                && e.kind() != std::io::ErrorKind::BrokenPipe
+            {
+                return Err(e.into());
+            }
+        }
+    }
+    for p in &rep.problems {
+        eprintln!(
+            "warning: {}: {}",
+            campaign.dir.join(&p.file).display(),
+            p.message
+        );
+    }
+    Ok(if rep.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
