@@ -97,3 +97,167 @@ pub fn country_of(ip: std::net::IpAddr) -> Option<&'static str> {
         inside.then_some(*cc)
     })
 }
+
+/// Countries of synthetic campaigns; country `i` owns 198.19.i.0/24.
+pub const SYNTH_COUNTRIES: &[&str] = &[
+    "DE", "FR", "GB", "NL", "CH", "NO", "US", "CA", "AR", "BR", "JP", "CN", "AU", "NZ", "SG", "HK",
+];
+
+fn synth_index(cc: &str) -> usize {
+    SYNTH_COUNTRIES
+        .iter()
+        .position(|c| *c == cc)
+        .unwrap_or_else(|| panic!("{cc} is not a synthetic country"))
+}
+
+/// The mmdb of synthetic campaigns.
+pub fn synth_db(dir: &Path) -> GeoDb {
+    let p = dir.join("synth.mmdb");
+    let cidrs: Vec<String> = (0..SYNTH_COUNTRIES.len())
+        .map(|i| format!("198.19.{i}.0/24"))
+        .collect();
+    let prefixes: Vec<(&str, &str, u32, &str)> = cidrs
+        .iter()
+        .zip(SYNTH_COUNTRIES)
+        .enumerate()
+        .map(|(i, (c, cc))| (c.as_str(), *cc, 65000 + i as u32, "Synthetic AS"))
+        .collect();
+    write_mmdb(&p, &prefixes);
+    GeoDb::open(&p, Some(&p)).unwrap()
+}
+
+/// Address of the `k`-th host of a synthetic country.
+pub fn synth_addr(cc: &str, k: usize) -> String {
+    format!("198.19.{}.{}", synth_index(cc), k)
+}
+
+/// One pair run of a synthetic campaign: vantage countries, the direct
+/// path's countries, and per app the application paths' countries (each
+/// path starts at a vantage and ends at the server's country).
+pub struct RunSpec {
+    /// Sender and receiver countries (nodes `<cc>-1`).
+    pub pair: (&'static str, &'static str),
+    /// Repetition.
+    pub repetition: u32,
+    /// Countries of the direct path, from the sender's node to the receiver's.
+    pub network: Vec<&'static str>,
+    /// (app, application paths).
+    pub apps: Vec<(&'static str, Vec<Vec<&'static str>>)>,
+}
+
+fn synth_trace(countries: &[&str], hop_base: usize) -> serde_json::Value {
+    let src = synth_addr(countries[0], 1);
+    let dst_cc = countries[countries.len() - 1];
+    let mut result = Vec::new();
+    let mut rtt = 1.0;
+    for (i, cc) in countries.iter().enumerate().skip(1) {
+        rtt += 40.0;
+        let addr = if i == countries.len() - 1 {
+            synth_addr(dst_cc, hop_base)
+        } else {
+            synth_addr(cc, 10 + i)
+        };
+        result.push(serde_json::json!({"hop": i, "result": [
+            {"from": addr, "rtt": rtt, "ttl": 60, "size": 44},
+            {"x": "*"}
+        ]}));
+    }
+    serde_json::json!({
+        "af": 4, "src_addr": src, "dst_addr": synth_addr(dst_cc, hop_base),
+        "proto": "TCP", "paris_id": 1, "timestamp": 1700000000, "result": result
+    })
+}
+
+fn app_server_host(app: &str) -> usize {
+    200 + app.bytes().map(usize::from).sum::<usize>() % 50
+}
+
+/// Writes a synthetic campaign folder following docs/campaign-record.md.
+pub fn write_synthetic(dir: &Path, runs: &[RunSpec]) {
+    let w = |p: &Path, v: &serde_json::Value| {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, serde_json::to_vec(v).unwrap()).unwrap();
+    };
+    let node = |cc: &str| format!("{}-1", cc.to_ascii_lowercase());
+    let nodes: Vec<serde_json::Value> = SYNTH_COUNTRIES
+        .iter()
+        .map(|cc| serde_json::json!({"name": node(cc), "country": cc, "addr": synth_addr(cc, 1), "kind": "node"}))
+        .collect();
+    w(
+        &dir.join("lab.json"),
+        &serde_json::json!({"schema": "matador/lab/1", "nodes": nodes, "phones": []}),
+    );
+    let mut index = Vec::new();
+    let mut n = 0;
+    for r in runs {
+        let (s, rc) = r.pair;
+        for (ai, (app, paths)) in r.apps.iter().enumerate() {
+            n += 1;
+            let id = format!("m{n:05}");
+            let entry = serde_json::json!({
+                "id": id, "kind": "message", "app": app,
+                "sender": "phone-a", "receiver": "phone-b",
+                "sender_country": s, "receiver_country": rc,
+                "sender_node": node(s), "receiver_node": node(rc),
+                "repetition": r.repetition, "messages": 2, "status": "complete",
+                "error": null, "started": "1700000000.0", "ended": "1700000040.0",
+                "files": ["analysis.json"]
+            });
+            let mdir = dir.join("measurements").join(&id);
+            w(&mdir.join("meta.json"), &entry);
+            index.push(entry);
+            let host = app_server_host(app);
+            let mut servers = Vec::new();
+            for p in paths {
+                let server_cc = p[p.len() - 1];
+                let ip = synth_addr(server_cc, host);
+                w(
+                    &mdir
+                        .join("traces")
+                        .join(format!("{}--{ip}.json", node(p[0]))),
+                    &synth_trace(p, host),
+                );
+                servers.push(
+                    serde_json::json!({"app": app, "ip": ip, "port": 443, "proto": "tcp",
+                    "names": [format!("chat.{app}.example")], "evidence": ["correlation:4/4 sends"],
+                    "role": "messaging", "score": 0.9, "node": node(p[0])}),
+                );
+            }
+            // The direct path is traced once per run (with its first app).
+            if ai == 0 {
+                w(
+                    &mdir
+                        .join("traces")
+                        .join(format!("{}--{}.json", node(s), node(rc))),
+                    &synth_trace(&r.network, 1),
+                );
+            }
+            let dns: Vec<serde_json::Value> = servers
+                .iter()
+                .enumerate()
+                .map(|(k, sv)| serde_json::json!({
+                    "frame": k + 1, "ts": "1700000001.5", "transport": "udp",
+                    "server": "198.18.0.53", "client": "198.18.30.2", "id": 1,
+                    "query": format!("chat.{app}.example"), "qtype": "A", "rcode": "NOERROR",
+                    "ip_ttl": 57, "ip_id": 1,
+                    "answers": [{"name": format!("chat.{app}.example"), "type": "A", "data": sv["ip"], "ttl": 60}]
+                }))
+                .collect();
+            let capture = serde_json::json!({
+                "capture": format!("measurements/{id}/capture-node-{}.pcap", node(s)),
+                "format": "pcap", "link_types": ["ethernet"], "packets": 10, "bytes": 1000,
+                "first_ts": "1700000001.0", "last_ts": "1700000002.0", "flows": [],
+                "dns": dns, "tls": [], "http": [], "servers": [], "interference": [],
+                "errors": [], "warnings": []
+            });
+            w(
+                &mdir.join("analysis.json"),
+                &serde_json::json!({"schema": "matador/analysis/1", "captures": [capture], "servers": servers}),
+            );
+        }
+    }
+    w(
+        &dir.join("index.json"),
+        &serde_json::json!({"schema": "matador/index/1", "measurements": index}),
+    );
+}
