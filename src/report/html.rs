@@ -62,13 +62,14 @@ fn leaving_bars(r: &Report) -> String {
     let top = 20.0;
     let h = 200.0;
     let gw = bar * (apps as f64 + 1.0) + gap;
-    let w = left + gw * groups as f64 + 20.0;
+    // Room on the right for the last rotated label.
+    let w = left + gw * groups as f64 + 160.0;
     let mut s = String::new();
     let _ = writeln!(
         s,
         "<svg class=\"plot\" role=\"img\" aria-label=\"share of application paths leaving each region\" width=\"{w:.0}\" height=\"{:.0}\" viewBox=\"0 0 {w:.0} {:.0}\">",
-        top + h + 90.0,
-        top + h + 90.0
+        top + h + 150.0,
+        top + h + 150.0
     );
     for pct in [0, 25, 50, 75, 100] {
         let y = top + h - h * pct as f64 / 100.0;
@@ -93,7 +94,8 @@ fn leaving_bars(r: &Report) -> String {
             let x = x0 + i as f64 * bar;
             match sh.pct {
                 Some(p) => {
-                    let bh = h * p / 100.0;
+                    // 0 % stays visible as a hairline, unlike "no data".
+                    let bh = (h * p / 100.0).max(1.5);
                     let _ = writeln!(
                         s,
                         "<rect x=\"{x:.1}\" y=\"{:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" fill=\"{col}\"><title>{}: {} {}</title></rect>",
@@ -148,7 +150,7 @@ fn legend(r: &Report) -> String {
 fn heat_map(r: &Report) -> String {
     let cw = 90.0;
     let ch = 24.0;
-    let left = 190.0;
+    let left = 290.0;
     let top = 24.0;
     let cols = r.apps.len() + 1;
     let w = left + cw * cols as f64 + 10.0;
@@ -359,7 +361,7 @@ pub fn page(r: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>matador report: {}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>matador report: {}</h1>\n<ul>",
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n<title>matador report: {}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>matador report: {}</h1>\n<ul>",
         esc(&r.campaign.name),
         esc(&r.campaign.name)
     );
