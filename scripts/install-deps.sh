@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # benchmarks (tshark, tcpdump, scamper, ndpiReader), lab components (adb,
 # wireguard-go, dnsmasq, sshd, mksh, iproute2, iptables, nft) and mmdblookup.
 pkgs=(libpcap-dev pkg-config adb tshark tcpdump scamper libndpi-bin mmdb-bin
-      wireguard-tools wireguard-go dnsmasq openssh-server openssh-client mksh
+      wireguard-tools wireguard-go dnsmasq openssh-server openssh-client mksh iputils-ping
       iproute2 iptables nftables procps psmisc jq chromium)
 missing=()
 for p in "${pkgs[@]}"; do

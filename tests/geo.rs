@@ -12,6 +12,20 @@ use matador::geo::{GeoError, asn_csv, parse_ip};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+/// The matador binary, ready for arguments.
+fn matador() -> Command {
+    Command::cargo_bin("matador").unwrap()
+}
+
+/// Fails with the command's stderr unless it succeeded.
+fn assert_ok(out: &std::process::Output) {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
@@ -348,8 +362,7 @@ fn installed_real_databases_know_stable_facts() {
 fn cli_lookup_json_and_errors() {
     let t = tempfile::tempdir().unwrap();
     let p = lab_db(t.path(), "lab.mmdb", false);
-    let out = Command::cargo_bin("matador")
-        .unwrap()
+    let out = matador()
         .args(["geo", "lookup", "--json", "--groups", "pam2016", "--geo-db"])
         .arg(&p)
         .arg("--asn-db")
@@ -357,11 +370,7 @@ fn cli_lookup_json_and_errors() {
         .args(["198.18.5.1", "198.19.0.1"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v[0]["country"], "FR");
     assert_eq!(v[0]["m49"]["region"]["name"], "Europe");
@@ -371,8 +380,7 @@ fn cli_lookup_json_and_errors() {
     assert_eq!(v[1]["groups"][0], "five_eyes");
     assert_eq!(v[1]["m49"]["subregion"]["name"], "Northern America");
 
-    let out = Command::cargo_bin("matador")
-        .unwrap()
+    let out = matador()
         .args(["geo", "lookup", "--geo-db"])
         .arg(&p)
         .arg("--asn-db")
@@ -387,8 +395,7 @@ fn cli_lookup_json_and_errors() {
         "{err}"
     );
 
-    let out = Command::cargo_bin("matador")
-        .unwrap()
+    let out = matador()
         .args([
             "geo",
             "lookup",
@@ -405,8 +412,7 @@ fn cli_lookup_json_and_errors() {
         "{err}"
     );
 
-    let out = Command::cargo_bin("matador")
-        .unwrap()
+    let out = matador()
         .args(["geo", "check", "--from", "DE", "--rtt", "20", "AU"])
         .output()
         .unwrap();
@@ -603,8 +609,7 @@ fn cli_finds_databases_through_matador_geo_dir() {
     let p = lab_db(t.path(), "lab.mmdb", false);
     let dir = t.path().join("geo");
     std::fs::create_dir(&dir).unwrap();
-    let out = Command::cargo_bin("matador")
-        .unwrap()
+    let out = matador()
         .env("MATADOR_GEO_DIR", &dir)
         .args(["geo", "lookup", "198.18.5.1"])
         .output()
@@ -618,17 +623,12 @@ fn cli_finds_databases_through_matador_geo_dir() {
     );
     std::fs::copy(&p, dir.join("country.mmdb")).unwrap();
     std::fs::copy(&p, dir.join("asn.mmdb")).unwrap();
-    let out = Command::cargo_bin("matador")
-        .unwrap()
+    let out = matador()
         .env("MATADOR_GEO_DIR", &dir)
         .args(["geo", "lookup", "198.18.5.1"])
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.contains("country: FR") && text.contains("AS64502 Lab Paris"),
@@ -641,16 +641,8 @@ fn cli_finds_databases_through_matador_geo_dir() {
 #[test]
 fn cli_groups_snapshots() {
     for preset in ["current", "pam2016"] {
-        let out = Command::cargo_bin("matador")
-            .unwrap()
-            .args(["geo", "groups", preset])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = matador().args(["geo", "groups", preset]).output().unwrap();
+        assert_ok(&out);
         insta::assert_snapshot!(
             format!("groups_{preset}"),
             String::from_utf8(out.stdout).unwrap()
@@ -668,18 +660,13 @@ fn cli_check_path_flags_a_country_jump() {
         "198.18.0.1 2.0\n* *\n198.18.5.1 9.5\nfd00::1 11.0ms\n",
     )
     .unwrap();
-    let out = Command::cargo_bin("matador")
-        .unwrap()
+    let out = matador()
         .args(["geo", "check-path", "--json", "--from", "DE", "--geo-db"])
         .arg(&p)
         .arg(&hops)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_ok(&out);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let status: Vec<_> = v
         .as_array()
@@ -696,8 +683,7 @@ fn cli_check_path_flags_a_country_jump() {
     );
 
     std::fs::write(&hops, "198.18.0.1 fast\n").unwrap();
-    let out = Command::cargo_bin("matador")
-        .unwrap()
+    let out = matador()
         .args(["geo", "check-path", "--geo-db"])
         .arg(&p)
         .arg(&hops)
@@ -748,19 +734,14 @@ fn cli_diff_reads_captures_and_campaign_folders() {
     );
     std::fs::write(m2.join("events.jsonl"), "{}\n").unwrap();
     let run = |inputs: &[&Path]| {
-        let out = Command::cargo_bin("matador")
-            .unwrap()
+        let out = matador()
             .args(["geo", "diff", "--json"])
             .arg(&old)
             .arg(&new)
             .args(inputs)
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert_ok(&out);
         serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
     };
     // One capture: 198.18.0.9 (DE both) and 198.18.5.7 (FR → JP).
@@ -781,8 +762,7 @@ fn cli_diff_reads_captures_and_campaign_folders() {
     // A directory without captures is an error naming it.
     let empty = t.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    let out = Command::cargo_bin("matador")
-        .unwrap()
+    let out = matador()
         .args(["geo", "diff"])
         .arg(&old)
         .arg(&new)

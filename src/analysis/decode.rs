@@ -8,7 +8,6 @@
 
 use super::packet::{IpInfo, Packet, Transport};
 use crate::capture::{LinkType, RawFrame};
-use etherparse::Ipv6ExtensionSlice;
 use etherparse::LaxIpSlice;
 use std::net::IpAddr;
 
@@ -109,14 +108,10 @@ fn decode_ip<'a>(bytes: &'a [u8], pkt: &mut Packet<'a>) {
         }
         LaxIpSlice::Ipv6(v6) => {
             let h = v6.header();
-            let mut later = false;
-            let mut fragment = false;
-            for ext in v6.extensions().clone() {
-                if let Ipv6ExtensionSlice::Fragment(f) = ext {
-                    fragment |= f.is_fragmenting_payload();
-                    later |= f.fragment_offset().value() > 0;
-                }
-            }
+            // etherparse's extension iterator reads out of bounds on some
+            // damaged lax slices (found by tests/replay_mutations.rs), so
+            // the chain is walked here on the raw bytes.
+            let (fragment, later) = ipv6_fragment(bytes);
             let info = IpInfo {
                 src: IpAddr::V6(h.source_addr()),
                 dst: IpAddr::V6(h.destination_addr()),
@@ -134,6 +129,44 @@ fn decode_ip<'a>(bytes: &'a [u8], pkt: &mut Packet<'a>) {
     if !later {
         pkt.transport = transport(info.proto, payload.payload);
     }
+}
+
+/// Walks the IPv6 extension chain of `ip` (fixed header first) to its
+/// fragment header: (is a fragment, is a non-first fragment).
+fn ipv6_fragment(ip: &[u8]) -> (bool, bool) {
+    let Some(&first) = ip.get(6) else {
+        return (false, false);
+    };
+    let (mut next, mut off) = (first, 40usize);
+    // A bounded number of headers: a looping or absurd chain is not followed.
+    for _ in 0..16 {
+        match next {
+            44 => {
+                let Some(f) = ip.get(off..off + 4) else { break };
+                let offset = u16::from_be_bytes([f[2], f[3]]) >> 3;
+                let more = f[3] & 1 != 0;
+                return (offset > 0 || more, offset > 0);
+            }
+            // Hop-by-hop, routing, destination options, mobility, HIP, shim6.
+            0 | 43 | 60 | 135 | 139 | 140 => {
+                let (Some(&n), Some(&len)) = (ip.get(off), ip.get(off + 1)) else {
+                    break;
+                };
+                next = n;
+                off += (usize::from(len) + 1) * 8;
+            }
+            // Authentication header: length in 4-byte units minus 2.
+            51 => {
+                let (Some(&n), Some(&len)) = (ip.get(off), ip.get(off + 1)) else {
+                    break;
+                };
+                next = n;
+                off += (usize::from(len) + 2) * 4;
+            }
+            _ => break,
+        }
+    }
+    (false, false)
 }
 
 /// Parses the transport header laxly: a header cut short still gives what
@@ -290,6 +323,50 @@ mod tests {
         let p = decode(&raw(LinkType::RAW, &v));
         assert!(p.ip.unwrap().fragment && !p.ip.unwrap().later_fragment);
         assert_eq!(p.ports(), Some((5353, 53)));
+    }
+
+    /// IPv6 with a hop-by-hop header, then a fragment header, then UDP.
+    fn v6_fragment(offset_units: u16, more: bool) -> Vec<u8> {
+        let udp = [0x14, 0xe9, 0, 53, 0, 13, 0, 0, b'h', b'e', b'l', b'l', b'o'];
+        let mut v = vec![0x60, 0, 0, 0, 0, 8 + 8 + 13, 0, 64];
+        v.extend_from_slice(&[1; 16]);
+        v.extend_from_slice(&[2; 16]);
+        v.extend_from_slice(&[44, 0, 1, 4, 0, 0, 0, 0]); // hop-by-hop → fragment
+        let off = (offset_units << 3) | u16::from(more);
+        v.extend_from_slice(&[17, 0]);
+        v.extend_from_slice(&off.to_be_bytes());
+        v.extend_from_slice(&[0, 0, 0, 9]);
+        v.extend_from_slice(&udp);
+        v
+    }
+
+    #[test]
+    fn ipv6_fragments_through_extension_headers() {
+        let first = v6_fragment(0, true);
+        let p = decode(&raw(LinkType::RAW, &first));
+        let ip = p.ip.unwrap();
+        assert!(ip.fragment && !ip.later_fragment);
+        assert_eq!(p.ports(), Some((5353, 53)));
+        let later = v6_fragment(100, false);
+        let p = decode(&raw(LinkType::RAW, &later));
+        let ip = p.ip.unwrap();
+        assert!(ip.fragment && ip.later_fragment);
+        assert_eq!(p.transport, Transport::Other);
+        let ip = decode(&raw(LinkType::RAW, &v6_fragment(0, false)))
+            .ip
+            .unwrap();
+        assert!(!ip.fragment);
+        // Cut inside the extension chain, or a chain that claims to go on
+        // past the end: no fragment, no panic.
+        let v = v6_fragment(100, true);
+        for cut in 40..v.len() {
+            let _ = decode(&raw(LinkType::RAW, &v[..cut]));
+        }
+        assert_eq!(ipv6_fragment(&[0x60, 0, 0, 0, 0, 0, 0]), (false, false));
+        let mut looped = vec![0u8; 40];
+        looped[6] = 0;
+        looped.extend_from_slice(&[0, 255]);
+        assert_eq!(ipv6_fragment(&looped), (false, false));
     }
 
     #[test]

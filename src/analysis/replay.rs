@@ -4,32 +4,80 @@
 //! Memory is bounded by the reader's buffer plus each sink's live state
 //! (e.g. open flows), never by the size of the file.
 
+use super::attribution::Attributor;
 use super::decode::decode;
+use super::dns::DnsExtractor;
 use super::flows::{FlowConfig, FlowTable};
 use super::model::{CaptureReport, ErrorRecord};
+use super::names::NameExtractor;
 use super::packet::PacketSink;
 use crate::capture::{CaptureError, CaptureReader, LinkType, Timestamp, is_capture_magic};
+use crate::scenario::apps::AppProfiles;
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Snap lengths below this cut DNS answers, TLS ClientHellos and QUIC
 /// Initials short, so replay warns about them.
 pub const MIN_SNAPLEN: u32 = 1500;
 
 /// What a replay extracts and how.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ReplayOptions {
     /// Flow idle timeouts.
     pub flows: FlowConfig,
+    /// App profiles used for attribution (default: the shipped ones).
+    pub apps: Arc<AppProfiles>,
+}
+
+impl Default for ReplayOptions {
+    fn default() -> Self {
+        ReplayOptions {
+            flows: FlowConfig::default(),
+            apps: Arc::new(AppProfiles::builtin()),
+        }
+    }
+}
+
+/// An analyser that sees every packet and, once the capture ends, writes its
+/// own results into the report. Extra sinks (e.g. interference detection)
+/// implement this and are listed in [`extra_sinks`]; `finish` runs after
+/// flows, DNS, TLS/HTTP and servers are already in the report, so it can
+/// read them.
+pub trait ReportSink: PacketSink {
+    /// Writes this sink's results into `report`.
+    fn finish(self: Box<Self>, report: &mut CaptureReport);
+}
+
+// ==== REGISTERED EXTRA SINKS =================================================
+/// The extra analysers of a replay, one line per analyser. Each gets every
+/// decoded packet after the built-in sinks (flows, DNS, names, attribution)
+/// and finishes after them, in list order.
+pub fn extra_sinks(_opts: &ReplayOptions) -> Vec<Box<dyn ReportSink>> {
+    vec![
+        // Interference (src/analysis/interference/) registers its
+        // InterferenceDetector here; it fills `report.interference`.
+    ]
 }
 
 /// Analyses one capture file. Never fails: problems become `errors` /
 /// `warnings` in the report, which keeps everything decoded before them.
 pub fn analyze_file(path: &Path, opts: &ReplayOptions) -> CaptureReport {
+    analyze_file_with_progress(path, opts, &|_| {})
+}
+
+/// [`analyze_file`], calling `progress(n)` each time `n` more bytes of the
+/// file have been read (in the reader's large chunks, so it costs nothing
+/// per packet).
+pub fn analyze_file_with_progress(
+    path: &Path,
+    opts: &ReplayOptions,
+    progress: &dyn Fn(u64),
+) -> CaptureReport {
     let name = path.display().to_string();
     match File::open(path) {
-        Ok(f) => analyze_reader(&name, f, opts),
+        Ok(f) => analyze_reader(&name, Counting { inner: f, progress }, opts),
         Err(source) => {
             let e = CaptureError::Open {
                 file: name.clone(),
@@ -59,33 +107,35 @@ pub fn analyze_reader<R: Read>(name: &str, src: R, opts: &ReplayOptions) -> Capt
     };
     report.format = reader.format().as_str().to_string();
 
-    // ---- Sinks -------------------------------------------------------------
-    // Adding an analyser takes two lines: construct it here, and list it in
-    // `sinks` below; then take its results in the "finish" section.
+    // ---- Sinks: built-in ones here, further analysers in `extra_sinks` ------
     let mut flows = FlowTable::new(opts.flows);
-    // let mut dns = dns::DnsExtractor::new();
-    // let mut names = names::NameExtractor::new();
-    // let mut attributor = attribution::Attributor::new(opts.apps.clone());
-    // let mut interference = interference::InterferenceDetector::new(opts.interference.clone());
+    let mut dns = DnsExtractor::new();
+    let mut names = NameExtractor::new();
+    let mut attributor = Attributor::new(opts.apps.clone());
+    let mut extra = extra_sinks(opts);
     let mut stats = Stats::default();
     {
-        let sinks: &mut [&mut dyn PacketSink] = &mut [
-            &mut flows,
-            // &mut dns, &mut names, &mut attributor, &mut interference,
-        ];
-        if let Err(e) = pump(&mut reader, &mut stats, sinks) {
+        let mut sinks: Vec<&mut dyn PacketSink> =
+            vec![&mut flows, &mut dns, &mut names, &mut attributor];
+        for e in extra.iter_mut() {
+            sinks.push(e.as_mut());
+        }
+        if let Err(e) = pump(&mut reader, &mut stats, &mut sinks) {
             report.errors.push(error_record(&e));
         }
     }
 
     // ---- Finish (order matters: attribution needs DNS and names) ------------
     report.flows = flows.finish();
-    // report.dns = dns.finish();
-    // let names = names.finish();
-    // (report.tls, report.http) = (names.tls, names.http);
-    // report.dns.extend(names.dns);
-    // report.servers = attributor.finish(&mut report.flows, &report.dns, &report.tls, &report.http);
-    // report.interference = interference.finish(&report.dns);
+    report.dns = dns.finish();
+    let names = names.finish();
+    report.tls = names.tls;
+    report.http = names.http;
+    if !names.dns.is_empty() {
+        report.dns.extend(names.dns);
+        report.dns.sort_by_key(|r| r.frame);
+    }
+    report.servers = attributor.finish(&mut report.flows, &report.dns, &report.tls, &report.http);
 
     report.packets = stats.packets;
     report.bytes = stats.bytes;
@@ -98,7 +148,24 @@ pub fn analyze_reader<R: Read>(name: &str, src: R, opts: &ReplayOptions) -> Capt
     }
     report.link_types = links.iter().map(|l| l.name()).collect();
     report.warnings = warnings(&reader, &stats);
+    for e in extra {
+        e.finish(&mut report);
+    }
     report
+}
+
+/// A reader that reports how many bytes went through it.
+struct Counting<'a, R> {
+    inner: R,
+    progress: &'a dyn Fn(u64),
+}
+
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        (self.progress)(n as u64);
+        Ok(n)
+    }
 }
 
 /// Frame-level counters kept by the engine itself.

@@ -8,6 +8,7 @@
 
 mod error;
 mod linktype;
+pub mod live;
 mod reader;
 mod timestamp;
 

@@ -8,11 +8,14 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
+mod agent;
 mod devices;
 mod geo;
 mod labsim;
 mod replay;
 mod report;
+mod run;
+mod scenario;
 
 /// matador: where does a messaging app's traffic really travel?
 #[derive(Debug, Parser)]
@@ -34,9 +37,15 @@ pub enum Command {
     Report(report::ReportArgs),
     /// Lists connected phones: model, Android, battery, screen, Wi-Fi, root, app versions.
     Devices(devices::DevicesArgs),
+    /// Runs a measurement campaign from a scenario (or prints its plan with --dry-run).
+    Run(run::RunArgs),
+    /// Checks scenario files; prints their JSON Schema.
+    Scenario(scenario::ScenarioArgs),
     /// Runs a simulated phone, app backend or DNS server (virtual lab).
     #[command(hide = true, name = "lab-sim")]
     LabSim(labsim::LabSimArgs),
+    /// Remote node agent: line-delimited JSON on stdin/stdout (run over SSH).
+    Agent(agent::AgentArgs),
 }
 
 /// Parses the command line, runs the subcommand and maps errors to exit codes.
@@ -55,6 +64,9 @@ pub fn main() -> ExitCode {
         Command::Report(args) => report::run(args),
         Command::Devices(args) => devices::run(args),
         Command::LabSim(args) => labsim::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Scenario(args) => scenario::run(args),
+        Command::Agent(args) => agent::run(args),
     };
     match result {
         Ok(code) => code,

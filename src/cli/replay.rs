@@ -1,15 +1,17 @@
 //! `matador replay`: analyse stored captures.
 
 use crate::analysis::model::CaptureReport;
-use crate::analysis::replay::{ReplayOptions, analyze_file, collect_inputs};
+use crate::analysis::replay::{ReplayOptions, analyze_file_with_progress, collect_inputs};
+use crate::scenario::apps::AppProfiles;
 use anyhow::Context;
 use clap::Args;
-use indicatif::{ProgressBar, ProgressStyle};
-use std::collections::{BTreeMap, HashSet};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
@@ -19,98 +21,137 @@ const LARGE_RECORDS: usize = 10_000;
 /// Arguments of `matador replay`.
 #[derive(Debug, Args)]
 #[command(
-    after_help = "Exit status: 0 when every capture was read completely, 1 when some capture \
-could not be read (or only partly: the others, and everything before the error, are still \
-reported), 2 on a usage error."
+    after_help = "Output: without --json, a block per capture (largest flows, servers \
+per app with their evidence, warnings, errors) and then a summary table with one row per \
+capture (packets, flows, DNS responses, distinct SNIs, servers per app, errors). A progress \
+bar is drawn on stderr only when stderr is a terminal. Read errors are also printed on \
+stderr, naming the file, the byte offset and the frame number.
+
+Exit status:
+  0  every capture was read completely
+  1  some capture could not be read, or only partly (the others, and everything \
+before the error, are still reported)
+  2  usage error (bad option, no capture found, unreadable --apps or --out)"
 )]
 pub struct ReplayArgs {
     /// Capture files or directories. Directories are searched recursively for
     /// pcap/pcapng files, recognised by their magic number, not their name.
+    /// Files given by name are always read (and reported if they are not captures).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
 
     /// Print one JSON object per capture (JSON Lines) on stdout instead of
-    /// tables. The schema is documented in docs/replay-json.md.
+    /// tables, in the order the captures were given/found. The schema is
+    /// documented in docs/replay.md.
     #[arg(long)]
     pub json: bool,
 
     /// Number of captures analysed in parallel (default: the number of CPUs).
+    /// Each capture is read by one thread, so this speeds up many files, not one.
     #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1024))]
     pub jobs: Option<u32>,
 
     /// Write each capture's JSON object to DIR/<name>.json instead of stdout;
     /// captures with more than 10000 flows/DNS/TLS records also get
     /// <name>.flows.jsonl, <name>.dns.jsonl and <name>.tls.jsonl.
-    /// Without --json the tables are still printed.
+    /// Without --json the tables are still printed on stdout.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+
+    /// Print only the summary table, not the block per capture (ignored with --json).
+    #[arg(long)]
+    pub summary: bool,
+
+    /// Load app profiles (the `network:` fingerprints used for attribution)
+    /// from every *.yaml in DIR instead of the built-in device-profiles/apps.
+    #[arg(long, value_name = "DIR")]
+    pub apps: Option<PathBuf>,
 }
 
 /// Runs `matador replay`.
 pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let inputs = collect_inputs(&args.paths);
     if inputs.is_empty() {
-        anyhow::bail!(
-            "no pcap or pcapng files found under {}",
+        eprintln!(
+            "error: no pcap or pcapng files found under {}",
             args.paths
                 .iter()
                 .map(|p| p.display().to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
         );
+        return Ok(ExitCode::from(2));
     }
-    if let Some(dir) = &args.out {
-        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let apps = match &args.apps {
+        None => AppProfiles::builtin(),
+        Some(dir) => match AppProfiles::load_dir(dir) {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("error: --apps {}: {e}", dir.display());
+                return Ok(ExitCode::from(2));
+            }
+        },
+    };
+    if let Some(dir) = &args.out
+        && let Err(e) = fs::create_dir_all(dir)
+    {
+        eprintln!("error: --out: cannot create {}: {e}", dir.display());
+        return Ok(ExitCode::from(2));
     }
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
     let jobs = (args.jobs.map_or(cpus, |j| j as usize))
         .min(inputs.len())
         .max(1);
-    let opts = ReplayOptions::default();
-
-    let bar = if inputs.len() > 1 {
-        let b = ProgressBar::new(inputs.len() as u64);
-        b.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} captures {elapsed} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        b
-    } else {
-        ProgressBar::hidden()
+    let opts = ReplayOptions {
+        apps: Arc::new(apps),
+        ..ReplayOptions::default()
     };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .thread_name(|i| format!("replay-{i}"))
+        .build()
+        .context("cannot start worker threads")?;
 
+    let bar = progress_bar(&inputs);
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let mut used_names = HashSet::new();
-    let mut failed = 0usize;
+    let mut rows = Vec::with_capacity(inputs.len());
     let next = AtomicUsize::new(0);
     let (tx, rx) = mpsc::channel::<(usize, CaptureReport)>();
 
     let result = std::thread::scope(|scope| -> anyhow::Result<()> {
-        for _ in 0..jobs {
-            let tx = tx.clone();
-            let (next, inputs, opts) = (&next, &inputs, &opts);
-            scope.spawn(move || {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(path) = inputs.get(i) else { break };
-                    if tx.send((i, analyze_file(path, opts))).is_err() {
-                        break;
-                    }
+        let (next, inputs, opts, bar) = (&next, &inputs, &opts, &bar);
+        let pool = &pool;
+        scope.spawn(move || {
+            // Workers take captures in input order (not rayon's split
+            // halves), so reports arrive nearly in the order they are
+            // printed and few wait in `pending`.
+            pool.scope(|s| {
+                for _ in 0..jobs {
+                    let tx = tx.clone();
+                    s.spawn(move |_| {
+                        loop {
+                            let i = next.fetch_add(1, Ordering::Relaxed);
+                            let Some(path) = inputs.get(i) else { break };
+                            let report = analyze_file_with_progress(path, opts, &|n| bar.inc(n));
+                            if tx.send((i, report)).is_err() {
+                                break;
+                            }
+                        }
+                    });
                 }
+                drop(tx);
             });
-        }
-        drop(tx);
-        // Emit in input order whatever order the workers finish in.
+        });
         let mut pending = BTreeMap::new();
         let mut emitted = 0usize;
         for (i, report) in rx {
             pending.insert(i, report);
             while let Some(report) = pending.remove(&emitted) {
                 emitted += 1;
-                bar.inc(1);
-                if !report.errors.is_empty() {
-                    failed += 1;
+                for e in &report.errors {
+                    bar.suspend(|| eprintln!("error: {}", e.message));
                 }
                 if let Some(dir) = &args.out {
                     write_out(dir, &report, &mut used_names)?;
@@ -121,13 +162,19 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                             serde_json::to_writer(&mut out, &report)?;
                             out.write_all(b"\n")?;
                         }
-                    } else {
-                        write_table(&mut out, &report)?;
+                    } else if !args.summary {
+                        write_block(&mut out, &report)?;
                     }
                     out.flush()?;
                     Ok(())
                 })?;
+                rows.push(SummaryRow::of(&report));
             }
+        }
+        bar.finish_and_clear();
+        if !args.json {
+            write_summary(&mut out, &rows)?;
+            out.flush()?;
         }
         Ok(())
     });
@@ -144,6 +191,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
             return Err(e);
         }
     }
+    let failed = rows.iter().filter(|r| r.errors > 0).count();
     if failed > 0 {
         eprintln!(
             "{failed} of {} capture(s) could not be read completely",
@@ -152,6 +200,166 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A byte-based progress bar on stderr, drawn only when stderr is a terminal.
+fn progress_bar(inputs: &[PathBuf]) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let total: u64 = inputs
+        .iter()
+        .filter_map(|p| fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let b = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    b.set_style(
+        ProgressStyle::with_template(
+            "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} {elapsed} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    b
+}
+
+/// One line of the summary table.
+#[derive(Debug, Clone)]
+struct SummaryRow {
+    capture: String,
+    format: String,
+    packets: u64,
+    flows: usize,
+    dns: usize,
+    snis: usize,
+    /// Servers per app id, in app order of first appearance.
+    servers: Vec<(String, usize)>,
+    errors: usize,
+}
+
+impl SummaryRow {
+    fn of(r: &CaptureReport) -> SummaryRow {
+        let snis: BTreeSet<&str> = r.tls.iter().filter_map(|t| t.sni.as_deref()).collect();
+        let mut servers: Vec<(String, usize)> = Vec::new();
+        for s in &r.servers {
+            match servers.iter_mut().find(|(a, _)| *a == s.app) {
+                Some((_, n)) => *n += 1,
+                None => servers.push((s.app.clone(), 1)),
+            }
+        }
+        SummaryRow {
+            capture: r.capture.clone(),
+            format: if r.format.is_empty() {
+                "-".into()
+            } else {
+                r.format.clone()
+            },
+            packets: r.packets,
+            flows: r.flows.len(),
+            dns: r.dns.iter().filter(|d| d.rcode.is_some()).count(),
+            snis: snis.len(),
+            servers,
+            errors: r.errors.len(),
+        }
+    }
+
+    fn servers_cell(&self) -> String {
+        if self.servers.is_empty() {
+            return "-".into();
+        }
+        self.servers
+            .iter()
+            .map(|(a, n)| format!("{a}:{n}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// The summary table: one row per capture, then totals.
+fn write_summary(out: &mut impl Write, rows: &[SummaryRow]) -> std::io::Result<()> {
+    let mut total_servers: Vec<(String, usize)> = Vec::new();
+    for r in rows {
+        for (a, n) in &r.servers {
+            match total_servers.iter_mut().find(|(t, _)| t == a) {
+                Some((_, m)) => *m += n,
+                None => total_servers.push((a.clone(), *n)),
+            }
+        }
+    }
+    let total = SummaryRow {
+        capture: format!(
+            "total ({} capture{})",
+            rows.len(),
+            if rows.len() == 1 { "" } else { "s" }
+        ),
+        format: String::new(),
+        packets: rows.iter().map(|r| r.packets).sum(),
+        flows: rows.iter().map(|r| r.flows).sum(),
+        dns: rows.iter().map(|r| r.dns).sum(),
+        snis: rows.iter().map(|r| r.snis).sum(),
+        servers: total_servers,
+        errors: rows.iter().map(|r| r.errors).sum(),
+    };
+    let header = [
+        "capture",
+        "format",
+        "packets",
+        "flows",
+        "dns",
+        "snis",
+        "errors",
+        "servers per app",
+    ];
+    let cells = |r: &SummaryRow| -> [String; 8] {
+        [
+            r.capture.clone(),
+            r.format.clone(),
+            r.packets.to_string(),
+            r.flows.to_string(),
+            r.dns.to_string(),
+            r.snis.to_string(),
+            r.errors.to_string(),
+            r.servers_cell(),
+        ]
+    };
+    let all: Vec<[String; 8]> = rows.iter().chain([&total]).map(cells).collect();
+    let mut width = header.map(|h| h.chars().count());
+    for row in &all {
+        for (w, c) in width.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |out: &mut dyn Write, row: &[&str]| -> std::io::Result<()> {
+        let mut s = String::new();
+        for (i, c) in row.iter().enumerate() {
+            let pad = width[i].saturating_sub(c.chars().count());
+            match i {
+                // Text columns left-aligned, counts right-aligned.
+                0 | 1 => {
+                    s.push_str(c);
+                    s.push_str(&" ".repeat(pad));
+                }
+                7 => s.push_str(c),
+                _ => {
+                    s.push_str(&" ".repeat(pad));
+                    s.push_str(c);
+                }
+            }
+            if i + 1 < row.len() {
+                s.push_str("  ");
+            }
+        }
+        writeln!(out, "{}", s.trim_end())
+    };
+    line(out, &header)?;
+    let rule: Vec<String> = width.iter().map(|w| "-".repeat(*w)).collect();
+    line(out, &rule.iter().map(String::as_str).collect::<Vec<_>>())?;
+    for (i, row) in all.iter().enumerate() {
+        if i + 1 == all.len() {
+            line(out, &rule.iter().map(String::as_str).collect::<Vec<_>>())?;
+        }
+        line(out, &row.iter().map(String::as_str).collect::<Vec<_>>())?;
+    }
+    Ok(())
 }
 
 /// A file name for a capture's output, unique within this run.
@@ -211,7 +419,7 @@ fn write_jsonl<T: serde::Serialize>(path: &Path, items: &[T]) -> anyhow::Result<
 /// Flows shown per capture in the table (largest first).
 const TABLE_FLOWS: usize = 15;
 
-fn write_table(out: &mut impl Write, r: &CaptureReport) -> std::io::Result<()> {
+fn write_block(out: &mut impl Write, r: &CaptureReport) -> std::io::Result<()> {
     writeln!(out, "== {}", r.capture)?;
     let span = match (r.first_ts, r.last_ts) {
         (Some(a), Some(b)) => format!("{a} .. {b} ({:.3} s)", b.since(&a)),
@@ -251,8 +459,7 @@ fn write_table(out: &mut impl Write, r: &CaptureReport) -> std::io::Result<()> {
                 .flatten()
                 .collect::<Vec<_>>()
                 .join(" ");
-            writeln!(
-                out,
+            let line = format!(
                 "   {:<6} {:<40} {:<40} {:>7} {:>10}  {:<20} {}",
                 f.proto,
                 endpoint(&f.src, f.sport),
@@ -261,7 +468,8 @@ fn write_table(out: &mut impl Write, r: &CaptureReport) -> std::io::Result<()> {
                 f.bytes,
                 f.tcp_flags,
                 name
-            )?;
+            );
+            writeln!(out, "{}", line.trim_end())?;
         }
         if r.flows.len() > TABLE_FLOWS {
             writeln!(
@@ -272,13 +480,18 @@ fn write_table(out: &mut impl Write, r: &CaptureReport) -> std::io::Result<()> {
         }
     }
     for s in &r.servers {
+        let names = if s.names.is_empty() {
+            "-".to_string()
+        } else {
+            s.names.join(",")
+        };
         writeln!(
             out,
-            "   server {:<10} {} {} {}  {}",
+            "   server {:<9} {:<3} {:<24} {}  evidence: {}",
             s.app,
             s.proto,
             endpoint(&s.ip, s.port),
-            s.names.join(","),
+            names,
             s.evidence.join("; ")
         )?;
     }

@@ -230,6 +230,61 @@ pub async fn direct_needs_auth(addr: SocketAddr) -> Result<bool, DeviceError> {
     }
 }
 
+/// Tracks ADB message boundaries in the device→host byte stream, so a reset
+/// can end the stream on a boundary followed by an invalid header.
+///
+/// Why: adb_client's direct-TCP read loop treats a 0-byte read as "try
+/// again", and a failed session's `Drop` drains the socket, so any end of
+/// file (FIN or RST) makes the worker thread spin forever. Instead the relay
+/// sends an invalid header (command 0): adb_client returns `ConversionError`,
+/// its drain times out on the still-open socket, and the worker drops the
+/// connection.
+#[derive(Debug, Default)]
+struct Framer {
+    header: Vec<u8>,
+    payload_left: usize,
+}
+
+impl Framer {
+    fn feed(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            if self.payload_left > 0 {
+                let n = self.payload_left.min(data.len());
+                self.payload_left -= n;
+                data = &data[n..];
+                continue;
+            }
+            let n = (24 - self.header.len()).min(data.len());
+            self.header.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            if self.header.len() == 24 {
+                self.payload_left = Self::length(&self.header);
+                self.header.clear();
+            }
+        }
+    }
+
+    fn length(h: &[u8]) -> usize {
+        u32::from_le_bytes([h[12], h[13], h[14], h[15]]) as usize
+    }
+
+    /// Bytes that complete the current message (zeros: its checksum or
+    /// magic then fails) and a header adb_client cannot decode.
+    fn poison(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        if !self.header.is_empty() {
+            let mut h = self.header.clone();
+            h.resize(24, 0);
+            out.resize(24 - self.header.len(), 0);
+            out.resize(out.len() + Self::length(&h), 0);
+        } else {
+            out.resize(self.payload_left, 0);
+        }
+        out.extend_from_slice(&[0u8; 24]);
+        out
+    }
+}
+
 /// The watchdog relay.
 #[derive(Debug)]
 struct Relay {
@@ -239,7 +294,9 @@ struct Relay {
 }
 
 impl Relay {
-    async fn start(upstream: SocketAddr, eof_is_reset: bool) -> std::io::Result<Relay> {
+    /// `direct`: the upstream is a device speaking the ADB transport (not an
+    /// adb server); its end of file is then treated as a reset too.
+    async fn start(upstream: SocketAddr, direct: bool) -> std::io::Result<Relay> {
         let l = TcpListener::bind("127.0.0.1:0").await?;
         let addr = l.local_addr()?;
         let (reset, rx) = watch::channel(0u64);
@@ -250,35 +307,7 @@ impl Relay {
                 };
                 let mut rx = rx.clone();
                 rx.borrow_and_update();
-                tokio::spawn(async move {
-                    let Ok(up) = TcpStream::connect(upstream).await else {
-                        let _ = down.set_zero_linger();
-                        return;
-                    };
-                    let _ = up.set_nodelay(true);
-                    let _ = down.set_nodelay(true);
-                    let (mut dr, mut dw) = down.into_split();
-                    let (mut ur, mut uw) = up.into_split();
-                    let to_up = async {
-                        let _ = tokio::io::copy(&mut dr, &mut uw).await;
-                        let _ = uw.shutdown().await;
-                        std::future::pending::<()>().await;
-                    };
-                    let to_down = async {
-                        let _ = tokio::io::copy(&mut ur, &mut dw).await;
-                    };
-                    let reset_now = tokio::select! {
-                        _ = to_up => false,
-                        _ = to_down => eof_is_reset,
-                        _ = rx.changed() => true,
-                    };
-                    if let Ok(down) = dr.reunite(dw) {
-                        if reset_now {
-                            let _ = down.set_zero_linger();
-                        }
-                        drop(down);
-                    }
-                });
+                tokio::spawn(relay_conn(down, upstream, direct, rx));
             }
         });
         Ok(Relay { addr, reset, task })
@@ -286,6 +315,75 @@ impl Relay {
 
     fn reset_all(&self) {
         self.reset.send_modify(|g| *g += 1);
+    }
+}
+
+/// Copies one client connection to and from the upstream until either side
+/// ends or a reset is requested.
+async fn relay_conn(
+    down: TcpStream,
+    upstream: SocketAddr,
+    direct: bool,
+    mut rx: watch::Receiver<u64>,
+) {
+    let Ok(up) = TcpStream::connect(upstream).await else {
+        let _ = down.set_zero_linger();
+        return;
+    };
+    let _ = up.set_nodelay(true);
+    let _ = down.set_nodelay(true);
+    let (mut dr, mut dw) = down.into_split();
+    let (mut ur, mut uw) = up.into_split();
+    let mut framer = Framer::default();
+    let mut from_up = vec![0u8; 64 * 1024];
+    let mut from_down = vec![0u8; 64 * 1024];
+    let mut down_open = true;
+    let reset = loop {
+        tokio::select! {
+            r = ur.read(&mut from_up) => match r {
+                Ok(0) | Err(_) => break direct,
+                Ok(n) => {
+                    if direct {
+                        framer.feed(&from_up[..n]);
+                    }
+                    if dw.write_all(&from_up[..n]).await.is_err() {
+                        return;
+                    }
+                }
+            },
+            r = dr.read(&mut from_down), if down_open => match r {
+                Ok(0) | Err(_) => {
+                    down_open = false;
+                    let _ = uw.shutdown().await;
+                }
+                Ok(n) => {
+                    if uw.write_all(&from_down[..n]).await.is_err() {
+                        break true;
+                    }
+                }
+            },
+            _ = rx.changed() => break true,
+        }
+    };
+    drop((ur, uw));
+    if reset && direct {
+        // Keep the socket open after the poison: adb_client drains a failed
+        // session with short read timeouts, and an end of file would make that
+        // drain spin forever. It closes its side when the worker drops it.
+        let _ = tokio::time::timeout(Duration::from_secs(5), dw.write_all(&framer.poison())).await;
+        let _ = tokio::time::timeout(Duration::from_secs(60), async {
+            while let Ok(n) = dr.read(&mut from_down).await {
+                if n == 0 {
+                    break;
+                }
+            }
+        })
+        .await;
+    } else if let Ok(down) = dr.reunite(dw) {
+        if reset {
+            let _ = down.set_zero_linger();
+        }
+        drop(down);
     }
 }
 
@@ -406,11 +504,11 @@ impl Adb {
                 let _ = direct_needs_auth(*addr).await?;
             }
         }
-        let (upstream, eof_reset) = match &target {
+        let (upstream, direct) = match &target {
             Target::Server { server, .. } => (SocketAddr::V4(*server), false),
             Target::Direct(a) => (*a, true),
         };
-        let relay = Arc::new(Relay::start(upstream, eof_reset).await?);
+        let relay = Arc::new(Relay::start(upstream, direct).await?);
         let relay_addr = relay.addr;
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let mut conn = match &target {
@@ -573,5 +671,30 @@ mod tests {
         assert_eq!(split_rc("abc__MATADOR_RC=127\n"), Some(("abc".into(), 127)));
         assert_eq!(split_rc("abc"), None);
         assert!(wrap_rc("ls").starts_with("ls\n"));
+    }
+
+    fn header(len: u32) -> Vec<u8> {
+        let mut h = vec![0x57, 0x52, 0x54, 0x45, 1, 0, 0, 0, 2, 0, 0, 0];
+        h.extend_from_slice(&len.to_le_bytes());
+        h.extend_from_slice(&[0; 8]);
+        h
+    }
+
+    #[test]
+    fn framer_completes_the_message_then_poisons() {
+        let mut f = Framer::default();
+        assert_eq!(f.poison(), vec![0; 24]);
+        let mut m = header(10);
+        m.extend_from_slice(b"0123456789");
+        f.feed(&m);
+        assert_eq!(f.poison().len(), 24);
+        f.feed(&header(100)[..14]);
+        // 10 header bytes, 100 payload bytes (length field intact), poison.
+        assert_eq!(f.poison().len(), 10 + 100 + 24);
+        f.feed(&header(100)[14..]);
+        f.feed(&[7; 30]);
+        assert_eq!(f.poison().len(), 70 + 24);
+        f.feed(&[7; 70]);
+        assert_eq!(f.poison().len(), 24);
     }
 }

@@ -194,46 +194,31 @@ impl MmdbFile {
         }
     }
 
-    /// Country code only: the fast path (no allocation).
-    pub fn country(&self, ip: IpAddr) -> Result<Option<&str>, GeoError> {
+    /// The raw record for `ip` (borrowed from the map), if any.
+    fn any_record(&self, ip: IpAddr) -> Result<Option<AnyRecord<'_>>, GeoError> {
         if self.v6_in_v4_db(ip) {
             return Ok(None);
         }
-        let res = self
-            .reader
-            .lookup(ip.to_canonical())
-            .map_err(|source| GeoError::Lookup {
-                path: self.path.clone(),
-                ip,
-                source,
-            })?;
-        let rec: Option<AnyRecord<'_>> = res.decode().map_err(|source| GeoError::Lookup {
+        let err = |source| GeoError::Lookup {
             path: self.path.clone(),
             ip,
             source,
-        })?;
-        Ok(rec.and_then(|r| r.country()))
+        };
+        self.reader
+            .lookup(ip.to_canonical())
+            .map_err(err)?
+            .decode()
+            .map_err(err)
+    }
+
+    /// Country code only: the fast path (no allocation).
+    pub fn country(&self, ip: IpAddr) -> Result<Option<&str>, GeoError> {
+        Ok(self.any_record(ip)?.and_then(|r| r.country()))
     }
 
     /// ASN only: the fast path (no allocation).
     pub fn asn(&self, ip: IpAddr) -> Result<Option<u32>, GeoError> {
-        if self.v6_in_v4_db(ip) {
-            return Ok(None);
-        }
-        let res = self
-            .reader
-            .lookup(ip.to_canonical())
-            .map_err(|source| GeoError::Lookup {
-                path: self.path.clone(),
-                ip,
-                source,
-            })?;
-        let rec: Option<AnyRecord<'_>> = res.decode().map_err(|source| GeoError::Lookup {
-            path: self.path.clone(),
-            ip,
-            source,
-        })?;
-        Ok(rec.and_then(|r| r.asn()))
+        Ok(self.any_record(ip)?.and_then(|r| r.asn()))
     }
 
     /// Country of `ip` and the database's network containing it (also when

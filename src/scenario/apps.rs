@@ -242,14 +242,16 @@ impl DomainPattern {
         if name.len() < self.suffix.len() {
             return false;
         }
-        let (head, tail) = name.split_at(name.len() - self.suffix.len());
-        if !tail.eq_ignore_ascii_case(&self.suffix) {
+        // Bytes, not str: a name from the wire may hold non-ASCII (lossy
+        // UTF-8) characters, and a str split inside one would panic.
+        let (head, tail) = name.as_bytes().split_at(name.len() - self.suffix.len());
+        if !tail.eq_ignore_ascii_case(self.suffix.as_bytes()) {
             return false;
         }
         if head.is_empty() {
             !self.subdomains_only
         } else {
-            head.ends_with('.')
+            head.ends_with(b".")
         }
     }
 

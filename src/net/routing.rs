@@ -1,0 +1,170 @@
+//! Per-phone policy routing on the lab router and NAT on the node.
+//!
+//! Each node has its own routing table on the router whose default route is
+//! the node's tunnel, backed by an `unreachable` default with a worse
+//! metric: when the tunnel interface disappears the phone's traffic is
+//! dropped (ICMP unreachable) instead of leaking out of the router's own
+//! uplink. A phone is assigned to a node with `ip rule from <phone> lookup
+//! <table>`; re-assigning replaces the rule. Objects created outside a
+//! namespace (a real router) are recorded as undo commands in the state.
+
+use super::NetError;
+use super::cmd::Cmd;
+use super::state::{Resource, StateFile};
+use std::net::IpAddr;
+
+fn ip(ns: Option<&str>) -> Cmd {
+    let c = Cmd::new("ip");
+    match ns {
+        Some(n) => c.args(["-n", n]),
+        None => c,
+    }
+}
+
+fn family(a: &IpAddr) -> &'static str {
+    if a.is_ipv4() { "-4" } else { "-6" }
+}
+
+/// Fills routing table `table` with `default dev <tunnel>` and the
+/// unreachable fallback (IPv4 and IPv6).
+pub fn tunnel_table(
+    state: &mut StateFile,
+    router_ns: Option<&str>,
+    table: u32,
+    tunnel_if: &str,
+) -> Result<(), NetError> {
+    super::netns::check_if_name(tunnel_if)?;
+    let t = table.to_string();
+    if router_ns.is_none() {
+        for fam in ["-4", "-6"] {
+            state.add(Resource::Undo {
+                argv: ["ip", fam, "route", "flush", "table", &t]
+                    .map(String::from)
+                    .to_vec(),
+            })?;
+        }
+    }
+    for fam in ["-4", "-6"] {
+        ip(router_ns)
+            .args([
+                fam,
+                "route",
+                "replace",
+                "unreachable",
+                "default",
+                "table",
+                &t,
+            ])
+            .args(["metric", "4096"])
+            .run()?;
+        ip(router_ns)
+            .args([
+                fam, "route", "replace", "default", "dev", tunnel_if, "table", &t,
+            ])
+            .args(["metric", "10"])
+            .run()?;
+    }
+    Ok(())
+}
+
+/// Sends everything from `phone` through routing table `table` (rule
+/// priority `priority`), replacing an earlier assignment of that phone.
+pub fn assign_phone(
+    state: &mut StateFile,
+    router_ns: Option<&str>,
+    phone: IpAddr,
+    table: u32,
+    priority: u32,
+) -> Result<(), NetError> {
+    let fam = family(&phone);
+    let p = priority.to_string();
+    let from = phone.to_string();
+    // Remove the previous rule at this priority (a phone has one priority).
+    let _ = ip(router_ns)
+        .args([fam, "rule", "del", "priority", &p])
+        .succeeds()?;
+    if router_ns.is_none() {
+        state.add(Resource::Undo {
+            argv: ["ip", fam, "rule", "del", "priority", &p]
+                .map(String::from)
+                .to_vec(),
+        })?;
+    }
+    ip(router_ns)
+        .args([fam, "rule", "add", "from", &from, "lookup"])
+        .arg(table.to_string())
+        .args(["priority", &p])
+        .run()?;
+    Ok(())
+}
+
+/// Masquerades traffic from `sources` (CIDRs) leaving the node by `uplink`.
+pub fn nat(
+    state: &mut StateFile,
+    node_ns: Option<&str>,
+    sources: &[String],
+    uplink: &str,
+) -> Result<(), NetError> {
+    super::netns::check_if_name(uplink)?;
+    for s in sources {
+        let v6 = s.contains(':');
+        let tool = if v6 { "ip6tables" } else { "iptables" };
+        if node_ns.is_none() {
+            let argv = [
+                tool,
+                "-w",
+                "-t",
+                "nat",
+                "-D",
+                "POSTROUTING",
+                "-s",
+                s,
+                "-o",
+                uplink,
+            ]
+            .iter()
+            .chain(&["-j", "MASQUERADE"])
+            .map(|x| x.to_string())
+            .collect();
+            state.add(Resource::Undo { argv })?;
+        }
+        Cmd::new(tool)
+            .netns(node_ns)
+            .args([
+                "-w",
+                "-t",
+                "nat",
+                "-A",
+                "POSTROUTING",
+                "-s",
+                s,
+                "-o",
+                uplink,
+            ])
+            .args(["-j", "MASQUERADE"])
+            .run()?;
+    }
+    Ok(())
+}
+
+/// The interface `ip route get` picks for traffic from `src` (arriving on
+/// `iif`) to `dst` in namespace `ns`.
+pub fn route_dev(
+    ns: Option<&str>,
+    dst: IpAddr,
+    src: IpAddr,
+    iif: &str,
+) -> Result<Option<String>, NetError> {
+    let out = ip(ns)
+        .args(["route", "get"])
+        .arg(dst.to_string())
+        .arg("from")
+        .arg(src.to_string())
+        .args(["iif", iif])
+        .run()?;
+    let w: Vec<&str> = out.split_whitespace().collect();
+    Ok(w.iter()
+        .position(|x| *x == "dev")
+        .and_then(|i| w.get(i + 1))
+        .map(|s| s.to_string()))
+}
