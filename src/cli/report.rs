@@ -42,9 +42,13 @@ measurements/*/traces/*.json). Exit status: 0 when every file could be used, 1 w
 Definitions: docs/report.md."
 )]
 pub struct ReportArgs {
-    /// The campaign folder.
-    #[arg(value_name = "CAMPAIGN_DIR")]
-    pub campaign: PathBuf,
+    /// The campaign folder (two with --compare: A then B).
+    #[arg(value_name = "CAMPAIGN_DIR", required = true, num_args = 1..=2)]
+    pub campaigns: Vec<PathBuf>,
+
+    /// Compare two campaigns: servers, paths, locality and interference that changed from A to B.
+    #[arg(long)]
+    pub compare: bool,
 
     /// Output format.
     #[arg(long, value_enum, default_value = "md")]
@@ -101,30 +105,65 @@ fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Loads and builds the report of one campaign.
+fn build_one(
+    args: &ReportArgs,
+    dir: &Path,
+    groups: &GroupSet,
+    old: Option<&MmdbFile>,
+) -> anyhow::Result<(Campaign, report::Report)> {
+    let campaign = Campaign::load(dir)?;
+    let db = open_db(args, &campaign)?;
+    let opts = Options { old_geo_db: old };
+    let rep = report::build(&campaign, &db, groups, &opts)?;
+    Ok((campaign, rep))
+}
+
 /// Runs `matador report`.
 pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let groups = GroupSet::resolve(&args.groups)?;
-    let campaign = Campaign::load(&args.campaign)?;
-    let db = open_db(&args, &campaign)?;
     let old = args
         .geo_changes
         .as_deref()
         .map(|p| MmdbFile::open(p, "old country", "--geo-changes"))
         .transpose()?;
-    let opts = Options {
-        old_geo_db: old.as_ref(),
-    };
-    let rep = report::build(&campaign, &db, &groups, &opts)?;
     let format: Format = args.format.into();
-    let text = report::render(&rep, format);
+    match (args.compare, args.campaigns.len()) {
+        (true, 2) | (false, 1) => {}
+        (true, _) => anyhow::bail!("--compare needs two campaign folders: A B"),
+        (false, _) => anyhow::bail!("two campaign folders need --compare"),
+    }
+    let mut problems = Vec::new();
+    let mut reports = Vec::new();
+    for dir in &args.campaigns {
+        let (campaign, rep) = build_one(&args, dir, &groups, old.as_ref())?;
+        for p in &rep.problems {
+            problems.push(format!(
+                "{}: {}",
+                campaign.dir.join(&p.file).display(),
+                p.message
+            ));
+        }
+        reports.push(rep);
+    }
+    let (text, rep) = if args.compare {
+        let c = report::compare::compare(&reports[0], &reports[1]);
+        (report::compare::render(&c, format), None)
+    } else {
+        let rep = reports.remove(0);
+        (report::render(&rep, format), Some(rep))
+    };
     match &args.out {
         Some(dir) => {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create {}", dir.display()))?;
-            let path = dir.join(format!("report.{}", format.extension()));
+            let stem = if args.compare { "compare" } else { "report" };
+            let path = dir.join(format!("{stem}.{}", format.extension()));
             write_file(&path, &text)?;
-            if format == Format::Csv {
-                for t in tables::all(&rep, true) {
+            if format == Format::Csv
+                && let Some(rep) = &rep
+            {
+                for t in tables::all(rep, true) {
                     write_file(&dir.join(format!("{}.csv", t.id)), &tables::csv(&t))?;
                 }
             }
@@ -138,14 +177,10 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    for p in &rep.problems {
-        eprintln!(
-            "warning: {}: {}",
-            campaign.dir.join(&p.file).display(),
-            p.message
-        );
+    for p in &problems {
+        eprintln!("warning: {p}");
     }
-    Ok(if rep.problems.is_empty() {
+    Ok(if problems.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -356,6 +356,22 @@ circle.silent{fill:#eee;stroke:#999;stroke-dasharray:2 2}.cc{font-weight:bold}\
 .sw{display:inline-block;width:10px;height:10px;margin:0 4px 0 10px}\
 figure{margin:0.4em 0}figcaption{font-size:12px;color:#444}.none{color:#777}";
 
+/// A page of tables only (comparisons).
+pub fn simple_page(title: &str, ts: &[Table]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n<title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n<h1>{}</h1>",
+        esc(title),
+        esc(title)
+    );
+    for t in ts {
+        table_html(&mut out, t);
+    }
+    out.push_str("</body>\n</html>\n");
+    out
+}
+
 /// The whole page.
 pub fn page(r: &Report) -> String {
     let mut out = String::new();

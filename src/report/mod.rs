@@ -12,9 +12,11 @@
 //! - [`build`]: computing the tables ([`model::Report`]);
 //! - [`stats`]: shares with sample sizes and Wilson intervals;
 //! - [`tables`]: the tables as rows of text cells (Markdown, CSV, HTML);
-//! - [`html`]: the HTML page and its SVG plots.
+//! - [`html`]: the HTML page and its SVG plots;
+//! - [`compare`]: what changed between two campaigns.
 
 pub mod build;
+pub mod compare;
 pub mod html;
 pub mod model;
 pub mod record;

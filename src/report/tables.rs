@@ -435,7 +435,8 @@ fn md_cell(s: &str) -> String {
         .replace(['\n', '\r'], " ")
 }
 
-fn md_table(out: &mut String, t: &Table) {
+/// Appends one table as a Markdown section.
+pub fn md_table(out: &mut String, t: &Table) {
     let _ = writeln!(out, "## {}\n", t.title);
     if t.rows.is_empty() {
         out.push_str("(none)\n\n");
