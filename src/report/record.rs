@@ -128,7 +128,7 @@ pub struct Lab {
     #[serde(default)]
     pub phones: Vec<LabPhone>,
     /// Virtual lab: the lab's mmdb (country + ASN), relative to the campaign folder or absolute.
-    #[serde(default)]
+    #[serde(default, alias = "geo_db", alias = "mmdb_path", alias = "lab_mmdb")]
     pub mmdb: Option<PathBuf>,
 }
 
@@ -303,6 +303,8 @@ pub struct Campaign {
     pub measurements: Vec<Measurement>,
     /// Files that could not be read, sorted.
     pub problems: Vec<Problem>,
+    /// Node → country (upper case): `lab.json`, else the index entries.
+    node_countries: std::collections::BTreeMap<String, String>,
 }
 
 fn rel(dir: &Path, p: &Path) -> String {
@@ -399,35 +401,39 @@ impl Campaign {
             .ok()
             .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
             .unwrap_or_else(|| dir.display().to_string());
+        let mut node_countries = std::collections::BTreeMap::new();
+        for m in &measurements {
+            let e = &m.entry;
+            for (n, c) in [
+                (&e.sender_node, &e.sender_country),
+                (&e.receiver_node, &e.receiver_country),
+            ] {
+                if let (Some(n), Some(c)) = (n, c) {
+                    node_countries
+                        .entry(n.clone())
+                        .or_insert_with(|| c.to_ascii_uppercase());
+                }
+            }
+        }
+        // lab.json wins over the index.
+        for n in lab.iter().flat_map(|l| l.nodes.iter()) {
+            if let Some(c) = &n.country {
+                node_countries.insert(n.name.clone(), c.to_ascii_uppercase());
+            }
+        }
         Ok(Campaign {
             name,
             dir: dir.to_path_buf(),
             lab,
             measurements,
             problems,
+            node_countries,
         })
     }
 
     /// Country of a node: from `lab.json`, else from an index entry naming it.
     pub fn node_country(&self, node: &str) -> Option<String> {
-        if let Some(c) = self
-            .lab
-            .as_ref()
-            .and_then(|l| l.node(node))
-            .and_then(|n| n.country.clone())
-        {
-            return Some(c.to_ascii_uppercase());
-        }
-        self.measurements.iter().find_map(|m| {
-            let e = &m.entry;
-            if e.sender_node.as_deref() == Some(node) {
-                e.sender_country.as_ref().map(|c| c.to_ascii_uppercase())
-            } else if e.receiver_node.as_deref() == Some(node) {
-                e.receiver_country.as_ref().map(|c| c.to_ascii_uppercase())
-            } else {
-                None
-            }
-        })
+        self.node_countries.get(node).cloned()
     }
 }
 
