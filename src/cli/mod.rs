@@ -35,6 +35,8 @@ pub enum Command {
     Geo(geo::GeoArgs),
     /// Tables and plots from a stored campaign record (md, csv, json, html).
     Report(report::ReportArgs),
+    /// A publishable, anonymized copy of a campaign folder.
+    Export(report::ExportArgs),
     /// Lists connected phones: model, Android, battery, screen, Wi-Fi, root, app versions.
     Devices(devices::DevicesArgs),
     /// Runs a measurement campaign from a scenario (or prints its plan with --dry-run).
@@ -62,6 +64,7 @@ pub fn main() -> ExitCode {
         Command::Replay(args) => replay::run(args),
         Command::Geo(args) => geo::run(args),
         Command::Report(args) => report::run(args),
+        Command::Export(args) => report::run_export(args),
         Command::Devices(args) => devices::run(args),
         Command::LabSim(args) => labsim::run(args),
         Command::Run(args) => run::run(args),

@@ -13,10 +13,12 @@
 //! - [`stats`]: shares with sample sizes and Wilson intervals;
 //! - [`tables`]: the tables as rows of text cells (Markdown, CSV, HTML);
 //! - [`html`]: the HTML page and its SVG plots;
-//! - [`compare`]: what changed between two campaigns.
+//! - [`compare`]: what changed between two campaigns;
+//! - [`export`]: an anonymized, publishable copy of a campaign.
 
 pub mod build;
 pub mod compare;
+pub mod export;
 pub mod html;
 pub mod model;
 pub mod record;
