@@ -195,6 +195,24 @@ impl Anonymizer {
         }
     }
 
+    /// A mapped address at the start of `tok`: the whole token, the token
+    /// without trailing `.`/`:` (end of a sentence), or the address of an
+    /// `a.b.c.d:port` token. Returns its length and the mapped address.
+    fn address_in(&self, tok: &str) -> Option<(usize, IpAddr)> {
+        let trimmed = tok.trim_end_matches(['.', ':']);
+        let v4_port = tok
+            .split_once(':')
+            .map(|(a, _)| a)
+            .filter(|a| a.contains('.'));
+        [Some(tok), Some(trimmed), v4_port]
+            .into_iter()
+            .flatten()
+            .find_map(|c| {
+                let ip = c.parse::<IpAddr>().ok()?;
+                self.map.get(&ip.to_canonical()).map(|m| (c.len(), *m))
+            })
+    }
+
     /// Addresses that will be mapped.
     pub fn mapped(&self) -> usize {
         self.map.len()
@@ -212,13 +230,10 @@ impl Anonymizer {
             let tail = &rest[start..];
             let end = tail.find(|c: char| !is_ipch(c)).unwrap_or(tail.len());
             let tok = &tail[..end];
-            match tok
-                .parse::<IpAddr>()
-                .ok()
-                .and_then(|ip| self.map.get(&ip.to_canonical()))
-            {
-                Some(m) => {
+            match self.address_in(tok) {
+                Some((len, m)) => {
                     out.push_str(&m.to_string());
+                    out.push_str(&tok[len..]);
                     na += 1;
                 }
                 None => out.push_str(tok),
@@ -538,4 +553,57 @@ pub fn export(src: &Path, dst: &Path, key: &[u8]) -> Result<Manifest, ReportErro
     text.push('\n');
     std::fs::write(&mp, text).map_err(io(&mp))?;
     Ok(manifest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::record::LabPhone;
+
+    fn anon() -> Anonymizer {
+        let lab = Lab {
+            phones: vec![
+                LabPhone {
+                    name: "a".into(),
+                    serial: Some("SERIAL123".into()),
+                    addr: Some("10.1.2.3".parse().unwrap()),
+                    node: None,
+                },
+                LabPhone {
+                    name: "b".into(),
+                    serial: None,
+                    addr: Some("fd00::7".parse().unwrap()),
+                    node: None,
+                },
+            ],
+            ..Lab::default()
+        };
+        Anonymizer::new(b"k", &lab)
+    }
+
+    #[test]
+    fn text_tokens() {
+        let a = anon();
+        let m = a.map_addr("10.1.2.3".parse().unwrap()).to_string();
+        assert!(m.starts_with("10."), "{m}");
+        let m6 = a.map_addr("fd00::7".parse().unwrap()).to_string();
+        let (t, na, ni) = a.text(
+            "10.1.2.3 10.1.2.3:5222 at 10.1.2.3. [fd00::7]:443 10.1.2.30 110.1.2.3 SERIAL123 +4915112345678 1700000000.5",
+        );
+        assert_eq!(
+            t,
+            format!(
+                "{m} {m}:5222 at {m}. [{m6}]:443 10.1.2.30 110.1.2.3 serial-a +0000000 1700000000.5"
+            )
+        );
+        assert_eq!((na, ni), (4, 2));
+    }
+
+    #[test]
+    fn phone_numbers() {
+        assert_eq!(
+            scrub_phone_numbers("+123456 +1234567 a+1234567 +1234567890123456").1,
+            1
+        );
+    }
 }
