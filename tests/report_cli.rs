@@ -151,9 +151,9 @@ fn html_structure() {
     let html = report::render(&r, Format::Html);
     let names = check_well_formed(&html);
     let count = |n: &str| names.iter().filter(|x| *x == n).count();
-    // Non-empty tables: 2, 3, DNS, servers, interference, anomalies,
-    // failures, problems, RTT, paths.
-    assert_eq!(count("table"), 10);
+    // Non-empty tables: 2, 3, DNS, servers, server choice, interference
+    // summary and list, anomalies, failures, problems, RTT, paths.
+    assert_eq!(count("table"), 12);
     assert_eq!(count("html"), 1);
     // Bars, heat map, RTT plot and one diagram per path.
     assert_eq!(count("svg"), 3 + r.paths.len());

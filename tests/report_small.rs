@@ -326,6 +326,10 @@ fn dns_servers_interference_anomalies() {
             ("jp-1".into(), "198.18.23.7".into(), Some("HK".into()))
         ]
     );
+    let choice = matador::report::tables::server_choice(&r);
+    let wechat: Vec<&Vec<String>> = choice.rows.iter().filter(|r| r[0] == "wechat").collect();
+    assert_eq!(wechat[0][1..], ["cn-1 (CN)", "198.18.22.7 (CN)"]);
+    assert_eq!(wechat[1][1..], ["jp-1 (JP)", "198.18.23.7 (HK)"]);
     // Vantages of WhatsApp's server found from the captures that saw it.
     let wa: BTreeSet<&str> = r
         .servers

@@ -222,6 +222,60 @@ pub fn servers(r: &Report) -> Table {
     }
 }
 
+/// Messaging servers per app and vantage on one line each (WeChat's
+/// regional choice at a glance).
+pub fn server_choice(r: &Report) -> Table {
+    let mut m: std::collections::BTreeMap<(String, String), Vec<String>> = Default::default();
+    for s in r
+        .servers
+        .iter()
+        .filter(|s| s.role.as_deref() == Some("messaging"))
+    {
+        let v = match &s.vantage_country {
+            Some(c) => format!("{} ({c})", s.vantage),
+            None => s.vantage.clone(),
+        };
+        let e = m.entry((s.app.clone(), v)).or_default();
+        let t = format!("{} ({})", s.ip, s.country.as_deref().unwrap_or("?"));
+        if !e.contains(&t) {
+            e.push(t);
+        }
+    }
+    Table {
+        id: "server_choice",
+        title: "Messaging servers by vantage".into(),
+        header: strs(&["App", "Vantage", "Messaging servers (country)"]),
+        rows: m
+            .into_iter()
+            .map(|((app, v), ips)| vec![app, v, ips.join(" ")])
+            .collect(),
+    }
+}
+
+/// Interference findings counted per vantage, kind and rule.
+pub fn interference_summary(r: &Report) -> Table {
+    let mut m: std::collections::BTreeMap<(String, String, String), (usize, Vec<String>)> =
+        Default::default();
+    for i in &r.interference {
+        let e = m
+            .entry((i.vantage.clone(), i.kind.clone(), i.rule.clone()))
+            .or_default();
+        e.0 += 1;
+        if !e.1.contains(&i.measurement) {
+            e.1.push(i.measurement.clone());
+        }
+    }
+    Table {
+        id: "interference_summary",
+        title: "Interference by vantage".into(),
+        header: strs(&["Vantage", "Kind", "Rule", "Findings", "Measurements"]),
+        rows: m
+            .into_iter()
+            .map(|((v, k, rule), (n, ms))| vec![v, k, rule, n.to_string(), ms.join(" ")])
+            .collect(),
+    }
+}
+
 /// Interference findings.
 pub fn interference(r: &Report) -> Table {
     Table {
@@ -418,6 +472,8 @@ pub fn all(r: &Report, csv: bool) -> Vec<Table> {
         table3(r, csv),
         dns(r),
         servers(r),
+        server_choice(r),
+        interference_summary(r),
         interference(r),
         anomalies(r),
         failures(r),
