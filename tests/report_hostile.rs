@@ -141,3 +141,33 @@ fn markup_in_the_record_is_escaped() {
         "{csv}"
     );
 }
+
+#[test]
+fn relevance_unknown_without_correlation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, db) = lab_db(tmp.path());
+    let d = tmp.path().join("uncorrelated");
+    w(
+        &d.join("index.json"),
+        r#"{"schema":"matador/index/1","measurements":[
+          {"id":"m1","kind":"message","app":"signal","status":"complete"}]}"#,
+    );
+    // Replay output only: DNS but no correlation result (no server roles).
+    w(
+        &d.join("measurements/m1/analysis.json"),
+        r#"{"schema":"matador/analysis/1","servers":[],"captures":[{"capture":"c.pcap",
+          "format":"pcap","link_types":[],"packets":1,"bytes":1,"first_ts":null,"last_ts":null,
+          "flows":[],"tls":[],"servers":[],"interference":[],"errors":[],
+          "dns":[{"frame":1,"ts":"1.5","transport":"udp","server":"198.18.0.53","query":"chat.signal.org",
+                  "qtype":"A","rcode":"NOERROR","ip_ttl":null,"ip_id":null,
+                  "answers":[{"name":"chat.signal.org","type":"A","data":"198.18.24.9","ttl":60}]}]}]}"#,
+    );
+    let c = Campaign::load(&d).unwrap();
+    assert!(c.problems.is_empty(), "{:?}", c.problems);
+    let g = GroupSet::preset("current").unwrap();
+    let r = report::build(&c, &db, &g, &Options::default()).unwrap();
+    assert_eq!(r.dns.len(), 1);
+    assert_eq!(r.dns[0].relevant, None);
+    assert_eq!(r.dns[0].countries, ["US"]);
+    assert!(report::render(&r, Format::Markdown).contains("| Lab Signal | US | ? | 1 |"));
+}

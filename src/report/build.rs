@@ -618,9 +618,13 @@ fn dns_table(c: &Campaign, geo: &mut Geo) -> Result<(Vec<DnsRow>, usize), Report
     let mut messaging: BTreeSet<(String, String)> = BTreeSet::new();
     let mut messaging_ips: BTreeSet<(String, IpAddr)> = BTreeSet::new();
     let mut baseline: BTreeSet<String> = BTreeSet::new();
+    let mut correlated: BTreeSet<String> = BTreeSet::new();
     for m in &c.measurements {
         let Some(a) = &m.analysis else { continue };
         for s in &a.servers {
+            if s.role.is_some() {
+                correlated.insert(s.app.clone());
+            }
             for n in &s.names {
                 name_apps
                     .entry(norm_name(n))
@@ -697,10 +701,14 @@ fn dns_table(c: &Campaign, geo: &mut Geo) -> Result<(Vec<DnsRow>, usize), Report
     }
     let mut rows = Vec::new();
     for ((app, name), (transports, ips, ms)) in acc {
-        let relevant = messaging.contains(&(app.clone(), name.clone()))
-            || ips
-                .iter()
-                .any(|i| messaging_ips.contains(&(app.clone(), *i)));
+        // Without any correlation result for the app, nobody knows which
+        // servers carried its messages.
+        let relevant = correlated.contains(&app).then(|| {
+            messaging.contains(&(app.clone(), name.clone()))
+                || ips
+                    .iter()
+                    .any(|i| messaging_ips.contains(&(app.clone(), *i)))
+        });
         let transport = transports.into_iter().collect::<Vec<_>>().join("+");
         let mut by_prefix: BTreeMap<String, PrefixAcc> = BTreeMap::new();
         for ip in &ips {

@@ -135,8 +135,10 @@ pub struct DnsRow {
     pub org: Option<String>,
     /// Countries of those addresses (sorted, `?` for unknown).
     pub countries: Vec<String>,
-    /// Whether the name (or one of its addresses) is a messaging server of the app.
-    pub relevant: bool,
+    /// Whether the name (or one of its addresses) is a messaging server of
+    /// the app; `None` when the record holds no correlation result (server
+    /// roles) for the app at all.
+    pub relevant: Option<bool>,
     /// Measurements in which the name was resolved.
     pub measurements: usize,
 }

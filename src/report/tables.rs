@@ -168,7 +168,7 @@ pub fn dns(r: &Report) -> Table {
                     opt(&d.asn),
                     opt(&d.org),
                     d.countries.join(" "),
-                    yes(d.relevant),
+                    d.relevant.map_or("?".to_string(), yes),
                     d.measurements.to_string(),
                 ]
             })
