@@ -14,6 +14,7 @@ mod geo;
 mod lab;
 mod labsim;
 mod replay;
+mod report;
 mod run;
 mod scenario;
 mod trace;
@@ -34,6 +35,10 @@ pub enum Command {
     Replay(replay::ReplayArgs),
     /// Geolocation: lookups, ASN import, database diffs, plausibility.
     Geo(geo::GeoArgs),
+    /// Tables and plots from a stored campaign record (md, csv, json, html).
+    Report(report::ReportArgs),
+    /// A publishable, anonymized copy of a campaign folder.
+    Export(report::ExportArgs),
     /// Lists connected phones: model, Android, battery, screen, Wi-Fi, root, app versions.
     Devices(devices::DevicesArgs),
     /// The virtual lab: up, down, status, exec (network namespaces; needs root).
@@ -64,6 +69,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Replay(args) => replay::run(args),
         Command::Geo(args) => geo::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Export(args) => report::run_export(args),
         Command::Devices(args) => devices::run(args),
         Command::Lab(args) => lab::run(args),
         Command::LabSim(args) => labsim::run(args),

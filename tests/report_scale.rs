@@ -1,0 +1,97 @@
+//! Report time on a large synthetic campaign: 10,000 measurements (2,500
+//! pair runs × 4 apps, each with analysis.json, DNS records, servers and
+//! two or three traces). Prints the timings; fails if the whole report
+//! (load + build + all four formats) takes more than 60 s even in a debug
+//! build, which would make reports of paper-sized campaigns impractical.
+//! The campaign is written to /dev/shm when present. `MATADOR_REPORT_BENCH_DIR=DIR` keeps the generated campaign (and its
+//! mmdb) in DIR for benchmarking the binary with hyperfine.
+
+mod report_common;
+
+use matador::geo::groups::GroupSet;
+use matador::report::{self, Campaign, Format, Options};
+use report_common::*;
+use std::time::Instant;
+
+const PAIRS: &[(&str, &str, &[&str])] = &[
+    ("DE", "FR", &["DE", "NL", "FR"]),
+    ("JP", "CN", &["JP", "SG", "CN"]),
+    ("AR", "BR", &["AR", "US", "BR"]),
+    ("AU", "NZ", &["AU", "NZ"]),
+    ("US", "CA", &["US", "CA"]),
+    ("CH", "NO", &["CH", "DE", "NO"]),
+    ("DE", "JP", &["DE", "US", "JP"]),
+    ("GB", "US", &["GB", "US"]),
+];
+
+#[test]
+fn ten_thousand_measurements() {
+    let keep = std::env::var_os("MATADOR_REPORT_BENCH_DIR").map(std::path::PathBuf::from);
+    // tmpfs when there is one: 50,000 small files are slow to create and
+    // delete on a busy shared disk, and the cost measured here is the
+    // report's, not the disk's (a fresh campaign is in the page cache too).
+    let shm = std::path::Path::new("/dev/shm");
+    let tmp = if shm.is_dir() {
+        tempfile::tempdir_in(shm).unwrap()
+    } else {
+        tempfile::tempdir().unwrap()
+    };
+    let base = keep.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    let dir = base.join("bench-campaign");
+    let _ = std::fs::remove_dir_all(&dir);
+    let runs: Vec<RunSpec> = (0..2500u32)
+        .map(|i| {
+            let (a, b, net) = PAIRS[i as usize % PAIRS.len()];
+            let app = |server: &'static str| vec![vec![a, server], vec![b, "US", server]];
+            RunSpec {
+                pair: (a, b),
+                repetition: i,
+                network: net.to_vec(),
+                apps: vec![
+                    ("signal", app("US")),
+                    ("threema", app("CH")),
+                    ("wechat", app(if i % 2 == 0 { "CN" } else { "HK" })),
+                    ("whatsapp", app("US")),
+                ],
+            }
+        })
+        .collect();
+    let t = Instant::now();
+    write_synthetic(&dir, &runs);
+    let generate = t.elapsed();
+    let db = synth_db(&base);
+    let g = GroupSet::preset("current").unwrap();
+
+    let t = Instant::now();
+    let c = Campaign::load(&dir).unwrap();
+    let load = t.elapsed();
+    assert_eq!(c.measurements.len(), 10_000);
+    assert!(c.problems.is_empty());
+    let t = Instant::now();
+    let r = report::build(&c, &db, &g, &Options::default()).unwrap();
+    let build = t.elapsed();
+    let t = Instant::now();
+    let sizes: Vec<(Format, usize)> = [Format::Markdown, Format::Csv, Format::Json, Format::Html]
+        .into_iter()
+        .map(|f| (f, report::render(&r, f).len()))
+        .collect();
+    let render = t.elapsed();
+    let total = load + build + render;
+    println!(
+        "10,000 measurements: generate {generate:?}; load {load:?}, build {build:?}, render md+csv+json+html {render:?} (sizes {sizes:?}); report total {total:?}"
+    );
+    // 2500 runs, 8 pair kinds; 3 traces per measurement (+1 direct per run).
+    assert_eq!(r.campaign.pair_runs, 2500);
+    assert_eq!(r.paths.len(), 10_000 * 2 + 2500);
+    let eu = r.table2.iter().find(|x| x.name == "Europe").unwrap();
+    // DE–FR and CH–NO runs: 2 of every 8.
+    assert_eq!(eu.pairs, 2 * 2500 / 8);
+    assert!(total.as_secs() < 60, "report took {total:?}");
+    let t = Instant::now();
+    drop(r);
+    drop(c);
+    println!("drop {:?}", t.elapsed());
+    let t = Instant::now();
+    drop(tmp);
+    println!("cleanup {:?}", t.elapsed());
+}
