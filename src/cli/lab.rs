@@ -79,6 +79,16 @@ pub enum LabCmd {
         #[arg(long)]
         listen: std::net::IpAddr,
     },
+    /// Runs the censor's on-path injector (inside the censor namespace).
+    #[command(hide = true)]
+    Censor {
+        /// Interface facing the censored node.
+        #[arg(long)]
+        iface: String,
+        /// Injector configuration (JSON of the topology's `censor.race`).
+        #[arg(long)]
+        config: String,
+    },
 }
 
 fn signal_flag() -> Arc<AtomicBool> {
@@ -321,6 +331,12 @@ pub fn run(args: LabArgs) -> Result<ExitCode> {
             Ok(ExitCode::from(
                 status.code().unwrap_or(1).clamp(0, 255) as u8
             ))
+        }
+        LabCmd::Censor { iface, config } => {
+            let cfg: crate::lab::censor::RaceConfig =
+                serde_json::from_str(&config).context("censor injector configuration")?;
+            crate::lab::censor::run(&iface, &cfg)?;
+            Ok(ExitCode::SUCCESS)
         }
         LabCmd::Noise { listen } => {
             let rt = tokio::runtime::Builder::new_current_thread()

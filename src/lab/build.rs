@@ -516,6 +516,7 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
     // Nodes and their ISP chains.
     let mut uplinks = Vec::new();
     let mut uplink_peers = Vec::new();
+    let mut censor_if = None;
     for (n, np) in t.nodes.iter().zip(&plan.nodes) {
         let node = b.ns(&n.name);
         let bid = b.id.clone();
@@ -525,6 +526,7 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
             Some(cl) => {
                 let censor = b.ns("censor");
                 let (peer_if, up_if) = b.p2p(&censor, &node, np.uplink);
+                censor_if = Some(peer_if.clone());
                 uplinks.push(up_if);
                 uplink_peers.push(peer_if);
                 b.p2p(&first, &censor, cl);
@@ -781,6 +783,24 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
                 cmd,
                 &format!("censor dnsmasq (lab {})", b.id),
                 "dnsmasq-censor.log",
+                "started",
+            )?;
+        }
+        if let (Some(race), Some(iface)) = (&c.race, &censor_if) {
+            let config = serde_json::to_string(race).map_err(|e| LabError::Process {
+                what: "censor injector".into(),
+                message: e.to_string(),
+            })?;
+            let cmd = Cmd::new(opts.exe.to_string_lossy().into_owned())
+                .netns(Some(&censor))
+                .args(["lab", "censor", "--iface"])
+                .arg(iface)
+                .arg("--config")
+                .arg(config);
+            b.spawn(
+                cmd,
+                &format!("censor injector (lab {})", b.id),
+                "censor-race.log",
                 "started",
             )?;
         }

@@ -9,10 +9,12 @@
 //! - [`build`]: bring-up and teardown ([`build::Lab`]);
 //! - [`desc`]: `lab.json` (schema `matador/lab/1`);
 //! - [`geo`]: the lab mmdb geolocating every lab prefix;
+//! - [`censor`]: the censor's on-path injector (DNS races, keyword RSTs);
 //! - [`noise`]: Android background-service hosts (connectivity check, NTP, push);
 //! - [`phone`]: the phone simulator and app backends.
 
 pub mod build;
+pub mod censor;
 pub mod desc;
 pub mod geo;
 pub mod noise;

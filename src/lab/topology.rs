@@ -122,6 +122,10 @@ pub struct CensorDecl {
     /// Addresses whose SYNs get a RST.
     #[serde(default)]
     pub rst_syn_to: Vec<Ipv4Addr>,
+    /// On-path injector racing the network (the original passes): forged
+    /// DNS answers and keyword RSTs with the censor's own TTL and IP-ID.
+    #[serde(default)]
+    pub race: Option<crate::lab::censor::RaceConfig>,
 }
 
 /// A whole lab topology.
@@ -280,12 +284,14 @@ impl Topology {
             if !self.nodes.iter().any(|n| n.name == c.node) {
                 return Err(format!("censor: unknown node {:?}", c.node));
             }
-            for ip in c.forge_dns.values().chain(&c.rst_syn_to) {
+            let raced = c.race.iter().flat_map(|r| r.dns.values());
+            for ip in c.forge_dns.values().chain(&c.rst_syn_to).chain(raced) {
                 if !lab_address(IpAddr::V4(*ip)) {
                     return Err(format!("censor: {ip} outside 198.18.0.0/15"));
                 }
             }
-            for k in &c.rst_keywords {
+            let race_kw = c.race.iter().flat_map(|r| &r.keywords);
+            for k in c.rst_keywords.iter().chain(race_kw) {
                 if k.is_empty() || k.len() > 100 || k.chars().any(char::is_control) {
                     return Err(format!("censor: bad keyword {k:?}"));
                 }

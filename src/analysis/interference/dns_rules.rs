@@ -9,6 +9,8 @@
 //!   drew replies with different answers — an injector racing the resolver.
 //!   The suspect is the reply whose TTL/IP-ID misfit the resolver or whose
 //!   answer is listed/bogon, else the first one (the injector sits closer);
+//!   when the injector races so many queries that the resolver's overall
+//!   TTL mode is unstable, the TTL habit of the undisputed replies decides;
 //!   an ICMP port unreachable for a later reply confirms the client had
 //!   already taken the first;
 //! - `resolver_misfit`: an address answer whose IP TTL (≥ 3 off a stable
@@ -461,6 +463,33 @@ fn duplicates(
             .or_default()
             .push(r);
     }
+    // The resolver's TTL habit learnt from the replies nobody disputes (not
+    // part of a multi-answer group): when an injector races many queries,
+    // its replies can be too numerous for the all-replies mode to be stable.
+    let disputed: BTreeSet<u64> = groups
+        .values()
+        .filter(|g| {
+            g.iter()
+                .map(|r| answer_set(r).1)
+                .collect::<BTreeSet<_>>()
+                .len()
+                > 1
+        })
+        .flat_map(|g| g.iter().map(|r| r.frame))
+        .collect();
+    let mut undisputed: HashMap<IpAddr, ([usize; 256], usize)> = HashMap::new();
+    for r in responses.iter().filter(|r| !disputed.contains(&r.frame)) {
+        if let Some(t) = r.ip_ttl {
+            let e = undisputed.entry(r.server).or_insert(([0; 256], 0));
+            e.0[usize::from(t)] += 1;
+            e.1 += 1;
+        }
+    }
+    let habit = |server: IpAddr| {
+        undisputed
+            .get(&server)
+            .and_then(|(c, n)| mode_of_counts(c, *n, MIN_BASELINE))
+    };
     let mut out = Vec::new();
     for ((client, port, server, id, query, _), mut replies) in groups {
         replies.sort_by_key(|r| r.frame);
@@ -491,6 +520,17 @@ fn duplicates(
             (by_answer, "listed_or_bogon_answer")
         } else if !by_misfit.is_empty() && by_misfit.len() < replies.len() {
             (by_misfit, "resolver_misfit")
+        } else if let Some(off) = habit(server)
+            .map(|h| {
+                replies
+                    .iter()
+                    .filter(|r| r.ip_ttl.is_some_and(|t| t.abs_diff(h) >= TTL_MISFIT))
+                    .map(|r| r.frame)
+                    .collect::<Vec<u64>>()
+            })
+            .filter(|off| !off.is_empty() && off.len() < replies.len())
+        {
+            (off, "ttl_off_undisputed_replies")
         } else {
             (vec![replies[0].frame], "first_to_arrive")
         };
