@@ -691,6 +691,49 @@ mod tests {
     }
 
     #[test]
+    fn heavy_racing_is_judged_by_the_undisputed_replies() {
+        // 4 clean replies (TTL 61, random IP-IDs), then 4 raced queries
+        // whose genuine reply (TTL 61) arrives first and the forged one
+        // (TTL 48) second: a third of all replies are forged, so the overall
+        // TTL mode is not stable, but the undisputed replies' habit is.
+        let data = RuleData::shipped().unwrap();
+        let ids = [0x1234u16, 0xfe01, 0x7777, 0x0042, 0xa0a0, 0x5151];
+        let mut recs = Vec::new();
+        let mut meta = HashMap::new();
+        for f in 0..4u64 {
+            recs.push(reply(f, 61, ids[f as usize], "198.18.251.3"));
+        }
+        for q in 0..4u64 {
+            let (g, b) = (10 + 2 * q, 11 + 2 * q);
+            let mut genuine = reply(g, 61, ids[(q % 6) as usize] ^ 0x0f0f, "198.18.251.1");
+            let mut forged = reply(b, 48, 0x2b2b, "198.18.250.7");
+            for r in [&mut genuine, &mut forged] {
+                r.id = 0x1000 + q as u16;
+                r.query = "blocked.example".into();
+            }
+            recs.extend([genuine, forged]);
+            for f in [g, b] {
+                meta.insert(
+                    f,
+                    DnsMeta {
+                        client_port: 40_000 + q as u16,
+                        query_frame: None,
+                        query_ts: None,
+                        query_count: 1,
+                    },
+                );
+            }
+        }
+        let ev = check(&recs, &meta, &[], &data);
+        let dup: Vec<_> = ev.iter().filter(|e| e.rule == "duplicate_reply").collect();
+        assert_eq!(dup.len(), 4, "{ev:#?}");
+        for (q, e) in dup.iter().enumerate() {
+            assert_eq!(e.evidence["suspect_frames"], json!([11 + 2 * q as u64]));
+            assert_eq!(e.evidence["suspect_reason"], "ttl_off_undisputed_replies");
+        }
+    }
+
+    #[test]
     fn ipid_zero_and_constant_patterns() {
         let data = RuleData::shipped().unwrap();
         let mut recs: Vec<DnsRecord> = (0..5).map(|f| reply(f, 57, 0, "93.184.216.34")).collect();
