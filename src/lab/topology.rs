@@ -529,6 +529,16 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("outside"), "{e}");
+        let race = |r: &str| format!("{base}censor: {{node: n, race: {{{r}}}}}\n");
+        let t = Topology::parse(&race("dns: {a.b: 198.18.250.7}, keywords: [k]"), p).unwrap();
+        let r = t.censor.unwrap().race.unwrap();
+        assert_eq!((r.ttl, r.ip_id), (50, 0x2b2b));
+        let e = Topology::parse(&race("dns: {a.b: 8.8.8.8}"), p).unwrap_err();
+        assert!(e.to_string().contains("8.8.8.8 outside"), "{e}");
+        let e = Topology::parse(&race("keywords: ['']"), p).unwrap_err();
+        assert!(e.to_string().contains("bad keyword"), "{e}");
+        let e = Topology::parse(&race("ttl: 300"), p).unwrap_err();
+        assert!(e.to_string().contains("x.yaml"), "{e}");
         let e = Topology::parse("name: [", p).unwrap_err();
         assert!(e.to_string().contains("x.yaml"), "{e}");
     }
