@@ -200,6 +200,23 @@ fn lab_censor_races_are_detected_with_high_precision_and_recall() {
         truth.len(),
         detected.len()
     );
+    // `matador replay --json` reports the same events as the library.
+    let cli = Command::new(exe())
+        .args(["replay", "--json"])
+        .arg(&pcap)
+        .output()
+        .unwrap();
+    assert!(
+        cli.status.success(),
+        "matador replay: {}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&cli.stdout).unwrap();
+    assert_eq!(
+        json["interference"].as_array().map(Vec::len),
+        Some(ev.len()),
+        "matador replay --json disagrees with analyze_file"
+    );
     let rules: BTreeSet<&str> = ev.iter().map(|e| e.rule.as_str()).collect();
     eprintln!("rules fired: {rules:?}");
     assert!(precision >= 0.95, "precision {precision}: {ev:#?}");
