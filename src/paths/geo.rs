@@ -83,12 +83,31 @@ fn push_unique(v: &mut Vec<String>, s: &str) {
     }
 }
 
-/// Locality of an annotated trace.
+/// Whether every answer of `hop` is an injected (forged) TCP answer.
+fn forged_only(hop: &super::model::Hop) -> bool {
+    let mut answers = hop.result.iter().filter_map(super::model::Reply::answer);
+    let first = answers.next();
+    first.is_some_and(|a| a.injected == Some(true)) && answers.all(|a| a.injected == Some(true))
+}
+
+/// Locality of an annotated trace (hops that only answered with injected
+/// RSTs count as neither a country nor an unknown hop).
 pub fn locality(trace: &Trace, m49: &M49) -> PathLocality {
+    // A hop that only answered with RSTs injected in the destination's name
+    // (a censor) says nothing about where the destination is: no country,
+    // and not counted as unknown either.
+    let forged: Vec<bool> = trace.result.iter().map(forged_only).collect();
     let hop_countries: Vec<Option<String>> = trace
         .result
         .iter()
-        .map(|h| h.geo.first().and_then(|g| g.country.clone()))
+        .zip(&forged)
+        .map(|(h, f)| {
+            if *f {
+                None
+            } else {
+                h.geo.first().and_then(|g| g.country.clone())
+            }
+        })
         .collect();
     let mut l = PathLocality {
         countries: Vec::new(),
@@ -97,7 +116,7 @@ pub fn locality(trace: &Trace, m49: &M49) -> PathLocality {
         unknown_hops: 0,
         hop_countries: hop_countries.clone(),
     };
-    for c in &hop_countries {
+    for (c, _) in hop_countries.iter().zip(&forged).filter(|(_, f)| !**f) {
         match c.as_deref().and_then(|c| m49.country(c)) {
             Some(country) => {
                 push_unique(&mut l.countries, &country.iso2);
@@ -249,5 +268,21 @@ mod tests {
         assert_eq!(c.extra_countries, vec!["FR", "US"]);
         assert_eq!(c.extra_regions, vec!["Americas"]);
         assert!(c.application_leaves_direct_regions);
+
+        // A censor's RST in the US server's name (flagged injected) does not
+        // put the US on the path.
+        let mut censored = trace(vec![
+            hop(1, Some("198.18.1.2"), 0.5),
+            hop(2, Some("198.18.3.2"), 0.6),
+        ]);
+        if let Reply::Answer(a) = &mut censored.result[1].result[0] {
+            a.injected = Some(true);
+        }
+        censored.stop_reason = StopReason::InjectedRst;
+        annotate(&mut censored, &db, &checker, Some(&de)).unwrap();
+        let l = locality(&censored, &m49);
+        assert_eq!(l.countries, vec!["DE"]);
+        assert_eq!(l.hop_countries, vec![Some("DE".to_string()), None]);
+        assert_eq!(l.unknown_hops, 0);
     }
 }
