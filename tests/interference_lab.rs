@@ -230,3 +230,40 @@ fn lab_censor_races_are_detected_with_high_precision_and_recall() {
     assert!(left.is_empty(), "lab {id} left behind: {left:?}");
     eprintln!("took {:.1} s", started.elapsed().as_secs_f64());
 }
+
+#[test]
+fn demo_lab_censor_races_its_name() {
+    // The demo (what a bare `matador lab up` builds) races `raced.example`
+    // in front of br-1: lab-b gets the forged answer and the resolver's own
+    // reply; lab-a (de-1, no censor) only the resolver's.
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let lab = lab_common::demo(dir.path(), false, false);
+    let id = lab.id().to_string();
+    let script = dir.path().join("traffic.py");
+    std::fs::write(&script, TRAFFIC).unwrap();
+    let ask = |phone: &str| -> serde_json::Value {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &lab.ns(phone), "python3"])
+            .arg(&script)
+            .args(["198.18.98.53", "198.18.98.53", "raced.example", "--"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let b = ask("lab-b");
+    let answers = b["dns"]["0 raced.example"].as_array().unwrap();
+    assert_eq!(answers.len(), 2, "{b}");
+    assert!(answers.contains(&serde_json::json!("198.18.250.7")), "{b}");
+    let a = ask("lab-a");
+    let answers = a["dns"]["0 raced.example"].as_array().unwrap();
+    assert!(!answers.contains(&serde_json::json!("198.18.250.7")), "{a}");
+    drop(lab);
+    let left = leftovers(&id);
+    assert!(left.is_empty(), "lab {id} left behind: {left:?}");
+}
