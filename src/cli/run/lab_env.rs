@@ -95,6 +95,10 @@ pub fn env(
         prof.address = Some(lp.adb.clone());
         prof.serial = Some(lp.adb.clone());
         prof.direct = true;
+        // The lab's phones keep each other in their contacts under the lab
+        // names (lab.json `phones[].name`), which is what UI navigation
+        // (WeChat: no deep link) looks for.
+        prof.display_name = Some(lp.name.clone());
         phones.push(prof);
         routes.insert(
             p.id.clone(),
