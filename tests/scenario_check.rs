@@ -194,7 +194,7 @@ fn cli_check_and_dry_run() {
         "{text}"
     );
     assert!(
-        text.contains("8 measurements (4 message, 4 baseline), 16 messages"),
+        text.contains("16 measurements (8 message, 8 baseline), 32 messages"),
         "{text}"
     );
     let dir = tempfile::tempdir().unwrap();

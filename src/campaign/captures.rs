@@ -151,13 +151,19 @@ impl CapturePoint for NodeCaptures {
             .strip_prefix("node-")
             .ok_or_else(|| EnvError::new(format!("{point}: not a node capture point")))?;
         let (_, prefix) = prefix_of(file)?;
-        // Unique per measurement on the node (folder name + point).
+        // Unique on the node: folder name + point + start time.
         let measurement = file
             .parent()
             .and_then(|d| d.file_name())
             .and_then(|n| n.to_str())
             .unwrap_or("m");
-        let name = format!("{measurement}-{prefix}");
+        // An attempt's capture folder stays on the node after it stops, so a
+        // retry of the same measurement needs a name of its own.
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        let name = format!("{measurement}-{prefix}-{stamp}");
         let spec = LiveSpec::new(self.interface.clone(), prefix);
         self.rt.block_on(async {
             let a = self.agent(node).await?;

@@ -11,6 +11,7 @@
 pub mod captures;
 pub mod devices;
 pub mod env;
+pub mod pathstep;
 pub mod plan;
 pub mod record;
 pub mod runner;

@@ -7,6 +7,8 @@ use clap::Args;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+mod lab_env;
+
 /// Arguments of `matador run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -65,25 +67,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let env = build_env(&ls, args.lab, &rt)?;
-    let record = match record {
-        Some(r) => r,
-        None => {
-            let r = Record::create(&args.out, &plan, &ls.source)?;
-            r.write_lab(&lab_json(&ls))?;
-            r
-        }
-    };
     let mut opts = RunOptions::from_scenario(&ls.scenario, ls.profiles.clone());
-    let pb = indicatif::ProgressBar::new(plan.measurements.len() as u64);
-    pb.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} measurements, ETA {eta} | {msg}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    opts.progress = Some(pb.clone());
-    // Ctrl-C: finish the current step, tear down, leave a resumable record.
+    // Ctrl-C: finish the current step, tear down, leave a resumable record
+    // (during `--lab` bring-up it cancels the lab, which removes itself).
     let stop = opts.stop.clone();
     rt.spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
@@ -94,17 +80,68 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             }
         }
     });
+    // The virtual lab lives until the end of this function: dropping it
+    // (error, panic) tears it down; normally `down` is called explicitly.
+    let mut lab = None;
+    let (env, lab_desc) = if args.lab {
+        let t = std::time::Instant::now();
+        let l = lab_env::up(opts.stop.clone())?;
+        let desc = crate::lab::desc::LabDesc::read(&l.desc_path)?;
+        eprintln!(
+            "lab {} up in {:.1} s ({} phones, {} nodes)",
+            desc.id,
+            t.elapsed().as_secs_f64(),
+            desc.phones.len(),
+            desc.nodes.iter().filter(|n| n.kind == "node").count()
+        );
+        let env = lab_env::env(&ls, &desc, &l.dir, &rt)?;
+        lab = Some(l);
+        (env, Some(desc))
+    } else {
+        (build_env(&ls, &rt)?, None)
+    };
+    let record = match record {
+        Some(r) => r,
+        None => {
+            let r = Record::create(&args.out, &plan, &ls.source)?;
+            match &lab_desc {
+                Some(d) => r.write_lab(&self_contained_lab(d, &r.dir)?)?,
+                None => r.write_lab(&lab_json(&ls))?,
+            }
+            r
+        }
+    };
+    let pb = indicatif::ProgressBar::new(plan.measurements.len() as u64);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} measurements, ETA {eta} | {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    opts.progress = Some(pb.clone());
+    let t0 = std::time::Instant::now();
     let mut runner = Runner::new(record, plan, env, opts);
     let dir = runner.dir().to_path_buf();
-    let summary = runner.run()?;
+    let summary = runner.run();
+    drop(runner);
     pb.finish_and_clear();
+    if let Some(l) = lab.take() {
+        let t = std::time::Instant::now();
+        let problems = l.down();
+        for p in &problems {
+            eprintln!("warning: lab down: {p}");
+        }
+        eprintln!("lab down in {:.1} s", t.elapsed().as_secs_f64());
+    }
+    let summary = summary?;
     println!(
-        "campaign {}: {} complete, {} failed, {} skipped, {} remaining",
+        "campaign {}: {} complete, {} failed, {} skipped, {} remaining in {:.0} s",
         dir.display(),
         summary.complete,
         summary.failed,
         summary.skipped,
-        summary.remaining
+        summary.remaining,
+        t0.elapsed().as_secs_f64()
     );
     if summary.interrupted {
         println!(
@@ -114,11 +151,59 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(130));
     }
     println!("analysis: {}/measurements/*/analysis.json", dir.display());
-    Ok(if summary.failed + summary.skipped > 0 {
+    let report_ok = if args.lab { report(&dir) } else { true };
+    Ok(if summary.failed + summary.skipped > 0 || !report_ok {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The lab description as the record keeps it: the lab mmdb copied into
+/// the campaign folder (the lab folder goes away with the lab), so the
+/// report geolocates from the record alone.
+fn self_contained_lab(
+    d: &crate::lab::desc::LabDesc,
+    dir: &std::path::Path,
+) -> anyhow::Result<serde_json::Value> {
+    let mut d = d.clone();
+    if let Some(m) = &d.mmdb {
+        let to = dir.join("lab.mmdb");
+        std::fs::copy(m, &to)
+            .map_err(|e| anyhow::anyhow!("copy {} to {}: {e}", m.display(), to.display()))?;
+        d.mmdb = Some(PathBuf::from("lab.mmdb"));
+    }
+    Ok(serde_json::to_value(&d)?)
+}
+
+/// The campaign's report: markdown on stdout, `report.html` in the folder
+/// (the code of `matador report`). False when it could not be made whole.
+fn report(dir: &std::path::Path) -> bool {
+    use super::report::{FormatArg, ReportArgs, run};
+    let args = |format, out| ReportArgs {
+        campaigns: vec![dir.to_path_buf()],
+        compare: false,
+        format,
+        groups: "current".into(),
+        geo_db: None,
+        asn_db: None,
+        geo_changes: None,
+        out,
+    };
+    let mut ok = true;
+    for (format, out) in [
+        (FormatArg::Html, Some(dir.to_path_buf())),
+        (FormatArg::Md, None),
+    ] {
+        match run(args(format, out)) {
+            Ok(code) => ok &= code == ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: report: {e:#}");
+                ok = false;
+            }
+        }
+    }
+    ok
 }
 
 /// The phones, tunnels and captures a live run drives: phones through
@@ -127,22 +212,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 /// ([`crate::campaign::vantage::NetVantage`]; the tunnels and their tables
 /// exist beforehand, as `nodes:` describes), router captures with libpcap
 /// and node captures through the node agent
-/// ([`crate::campaign::captures::Captures`]). `--lab` needs the virtual
-/// lab's `lab up`, which this build does not offer yet: say so.
-fn build_env(ls: &LoadedScenario, lab: bool, rt: &tokio::runtime::Runtime) -> anyhow::Result<Env> {
+/// ([`crate::campaign::captures::Captures`]). `--lab` is `lab_env`.
+fn build_env(ls: &LoadedScenario, rt: &tokio::runtime::Runtime) -> anyhow::Result<Env> {
     use crate::campaign::captures::{Captures, NodeCaptures, RouterCaptures};
     use crate::campaign::devices::DevicePhones;
     use crate::campaign::vantage::{NetVantage, NodeRoute, PhoneRoute};
     use std::collections::HashMap;
     let sc = &ls.scenario;
-    if lab {
-        anyhow::bail!(
-            "scenario {}: --lab needs the virtual lab (`matador lab up`: namespaces, nodes, app \
-             servers, simulated phones), which this build does not provide yet; \
-             `matador run --dry-run` shows the plan",
-            sc.name
-        );
-    }
     let Some(router) = &sc.router else {
         anyhow::bail!(
             "scenario {}: a real-lab run needs a `router:` section (phones' addresses, \
