@@ -99,8 +99,15 @@ fn burst_rate_and_clean_stop() {
         s.stats.dropped,
         running
     );
-    // Every datagram is either written or counted as dropped: nothing lost silently.
-    assert_eq!(s.stats.written + s.stats.dropped, 100_000, "{:?}", s.stats);
+    // Every datagram is either written or counted as dropped: nothing lost
+    // silently. The kernel's drop counter on `lo` may also count the
+    // outgoing copies libpcap discards, so it can exceed the shortfall.
+    assert!(s.stats.written <= 100_000, "{:?}", s.stats);
+    assert!(
+        s.stats.written + s.stats.dropped >= 100_000,
+        "lost without a drop count: {:?}",
+        s.stats
+    );
     assert!(stop_time < Duration::from_secs(3));
     let (n, _) = count(&s.files[0]);
     assert_eq!(n, s.stats.written);
