@@ -164,14 +164,36 @@ pub fn links(ns: Option<&str>) -> Result<Vec<String>, NetError> {
         .collect())
 }
 
+/// Moves the calling thread (only) into the network namespace `spec`: a
+/// name under /run/netns or a path such as /proc/PID/ns/net. The one place
+/// matador calls `setns(2)`.
+#[allow(unsafe_code)]
+pub fn enter_thread(spec: &str) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let path = if spec.contains('/') {
+        spec.to_string()
+    } else {
+        format!("/run/netns/{spec}")
+    };
+    let f = std::fs::File::open(&path)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{path}: {e}")))?;
+    // SAFETY: `f` is an open namespace file for the whole call; setns only
+    // changes the calling thread's network namespace and touches no memory
+    // of ours.
+    let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
+    if r != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(std::io::Error::new(e.kind(), format!("setns {path}: {e}")));
+    }
+    Ok(())
+}
+
 /// Runs `f` on a new thread that entered network namespace `ns` (`None`:
 /// the current one), e.g. to open sockets inside a namespace.
-#[allow(unsafe_code)]
 pub fn run_in<T: Send + 'static>(
     ns: Option<&str>,
     f: impl FnOnce() -> std::io::Result<T> + Send + 'static,
 ) -> Result<T, NetError> {
-    use std::os::fd::AsRawFd;
     let ns = ns.map(str::to_string);
     let path = ns
         .as_ref()
@@ -179,13 +201,7 @@ pub fn run_in<T: Send + 'static>(
     let p2 = path.clone();
     let h = std::thread::spawn(move || -> std::io::Result<T> {
         if let Some(p) = p2 {
-            let file = std::fs::File::open(&p)?;
-            // SAFETY: `file` is an open namespace file for the whole call;
-            // setns only changes this (fresh, short-lived) thread's network
-            // namespace and touches no memory of ours.
-            if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
+            enter_thread(&p.to_string_lossy())?;
         }
         f()
     });

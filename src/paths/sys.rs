@@ -1,31 +1,12 @@
-//! The two system calls socket2 has no safe wrapper for: `setns(2)` and a
-//! `recvmsg(2)` that returns the IPv6 hop limit. Everything unsafe in
-//! `paths` lives here.
+//! The system call socket2 has no safe wrapper for: a `recvmsg(2)` that
+//! returns the IPv6 hop limit (and `setns(2)`, shared with the network
+//! layer). Everything unsafe in `paths` lives here.
 
 use std::io;
 use std::net::Ipv6Addr;
 use std::os::fd::AsRawFd;
 
-/// Moves the calling thread (only) into the network namespace `spec`: a
-/// name under /run/netns or a path such as /proc/PID/ns/net.
-#[allow(unsafe_code)]
-pub fn enter_netns(spec: &str) -> io::Result<()> {
-    let path = if spec.contains('/') {
-        spec.to_string()
-    } else {
-        format!("/run/netns/{spec}")
-    };
-    let f =
-        std::fs::File::open(&path).map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))?;
-    // SAFETY: `f` stays open for the whole call; setns only changes the
-    // calling thread's network namespace and reads no memory of ours.
-    let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-    if r != 0 {
-        let e = io::Error::last_os_error();
-        return Err(io::Error::new(e.kind(), format!("setns {path}: {e}")));
-    }
-    Ok(())
-}
+pub use crate::net::netns::enter_thread as enter_netns;
 
 /// Receives one datagram from a raw IPv6 socket into `buf`: its length, the
 /// sender, and the hop limit when `IPV6_RECVHOPLIMIT` is on.

@@ -30,25 +30,7 @@ pub struct NetSide {
 
 /// Enters a network namespace (a name under /run/netns or a path) on the
 /// calling thread only.
-#[allow(unsafe_code)]
-pub fn enter_netns(spec: &str) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let path = if spec.contains('/') {
-        spec.to_string()
-    } else {
-        format!("/run/netns/{spec}")
-    };
-    let f =
-        std::fs::File::open(&path).map_err(|e| io::Error::new(e.kind(), format!("{path}: {e}")))?;
-    // SAFETY: `f` is an open namespace file for the whole call; setns only
-    // changes the calling thread's network namespace and touches no memory.
-    let r = unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) };
-    if r != 0 {
-        let e = io::Error::last_os_error();
-        return Err(io::Error::new(e.kind(), format!("setns {path}: {e}")));
-    }
-    Ok(())
-}
+pub use crate::net::netns::enter_thread as enter_netns;
 
 impl NetSide {
     /// Starts the socket factory (entering `netns` if given). Must be called
