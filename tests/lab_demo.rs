@@ -25,6 +25,42 @@ fn demo_lab_routes_each_phone_through_its_country_node() {
         assert!(p.adb.starts_with("127.0.0.1:"), "{p:?}");
         assert!(!p.serial.is_empty());
     }
+    // The lab's own adb server has both phones attached, as USB phones:
+    // Debian's adb and `matador devices` list them in state `device`.
+    let port = d
+        .adb_server
+        .expect("lab.json names the lab adb server")
+        .to_string();
+    let out = std::process::Command::new("adb")
+        .args(["-P", &port, "devices"])
+        .output()
+        .expect("adb (Debian package) is required: bash scripts/install-deps.sh");
+    let listed = String::from_utf8_lossy(&out.stdout);
+    for p in &d.phones {
+        assert!(
+            listed.contains(&format!("{}\tdevice", p.adb)),
+            "{} missing from the lab adb server:\n{listed}",
+            p.adb
+        );
+    }
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_matador"))
+        .args(["devices", "--json"])
+        .env("ANDROID_ADB_SERVER_PORT", &port)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = String::from_utf8_lossy(&out.stdout);
+    for p in &d.phones {
+        assert!(
+            shown.contains(&p.adb),
+            "{} not in matador devices: {shown}",
+            p.adb
+        );
+    }
     let de = d.node("de-1").unwrap().clone();
     let br = d.node("br-1").unwrap().clone();
     let (de_t, br_t) = (de.tunnel.clone().unwrap(), br.tunnel.clone().unwrap());

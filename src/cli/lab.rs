@@ -167,6 +167,12 @@ pub fn run(args: LabArgs) -> Result<ExitCode> {
                     p.name, p.adb, p.serial, p.addr, p.node
                 );
             }
+            if let Some(port) = lab.desc.adb_server {
+                println!(
+                    "adb server 127.0.0.1:{port} has the phones attached \
+                     (ANDROID_ADB_SERVER_PORT={port} adb devices; matador devices)"
+                );
+            }
             for n in lab.desc.nodes.iter().filter(|n| n.kind == "node") {
                 match &n.ssh {
                     Some(s) => println!(

@@ -1251,6 +1251,11 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
             control,
         });
     }
+    let adb_server = if phones.iter().any(|p| !p.adb.is_empty()) {
+        Some(connect_adb_server(b, &phones)?)
+    } else {
+        None
+    };
     let mmdb = b.dir.join("lab.mmdb");
     super::geo::write_mmdb(t, plan, &mmdb)?;
     let desc = LabDesc {
@@ -1266,12 +1271,48 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
         state: Some(b.st.path().to_path_buf()),
         node_matador: Some(opts.exe.clone()),
         allowed_targets: vec!["198.18.0.0/15".into(), "fd00::/8".into()],
+        adb_server,
     };
     for c in tunnel_checks(&desc) {
         b.cancelled()?;
         crate::net::health::check_tunnel(&c)?;
     }
     Ok(desc)
+}
+
+/// Starts the lab's own adb server (Debian's real `adb`) on a free port and
+/// connects every simulated phone to it, as a USB hub would. Its stop is
+/// recorded before the start, so teardown (also of a stale lab) kills it.
+fn connect_adb_server(b: &mut Builder, phones: &[PhoneDesc]) -> Result<u16, LabError> {
+    // A free port now; adb binds it a moment later (a race only with another
+    // program picking the same ephemeral port in between).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|source| LabError::Io {
+            path: "127.0.0.1:0".into(),
+            source,
+        })?
+        .port()
+        .to_string();
+    b.st.add(Resource::Undo {
+        argv: ipl!["adb", "-P", port.clone(), "kill-server"],
+    })?;
+    Cmd::new("adb").args(["-P", &port, "start-server"]).run()?;
+    for p in phones.iter().filter(|p| !p.adb.is_empty()) {
+        let out = Cmd::new("adb")
+            .args(["-P", &port, "connect", &p.adb])
+            .run()?;
+        if !out.contains("connected to") {
+            return Err(LabError::Process {
+                what: format!("phone {} on the lab adb server (port {port})", p.name),
+                message: format!("adb connect {} answered: {}", p.adb, out.trim()),
+            });
+        }
+    }
+    port.parse().map_err(|_| LabError::Process {
+        what: "lab adb server".into(),
+        message: format!("bad port {port}"),
+    })
 }
 
 fn dnsmasq_base(listen: Ipv4Addr) -> Vec<String> {

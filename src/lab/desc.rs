@@ -132,6 +132,12 @@ pub struct LabDesc {
     pub node_matador: Option<PathBuf>,
     /// Active measurements must stay inside these prefixes.
     pub allowed_targets: Vec<String>,
+    /// Port of the lab's own adb server (virtual lab), which has every
+    /// simulated phone connected: `ANDROID_ADB_SERVER_PORT=<port> adb devices`
+    /// and `matador devices` list them like USB phones. Each lab has its own,
+    /// so parallel labs and unplug tests do not disturb each other.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adb_server: Option<u16>,
 }
 
 impl LabDesc {
