@@ -193,6 +193,12 @@ fn lab_demo_campaign_end_to_end() {
             "{t}: no Europe row in\n{s}\n--- stdout:\n{stdout}"
         );
     }
+    let last = stdout.lines().last().unwrap_or("");
+    assert_eq!(
+        last,
+        format!("report: {}", dir.join("report.html").display()),
+        "the run must end by saying where the report is"
+    );
     let html = std::fs::read_to_string(dir.join("report.html")).expect("report.html");
     assert!(html.contains("Table 2"), "report.html has no Table 2");
 

@@ -151,7 +151,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(130));
     }
     println!("analysis: {}/measurements/*/analysis.json", dir.display());
-    let report_ok = if args.lab { report(&dir) } else { true };
+    let report_ok = if args.lab {
+        let ok = report(&dir);
+        // Last line: where the report is (the markdown above scrolls away).
+        println!("\nreport: {}", dir.join("report.html").display());
+        ok
+    } else {
+        true
+    };
     Ok(if summary.failed + summary.skipped > 0 || !report_ok {
         ExitCode::from(1)
     } else {
