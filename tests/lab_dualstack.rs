@@ -113,6 +113,29 @@ fn ipv6_goes_through_the_same_tunnels_and_never_around_them() {
     })
     .unwrap();
 
+    // The noise host serves the connectivity check over IPv6 too.
+    let check6 = matador::net::health::resolve6_in(
+        Some(&lab.ns("lab-a")),
+        SocketAddr::new(resolver6, 53),
+        "connectivitycheck.gstatic.com",
+    )
+    .unwrap();
+    assert_eq!(check6.len(), 1, "{check6:?}");
+    let target = SocketAddr::new(check6[0], 80);
+    let reply = matador::net::netns::run_in(Some(&lab.ns("lab-a")), move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect_timeout(&target, Duration::from_secs(2))?;
+        s.set_read_timeout(Some(Duration::from_secs(2)))?;
+        s.write_all(
+            b"GET /generate_204 HTTP/1.1\r\nHost: connectivitycheck.gstatic.com\r\nConnection: close\r\n\r\n",
+        )?;
+        let mut buf = String::new();
+        s.read_to_string(&mut buf)?;
+        Ok(buf)
+    })
+    .unwrap();
+    assert!(reply.starts_with("HTTP/1.1 204"), "{reply}");
+
     let tun = cap_tun.stop();
     let de_lines = cap_de.stop();
     let up = cap_up.stop();

@@ -75,9 +75,9 @@ pub enum LabCmd {
     /// Serves the Android background-service hosts (inside a lab namespace).
     #[command(hide = true)]
     Noise {
-        /// Address to serve on.
-        #[arg(long)]
-        listen: std::net::IpAddr,
+        /// Address to serve on (repeat for several, e.g. IPv4 and IPv6).
+        #[arg(long, required = true)]
+        listen: Vec<std::net::IpAddr>,
     },
     /// Runs the censor's on-path injector (inside the censor namespace).
     #[command(hide = true)]
@@ -349,10 +349,16 @@ pub fn run(args: LabArgs) -> Result<ExitCode> {
                 .enable_all()
                 .build()?;
             rt.block_on(async move {
-                let _tasks = crate::lab::noise::serve(listen)
-                    .await
-                    .with_context(|| format!("noise hosts on {listen}"))?;
-                println!("ready noise={listen}");
+                let mut _tasks = Vec::new();
+                for ip in &listen {
+                    _tasks.extend(
+                        crate::lab::noise::serve(*ip)
+                            .await
+                            .with_context(|| format!("noise hosts on {ip}"))?,
+                    );
+                }
+                let shown: Vec<String> = listen.iter().map(ToString::to_string).collect();
+                println!("ready noise={}", shown.join(","));
                 let mut term =
                     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
                 tokio::select! {

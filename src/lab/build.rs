@@ -1037,7 +1037,9 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
             let cmd = Cmd::new(opts.exe.to_string_lossy().into_owned())
                 .netns(Some(&dc))
                 .args(["lab", "noise", "--listen"])
-                .arg(ip.to_string());
+                .arg(ip.to_string())
+                .arg("--listen")
+                .arg(v6(ip).to_string());
             b.spawn(
                 cmd,
                 &format!("noise {} (lab {})", d.name, b.id),
