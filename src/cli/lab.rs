@@ -79,6 +79,14 @@ pub enum LabCmd {
         #[arg(long, required = true)]
         listen: Vec<std::net::IpAddr>,
     },
+    /// Runs a link's userspace delay relay (NFQUEUE, inside the namespace
+    /// owning the link).
+    #[command(hide = true)]
+    Delay {
+        /// Delay added to every packet of the link, in milliseconds.
+        #[arg(long)]
+        ms: u32,
+    },
     /// Runs the censor's on-path injector (inside the censor namespace).
     #[command(hide = true)]
     Censor {
@@ -337,6 +345,12 @@ pub fn run(args: LabArgs) -> Result<ExitCode> {
             Ok(ExitCode::from(
                 status.code().unwrap_or(1).clamp(0, 255) as u8
             ))
+        }
+        LabCmd::Delay { ms } => {
+            crate::lab::delay::run(Duration::from_millis(u64::from(ms)), || {
+                println!("ready delay={ms}ms queue={}", crate::lab::delay::QUEUE);
+            })?;
+            Ok(ExitCode::SUCCESS)
         }
         LabCmd::Censor { iface, config } => {
             let cfg: crate::lab::censor::RaceConfig =

@@ -650,6 +650,7 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
     }
 
     // Data centres.
+    let mut dc_links = Vec::new();
     for (d, dp) in t.datacenters.iter().zip(&plan.dcs) {
         let dc = b.ns(&d.name);
         let bid = b.id.clone();
@@ -664,7 +665,8 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
                 "lo"
             ]);
         }
-        b.p2p(&hop(1), &dc, dp.chain[0]);
+        let (_, dc_if) = b.p2p(&hop(1), &dc, dp.chain[0]);
+        dc_links.push(dc_if);
         b.route(&dc, ipl!["route", "add", "default", "via", dp.chain[0].up]);
         for h in 1..=d.hops {
             let this = hop(h);
@@ -748,6 +750,46 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
                 .arg(format!("{kbit}kbit"))
                 .args(["burst", "16kb", "latency", "200ms"])
                 .run()?;
+        }
+    }
+
+    // Delayed links: a userspace NFQUEUE relay in the namespace owning the
+    // link (the hop above a node, the data centre itself).
+    let mut delayed = Vec::new();
+    for (i, n) in t.nodes.iter().enumerate() {
+        if let Some(ms) = n.delay_ms {
+            let above = match &t.censor {
+                Some(c) if c.node == n.name => b.ns("censor"),
+                _ => format!("mt{}-{}-h1", b.id, n.name),
+            };
+            delayed.push((n.name.clone(), above, uplink_peers[i].clone(), ms));
+        }
+    }
+    for (d, dev) in t.datacenters.iter().zip(&dc_links) {
+        if let Some(ms) = d.delay_ms {
+            delayed.push((d.name.clone(), b.ns(&d.name), dev.clone(), ms));
+        }
+    }
+    for (name, ns, dev, ms) in delayed {
+        let cmd = Cmd::new(opts.exe.to_string_lossy().into_owned())
+            .netns(Some(&ns))
+            .args(["lab", "delay", "--ms"])
+            .arg(ms.to_string());
+        b.spawn(
+            cmd,
+            &format!("delay {name} {ms} ms (lab {})", b.id),
+            &format!("delay-{name}.log"),
+            "ready",
+        )?;
+        // --queue-bypass: packets pass undelayed until the relay is bound.
+        for tool in ["iptables", "ip6tables"] {
+            for rule in super::delay::rules(&dev) {
+                Cmd::new(tool)
+                    .netns(Some(&ns))
+                    .args(["-w", "-A"])
+                    .args(rule)
+                    .run()?;
+            }
         }
     }
 

@@ -69,6 +69,10 @@ pub struct NodeDecl {
     /// token bucket (tc tbf): throttling ground truth.
     #[serde(default)]
     pub throttle_kbit: Option<u32>,
+    /// One-way delay added in each direction of the node's uplink, in ms
+    /// (userspace NFQUEUE relay, see `docs/lab.md`).
+    #[serde(default)]
+    pub delay_ms: Option<u32>,
 }
 
 fn two() -> u8 {
@@ -104,6 +108,10 @@ pub struct DcDecl {
     /// Hosts Android background services (connectivity check, NTP, push).
     #[serde(default)]
     pub noise: bool,
+    /// One-way delay added in each direction of the data centre's own link
+    /// (to its first hop), in ms (userspace NFQUEUE relay).
+    #[serde(default)]
+    pub delay_ms: Option<u32>,
 }
 
 /// The censor: a router hop in front of one node.
@@ -254,6 +262,9 @@ impl Topology {
             {
                 return Err(format!("node {}: throttle_kbit 8 to 10000000", n.name));
             }
+            if n.delay_ms.is_some_and(|d| !(1..=2000).contains(&d)) {
+                return Err(format!("node {}: delay_ms 1 to 2000", n.name));
+            }
             for (name, ip) in &n.dns {
                 if !lab_address(IpAddr::V4(*ip)) {
                     return Err(format!(
@@ -270,6 +281,9 @@ impl Topology {
             }
             if !(1..=8).contains(&d.hops) {
                 return Err(format!("datacenter {}: hops {} (1 to 8)", d.name, d.hops));
+            }
+            if d.delay_ms.is_some_and(|x| !(1..=2000).contains(&x)) {
+                return Err(format!("datacenter {}: delay_ms 1 to 2000", d.name));
             }
             for a in &d.apps {
                 if crate::lab::phone::apps::app_def(a).is_none() {
