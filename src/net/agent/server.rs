@@ -333,6 +333,7 @@ fn health(st: &State) -> Health {
         disk_total_bytes,
         clock: now(),
         captures_running: st.captures.values().filter(|c| c.is_running()).count(),
+        os: Some(NodeOs::local()),
     }
 }
 
