@@ -2,7 +2,9 @@
 //! DNS for `line.naver.jp` and `kakao.com` (and every subdomain) and resets
 //! TCP payloads with the keywords `line.naver`, `naver.jp` (overlapping in
 //! `line.naver.jp`) and `kakao.com`; `cn-1`'s uplink is throttled (tbf).
-//! `cn-2` (same country) and the apps WhatsApp and Signal are unfiltered.
+//! An on-path injector races forged answers for `venus.web.telegram.org`
+//! (the genuine answer arrives too). `cn-2` (same country) and the apps
+//! WhatsApp and Signal are unfiltered.
 //! The probes must recover exactly that, with no other verdict.
 
 mod lab_common;
@@ -23,7 +25,7 @@ use std::path::Path;
 use std::time::Instant;
 
 // Backends: line 198.19.7.10:443, kakaotalk 198.19.15.10:443,
-// whatsapp 198.19.23.10:5222, signal 198.19.23.11:443.
+// whatsapp 198.19.23.10:5222, signal 198.19.23.11:443, telegram 198.19.23.12:443.
 const NAMES: &str = "{gd2.line.naver.jp: 198.19.7.10, dl.stickershop.line.naver.jp: 198.19.7.10, line.me: 198.19.7.10, katalk.kakao.com: 198.19.15.10}";
 
 fn topology() -> String {
@@ -40,11 +42,13 @@ nodes:
 datacenters:
   - {{name: jp, country: JP, asn: 64631, apps: [line]}}
   - {{name: kr, country: KR, asn: 64632, apps: [kakaotalk]}}
-  - {{name: us, country: US, asn: 64633, apps: [whatsapp, signal]}}
+  - {{name: us, country: US, asn: 64633, apps: [whatsapp, signal, telegram]}}
 censor:
   node: cn-1
   forge_dns: {{line.naver.jp: 198.18.250.1, kakao.com: 198.18.250.2}}
   rst_keywords: [line.naver, naver.jp, kakao.com]
+  race:
+    dns: {{venus.web.telegram.org: 198.18.250.7}}
 "
     )
 }
@@ -85,6 +89,7 @@ fn apps() -> Vec<AppTargets> {
         pick("kakaotalk", &["katalk.kakao.com", "loco.kakao.com"], 443),
         pick("whatsapp", &["g.whatsapp.net"], 5222),
         pick("signal", &["chat.signal.org"], 443),
+        pick("telegram", &["venus.web.telegram.org"], 443),
     ]
 }
 
@@ -185,6 +190,10 @@ fn probes_recover_exactly_the_configured_censorship() {
     ] {
         expected.insert(("cn-1", h), line_blocked.clone());
     }
+    expected.insert(
+        ("cn-1", "venus.web.telegram.org"),
+        vec![Verdict::DnsTampered],
+    );
     let mut total = 0;
     let mut correct = 0;
     for v in &r.verdicts {
@@ -261,11 +270,11 @@ fn probes_recover_exactly_the_configured_censorship() {
         .count();
     for v in &r.vantages {
         eprintln!(
-            "{}: {} requests in {:.1} s, {} interference events, errors {:?}",
+            "{}: {} requests in {:.1} s, interference events {:?}, errors {:?}",
             v.vantage,
             v.requests,
             v.runtime_s,
-            v.events.len(),
+            v.events.iter().map(|e| e.rule.as_str()).collect::<Vec<_>>(),
             v.errors
         );
         assert!(!v.budget_exhausted);
@@ -279,7 +288,7 @@ fn probes_recover_exactly_the_configured_censorship() {
     // OONI-style output per app.
     let ooni =
         matador::probes::verdict::ooni_measurements(cn1, &r.verdicts[0], &Default::default());
-    assert_eq!(ooni.len(), 4);
+    assert_eq!(ooni.len(), 5);
     assert_eq!(ooni[0]["test_keys"]["dns_consistency"], "inconsistent");
     assert_eq!(ooni[0]["probe_cc"], "ZZ");
     let cn2 = matador::probes::verdict::ooni_measurements(
@@ -290,6 +299,98 @@ fn probes_recover_exactly_the_configured_censorship() {
     assert_eq!(cn2[2]["input"], "whatsapp");
     assert_eq!(cn2[2]["test_keys"]["accessible"], true);
     assert_eq!(cn2[2]["test_keys"]["blocking"], false);
+
+    // The command line: two monitoring rounds of one LINE endpoint.
+    let out = tempfile::tempdir().unwrap();
+    let t_cli = Instant::now();
+    let cli = assert_cmd::Command::new(exe())
+        .args(["probe", "--lab-desc"])
+        .arg(&lab.desc_path)
+        .args([
+            "--app",
+            "line",
+            "--endpoint",
+            "gd2.line.naver.jp:443",
+            "--vantage",
+            "cn-1",
+            "--control",
+            "ca-1",
+            "--neutral",
+            "198.19.23.10:5222",
+            "--rate",
+            "200",
+            "--timeout-ms",
+            "1500",
+            "--repeat",
+            "2",
+            "--interval",
+            "0",
+            "--capture",
+            "--json",
+            "--out",
+        ])
+        .arg(out.path())
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&cli.get_output().stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&cli.get_output().stderr).into_owned();
+    assert!(stderr.contains("informed-consent"), "{stderr}");
+    let first: serde_json::Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(
+        first[0]["apps"][0]["endpoints"][0]["keywords"],
+        serde_json::json!(["line.naver", "naver.jp"])
+    );
+    let series = std::fs::read_to_string(out.path().join("series.jsonl")).unwrap();
+    assert_eq!(series.lines().count(), 2);
+    let ooni = std::fs::read_to_string(out.path().join("ooni.jsonl")).unwrap();
+    let m: serde_json::Value = serde_json::from_str(ooni.lines().next().unwrap()).unwrap();
+    assert_eq!(m["probe_cc"], "CN");
+    assert_eq!(m["probe_asn"], "AS64621");
+    assert_eq!(
+        m["test_keys"]["blocking"],
+        "dns-tampered,tls-blocked,http-keyword-blocked"
+    );
+    let changes: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("changes.json")).unwrap()).unwrap();
+    assert_eq!(changes.as_array().unwrap().len(), 1, "{changes}");
+    assert_eq!(changes[0]["change"], "blocked");
+    assert_eq!(changes[0]["round"], 1);
+    assert!(out.path().join("round-0001-cn-1").is_dir());
+    eprintln!("CLI: 2 rounds in {:.1} s", t_cli.elapsed().as_secs_f64());
+
+    // Lab mode refuses targets outside the lab.
+    let refused = assert_cmd::Command::new(exe())
+        .args(["probe", "--lab-desc"])
+        .arg(&lab.desc_path)
+        .args([
+            "--app",
+            "signal",
+            "--endpoint",
+            "192.0.2.1:443",
+            "--vantage",
+            "cn-2",
+            "--control",
+            "ca-1",
+            "--json",
+            "--rate",
+            "200",
+        ])
+        .timeout(std::time::Duration::from_secs(30))
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_str(
+        String::from_utf8_lossy(&refused.get_output().stdout)
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        v[0]["apps"][0]["endpoints"][0]["verdicts"],
+        serde_json::json!(["inconclusive"])
+    );
+
     assert!(lab.down().is_empty());
     assert!(leftovers(&id).is_empty(), "{:?}", leftovers(&id));
 }
