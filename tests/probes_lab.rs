@@ -313,6 +313,8 @@ fn probes_recover_exactly_the_configured_censorship() {
             "gd2.line.naver.jp:443",
             "--vantage",
             "cn-1",
+            "--vantage",
+            "cn-2",
             "--control",
             "ca-1",
             "--neutral",
@@ -357,6 +359,16 @@ fn probes_recover_exactly_the_configured_censorship() {
     assert_eq!(changes[0]["change"], "blocked");
     assert_eq!(changes[0]["round"], 1);
     assert!(out.path().join("round-0001-cn-1").is_dir());
+    let matrix = std::fs::read_to_string(out.path().join("matrix.md")).unwrap();
+    assert!(matrix.contains("| cn-1 (CN, AS64621) | dns-tampered, tls-blocked, http-keyword-blocked | [round-0001.json](round-0001.json)"), "{matrix}");
+    assert!(matrix.contains("| cn-2 (CN, AS64622) | ok |"), "{matrix}");
+    assert!(
+        matrix.contains(
+            "- CN / line: cn-1: dns-tampered, tls-blocked, http-keyword-blocked; cn-2: ok"
+        ),
+        "{matrix}"
+    );
+    assert!(matrix.contains("`line.naver`, `naver.jp`"), "{matrix}");
     eprintln!("CLI: 2 rounds in {:.1} s", t_cli.elapsed().as_secs_f64());
 
     // Lab mode refuses targets outside the lab.

@@ -300,10 +300,28 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
             }
         };
         print_round(i, &r, args.json)?;
+        let meta: BTreeMap<String, VantageMeta> = vs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.meta.clone()))
+            .collect();
+        if !args.json {
+            for (cc, app, diff) in crate::probes::matrix::country_differences(&r, &meta) {
+                let parts: Vec<String> = diff
+                    .iter()
+                    .map(|(v, x)| {
+                        let n: Vec<&str> = x.iter().map(|y| y.name()).collect();
+                        format!("{v}: {}", n.join(", "))
+                    })
+                    .collect();
+                println!("  {cc} vantages disagree on {app}: {}", parts.join("; "));
+            }
+        }
         if let Some(d) = &out_dir {
-            std::fs::write(
-                d.join(format!("round-{i:04}.json")),
-                serde_json::to_vec_pretty(&r)?,
+            let round_file = d.join(format!("round-{i:04}.json"));
+            std::fs::write(&round_file, serde_json::to_vec_pretty(&r)?)?;
+            append(
+                &d.join("matrix.md"),
+                &crate::probes::matrix::markdown(&r, i, &meta, Some(&round_file), Some(d)),
             )?;
             let mut ooni = String::new();
             for (v, verd) in r.vantages.iter().zip(&r.verdicts) {

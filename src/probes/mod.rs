@@ -19,6 +19,8 @@
 //!   to the interference rules as evidence;
 //! - [`verdict`]: verdicts per app, endpoint and vantage and OONI-style JSON;
 //! - [`session`]: one round, control first, then the vantages;
+//! - [`matrix`]: the vantage × app verdict matrix (Markdown) with links to
+//!   the evidence and same-country differences;
 //! - [`monitor`]: repeated rounds, time series and "blocked since /
 //!   unblocked at" changes;
 //! - [`spec`] and [`limit`]: what to probe (app profiles' `probe:` lists),
@@ -31,6 +33,7 @@ pub mod conn;
 pub mod dns;
 pub mod keyword;
 pub mod limit;
+pub mod matrix;
 pub mod monitor;
 pub mod session;
 pub mod spec;
