@@ -19,13 +19,16 @@ fn link(path: &Path, base: Option<&Path>) -> String {
     format!("[{}]({})", shown.display(), shown.display())
 }
 
-/// Pairs of vantages in one country whose verdicts differ for an app:
-/// `(country, app, [(vantage, verdicts)…])`.
+/// Verdicts of one app at each vantage: `(vantage, verdicts)`.
+pub type PerVantage = Vec<(String, Vec<Verdict>)>;
+
+/// Vantages of one country whose verdicts differ for an app:
+/// `(country, app, per vantage)`.
 pub fn country_differences(
     r: &RoundResult,
     meta: &BTreeMap<String, VantageMeta>,
-) -> Vec<(String, String, Vec<(String, Vec<Verdict>)>)> {
-    let mut by: BTreeMap<(String, String), Vec<(String, Vec<Verdict>)>> = BTreeMap::new();
+) -> Vec<(String, String, PerVantage)> {
+    let mut by: BTreeMap<(String, String), PerVantage> = BTreeMap::new();
     for v in &r.verdicts {
         let Some(cc) = meta.get(&v.vantage).and_then(|m| m.cc.clone()) else {
             continue;
