@@ -13,6 +13,7 @@ mod devices;
 mod geo;
 mod lab;
 mod labsim;
+mod probe;
 mod replay;
 mod report;
 mod run;
@@ -49,6 +50,8 @@ pub enum Command {
     Scenario(scenario::ScenarioArgs),
     /// Paris traceroutes (TCP/UDP/ICMP, IPv4/IPv6), RIPE-Atlas-like JSON; scamper import.
     Trace(trace::TraceArgs),
+    /// Active app reachability and censorship probes from vantages vs a control (read the safety note in --help).
+    Probe(probe::ProbeArgs),
     /// Runs a simulated phone, app backend or DNS server (virtual lab).
     #[command(hide = true, name = "lab-sim")]
     LabSim(labsim::LabSimArgs),
@@ -78,6 +81,7 @@ pub fn main() -> ExitCode {
         Command::Scenario(args) => scenario::run(args),
         Command::Agent(args) => agent::run(args),
         Command::Trace(args) => trace::run(args),
+        Command::Probe(args) => probe::run(args),
     };
     match result {
         Ok(code) => code,
