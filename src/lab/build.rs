@@ -1048,6 +1048,27 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
         )?;
     }
 
+    // The control resolver: honest answers (the shared zone only) on the
+    // core, which every node and data centre reaches by its default route.
+    if let Some(ip) = t.control_resolver {
+        netns::ip_batch(
+            Some(&core),
+            &[ipl!["addr", "add", cidr(ip, 32), "dev", "lo"]],
+        )?;
+        let mut cmd = Cmd::new("dnsmasq")
+            .netns(Some(&core))
+            .args(dnsmasq_base(ip));
+        for (name, a) in &zone {
+            cmd = cmd.arg(format!("--address=/{name}/{a}"));
+        }
+        b.spawn(
+            cmd,
+            &format!("dnsmasq control (lab {})", b.id),
+            "dnsmasq-control.log",
+            "started",
+        )?;
+    }
+
     // App backends and noise hosts.
     for (d, dp) in t.datacenters.iter().zip(&plan.dcs) {
         let dc = b.ns(&d.name);

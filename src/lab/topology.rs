@@ -156,6 +156,23 @@ pub struct Topology {
     /// Optional censor.
     #[serde(default)]
     pub censor: Option<CensorDecl>,
+    /// An honest resolver outside every censored network (the control of
+    /// DNS comparisons), served on the core at this address, inside
+    /// [`CONTROL_RESOLVER_RANGE`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_resolver: Option<Ipv4Addr>,
+}
+
+/// Where a control resolver may live: 198.18.16.0 to 198.18.96.255, clear
+/// of the home links, tunnels, WLAN, resolvers and node/data-centre blocks.
+pub const CONTROL_RESOLVER_RANGE: (Ipv4Addr, Ipv4Addr) = (
+    Ipv4Addr::new(198, 18, 16, 0),
+    Ipv4Addr::new(198, 18, 96, 255),
+);
+
+/// Whether `ip` may be the lab's control resolver.
+pub fn control_resolver_ok(ip: Ipv4Addr) -> bool {
+    (CONTROL_RESOLVER_RANGE.0..=CONTROL_RESOLVER_RANGE.1).contains(&ip)
 }
 
 /// Whether an address is allowed in the lab (198.18.0.0/15 or fd00::/8).
@@ -293,6 +310,14 @@ impl Topology {
                     return Err(format!("app {a:?} hosted twice"));
                 }
             }
+        }
+        if let Some(ip) = self.control_resolver
+            && !control_resolver_ok(ip)
+        {
+            return Err(format!(
+                "control_resolver {ip}: must lie in {}-{}",
+                CONTROL_RESOLVER_RANGE.0, CONTROL_RESOLVER_RANGE.1
+            ));
         }
         if let Some(c) = &self.censor {
             if !self.nodes.iter().any(|n| n.name == c.node) {
