@@ -82,6 +82,7 @@ pub fn topology_for(ls: &LoadedScenario) -> anyhow::Result<(Topology, PathBuf)> 
                     hops: 2,
                     dns: BTreeMap::new(),
                     throttle_kbit: None,
+                    delay_ms: None,
                 });
             }
         }
