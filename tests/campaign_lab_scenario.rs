@@ -126,7 +126,7 @@ fn censor_of_the_scenario_shows_in_the_analysis() {
     let dir = run(
         tmp.path(),
         "lab-censor",
-        "  noise: true\n  censor:\n    country: BR\n    \
+        "  noise: true\n  control_resolver: 198.18.96.53\n  censor:\n    country: BR\n    \
          forge_dns: [connectivitycheck.gstatic.com]\n    forged_answers: [198.18.250.9]\n",
     );
     let caps = captures(&dir);
