@@ -273,6 +273,23 @@ mod tests {
     }
 
     #[test]
+    fn shipped_lab_scenarios_make_valid_labs() {
+        for f in ["lab-demo.yaml", "censorship-line-kakao.yaml"] {
+            let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("scenarios")
+                .join(f);
+            let ls = LoadedScenario::load(&p).unwrap();
+            let (t, _) = topology_for(&ls).unwrap_or_else(|e| panic!("{f}: {e:#}"));
+            for nodes in ls.scenario.countries.values() {
+                for n in nodes {
+                    assert!(t.nodes.iter().any(|x| &x.name == n), "{f}: {n}");
+                }
+            }
+            crate::lab::topology::Plan::new(&t).unwrap();
+        }
+    }
+
+    #[test]
     fn defaults_and_refusals() {
         let t = load("lab: {}\n").unwrap();
         assert!(t.censor.is_none(), "no censor unless the scenario asks");
