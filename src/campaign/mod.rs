@@ -43,6 +43,19 @@ pub enum CampaignError {
         /// What is wrong.
         message: String,
     },
+    /// The disk holding the record is full: the campaign stops (the
+    /// interrupted measurement's files are removed; it is redone on resume).
+    #[error(
+        "disk full: {message}; the record in {} is intact: free space, then `matador run --resume {}`",
+        dir.display(),
+        dir.display()
+    )]
+    DiskFull {
+        /// The campaign folder.
+        dir: PathBuf,
+        /// The failing step and its error (names the file being written).
+        message: String,
+    },
     /// The scenario of a resumed campaign is invalid.
     #[error("{0}")]
     Scenario(#[from] crate::scenario::ScenarioError),

@@ -432,7 +432,27 @@ impl Runner {
                 Some(format!("attempt {attempt}, nodes {na}/{nb}")),
             )?;
             let result = self.attempt(m, &dir, &na, &nb);
-            self.teardown(m, &na, &nb)?;
+            let torn_down = self.teardown(m, &na, &nb);
+            if let Err(f) = &result
+                && is_disk_full(&f.err.message)
+            {
+                // Nothing more can be recorded: this attempt's files go (it
+                // is redone on --resume, which frees the space it took), the
+                // journal says why if it still can, and the campaign stops.
+                let _ = std::fs::remove_dir_all(&dir);
+                let message = format!("{} {}: {}", m.id, f.step.name(), f.err.message);
+                let _ = self.record.journal(
+                    Some(&m.id),
+                    "measurement",
+                    StepState::Failed,
+                    Some(format!("attempt {attempt}: disk full: {message}")),
+                );
+                return Err(CampaignError::DiskFull {
+                    dir: self.record.dir.clone(),
+                    message,
+                });
+            }
+            torn_down?;
             entry.ended = Timestamp::from_f64(now());
             match result {
                 Ok(()) => {
@@ -597,10 +617,9 @@ impl Runner {
             Step::StartCaptures => {
                 for (point, file) in self.points(m, na, nb, dir) {
                     let c = env.capture.clone();
-                    bounded(&format!("capture {point}"), to, move || {
-                        c.start(&point, &file)
-                    })
-                    .map_err(fail)?;
+                    let p = point.clone();
+                    bounded(&format!("capture {point}"), to, move || c.start(&p, &file))
+                        .map_err(|e| blame_point(step, &point, e))?;
                 }
                 self.start_screenrecords(m, dir);
             }
@@ -679,8 +698,9 @@ impl Runner {
                 self.stop_screenrecords(m);
                 for (point, _) in self.points(m, na, nb, dir) {
                     let c = env.capture.clone();
-                    bounded(&format!("capture {point}"), to, move || c.stop(&point))
-                        .map_err(fail)?;
+                    let p = point.clone();
+                    bounded(&format!("capture {point}"), to, move || c.stop(&p))
+                        .map_err(|e| blame_point(step, &point, e))?;
                 }
             }
             Step::Analyse => {
@@ -868,6 +888,27 @@ pub fn carried_by(m: &PlannedMeasurement, na: &str, nb: &str) -> PlannedMeasurem
     mm.sender_nodes = first(&m.sender_nodes, na);
     mm.receiver_nodes = first(&m.receiver_nodes, nb);
     mm
+}
+
+/// Whether an error is the disk (or quota) being full: retrying cannot help.
+fn is_disk_full(message: &str) -> bool {
+    ["(os error 28)", "(os error 122)", "No space left on device"]
+        .iter()
+        .any(|s| message.contains(s))
+}
+
+/// A capture failure: a node capture point reporting a node failure
+/// (agent unreachable over SSH) blames that node, so the retry fails over
+/// to the country's next node like a connectivity failure does.
+fn blame_point(step: Step, point: &str, err: EnvError) -> Failure {
+    let node = match point.strip_prefix("node-") {
+        Some(n) if err.node_failed => Some(n.to_string()),
+        _ => None,
+    };
+    Failure {
+        node,
+        ..Failure::at(step, err)
+    }
 }
 
 fn list_files(dir: &Path) -> Vec<String> {

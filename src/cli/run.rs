@@ -238,6 +238,7 @@ fn report(dir: &std::path::Path) -> bool {
         asn_db: None,
         geo_changes: None,
         out,
+        redact: false,
     };
     let mut ok = true;
     for (format, out) in [

@@ -100,6 +100,15 @@ pub enum Op {
         #[serde(default)]
         timeout_ms: Option<u64>,
     },
+    /// Runs active probes from the node → [`crate::probes::vantage::VantageResult`]
+    /// (limits capped by the agent; a capture, if asked for, goes under the
+    /// agent's directory as `probe-<vantage>-<time>/`).
+    Probe {
+        /// Vantage name (for the result).
+        vantage: String,
+        /// What to probe.
+        spec: Box<crate::probes::spec::ProbeSpec>,
+    },
     /// Stops all captures and exits after answering → `{}`.
     Shutdown,
 }
@@ -117,6 +126,7 @@ impl Op {
             Op::FileInfo { .. } => "file_info",
             Op::Fetch { .. } => "fetch",
             Op::Run { .. } => "run",
+            Op::Probe { .. } => "probe",
             Op::Shutdown => "shutdown",
         }
     }
@@ -132,6 +142,7 @@ impl Op {
         "file_info",
         "fetch",
         "run",
+        "probe",
         "shutdown",
     ];
 }
