@@ -26,5 +26,6 @@ pub mod geo;
 pub mod lab;
 pub mod net;
 pub mod paths;
+pub mod probes;
 pub mod report;
 pub mod scenario;

@@ -6,15 +6,19 @@
 //! - [`env`]: what the campaign needs from phones, tunnels and captures, as
 //!   traits (real implementations over `device/` and `net/`);
 //! - [`runner`]: the state machine (steps, timeouts, retries, node
-//!   failover, clean stop, resume).
+//!   failover, clean stop, resume);
+//! - [`sqlite`]: `index.sqlite`, the queryable twin of `index.json`;
+//! - [`provenance`]: `provenance.json` (build, geo databases, nodes' OS).
 
 pub mod captures;
 pub mod devices;
 pub mod env;
 pub mod pathstep;
 pub mod plan;
+pub mod provenance;
 pub mod record;
 pub mod runner;
+pub mod sqlite;
 pub mod vantage;
 
 use std::path::PathBuf;

@@ -13,8 +13,11 @@ mod devices;
 mod geo;
 mod lab;
 mod labsim;
+mod probe;
+mod node;
 mod replay;
 mod report;
+mod router;
 mod run;
 mod scenario;
 mod trace;
@@ -49,6 +52,12 @@ pub enum Command {
     Scenario(scenario::ScenarioArgs),
     /// Paris traceroutes (TCP/UDP/ICMP, IPv4/IPv6), RIPE-Atlas-like JSON; scamper import.
     Trace(trace::TraceArgs),
+    /// Active app reachability and censorship probes from vantages vs a control (read the safety note in --help).
+    Probe(probe::ProbeArgs),
+    /// Real lab router: generate its configuration, check it while running.
+    Router(router::RouterArgs),
+    /// Remote nodes: install, check, upgrade over SSH.
+    Node(node::NodeArgs),
     /// Runs a simulated phone, app backend or DNS server (virtual lab).
     #[command(hide = true, name = "lab-sim")]
     LabSim(labsim::LabSimArgs),
@@ -78,6 +87,9 @@ pub fn main() -> ExitCode {
         Command::Scenario(args) => scenario::run(args),
         Command::Agent(args) => agent::run(args),
         Command::Trace(args) => trace::run(args),
+        Command::Probe(args) => probe::run(args),
+        Command::Router(args) => router::run(args),
+        Command::Node(args) => node::run(args),
     };
     match result {
         Ok(code) => code,

@@ -11,7 +11,6 @@ use crate::campaign::runner::Env;
 use crate::campaign::vantage::{NetVantage, NodeRoute, PhoneRoute};
 use crate::lab::build::{DEFAULT_STATE_DIR, Lab, UpOptions};
 use crate::lab::desc::LabDesc;
-use crate::lab::topology::Topology;
 use crate::scenario::LoadedScenario;
 use anyhow::{Context, bail};
 use std::collections::HashMap;
@@ -19,11 +18,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-/// Brings the demo lab up (torn down when the returned [`Lab`] is dropped
-/// or [`Lab::down`] is called). `cancel` aborts the bring-up (Ctrl-C).
-pub fn up(cancel: Arc<AtomicBool>) -> anyhow::Result<Lab> {
-    let path = Topology::demo_path();
-    let topology = Topology::load(&path)?;
+/// Brings up the lab the scenario's `lab:` section describes
+/// ([`super::lab_topology::topology_for`]; torn down when the returned
+/// [`Lab`] is dropped or [`Lab::down`] is called). `cancel` aborts the
+/// bring-up (Ctrl-C).
+pub fn up(ls: &LoadedScenario, cancel: Arc<AtomicBool>) -> anyhow::Result<Lab> {
+    let (topology, path) = super::lab_topology::topology_for(ls)?;
     Lab::up(UpOptions {
         topology,
         state_dir: PathBuf::from(DEFAULT_STATE_DIR),
@@ -69,7 +69,7 @@ pub fn env(
     desc: &LabDesc,
     lab_dir: &Path,
     rt: &tokio::runtime::Runtime,
-) -> anyhow::Result<Env> {
+) -> anyhow::Result<(Env, super::Agents)> {
     let sc = &ls.scenario;
     let router = desc.router().context("lab.json has no router")?;
     let router_ns = router.netns.clone();
@@ -201,15 +201,17 @@ pub fn env(
         .capture
         .points
         .contains(&crate::scenario::CapturePointKind::Node);
+    let configs: super::Agents = agents.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let captures = Captures {
         router: RouterCaptures::new(router_ns.clone(), ifaces, sc.capture.snaplen),
         nodes: with_nodes.then(|| NodeCaptures::new(rt.handle().clone(), agents, node_if)),
     };
-    Ok(Env {
+    let env = Env {
         phones: Arc::new(DevicePhones::new(rt.handle().clone(), phones, apps)),
         vantage: Arc::new(NetVantage::new(router_ns, nodes, routes, dns_name, state)),
         capture: Arc::new(captures),
         paths: Some(Arc::new(PathStep::new(path_nodes, true))),
         probes: None,
-    })
+    };
+    Ok((env, configs))
 }

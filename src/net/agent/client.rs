@@ -727,6 +727,24 @@ impl Agent {
         .await
     }
 
+    /// Runs active probes on the node (see [`crate::probes`]); `limit`
+    /// bounds the whole run.
+    pub async fn probe(
+        &self,
+        vantage: &str,
+        spec: &crate::probes::spec::ProbeSpec,
+        limit: Duration,
+    ) -> Result<crate::probes::vantage::VantageResult, AgentError> {
+        self.request_within(
+            Op::Probe {
+                vantage: vantage.to_string(),
+                spec: Box::new(spec.clone()),
+            },
+            limit + self.timeout,
+        )
+        .await
+    }
+
     /// Asks the agent to stop its captures and exit, then waits for ssh.
     pub async fn shutdown(self) -> Result<(), AgentError> {
         let _: serde_json::Value = self.request(Op::Shutdown).await?;

@@ -165,6 +165,15 @@ pub fn serve(
             });
             continue;
         }
+        if let Op::Probe { vantage, spec } = op {
+            let out = Arc::clone(&out);
+            let dir = st.cfg.dir.clone();
+            std::thread::spawn(move || {
+                let r = probe(&dir, &vantage, *spec);
+                let _ = send(&out, &reply(Some(id), r));
+            });
+            continue;
+        }
         let shutdown = op == Op::Shutdown;
         if shutdown {
             stop_all(&mut st);
@@ -305,8 +314,44 @@ fn handle(st: &mut State, op: Op) -> Result<serde_json::Value, RemoteError> {
             to_value(fetch(&path, offset, len)?)
         }
         Op::Shutdown => Ok(serde_json::json!({})),
-        Op::Run { .. } => Err(err(ErrorKind::Internal, "run handled elsewhere")),
+        Op::Run { .. } | Op::Probe { .. } => {
+            Err(err(ErrorKind::Internal, "run/probe handled elsewhere"))
+        }
     }
+}
+
+/// Most requests per second and per run an agent sends for `probe`,
+/// whatever the client asks for.
+pub const PROBE_MAX_RATE: f64 = 50.0;
+/// See [`PROBE_MAX_RATE`].
+pub const PROBE_MAX_REQUESTS: u32 = 5000;
+
+/// Runs the `probe` op: caps the limits, puts any capture under `dir`.
+fn probe(
+    dir: &std::path::Path,
+    vantage: &str,
+    mut spec: crate::probes::spec::ProbeSpec,
+) -> Result<serde_json::Value, RemoteError> {
+    let valid = !vantage.is_empty()
+        && vantage.len() <= 64
+        && vantage
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !valid {
+        return Err(err(
+            ErrorKind::BadRequest,
+            format!("bad vantage name {vantage:?}"),
+        ));
+    }
+    spec.limits.rate_per_s = spec.limits.rate_per_s.clamp(0.01, PROBE_MAX_RATE);
+    spec.limits.max_requests = spec.limits.max_requests.min(PROBE_MAX_REQUESTS);
+    spec.capture_dir = spec.capture_iface.as_ref().map(|_| {
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        dir.join(format!("probe-{vantage}-{ts}"))
+    });
+    to_value(crate::probes::vantage::run(vantage, &spec))
 }
 
 fn health(st: &State) -> Health {
@@ -335,6 +380,7 @@ fn health(st: &State) -> Health {
         disk_total_bytes,
         clock: now(),
         captures_running: st.captures.values().filter(|c| c.is_running()).count(),
+        os: Some(NodeOs::local()),
     }
 }
 

@@ -1,0 +1,417 @@
+//! `matador probe`: active app reachability and censorship tests from
+//! vantages (lab namespaces or remote nodes through their agent), judged
+//! against a control vantage; optional monitoring rounds.
+
+use crate::lab::desc::LabDesc;
+use crate::probes::ProbeError;
+use crate::probes::limit::Limits;
+use crate::probes::monitor::{self, Round};
+use crate::probes::session::{self, RoundResult};
+use crate::probes::spec::{AppTargets, EndpointSpec, ProbeSpec, app_targets};
+use crate::probes::vantage::{VantageResult, run_in_netns};
+use crate::probes::verdict::{Knowledge, VantageMeta, ooni_measurements};
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+const SAFETY: &str = "SAFETY: running probes from a country that censors the network can put \
+the operator at risk (legal and physical): the requests are visible to the censor and \
+identify themselves (User-Agent: matador-probe). Follow OONI's informed-consent practice \
+(https://ooni.org/about/risks/): know the local laws, get the consent of whoever operates \
+the vantage, and probe only the endpoints you name. matador probes only the apps and \
+endpoints given on the command line, within --rate and --max-requests.";
+
+/// How vantages are reached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Via {
+    /// A thread inside the node's network namespace (virtual lab).
+    Netns,
+    /// The node agent over SSH (`probe` op).
+    Agent,
+}
+
+/// Arguments of `matador probe`.
+#[derive(Debug, Args)]
+#[command(after_help = SAFETY)]
+pub struct ProbeArgs {
+    /// App to probe (its profile's `probe:` endpoints), repeatable.
+    #[arg(long = "app", required = true)]
+    pub apps: Vec<String>,
+    /// Probe only these endpoints (`host:port[,port]`) instead of the
+    /// profile's list; repeatable; applies to the single --app given.
+    #[arg(long = "endpoint")]
+    pub endpoints: Vec<String>,
+    /// Directory of app profiles (default: the shipped ones).
+    #[arg(long)]
+    pub profiles: Option<PathBuf>,
+    /// Vantage (node name), repeatable.
+    #[arg(long = "vantage", required = true)]
+    pub vantages: Vec<String>,
+    /// Control vantage (node name).
+    #[arg(long)]
+    pub control: String,
+    /// lab.json of the lab whose nodes are the vantages (virtual or real).
+    #[arg(long)]
+    pub lab_desc: Option<PathBuf>,
+    /// Node configurations (JSON map name → agent NodeConfig) for --via agent
+    /// without a lab.json.
+    #[arg(long)]
+    pub nodes: Option<PathBuf>,
+    /// How to reach the vantages.
+    #[arg(long, value_enum, default_value = "netns")]
+    pub via: Via,
+    /// Resolver of every vantage (default: the lab's, else each vantage's
+    /// /etc/resolv.conf).
+    #[arg(long)]
+    pub resolver: Option<SocketAddr>,
+    /// Neutral, reachable address for the HTTP Host-header keyword test.
+    #[arg(long)]
+    pub neutral: Option<SocketAddr>,
+    /// Bulk source (sends bytes on connect) for the throughput test.
+    #[arg(long)]
+    pub bulk: Option<SocketAddr>,
+    /// Bytes to read from --bulk.
+    #[arg(long, default_value_t = 200_000)]
+    pub bulk_bytes: u64,
+    /// Requests per second per vantage.
+    #[arg(long, default_value_t = 5.0)]
+    pub rate: f64,
+    /// Requests per vantage and round.
+    #[arg(long, default_value_t = 1000)]
+    pub max_requests: u32,
+    /// Per-operation timeout in milliseconds.
+    #[arg(long, default_value_t = 3000)]
+    pub timeout_ms: u64,
+    /// Do not isolate keywords after a Host-header reset.
+    #[arg(long)]
+    pub no_isolation: bool,
+    /// Lab mode: refuse targets outside 198.18.0.0/15 and fd00::/8
+    /// (implied by a virtual lab's lab.json).
+    #[arg(long)]
+    pub lab: bool,
+    /// Capture on the vantages' uplinks and feed the interference rules.
+    #[arg(long)]
+    pub capture: bool,
+    /// ASN mmdb for the DNS consistency rule (default: the lab's mmdb).
+    #[arg(long)]
+    pub asn_db: Option<PathBuf>,
+    /// Rounds (monitoring mode).
+    #[arg(long, default_value_t = 1)]
+    pub repeat: u32,
+    /// Seconds between rounds.
+    #[arg(long, default_value_t = 60.0)]
+    pub interval: f64,
+    /// Output directory: round-NNNN.json, ooni.jsonl, series.jsonl, changes.json.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Print the verdicts as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+struct Vantage {
+    netns: Option<String>,
+    uplink: Option<String>,
+    agent: Option<crate::net::agent::client::NodeConfig>,
+    meta: VantageMeta,
+}
+
+fn vantages(args: &ProbeArgs, desc: Option<&LabDesc>) -> anyhow::Result<BTreeMap<String, Vantage>> {
+    let file_nodes: BTreeMap<String, crate::net::agent::client::NodeConfig> = match &args.nodes {
+        Some(p) => serde_json::from_str(
+            &std::fs::read_to_string(p).with_context(|| format!("{}", p.display()))?,
+        )
+        .with_context(|| format!("{}", p.display()))?,
+        None => BTreeMap::new(),
+    };
+    let mut out = BTreeMap::new();
+    for name in args.vantages.iter().chain([&args.control]) {
+        let n = desc.and_then(|d| d.node(name));
+        let mut v = Vantage {
+            netns: n.and_then(|n| n.netns.clone()),
+            uplink: n
+                .and_then(|n| n.tunnel.as_ref())
+                .map(|t| t.node_uplink.clone()),
+            agent: file_nodes.get(name).cloned(),
+            meta: VantageMeta {
+                cc: n.map(|n| n.country.clone()),
+                asn: n.and_then(|n| n.asn),
+            },
+        };
+        if v.agent.is_none()
+            && let (Some(d), Some(n)) = (desc, n)
+            && let Some(s) = &n.ssh
+        {
+            let ssh: crate::net::ssh::SshTarget = serde_json::from_value(serde_json::json!({
+                "node": n.name, "host": s.host, "port": s.port, "user": s.user,
+                "identity": s.identity, "known_hosts": s.known_hosts,
+            }))?;
+            let dir = std::env::temp_dir().join(format!("matador-probe-agent-{}", n.name));
+            let mut cfg =
+                crate::net::agent::client::NodeConfig::new(ssh, dir.display().to_string());
+            if let Some(p) = &d.node_matador {
+                cfg.agent_program = p.display().to_string();
+            }
+            v.agent = Some(cfg);
+        }
+        match args.via {
+            Via::Netns if v.netns.is_none() => {
+                bail!(
+                    "vantage {name}: no network namespace (give --lab-desc of a virtual lab, or --via agent)"
+                )
+            }
+            Via::Agent if v.agent.is_none() => {
+                bail!("vantage {name}: no SSH endpoint (give --lab-desc or --nodes)")
+            }
+            _ => {}
+        }
+        out.insert(name.clone(), v);
+    }
+    Ok(out)
+}
+
+fn targets(args: &ProbeArgs) -> anyhow::Result<Vec<AppTargets>> {
+    if !args.endpoints.is_empty() && args.apps.len() != 1 {
+        bail!("--endpoint needs exactly one --app");
+    }
+    let mut out = Vec::new();
+    for app in &args.apps {
+        let mut t = app_targets(app, args.profiles.as_deref())?;
+        if !args.endpoints.is_empty() {
+            t.endpoints = args
+                .endpoints
+                .iter()
+                .map(|e| EndpointSpec::parse(e).map_err(anyhow::Error::msg))
+                .collect::<anyhow::Result<_>>()?;
+        }
+        out.push(t);
+    }
+    Ok(out)
+}
+
+/// Runs `matador probe`.
+pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
+    eprintln!("{SAFETY}\n");
+    if !(args.rate.is_finite() && args.rate > 0.0 && args.rate <= 1000.0) {
+        bail!("--rate must be in (0, 1000] requests/s");
+    }
+    if args.repeat == 0 || !(args.interval.is_finite() && args.interval >= 0.0) {
+        bail!("--repeat must be at least 1 and --interval non-negative");
+    }
+    let desc = match &args.lab_desc {
+        Some(p) => Some(LabDesc::read(p)?),
+        None => None,
+    };
+    let lab = args.lab || desc.as_ref().is_some_and(|d| d.virtual_lab);
+    let apps = targets(&args)?;
+    let vs = vantages(&args, desc.as_ref())?;
+    let resolver = args.resolver.or_else(|| {
+        desc.as_ref()
+            .and_then(|d| d.resolver.parse().ok())
+            .map(|ip| SocketAddr::new(ip, 53))
+    });
+    let mut spec = ProbeSpec::new(apps, resolver);
+    spec.neutral = args.neutral;
+    spec.bulk = args.bulk;
+    spec.bulk_bytes = args.bulk_bytes;
+    spec.isolate_keywords = !args.no_isolation;
+    spec.timeout_ms = args.timeout_ms;
+    spec.limits = Limits {
+        rate_per_s: args.rate,
+        max_requests: args.max_requests,
+    };
+    spec.lab = lab;
+    let mut knowledge = Knowledge::shipped(lab);
+    let mmdb = args
+        .asn_db
+        .clone()
+        .or_else(|| desc.as_ref().and_then(|d| d.mmdb.clone()));
+    if let Some(p) = mmdb {
+        let db = crate::geo::db::MmdbFile::open(&p, "ASN database", "--asn-db")?;
+        knowledge.asn = Some(Arc::new(db));
+    }
+    let out_dir = args.out.clone();
+    if let Some(d) = &out_dir {
+        std::fs::create_dir_all(d).with_context(|| format!("{}", d.display()))?;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut rounds: Vec<Round> = Vec::new();
+    let mut failed = false;
+    for i in 1..=args.repeat {
+        if i > 1 {
+            std::thread::sleep(Duration::from_secs_f64(args.interval));
+        }
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let mut runner = |name: &str, s: &ProbeSpec| -> Result<VantageResult, ProbeError> {
+            let v = &vs[name];
+            let mut s = s.clone();
+            if args.capture {
+                s.capture_iface = v.uplink.clone().or_else(|| Some("any".into()));
+                s.capture_dir = out_dir
+                    .as_ref()
+                    .map(|d| d.join(format!("round-{i:04}-{name}")));
+            }
+            match (args.via, &v.netns, &v.agent) {
+                (Via::Netns, Some(ns), _) => run_in_netns(name, ns, &s),
+                (Via::Agent, _, Some(cfg)) => rt.block_on(async {
+                    let err = |e: &dyn std::fmt::Display| ProbeError::Vantage {
+                        vantage: name.to_string(),
+                        message: e.to_string(),
+                    };
+                    let agent = crate::net::agent::client::Agent::connect(cfg)
+                        .await
+                        .map_err(|e| err(&e))?;
+                    let limit = Duration::from_secs_f64(
+                        f64::from(s.limits.max_requests) / s.limits.rate_per_s
+                            + f64::from(s.limits.max_requests) * s.timeout_ms as f64 / 1000.0,
+                    )
+                    .min(Duration::from_secs(3600));
+                    let r = agent.probe(name, &s, limit).await.map_err(|e| err(&e));
+                    let _ = agent.shutdown().await;
+                    r
+                }),
+                _ => Err(ProbeError::Vantage {
+                    vantage: name.to_string(),
+                    message: "not reachable this way".into(),
+                }),
+            }
+        };
+        let r: RoundResult = match session::round(
+            &spec,
+            &args.control,
+            &args.vantages,
+            &knowledge,
+            &mut runner,
+        ) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("round {i}: {e}");
+                failed = true;
+                continue;
+            }
+        };
+        print_round(i, &r, args.json)?;
+        let meta: BTreeMap<String, VantageMeta> = vs
+            .iter()
+            .map(|(k, v)| (k.clone(), v.meta.clone()))
+            .collect();
+        if !args.json {
+            for (cc, app, diff) in crate::probes::matrix::country_differences(&r, &meta) {
+                let parts: Vec<String> = diff
+                    .iter()
+                    .map(|(v, x)| {
+                        let n: Vec<&str> = x.iter().map(|y| y.name()).collect();
+                        format!("{v}: {}", n.join(", "))
+                    })
+                    .collect();
+                println!("  {cc} vantages disagree on {app}: {}", parts.join("; "));
+            }
+        }
+        if let Some(d) = &out_dir {
+            let round_file = d.join(format!("round-{i:04}.json"));
+            std::fs::write(&round_file, serde_json::to_vec_pretty(&r)?)?;
+            append(
+                &d.join("matrix.md"),
+                &crate::probes::matrix::markdown(&r, i, &meta, Some(&round_file), Some(d)),
+            )?;
+            let mut ooni = String::new();
+            for (v, verd) in r.vantages.iter().zip(&r.verdicts) {
+                let meta = vs
+                    .get(&v.vantage)
+                    .map(|x| x.meta.clone())
+                    .unwrap_or_default();
+                for m in ooni_measurements(v, verd, &meta) {
+                    ooni.push_str(&serde_json::to_string(&m)?);
+                    ooni.push('\n');
+                }
+            }
+            append(&d.join("ooni.jsonl"), &ooni)?;
+        }
+        let round = Round {
+            round: i,
+            time: started,
+            vantages: r.verdicts.clone(),
+        };
+        if let Some(d) = &out_dir {
+            append(
+                &d.join("series.jsonl"),
+                &format!("{}\n", serde_json::to_string(&round)?),
+            )?;
+        }
+        rounds.push(round);
+    }
+    let changes = monitor::changes(&rounds);
+    if args.repeat > 1 {
+        for line in monitor::describe(&changes) {
+            println!("{line}");
+        }
+    }
+    if let Some(d) = &out_dir {
+        std::fs::write(d.join("changes.json"), serde_json::to_vec_pretty(&changes)?)?;
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn append(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("{}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+fn print_round(i: u32, r: &RoundResult, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(&r.verdicts)?);
+        return Ok(());
+    }
+    println!("round {i} (control {})", r.control.vantage);
+    for (v, res) in r.verdicts.iter().zip(&r.vantages) {
+        println!(
+            "vantage {} ({} requests, {:.1} s)",
+            v.vantage, res.requests, res.runtime_s
+        );
+        for a in &v.apps {
+            let names: Vec<&str> = a.verdicts.iter().map(|x| x.name()).collect();
+            println!("  {:<10} {}", a.app, names.join(", "));
+            for e in &a.endpoints {
+                let names: Vec<&str> = e.verdicts.iter().map(|x| x.name()).collect();
+                let kw = if e.keywords.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "  keywords {:?} ({} requests)",
+                        e.keywords, e.keyword_requests
+                    )
+                };
+                println!("    {:<32} {}{kw}", e.host, names.join(", "));
+            }
+        }
+        if let Some(t) = &v.throttle {
+            println!(
+                "  throughput {:.0} kbit/s vs control {:.0} kbit/s (ratio {:.2}){}",
+                t.vantage_kbit_s,
+                t.control_kbit_s,
+                t.ratio,
+                if t.throttled { ": throttled" } else { "" }
+            );
+        }
+    }
+    Ok(())
+}
