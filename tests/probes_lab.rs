@@ -3,7 +3,7 @@
 //! TCP payloads with the keywords `line.naver`, `naver.jp` (overlapping in
 //! `line.naver.jp`) and `kakao.com`; `cn-1`'s uplink is throttled (tbf).
 //! An on-path injector races forged answers for `venus.web.telegram.org`
-//! (the genuine answer arrives too). `cn-2` (same country) and the apps
+//! (the genuine answer arrives too); SYNs to Threema's server are reset. `cn-2` (same country) and the apps
 //! WhatsApp and Signal are unfiltered.
 //! The probes must recover exactly that, with no other verdict.
 
@@ -25,7 +25,8 @@ use std::path::Path;
 use std::time::Instant;
 
 // Backends: line 198.19.7.10:443, kakaotalk 198.19.15.10:443,
-// whatsapp 198.19.23.10:5222, signal 198.19.23.11:443, telegram 198.19.23.12:443.
+// whatsapp 198.19.23.10:5222, signal 198.19.23.11:443, telegram 198.19.23.12:443,
+// threema 198.19.31.10:5222.
 const NAMES: &str = "{gd2.line.naver.jp: 198.19.7.10, dl.stickershop.line.naver.jp: 198.19.7.10, line.me: 198.19.7.10, katalk.kakao.com: 198.19.15.10}";
 
 fn topology() -> String {
@@ -43,10 +44,12 @@ datacenters:
   - {{name: jp, country: JP, asn: 64631, apps: [line]}}
   - {{name: kr, country: KR, asn: 64632, apps: [kakaotalk]}}
   - {{name: us, country: US, asn: 64633, apps: [whatsapp, signal, telegram]}}
+  - {{name: ch, country: CH, asn: 64634, apps: [threema]}}
 censor:
   node: cn-1
   forge_dns: {{line.naver.jp: 198.18.250.1, kakao.com: 198.18.250.2}}
   rst_keywords: [line.naver, naver.jp, kakao.com]
+  rst_syn_to: [198.19.31.10]
   race:
     dns: {{venus.web.telegram.org: 198.18.250.7}}
 "
@@ -90,6 +93,7 @@ fn apps() -> Vec<AppTargets> {
         pick("whatsapp", &["g.whatsapp.net"], 5222),
         pick("signal", &["chat.signal.org"], 443),
         pick("telegram", &["venus.web.telegram.org"], 443),
+        pick("threema", &["g-33.0.threema.ch"], 5222),
     ]
 }
 
@@ -194,6 +198,7 @@ fn probes_recover_exactly_the_configured_censorship() {
         ("cn-1", "venus.web.telegram.org"),
         vec![Verdict::DnsTampered],
     );
+    expected.insert(("cn-1", "g-33.0.threema.ch"), vec![Verdict::TcpBlocked]);
     let mut total = 0;
     let mut correct = 0;
     for v in &r.verdicts {
@@ -288,7 +293,7 @@ fn probes_recover_exactly_the_configured_censorship() {
     // OONI-style output per app.
     let ooni =
         matador::probes::verdict::ooni_measurements(cn1, &r.verdicts[0], &Default::default());
-    assert_eq!(ooni.len(), 5);
+    assert_eq!(ooni.len(), 6);
     assert_eq!(ooni[0]["test_keys"]["dns_consistency"], "inconsistent");
     assert_eq!(ooni[0]["probe_cc"], "ZZ");
     let cn2 = matador::probes::verdict::ooni_measurements(
