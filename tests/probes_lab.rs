@@ -320,6 +320,8 @@ fn probes_recover_exactly_the_configured_censorship() {
             "cn-1",
             "--vantage",
             "cn-2",
+            "--vantage",
+            "p1",
             "--control",
             "ca-1",
             "--neutral",
@@ -348,6 +350,16 @@ fn probes_recover_exactly_the_configured_censorship() {
         first[0]["apps"][0]["endpoints"][0]["keywords"],
         serde_json::json!(["line.naver", "naver.jp"])
     );
+    // The phone behind cn-1 sees what cn-1 sees, through its tunnel.
+    assert_eq!(first[2]["vantage"], "p1");
+    assert_eq!(
+        first[2]["apps"][0]["endpoints"][0]["verdicts"],
+        first[0]["apps"][0]["endpoints"][0]["verdicts"]
+    );
+    assert_eq!(
+        first[2]["apps"][0]["endpoints"][0]["keywords"],
+        serde_json::json!(["line.naver", "naver.jp"])
+    );
     let series = std::fs::read_to_string(out.path().join("series.jsonl")).unwrap();
     assert_eq!(series.lines().count(), 2);
     let ooni = std::fs::read_to_string(out.path().join("ooni.jsonl")).unwrap();
@@ -360,9 +372,13 @@ fn probes_recover_exactly_the_configured_censorship() {
     );
     let changes: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.path().join("changes.json")).unwrap()).unwrap();
-    assert_eq!(changes.as_array().unwrap().len(), 1, "{changes}");
-    assert_eq!(changes[0]["change"], "blocked");
-    assert_eq!(changes[0]["round"], 1);
+    // Blocked since round 1 at cn-1 and p1; nothing changes in round 2.
+    assert_eq!(changes.as_array().unwrap().len(), 2, "{changes}");
+    for c in changes.as_array().unwrap() {
+        assert_eq!(c["change"], "blocked");
+        assert_eq!(c["round"], 1);
+        assert!(c["vantage"] == "cn-1" || c["vantage"] == "p1", "{c}");
+    }
     assert!(out.path().join("round-0001-cn-1").is_dir());
     let matrix = std::fs::read_to_string(out.path().join("matrix.md")).unwrap();
     assert!(matrix.contains("| cn-1 (CN, AS64621) | dns-tampered, tls-blocked, http-keyword-blocked | [round-0001.json](round-0001.json)"), "{matrix}");

@@ -49,7 +49,8 @@ pub struct ProbeArgs {
     /// Directory of app profiles (default: the shipped ones).
     #[arg(long)]
     pub profiles: Option<PathBuf>,
-    /// Vantage (node name), repeatable.
+    /// Vantage (node name, or a lab phone's name to probe through its
+    /// tunnel path), repeatable.
     #[arg(long = "vantage", required = true)]
     pub vantages: Vec<String>,
     /// Control vantage (node name).
@@ -132,15 +133,20 @@ fn vantages(args: &ProbeArgs, desc: Option<&LabDesc>) -> anyhow::Result<BTreeMap
     let mut out = BTreeMap::new();
     for name in args.vantages.iter().chain([&args.control]) {
         let n = desc.and_then(|d| d.node(name));
+        // A phone of the lab: probes take its tunnel path through its node.
+        let phone = desc.and_then(|d| d.phone(name));
+        let phone_node = phone.and_then(|p| desc.and_then(|d| d.node(&p.node)));
         let mut v = Vantage {
-            netns: n.and_then(|n| n.netns.clone()),
+            netns: n
+                .and_then(|n| n.netns.clone())
+                .or_else(|| phone.and_then(|p| p.netns.clone())),
             uplink: n
                 .and_then(|n| n.tunnel.as_ref())
                 .map(|t| t.node_uplink.clone()),
             agent: file_nodes.get(name).cloned(),
             meta: VantageMeta {
-                cc: n.map(|n| n.country.clone()),
-                asn: n.and_then(|n| n.asn),
+                cc: n.or(phone_node).map(|n| n.country.clone()),
+                asn: n.or(phone_node).and_then(|n| n.asn),
             },
         };
         if v.agent.is_none()
