@@ -97,4 +97,22 @@ fn usage_errors_name_the_problem() {
         .code(1);
     let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
     assert!(err.contains("--rate"), "{err}");
+    let out = matador()
+        .args([
+            "probe",
+            "--app",
+            "line",
+            "--vantage",
+            "a",
+            "--control",
+            "b",
+            "--repeat",
+            "2",
+            "--interval",
+            "1e30",
+        ])
+        .assert()
+        .code(1);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains("--interval"), "{err}");
 }

@@ -206,8 +206,10 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     if !(args.rate.is_finite() && args.rate > 0.0 && args.rate <= 1000.0) {
         bail!("--rate must be in (0, 1000] requests/s");
     }
-    if args.repeat == 0 || !(args.interval.is_finite() && args.interval >= 0.0) {
-        bail!("--repeat must be at least 1 and --interval non-negative");
+    if args.repeat == 0
+        || !(args.interval.is_finite() && (0.0..=604_800.0).contains(&args.interval))
+    {
+        bail!("--repeat must be at least 1 and --interval between 0 and 604800 s");
     }
     let desc = match &args.lab_desc {
         Some(p) => Some(LabDesc::read(p)?),
@@ -258,7 +260,12 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
         let mut runner = |name: &str, s: &ProbeSpec| -> Result<VantageResult, ProbeError> {
-            let v = &vs[name];
+            let Some(v) = vs.get(name) else {
+                return Err(ProbeError::Vantage {
+                    vantage: name.to_string(),
+                    message: "not configured".into(),
+                });
+            };
             let mut s = s.clone();
             if args.capture {
                 s.capture_iface = v.uplink.clone().or_else(|| Some("any".into()));
