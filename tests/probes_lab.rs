@@ -4,7 +4,8 @@
 //! `line.naver.jp`) and `kakao.com`; `cn-1`'s uplink is throttled (tbf).
 //! An on-path injector races forged answers for `venus.web.telegram.org`
 //! (the genuine answer arrives too); SYNs to Threema's server are reset. `cn-2` (same country) and the apps
-//! WhatsApp and Signal are unfiltered.
+//! WhatsApp and Signal are unfiltered. The same probes run through the
+//! node agents over SSH give the same verdicts.
 //! The probes must recover exactly that, with no other verdict.
 
 mod lab_common;
@@ -108,7 +109,7 @@ fn probes_recover_exactly_the_configured_censorship() {
         state_dir: state.path().to_path_buf(),
         exe: exe(),
         phones: false,
-        ssh: false,
+        ssh: true,
         cancel: None,
     })
     .unwrap();
@@ -391,6 +392,47 @@ fn probes_recover_exactly_the_configured_censorship() {
     );
     assert!(matrix.contains("`line.naver`, `naver.jp`"), "{matrix}");
     eprintln!("CLI: 2 rounds in {:.1} s", t_cli.elapsed().as_secs_f64());
+
+    // Through the node agents over SSH (the `probe` op).
+    let t_agent = Instant::now();
+    let via = assert_cmd::Command::new(exe())
+        .args(["probe", "--via", "agent", "--lab-desc"])
+        .arg(&lab.desc_path)
+        .args([
+            "--app",
+            "kakaotalk",
+            "--endpoint",
+            "katalk.kakao.com:443",
+            "--vantage",
+            "cn-1",
+            "--control",
+            "ca-1",
+            "--neutral",
+            "198.19.23.10:5222",
+            "--rate",
+            "200",
+            "--timeout-ms",
+            "1500",
+            "--json",
+        ])
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_str(
+        String::from_utf8_lossy(&via.get_output().stdout)
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let e = &v[0]["apps"][0]["endpoints"][0];
+    assert_eq!(
+        e["verdicts"],
+        serde_json::json!(["dns-tampered", "tls-blocked", "http-keyword-blocked"]),
+        "{v}"
+    );
+    assert_eq!(e["keywords"], serde_json::json!(["kakao.com"]));
+    eprintln!("via agent (SSH): {:.1} s", t_agent.elapsed().as_secs_f64());
 
     // Lab mode refuses targets outside the lab.
     let refused = assert_cmd::Command::new(exe())

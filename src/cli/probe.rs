@@ -157,7 +157,15 @@ fn vantages(args: &ProbeArgs, desc: Option<&LabDesc>) -> anyhow::Result<BTreeMap
                 "node": n.name, "host": s.host, "port": s.port, "user": s.user,
                 "identity": s.identity, "known_hosts": s.known_hosts,
             }))?;
-            let dir = std::env::temp_dir().join(format!("matador-probe-agent-{}", n.name));
+            // Beside lab.json (the lab's own folder, removed with the lab).
+            let dir = args
+                .lab_desc
+                .as_deref()
+                .and_then(std::path::Path::parent)
+                .map(|p| p.join("agent").join(&n.name))
+                .unwrap_or_else(|| {
+                    std::env::temp_dir().join(format!("matador-probe-agent-{}", n.name))
+                });
             let mut cfg =
                 crate::net::agent::client::NodeConfig::new(ssh, dir.display().to_string());
             if let Some(p) = &d.node_matador {
