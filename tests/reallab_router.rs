@@ -274,7 +274,15 @@ fn generated_files_pass_the_real_tools_and_apply() {
             String::from_utf8_lossy(&o.stderr)
         );
         let (_, rules) = run("ip", &["-n", &ns.0, "-4", "rule", "show"]);
-        rules
+        let (_, ing) = run(
+            "tc",
+            &["-n", &ns.0, "filter", "show", "dev", "wlp2s0", "ingress"],
+        );
+        let (_, eg) = run(
+            "tc",
+            &["-n", &ns.0, "filter", "show", "dev", "wlp2s0", "egress"],
+        );
+        rules + &ing + &eg
     };
     let rules1 = up();
     let rules2 = up();
@@ -288,6 +296,57 @@ fn generated_files_pass_the_real_tools_and_apply() {
     ] {
         assert!(rules1.contains(want), "{want:?} not in\n{rules1}");
     }
+    assert!(
+        rules1.contains("mirred (Egress Mirror to device c-phone-a)"),
+        "{rules1}"
+    );
+    // Phone A (the WLAN peer, moved to its own namespace) pings the router:
+    // both directions are mirrored to c-phone-a, nothing to c-phone-b.
+    let phone = Ns(format!("mtrl-p-{}", std::process::id()));
+    assert!(run("ip", &["netns", "add", &phone.0]).0);
+    assert!(
+        run(
+            "ip",
+            &["-n", &ns.0, "link", "set", "wlp2s0p", "netns", &phone.0]
+        )
+        .0
+    );
+    for a in [
+        vec!["addr", "add", "198.18.100.2/24", "dev", "wlp2s0p"],
+        vec!["link", "set", "wlp2s0p", "up"],
+    ] {
+        let mut v = vec!["-n", phone.0.as_str()];
+        v.extend(a);
+        assert!(run("ip", &v).0);
+    }
+    let (ok, msg) = run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &phone.0,
+            "ping",
+            "-c",
+            "3",
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            "198.18.100.1",
+        ],
+    );
+    assert!(ok, "{msg}");
+    let tx = |dev: &str| -> u64 {
+        let (_, s) = run("ip", &["-n", &ns.0, "-s", "-j", "link", "show", dev]);
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        v[0]["stats64"]["tx"]["packets"].as_u64().unwrap()
+    };
+    assert!(
+        tx("c-phone-a") >= 6,
+        "c-phone-a saw {} packets",
+        tx("c-phone-a")
+    );
+    assert_eq!(tx("c-phone-b"), 0);
     let (_, t) = run("ip", &["-n", &ns.0, "route", "show", "table", "101"]);
     assert!(
         t.contains("default dev wg-br-1") && t.contains("unreachable default"),
@@ -376,6 +435,48 @@ fn generated_files_pass_the_real_tools_and_apply() {
         &["netns", "exec", &ns.0, "nft", "-f", &p("router.nft")],
     );
     assert!(ok, "nft -f: {msg}");
+}
+
+#[test]
+fn scenario_is_checked_against_the_lab() {
+    let dir = tempfile::tempdir().unwrap();
+    let scn = fixture().with_file_name("scenario.yaml");
+    let cfg = |s: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_matador"))
+            .args(["router", "config", "--lab"])
+            .arg(fixture())
+            .arg("--scenario")
+            .arg(s)
+            .arg("--out")
+            .arg(dir.path().join("out"))
+            .output()
+            .unwrap()
+    };
+    let o = cfg(&scn);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let sections = std::fs::read_to_string(dir.path().join("out/scenario-sections.yaml")).unwrap();
+    assert!(
+        sections.contains("phone-b: {addr: 198.18.100.3, interface: c-phone-b, priority: 1001"),
+        "{sections}"
+    );
+    let bad = dir.path().join("scenario.yaml");
+    let text = std::fs::read_to_string(&scn)
+        .unwrap()
+        .replace("table: 100", "table: 107")
+        .replace("priority: 1001", "priority: 1005")
+        .replace(
+            "../../../device-profiles",
+            &format!("{}/device-profiles", env!("CARGO_MANIFEST_DIR")),
+        );
+    std::fs::write(&bad, text).unwrap();
+    let o = cfg(&bad);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("nodes.de-1.table: should be 100")
+            && err.contains("router.phones.phone-b.priority: should be 1001"),
+        "{err}"
+    );
 }
 
 #[test]
