@@ -435,6 +435,72 @@ fn generated_files_pass_the_real_tools_and_apply() {
         &["netns", "exec", &ns.0, "nft", "-f", &p("router.nft")],
     );
     assert!(ok, "nft -f: {msg}");
+
+    // `router check` on this router: what is there passes, what is not
+    // (no nodes behind the tunnels, phone B absent, tunnel br-1 down) fails.
+    let leases = dir.path().join("leases");
+    std::fs::write(
+        &leases,
+        "1795430000 3c:2e:f9:00:00:01 198.18.100.2 phone-a *\n",
+    )
+    .unwrap();
+    let mut site = matador::net::router::RouterSite::real(&lab);
+    site.netns = Some(ns.0.clone());
+    site.leases = Some(leases);
+    let results = matador::net::router::check::check(&lab, &site);
+    let st = |n: &str| {
+        results
+            .iter()
+            .find(|r| r.name == n)
+            .unwrap_or_else(|| panic!("no {n} in {results:#?}"))
+            .status
+    };
+    use matador::net::router::check::Status::{Fail, Ok as Pass, Warn};
+    for (n, want) in [
+        ("interface wlp2s0", Pass),
+        ("interface wg-de-1", Pass),
+        ("interface wg-br-1", Fail),
+        ("lease phone-a", Pass),
+        ("lease phone-b", Fail),
+        ("phone phone-a", Pass),
+        ("phone phone-b", Fail),
+        ("capture phone-a", Pass),
+        ("capture phone-b", Pass),
+        ("rule phone-a", Pass),
+        ("rule phone-b", Pass),
+        ("table 100 (de-1)", Pass),
+        ("table 101 (br-1)", Fail),
+        ("tunnel de-1", Fail),
+        ("leak phone-a → 203.0.113.1", Pass),
+        ("leak phone-b → 203.0.113.1", Fail),
+        ("dns phone-a", Fail),
+        ("wlan catch-all", Pass),
+        ("firewall", Pass),
+    ] {
+        assert_eq!(st(n), want, "{n}: {results:#?}");
+    }
+    assert!(results.iter().all(|r| r.status != Warn));
+    // Every failure comes with a fix.
+    assert!(
+        results
+            .iter()
+            .filter(|r| r.status == Fail)
+            .all(|r| r.fix.is_some())
+    );
+    // The tc filters gone: the capture check says so.
+    assert!(
+        run(
+            "tc",
+            &["-n", &ns.0, "qdisc", "del", "dev", "wlp2s0", "clsact"]
+        )
+        .0
+    );
+    let results = matador::net::router::check::check(&lab, &site);
+    let cap = results
+        .iter()
+        .find(|r| r.name == "capture phone-a")
+        .unwrap();
+    assert_eq!(cap.status, Fail, "{cap:?}");
 }
 
 #[test]

@@ -583,6 +583,8 @@ pub struct RouterSite {
     pub leases: Option<PathBuf>,
     /// Name the resolver must answer.
     pub dns_name: String,
+    /// Per-phone capture interfaces `c-<phone>` are expected (generated router).
+    pub capture: bool,
 }
 
 impl RouterSite {
@@ -594,6 +596,7 @@ impl RouterSite {
             phone_netns: vec![None; lab.phones.len()],
             leases: Some(PathBuf::from(generate::LEASE_FILE)),
             dns_name: "example.org".into(),
+            capture: true,
         }
     }
 
@@ -610,6 +613,7 @@ impl RouterSite {
             phone_netns: d.phones.iter().map(|p| p.netns.clone()).collect(),
             leases: None,
             dns_name: "example.org".into(),
+            capture: false,
         }
     }
 }
