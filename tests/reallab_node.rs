@@ -48,10 +48,11 @@ fn require() {
         "iptables",
         "chroot",
         "mount",
+        "flock",
     ] {
         assert!(
             matador::net::cmd::which(p).is_some(),
-            "{p} missing: run scripts/install-deps.sh (debootstrap, openssh-client, iproute2, iptables)"
+            "{p} missing: run scripts/install-deps.sh (debootstrap, openssh-client, iproute2, iptables, util-linux)"
         );
     }
 }
