@@ -4,6 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
+# The Debian root that tests/reallab_node.rs uses as a clean remote node takes
+# minutes of debootstrap (network-bound): build it while the code compiles.
+# The test takes the same lock, so it waits for this instead of racing it.
+node_cache=${MATADOR_NODE_CACHE:-/var/cache/matador}
+mkdir -p "$node_cache" target
+. /etc/os-release
+flock "$node_cache/.lock" sh tests/reallab_node/build-root.sh "$node_cache" "$VERSION_CODENAME" \
+    >target/node-root.log 2>&1 &
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked --no-fail-fast 2>&1 | tee target/test.log
