@@ -1015,7 +1015,7 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
         )?;
         let mut cmd = Cmd::new("dnsmasq")
             .netns(Some(&core))
-            .args(dnsmasq_base(ip));
+            .args(dnsmasq_base(ip, false));
         for (name, a) in &zone {
             cmd = cmd.arg(format!("--address=/{name}/{a}"));
         }
