@@ -164,6 +164,70 @@ fn lab_demo_campaign_end_to_end() {
             );
         }
     }
+    // Screen recordings: the simulator's MP4 of PNG frames, one per phone.
+    for m in ms {
+        let md = dir
+            .join("measurements")
+            .join(m["id"].as_str().unwrap_or(""));
+        for ph in ["lab-a", "lab-b"] {
+            let p = md.join(format!("screen-{ph}.mp4"));
+            let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            let info = matador::lab::phone::screen::parse_mp4(&bytes)
+                .unwrap_or_else(|| panic!("{}: not a well-formed MP4", p.display()));
+            assert_eq!(info.codec, "png ", "{}", p.display());
+            assert!(!info.samples.is_empty(), "{}", p.display());
+            assert!(info.samples.iter().all(|s| s.starts_with(b"\x89PNG")));
+        }
+    }
+    // Provenance: the lab mmdb's hash, each node's OS from its agent.
+    let prov = read_json(&dir.join("provenance.json"));
+    let run = &prov["runs"][0];
+    assert_eq!(run["matador"]["version"], env!("CARGO_PKG_VERSION"));
+    let mmdb = std::fs::read(dir.join("lab.mmdb")).expect("lab.mmdb");
+    let sha: String = ring::digest::digest(&ring::digest::SHA256, &mmdb)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(run["geo"][0]["sha256"], sha.as_str(), "{run}");
+    let nodes: BTreeSet<&str> = run["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| {
+            assert_eq!(n["os"]["kernel"], "Linux", "{n}");
+            assert!(
+                n["os"]["uname"].as_str().is_some_and(|u| !u.is_empty()),
+                "{n}"
+            );
+            n["node"].as_str().unwrap_or("")
+        })
+        .collect();
+    assert_eq!(
+        nodes,
+        BTreeSet::from(["br-1", "de-1"]),
+        "only the scenario's nodes"
+    );
+    // The SQLite index agrees with index.json.
+    let db = rusqlite::Connection::open(dir.join("index.sqlite")).expect("index.sqlite");
+    let n: i64 = db
+        .query_row(
+            "SELECT count(*) FROM measurements WHERE status = 'complete'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("query");
+    assert_eq!(n, 4);
+    let mut q = db
+        .prepare("SELECT DISTINCT app, ip FROM servers")
+        .expect("prepare");
+    let in_db: BTreeSet<(String, String)> = q
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .expect("query")
+        .map(|r| r.expect("row"))
+        .collect();
+    assert_eq!(in_db, found, "servers table = analysis.json");
+
     let hit = found.intersection(&truth).count() as f64;
     let precision = hit / found.len().max(1) as f64;
     let recall = hit / truth.len() as f64;

@@ -57,6 +57,8 @@ struct World {
     sends: AtomicUsize,
     connected: Mutex<BTreeMap<String, String>>,
     open_captures: Mutex<BTreeMap<String, PathBuf>>,
+    /// Running screen recordings: phone → file.
+    recordings: Mutex<BTreeMap<String, PathBuf>>,
 }
 
 fn now() -> f64 {
@@ -155,6 +157,29 @@ impl PhoneControl for Fake {
     fn diagnostics(&self, phone: &str, dir: &Path) -> Result<(), EnvError> {
         std::fs::write(dir.join(format!("ui-{phone}.xml")), "<hierarchy/>")
             .map_err(|e| EnvError::new(e.to_string()))
+    }
+    fn start_screenrecord(&self, p: &str, _l: Duration, f: &Path) -> Result<(), EnvError> {
+        self.start_rec(p, f)
+    }
+    fn stop_screenrecord(&self, p: &str) -> Result<(), EnvError> {
+        self.stop_rec(p)
+    }
+}
+
+impl Fake {
+    fn start_rec(&self, phone: &str, file: &Path) -> Result<(), EnvError> {
+        self.0
+            .recordings
+            .lock()
+            .unwrap()
+            .insert(phone.into(), file.to_path_buf());
+        Ok(())
+    }
+    fn stop_rec(&self, phone: &str) -> Result<(), EnvError> {
+        if let Some(f) = self.0.recordings.lock().unwrap().remove(phone) {
+            std::fs::write(f, b"recording").map_err(|e| EnvError::new(e.to_string()))?;
+        }
+        Ok(())
     }
 }
 
@@ -267,6 +292,66 @@ fn index(dir: &Path) -> Index {
     serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).unwrap()).unwrap()
 }
 
+/// `index.sqlite` holds exactly what `index.json` and the analyses hold.
+fn assert_sqlite_matches(dir: &Path) {
+    let idx = index(dir);
+    let db = rusqlite::Connection::open(dir.join("index.sqlite")).unwrap();
+    let mut rows: Vec<(String, String, String, Option<String>, String)> = db
+        .prepare("SELECT id, status, app, error, sender_node FROM measurements ORDER BY id")
+        .unwrap()
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    rows.sort();
+    let want: Vec<_> = idx
+        .measurements
+        .iter()
+        .map(|e| {
+            let st = serde_json::to_value(e.status).unwrap();
+            (
+                e.id.clone(),
+                st.as_str().unwrap().to_string(),
+                e.app.clone(),
+                e.error.clone(),
+                e.sender_node.clone(),
+            )
+        })
+        .collect();
+    assert_eq!(rows, want, "measurements table = index.json");
+    let failures: i64 = db
+        .query_row("SELECT count(*) FROM failures", [], |r| r.get(0))
+        .unwrap();
+    let not_complete = idx
+        .measurements
+        .iter()
+        .filter(|e| e.status != Status::Complete)
+        .count();
+    assert_eq!(
+        failures as usize, not_complete,
+        "one failure row per failed/skipped"
+    );
+    for e in &idx.measurements {
+        let a = dir.join("measurements").join(&e.id).join("analysis.json");
+        let n = std::fs::read_to_string(&a)
+            .map(|t| {
+                let v: serde_json::Value = serde_json::from_str(&t).unwrap();
+                v["servers"].as_array().map_or(0, |s| s.len())
+            })
+            .unwrap_or(0);
+        let k: i64 = db
+            .query_row(
+                "SELECT count(*) FROM servers WHERE measurement = ?1",
+                [&e.id],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(k as usize, n, "{}: servers table = analysis.json", e.id);
+    }
+}
+
 #[test]
 fn full_campaign_leaves_a_complete_record() {
     let tmp = tempfile::tempdir().unwrap();
@@ -360,6 +445,9 @@ fn full_campaign_leaves_a_complete_record() {
             "check-connectivity",
             "start-captures",
             "exchange",
+            // Both phones' screen recordings end as the captures stop.
+            "screenrecord",
+            "screenrecord",
             "stop-captures",
             "analyse",
             "teardown",
@@ -428,6 +516,25 @@ fn node_failover_and_failures_are_recorded() {
             assert_eq!(e.sender_node, "de-2", "failover to the country's next node");
         }
     }
+    assert_sqlite_matches(&dir);
+    let db = rusqlite::Connection::open(dir.join("index.sqlite")).unwrap();
+    let steps: Vec<String> = db
+        .prepare("SELECT DISTINCT step FROM failures")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(steps, ["prepare-phones"]);
+    let messaging: i64 = db
+        .query_row(
+            "SELECT count(*) FROM servers s JOIN measurements m ON m.id = s.measurement
+             WHERE s.role = 'messaging' AND s.ip = '198.19.1.10' AND m.app = 'whatsapp'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(messaging >= 2, "the relay is queryable: {messaging}");
     let j = read_journal(&dir.join("journal.jsonl")).unwrap();
     let fo: Vec<_> = j.iter().filter(|l| l.step == "node-failover").collect();
     assert_eq!(fo.len(), 1, "de-1 is marked failed once");
@@ -480,6 +587,7 @@ fn ctrl_c_stops_cleanly_and_resume_completes_once() {
     assert_eq!(prepares, 5);
     let ev = std::fs::read_to_string(dir.join("measurements/m0002/events.jsonl")).unwrap();
     assert_eq!(ev.lines().filter(|l| l.contains("send_tap")).count(), 4);
+    assert_sqlite_matches(&dir);
 }
 
 /// kill -9 in the middle of a measurement, then `--resume`: the child is
@@ -555,13 +663,29 @@ fn kill_and_resume() {
             .count(),
         4
     );
+    assert_sqlite_matches(&dir);
+    // A crash between index.json and index.sqlite: a stale row and a lost
+    // one heal when the campaign is opened again.
+    {
+        let db = rusqlite::Connection::open(dir.join("index.sqlite")).unwrap();
+        db.execute("DELETE FROM measurements WHERE id = 'm0006'", [])
+            .unwrap();
+        db.execute(
+            "UPDATE measurements SET status = 'failed' WHERE id = 'm0001'",
+            [],
+        )
+        .unwrap();
+    }
+    drop(Record::open(&dir).unwrap());
+    assert_sqlite_matches(&dir);
     // The journal continues with increasing seq after the kill.
     let j = read_journal(&dir.join("journal.jsonl")).unwrap();
     assert!(j.windows(2).all(|w| w[1].seq > w[0].seq));
     assert!(j.iter().any(|l| l.step == "resume"));
 }
 
-struct TraceHook(AtomicUsize);
+/// Counts its runs and records the (sender, receiver) nodes it was given.
+struct TraceHook(AtomicUsize, Mutex<Vec<(String, String)>>);
 
 impl matador::campaign::env::StepHook for TraceHook {
     fn run(
@@ -570,6 +694,10 @@ impl matador::campaign::env::StepHook for TraceHook {
         m: &matador::campaign::plan::PlannedMeasurement,
     ) -> Result<(), EnvError> {
         self.0.fetch_add(1, Ordering::SeqCst);
+        self.1
+            .lock()
+            .unwrap()
+            .push((m.sender_nodes[0].clone(), m.receiver_nodes[0].clone()));
         assert!(
             dir.join("analysis.json").is_file(),
             "paths run after the analysis"
@@ -608,6 +736,12 @@ impl PhoneControl for Hang {
     fn diagnostics(&self, p: &str, d: &Path) -> Result<(), EnvError> {
         self.0.diagnostics(p, d)
     }
+    fn start_screenrecord(&self, p: &str, _l: Duration, f: &Path) -> Result<(), EnvError> {
+        self.0.start_rec(p, f)
+    }
+    fn stop_screenrecord(&self, p: &str) -> Result<(), EnvError> {
+        self.0.stop_rec(p)
+    }
 }
 
 #[test]
@@ -626,7 +760,7 @@ fn extra_steps_and_step_timeouts() {
     let rec = Record::create(&tmp.path().join("campaigns"), &plan, &ls.source).unwrap();
     let dir = rec.dir.clone();
     let w = Arc::new(World::default());
-    let hook = Arc::new(TraceHook(AtomicUsize::new(0)));
+    let hook = Arc::new(TraceHook(AtomicUsize::new(0), Mutex::default()));
     let mut e = env(&w);
     e.phones = Arc::new(Hang(Fake(w.clone()), "signal".into()));
     e.paths = Some(hook.clone());
@@ -652,10 +786,68 @@ fn extra_steps_and_step_timeouts() {
         err.starts_with("exchange: ") && err.contains("no answer within 1s"),
         "{err}"
     );
+    // The failed attempt keeps its screen recordings with its UI dumps.
+    for f in ["screen-lab-a.mp4", "screen-lab-b.mp4", "ui-lab-a.xml"] {
+        assert!(m5.files.iter().any(|x| x == f), "{f}: {:?}", m5.files);
+    }
+    assert!(
+        m2.files.iter().any(|x| x == "screen-lab-a.mp4"),
+        "{:?}",
+        m2.files
+    );
+    assert!(
+        w.recordings.lock().unwrap().is_empty(),
+        "every recording ended"
+    );
     let j = read_journal(&dir.join("journal.jsonl")).unwrap();
     assert!(j.iter().any(|l| l.step == "probes"
         && l.state == matador::campaign::record::StepState::Skipped
         && l.detail.as_deref() == Some("no probes engine available")));
     // Baselines never run paths.
     assert!(!dir.join("measurements/m0001/traces").exists());
+}
+
+#[test]
+fn paths_trace_from_the_failover_node() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sp = tmp.path().join("fake.yaml");
+    let text = SCENARIO
+        .replace("apps: [whatsapp, signal]", "apps: [whatsapp]")
+        .replace("retries: 1\n", "retries: 1\nsteps: {paths: true}\n");
+    std::fs::write(&sp, &text).unwrap();
+    let ls = LoadedScenario::load(&sp).unwrap();
+    let plan = Plan::expand(&ls);
+    let rec = Record::create(&tmp.path().join("campaigns"), &plan, &ls.source).unwrap();
+    let dir = rec.dir.clone();
+    let w = Arc::new(World {
+        broken_nodes: ["de-1".to_string()].into(),
+        ..World::default()
+    });
+    let hook = Arc::new(TraceHook(AtomicUsize::new(0), Mutex::default()));
+    let mut e = env(&w);
+    e.paths = Some(hook.clone());
+    let s = Runner::new(rec, plan, e, opts(&ls)).run().unwrap();
+    assert_eq!(s.complete, 3, "{s:?}");
+    let seen = hook.1.lock().unwrap().clone();
+    assert_eq!(
+        seen.len(),
+        2,
+        "one path step per message measurement: {seen:?}"
+    );
+    // The DE side failed over from de-1 to de-2: traces start there.
+    for (a, b) in &seen {
+        assert_ne!(a, "de-1", "{seen:?}");
+        assert_ne!(b, "de-1", "{seen:?}");
+    }
+    assert!(
+        seen.contains(&("de-2".to_string(), "br-1".to_string())),
+        "{seen:?}"
+    );
+    let idx = index(&dir);
+    for m in idx.measurements.iter().filter(|m| m.kind == "message") {
+        assert_eq!(m.sender_node, "de-2");
+        let traces = dir.join("measurements").join(&m.id).join("traces");
+        assert!(traces.join("de-2--198.19.1.10.json").is_file(), "{m:?}");
+        assert!(!traces.join("de-1--198.19.1.10.json").exists(), "{m:?}");
+    }
 }

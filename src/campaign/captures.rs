@@ -143,6 +143,11 @@ impl NodeCaptures {
         agents.insert(node.to_string(), a.clone());
         Ok(a)
     }
+
+    /// Drops a node's agent connection (the next call reconnects).
+    async fn forget(&self, node: &str) {
+        self.agents.lock().await.remove(node);
+    }
 }
 
 impl CapturePoint for NodeCaptures {
@@ -167,8 +172,16 @@ impl CapturePoint for NodeCaptures {
         let spec = LiveSpec::new(self.interface.clone(), prefix);
         self.rt.block_on(async {
             let a = self.agent(node).await?;
+            if a.start_capture(&name, &spec).await.is_ok() {
+                return Ok(());
+            }
+            // The cached agent may have died since its last use (killed,
+            // node rebooted): reconnect once; failing that, the node is down.
+            self.forget(node).await;
+            let a = self.agent(node).await?;
             a.start_capture(&name, &spec)
                 .await
+                .map(|_| ())
                 .map_err(|e| EnvError::node(e.to_string()))
         })?;
         self.running
@@ -186,9 +199,16 @@ impl CapturePoint for NodeCaptures {
         let (dir, _) = prefix_of(&file)?;
         let fetched = self.rt.block_on(async {
             let a = self.agent(&node).await?;
-            a.stop_capture(&name, &dir)
-                .await
-                .map_err(|e| EnvError::node(e.to_string()))
+            match a.stop_capture(&name, &dir).await {
+                Ok(f) => Ok(f),
+                Err(e) => {
+                    // This attempt's capture is lost (the agent died with it,
+                    // or the link did): the attempt fails and its retry
+                    // reconnects; a node that stays unreachable fails then.
+                    self.forget(&node).await;
+                    Err(EnvError::new(e.to_string()))
+                }
+            }
         })?;
         // One file without rotation; it carries the prefix, so it is `file`.
         if !file.exists()

@@ -19,7 +19,16 @@ pub struct DevicePhones {
     apps: HashMap<String, AppProfile>,
     open: Mutex<HashMap<String, Arc<Device>>>,
     clocks: Mutex<HashMap<String, ClockEstimate>>,
+    /// Running screen recordings: their device and the recorder's answer.
+    recordings: Mutex<HashMap<String, Recording>>,
 }
+
+/// A screen recording running on its own thread (and ADB connection).
+type Recording = (
+    Arc<Device>,
+    std::sync::mpsc::Receiver<Result<(), String>>,
+    Duration,
+);
 
 impl std::fmt::Debug for DevicePhones {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -28,6 +37,9 @@ impl std::fmt::Debug for DevicePhones {
             .finish()
     }
 }
+
+/// How long `prepare` waits for a phone that does not answer to come back.
+pub const PHONE_RETURN: Duration = Duration::from_secs(8);
 
 fn err(e: impl std::fmt::Display) -> EnvError {
     EnvError::new(e.to_string())
@@ -57,6 +69,7 @@ impl DevicePhones {
             apps: apps.into_iter().map(|a| (a.id.clone(), a)).collect(),
             open: Mutex::new(HashMap::new()),
             clocks: Mutex::new(HashMap::new()),
+            recordings: Mutex::new(HashMap::new()),
         }
     }
 
@@ -97,7 +110,17 @@ impl PhoneControl for DevicePhones {
         let a = self.app(app)?.clone();
         let rooted = self.profiles.get(phone).is_some_and(|p| p.rooted);
         self.rt.block_on(async {
-            d.wake_unlock().await.map_err(err)?;
+            // A phone that dropped off (cable, USB reset, adbd restart) often
+            // comes back within seconds: wait for it before failing the
+            // attempt (the device layer reconnects on the next call).
+            let until = tokio::time::Instant::now() + PHONE_RETURN;
+            loop {
+                match d.wake_unlock().await {
+                    Ok(_) => break,
+                    Err(e) if tokio::time::Instant::now() >= until => return Err(err(e)),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+                }
+            }
             let version = d.require_app(&a).await.map_err(err)?;
             if let Some((lat, lon)) = country_point(country) {
                 d.mock_location(lat, lon).await.map_err(err)?;
@@ -186,5 +209,60 @@ impl PhoneControl for DevicePhones {
         let d = self.device(phone)?;
         let (xml, _) = self.rt.block_on(d.dump()).map_err(err)?;
         std::fs::write(dir.join(format!("ui-{phone}.xml")), xml).map_err(err)
+    }
+
+    fn start_screenrecord(
+        &self,
+        phone: &str,
+        limit: Duration,
+        file: &Path,
+    ) -> Result<(), EnvError> {
+        // A recording left over (a stop that timed out) is ended first.
+        self.stop_screenrecord(phone)?;
+        let d = self.device(phone)?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (rt, dev, file) = (self.rt.clone(), d.clone(), file.to_path_buf());
+        let secs = limit.as_secs().clamp(1, 180) as u32;
+        std::thread::Builder::new()
+            .name(format!("screenrecord-{phone}"))
+            .spawn(move || {
+                let r = rt
+                    .block_on(dev.screenrecord(secs, &file))
+                    .map_err(|e| e.to_string());
+                let _ = tx.send(r);
+            })
+            .map_err(err)?;
+        self.recordings
+            .lock()
+            .map_err(err)?
+            .insert(phone.to_string(), (d, rx, limit));
+        Ok(())
+    }
+
+    fn stop_screenrecord(&self, phone: &str) -> Result<(), EnvError> {
+        let Some((d, rx, limit)) = self.recordings.lock().map_err(err)?.remove(phone) else {
+            return Ok(());
+        };
+        // SIGINT ends screenrecord cleanly (it finishes the file), as a
+        // Ctrl-C in `adb shell screenrecord` does; then the file is pulled.
+        // Repeated until the recorder answers: a recording that had not
+        // started yet when the first signal went out is ended too.
+        let bound = limit + Duration::from_secs(60);
+        let deadline = std::time::Instant::now() + bound;
+        loop {
+            let _ = self.rt.block_on(d.sh("pkill -INT screenrecord"));
+            match rx.recv_timeout(Duration::from_secs(1)) {
+                Ok(r) => {
+                    return r.map_err(|e| EnvError::new(format!("{phone}: screenrecord: {e}")));
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+                    if std::time::Instant::now() < deadline => {}
+                Err(_) => {
+                    return Err(EnvError::new(format!(
+                        "{phone}: screenrecord did not end within {bound:?}"
+                    )));
+                }
+            }
+        }
     }
 }

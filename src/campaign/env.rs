@@ -76,6 +76,26 @@ pub trait PhoneControl: Send + Sync {
     fn finish(&self, phone: &str, app: &str) -> Result<(), EnvError>;
     /// Saves diagnostics (UI dump, screenshot) into `dir` after a failure.
     fn diagnostics(&self, phone: &str, dir: &Path) -> Result<(), EnvError>;
+    /// Starts recording the screen, for at most `limit`, into `file` (which
+    /// exists once [`PhoneControl::stop_screenrecord`] returns). Default: not
+    /// supported.
+    fn start_screenrecord(
+        &self,
+        phone: &str,
+        limit: Duration,
+        file: &Path,
+    ) -> Result<(), EnvError> {
+        let _ = (limit, file);
+        Err(EnvError::new(format!(
+            "{phone}: screen recording not supported"
+        )))
+    }
+    /// Ends a running recording early and waits until its file is complete
+    /// locally. Idempotent (no recording: nothing to do).
+    fn stop_screenrecord(&self, phone: &str) -> Result<(), EnvError> {
+        let _ = phone;
+        Ok(())
+    }
 }
 
 /// The vantages: tunnels from the router to the remote nodes.
@@ -99,7 +119,10 @@ pub trait CapturePoint: Send + Sync {
 }
 
 /// An extra step of a message measurement (paths, probes), given the
-/// measurement folder after analysis.
+/// measurement folder after analysis. `measurement.sender_nodes[0]` and
+/// `receiver_nodes[0]` are the nodes that carried the measurement (after
+/// failover; [`super::runner::carried_by`]), not the countries' first
+/// nodes.
 pub trait StepHook: Send + Sync {
     /// Runs the step; results go into the folder (`traces/`, `probes/`).
     fn run(

@@ -6,15 +6,19 @@
 //! - [`env`]: what the campaign needs from phones, tunnels and captures, as
 //!   traits (real implementations over `device/` and `net/`);
 //! - [`runner`]: the state machine (steps, timeouts, retries, node
-//!   failover, clean stop, resume).
+//!   failover, clean stop, resume);
+//! - [`sqlite`]: `index.sqlite`, the queryable twin of `index.json`;
+//! - [`provenance`]: `provenance.json` (build, geo databases, nodes' OS).
 
 pub mod captures;
 pub mod devices;
 pub mod env;
 pub mod pathstep;
 pub mod plan;
+pub mod provenance;
 pub mod record;
 pub mod runner;
+pub mod sqlite;
 pub mod vantage;
 
 use std::path::PathBuf;
@@ -37,6 +41,19 @@ pub enum CampaignError {
         /// The file.
         file: PathBuf,
         /// What is wrong.
+        message: String,
+    },
+    /// The disk holding the record is full: the campaign stops (the
+    /// interrupted measurement's files are removed; it is redone on resume).
+    #[error(
+        "disk full: {message}; the record in {} is intact: free space, then `matador run --resume {}`",
+        dir.display(),
+        dir.display()
+    )]
+    DiskFull {
+        /// The campaign folder.
+        dir: PathBuf,
+        /// The failing step and its error (names the file being written).
         message: String,
     },
     /// The scenario of a resumed campaign is invalid.

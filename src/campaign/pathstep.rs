@@ -78,6 +78,7 @@ impl StepHook for PathStep {
             .iter()
             .map(|s| (s.ip, s.port, s.proto.clone()))
             .collect();
+        // The runner puts the nodes that carried the measurement first.
         let sides = [
             (m.sender_nodes.first(), m.receiver_nodes.first()),
             (m.receiver_nodes.first(), m.sender_nodes.first()),

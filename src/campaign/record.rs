@@ -186,6 +186,23 @@ pub struct Record {
     seq: u64,
     /// The index as written so far.
     pub index: Index,
+    /// `index.sqlite`, kept in step with `index`.
+    sqlite: super::sqlite::SqliteIndex,
+}
+
+/// Opens `index.sqlite`; a database that cannot be opened (corrupt) is
+/// derived data: it is removed and rebuilt.
+fn open_sqlite(dir: &Path, campaign: &str) -> Result<super::sqlite::SqliteIndex, CampaignError> {
+    match super::sqlite::SqliteIndex::open(dir, campaign) {
+        Ok(s) => Ok(s),
+        Err(_) => {
+            for f in ["", "-journal", "-wal", "-shm"] {
+                let _ =
+                    std::fs::remove_file(dir.join(format!("{}{f}", super::sqlite::SQLITE_FILE)));
+            }
+            super::sqlite::SqliteIndex::open(dir, campaign)
+        }
+    }
 }
 
 impl Record {
@@ -217,11 +234,14 @@ impl Record {
             .append(true)
             .open(&jp)
             .map_err(io(&jp))?;
+        let mut sqlite = open_sqlite(&dir, &plan.scenario)?;
+        sqlite.sync(&dir, &index)?;
         Ok(Record {
             dir,
             journal,
             seq: 0,
             index,
+            sqlite,
         })
     }
 
@@ -264,12 +284,17 @@ impl Record {
             .open(&jp)
             .map_err(io(&jp))?;
         let seq = lines.last().map_or(0, |l| l.seq + 1);
+        // index.json is the authority: the SQLite index is rebuilt from it
+        // (a crash between the two writes, or a lost database, heals here).
+        let mut sqlite = open_sqlite(dir, &plan.scenario)?;
+        sqlite.sync(dir, &index)?;
         Ok((
             Record {
                 dir: dir.to_path_buf(),
                 journal,
                 seq,
                 index,
+                sqlite,
             },
             plan,
         ))
@@ -302,8 +327,10 @@ impl Record {
         self.journal.sync_data().map_err(io(&jp))
     }
 
-    /// Records a finished measurement: `meta.json`, then the index (atomic).
+    /// Records a finished measurement: `meta.json`, then the index (atomic),
+    /// then `index.sqlite` (one transaction).
     pub fn finish(&mut self, entry: IndexEntry) -> Result<(), CampaignError> {
+        let id = entry.id.clone();
         let mdir = self.measurement_dir(&entry.id);
         std::fs::create_dir_all(&mdir).map_err(io(&mdir))?;
         let mp = mdir.join("meta.json");
@@ -312,7 +339,17 @@ impl Record {
         self.index.measurements.push(entry);
         self.index.measurements.sort_by(|a, b| a.id.cmp(&b.id));
         let ij = self.dir.join("index.json");
-        write_atomic(&ij, &to_json(&ij, &self.index)?)
+        write_atomic(&ij, &to_json(&ij, &self.index)?)?;
+        if let Some(e) = self.index.measurements.iter().find(|e| e.id == id) {
+            self.sqlite.upsert(&self.dir, e)?;
+        }
+        Ok(())
+    }
+
+    /// Re-reads every measurement's `analysis.json` into `index.sqlite`
+    /// (after the campaign-wide analysis rewrote them).
+    pub fn sync_sqlite(&mut self) -> Result<(), CampaignError> {
+        self.sqlite.sync(&self.dir, &self.index)
     }
 
     /// `measurements/<id>/`.

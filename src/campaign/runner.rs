@@ -133,6 +133,8 @@ pub struct RunOptions {
     pub points: Vec<CapturePointKind>,
     /// Optional steps.
     pub steps: StepsSpec,
+    /// Screen recordings of the phones, with their longest duration.
+    pub screenrecord: Option<Duration>,
     /// Set (e.g. by Ctrl-C) to stop cleanly after tearing down.
     pub stop: Arc<AtomicBool>,
     /// App profiles for the analysis.
@@ -152,6 +154,12 @@ impl RunOptions {
             interval: sc.messages.interval.0,
             points: sc.capture.points.clone(),
             steps: sc.steps.clone(),
+            screenrecord: sc.capture.screenrecord.then(|| {
+                sc.capture
+                    .screenrecord_limit
+                    .0
+                    .clamp(Duration::from_secs(1), Duration::from_secs(180))
+            }),
             stop: Arc::new(AtomicBool::new(false)),
             profiles: Arc::new(profiles),
             progress: None,
@@ -232,6 +240,8 @@ pub struct Runner {
     env: Env,
     opts: RunOptions,
     failed_nodes: BTreeSet<String>,
+    /// Phones whose screen is being recorded.
+    recording: Vec<String>,
 }
 
 impl std::fmt::Debug for Runner {
@@ -252,6 +262,7 @@ impl Runner {
             env,
             opts,
             failed_nodes: BTreeSet::new(),
+            recording: Vec::new(),
         }
     }
 
@@ -325,6 +336,8 @@ impl Runner {
                 Ok(v) => (StepState::Done, format!("{} measurements", v.len())),
                 Err(e) => (StepState::Failed, e.to_string()),
             };
+            // The campaign-wide analysis rewrote the servers.
+            self.record.sync_sqlite()?;
             self.record
                 .journal(None, "campaign-analysis", state, Some(detail))?;
         }
@@ -419,7 +432,27 @@ impl Runner {
                 Some(format!("attempt {attempt}, nodes {na}/{nb}")),
             )?;
             let result = self.attempt(m, &dir, &na, &nb);
-            self.teardown(m, &na, &nb)?;
+            let torn_down = self.teardown(m, &na, &nb);
+            if let Err(f) = &result
+                && is_disk_full(&f.err.message)
+            {
+                // Nothing more can be recorded: this attempt's files go (it
+                // is redone on --resume, which frees the space it took), the
+                // journal says why if it still can, and the campaign stops.
+                let _ = std::fs::remove_dir_all(&dir);
+                let message = format!("{} {}: {}", m.id, f.step.name(), f.err.message);
+                let _ = self.record.journal(
+                    Some(&m.id),
+                    "measurement",
+                    StepState::Failed,
+                    Some(format!("attempt {attempt}: disk full: {message}")),
+                );
+                return Err(CampaignError::DiskFull {
+                    dir: self.record.dir.clone(),
+                    message,
+                });
+            }
+            torn_down?;
             entry.ended = Timestamp::from_f64(now());
             match result {
                 Ok(()) => {
@@ -584,11 +617,11 @@ impl Runner {
             Step::StartCaptures => {
                 for (point, file) in self.points(m, na, nb, dir) {
                     let c = env.capture.clone();
-                    bounded(&format!("capture {point}"), to, move || {
-                        c.start(&point, &file)
-                    })
-                    .map_err(fail)?;
+                    let p = point.clone();
+                    bounded(&format!("capture {point}"), to, move || c.start(&p, &file))
+                        .map_err(|e| blame_point(step, &point, e))?;
                 }
+                self.start_screenrecords(m, dir);
             }
             Step::Exchange | Step::Baseline => {
                 for (ph, peer) in [(&m.sender, &m.receiver), (&m.receiver, &m.sender)] {
@@ -662,10 +695,12 @@ impl Runner {
                 events.flush().map_err(fail)?;
             }
             Step::StopCaptures => {
+                self.stop_screenrecords(m);
                 for (point, _) in self.points(m, na, nb, dir) {
                     let c = env.capture.clone();
-                    bounded(&format!("capture {point}"), to, move || c.stop(&point))
-                        .map_err(fail)?;
+                    let p = point.clone();
+                    bounded(&format!("capture {point}"), to, move || c.stop(&p))
+                        .map_err(|e| blame_point(step, &point, e))?;
                 }
             }
             Step::Analyse => {
@@ -690,11 +725,83 @@ impl Runner {
                 let Some(h) = hook else {
                     return Ok(Some(format!("no {} engine available", step.name())));
                 };
-                let (d, mm) = (dir.to_path_buf(), m.clone());
+                let (d, mm) = (dir.to_path_buf(), carried_by(m, na, nb));
                 bounded(step.name(), to * 10, move || h.run(&d, &mm)).map_err(fail)?;
             }
         }
         Ok(None)
+    }
+
+    /// Starts both phones' screen recordings (`screen-<phone>.mp4`). A
+    /// recording is evidence, not the measurement: failures are journalled
+    /// (`screenrecord` failed) and the measurement goes on.
+    fn start_screenrecords(&mut self, m: &PlannedMeasurement, dir: &Path) {
+        let Some(limit) = self.opts.screenrecord else {
+            return;
+        };
+        for ph in [&m.sender, &m.receiver] {
+            let (p, x, file) = (
+                self.env.phones.clone(),
+                ph.clone(),
+                dir.join(format!("screen-{ph}.mp4")),
+            );
+            let r = bounded(
+                &format!("{ph}: screenrecord"),
+                self.opts.step_timeout,
+                move || p.start_screenrecord(&x, limit, &file),
+            );
+            match r {
+                Ok(()) => self.recording.push(ph.clone()),
+                Err(e) => {
+                    let _ = self.record.journal(
+                        Some(&m.id),
+                        "screenrecord",
+                        StepState::Failed,
+                        Some(e.message),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Ends the running recordings and waits for their files (bounded by
+    /// the recording limit plus a step timeout for the pull). Idempotent.
+    fn stop_screenrecords(&mut self, m: &PlannedMeasurement) {
+        let limit = self.opts.screenrecord.unwrap_or_default() + self.opts.step_timeout;
+        // Both phones at once: each stop waits for its file.
+        let results: Vec<(String, Result<(), EnvError>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = std::mem::take(&mut self.recording)
+                .into_iter()
+                .map(|ph| {
+                    let (p, x) = (self.env.phones.clone(), ph.clone());
+                    let h = s.spawn(move || {
+                        bounded(&format!("{x}: screenrecord"), limit, {
+                            let x = x.clone();
+                            move || p.stop_screenrecord(&x)
+                        })
+                    });
+                    (ph, h)
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|(ph, h)| {
+                    let r = h
+                        .join()
+                        .unwrap_or_else(|_| Err(EnvError::new("screenrecord: panicked")));
+                    (ph, r)
+                })
+                .collect()
+        });
+        for (ph, r) in results {
+            let (state, detail) = match r {
+                Ok(()) => (StepState::Done, format!("screen-{ph}.mp4")),
+                Err(e) => (StepState::Failed, e.message),
+            };
+            let _ = self
+                .record
+                .journal(Some(&m.id), "screenrecord", state, Some(detail));
+        }
     }
 
     fn points(
@@ -737,6 +844,8 @@ impl Runner {
         let to = self.opts.step_timeout;
         let dir = self.record.measurement_dir(&m.id);
         let mut problems = Vec::new();
+        // Recordings end first: after a failure they stay with its record.
+        self.stop_screenrecords(m);
         for (point, _) in self.points(m, na, nb, &dir) {
             let c = self.env.capture.clone();
             if let Err(e) = bounded(&format!("capture {point}"), to, move || c.stop(&point)) {
@@ -763,6 +872,42 @@ impl Runner {
             },
             (!problems.is_empty()).then(|| problems.join("; ")),
         )
+    }
+}
+
+/// The measurement as this attempt carried it: the nodes that carried it
+/// (after failover) first in `sender_nodes`/`receiver_nodes`, the rest of
+/// each country's failover order after them.
+pub fn carried_by(m: &PlannedMeasurement, na: &str, nb: &str) -> PlannedMeasurement {
+    let first = |nodes: &[String], n: &str| {
+        let mut v = vec![n.to_string()];
+        v.extend(nodes.iter().filter(|x| *x != n).cloned());
+        v
+    };
+    let mut mm = m.clone();
+    mm.sender_nodes = first(&m.sender_nodes, na);
+    mm.receiver_nodes = first(&m.receiver_nodes, nb);
+    mm
+}
+
+/// Whether an error is the disk (or quota) being full: retrying cannot help.
+fn is_disk_full(message: &str) -> bool {
+    ["(os error 28)", "(os error 122)", "No space left on device"]
+        .iter()
+        .any(|s| message.contains(s))
+}
+
+/// A capture failure: a node capture point reporting a node failure
+/// (agent unreachable over SSH) blames that node, so the retry fails over
+/// to the country's next node like a connectivity failure does.
+fn blame_point(step: Step, point: &str, err: EnvError) -> Failure {
+    let node = match point.strip_prefix("node-") {
+        Some(n) if err.node_failed => Some(n.to_string()),
+        _ => None,
+    };
+    Failure {
+        node,
+        ..Failure::at(step, err)
     }
 }
 

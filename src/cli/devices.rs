@@ -3,7 +3,7 @@
 //! root and the installed versions of the apps under test.
 
 use anyhow::{Context, Result};
-use clap::Args;
+use clap::{Args, Subcommand};
 use matador_device::adb::{self, Target};
 use matador_device::phone::{Device, DeviceInfo};
 use matador_device::profile::AppProfile;
@@ -31,6 +31,33 @@ pub struct DevicesArgs {
     /// Print JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Optional action (default: list the phones).
+    #[command(subcommand)]
+    pub action: Option<DevicesAction>,
+}
+
+/// `matador devices` actions.
+#[derive(Debug, Subcommand)]
+pub enum DevicesAction {
+    /// Checks each phone is ready for a lab campaign; prints the exact steps for what is missing.
+    Prepare(PrepareArgs),
+}
+
+/// Arguments of `matador devices prepare` (the adb options are those of `matador devices`).
+#[derive(Debug, Args)]
+pub struct PrepareArgs {
+    /// The lab SSID the phones must be connected to.
+    #[arg(long)]
+    pub ssid: Option<String>,
+    /// Real-lab description: its SSID and the phones that must be connected (by serial).
+    #[arg(long)]
+    pub lab: Option<PathBuf>,
+    /// Apps that must be installed (app ids; default: every profile in --apps).
+    #[arg(long = "app")]
+    pub app: Vec<String>,
+    /// The per-app firewall is wanted: the phones need root.
+    #[arg(long)]
+    pub firewall: bool,
 }
 
 /// Runs `matador devices`.
@@ -39,6 +66,9 @@ pub fn run(args: DevicesArgs) -> Result<ExitCode> {
         .worker_threads(2)
         .enable_all()
         .build()?;
+    if let Some(DevicesAction::Prepare(p)) = &args.action {
+        return rt.block_on(prepare(&args, p));
+    }
     rt.block_on(async move {
         let apps = AppProfile::load_dir(&args.apps)
             .with_context(|| format!("app profiles in {}", args.apps.display()))?;
@@ -134,5 +164,109 @@ pub fn run(args: DevicesArgs) -> Result<ExitCode> {
         } else {
             ExitCode::from(1)
         })
+    })
+}
+
+async fn prepare(args: &DevicesArgs, p: &PrepareArgs) -> Result<ExitCode> {
+    use matador_device::prepare::{self, PrepareOptions};
+    let mut apps = AppProfile::load_dir(&args.apps)
+        .with_context(|| format!("app profiles in {}", args.apps.display()))?;
+    if !p.app.is_empty() {
+        for id in &p.app {
+            anyhow::ensure!(
+                apps.iter().any(|a| &a.id == id),
+                "--app {id}: no profile in {}",
+                args.apps.display()
+            );
+        }
+        apps.retain(|a| p.app.contains(&a.id));
+    }
+    let lab = match &p.lab {
+        Some(f) => Some(crate::net::router::RealLab::load(f)?),
+        None => None,
+    };
+    let opts = PrepareOptions {
+        ssid: p
+            .ssid
+            .clone()
+            .or_else(|| lab.as_ref().map(|l| l.router.ssid.clone())),
+        apps,
+        firewall: p.firewall,
+    };
+    let mut found = Vec::new();
+    let mut targets: Vec<(String, Target)> = args
+        .direct
+        .iter()
+        .map(|a| (a.to_string(), Target::Direct(*a)))
+        .collect();
+    if args.direct.is_empty() || !args.connect.is_empty() || args.adb_server.is_some() {
+        let server = args.adb_server.unwrap_or_else(adb::default_server);
+        adb::ensure_server(server).await?;
+        for a in &args.connect {
+            adb::connect_device(server, *a).await?;
+        }
+        for d in adb::list_devices(server).await? {
+            if d.state == "device" {
+                targets.push((
+                    d.serial.clone(),
+                    Target::Server {
+                        server,
+                        serial: d.serial,
+                    },
+                ));
+            } else {
+                found.push(prepare::not_usable(&d.serial, &d.state));
+            }
+        }
+    }
+    for (serial, t) in targets {
+        let r = match Device::open(t).await {
+            Ok(d) => prepare::check_phone(&d, &serial, &opts).await,
+            Err(e) => Err(e),
+        };
+        match r {
+            Ok(r) => found.push(r),
+            Err(e) => found.push(prepare::not_usable(&serial, &format!("error: {e}"))),
+        }
+    }
+    if let Some(l) = &lab {
+        for ph in &l.phones {
+            if !found.iter().any(|f| f.serial == ph.serial) {
+                let mut r = prepare::not_usable(&ph.serial, "missing");
+                r.items[0].detail = format!("phone {} ({}) is not connected", ph.name, ph.serial);
+                found.push(r);
+            }
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&found)?);
+    } else {
+        if found.is_empty() {
+            println!("no devices (connect the phones and enable USB debugging)");
+        }
+        for r in &found {
+            println!(
+                "{}: {}",
+                r.serial,
+                if r.ready() { "ready" } else { "NOT READY" }
+            );
+            for i in &r.items {
+                println!(
+                    "  {} {:<22} {}",
+                    if i.ok { "ok  " } else { "MISS" },
+                    i.name,
+                    i.detail
+                );
+                for (n, s) in i.steps.iter().enumerate() {
+                    println!("         {}. {s}", n + 1);
+                }
+            }
+        }
+    }
+    let ready = !found.is_empty() && found.iter().all(|r| r.ready());
+    Ok(if ready {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     })
 }

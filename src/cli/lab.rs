@@ -75,9 +75,17 @@ pub enum LabCmd {
     /// Serves the Android background-service hosts (inside a lab namespace).
     #[command(hide = true)]
     Noise {
-        /// Address to serve on.
+        /// Address to serve on (repeat for several, e.g. IPv4 and IPv6).
+        #[arg(long, required = true)]
+        listen: Vec<std::net::IpAddr>,
+    },
+    /// Runs a link's userspace delay relay (NFQUEUE, inside the namespace
+    /// owning the link).
+    #[command(hide = true)]
+    Delay {
+        /// Delay added to every packet of the link, in milliseconds.
         #[arg(long)]
-        listen: std::net::IpAddr,
+        ms: u32,
     },
     /// Runs the censor's on-path injector (inside the censor namespace).
     #[command(hide = true)]
@@ -338,6 +346,12 @@ pub fn run(args: LabArgs) -> Result<ExitCode> {
                 status.code().unwrap_or(1).clamp(0, 255) as u8
             ))
         }
+        LabCmd::Delay { ms } => {
+            crate::lab::delay::run(Duration::from_millis(u64::from(ms)), || {
+                println!("ready delay={ms}ms queue={}", crate::lab::delay::QUEUE);
+            })?;
+            Ok(ExitCode::SUCCESS)
+        }
         LabCmd::Censor { iface, config } => {
             let cfg: crate::lab::censor::RaceConfig =
                 serde_json::from_str(&config).context("censor injector configuration")?;
@@ -349,10 +363,16 @@ pub fn run(args: LabArgs) -> Result<ExitCode> {
                 .enable_all()
                 .build()?;
             rt.block_on(async move {
-                let _tasks = crate::lab::noise::serve(listen)
-                    .await
-                    .with_context(|| format!("noise hosts on {listen}"))?;
-                println!("ready noise={listen}");
+                let mut _tasks = Vec::new();
+                for ip in &listen {
+                    _tasks.extend(
+                        crate::lab::noise::serve(*ip)
+                            .await
+                            .with_context(|| format!("noise hosts on {ip}"))?,
+                    );
+                }
+                let shown: Vec<String> = listen.iter().map(ToString::to_string).collect();
+                println!("ready noise={}", shown.join(","));
                 let mut term =
                     tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
                 tokio::select! {

@@ -14,8 +14,10 @@ mod geo;
 mod lab;
 mod labsim;
 mod probe;
+mod node;
 mod replay;
 mod report;
+mod router;
 mod run;
 mod scenario;
 mod trace;
@@ -52,6 +54,10 @@ pub enum Command {
     Trace(trace::TraceArgs),
     /// Active app reachability and censorship probes from vantages vs a control (read the safety note in --help).
     Probe(probe::ProbeArgs),
+    /// Real lab router: generate its configuration, check it while running.
+    Router(router::RouterArgs),
+    /// Remote nodes: install, check, upgrade over SSH.
+    Node(node::NodeArgs),
     /// Runs a simulated phone, app backend or DNS server (virtual lab).
     #[command(hide = true, name = "lab-sim")]
     LabSim(labsim::LabSimArgs),
@@ -82,6 +88,8 @@ pub fn main() -> ExitCode {
         Command::Agent(args) => agent::run(args),
         Command::Trace(args) => trace::run(args),
         Command::Probe(args) => probe::run(args),
+        Command::Router(args) => router::run(args),
+        Command::Node(args) => node::run(args),
     };
     match result {
         Ok(code) => code,

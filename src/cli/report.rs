@@ -76,6 +76,20 @@ pub struct ReportArgs {
     /// instead of printing to stdout.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+
+    /// Replace phone numbers (`+` and 7–15 digits) with `+0000000` in the
+    /// output, e.g. before sharing a report.
+    #[arg(long)]
+    pub redact: bool,
+}
+
+/// The text as printed or written: phone numbers replaced with `--redact`.
+fn redacted(args: &ReportArgs, text: String) -> String {
+    if args.redact {
+        report::export::scrub_phone_numbers(&text).0
+    } else {
+        text
+    }
 }
 
 fn open_db(args: &ReportArgs, c: &Campaign) -> anyhow::Result<GeoDb> {
@@ -153,6 +167,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
         let rep = reports.remove(0);
         (report::render(&rep, format), Some(rep))
     };
+    let text = redacted(&args, text);
     match &args.out {
         Some(dir) => {
             std::fs::create_dir_all(dir)
@@ -164,7 +179,8 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
                 && let Some(rep) = &rep
             {
                 for t in tables::all(rep, true) {
-                    write_file(&dir.join(format!("{}.csv", t.id)), &tables::csv(&t))?;
+                    let csv = redacted(&args, tables::csv(&t));
+                    write_file(&dir.join(format!("{}.csv", t.id)), &csv)?;
                 }
             }
             println!("report written to {}", path.display());

@@ -8,6 +8,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 mod lab_env;
+mod lab_topology;
+
+/// The virtual lab's topology as built, in the campaign folder.
+const LAB_TOPOLOGY: &str = "lab-topology.yaml";
 
 /// Arguments of `matador run`.
 #[derive(Debug, Args)]
@@ -83,9 +87,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // The virtual lab lives until the end of this function: dropping it
     // (error, panic) tears it down; normally `down` is called explicitly.
     let mut lab = None;
+    let mut lab_topology = None;
     let (env, lab_desc) = if args.lab {
         let t = std::time::Instant::now();
-        let l = lab_env::up(opts.stop.clone())?;
+        let (l, topology) = lab_env::up(&ls, args.resume.as_deref(), opts.stop.clone())?;
+        lab_topology = Some(topology);
         let desc = crate::lab::desc::LabDesc::read(&l.desc_path)?;
         eprintln!(
             "lab {} up in {:.1} s ({} phones, {} nodes)",
@@ -100,17 +106,53 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         (build_env(&ls, &rt)?, None)
     };
+    let (env, agents) = env;
+    let resumed = record.is_some();
     let record = match record {
         Some(r) => r,
         None => {
             let r = Record::create(&args.out, &plan, &ls.source)?;
-            match &lab_desc {
-                Some(d) => r.write_lab(&self_contained_lab(d, &r.dir)?)?,
-                None => r.write_lab(&lab_json(&ls))?,
+            match (&lab_desc, &lab_topology) {
+                (Some(d), Some(t)) => {
+                    r.write_lab(&self_contained_lab(d, &r.dir)?)?;
+                    // The lab as built, for `--resume --lab`.
+                    let yaml = serde_yaml_ng::to_string(t)?;
+                    crate::campaign::record::write_atomic(
+                        &r.dir.join(LAB_TOPOLOGY),
+                        yaml.as_bytes(),
+                    )?;
+                }
+                _ => r.write_lab(&lab_json(&ls))?,
             }
             r
         }
     };
+    // Provenance of this run (the lab mmdb is in the folder by now).
+    let scenario_dir = if resumed {
+        record.dir.clone()
+    } else {
+        ls.path
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .to_path_buf()
+    };
+    let geo = crate::campaign::provenance::geo_files(&record.dir, &scenario_dir, &ls.scenario.geo);
+    let nodes = crate::campaign::provenance::node_facts(
+        rt.handle(),
+        &agents,
+        std::time::Duration::from_secs(30),
+    );
+    for n in nodes.iter().filter(|n| n.error.is_some()) {
+        eprintln!(
+            "warning: provenance of node {}: {}",
+            n.node,
+            n.error.as_deref().unwrap_or("")
+        );
+    }
+    crate::campaign::provenance::append(
+        &record.dir,
+        crate::campaign::provenance::run_provenance(resumed, geo, nodes),
+    )?;
     let pb = indicatif::ProgressBar::new(plan.measurements.len() as u64);
     pb.set_style(
         indicatif::ProgressStyle::with_template(
@@ -196,6 +238,7 @@ fn report(dir: &std::path::Path) -> bool {
         asn_db: None,
         geo_changes: None,
         out,
+        redact: false,
     };
     let mut ok = true;
     for (format, out) in [
@@ -219,8 +262,9 @@ fn report(dir: &std::path::Path) -> bool {
 /// ([`crate::campaign::vantage::NetVantage`]; the tunnels and their tables
 /// exist beforehand, as `nodes:` describes), router captures with libpcap
 /// and node captures through the node agent
-/// ([`crate::campaign::captures::Captures`]). `--lab` is `lab_env`.
-fn build_env(ls: &LoadedScenario, rt: &tokio::runtime::Runtime) -> anyhow::Result<Env> {
+/// ([`crate::campaign::captures::Captures`]). `--lab` is `lab_env`. Also
+/// returns the nodes' agent configurations (provenance).
+fn build_env(ls: &LoadedScenario, rt: &tokio::runtime::Runtime) -> anyhow::Result<(Env, Agents)> {
     use crate::campaign::captures::{Captures, NodeCaptures, RouterCaptures};
     use crate::campaign::devices::DevicePhones;
     use crate::campaign::vantage::{NetVantage, NodeRoute, PhoneRoute};
@@ -316,13 +360,14 @@ fn build_env(ls: &LoadedScenario, rt: &tokio::runtime::Runtime) -> anyhow::Resul
     // No BPF filter per phone: capture::live's stop waits for a packet when
     // a filter leaves the interface idle (immediate mode ignores the read
     // timeout), so each phone needs its own router interface.
+    let configs: Agents = agents.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let captures = Captures {
         router: RouterCaptures::new(router.netns.clone(), ifaces, sc.capture.snaplen),
         nodes: with_nodes.then(|| {
             NodeCaptures::new(rt.handle().clone(), agents, router.node_capture_if.clone())
         }),
     };
-    Ok(Env {
+    let env = Env {
         phones: std::sync::Arc::new(DevicePhones::new(rt.handle().clone(), phones, apps)),
         vantage: std::sync::Arc::new(NetVantage::new(
             router.netns.clone(),
@@ -334,8 +379,12 @@ fn build_env(ls: &LoadedScenario, rt: &tokio::runtime::Runtime) -> anyhow::Resul
         capture: std::sync::Arc::new(captures),
         paths: None,
         probes: None,
-    })
+    };
+    Ok((env, configs))
 }
+
+/// Agent configuration per node name.
+pub(crate) type Agents = std::collections::BTreeMap<String, crate::net::agent::client::NodeConfig>;
 
 /// `lab.json` (schema matador/lab/1) of a real lab: the nodes with their
 /// countries and the phones with their router addresses.

@@ -230,26 +230,38 @@ pub async fn direct_needs_auth(addr: SocketAddr) -> Result<bool, DeviceError> {
     }
 }
 
+/// The largest payload a device may announce: ADB's own maximum (1 MiB,
+/// what our CNXN offers). A header claiming more (up to 4 GiB) would make
+/// adb_client allocate that much, so it never reaches adb_client.
+pub const MAX_DEVICE_PAYLOAD: usize = 1 << 20;
+
 /// Tracks ADB message boundaries in the device→host byte stream, so a reset
-/// can end the stream on a boundary followed by an invalid header.
+/// can end the stream on a boundary followed by an invalid header, and holds
+/// each header back until it is complete and its length is sane.
 ///
 /// Why: adb_client's direct-TCP read loop treats a 0-byte read as "try
 /// again", and a failed session's `Drop` drains the socket, so any end of
 /// file (FIN or RST) makes the worker thread spin forever. Instead the relay
 /// sends an invalid header (command 0): adb_client returns `ConversionError`,
 /// its drain times out on the still-open socket, and the worker drops the
-/// connection.
+/// connection. adb_client also allocates whatever length a header claims.
 #[derive(Debug, Default)]
-struct Framer {
+pub struct Framer {
     header: Vec<u8>,
     payload_left: usize,
 }
 
 impl Framer {
-    fn feed(&mut self, mut data: &[u8]) {
+    /// Takes bytes from the device and returns those that may be forwarded
+    /// to adb_client now (payload at once, headers once complete), or `None`
+    /// when a header claims more than [`MAX_DEVICE_PAYLOAD`] (the
+    /// connection is then reset with [`Framer::poison`]).
+    pub fn feed(&mut self, mut data: &[u8]) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(data.len());
         while !data.is_empty() {
             if self.payload_left > 0 {
                 let n = self.payload_left.min(data.len());
+                out.extend_from_slice(&data[..n]);
                 self.payload_left -= n;
                 data = &data[n..];
                 continue;
@@ -258,28 +270,29 @@ impl Framer {
             self.header.extend_from_slice(&data[..n]);
             data = &data[n..];
             if self.header.len() == 24 {
-                self.payload_left = Self::length(&self.header);
+                let len = Self::length(&self.header);
+                if len > MAX_DEVICE_PAYLOAD {
+                    // Not forwarded: the host has seen whole messages only.
+                    self.header.clear();
+                    return None;
+                }
+                out.extend_from_slice(&self.header);
+                self.payload_left = len;
                 self.header.clear();
             }
         }
+        Some(out)
     }
 
     fn length(h: &[u8]) -> usize {
         u32::from_le_bytes([h[12], h[13], h[14], h[15]]) as usize
     }
 
-    /// Bytes that complete the current message (zeros: its checksum or
-    /// magic then fails) and a header adb_client cannot decode.
-    fn poison(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        if !self.header.is_empty() {
-            let mut h = self.header.clone();
-            h.resize(24, 0);
-            out.resize(24 - self.header.len(), 0);
-            out.resize(out.len() + Self::length(&h), 0);
-        } else {
-            out.resize(self.payload_left, 0);
-        }
+    /// Bytes that complete the message being forwarded (zeros: its checksum
+    /// or magic then fails) and a header adb_client cannot decode. A header
+    /// held back was never forwarded, so it needs nothing.
+    pub fn poison(&self) -> Vec<u8> {
+        let mut out = vec![0u8; self.payload_left];
         out.extend_from_slice(&[0u8; 24]);
         out
     }
@@ -343,10 +356,16 @@ async fn relay_conn(
             r = ur.read(&mut from_up) => match r {
                 Ok(0) | Err(_) => break direct,
                 Ok(n) => {
-                    if direct {
-                        framer.feed(&from_up[..n]);
-                    }
-                    if dw.write_all(&from_up[..n]).await.is_err() {
+                    let ok = if direct {
+                        match framer.feed(&from_up[..n]) {
+                            Some(out) => dw.write_all(&out).await.is_ok(),
+                            // A hostile length: reset, as for an end of file.
+                            None => break true,
+                        }
+                    } else {
+                        dw.write_all(&from_up[..n]).await.is_ok()
+                    };
+                    if !ok {
                         return;
                     }
                 }
@@ -763,15 +782,29 @@ mod tests {
         assert_eq!(f.poison(), vec![0; 24]);
         let mut m = header(10);
         m.extend_from_slice(b"0123456789");
-        f.feed(&m);
+        assert_eq!(f.feed(&m), Some(m.clone()));
         assert_eq!(f.poison().len(), 24);
-        f.feed(&header(100)[..14]);
-        // 10 header bytes, 100 payload bytes (length field intact), poison.
-        assert_eq!(f.poison().len(), 10 + 100 + 24);
-        f.feed(&header(100)[14..]);
-        f.feed(&[7; 30]);
+        // A partial header is held back: nothing of it reached the host.
+        assert_eq!(f.feed(&header(100)[..14]), Some(vec![]));
+        assert_eq!(f.poison().len(), 24);
+        assert_eq!(f.feed(&header(100)[14..]), Some(header(100)));
+        assert_eq!(f.feed(&[7; 30]), Some(vec![7; 30]));
         assert_eq!(f.poison().len(), 70 + 24);
-        f.feed(&[7; 70]);
+        assert_eq!(f.feed(&[7; 70]), Some(vec![7; 70]));
         assert_eq!(f.poison().len(), 24);
+    }
+
+    #[test]
+    fn framer_refuses_a_4_gib_length() {
+        let mut f = Framer::default();
+        let mut m = header(4);
+        m.extend_from_slice(b"okay");
+        m.extend_from_slice(&header(u32::MAX));
+        assert_eq!(f.feed(&m), None);
+        // The poison stays small: the hostile header was never forwarded.
+        assert_eq!(f.poison().len(), 24);
+        let mut g = Framer::default();
+        let h = header(MAX_DEVICE_PAYLOAD as u32);
+        assert_eq!(g.feed(&h), Some(h.clone()));
     }
 }

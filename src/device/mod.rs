@@ -13,6 +13,7 @@
 //!   by its shell (`input text` escaping or the ADBKeyboard broadcast);
 //! - [`uidump`], [`notif`]: parsers for `uiautomator dump` and
 //!   `dumpsys notification`; [`profile`]: phone and app profiles;
+//!   [`prepare`]: is each phone ready for a lab (`matador devices prepare`);
 //!   [`clock`]: offset estimation.
 
 pub mod adb;
@@ -21,6 +22,7 @@ pub mod clock;
 pub mod events;
 pub mod notif;
 pub mod phone;
+pub mod prepare;
 pub mod profile;
 pub mod typing;
 pub mod uidump;

@@ -18,7 +18,7 @@
 
 use super::LabError;
 use super::desc::{LabDesc, NodeDesc, PhoneDesc, SshEndpoint, TunnelDesc};
-use super::topology::{MGMT, P2p, Plan, RESOLVER, Topology, WLAN};
+use super::topology::{MGMT, P2p, Plan, RESOLVER, Topology, WLAN, v6, v6_token};
 use crate::ipl;
 use crate::lab::phone::config::{PhoneSimConfig, SimAppConfig, SimContact};
 use crate::net::cmd::{Cmd, require};
@@ -117,6 +117,44 @@ fn qname_hex(name: &str) -> String {
 
 fn cidr(a: Ipv4Addr, l: u8) -> String {
     format!("{a}/{l}")
+}
+
+/// The IPv6 twin of an IPv4 prefix as `addr/len`.
+fn cidr6(a: Ipv4Addr, l: u8) -> String {
+    let (n, l) = super::topology::v6_net(a, l);
+    format!("{n}/{l}")
+}
+
+/// Dual stack: each `addr add` / `route …` line with IPv4 addresses is
+/// followed by its IPv6 twin (addresses without duplicate address detection,
+/// so they are usable at once and bring-up stays fast).
+fn with_v6(lines: Vec<Vec<String>>) -> Vec<Vec<String>> {
+    let mut out = Vec::with_capacity(lines.len() * 2);
+    for l in lines {
+        let twin = match l.first().map(String::as_str) {
+            Some("addr") | Some("route") => {
+                let mut changed = false;
+                let mut t: Vec<String> = l
+                    .iter()
+                    .map(|w| match v6_token(w) {
+                        Some(x) => {
+                            changed = true;
+                            x
+                        }
+                        None => w.clone(),
+                    })
+                    .collect();
+                if l[0] == "addr" {
+                    t.push("nodad".into());
+                }
+                changed.then_some(t)
+            }
+            _ => None,
+        };
+        out.push(l);
+        out.extend(twin);
+    }
+    out
 }
 
 fn tail(path: &Path) -> String {
@@ -433,12 +471,20 @@ pub fn dns_check(d: &LabDesc, phone: &str, name: &str) -> Option<DnsCheck> {
     })
 }
 
-const ROUTER_SYSCTLS: [(&str, &str); 5] = [
+const ROUTER_SYSCTLS: [(&str, &str); 8] = [
     ("net.ipv4.ip_forward", "1"),
     ("net.ipv4.icmp_ratelimit", "0"),
     ("net.ipv4.conf.all.rp_filter", "0"),
     ("net.ipv4.conf.default.rp_filter", "0"),
     ("net.ipv4.fib_multipath_hash_policy", "1"),
+    ("net.ipv6.conf.all.forwarding", "1"),
+    ("net.ipv6.icmp.ratelimit", "0"),
+    ("net.ipv6.fib_multipath_hash_policy", "1"),
+];
+
+const NO_DAD: [(&str, &str); 2] = [
+    ("net.ipv6.conf.all.accept_dad", "0"),
+    ("net.ipv6.conf.default.accept_dad", "0"),
 ];
 
 fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
@@ -480,6 +526,11 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
     for ns in &all_ns {
         b.cancelled()?;
         netns::create(b.st, ns)?;
+        // No duplicate address detection: a tentative link-local address
+        // stops the kernel from sending neighbour solicitations for
+        // forwarded packets, which would blackhole IPv6 for ~1 s after
+        // bring-up. Links created in this namespace inherit `default`.
+        netns::net_sysctls_direct(ns, &NO_DAD)?;
     }
 
     // Router: uplink to the core, WLAN bridge with the phones.
@@ -599,6 +650,7 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
     }
 
     // Data centres.
+    let mut dc_links = Vec::new();
     for (d, dp) in t.datacenters.iter().zip(&plan.dcs) {
         let dc = b.ns(&d.name);
         let bid = b.id.clone();
@@ -613,7 +665,8 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
                 "lo"
             ]);
         }
-        b.p2p(&hop(1), &dc, dp.chain[0]);
+        let (_, dc_if) = b.p2p(&hop(1), &dc, dp.chain[0]);
+        dc_links.push(dc_if);
         b.route(&dc, ipl!["route", "add", "default", "via", dp.chain[0].up]);
         for h in 1..=d.hops {
             let this = hop(h);
@@ -668,9 +721,9 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
     for (ns, r) in std::mem::take(&mut b.routes) {
         cfg.entry(ns).or_default().extend(r);
     }
-    for (ns, lines) in &cfg {
+    for (ns, lines) in cfg {
         b.cancelled()?;
-        netns::ip_batch(Some(ns), lines)?;
+        netns::ip_batch(Some(&ns), &with_v6(lines))?;
     }
     for ns in &forwarders {
         netns::sysctls(Some(ns), &ROUTER_SYSCTLS)?;
@@ -697,6 +750,46 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
                 .arg(format!("{kbit}kbit"))
                 .args(["burst", "16kb", "latency", "200ms"])
                 .run()?;
+        }
+    }
+
+    // Delayed links: a userspace NFQUEUE relay in the namespace owning the
+    // link (the hop above a node, the data centre itself).
+    let mut delayed = Vec::new();
+    for (i, n) in t.nodes.iter().enumerate() {
+        if let Some(ms) = n.delay_ms {
+            let above = match &t.censor {
+                Some(c) if c.node == n.name => b.ns("censor"),
+                _ => format!("mt{}-{}-h1", b.id, n.name),
+            };
+            delayed.push((n.name.clone(), above, uplink_peers[i].clone(), ms));
+        }
+    }
+    for (d, dev) in t.datacenters.iter().zip(&dc_links) {
+        if let Some(ms) = d.delay_ms {
+            delayed.push((d.name.clone(), b.ns(&d.name), dev.clone(), ms));
+        }
+    }
+    for (name, ns, dev, ms) in delayed {
+        let cmd = Cmd::new(opts.exe.to_string_lossy().into_owned())
+            .netns(Some(&ns))
+            .args(["lab", "delay", "--ms"])
+            .arg(ms.to_string());
+        b.spawn(
+            cmd,
+            &format!("delay {name} {ms} ms (lab {})", b.id),
+            &format!("delay-{name}.log"),
+            "ready",
+        )?;
+        // --queue-bypass: packets pass undelayed until the relay is bound.
+        for tool in ["iptables", "ip6tables"] {
+            for rule in super::delay::rules(&dev) {
+                Cmd::new(tool)
+                    .netns(Some(&ns))
+                    .args(["-w", "-A"])
+                    .args(rule)
+                    .run()?;
+            }
         }
     }
 
@@ -775,7 +868,7 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
         if !c.forge_dns.is_empty() {
             let mut cmd = Cmd::new("dnsmasq")
                 .netns(Some(&censor))
-                .args(dnsmasq_base(CENSOR_DNS));
+                .args(dnsmasq_base(CENSOR_DNS, false));
             for (name, ip) in &c.forge_dns {
                 cmd = cmd.arg(format!("--address=/{name}/{ip}"));
             }
@@ -840,7 +933,12 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
             &wg::Peer {
                 public: rk.public.clone(),
                 endpoint: None,
-                allowed_ips: vec![cidr(WLAN.0, WLAN.1), cidr(np.tunnel.up, 32)],
+                allowed_ips: vec![
+                    cidr(WLAN.0, WLAN.1),
+                    cidr(np.tunnel.up, 32),
+                    cidr6(WLAN.0, WLAN.1),
+                    cidr6(np.tunnel.up, 32),
+                ],
                 keepalive: None,
             },
         )?;
@@ -852,32 +950,39 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
             &wg::Peer {
                 public: nk.public.clone(),
                 endpoint: Some(endpoint),
-                allowed_ips: vec!["0.0.0.0/0".into()],
+                allowed_ips: vec!["0.0.0.0/0".into(), "::/0".into()],
                 keepalive: Some(25),
             },
         )?;
         netns::ip_batch(
             Some(&router),
-            &[
+            &with_v6(vec![
                 ipl!["addr", "add", cidr(np.tunnel.up, 30), "dev", rif],
                 ipl!["link", "set", rif, "up"],
-            ],
+            ]),
         )?;
         netns::ip_batch(
             Some(&node),
-            &[
+            &with_v6(vec![
                 ipl!["addr", "add", cidr(np.tunnel.down, 30), "dev", nif],
                 ipl!["link", "set", nif, "up"],
                 ipl!["route", "add", cidr(WLAN.0, WLAN.1), "dev", nif],
-            ],
+            ]),
         )?;
         routing::tunnel_table(b.st, Some(&router), np.table, &rif)?;
-        routing::nat(b.st, Some(&node), &[cidr(WLAN.0, WLAN.1)], &uplinks[i])?;
+        routing::nat(
+            b.st,
+            Some(&node),
+            &[cidr(WLAN.0, WLAN.1), cidr6(WLAN.0, WLAN.1)],
+            &uplinks[i],
+        )?;
         tunnels.push(TunnelDesc {
             router_if: rif,
             node_if: nif,
             router_addr: np.tunnel.up.to_string(),
             node_addr: np.tunnel.down.to_string(),
+            router_addr6: Some(v6(np.tunnel.up).to_string()),
+            node_addr6: Some(v6(np.tunnel.down).to_string()),
             table: np.table,
             endpoint: endpoint.to_string(),
             node_uplink: uplinks[i].clone(),
@@ -887,13 +992,10 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
     for (i, p) in t.phones.iter().enumerate() {
         let k = t.nodes.iter().position(|n| n.name == p.node).unwrap_or(0);
         let prio = 1000 + i as u32;
-        routing::assign_phone(
-            b.st,
-            Some(&router),
-            IpAddr::V4(plan.phones[i]),
-            plan.nodes[k].table,
-            prio,
-        )?;
+        // IPv6 first: moving the IPv4 rule later moves the IPv6 one along.
+        for addr in [IpAddr::V6(v6(plan.phones[i])), IpAddr::V4(plan.phones[i])] {
+            routing::assign_phone(b.st, Some(&router), addr, plan.nodes[k].table, prio)?;
+        }
         phone_rules.push(prio);
     }
 
@@ -922,16 +1024,47 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
         let first = format!("mt{}-{}-h1", b.id, n.name);
         let mut cmd = Cmd::new("dnsmasq")
             .netns(Some(&first))
-            .args(dnsmasq_base(RESOLVER));
-        let mut z = zone.clone();
-        z.extend(n.dns.clone());
-        for (name, ip) in &z {
+            .args(dnsmasq_base(RESOLVER, true));
+        // App and background names answer A and AAAA (the IPv6 twin); the
+        // node's extra names A only.
+        for (name, ip) in &zone {
+            match n.dns.get(name) {
+                Some(x) => cmd = cmd.arg(format!("--address=/{name}/{x}")),
+                None => {
+                    cmd = cmd
+                        .arg(format!("--address=/{name}/{ip}"))
+                        .arg(format!("--address=/{name}/{}", v6(*ip)));
+                }
+            }
+        }
+        for (name, ip) in n.dns.iter().filter(|(k, _)| !zone.contains_key(*k)) {
             cmd = cmd.arg(format!("--address=/{name}/{ip}"));
         }
         b.spawn(
             cmd,
             &format!("dnsmasq {} (lab {})", n.name, b.id),
             &format!("dnsmasq-{}.log", n.name),
+            "started",
+        )?;
+    }
+
+    // The control resolver: honest answers (the shared zone only) on the
+    // core, which every node and data centre reaches by its default route.
+    if let Some(ip) = t.control_resolver {
+        netns::ip_batch(
+            Some(&core),
+            &[ipl!["addr", "add", cidr(ip, 32), "dev", "lo"]],
+        )?;
+        let mut cmd = Cmd::new("dnsmasq")
+            .netns(Some(&core))
+            .args(dnsmasq_base(ip, false));
+        for (name, a) in &zone {
+            cmd = cmd.arg(format!("--address=/{name}/{a}"));
+        }
+        b.spawn(
+            cmd,
+            &format!("dnsmasq control (lab {})", b.id),
+            "dnsmasq-control.log",
             "started",
         )?;
     }
@@ -947,6 +1080,8 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
                 .netns(Some(&dc))
                 .args(["lab-sim", "backend", "--app", app, "--listen"])
                 .arg(SocketAddr::new(IpAddr::V4(*ip), def.port).to_string())
+                .arg("--listen")
+                .arg(SocketAddr::new(IpAddr::V6(v6(*ip)), def.port).to_string())
                 .arg("--control")
                 .arg(
                     b.dir
@@ -965,7 +1100,9 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
             let cmd = Cmd::new(opts.exe.to_string_lossy().into_owned())
                 .netns(Some(&dc))
                 .args(["lab", "noise", "--listen"])
-                .arg(ip.to_string());
+                .arg(ip.to_string())
+                .arg("--listen")
+                .arg(v6(ip).to_string());
             b.spawn(
                 cmd,
                 &format!("noise {} (lab {})", d.name, b.id),
@@ -1171,6 +1308,7 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
         name: "router".into(),
         country: t.country.clone(),
         addr: plan.router_uplink.down.to_string(),
+        addr6: Some(v6(plan.router_uplink.down).to_string()),
         kind: "router".into(),
         asn: Some(t.asn),
         netns: Some(router.clone()),
@@ -1178,6 +1316,7 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
         ssh: None,
         tunnel: None,
         apps: BTreeMap::new(),
+        apps6: BTreeMap::new(),
     };
     let mut nodes = vec![router_desc];
     for (i, (n, np)) in t.nodes.iter().zip(&plan.nodes).enumerate() {
@@ -1186,6 +1325,7 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
             name: n.name.clone(),
             country: n.country.clone(),
             addr: np.uplink.down.to_string(),
+            addr6: Some(v6(np.uplink.down).to_string()),
             kind: "node".into(),
             asn: Some(n.asn),
             netns: Some(ns.clone()),
@@ -1193,6 +1333,7 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
             ssh: ssh[i].clone(),
             tunnel: Some(tunnels[i].clone()),
             apps: BTreeMap::new(),
+            apps6: BTreeMap::new(),
         });
     }
     for (d, dp) in t.datacenters.iter().zip(&plan.dcs) {
@@ -1208,6 +1349,7 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
             name: d.name.clone(),
             country: d.country.clone(),
             addr: addr.to_string(),
+            addr6: Some(v6(addr).to_string()),
             kind: "server".into(),
             asn: Some(d.asn),
             netns: Some(ns.clone()),
@@ -1218,6 +1360,11 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
                 .apps
                 .iter()
                 .map(|(a, ip)| (a.clone(), ip.to_string()))
+                .collect(),
+            apps6: dp
+                .apps
+                .iter()
+                .map(|(a, ip)| (a.clone(), v6(*ip).to_string()))
                 .collect(),
         });
     }
@@ -1245,6 +1392,7 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
             serial,
             adb,
             addr: plan.phones[i].to_string(),
+            addr6: Some(v6(plan.phones[i]).to_string()),
             node: p.node.clone(),
             rule_priority: phone_rules[i],
             netns: Some(b.ns(&p.name)),
@@ -1266,6 +1414,7 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
         nodes,
         phones,
         resolver: RESOLVER.to_string(),
+        resolver6: Some(v6(RESOLVER).to_string()),
         wlan_if,
         mmdb: Some(mmdb),
         state: Some(b.st.path().to_path_buf()),
@@ -1315,8 +1464,10 @@ fn connect_adb_server(b: &mut Builder, phones: &[PhoneDesc]) -> Result<u16, LabE
     })
 }
 
-fn dnsmasq_base(listen: Ipv4Addr) -> Vec<String> {
-    ipl![
+/// dnsmasq options common to the lab's resolvers (`dual`: also listen on
+/// the address's IPv6 twin).
+fn dnsmasq_base(listen: Ipv4Addr, dual: bool) -> Vec<String> {
+    let mut v = ipl![
         "--keep-in-foreground",
         "--conf-file=/dev/null",
         "--no-resolv",
@@ -1329,7 +1480,11 @@ fn dnsmasq_base(listen: Ipv4Addr) -> Vec<String> {
         "--pid-file=",
         "--log-facility=-",
         "--cache-size=0"
-    ]
+    ];
+    if dual {
+        v.push(format!("--listen-address={}", v6(listen)));
+    }
+    v
 }
 
 /// One lab found in a state directory.

@@ -38,6 +38,12 @@ pub struct TunnelDesc {
     pub router_addr: String,
     /// Node's inner address.
     pub node_addr: String,
+    /// Router's inner IPv6 address (dual stack).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router_addr6: Option<String>,
+    /// Node's inner IPv6 address (dual stack).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_addr6: Option<String>,
     /// Routing table on the router.
     pub table: u32,
     /// Node's public endpoint (`addr:port`).
@@ -55,6 +61,9 @@ pub struct NodeDesc {
     pub country: String,
     /// Main address.
     pub addr: String,
+    /// Main IPv6 address (dual stack).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addr6: Option<String>,
     /// `node`, `router`, `server` or `phone`.
     pub kind: String,
     /// AS number.
@@ -76,6 +85,9 @@ pub struct NodeDesc {
     /// App backends served here (servers): app id → address.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub apps: BTreeMap<String, String>,
+    /// IPv6 addresses of the app backends (servers, dual stack).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub apps6: BTreeMap<String, String>,
 }
 
 /// A phone.
@@ -89,6 +101,9 @@ pub struct PhoneDesc {
     pub adb: String,
     /// WLAN address.
     pub addr: String,
+    /// WLAN IPv6 address (dual stack; static, see docs/lab.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addr6: Option<String>,
     /// Node its traffic leaves through.
     pub node: String,
     /// Policy-routing rule priority on the router.
@@ -118,6 +133,9 @@ pub struct LabDesc {
     pub phones: Vec<PhoneDesc>,
     /// The phones' resolver.
     pub resolver: String,
+    /// The phones' resolver on IPv6 (dual stack).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolver6: Option<String>,
     /// Router's WLAN interface (capture point per phone).
     pub wlan_if: String,
     /// Lab mmdb (virtual lab).

@@ -1,8 +1,9 @@
 //! The lab mmdb: every prefix of the address plan mapped to its country and
-//! AS, so lab captures and traceroutes geolocate like real ones.
+//! AS, so lab captures and traceroutes geolocate like real ones; each IPv4
+//! prefix also as its IPv6 twin (see [`super::topology::V6_PREFIX`]).
 
 use super::LabError;
-use super::topology::{HOME_BLOCK, Plan, Topology};
+use super::topology::{HOME_BLOCK, Plan, Topology, v6_net};
 use crate::geo::mmdb::{MmdbRecord, MmdbWriter};
 use std::net::IpAddr;
 use std::path::Path;
@@ -43,6 +44,17 @@ pub fn records(t: &Topology, p: &Plan) -> Vec<(IpAddr, u8, MmdbRecord)> {
             ),
         ));
     }
+    let twins: Vec<_> = v
+        .iter()
+        .filter_map(|(a, l, r)| match a {
+            IpAddr::V4(a) => {
+                let (n, l) = v6_net(*a, *l);
+                Some((IpAddr::V6(n), l, r.clone()))
+            }
+            IpAddr::V6(_) => None,
+        })
+        .collect();
+    v.extend(twins);
     v
 }
 
@@ -54,7 +66,10 @@ pub fn write_mmdb(t: &Topology, p: &Plan, path: &Path) -> Result<(), LabError> {
     };
     let mut w = MmdbWriter::new(
         "matador-lab",
-        &format!("matador virtual lab {} (198.18.0.0/15)", t.name),
+        &format!(
+            "matador virtual lab {} (198.18.0.0/15, fd00:1ab::/96)",
+            t.name
+        ),
     );
     for (a, l, r) in records(t, p) {
         w.insert(a, l, r).map_err(|e| err(e.to_string()))?;

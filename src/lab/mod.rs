@@ -15,6 +15,7 @@
 
 pub mod build;
 pub mod censor;
+pub mod delay;
 pub mod desc;
 pub mod geo;
 pub mod noise;

@@ -9,7 +9,7 @@
 use super::LabError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 /// A phone host.
@@ -69,6 +69,10 @@ pub struct NodeDecl {
     /// token bucket (tc tbf): throttling ground truth.
     #[serde(default)]
     pub throttle_kbit: Option<u32>,
+    /// One-way delay added in each direction of the node's uplink, in ms
+    /// (userspace NFQUEUE relay, see `docs/lab.md`).
+    #[serde(default)]
+    pub delay_ms: Option<u32>,
 }
 
 fn two() -> u8 {
@@ -104,6 +108,10 @@ pub struct DcDecl {
     /// Hosts Android background services (connectivity check, NTP, push).
     #[serde(default)]
     pub noise: bool,
+    /// One-way delay added in each direction of the data centre's own link
+    /// (to its first hop), in ms (userspace NFQUEUE relay).
+    #[serde(default)]
+    pub delay_ms: Option<u32>,
 }
 
 /// The censor: a router hop in front of one node.
@@ -148,6 +156,23 @@ pub struct Topology {
     /// Optional censor.
     #[serde(default)]
     pub censor: Option<CensorDecl>,
+    /// An honest resolver outside every censored network (the control of
+    /// DNS comparisons), served on the core at this address, inside
+    /// [`CONTROL_RESOLVER_RANGE`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub control_resolver: Option<Ipv4Addr>,
+}
+
+/// Where a control resolver may live: 198.18.16.0 to 198.18.96.255, clear
+/// of the home links, tunnels, WLAN, resolvers and node/data-centre blocks.
+pub const CONTROL_RESOLVER_RANGE: (Ipv4Addr, Ipv4Addr) = (
+    Ipv4Addr::new(198, 18, 16, 0),
+    Ipv4Addr::new(198, 18, 96, 255),
+);
+
+/// Whether `ip` may be the lab's control resolver.
+pub fn control_resolver_ok(ip: Ipv4Addr) -> bool {
+    (CONTROL_RESOLVER_RANGE.0..=CONTROL_RESOLVER_RANGE.1).contains(&ip)
 }
 
 /// Whether an address is allowed in the lab (198.18.0.0/15 or fd00::/8).
@@ -254,6 +279,9 @@ impl Topology {
             {
                 return Err(format!("node {}: throttle_kbit 8 to 10000000", n.name));
             }
+            if n.delay_ms.is_some_and(|d| !(1..=2000).contains(&d)) {
+                return Err(format!("node {}: delay_ms 1 to 2000", n.name));
+            }
             for (name, ip) in &n.dns {
                 if !lab_address(IpAddr::V4(*ip)) {
                     return Err(format!(
@@ -271,6 +299,9 @@ impl Topology {
             if !(1..=8).contains(&d.hops) {
                 return Err(format!("datacenter {}: hops {} (1 to 8)", d.name, d.hops));
             }
+            if d.delay_ms.is_some_and(|x| !(1..=2000).contains(&x)) {
+                return Err(format!("datacenter {}: delay_ms 1 to 2000", d.name));
+            }
             for a in &d.apps {
                 if crate::lab::phone::apps::app_def(a).is_none() {
                     return Err(format!("datacenter {}: unknown app {a:?}", d.name));
@@ -279,6 +310,14 @@ impl Topology {
                     return Err(format!("app {a:?} hosted twice"));
                 }
             }
+        }
+        if let Some(ip) = self.control_resolver
+            && !control_resolver_ok(ip)
+        {
+            return Err(format!(
+                "control_resolver {ip}: must lie in {}-{}",
+                CONTROL_RESOLVER_RANGE.0, CONTROL_RESOLVER_RANGE.1
+            ));
         }
         if let Some(c) = &self.censor {
             if !self.nodes.iter().any(|n| n.name == c.node) {
@@ -355,6 +394,34 @@ pub const TUNNELS: Ipv4Addr = Ipv4Addr::new(198, 18, 99, 0);
 pub const RESOLVER: Ipv4Addr = Ipv4Addr::new(198, 18, 98, 53);
 /// Root-namespace management links to the nodes' SSH servers (one /30 each).
 pub const MGMT: (Ipv4Addr, u8) = (Ipv4Addr::new(198, 19, 252, 0), 22);
+
+/// The IPv6 twin prefix: every lab IPv4 address `a.b.c.d` has the IPv6
+/// twin `fd00:1ab::a.b.c.d` (this /96 followed by the 32 IPv4 bits), and an
+/// IPv4 prefix of length `l` the twin prefix of length `l + 96`, so the
+/// dual-stack plan, routes and mmdb follow the IPv4 plan mechanically.
+pub const V6_PREFIX: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x1ab, 0, 0, 0, 0, 0, 0);
+
+/// The IPv6 twin of a lab IPv4 address (see [`V6_PREFIX`]).
+pub fn v6(a: Ipv4Addr) -> Ipv6Addr {
+    Ipv6Addr::from(u128::from(V6_PREFIX) | u128::from(u32::from(a)))
+}
+
+/// The IPv6 twin of an IPv4 prefix: address and length + 96.
+pub fn v6_net(a: Ipv4Addr, len: u8) -> (Ipv6Addr, u8) {
+    (v6(a), len.saturating_add(96).min(128))
+}
+
+/// The IPv6 twin of an `ip` argument: an IPv4 address or `addr/len`
+/// becomes its twin, anything else (keywords, interface names) is kept.
+pub fn v6_token(tok: &str) -> Option<String> {
+    if let Ok(a) = tok.parse::<Ipv4Addr>() {
+        return Some(v6(a).to_string());
+    }
+    let (a, l) = tok.split_once('/')?;
+    let (a, l) = (a.parse::<Ipv4Addr>().ok()?, l.parse::<u8>().ok()?);
+    let (n, l) = v6_net(a, l);
+    Some(format!("{n}/{l}"))
+}
 
 /// Addresses of one node and its chain.
 #[derive(Debug, Clone, Serialize)]
@@ -514,6 +581,23 @@ mod tests {
         assert_eq!(set.len(), all.len(), "addresses unique");
         assert!(all.iter().all(|a| lab_address(IpAddr::V4(*a))));
         assert!(t.nodes.len() >= 2 && t.phones.len() >= 2);
+        let six: std::collections::BTreeSet<_> = all.iter().map(|a| v6(*a)).collect();
+        assert_eq!(six.len(), all.len(), "IPv6 twins unique");
+        assert!(six.iter().all(|a| lab_address(IpAddr::V6(*a))));
+    }
+
+    #[test]
+    fn ipv6_twins_follow_the_ipv4_plan() {
+        let a = Ipv4Addr::new(198, 18, 100, 2);
+        assert_eq!(v6(a).to_string(), "fd00:1ab::c612:6402");
+        assert_eq!(
+            v6_token("198.18.128.0/21").unwrap(),
+            "fd00:1ab::c612:8000/117"
+        );
+        assert_eq!(v6_token("198.18.98.53").unwrap(), "fd00:1ab::c612:6235");
+        assert_eq!(v6_token("default"), None);
+        assert_eq!(v6_token("e0"), None);
+        assert_eq!(v6_token("1.2.3/4"), None);
     }
 
     #[test]

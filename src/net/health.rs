@@ -125,13 +125,13 @@ pub fn check_tunnel(t: &TunnelCheck) -> Result<TunnelHealth, NetError> {
     }
 }
 
-/// Builds an A query for `name`.
-fn query(name: &str, id: u16) -> Result<Vec<u8>, String> {
+/// Builds an A (or, with `aaaa`, AAAA) query for `name`.
+fn query(name: &str, id: u16, aaaa: bool) -> Result<Vec<u8>, String> {
     let mut q = Packet::new_query(id);
     q.set_flags(PacketFlag::RECURSION_DESIRED);
     q.questions.push(Question::new(
         Name::new(name).map_err(|e| e.to_string())?,
-        TYPE::A.into(),
+        if aaaa { TYPE::AAAA } else { TYPE::A }.into(),
         CLASS::IN.into(),
         false,
     ));
@@ -144,8 +144,26 @@ pub fn resolve_in(
     resolver: SocketAddr,
     name: &str,
 ) -> Result<Vec<IpAddr>, NetError> {
+    resolve_type_in(ns, resolver, name, false)
+}
+
+/// Asks `resolver` for the AAAA records of `name` from inside namespace `ns`.
+pub fn resolve6_in(
+    ns: Option<&str>,
+    resolver: SocketAddr,
+    name: &str,
+) -> Result<Vec<IpAddr>, NetError> {
+    resolve_type_in(ns, resolver, name, true)
+}
+
+fn resolve_type_in(
+    ns: Option<&str>,
+    resolver: SocketAddr,
+    name: &str,
+    aaaa: bool,
+) -> Result<Vec<IpAddr>, NetError> {
     let id = (std::process::id() as u16) ^ 0x5a5a;
-    let bytes = query(name, id).map_err(|message| NetError::Invalid {
+    let bytes = query(name, id, aaaa).map_err(|message| NetError::Invalid {
         what: "DNS name",
         value: name.into(),
         message,
@@ -176,6 +194,9 @@ pub fn resolve_in(
                         .iter()
                         .filter_map(|rr| match &rr.rdata {
                             RData::A(a) => Some(IpAddr::from(std::net::Ipv4Addr::from(a.address))),
+                            RData::AAAA(a) => {
+                                Some(IpAddr::from(std::net::Ipv6Addr::from(a.address)))
+                            }
                             _ => None,
                         })
                         .collect());

@@ -11,6 +11,9 @@
 //!   per-campaign keys in 0600 files, never logged;
 //! - [`routing`]: per-phone policy routing on the router, NAT on the node;
 //! - [`health`]: handshake age, ping through the tunnel, DNS through the node;
+//! - [`router`]: a real router's configuration (hostapd, dnsmasq, nftables,
+//!   policy routing, WireGuard) and `matador router check`;
+//! - [`provision`]: `matador node install|check|upgrade` over SSH;
 //! - [`state`]: a state file listing everything created, so teardown is
 //!   guaranteed (Drop guard, Ctrl-C, and stale state after a crash).
 
@@ -18,6 +21,8 @@ pub mod agent;
 pub mod cmd;
 pub mod health;
 pub mod netns;
+pub mod provision;
+pub mod router;
 pub mod routing;
 pub mod ssh;
 pub mod state;

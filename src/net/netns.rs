@@ -150,6 +150,33 @@ pub fn sysctls(ns: Option<&str>, kv: &[(&str, &str)]) -> Result<(), NetError> {
     Ok(())
 }
 
+/// Sets sysctls under `/proc/sys/net` inside a namespace by writing the
+/// files from a thread that entered it (no process per namespace; the
+/// `net.*` sysctls belong to the writer's network namespace).
+pub fn net_sysctls_direct(ns: &str, kv: &[(&str, &str)]) -> Result<(), NetError> {
+    let kv: Vec<(String, String)> = kv
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    for (k, _) in &kv {
+        if !k.starts_with("net.") || k.contains("..") || k.contains('/') {
+            return Err(NetError::Invalid {
+                what: "sysctl",
+                value: k.clone(),
+                message: "a net.* key".into(),
+            });
+        }
+    }
+    run_in(Some(ns), move || {
+        for (k, v) in &kv {
+            let path = format!("/proc/sys/{}", k.replace('.', "/"));
+            std::fs::write(&path, v)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("{path}: {e}")))?;
+        }
+        Ok(())
+    })
+}
+
 /// Names of the links in a namespace.
 pub fn links(ns: Option<&str>) -> Result<Vec<String>, NetError> {
     let mut c = Cmd::new("ip");

@@ -69,6 +69,12 @@ pub fn tunnel_table(
 
 /// Sends everything from `phone` through routing table `table` (rule
 /// priority `priority`), replacing an earlier assignment of that phone.
+///
+/// Dual stack: a phone's IPv6 rule uses the same priority as its IPv4 one
+/// (the families have separate rule lists). Re-assigning the IPv4 address
+/// moves an IPv6 rule found at that priority to the same table, so callers
+/// that only know the IPv4 address never leave the IPv6 traffic on the old
+/// node.
 pub fn assign_phone(
     state: &mut StateFile,
     router_ns: Option<&str>,
@@ -95,7 +101,31 @@ pub fn assign_phone(
         .arg(table.to_string())
         .args(["priority", &p])
         .run()?;
+    if phone.is_ipv4() {
+        let shown = ip(router_ns)
+            .args(["-6", "rule", "show", "priority", &p])
+            .run()?;
+        if let Some(from6) = rule_source(&shown) {
+            ip(router_ns)
+                .args(["-6", "rule", "del", "priority", &p])
+                .run()?;
+            ip(router_ns)
+                .args(["-6", "rule", "add", "from", &from6, "lookup"])
+                .arg(table.to_string())
+                .args(["priority", &p])
+                .run()?;
+        }
+    }
     Ok(())
+}
+
+/// The IPv6 source of an `ip rule show` line (`1000: from X lookup 100`).
+fn rule_source(shown: &str) -> Option<String> {
+    let w: Vec<&str> = shown.split_whitespace().collect();
+    let i = w.iter().position(|x| *x == "from")?;
+    let a = w.get(i + 1)?;
+    a.parse::<std::net::Ipv6Addr>().ok()?;
+    Some(a.to_string())
 }
 
 /// Masquerades traffic from `sources` (CIDRs) leaving the node by `uplink`.
@@ -167,4 +197,19 @@ pub fn route_dev(
         .position(|x| *x == "dev")
         .and_then(|i| w.get(i + 1))
         .map(|s| s.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_rule_source_is_parsed() {
+        assert_eq!(
+            rule_source("1000:\tfrom fd00:1ab::c612:6402 lookup 101 \n").as_deref(),
+            Some("fd00:1ab::c612:6402")
+        );
+        assert_eq!(rule_source("1000: from all lookup 101"), None);
+        assert_eq!(rule_source(""), None);
+    }
 }

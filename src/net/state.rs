@@ -12,6 +12,39 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// Environment variable marking processes started through
+/// [`StateFile::spawn`] (value: the [`Resource::Spawning`] tag).
+pub const SPAWN_ENV: &str = "MATADOR_SPAWN";
+
+/// Live processes whose environment carries `MATADOR_SPAWN=<tag>` for one
+/// of `tags`, with their start times.
+fn marked_processes(tags: &[&str]) -> Vec<(u32, u64, String)> {
+    let mut v = Vec::new();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return v;
+    };
+    let wanted: Vec<Vec<u8>> = tags
+        .iter()
+        .map(|t| format!("{SPAWN_ENV}={t}").into_bytes())
+        .collect();
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(e.path().join("environ")) else {
+            continue;
+        };
+        for (w, t) in wanted.iter().zip(tags) {
+            if env.split(|b| *b == 0).any(|kv| kv == w.as_slice())
+                && let Some(start) = process_start(pid)
+            {
+                v.push((pid, start, t.to_string()));
+            }
+        }
+    }
+    v
+}
+
 /// Schema tag of state files.
 pub const SCHEMA: &str = "matador/net-state/1";
 
@@ -31,6 +64,16 @@ pub enum Resource {
         pid: u32,
         /// Start time in clock ticks since boot (/proc/PID/stat field 22).
         start: u64,
+        /// What it is (for messages).
+        name: String,
+    },
+    /// A process about to be started, recorded *before* the spawn: the child
+    /// (and whatever it starts) carries `MATADOR_SPAWN=<tag>` in its
+    /// environment, so teardown finds it by that marker when the owner died
+    /// between the spawn and recording its [`Resource::Process`].
+    Spawning {
+        /// Unique marker (`<state id>:<index>`).
+        tag: String,
         /// What it is (for messages).
         name: String,
     },
@@ -262,8 +305,14 @@ impl StateFile {
             .open(log)
             .map_err(io)?;
         let err = out.try_clone().map_err(io)?;
+        let tag = format!("{}:{}", self.state.id, self.state.resources.len());
+        self.add(Resource::Spawning {
+            tag: tag.clone(),
+            name: name.to_string(),
+        })?;
         let mut c = cmd.command();
-        c.stdin(std::process::Stdio::null())
+        c.env(SPAWN_ENV, &tag)
+            .stdin(std::process::Stdio::null())
             .stdout(out)
             .stderr(err)
             .process_group(0);
@@ -302,7 +351,36 @@ impl StateFile {
     /// Returns the problems met (objects that could not be removed).
     pub fn teardown(self) -> Vec<String> {
         let mut problems = Vec::new();
-        let res = &self.state.resources;
+        let mut res = self.state.resources.clone();
+        // A spawn not followed by its process record: the owner died in
+        // between; find the process by its environment marker.
+        let unconfirmed: Vec<&str> = res
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| match r {
+                Resource::Spawning { tag, name } => {
+                    let confirmed = res[i + 1..]
+                        .iter()
+                        .any(|x| matches!(x, Resource::Process { name: n, .. } if n == name));
+                    (!confirmed).then_some(tag.as_str())
+                }
+                _ => None,
+            })
+            .collect();
+        let found = if unconfirmed.is_empty() {
+            Vec::new()
+        } else {
+            marked_processes(&unconfirmed)
+        };
+        res.extend(
+            found
+                .into_iter()
+                .map(|(pid, start, tag)| Resource::Process {
+                    pid,
+                    start,
+                    name: format!("unrecorded process {tag}"),
+                }),
+        );
         // Processes first (they hold sockets in the namespaces), all at once.
         for r in res.iter().rev() {
             if let Resource::Process { pid, start, .. } = r
@@ -321,7 +399,7 @@ impl StateFile {
         }
         for r in res.iter().rev() {
             match r {
-                Resource::Process { .. } => {}
+                Resource::Process { .. } | Resource::Spawning { .. } => {}
                 Resource::Undo { argv } => {
                     if let Some((p, a)) = argv.split_first() {
                         let _ = Cmd::new(p.clone()).args(a.iter().cloned()).succeeds();
@@ -464,6 +542,38 @@ mod tests {
         let _ = child.wait();
         assert!(!f.exists());
         assert!(!dir.path().join("s.json").exists());
+    }
+
+    #[test]
+    fn a_process_spawned_but_not_yet_recorded_is_found_by_its_marker() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.json");
+        let mut st = StateFile::create(&p, "t3", serde_json::json!({})).unwrap();
+        let pid = st
+            .spawn(
+                &Cmd::new("sleep").arg("30"),
+                "sleeper",
+                &dir.path().join("sleep.log"),
+            )
+            .unwrap();
+        let start = process_start(pid).unwrap();
+        // The crash window: the owner died after the spawn, before the
+        // process record was written.
+        st.state
+            .resources
+            .retain(|r| !matches!(r, Resource::Process { .. }));
+        st.save().unwrap();
+        assert!(matches!(
+            StateFile::load(&p).unwrap().state().resources[..],
+            [Resource::Spawning { .. }]
+        ));
+        let problems = StateFile::load(&p).unwrap().teardown();
+        assert!(problems.is_empty(), "{problems:?}");
+        let t = Instant::now();
+        while alive(pid, start) && t.elapsed() < Duration::from_secs(3) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!alive(pid, start), "unrecorded sleeper {pid} survived");
     }
 
     #[test]

@@ -253,8 +253,9 @@ impl Anonymizer {
     }
 }
 
-/// Replaces `+` followed by 7–15 digits (E.164) with `+0000000`.
-fn scrub_phone_numbers(s: &str) -> (String, usize) {
+/// Replaces `+` followed by 7–15 digits (E.164) with `+0000000`; returns
+/// the text and how many numbers were replaced (`matador report --redact`).
+pub fn scrub_phone_numbers(s: &str) -> (String, usize) {
     let b = s.as_bytes();
     let mut out = String::with_capacity(s.len());
     let (mut i, mut last, mut n) = (0, 0, 0);

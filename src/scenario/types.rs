@@ -286,6 +286,18 @@ pub struct CaptureSpec {
     /// Bytes kept per packet.
     #[serde(default = "default_snaplen")]
     pub snaplen: u32,
+    /// Record each phone's screen during the measurement
+    /// (`screen-<phone>.mp4`, pulled after it; kept on failure).
+    #[serde(default = "yes")]
+    pub screenrecord: bool,
+    /// Longest recording (Android's screenrecord allows 1 s to 180 s); a
+    /// recording ends earlier when the measurement stops its captures.
+    #[serde(default = "default_screenrecord_limit")]
+    pub screenrecord_limit: Dur,
+}
+
+fn default_screenrecord_limit() -> Dur {
+    Dur(Duration::from_secs(180))
 }
 
 fn default_points() -> Vec<CapturePointKind> {
@@ -301,6 +313,8 @@ impl Default for CaptureSpec {
         CaptureSpec {
             points: default_points(),
             snaplen: default_snaplen(),
+            screenrecord: true,
+            screenrecord_limit: default_screenrecord_limit(),
         }
     }
 }
@@ -346,13 +360,20 @@ pub struct StepsSpec {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LabSpec {
-    /// A censor on the path of one vantage country.
+    /// Lab topology file (relative to the scenario) to start from instead of
+    /// the shipped demo lab (`lab/demo.yaml`); the scenario's nodes, phones,
+    /// censor, control resolver and noise are applied to it.
+    #[serde(default)]
+    pub topology: Option<PathBuf>,
+    /// A censor on the path of one vantage country (in front of its first
+    /// node), racing the network like an on-path injector.
     #[serde(default)]
     pub censor: Option<CensorSpec>,
     /// A resolver outside the censored network, to compare DNS answers with.
     #[serde(default)]
     pub control_resolver: Option<std::net::IpAddr>,
-    /// Background noise on the phones (push wake-ups, other apps).
+    /// Background noise: the phones' Android-like background traffic and
+    /// the lab's noise hosts (off: neither exists).
     #[serde(default = "yes")]
     pub noise: bool,
 }

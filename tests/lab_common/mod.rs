@@ -53,7 +53,8 @@ pub fn demo(state_dir: &Path, phones: bool, ssh: bool) -> Lab {
 }
 
 /// Everything of lab `id` still present on the machine: namespaces, root
-/// links, WireGuard sockets and processes whose command line names the lab.
+/// links, WireGuard sockets and processes whose command line names the lab
+/// or whose environment carries its spawn marker.
 pub fn leftovers(id: &str) -> Vec<String> {
     let mut v = Vec::new();
     let tag = format!("mt{id}");
@@ -85,8 +86,15 @@ pub fn leftovers(id: &str) -> Vec<String> {
             let zombie = stat
                 .rsplit_once(')')
                 .is_some_and(|(_, r)| r.trim_start().starts_with('Z'));
+            // Every process the lab started carries MATADOR_SPAWN=<id>:<n>.
+            let env = std::fs::read(e.path().join("environ")).unwrap_or_default();
+            let marker = format!("{}={id}:", matador::net::state::SPAWN_ENV);
+            let marked = env
+                .split(|b| *b == 0)
+                .any(|kv| kv.starts_with(marker.as_bytes()));
             if !zombie
-                && (cmd.contains(&tag)
+                && (marked
+                    || cmd.contains(&tag)
                     || cmd.contains(&format!("wg{id}"))
                     || cmd.contains(&format!("/{id}/")))
             {

@@ -11,7 +11,6 @@ use crate::campaign::runner::Env;
 use crate::campaign::vantage::{NetVantage, NodeRoute, PhoneRoute};
 use crate::lab::build::{DEFAULT_STATE_DIR, Lab, UpOptions};
 use crate::lab::desc::LabDesc;
-use crate::lab::topology::Topology;
 use crate::scenario::LoadedScenario;
 use anyhow::{Context, bail};
 use std::collections::HashMap;
@@ -19,20 +18,32 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-/// Brings the demo lab up (torn down when the returned [`Lab`] is dropped
-/// or [`Lab::down`] is called). `cancel` aborts the bring-up (Ctrl-C).
-pub fn up(cancel: Arc<AtomicBool>) -> anyhow::Result<Lab> {
-    let path = Topology::demo_path();
-    let topology = Topology::load(&path)?;
-    Lab::up(UpOptions {
-        topology,
+/// Brings up the lab the scenario's `lab:` section describes (and returns
+/// its topology)
+/// ([`super::lab_topology::topology_for`]; torn down when the returned
+/// [`Lab`] is dropped or [`Lab::down`] is called). `cancel` aborts the
+/// bring-up (Ctrl-C).
+/// A resumed campaign (`resume`: its folder) uses the topology recorded in
+/// its `lab-topology.yaml`, so it continues in the same lab.
+pub fn up(
+    ls: &LoadedScenario,
+    resume: Option<&Path>,
+    cancel: Arc<AtomicBool>,
+) -> anyhow::Result<(Lab, crate::lab::topology::Topology)> {
+    let (topology, path) = match resume.map(|d| d.join(super::LAB_TOPOLOGY)) {
+        Some(p) if p.is_file() => (crate::lab::topology::Topology::load(&p)?, p),
+        _ => super::lab_topology::topology_for(ls)?,
+    };
+    let lab = Lab::up(UpOptions {
+        topology: topology.clone(),
         state_dir: PathBuf::from(DEFAULT_STATE_DIR),
         exe: std::env::current_exe().context("own executable")?,
         phones: true,
         ssh: true,
         cancel: Some(cancel),
     })
-    .with_context(|| format!("lab up ({})", path.display()))
+    .with_context(|| format!("lab up ({})", path.display()))?;
+    Ok((lab, topology))
 }
 
 /// The router's interface towards one phone: the bridge port of `wlan_if`
@@ -69,7 +80,7 @@ pub fn env(
     desc: &LabDesc,
     lab_dir: &Path,
     rt: &tokio::runtime::Runtime,
-) -> anyhow::Result<Env> {
+) -> anyhow::Result<(Env, super::Agents)> {
     let sc = &ls.scenario;
     let router = desc.router().context("lab.json has no router")?;
     let router_ns = router.netns.clone();
@@ -201,15 +212,17 @@ pub fn env(
         .capture
         .points
         .contains(&crate::scenario::CapturePointKind::Node);
+    let configs: super::Agents = agents.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     let captures = Captures {
         router: RouterCaptures::new(router_ns.clone(), ifaces, sc.capture.snaplen),
         nodes: with_nodes.then(|| NodeCaptures::new(rt.handle().clone(), agents, node_if)),
     };
-    Ok(Env {
+    let env = Env {
         phones: Arc::new(DevicePhones::new(rt.handle().clone(), phones, apps)),
         vantage: Arc::new(NetVantage::new(router_ns, nodes, routes, dns_name, state)),
         capture: Arc::new(captures),
         paths: Some(Arc::new(PathStep::new(path_nodes, true))),
         probes: None,
-    })
+    };
+    Ok((env, configs))
 }

@@ -7,6 +7,7 @@
 //!   (getprop, input, am, uiautomator, dumpsys, …) act on [`state::Phone`];
 //! - [`ui`]: screens, `uiautomator dump` XML and taps; [`apps`]: the seven
 //!   simulated apps in two versions each;
+//! - [`screen`]: what `screenrecord` writes (MP4 of PNG frames);
 //! - [`sim`]: runs one phone (ADB listener = the USB cable, unplug/replug).
 
 pub mod adbd;
@@ -20,6 +21,7 @@ pub mod firewall;
 pub mod net;
 pub mod noise;
 pub mod proto;
+pub mod screen;
 pub mod shell;
 pub mod sim;
 pub mod state;

@@ -345,7 +345,7 @@ impl Agent {
         let stderr_task = child.stderr.take().map(|e| {
             let buf = Arc::clone(&stderr);
             tokio::spawn(async move {
-                let mut lines = BufReader::new(e).lines();
+                let mut lines = BoundedLines::new(BufReader::new(e), STDERR_LINE);
                 while let Ok(Some(l)) = lines.next_line().await {
                     let mut b = lock(&buf);
                     if b.len() == STDERR_TAIL {
@@ -361,7 +361,7 @@ impl Agent {
                 reason: "ssh pipes missing".into(),
             });
         };
-        let mut lines = BufReader::new(stdout).lines();
+        let mut lines = BoundedLines::new(BufReader::new(stdout), MAX_RESPONSE_LINE);
         let limit = cfg.ssh.connect_timeout + Duration::from_secs(10);
         let banner = tokio::time::timeout(limit, read_banner(&mut lines)).await;
         let banner = match banner {
@@ -764,8 +764,62 @@ impl Agent {
 }
 
 /// Reads lines until the agent's banner; other lines (shell noise) are skipped.
+/// The longest response line accepted from an agent: a fetch chunk
+/// ([`MAX_CHUNK`] in base64) or a `run` result (two 256 KiB outputs, JSON
+/// escaping included) fit well below it.
+pub const MAX_RESPONSE_LINE: usize = 4 * MAX_LINE;
+
+/// ssh/agent stderr lines are cut here.
+const STDERR_LINE: usize = 16 * 1024;
+
+/// Lines of an agent's output, each read up to a bound: a broken or hostile
+/// node sending an endless line cannot make the client buffer all of it.
+#[derive(Debug)]
+pub struct BoundedLines<R> {
+    r: R,
+    max: usize,
+}
+
+impl<R: tokio::io::AsyncBufRead + Unpin> BoundedLines<R> {
+    /// Lines of `r`, each at most `max` bytes.
+    pub fn new(r: R, max: usize) -> Self {
+        BoundedLines { r, max }
+    }
+
+    /// The next line without its newline (invalid UTF-8 replaced); `None` at
+    /// the end of the stream; an `InvalidData` error once a line exceeds the
+    /// bound (the stream is then unusable: its framing is lost).
+    pub async fn next_line(&mut self) -> std::io::Result<Option<String>> {
+        let mut buf = Vec::new();
+        loop {
+            let avail = self.r.fill_buf().await?;
+            if avail.is_empty() {
+                return Ok((!buf.is_empty()).then(|| String::from_utf8_lossy(&buf).into_owned()));
+            }
+            let (take, done) = match avail.iter().position(|&b| b == b'\n') {
+                Some(i) => (i, true),
+                None => (avail.len(), false),
+            };
+            if buf.len() + take > self.max {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("agent output line longer than {} bytes", self.max),
+                ));
+            }
+            buf.extend_from_slice(&avail[..take]);
+            self.r.consume(take + usize::from(done));
+            if done {
+                if buf.last() == Some(&b'\r') {
+                    buf.pop();
+                }
+                return Ok(Some(String::from_utf8_lossy(&buf).into_owned()));
+            }
+        }
+    }
+}
+
 async fn read_banner(
-    lines: &mut tokio::io::Lines<BufReader<ChildStdout>>,
+    lines: &mut BoundedLines<BufReader<ChildStdout>>,
 ) -> std::io::Result<Option<Banner>> {
     for _ in 0..50 {
         let Some(l) = lines.next_line().await? else {
@@ -783,7 +837,7 @@ async fn read_banner(
 }
 
 async fn read_responses(
-    mut lines: tokio::io::Lines<BufReader<ChildStdout>>,
+    mut lines: BoundedLines<BufReader<ChildStdout>>,
     pending: Arc<Mutex<Pending>>,
 ) {
     while let Ok(Some(l)) = lines.next_line().await {

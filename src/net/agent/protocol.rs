@@ -234,6 +234,77 @@ pub struct Health {
     pub clock: Timestamp,
     /// Captures currently running.
     pub captures_running: usize,
+    /// The node's operating system and kernel (provenance); absent in the
+    /// answers of older agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<NodeOs>,
+}
+
+/// A node's operating system and kernel, as `uname -a` and
+/// `/etc/os-release` describe them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeOs {
+    /// Kernel name (`uname -s`, e.g. `Linux`).
+    pub kernel: String,
+    /// Kernel release (`uname -r`).
+    pub release: String,
+    /// Kernel version/build string (`uname -v`).
+    pub version: String,
+    /// Machine architecture (`uname -m`).
+    pub machine: String,
+    /// The `uname -a`-like line: kernel, host name, release, version, machine.
+    pub uname: String,
+    /// `PRETTY_NAME` of `/etc/os-release` (e.g. `Debian GNU/Linux 13 (trixie)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os_pretty_name: Option<String>,
+    /// `ID` of `/etc/os-release`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os_id: Option<String>,
+    /// `VERSION_ID` of `/etc/os-release`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os_version_id: Option<String>,
+}
+
+impl NodeOs {
+    /// This machine's OS and kernel, read from `/proc/sys/kernel` and
+    /// `/etc/os-release` (`/usr/lib/os-release` as fallback).
+    pub fn local() -> NodeOs {
+        let read = |p: &str| {
+            std::fs::read_to_string(p)
+                .map(|s| s.trim().to_string())
+                .unwrap_or_default()
+        };
+        let kernel = read("/proc/sys/kernel/ostype");
+        let release = read("/proc/sys/kernel/osrelease");
+        let version = read("/proc/sys/kernel/version");
+        let host = read("/proc/sys/kernel/hostname");
+        let machine = std::env::consts::ARCH.to_string();
+        let uname = [&kernel, &host, &release, &version, &machine]
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let osr = std::fs::read_to_string("/etc/os-release")
+            .or_else(|_| std::fs::read_to_string("/usr/lib/os-release"))
+            .unwrap_or_default();
+        let field = |k: &str| {
+            osr.lines().find_map(|l| {
+                let v = l.strip_prefix(k)?.strip_prefix('=')?;
+                Some(v.trim().trim_matches('"').to_string())
+            })
+        };
+        NodeOs {
+            kernel,
+            release,
+            version,
+            machine,
+            uname,
+            os_pretty_name: field("PRETTY_NAME"),
+            os_id: field("ID"),
+            os_version_id: field("VERSION_ID"),
+        }
+    }
 }
 
 /// Result of `clock`.
@@ -404,5 +475,20 @@ mod tests {
     fn unknown_error_kinds_do_not_break_old_clients() {
         let e: RemoteError = serde_json::from_str(r#"{"kind":"quota","message":"m"}"#).unwrap();
         assert_eq!(e.kind, ErrorKind::Other);
+    }
+
+    #[test]
+    fn node_os_of_this_machine() {
+        let os = NodeOs::local();
+        assert_eq!(os.kernel, "Linux");
+        assert!(
+            !os.release.is_empty() && os.uname.contains(&os.release),
+            "{os:?}"
+        );
+        let h: Health = serde_json::from_str(
+            r#"{"hostname":"n","pid":1,"uptime_secs":1.0,"agent_uptime_secs":1.0,"load":[0.0,0.0,0.0],"dir":"/x","disk_free_bytes":0,"disk_total_bytes":0,"clock":"1.0","captures_running":0}"#,
+        )
+        .expect("an older agent's answer still parses");
+        assert!(h.os.is_none());
     }
 }

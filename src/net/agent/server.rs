@@ -224,7 +224,9 @@ fn read_line(input: &mut impl BufRead) -> std::io::Result<Option<Line>> {
 }
 
 /// Parses a request, telling unknown ops from bad arguments.
-fn parse(line: &str) -> Result<(u64, Op), (Option<u64>, RemoteError)> {
+/// Parses one request line: its id (when there is one) and its op, or the
+/// error answer (`bad_request`, `unknown_op`) to send back.
+pub fn parse(line: &str) -> Result<(u64, Op), (Option<u64>, RemoteError)> {
     let v: serde_json::Value = serde_json::from_str(line)
         .map_err(|e| (None, err(ErrorKind::BadRequest, format!("not JSON: {e}"))))?;
     let id = v.get("id").and_then(serde_json::Value::as_u64);
@@ -378,6 +380,7 @@ fn health(st: &State) -> Health {
         disk_total_bytes,
         clock: now(),
         captures_running: st.captures.values().filter(|c| c.is_running()).count(),
+        os: Some(NodeOs::local()),
     }
 }
 

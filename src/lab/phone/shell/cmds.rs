@@ -118,7 +118,18 @@ pub fn run(
             0
         }
         "printf" => printf(&a, out, err),
-        "true" | ":" | "cd" | "log" | "kill" | "pkill" => 0,
+        "pkill" | "killall" if a.contains(&"screenrecord") => {
+            // SIGINT (or any signal) ends running recordings, which then
+            // finish their files, as on a phone.
+            let mut ph = sh.phone();
+            let now = std::time::Instant::now();
+            let n = ph.recordings.len();
+            for r in &mut ph.recordings {
+                r.1 = now;
+            }
+            i32::from(n == 0)
+        }
+        "true" | ":" | "cd" | "log" | "kill" | "pkill" | "killall" => 0,
         "false" => 1,
         "exit" => {
             let code = a
@@ -1972,58 +1983,6 @@ fn uiautomator(sh: &Shell, a: &[&str], out: &mut Vec<u8>, err: &mut Vec<u8>) -> 
     0
 }
 
-/// A small but well-formed MP4 (ftyp, moov/mvhd with the duration, mdat).
-pub fn tiny_mp4(secs: u32, width: u32, height: u32) -> Vec<u8> {
-    fn bx(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
-        let mut v = ((body.len() + 8) as u32).to_be_bytes().to_vec();
-        v.extend_from_slice(kind);
-        v.extend_from_slice(body);
-        v
-    }
-    let mut ftyp = b"mp42".to_vec();
-    ftyp.extend_from_slice(&0u32.to_be_bytes());
-    ftyp.extend_from_slice(b"isommp42");
-    let mut mvhd = vec![0u8; 4]; // version + flags
-    mvhd.extend_from_slice(&0u32.to_be_bytes());
-    mvhd.extend_from_slice(&0u32.to_be_bytes());
-    mvhd.extend_from_slice(&1000u32.to_be_bytes());
-    mvhd.extend_from_slice(&(secs * 1000).to_be_bytes());
-    mvhd.extend_from_slice(&0x0001_0000u32.to_be_bytes());
-    mvhd.extend_from_slice(&0x0100u16.to_be_bytes());
-    mvhd.extend_from_slice(&[0u8; 10]);
-    for m in [0x0001_0000u32, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000] {
-        mvhd.extend_from_slice(&m.to_be_bytes());
-    }
-    mvhd.extend_from_slice(&[0u8; 24]);
-    mvhd.extend_from_slice(&2u32.to_be_bytes());
-    let mut tkhd = vec![0, 0, 0, 3];
-    tkhd.extend_from_slice(&[0u8; 8]);
-    tkhd.extend_from_slice(&1u32.to_be_bytes());
-    tkhd.extend_from_slice(&0u32.to_be_bytes());
-    tkhd.extend_from_slice(&(secs * 1000).to_be_bytes());
-    tkhd.extend_from_slice(&[0u8; 16]);
-    for m in [0x0001_0000u32, 0, 0, 0, 0x0001_0000, 0, 0, 0, 0x4000_0000] {
-        tkhd.extend_from_slice(&m.to_be_bytes());
-    }
-    tkhd.extend_from_slice(&(width << 16).to_be_bytes());
-    tkhd.extend_from_slice(&(height << 16).to_be_bytes());
-    let trak = bx(b"trak", &bx(b"tkhd", &tkhd));
-    let mut moov_body = bx(b"mvhd", &mvhd);
-    moov_body.extend_from_slice(&trak);
-    let mut mdat = Vec::with_capacity(4096);
-    let mut x = 0x9e37_79b9u32 ^ secs;
-    for _ in 0..(2048 + secs as usize * 512) {
-        x ^= x << 13;
-        x ^= x >> 17;
-        x ^= x << 5;
-        mdat.push(x as u8);
-    }
-    let mut file = bx(b"ftyp", &ftyp);
-    file.extend_from_slice(&bx(b"moov", &moov_body));
-    file.extend_from_slice(&bx(b"mdat", &mdat));
-    file
-}
-
 fn screenrecord(sh: &Shell, a: &[&str], out: &mut Vec<u8>, err: &mut Vec<u8>) -> i32 {
     let mut limit = 180u32;
     let mut path = None;
@@ -2059,6 +2018,7 @@ fn screenrecord(sh: &Shell, a: &[&str], out: &mut Vec<u8>, err: &mut Vec<u8>) ->
         return 2;
     }
     let root = sh.uid == 0;
+    let key = normalize(&path);
     let (wd, ht) = {
         let mut ph = sh.phone();
         let now = ph.now_secs();
@@ -2068,15 +2028,61 @@ fn screenrecord(sh: &Shell, a: &[&str], out: &mut Vec<u8>, err: &mut Vec<u8>) ->
             return 1;
         }
         let end = std::time::Instant::now() + Duration::from_secs(u64::from(limit));
-        ph.recordings.push((normalize(&path), end));
+        ph.recordings.push((key.clone(), end));
         (ph.cfg.width, ph.cfg.height)
     };
-    std::thread::sleep(Duration::from_secs(u64::from(limit)));
+    // A frame a second until the time limit or `pkill screenrecord`.
+    let mut frames: Vec<(crate::lab::phone::screen::Frame, u32)> = Vec::new();
+    let mut last = std::time::Instant::now();
+    loop {
+        let (frame, end) = {
+            let mut ph = sh.phone();
+            ph.tick();
+            let end = ph.recordings.iter().find(|(p, _)| *p == key).map(|r| r.1);
+            let tree = ui::screen(&ph);
+            (
+                crate::lab::phone::screen::render(tree.as_ref(), wd, ht),
+                end,
+            )
+        };
+        let now = std::time::Instant::now();
+        if let Some(prev) = frames.last_mut() {
+            prev.1 = now.duration_since(last).as_millis().max(1) as u32;
+        }
+        last = now;
+        if end.is_none_or(|e| e <= now) {
+            break;
+        }
+        frames.push((frame, 1));
+        // Next frame in a second; a stop request is noticed within 50 ms.
+        let next = now + Duration::from_secs(1);
+        loop {
+            let t = std::time::Instant::now();
+            let end = {
+                let mut ph = sh.phone();
+                ph.tick();
+                ph.recordings.iter().find(|(p, _)| *p == key).map(|r| r.1)
+            };
+            if t >= next || end.is_none_or(|e| e <= t) {
+                break;
+            }
+            std::thread::sleep(
+                next.min(end.unwrap_or(next))
+                    .saturating_duration_since(t)
+                    .min(Duration::from_millis(50)),
+            );
+        }
+    }
     let mut ph = sh.phone();
+    ph.recordings.retain(|(p, _)| *p != key);
     let now = ph.now_secs();
-    let _ = ph
-        .fs
-        .write(&path, tiny_mp4(limit, wd, ht), 0o660, now, root);
+    let _ = ph.fs.write(
+        &path,
+        crate::lab::phone::screen::mp4(&frames, wd, ht),
+        0o660,
+        now,
+        root,
+    );
     let _ = out;
     0
 }
@@ -2100,13 +2106,5 @@ mod tests {
         assert_eq!(civil(0), (1970, 1, 1, 0, 0, 0));
         assert_eq!(civil(1_700_000_000), (2023, 11, 14, 22, 13, 20));
         assert_eq!(civil(951_782_400), (2000, 2, 29, 0, 0, 0));
-    }
-
-    #[test]
-    fn mp4_has_boxes() {
-        let f = tiny_mp4(3, 1080, 2400);
-        assert_eq!(&f[4..8], b"ftyp");
-        assert!(f.windows(4).any(|w| w == b"moov"));
-        assert!(f.windows(4).any(|w| w == b"mdat"));
     }
 }
