@@ -11,12 +11,14 @@
 mod lab_common;
 
 use lab_common::{exe, leftovers, require_root};
+use matador::campaign::env::StepHook;
 use matador::lab::build::{Lab, UpOptions};
 use matador::lab::topology::Topology;
 use matador::net::netns::run_in;
 use matador::probes::limit::Limits;
 use matador::probes::session;
 use matador::probes::spec::{AppTargets, EndpointSpec, ProbeSpec, app_targets};
+use matador::probes::step::{ProbeNode, ProbeStep};
 use matador::probes::vantage::run_in_netns;
 use matador::probes::verdict::{Knowledge, Verdict};
 use std::collections::BTreeMap;
@@ -154,6 +156,7 @@ fn probes_recover_exactly_the_configured_censorship() {
     spec.bulk_bytes = 400_000;
     spec.lab = true;
     spec.timeout_ms = 1500;
+    spec.race_window_ms = 100;
     spec.seed = 7;
     spec.limits = Limits {
         rate_per_s: 200.0,
@@ -305,6 +308,73 @@ fn probes_recover_exactly_the_configured_censorship() {
     assert_eq!(cn2[2]["input"], "whatsapp");
     assert_eq!(cn2[2]["test_keys"]["accessible"], true);
     assert_eq!(cn2[2]["test_keys"]["blocking"], false);
+
+    // The campaign's probe step: KakaoTalk after a CN ↔ CN measurement,
+    // control chosen outside CN.
+    let step_nodes = ["cn-1", "cn-2", "ca-1"]
+        .iter()
+        .map(|n| {
+            let d = desc.node(n).unwrap();
+            (
+                n.to_string(),
+                ProbeNode {
+                    netns: d.netns.clone().unwrap(),
+                    country: d.country.clone(),
+                    asn: d.asn,
+                    uplink: None,
+                },
+            )
+        })
+        .collect();
+    let step = ProbeStep::new(step_nodes, None, true)
+        .with(
+            Some("198.18.98.53:53".parse().unwrap()),
+            spec.neutral,
+            spec.limits,
+            None,
+        )
+        .race_window_ms(100);
+    let mdir = tempfile::tempdir().unwrap();
+    let cn: matador::scenario::types::CountryCode = "CN".parse().unwrap();
+    let m = matador::campaign::plan::PlannedMeasurement {
+        id: "m0001".into(),
+        kind: matador::campaign::plan::Kind::Message,
+        app: "kakaotalk".into(),
+        sender: "p1".into(),
+        receiver: "p2".into(),
+        sender_country: cn.clone(),
+        receiver_country: cn,
+        sender_nodes: vec!["cn-1".into()],
+        receiver_nodes: vec!["cn-2".into()],
+        repetition: 1,
+        messages: Vec::new(),
+        baseline_secs: 0.0,
+        estimated_secs: 0.0,
+    };
+    let t_step = Instant::now();
+    step.run(mdir.path(), &m).unwrap();
+    let round: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(mdir.path().join("probes/round.json")).unwrap())
+            .unwrap();
+    assert_eq!(round["control"]["vantage"], "ca-1");
+    let v = &round["verdicts"];
+    assert_eq!(v[0]["vantage"], "cn-1");
+    let cn1_kakao = v[0]["apps"][0]["verdicts"].as_array().unwrap().clone();
+    for want in ["dns-tampered", "http-keyword-blocked"] {
+        assert!(
+            cn1_kakao.contains(&serde_json::json!(want)),
+            "{cn1_kakao:?}"
+        );
+    }
+    assert_eq!(
+        v[1]["apps"][0]["verdicts"],
+        serde_json::json!(["ok"]),
+        "{}",
+        v[1]
+    );
+    assert!(mdir.path().join("probes/ooni.jsonl").is_file());
+    assert!(mdir.path().join("probes/matrix.md").is_file());
+    eprintln!("probe step: {:.1} s", t_step.elapsed().as_secs_f64());
 
     // The command line: two monitoring rounds of one LINE endpoint.
     let out = tempfile::tempdir().unwrap();

@@ -88,6 +88,9 @@ pub struct ProbeArgs {
     /// Per-operation timeout in milliseconds.
     #[arg(long, default_value_t = 3000)]
     pub timeout_ms: u64,
+    /// Milliseconds a UDP query keeps listening for racing replies.
+    #[arg(long, default_value_t = 250)]
+    pub race_window_ms: u64,
     /// Do not isolate keywords after a Host-header reset.
     #[arg(long)]
     pub no_isolation: bool,
@@ -237,6 +240,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     spec.bulk_bytes = args.bulk_bytes;
     spec.isolate_keywords = !args.no_isolation;
     spec.timeout_ms = args.timeout_ms;
+    spec.race_window_ms = args.race_window_ms;
     spec.limits = Limits {
         rate_per_s: args.rate,
         max_requests: args.max_requests,

@@ -9,7 +9,8 @@ use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
-/// How long to keep listening for further replies after the first one.
+/// How long to keep listening for further replies after the first one
+/// (default of [`crate::probes::spec::ProbeSpec::race_window_ms`]).
 pub const RACE_WINDOW: Duration = Duration::from_millis(250);
 
 /// The result of one query.
@@ -125,8 +126,20 @@ fn apply(r: &mut DnsResult, rcode: RCODE, ips: Vec<IpAddr>) {
     r.answers = ips;
 }
 
-/// An A query over UDP; one send and one retry within `timeout`.
+/// An A query over UDP; one send and one retry within `timeout`, then
+/// [`RACE_WINDOW`] for further replies.
 pub fn query_udp(resolver: SocketAddr, name: &str, id: u16, timeout: Duration) -> DnsResult {
+    query_udp_within(resolver, name, id, timeout, RACE_WINDOW)
+}
+
+/// [`query_udp`] with a chosen window for further replies.
+pub fn query_udp_within(
+    resolver: SocketAddr,
+    name: &str,
+    id: u16,
+    timeout: Duration,
+    race_window: Duration,
+) -> DnsResult {
     let mut r = DnsResult::new(name, "udp", resolver);
     let t0 = Instant::now();
     let out = (|| -> std::io::Result<()> {
@@ -145,7 +158,7 @@ pub fn query_udp(resolver: SocketAddr, name: &str, id: u16, timeout: Duration) -
         loop {
             let now = t0.elapsed();
             let until = match first_at {
-                Some(f) => (f + RACE_WINDOW).saturating_duration_since(Instant::now()),
+                Some(f) => (f + race_window).saturating_duration_since(Instant::now()),
                 None => {
                     if sends == 1 && now >= timeout / 2 {
                         s.send(&bytes)?;

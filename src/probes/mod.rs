@@ -23,6 +23,7 @@
 //!   the evidence and same-country differences;
 //! - [`monitor`]: repeated rounds, time series and "blocked since /
 //!   unblocked at" changes;
+//! - [`step`]: the campaign's probe step (a [`crate::campaign::env::StepHook`]);
 //! - [`spec`] and [`limit`]: what to probe (app profiles' `probe:` lists),
 //!   request budget and target guard.
 //!
@@ -37,6 +38,7 @@ pub mod matrix;
 pub mod monitor;
 pub mod session;
 pub mod spec;
+pub mod step;
 pub mod vantage;
 pub mod verdict;
 

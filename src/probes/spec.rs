@@ -180,6 +180,10 @@ pub struct ProbeSpec {
     /// Per-operation timeout in milliseconds.
     #[serde(default = "default_timeout")]
     pub timeout_ms: u64,
+    /// How long a UDP query keeps listening after the first reply (racing
+    /// injectors), in milliseconds.
+    #[serde(default = "default_race_window")]
+    pub race_window_ms: u64,
     /// Request rate and total.
     #[serde(default)]
     pub limits: Limits,
@@ -209,6 +213,9 @@ fn yes() -> bool {
 fn default_timeout() -> u64 {
     3000
 }
+fn default_race_window() -> u64 {
+    250
+}
 
 impl ProbeSpec {
     /// A spec with defaults for `apps` and `resolver`.
@@ -223,6 +230,7 @@ impl ProbeSpec {
             decoy_sni: default_decoy(),
             isolate_keywords: true,
             timeout_ms: default_timeout(),
+            race_window_ms: default_race_window(),
             limits: Limits::default(),
             lab: false,
             seed: 0,

@@ -129,7 +129,8 @@ impl Run<'_> {
         }
         self.budget.take()?;
         let id = self.id();
-        let udp = dns::query_udp(resolver, &ep.host, id, t);
+        let race = Duration::from_millis(self.spec.race_window_ms.min(5000));
+        let udp = dns::query_udp_within(resolver, &ep.host, id, t, race);
         let answers = udp.answers.clone();
         out.dns_udp = Some(udp);
         self.budget.take()?;
@@ -138,7 +139,7 @@ impl Run<'_> {
         self.budget.take()?;
         let id = self.id();
         let wild = dns::random_subdomain(&ep.host, self.spec.seed);
-        out.wildcard = Some(dns::query_udp(resolver, &wild, id, t));
+        out.wildcard = Some(dns::query_udp_within(resolver, &wild, id, t, race));
 
         let control: Vec<IpAddr> = self
             .spec

@@ -410,6 +410,11 @@ pub fn judge(v: &VantageResult, c: &VantageResult, k: &Knowledge) -> VantageVerd
         let mut verdicts: Vec<Verdict> = eps.iter().flat_map(|e| e.verdicts.clone()).collect();
         verdicts.sort();
         verdicts.dedup();
+        // Inconclusive endpoints do not hide the others' verdicts; ok only
+        // when nothing is blocked.
+        if verdicts.len() > 1 {
+            verdicts.retain(|v| *v != Verdict::Inconclusive);
+        }
         if verdicts.len() > 1 {
             verdicts.retain(|v| *v != Verdict::Ok);
         }
