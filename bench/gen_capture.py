@@ -8,9 +8,12 @@ for those names, and QUIC (long-header Initials of 1200 bytes, then
 short-header packets). Payload bytes are pseudo-random; TCP/IP checksums
 are left zero (neither tshark nor tcpdump verify them by default).
 
-    bench/gen_capture.py OUT.pcap --size-mb 520 [--seed 1] [--concurrent 1500]
+    bench/gen_capture.py OUT.pcap --size-mb 520 [--seed 1] [--concurrent 1500] [--gap-us 20]
 
-Deterministic for a given seed.
+Deterministic for a given seed. --gap-us is the mean time between packets:
+the default packs 520 MB into ~14 s (every flow is still inside the idle
+timeouts at the end); a few milliseconds spread the same traffic over
+hours, so flows end and time out as in a long real capture.
 """
 
 import argparse
@@ -187,6 +190,7 @@ def main():
     ap.add_argument("--size-mb", type=float, default=520)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--concurrent", type=int, default=1500)
+    ap.add_argument("--gap-us", type=float, default=20.0)
     a = ap.parse_args()
     rng = random.Random(a.seed)
     w = Writer(a.out)
@@ -224,7 +228,7 @@ def main():
             active[i] = active[-1]
             active.pop()
             continue
-        dt = int(rng.expovariate(1 / 20.0))
+        dt = int(rng.expovariate(1 / a.gap_us))
         if from_client:
             w.frame(cmac, gw_mac, pkt, dt)
         else:

@@ -6,12 +6,22 @@
 #
 # The capture comes from bench/gen_capture.py (TLS with SNI/ALPN, DNS,
 # QUIC, ~1500 concurrent flows). Each tool reads it once from the page cache
-# (warmed first); times are wall-clock seconds from GNU time, memory is
-# peak RSS. tshark is timed twice: extracting the same DNS/SNI fields
-# matador extracts, and computing TCP conversations (flows).
+# (warmed first); times are wall-clock and CPU (user+sys) seconds from GNU
+# time, memory is peak RSS. tshark is timed twice: extracting the same
+# DNS/SNI fields matador extracts, and computing TCP conversations (flows).
+# Involuntary context switches (preempted by other processes) and minor
+# page faults are printed too: on a shared machine they explain wall > CPU.
+#
+# Memory vs file size: matador's peak RSS on two captures of RSS_MB and
+# 4 x RSS_MB (default 65 and 260 MB; 4x the flows, one after another, same
+# concurrency, packets 20 ms apart so the captures span hours and finished
+# flows time out as in a real capture; generated, then deleted), to show
+# memory follows the concurrent flows only, not the file size.
+# --jobs scaling: the same capture listed 4 times, --jobs 1 vs --jobs 2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_MB=${1:-520}
+RSS_MB=${RSS_MB:-65}
 BENCH_DIR=${BENCH_DIR:-/tmp/matador-bench}
 CAP="$BENCH_DIR/bench-${SIZE_MB}mb-seed1.pcap"
 mkdir -p "$BENCH_DIR"
@@ -28,7 +38,9 @@ PACKETS=$(capinfos -c -M "$CAP" 2>/dev/null | awk -F: '/Number of packets/ {gsub
 cat "$CAP" >/dev/null   # warm the page cache so every tool reads from memory
 
 RESULTS=$(mktemp)
-trap 'rm -f "$RESULTS" "$BENCH_DIR"/*.out "$BENCH_DIR"/*.time' EXIT
+RSS1="$BENCH_DIR/bench-rss1-$$.pcap"
+RSS4="$BENCH_DIR/bench-rss4-$$.pcap"
+trap 'rm -f "$RESULTS" "$RSS1" "$RSS4" "$BENCH_DIR"/*.out "$BENCH_DIR"/*.time' EXIT
 
 # run NAME CMD... : times CMD (stdout to a file, so output cost is included
 # but no terminal), records "NAME wall_s user_s sys_s peak_kb". The machine
@@ -37,10 +49,10 @@ trap 'rm -f "$RESULTS" "$BENCH_DIR"/*.out "$BENCH_DIR"/*.time' EXIT
 run() {
   local name=$1; shift
   local t
-  /usr/bin/time -o "$BENCH_DIR/$name.time" -f '%e %U %S %M' "$@" >"$BENCH_DIR/$name.out" 2>/dev/null
+  /usr/bin/time -o "$BENCH_DIR/$name.time" -f '%e %U %S %M %c %R' "$@" >"$BENCH_DIR/$name.out" 2>/dev/null
   t=$(tail -1 "$BENCH_DIR/$name.time")
   echo "$name $t" >>"$RESULTS"
-  printf '  %-20s wall %s s, user %s s, sys %s s, peak RSS %s kB\n' "$name" ${t}
+  printf '  %-20s wall %s s, user %s s, sys %s s, peak RSS %s kB, preempted %s times, minor faults %s\n' "$name" ${t}
 }
 
 echo "capture: $CAP ($BYTES bytes, ${PACKETS:-?} packets)"
@@ -57,6 +69,19 @@ run ndpiReader          ndpiReader -q -i "$CAP" -n 1
 run matador-4files-j1   "$MATADOR" replay --summary --jobs 1 "$CAP" "$CAP" "$CAP" "$CAP"
 run matador-4files-j2   "$MATADOR" replay --summary --jobs 2 "$CAP" "$CAP" "$CAP" "$CAP"
 
+# Peak memory against file size: 1x and 4x the flows, same concurrency.
+python3 bench/gen_capture.py "$RSS1" --size-mb "$RSS_MB" --gap-us 20000 --concurrent 300 2>/dev/null
+python3 bench/gen_capture.py "$RSS4" --size-mb "$((RSS_MB * 4))" --gap-us 20000 --concurrent 300 2>/dev/null
+run matador-rss-1x      "$MATADOR" replay --json --jobs 1 "$RSS1"
+run matador-rss-4x      "$MATADOR" replay --json --jobs 1 "$RSS4"
+for n in 1 4; do
+  jq -r --arg n "$n" '"  rss-\($n)x capture: \(.packets) packets, \(.flows|length) flows, \(((.last_ts|tonumber) - (.first_ts|tonumber)) / 3600 * 10 | round / 10) h"' \
+    "$BENCH_DIR/matador-rss-${n}x.out"
+done
+rm -f "$RSS1" "$RSS4"
+
+echo "load average during the run: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs"
+
 # What matador found, to show the work was done.
 jq -r '"matador: \(.packets) packets, \(.flows|length) flows, \(.dns|length) DNS records, \(.tls|length) ClientHellos, \(.servers|length) servers"' \
   "$BENCH_DIR/matador-json.out"
@@ -66,7 +91,7 @@ python3 - "$RESULTS" "$BYTES" <<'PY'
 import sys
 rows = {}
 for line in open(sys.argv[1]):
-    name, wall, user, sys_, kb = line.split()
+    name, wall, user, sys_, kb = line.split()[:5]
     rows[name] = (max(float(wall), 0.001), max(float(user) + float(sys_), 0.001), int(kb))
 size = int(sys.argv[2])
 mw, mc, _ = rows["matador-json"]
@@ -75,10 +100,15 @@ print("matador --json is N times as fast as each tool (wall / CPU time ratios):"
 print(f"{'tool':<20} {'wall s':>7} {'CPU s':>7} {'MB/s wall':>10} {'MB/s CPU':>9} {'peak RSS MB':>12} {'ratio wall':>11} {'ratio CPU':>10}")
 for name, (wall, cpu, kb) in rows.items():
     files = 4 if "4files" in name else 1
-    single = files == 1 and name != "matador-json"
+    single = files == 1 and name.startswith(("tshark", "tcpdump", "ndpi", "matador-table"))
     rw = f"{wall / mw:.1f}x" if single else ""
     rc = f"{cpu / mc:.1f}x" if single else ""
+    if "rss" in name:
+        print(f"{name:<20} {wall:>7.2f} {cpu:>7.2f} {'':>10} {'':>9} {kb / 1024:>12.1f}")
+        continue
     print(f"{name:<20} {wall:>7.2f} {cpu:>7.2f} {size * files / wall / 1e6:>10.0f} {size * files / cpu / 1e6:>9.0f} {kb / 1024:>12.1f} {rw:>11} {rc:>10}")
-j1, j2 = rows["matador-4files-j1"][0], rows["matador-4files-j2"][0]
-print(f"\n--jobs 2 vs --jobs 1 on 4 files (wall): {j1 / j2:.2f}x ({__import__('os').cpu_count()} CPUs, shared)")
+j1, j2 = rows["matador-4files-j1"], rows["matador-4files-j2"]
+print(f"\n--jobs 2 vs --jobs 1 on 4 files: wall {j1[0] / j2[0]:.2f}x, CPU {j2[1] / j1[1]:.2f} (CPU j2/j1; 1.0 = no overhead) ({__import__('os').cpu_count()} CPUs, shared)")
+r1, r4 = rows["matador-rss-1x"][2], rows["matador-rss-4x"][2]
+print(f"peak RSS with 4x the flows (sequential): {r1 / 1024:.1f} MB -> {r4 / 1024:.1f} MB (x{r4 / r1:.2f})")
 PY

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 # wireguard-go, dnsmasq, sshd, mksh, iproute2, iptables, nft) and mmdblookup.
 pkgs=(libpcap-dev pkg-config adb tshark tcpdump scamper libndpi-bin mmdb-bin
       wireguard-tools wireguard-go dnsmasq openssh-server openssh-client mksh iputils-ping
-      iproute2 iptables nftables procps psmisc jq python3 bc chromium debootstrap util-linux)
+      iproute2 iptables nftables procps psmisc jq python3 bc chromium debootstrap util-linux hostapd)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

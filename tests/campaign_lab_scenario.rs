@@ -126,7 +126,7 @@ fn censor_of_the_scenario_shows_in_the_analysis() {
     let dir = run(
         tmp.path(),
         "lab-censor",
-        "  noise: true\n  censor:\n    country: BR\n    \
+        "  noise: true\n  control_resolver: 198.18.96.53\n  censor:\n    country: BR\n    \
          forge_dns: [connectivitycheck.gstatic.com]\n    forged_answers: [198.18.250.9]\n",
     );
     let caps = captures(&dir);
@@ -205,4 +205,95 @@ fn noise_off_means_no_background_flows() {
         .filter_map(|n| n["name"].as_str())
         .collect();
     assert!(!servers.contains(&"us-west"), "no noise host: {servers:?}");
+}
+
+/// One DNS A query for `name` to `server`, sent from namespace `ns`:
+/// the answer count and the last answer's address (an error string when
+/// it fails, so the caller tears the lab down before asserting).
+fn ask(ns: &str, server: &str, name: &str) -> Result<(u16, String), String> {
+    let (ns, server, name) = (ns.to_string(), server.to_string(), name.to_string());
+    std::thread::spawn(move || -> Result<(u16, String), String> {
+        let e = |what: &str, x: std::io::Error| format!("{what} ({server} from {ns}): {x}");
+        matador::net::netns::enter_thread(&ns).map_err(|x| e("setns", x))?;
+        let mut q = vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0];
+        for l in name.split('.') {
+            q.push(l.len() as u8);
+            q.extend_from_slice(l.as_bytes());
+        }
+        q.extend_from_slice(&[0, 0, 1, 0, 1]);
+        let s = std::net::UdpSocket::bind("0.0.0.0:0").map_err(|x| e("bind", x))?;
+        s.set_read_timeout(Some(std::time::Duration::from_secs(3)))
+            .map_err(|x| e("timeout", x))?;
+        s.send_to(&q, (server.as_str(), 53))
+            .map_err(|x| e("send", x))?;
+        let mut b = [0u8; 512];
+        let n = s.recv(&mut b).map_err(|x| e("receive", x))?;
+        if n < 16 {
+            return Err(format!("short answer from {server}"));
+        }
+        let an = u16::from_be_bytes([b[6], b[7]]);
+        let last = b[n - 4..n]
+            .iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(".");
+        Ok((an, last))
+    })
+    .join()
+    .unwrap_or_else(|_| Err("query thread panicked".into()))
+}
+
+#[test]
+fn control_resolver_answers_honestly_outside_the_censor() {
+    assert!(is_root(), "this test needs root (network namespaces)");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let demo = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("lab/demo.yaml"))
+        .expect("lab/demo.yaml");
+    let topo = tmp.path().join("topo.yaml");
+    std::fs::write(&topo, format!("{demo}\ncontrol_resolver: 198.18.96.53\n")).expect("write");
+    let state = tmp.path().join("state");
+    let lab_json = tmp.path().join("lab.json");
+    let up = Command::new(env!("CARGO_BIN_EXE_matador"))
+        .args(["lab", "up", "--no-phones", "--no-ssh", "--state-dir"])
+        .arg(&state)
+        .arg("--topology")
+        .arg(&topo)
+        .arg("--lab-json")
+        .arg(&lab_json)
+        .output()
+        .expect("lab up");
+    assert!(
+        up.status.success(),
+        "{}",
+        String::from_utf8_lossy(&up.stderr)
+    );
+    let lab: Value =
+        serde_json::from_str(&std::fs::read_to_string(&lab_json).expect("lab.json")).expect("json");
+    let ns = |n: &str| format!("mt{}-{n}", lab["id"].as_str().unwrap_or(""));
+    // Outside the censor (DE): honest answers, none for a name the zone lacks.
+    let de = ask(&ns("de-1"), "198.18.96.53", "g.whatsapp.net");
+    let blocked_de = ask(&ns("de-1"), "198.18.96.53", "blocked.example");
+    // Behind the demo's censor (BR) even the control's answer is forged.
+    let blocked_br = ask(&ns("br-1"), "198.18.96.53", "blocked.example");
+    let down = Command::new(env!("CARGO_BIN_EXE_matador"))
+        .args(["lab", "down", "--state-dir"])
+        .arg(&state)
+        .arg(lab["id"].as_str().unwrap_or(""))
+        .output()
+        .expect("lab down");
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    let whatsapp = lab["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find_map(|n| n["apps"]["whatsapp"].as_str())
+        .expect("whatsapp backend")
+        .to_string();
+    assert_eq!(de, Ok((1, whatsapp)));
+    assert_eq!(blocked_de.map(|a| a.0), Ok(0));
+    assert_eq!(blocked_br, Ok((1, "198.18.250.1".to_string())));
 }

@@ -57,6 +57,8 @@ struct World {
     sends: AtomicUsize,
     connected: Mutex<BTreeMap<String, String>>,
     open_captures: Mutex<BTreeMap<String, PathBuf>>,
+    /// Running screen recordings: phone → file.
+    recordings: Mutex<BTreeMap<String, PathBuf>>,
 }
 
 fn now() -> f64 {
@@ -155,6 +157,29 @@ impl PhoneControl for Fake {
     fn diagnostics(&self, phone: &str, dir: &Path) -> Result<(), EnvError> {
         std::fs::write(dir.join(format!("ui-{phone}.xml")), "<hierarchy/>")
             .map_err(|e| EnvError::new(e.to_string()))
+    }
+    fn start_screenrecord(&self, p: &str, _l: Duration, f: &Path) -> Result<(), EnvError> {
+        self.start_rec(p, f)
+    }
+    fn stop_screenrecord(&self, p: &str) -> Result<(), EnvError> {
+        self.stop_rec(p)
+    }
+}
+
+impl Fake {
+    fn start_rec(&self, phone: &str, file: &Path) -> Result<(), EnvError> {
+        self.0
+            .recordings
+            .lock()
+            .unwrap()
+            .insert(phone.into(), file.to_path_buf());
+        Ok(())
+    }
+    fn stop_rec(&self, phone: &str) -> Result<(), EnvError> {
+        if let Some(f) = self.0.recordings.lock().unwrap().remove(phone) {
+            std::fs::write(f, b"recording").map_err(|e| EnvError::new(e.to_string()))?;
+        }
+        Ok(())
     }
 }
 
@@ -420,6 +445,9 @@ fn full_campaign_leaves_a_complete_record() {
             "check-connectivity",
             "start-captures",
             "exchange",
+            // Both phones' screen recordings end as the captures stop.
+            "screenrecord",
+            "screenrecord",
             "stop-captures",
             "analyse",
             "teardown",
@@ -708,6 +736,12 @@ impl PhoneControl for Hang {
     fn diagnostics(&self, p: &str, d: &Path) -> Result<(), EnvError> {
         self.0.diagnostics(p, d)
     }
+    fn start_screenrecord(&self, p: &str, _l: Duration, f: &Path) -> Result<(), EnvError> {
+        self.0.start_rec(p, f)
+    }
+    fn stop_screenrecord(&self, p: &str) -> Result<(), EnvError> {
+        self.0.stop_rec(p)
+    }
 }
 
 #[test]
@@ -751,6 +785,19 @@ fn extra_steps_and_step_timeouts() {
     assert!(
         err.starts_with("exchange: ") && err.contains("no answer within 1s"),
         "{err}"
+    );
+    // The failed attempt keeps its screen recordings with its UI dumps.
+    for f in ["screen-lab-a.mp4", "screen-lab-b.mp4", "ui-lab-a.xml"] {
+        assert!(m5.files.iter().any(|x| x == f), "{f}: {:?}", m5.files);
+    }
+    assert!(
+        m2.files.iter().any(|x| x == "screen-lab-a.mp4"),
+        "{:?}",
+        m2.files
+    );
+    assert!(
+        w.recordings.lock().unwrap().is_empty(),
+        "every recording ended"
     );
     let j = read_journal(&dir.join("journal.jsonl")).unwrap();
     assert!(j.iter().any(|l| l.step == "probes"

@@ -3,8 +3,9 @@
 //! TCP payloads with the keywords `line.naver`, `naver.jp` (overlapping in
 //! `line.naver.jp`) and `kakao.com`; `cn-1`'s uplink is throttled (tbf).
 //! An on-path injector races forged answers for `venus.web.telegram.org`
-//! (the genuine answer arrives too). `cn-2` (same country) and the apps
-//! WhatsApp and Signal are unfiltered.
+//! (the genuine answer arrives too); SYNs to Threema's server are reset. `cn-2` (same country) and the apps
+//! WhatsApp and Signal are unfiltered. The same probes run through the
+//! node agents over SSH give the same verdicts.
 //! The probes must recover exactly that, with no other verdict.
 
 mod lab_common;
@@ -25,7 +26,8 @@ use std::path::Path;
 use std::time::Instant;
 
 // Backends: line 198.19.7.10:443, kakaotalk 198.19.15.10:443,
-// whatsapp 198.19.23.10:5222, signal 198.19.23.11:443, telegram 198.19.23.12:443.
+// whatsapp 198.19.23.10:5222, signal 198.19.23.11:443, telegram 198.19.23.12:443,
+// threema 198.19.31.10:5222.
 const NAMES: &str = "{gd2.line.naver.jp: 198.19.7.10, dl.stickershop.line.naver.jp: 198.19.7.10, line.me: 198.19.7.10, katalk.kakao.com: 198.19.15.10}";
 
 fn topology() -> String {
@@ -43,10 +45,12 @@ datacenters:
   - {{name: jp, country: JP, asn: 64631, apps: [line]}}
   - {{name: kr, country: KR, asn: 64632, apps: [kakaotalk]}}
   - {{name: us, country: US, asn: 64633, apps: [whatsapp, signal, telegram]}}
+  - {{name: ch, country: CH, asn: 64634, apps: [threema]}}
 censor:
   node: cn-1
   forge_dns: {{line.naver.jp: 198.18.250.1, kakao.com: 198.18.250.2}}
   rst_keywords: [line.naver, naver.jp, kakao.com]
+  rst_syn_to: [198.19.31.10]
   race:
     dns: {{venus.web.telegram.org: 198.18.250.7}}
 "
@@ -90,6 +94,7 @@ fn apps() -> Vec<AppTargets> {
         pick("whatsapp", &["g.whatsapp.net"], 5222),
         pick("signal", &["chat.signal.org"], 443),
         pick("telegram", &["venus.web.telegram.org"], 443),
+        pick("threema", &["g-33.0.threema.ch"], 5222),
     ]
 }
 
@@ -104,7 +109,7 @@ fn probes_recover_exactly_the_configured_censorship() {
         state_dir: state.path().to_path_buf(),
         exe: exe(),
         phones: false,
-        ssh: false,
+        ssh: true,
         cancel: None,
     })
     .unwrap();
@@ -194,6 +199,7 @@ fn probes_recover_exactly_the_configured_censorship() {
         ("cn-1", "venus.web.telegram.org"),
         vec![Verdict::DnsTampered],
     );
+    expected.insert(("cn-1", "g-33.0.threema.ch"), vec![Verdict::TcpBlocked]);
     let mut total = 0;
     let mut correct = 0;
     for v in &r.verdicts {
@@ -288,7 +294,7 @@ fn probes_recover_exactly_the_configured_censorship() {
     // OONI-style output per app.
     let ooni =
         matador::probes::verdict::ooni_measurements(cn1, &r.verdicts[0], &Default::default());
-    assert_eq!(ooni.len(), 5);
+    assert_eq!(ooni.len(), 6);
     assert_eq!(ooni[0]["test_keys"]["dns_consistency"], "inconsistent");
     assert_eq!(ooni[0]["probe_cc"], "ZZ");
     let cn2 = matador::probes::verdict::ooni_measurements(
@@ -315,6 +321,8 @@ fn probes_recover_exactly_the_configured_censorship() {
             "cn-1",
             "--vantage",
             "cn-2",
+            "--vantage",
+            "p1",
             "--control",
             "ca-1",
             "--neutral",
@@ -343,6 +351,16 @@ fn probes_recover_exactly_the_configured_censorship() {
         first[0]["apps"][0]["endpoints"][0]["keywords"],
         serde_json::json!(["line.naver", "naver.jp"])
     );
+    // The phone behind cn-1 sees what cn-1 sees, through its tunnel.
+    assert_eq!(first[2]["vantage"], "p1");
+    assert_eq!(
+        first[2]["apps"][0]["endpoints"][0]["verdicts"],
+        first[0]["apps"][0]["endpoints"][0]["verdicts"]
+    );
+    assert_eq!(
+        first[2]["apps"][0]["endpoints"][0]["keywords"],
+        serde_json::json!(["line.naver", "naver.jp"])
+    );
     let series = std::fs::read_to_string(out.path().join("series.jsonl")).unwrap();
     assert_eq!(series.lines().count(), 2);
     let ooni = std::fs::read_to_string(out.path().join("ooni.jsonl")).unwrap();
@@ -355,9 +373,13 @@ fn probes_recover_exactly_the_configured_censorship() {
     );
     let changes: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.path().join("changes.json")).unwrap()).unwrap();
-    assert_eq!(changes.as_array().unwrap().len(), 1, "{changes}");
-    assert_eq!(changes[0]["change"], "blocked");
-    assert_eq!(changes[0]["round"], 1);
+    // Blocked since round 1 at cn-1 and p1; nothing changes in round 2.
+    assert_eq!(changes.as_array().unwrap().len(), 2, "{changes}");
+    for c in changes.as_array().unwrap() {
+        assert_eq!(c["change"], "blocked");
+        assert_eq!(c["round"], 1);
+        assert!(c["vantage"] == "cn-1" || c["vantage"] == "p1", "{c}");
+    }
     assert!(out.path().join("round-0001-cn-1").is_dir());
     let matrix = std::fs::read_to_string(out.path().join("matrix.md")).unwrap();
     assert!(matrix.contains("| cn-1 (CN, AS64621) | dns-tampered, tls-blocked, http-keyword-blocked | [round-0001.json](round-0001.json)"), "{matrix}");
@@ -370,6 +392,47 @@ fn probes_recover_exactly_the_configured_censorship() {
     );
     assert!(matrix.contains("`line.naver`, `naver.jp`"), "{matrix}");
     eprintln!("CLI: 2 rounds in {:.1} s", t_cli.elapsed().as_secs_f64());
+
+    // Through the node agents over SSH (the `probe` op).
+    let t_agent = Instant::now();
+    let via = assert_cmd::Command::new(exe())
+        .args(["probe", "--via", "agent", "--lab-desc"])
+        .arg(&lab.desc_path)
+        .args([
+            "--app",
+            "kakaotalk",
+            "--endpoint",
+            "katalk.kakao.com:443",
+            "--vantage",
+            "cn-1",
+            "--control",
+            "ca-1",
+            "--neutral",
+            "198.19.23.10:5222",
+            "--rate",
+            "200",
+            "--timeout-ms",
+            "1500",
+            "--json",
+        ])
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .success();
+    let v: serde_json::Value = serde_json::from_str(
+        String::from_utf8_lossy(&via.get_output().stdout)
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let e = &v[0]["apps"][0]["endpoints"][0];
+    assert_eq!(
+        e["verdicts"],
+        serde_json::json!(["dns-tampered", "tls-blocked", "http-keyword-blocked"]),
+        "{v}"
+    );
+    assert_eq!(e["keywords"], serde_json::json!(["kakao.com"]));
+    eprintln!("via agent (SSH): {:.1} s", t_agent.elapsed().as_secs_f64());
 
     // Lab mode refuses targets outside the lab.
     let refused = assert_cmd::Command::new(exe())

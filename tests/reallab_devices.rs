@@ -82,6 +82,29 @@ async fn prepare_reports_each_missing_item_with_steps() {
                 String::from_utf8_lossy(&o.stderr).into_owned(),
             )
         };
+        // With the lab description: its SSID, and a listed phone that is not
+        // plugged in is reported.
+        let dir = tempfile::tempdir().unwrap();
+        let lab = dir.path().join("lab.yaml");
+        std::fs::write(
+            &lab,
+            format!(
+                "schema: matador/real-lab/1\nname: t\ncountry: DE\nrouter: {{wlan_if: wlan0, uplink: eth0, ssid: matador-lab, passphrase_file: p}}\n\
+                 nodes: [{{name: de-1, country: DE, host: 198.51.100.1}}]\n\
+                 phones:\n  - {{name: a, serial: \"{sa}\", mac: \"02:00:00:00:00:01\", addr: 198.18.100.2, node: de-1}}\n\
+                 \x20 - {{name: z, serial: R58MISSING, mac: \"02:00:00:00:00:09\", addr: 198.18.100.9, node: de-1}}\n"
+            ),
+        )
+        .unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_matador"))
+            .args(["devices", "--adb-server", &srv, "prepare", "--app", "whatsapp", "--lab"])
+            .arg(&lab)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        let with_lab = String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+        assert!(with_lab.contains(&format!("{sa}: ready")), "{with_lab}");
+        assert!(with_lab.contains("R58MISSING: NOT READY") && with_lab.contains("phone z (R58MISSING) is not connected"), "{with_lab}");
         let r = (run(true), run(false), sa, sb, sc);
         drop(server);
         r

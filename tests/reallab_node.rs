@@ -48,10 +48,11 @@ fn require() {
         "iptables",
         "chroot",
         "mount",
+        "flock",
     ] {
         assert!(
             matador::net::cmd::which(p).is_some(),
-            "{p} missing: run scripts/install-deps.sh (debootstrap, openssh-client, iproute2, iptables)"
+            "{p} missing: run scripts/install-deps.sh (debootstrap, openssh-client, iproute2, iptables, util-linux)"
         );
     }
 }
@@ -443,7 +444,7 @@ fn install_twice_check_and_repair_a_clean_debian_node() {
             "no change {want:?} in:\n{out}"
         );
     }
-    let dpkg = node.on_node("dpkg-query -W -f '${Package} ${Status}\\n' wireguard-tools wireguard-go libpcap0.8 iptables libcap2-bin");
+    let dpkg = node.on_node("dpkg-query -W -f '${Package} ${Status}\\n' wireguard-tools wireguard-go 'libpcap0.8*' iptables libcap2-bin");
     assert_eq!(dpkg.matches("install ok installed").count(), 5, "{dpkg}");
 
     // Second run: nothing to do.

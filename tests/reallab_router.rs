@@ -1,6 +1,7 @@
 //! `matador router config`: golden files (insta) for everything generated,
-//! incl. hostapd.conf (no Wi-Fi card here, and hostapd has no test mode),
-//! and validation by the real tools: `dnsmasq --test`, `nft -c -f`,
+//! incl. hostapd.conf (no Wi-Fi card here, and hostapd has no test mode:
+//! it is run up to its driver), and validation by the real tools:
+//! `hostapd`'s parser, `dnsmasq --test`, `nft -c -f`,
 //! `iptables-restore --test`, `sh -n`, `wg setconf` on a real userspace
 //! WireGuard interface, and router-up.sh applied (twice) in a namespace.
 //! Root is needed for nft/iptables/wireguard-go in a namespace; a missing
@@ -192,6 +193,46 @@ fn generated_files_pass_the_real_tools_and_apply() {
 
     let ns = Ns(format!("mtrl-r-{}", std::process::id()));
     assert!(run("ip", &["netns", "add", &ns.0]).0);
+    // hostapd has no test mode, but it parses the whole file (and reads the
+    // PSK and MAC files) before touching the driver: in a namespace without
+    // a Wi-Fi card it must get as far as the driver.
+    let (_, msg) = run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &ns.0,
+            "timeout",
+            "10",
+            "hostapd",
+            &p("hostapd.conf"),
+        ],
+    );
+    assert!(
+        msg.contains("Failed to initialize driver")
+            && !msg.contains("errors found in configuration"),
+        "hostapd did not accept hostapd.conf: {msg}"
+    );
+    let bad = dir.path().join("bad-hostapd.conf");
+    let text = std::fs::read_to_string(out.join("hostapd.conf")).unwrap();
+    std::fs::write(
+        &bad,
+        text.replace("rsn_pairwise=CCMP", "rsn_pairwise=CCMP\nwpa_bogus=1"),
+    )
+    .unwrap();
+    let (_, msg) = run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &ns.0,
+            "timeout",
+            "10",
+            "hostapd",
+            bad.to_str().unwrap(),
+        ],
+    );
+    assert!(msg.contains("errors found in configuration"), "{msg}");
     let (ok, msg) = run(
         "ip",
         &["netns", "exec", &ns.0, "nft", "-c", "-f", &p("router.nft")],
@@ -274,7 +315,21 @@ fn generated_files_pass_the_real_tools_and_apply() {
             String::from_utf8_lossy(&o.stderr)
         );
         let (_, rules) = run("ip", &["-n", &ns.0, "-4", "rule", "show"]);
-        rules
+        let (_, ing) = run(
+            "tc",
+            &["-n", &ns.0, "filter", "show", "dev", "wlp2s0", "ingress"],
+        );
+        let (_, eg) = run(
+            "tc",
+            &["-n", &ns.0, "filter", "show", "dev", "wlp2s0", "egress"],
+        );
+        // Action indices are allocated anew on every run: not part of the state.
+        let filters: String = (ing + &eg)
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("index "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        rules + &filters
     };
     let rules1 = up();
     let rules2 = up();
@@ -288,6 +343,57 @@ fn generated_files_pass_the_real_tools_and_apply() {
     ] {
         assert!(rules1.contains(want), "{want:?} not in\n{rules1}");
     }
+    assert!(
+        rules1.contains("mirred (Egress Mirror to device c-phone-a)"),
+        "{rules1}"
+    );
+    // Phone A (the WLAN peer, moved to its own namespace) pings the router:
+    // both directions are mirrored to c-phone-a, nothing to c-phone-b.
+    let phone = Ns(format!("mtrl-p-{}", std::process::id()));
+    assert!(run("ip", &["netns", "add", &phone.0]).0);
+    assert!(
+        run(
+            "ip",
+            &["-n", &ns.0, "link", "set", "wlp2s0p", "netns", &phone.0]
+        )
+        .0
+    );
+    for a in [
+        vec!["addr", "add", "198.18.100.2/24", "dev", "wlp2s0p"],
+        vec!["link", "set", "wlp2s0p", "up"],
+    ] {
+        let mut v = vec!["-n", phone.0.as_str()];
+        v.extend(a);
+        assert!(run("ip", &v).0);
+    }
+    let (ok, msg) = run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &phone.0,
+            "ping",
+            "-c",
+            "3",
+            "-i",
+            "0.2",
+            "-W",
+            "2",
+            "198.18.100.1",
+        ],
+    );
+    assert!(ok, "{msg}");
+    let tx = |dev: &str| -> u64 {
+        let (_, s) = run("ip", &["-n", &ns.0, "-s", "-j", "link", "show", dev]);
+        let v: serde_json::Value = serde_json::from_str(&s).unwrap();
+        v[0]["stats64"]["tx"]["packets"].as_u64().unwrap()
+    };
+    assert!(
+        tx("c-phone-a") >= 6,
+        "c-phone-a saw {} packets",
+        tx("c-phone-a")
+    );
+    assert_eq!(tx("c-phone-b"), 0);
     let (_, t) = run("ip", &["-n", &ns.0, "route", "show", "table", "101"]);
     assert!(
         t.contains("default dev wg-br-1") && t.contains("unreachable default"),
@@ -376,6 +482,114 @@ fn generated_files_pass_the_real_tools_and_apply() {
         &["netns", "exec", &ns.0, "nft", "-f", &p("router.nft")],
     );
     assert!(ok, "nft -f: {msg}");
+
+    // `router check` on this router: what is there passes, what is not
+    // (no nodes behind the tunnels, phone B absent, tunnel br-1 down) fails.
+    let leases = dir.path().join("leases");
+    std::fs::write(
+        &leases,
+        "1795430000 3c:2e:f9:00:00:01 198.18.100.2 phone-a *\n",
+    )
+    .unwrap();
+    let mut site = matador::net::router::RouterSite::real(&lab);
+    site.netns = Some(ns.0.clone());
+    site.leases = Some(leases);
+    let results = matador::net::router::check::check(&lab, &site);
+    let st = |n: &str| {
+        results
+            .iter()
+            .find(|r| r.name == n)
+            .unwrap_or_else(|| panic!("no {n} in {results:#?}"))
+            .status
+    };
+    use matador::net::router::check::Status::{Fail, Ok as Pass, Warn};
+    for (n, want) in [
+        ("interface wlp2s0", Pass),
+        ("interface wg-de-1", Pass),
+        ("interface wg-br-1", Fail),
+        ("lease phone-a", Pass),
+        ("lease phone-b", Fail),
+        ("phone phone-a", Pass),
+        ("phone phone-b", Fail),
+        ("capture phone-a", Pass),
+        ("capture phone-b", Pass),
+        ("rule phone-a", Pass),
+        ("rule phone-b", Pass),
+        ("table 100 (de-1)", Pass),
+        ("table 101 (br-1)", Fail),
+        ("tunnel de-1", Fail),
+        ("leak phone-a → 203.0.113.1", Pass),
+        ("leak phone-b → 203.0.113.1", Fail),
+        ("dns phone-a", Fail),
+        ("wlan catch-all", Pass),
+        ("firewall", Pass),
+    ] {
+        assert_eq!(st(n), want, "{n}: {results:#?}");
+    }
+    assert!(results.iter().all(|r| r.status != Warn));
+    // Every failure comes with a fix.
+    assert!(
+        results
+            .iter()
+            .filter(|r| r.status == Fail)
+            .all(|r| r.fix.is_some())
+    );
+    // The tc filters gone: the capture check says so.
+    assert!(
+        run(
+            "tc",
+            &["-n", &ns.0, "qdisc", "del", "dev", "wlp2s0", "clsact"]
+        )
+        .0
+    );
+    let results = matador::net::router::check::check(&lab, &site);
+    let cap = results
+        .iter()
+        .find(|r| r.name == "capture phone-a")
+        .unwrap();
+    assert_eq!(cap.status, Fail, "{cap:?}");
+}
+
+#[test]
+fn scenario_is_checked_against_the_lab() {
+    let dir = tempfile::tempdir().unwrap();
+    let scn = fixture().with_file_name("scenario.yaml");
+    let cfg = |s: &Path| {
+        Command::new(env!("CARGO_BIN_EXE_matador"))
+            .args(["router", "config", "--lab"])
+            .arg(fixture())
+            .arg("--scenario")
+            .arg(s)
+            .arg("--out")
+            .arg(dir.path().join("out"))
+            .output()
+            .unwrap()
+    };
+    let o = cfg(&scn);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let sections = std::fs::read_to_string(dir.path().join("out/scenario-sections.yaml")).unwrap();
+    assert!(
+        sections.contains("phone-b: {addr: 198.18.100.3, interface: c-phone-b, priority: 1001"),
+        "{sections}"
+    );
+    let bad = dir.path().join("scenario.yaml");
+    let text = std::fs::read_to_string(&scn)
+        .unwrap()
+        .replace("table: 100", "table: 107")
+        .replace("priority: 1001", "priority: 1005")
+        .replace(
+            "../../../device-profiles",
+            &format!("{}/device-profiles", env!("CARGO_MANIFEST_DIR")),
+        );
+    std::fs::write(&bad, text).unwrap();
+    let o = cfg(&bad);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success());
+    assert!(
+        err.contains("nodes.de-1.table: should be 100")
+            && err.contains("router.phones.phone-b.priority: should be 1001"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -27,6 +27,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
+/// Addresses whose DNS names are remembered; beyond this the half with the
+/// oldest resolutions is forgotten, so memory stays bounded on captures
+/// with endless distinct answers.
+const MAX_RESOLVED: usize = 1 << 16;
+
 /// Flows whose first payloads are tracked at once; beyond this the table is
 /// reset (fingerprints already found are kept).
 const MAX_TRACKED: usize = 1 << 20;
@@ -147,6 +152,14 @@ pub struct Attributor {
     state: FastMap<FlowKey, FpState>,
     hits: FastMap<FlowKey, FpHit>,
     next_sweep: Option<i64>,
+    /// Address → names that resolved to it, earliest first.
+    resolved: HashMap<IpAddr, Vec<Resolution>>,
+    /// SNI per flow (first ClientHello wins).
+    sni: FastMap<FlowKey, String>,
+    /// HTTP requests by (client, server, port).
+    hosts: HashMap<(IpAddr, IpAddr, u16), Vec<HttpRecord>>,
+    /// What was found per server endpoint so far.
+    servers: BTreeMap<ServerKey, ServerAcc>,
 }
 
 impl std::fmt::Debug for Attributor {
@@ -168,6 +181,10 @@ impl Attributor {
             state: FastMap::default(),
             hits: FastMap::default(),
             next_sweep: None,
+            resolved: HashMap::new(),
+            sni: FastMap::default(),
+            hosts: HashMap::new(),
+            servers: BTreeMap::new(),
         }
     }
 
@@ -179,124 +196,174 @@ impl Attributor {
 
     /// Sets `flow.sni` and `flow.app` and returns the servers per app, each
     /// with its evidence strongest first; apps in profile order, and within
-    /// an app the best-evidenced servers first.
+    /// an app the best-evidenced servers first. The whole-capture form of
+    /// [`Attributor::add_dns`] … [`Attributor::servers`].
     pub fn finish(
-        self,
+        mut self,
         flows: &mut [FlowRecord],
         dns: &[DnsRecord],
         tls: &[TlsRecord],
         http: &[HttpRecord],
     ) -> Vec<ServerRecord> {
-        let resolved = resolutions(dns);
-        let mut sni: HashMap<FlowKey, String> = HashMap::new();
+        for d in dns {
+            self.add_dns(d);
+        }
         for t in tls {
-            let proto = if t.proto == "quic" { 17 } else { 6 };
-            if let Some(name) = &t.sni {
-                let key = DirKey {
-                    proto,
-                    src: t.src,
-                    sport: t.sport,
-                    dst: t.dst,
-                    dport: t.dport,
-                }
-                .canonical();
-                sni.entry(key).or_insert_with(|| name.clone());
-            }
+            self.add_tls(t);
         }
-        let mut hosts: HashMap<(IpAddr, IpAddr, u16), Vec<&HttpRecord>> = HashMap::new();
         for h in http {
-            hosts.entry((h.src, h.dst, h.dport)).or_default().push(h);
+            self.add_http(h);
         }
-
-        let mut servers: BTreeMap<ServerKey, ServerAcc> = BTreeMap::new();
         for flow in flows.iter_mut() {
-            let proto = match flow.proto.as_str() {
-                "tcp" => 6,
-                "udp" => 17,
-                _ => continue,
-            };
+            self.attribute(flow);
+        }
+        self.servers()
+    }
+
+    /// Learns the names a DNS response resolved (used for flows that start
+    /// after it).
+    pub fn add_dns(&mut self, d: &DnsRecord) {
+        add_resolutions(&mut self.resolved, d);
+        if self.resolved.len() > MAX_RESOLVED {
+            let newest = |v: &Vec<Resolution>| v.iter().map(|r| r.ts).max();
+            let mut times: Vec<Option<Timestamp>> = self.resolved.values().map(newest).collect();
+            let mid = times.len() / 2;
+            let (_, cut, _) = times.select_nth_unstable(mid);
+            let cut = *cut;
+            self.resolved.retain(|_, v| newest(v) > cut);
+        }
+    }
+
+    /// Learns a ClientHello's SNI for its flow (the first one wins).
+    pub fn add_tls(&mut self, t: &TlsRecord) {
+        let proto = if t.proto == "quic" { 17 } else { 6 };
+        if let Some(name) = &t.sni {
             let key = DirKey {
                 proto,
-                src: flow.src,
-                sport: flow.sport,
-                dst: flow.dst,
-                dport: flow.dport,
+                src: t.src,
+                sport: t.sport,
+                dst: t.dst,
+                dport: t.dport,
             }
             .canonical();
-            if flow.sni.is_none()
-                && let Some(n) = sni.get(&key)
-            {
-                flow.sni = Some(n.clone());
-            }
-            // HTTP requests of this flow (either orientation), within its time span.
-            let mut flow_http: Vec<&HttpRecord> = Vec::new();
-            for k in [
-                (flow.src, flow.dst, flow.dport),
-                (flow.dst, flow.src, flow.sport),
-            ] {
-                if let Some(v) = hosts.get(&k) {
-                    flow_http.extend(
-                        v.iter()
-                            .filter(|h| h.ts >= flow.first_ts && h.ts <= flow.last_ts),
-                    );
-                }
-            }
-            let hit = self.hits.get(&key).copied();
-            let mut best: Option<Candidate> = None;
-            for (ip, port) in [(flow.dst, flow.dport), (flow.src, flow.sport)] {
-                let ctx = FlowCtx {
-                    ip,
-                    port,
-                    proto: &flow.proto,
-                    first_ts: flow.first_ts,
-                    sni: flow.sni.as_deref(),
-                    http: &flow_http,
-                    hit,
-                };
-                for (i, app) in self.profiles.apps.iter().enumerate() {
-                    let ev = self.evidence(app, &ctx, &resolved);
-                    let Some(top) = ev.iter().map(|e| strength(e)).max() else {
-                        continue;
-                    };
-                    let better = match &best {
-                        None => true,
-                        Some((_, _, bev, btop)) => (top, ev.len()) > (*btop, bev.len()),
-                    };
-                    if better {
-                        best = Some((i, (ip, port), ev, top));
-                    }
-                }
-            }
-            let Some((i, (ip, port), evidence, _)) = best else {
-                continue;
-            };
-            flow.app = Some(self.profiles.apps[i].id.clone());
-            let entry = servers
-                .entry((i, ip, port, flow.proto.clone()))
-                .or_default();
-            entry.evidence.extend(evidence);
-            if let Some(s) = &flow.sni {
-                entry.names.insert(s.clone());
-            }
-            for h in &flow_http {
-                if let Some(host) = &h.host {
-                    entry.names.insert(host.clone());
-                }
-                if crate::analysis::names::wechat::is_newgetdns(&h.path) {
-                    entry.dns_role = true;
-                }
-            }
-            if let Some(names) = resolved.get(&ip) {
-                entry.names.extend(
-                    names
-                        .iter()
-                        .filter(|r| r.ts <= flow.first_ts)
-                        .map(|r| r.name.clone()),
+            self.sni.entry(key).or_insert_with(|| name.clone());
+        }
+    }
+
+    /// Learns an HTTP request (Host, WeChat paths) for the flows around it.
+    pub fn add_http(&mut self, h: &HttpRecord) {
+        self.hosts
+            .entry((h.src, h.dst, h.dport))
+            .or_default()
+            .push(h.clone());
+    }
+
+    /// Forgets HTTP requests older than `before`: no flow still open (or
+    /// starting later) began before them, so none can use them.
+    pub fn prune_http(&mut self, before: Timestamp) {
+        if self.hosts.is_empty() {
+            return;
+        }
+        self.hosts.retain(|_, v| {
+            v.retain(|h| h.ts >= before);
+            !v.is_empty()
+        });
+    }
+
+    /// Forgets the per-flow facts (SNI, fingerprint) of a flow that ended,
+    /// so memory follows the open flows (streaming replay).
+    pub fn forget_flow(&mut self, flow: &FlowRecord) {
+        if let Some(key) = flow_key(flow) {
+            self.sni.remove(&key);
+            self.hits.remove(&key);
+        }
+    }
+
+    /// Attributes one finished flow: sets `flow.sni` and `flow.app` and adds
+    /// its server (with the evidence) to the per-server aggregate.
+    pub fn attribute(&mut self, flow: &mut FlowRecord) {
+        let Some(key) = flow_key(flow) else {
+            return;
+        };
+        if flow.sni.is_none()
+            && let Some(n) = self.sni.get(&key)
+        {
+            flow.sni = Some(n.clone());
+        }
+        // HTTP requests of this flow (either orientation), within its time span.
+        let mut flow_http: Vec<&HttpRecord> = Vec::new();
+        for k in [
+            (flow.src, flow.dst, flow.dport),
+            (flow.dst, flow.src, flow.sport),
+        ] {
+            if let Some(v) = self.hosts.get(&k) {
+                flow_http.extend(
+                    v.iter()
+                        .filter(|h| h.ts >= flow.first_ts && h.ts <= flow.last_ts),
                 );
             }
         }
+        let hit = self.hits.get(&key).copied();
+        let mut best: Option<Candidate> = None;
+        for (ip, port) in [(flow.dst, flow.dport), (flow.src, flow.sport)] {
+            let ctx = FlowCtx {
+                ip,
+                port,
+                proto: &flow.proto,
+                first_ts: flow.first_ts,
+                sni: flow.sni.as_deref(),
+                http: &flow_http,
+                hit,
+            };
+            for (i, app) in self.profiles.apps.iter().enumerate() {
+                let ev = self.evidence(app, &ctx);
+                let Some(top) = ev.iter().map(|e| strength(e)).max() else {
+                    continue;
+                };
+                let better = match &best {
+                    None => true,
+                    Some((_, _, bev, btop)) => (top, ev.len()) > (*btop, bev.len()),
+                };
+                if better {
+                    best = Some((i, (ip, port), ev, top));
+                }
+            }
+        }
+        let Some((i, (ip, port), evidence, _)) = best else {
+            return;
+        };
+        flow.app = Some(self.profiles.apps[i].id.clone());
+        let entry = self
+            .servers
+            .entry((i, ip, port, flow.proto.clone()))
+            .or_default();
+        entry.evidence.extend(evidence);
+        if let Some(s) = &flow.sni {
+            entry.names.insert(s.clone());
+        }
+        for h in &flow_http {
+            if let Some(host) = &h.host {
+                entry.names.insert(host.clone());
+            }
+            if crate::analysis::names::wechat::is_newgetdns(&h.path) {
+                entry.dns_role = true;
+            }
+        }
+        if let Some(names) = self.resolved.get(&ip) {
+            entry.names.extend(
+                names
+                    .iter()
+                    .filter(|r| r.ts <= flow.first_ts)
+                    .map(|r| r.name.clone()),
+            );
+        }
+    }
 
-        let mut out: Vec<(usize, u8, ServerRecord)> = servers
+    /// The servers per app, each with its evidence strongest first; apps in
+    /// profile order, and within an app the best-evidenced servers first.
+    pub fn servers(self) -> Vec<ServerRecord> {
+        let mut out: Vec<(usize, u8, ServerRecord)> = self
+            .servers
             .into_iter()
             .map(|((i, ip, port, proto), acc)| {
                 let ServerAcc {
@@ -334,15 +401,10 @@ impl Attributor {
     }
 
     /// Evidence that endpoint `ctx.ip:ctx.port` of a flow belongs to `app`.
-    fn evidence(
-        &self,
-        app: &AppProfile,
-        ctx: &FlowCtx<'_>,
-        resolved: &HashMap<IpAddr, Vec<Resolution>>,
-    ) -> Vec<String> {
+    fn evidence(&self, app: &AppProfile, ctx: &FlowCtx<'_>) -> Vec<String> {
         let net = &app.network;
         let mut ev = Vec::new();
-        if let Some(list) = resolved.get(&ctx.ip) {
+        if let Some(list) = self.resolved.get(&ctx.ip) {
             for r in list.iter().filter(|r| r.ts <= ctx.first_ts) {
                 if net.matches_domain(&r.name) {
                     ev.push(format!("{}:{}", r.kind, r.name));
@@ -441,47 +503,66 @@ struct Resolution {
     kind: &'static str,
 }
 
-/// Address → names that resolved to it (question name and CNAME chain), earliest first.
-fn resolutions(dns: &[DnsRecord]) -> HashMap<IpAddr, Vec<Resolution>> {
-    let mut map: HashMap<IpAddr, Vec<Resolution>> = HashMap::new();
-    for d in dns.iter().filter(|d| d.rcode.is_some()) {
-        let kind = if d.transport == "wechat-httpdns" {
-            "wechat-httpdns"
-        } else {
-            "dns"
+/// Adds the names a DNS response resolved to each of its addresses
+/// (question name and CNAME chain), keeping the earliest time per name.
+fn add_resolutions(map: &mut HashMap<IpAddr, Vec<Resolution>>, d: &DnsRecord) {
+    if d.rcode.is_none() {
+        return;
+    }
+    let kind = if d.transport == "wechat-httpdns" {
+        "wechat-httpdns"
+    } else {
+        "dns"
+    };
+    let mut names: Vec<&str> = vec![d.query.as_str()];
+    names.extend(d.answers.iter().map(|a| a.name.as_str()));
+    names.sort_unstable();
+    names.dedup();
+    for a in d
+        .answers
+        .iter()
+        .filter(|a| a.rtype == "A" || a.rtype == "AAAA")
+    {
+        let Ok(ip) = a.data.parse::<IpAddr>() else {
+            continue;
         };
-        let mut names: Vec<&str> = vec![d.query.as_str()];
-        names.extend(d.answers.iter().map(|a| a.name.as_str()));
-        names.sort_unstable();
-        names.dedup();
-        for a in d
-            .answers
-            .iter()
-            .filter(|a| a.rtype == "A" || a.rtype == "AAAA")
-        {
-            let Ok(ip) = a.data.parse::<IpAddr>() else {
+        // WeChat lists IPv4-mapped IPv6 forms too; flows carry the IPv4 address.
+        let ip = ip.to_canonical();
+        let list = map.entry(ip).or_default();
+        for n in &names {
+            if n.is_empty() {
                 continue;
-            };
-            // WeChat lists IPv4-mapped IPv6 forms too; flows carry the IPv4 address.
-            let ip = ip.to_canonical();
-            let list = map.entry(ip).or_default();
-            for n in &names {
-                if n.is_empty() {
-                    continue;
-                }
-                match list.iter_mut().find(|r| r.name == *n && r.kind == kind) {
-                    Some(r) if r.ts > d.ts => r.ts = d.ts,
-                    Some(_) => {}
-                    None => list.push(Resolution {
-                        ts: d.ts,
-                        name: n.to_string(),
-                        kind,
-                    }),
-                }
+            }
+            match list.iter_mut().find(|r| r.name == *n && r.kind == kind) {
+                Some(r) if r.ts > d.ts => r.ts = d.ts,
+                Some(_) => {}
+                None => list.push(Resolution {
+                    ts: d.ts,
+                    name: n.to_string(),
+                    kind,
+                }),
             }
         }
     }
-    map
+}
+
+/// The direction-free 5-tuple of a TCP/UDP flow record.
+fn flow_key(flow: &FlowRecord) -> Option<FlowKey> {
+    let proto = match flow.proto.as_str() {
+        "tcp" => 6,
+        "udp" => 17,
+        _ => return None,
+    };
+    Some(
+        DirKey {
+            proto,
+            src: flow.src,
+            sport: flow.sport,
+            dst: flow.dst,
+            dport: flow.dport,
+        }
+        .canonical(),
+    )
 }
 
 impl PacketSink for Attributor {
@@ -514,13 +595,13 @@ impl PacketSink for Attributor {
             return;
         }
         let bit = if key == dir { 1u8 } else { 2u8 };
-        if !self.state.contains_key(&key) {
-            self.make_room();
+        // Past its first payload in this direction (most packets): one lookup.
+        match self.state.get(&key) {
+            Some(st) if st.seen & bit != 0 || st.seen == 3 => return,
+            Some(_) => {}
+            None => self.make_room(),
         }
         let st = self.state.entry(key).or_default();
-        if st.seen & bit != 0 || st.seen == 3 {
-            return;
-        }
         if st.seen == 0 {
             st.first = bit;
         }

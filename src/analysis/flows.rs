@@ -4,7 +4,7 @@
 //! kept as compact records until [`FlowTable::finish`].
 
 use super::model::FlowRecord;
-use super::names::stream::FastMap;
+use super::names::stream::{FastMap, hash_addr};
 use super::packet::{Packet, PacketSink, Transport, tcp_flags};
 use crate::capture::Timestamp;
 use std::net::IpAddr;
@@ -36,13 +36,24 @@ const SWEEP_EVERY: f64 = 5.0;
 const FRAGMENT_MEMORY: f64 = 30.0;
 
 /// Canonical 5-tuple: endpoint `a` sorts before endpoint `b`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Key {
     proto: u8,
     a: IpAddr,
     pa: u16,
     b: IpAddr,
     pb: u16,
+}
+
+impl std::hash::Hash for Key {
+    /// Whole words (see [`DirKey`](super::names::stream::DirKey)'s hash): the
+    /// flow table is looked up for every packet.
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        h.write_u64(u64::from(self.proto) | (u64::from(self.pa) << 8) | (u64::from(self.pb) << 24));
+        hash_addr(&self.a, h);
+        hash_addr(&self.b, h);
+    }
 }
 
 impl Key {
@@ -114,6 +125,8 @@ pub struct FlowTable {
     now: Timestamp,
     last_sweep: Timestamp,
     peak_live: usize,
+    /// Set when the current packet triggered a sweep.
+    swept: bool,
 }
 
 impl Default for FlowTable {
@@ -133,6 +146,7 @@ impl FlowTable {
             now: Timestamp::default(),
             last_sweep: Timestamp::default(),
             peak_live: 0,
+            swept: false,
         }
     }
 
@@ -165,12 +179,40 @@ impl FlowTable {
     /// Closes every flow and returns them all, sorted by first packet
     /// (timestamp, then frame number), a stable order for equal inputs.
     pub fn finish(mut self) -> Vec<FlowRecord> {
-        self.closed.extend(self.live.drain());
+        self.close_all();
         self.closed.sort_by_key(|(_, s)| (s.first, s.first_frame));
         self.closed
             .into_iter()
             .map(|(k, s)| record(&k, &s))
             .collect()
+    }
+
+    /// True when flows closed since the last [`FlowTable::take_closed`].
+    pub fn has_closed(&self) -> bool {
+        !self.closed.is_empty()
+    }
+
+    /// Moves the flows closed so far out, as records with their sort key
+    /// (first packet's timestamp and frame), in closing order.
+    pub fn take_closed(&mut self, mut each: impl FnMut(FlowRecord, u64)) {
+        for (k, s) in self.closed.drain(..) {
+            each(record(&k, &s), s.first_frame);
+        }
+    }
+
+    /// Closes every open flow (end of capture).
+    pub fn close_all(&mut self) {
+        self.closed.extend(self.live.drain());
+    }
+
+    /// The earliest first packet among the open flows (`None` when none is open).
+    pub fn oldest_open(&self) -> Option<Timestamp> {
+        self.live.values().map(|s| s.first).min()
+    }
+
+    /// True when the last packet made the table sweep out idle flows.
+    pub fn swept(&self) -> bool {
+        self.swept
     }
 }
 
@@ -180,7 +222,8 @@ impl PacketSink for FlowTable {
         if pkt.ts > self.now {
             self.now = pkt.ts;
         }
-        if self.now.since(&self.last_sweep) >= SWEEP_EVERY {
+        self.swept = self.now.since(&self.last_sweep) >= SWEEP_EVERY;
+        if self.swept {
             self.sweep();
         }
         let (sport, dport, flags) = match pkt.transport {

@@ -13,3 +13,4 @@ pub mod model;
 pub mod names;
 pub mod packet;
 pub mod replay;
+pub mod spill;

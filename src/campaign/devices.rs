@@ -38,6 +38,9 @@ impl std::fmt::Debug for DevicePhones {
     }
 }
 
+/// How long `prepare` waits for a phone that does not answer to come back.
+pub const PHONE_RETURN: Duration = Duration::from_secs(8);
+
 fn err(e: impl std::fmt::Display) -> EnvError {
     EnvError::new(e.to_string())
 }
@@ -107,7 +110,17 @@ impl PhoneControl for DevicePhones {
         let a = self.app(app)?.clone();
         let rooted = self.profiles.get(phone).is_some_and(|p| p.rooted);
         self.rt.block_on(async {
-            d.wake_unlock().await.map_err(err)?;
+            // A phone that dropped off (cable, USB reset, adbd restart) often
+            // comes back within seconds: wait for it before failing the
+            // attempt (the device layer reconnects on the next call).
+            let until = tokio::time::Instant::now() + PHONE_RETURN;
+            loop {
+                match d.wake_unlock().await {
+                    Ok(_) => break,
+                    Err(e) if tokio::time::Instant::now() >= until => return Err(err(e)),
+                    Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+                }
+            }
             let version = d.require_app(&a).await.map_err(err)?;
             if let Some((lat, lon)) = country_point(country) {
                 d.mock_location(lat, lon).await.map_err(err)?;

@@ -767,14 +767,33 @@ impl Runner {
     /// Ends the running recordings and waits for their files (bounded by
     /// the recording limit plus a step timeout for the pull). Idempotent.
     fn stop_screenrecords(&mut self, m: &PlannedMeasurement) {
-        let limit = self.opts.screenrecord.unwrap_or_default();
-        for ph in std::mem::take(&mut self.recording) {
-            let (p, x) = (self.env.phones.clone(), ph.clone());
-            let r = bounded(
-                &format!("{ph}: screenrecord"),
-                limit + self.opts.step_timeout,
-                move || p.stop_screenrecord(&x),
-            );
+        let limit = self.opts.screenrecord.unwrap_or_default() + self.opts.step_timeout;
+        // Both phones at once: each stop waits for its file.
+        let results: Vec<(String, Result<(), EnvError>)> = std::thread::scope(|s| {
+            let handles: Vec<_> = std::mem::take(&mut self.recording)
+                .into_iter()
+                .map(|ph| {
+                    let (p, x) = (self.env.phones.clone(), ph.clone());
+                    let h = s.spawn(move || {
+                        bounded(&format!("{x}: screenrecord"), limit, {
+                            let x = x.clone();
+                            move || p.stop_screenrecord(&x)
+                        })
+                    });
+                    (ph, h)
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|(ph, h)| {
+                    let r = h
+                        .join()
+                        .unwrap_or_else(|_| Err(EnvError::new("screenrecord: panicked")));
+                    (ph, r)
+                })
+                .collect()
+        });
+        for (ph, r) in results {
             let (state, detail) = match r {
                 Ok(()) => (StepState::Done, format!("screen-{ph}.mp4")),
                 Err(e) => (StepState::Failed, e.message),

@@ -49,7 +49,8 @@ pub struct ProbeArgs {
     /// Directory of app profiles (default: the shipped ones).
     #[arg(long)]
     pub profiles: Option<PathBuf>,
-    /// Vantage (node name), repeatable.
+    /// Vantage (node name, or a lab phone's name to probe through its
+    /// tunnel path), repeatable.
     #[arg(long = "vantage", required = true)]
     pub vantages: Vec<String>,
     /// Control vantage (node name).
@@ -132,15 +133,20 @@ fn vantages(args: &ProbeArgs, desc: Option<&LabDesc>) -> anyhow::Result<BTreeMap
     let mut out = BTreeMap::new();
     for name in args.vantages.iter().chain([&args.control]) {
         let n = desc.and_then(|d| d.node(name));
+        // A phone of the lab: probes take its tunnel path through its node.
+        let phone = desc.and_then(|d| d.phone(name));
+        let phone_node = phone.and_then(|p| desc.and_then(|d| d.node(&p.node)));
         let mut v = Vantage {
-            netns: n.and_then(|n| n.netns.clone()),
+            netns: n
+                .and_then(|n| n.netns.clone())
+                .or_else(|| phone.and_then(|p| p.netns.clone())),
             uplink: n
                 .and_then(|n| n.tunnel.as_ref())
                 .map(|t| t.node_uplink.clone()),
             agent: file_nodes.get(name).cloned(),
             meta: VantageMeta {
-                cc: n.map(|n| n.country.clone()),
-                asn: n.and_then(|n| n.asn),
+                cc: n.or(phone_node).map(|n| n.country.clone()),
+                asn: n.or(phone_node).and_then(|n| n.asn),
             },
         };
         if v.agent.is_none()
@@ -151,7 +157,15 @@ fn vantages(args: &ProbeArgs, desc: Option<&LabDesc>) -> anyhow::Result<BTreeMap
                 "node": n.name, "host": s.host, "port": s.port, "user": s.user,
                 "identity": s.identity, "known_hosts": s.known_hosts,
             }))?;
-            let dir = std::env::temp_dir().join(format!("matador-probe-agent-{}", n.name));
+            // Beside lab.json (the lab's own folder, removed with the lab).
+            let dir = args
+                .lab_desc
+                .as_deref()
+                .and_then(std::path::Path::parent)
+                .map(|p| p.join("agent").join(&n.name))
+                .unwrap_or_else(|| {
+                    std::env::temp_dir().join(format!("matador-probe-agent-{}", n.name))
+                });
             let mut cfg =
                 crate::net::agent::client::NodeConfig::new(ssh, dir.display().to_string());
             if let Some(p) = &d.node_matador {
@@ -200,8 +214,10 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     if !(args.rate.is_finite() && args.rate > 0.0 && args.rate <= 1000.0) {
         bail!("--rate must be in (0, 1000] requests/s");
     }
-    if args.repeat == 0 || !(args.interval.is_finite() && args.interval >= 0.0) {
-        bail!("--repeat must be at least 1 and --interval non-negative");
+    if args.repeat == 0
+        || !(args.interval.is_finite() && (0.0..=604_800.0).contains(&args.interval))
+    {
+        bail!("--repeat must be at least 1 and --interval between 0 and 604800 s");
     }
     let desc = match &args.lab_desc {
         Some(p) => Some(LabDesc::read(p)?),
@@ -252,7 +268,12 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
         let mut runner = |name: &str, s: &ProbeSpec| -> Result<VantageResult, ProbeError> {
-            let v = &vs[name];
+            let Some(v) = vs.get(name) else {
+                return Err(ProbeError::Vantage {
+                    vantage: name.to_string(),
+                    message: "not configured".into(),
+                });
+            };
             let mut s = s.clone();
             if args.capture {
                 s.capture_iface = v.uplink.clone().or_else(|| Some("any".into()));

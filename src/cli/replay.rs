@@ -1,12 +1,14 @@
 //! `matador replay`: analyse stored captures.
 
-use crate::analysis::model::CaptureReport;
-use crate::analysis::replay::{ReplayOptions, analyze_file_with_progress, collect_inputs};
+use crate::analysis::replay::{
+    ReplayOptions, StreamedReport, TOP_FLOWS, collect_inputs, stream_file,
+};
+use crate::analysis::spill::SpillConfig;
 use crate::scenario::apps::AppProfiles;
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -16,7 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
 /// Captures with more records than this also get per-record JSONL files under `--out`.
-const LARGE_RECORDS: usize = 10_000;
+const LARGE_RECORDS: u64 = 10_000;
 
 /// Arguments of `matador replay`.
 #[derive(Debug, Args)]
@@ -110,6 +112,12 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         apps: Arc::new(apps),
         ..ReplayOptions::default()
     };
+    // Finished records spill to unnamed temporary files (under --out when
+    // given), so memory follows the concurrent flows, not the capture size.
+    let spill = SpillConfig {
+        dir: args.out.clone().unwrap_or_else(std::env::temp_dir),
+        ..SpillConfig::temp()
+    };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(jobs)
         .thread_name(|i| format!("replay-{i}"))
@@ -122,10 +130,10 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let mut used_names = HashSet::new();
     let mut rows = Vec::with_capacity(inputs.len());
     let next = AtomicUsize::new(0);
-    let (tx, rx) = mpsc::channel::<(usize, CaptureReport)>();
+    let (tx, rx) = mpsc::channel::<(usize, StreamedReport)>();
 
     let result = std::thread::scope(|scope| -> anyhow::Result<()> {
-        let (next, inputs, opts, bar) = (&next, &inputs, &opts, &bar);
+        let (next, inputs, opts, bar, spill) = (&next, &inputs, &opts, &bar, &spill);
         let pool = &pool;
         scope.spawn(move || {
             // Workers take captures in input order (not rayon's split
@@ -138,7 +146,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                         loop {
                             let i = next.fetch_add(1, Ordering::Relaxed);
                             let Some(path) = inputs.get(i) else { break };
-                            let report = analyze_file_with_progress(path, opts, &|n| bar.inc(n));
+                            let report = stream_file(path, opts, Some(spill), &|n| bar.inc(n));
                             if tx.send((i, report)).is_err() {
                                 break;
                             }
@@ -152,18 +160,18 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         let mut emitted = 0usize;
         for (i, report) in rx {
             pending.insert(i, report);
-            while let Some(report) = pending.remove(&emitted) {
+            while let Some(mut report) = pending.remove(&emitted) {
                 emitted += 1;
-                for e in &report.errors {
+                for e in &report.report.errors {
                     bar.suspend(|| eprintln!("error: {}", e.message));
                 }
                 if let Some(dir) = &args.out {
-                    write_out(dir, &report, &mut used_names)?;
+                    write_out(dir, &mut report, &mut used_names)?;
                 }
                 bar.suspend(|| -> anyhow::Result<()> {
                     if args.json {
                         if args.out.is_none() {
-                            serde_json::to_writer(&mut out, &report)?;
+                            report.write_json(&mut out, None)?;
                             out.write_all(b"\n")?;
                         }
                     } else if !args.summary {
@@ -241,8 +249,8 @@ struct SummaryRow {
 }
 
 impl SummaryRow {
-    fn of(r: &CaptureReport) -> SummaryRow {
-        let snis: BTreeSet<&str> = r.tls.iter().filter_map(|t| t.sni.as_deref()).collect();
+    fn of(s: &StreamedReport) -> SummaryRow {
+        let r = &s.report;
         let mut servers: Vec<(String, usize)> = Vec::new();
         for s in &r.servers {
             match servers.iter_mut().find(|(a, _)| *a == s.app) {
@@ -258,9 +266,9 @@ impl SummaryRow {
                 r.format.clone()
             },
             packets: r.packets,
-            flows: r.flows.len(),
-            dns: r.dns.iter().filter(|d| d.rcode.is_some()).count(),
-            snis: snis.len(),
+            flows: s.flows.len() as usize,
+            dns: s.dns_answered as usize,
+            snis: s.snis.len(),
             servers,
             errors: r.errors.len(),
         }
@@ -367,8 +375,8 @@ fn write_summary(out: &mut impl Write, rows: &[SummaryRow]) -> std::io::Result<(
 }
 
 /// A file name for a capture's output, unique within this run.
-fn out_name(report: &CaptureReport, used: &mut HashSet<String>) -> String {
-    let base = Path::new(&report.capture)
+fn out_name(report: &StreamedReport, used: &mut HashSet<String>) -> String {
+    let base = Path::new(&report.report.capture)
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "capture".into());
@@ -391,39 +399,38 @@ fn out_name(report: &CaptureReport, used: &mut HashSet<String>) -> String {
     name
 }
 
-fn write_out(dir: &Path, report: &CaptureReport, used: &mut HashSet<String>) -> anyhow::Result<()> {
+fn write_out(
+    dir: &Path,
+    report: &mut StreamedReport,
+    used: &mut HashSet<String>,
+) -> anyhow::Result<()> {
     let name = out_name(report, used);
-    let path = dir.join(format!("{name}.json"));
-    let mut f = BufWriter::new(
-        fs::File::create(&path).with_context(|| format!("cannot write {}", path.display()))?,
-    );
-    serde_json::to_writer(&mut f, report)?;
+    let create = |path: PathBuf| -> anyhow::Result<BufWriter<fs::File>> {
+        Ok(BufWriter::new(fs::File::create(&path).with_context(
+            || format!("cannot write {}", path.display()),
+        )?))
+    };
+    let mut f = create(dir.join(format!("{name}.json")))?;
+    let records = report.flows.len() + report.dns.len() + report.tls.len();
+    if records > LARGE_RECORDS {
+        // One merge pass writes the object and the per-record files.
+        let mut fl = create(dir.join(format!("{name}.flows.jsonl")))?;
+        let mut dl = create(dir.join(format!("{name}.dns.jsonl")))?;
+        let mut tl = create(dir.join(format!("{name}.tls.jsonl")))?;
+        report.write_json(&mut f, Some([&mut fl, &mut dl, &mut tl]))?;
+        for l in [&mut fl, &mut dl, &mut tl] {
+            l.flush()?;
+        }
+    } else {
+        report.write_json(&mut f, None)?;
+    }
     f.write_all(b"\n")?;
     f.flush()?;
-    if report.flows.len() + report.dns.len() + report.tls.len() > LARGE_RECORDS {
-        write_jsonl(&dir.join(format!("{name}.flows.jsonl")), &report.flows)?;
-        write_jsonl(&dir.join(format!("{name}.dns.jsonl")), &report.dns)?;
-        write_jsonl(&dir.join(format!("{name}.tls.jsonl")), &report.tls)?;
-    }
     Ok(())
 }
 
-fn write_jsonl<T: serde::Serialize>(path: &Path, items: &[T]) -> anyhow::Result<()> {
-    let mut f = BufWriter::new(
-        fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?,
-    );
-    for item in items {
-        serde_json::to_writer(&mut f, item)?;
-        f.write_all(b"\n")?;
-    }
-    f.flush()?;
-    Ok(())
-}
-
-/// Flows shown per capture in the table (largest first).
-const TABLE_FLOWS: usize = 15;
-
-fn write_block(out: &mut impl Write, r: &CaptureReport) -> std::io::Result<()> {
+fn write_block(out: &mut impl Write, s: &StreamedReport) -> std::io::Result<()> {
+    let r = &s.report;
     writeln!(out, "== {}", r.capture)?;
     let span = match (r.first_ts, r.last_ts) {
         (Some(a), Some(b)) => format!("{a} .. {b} ({:.3} s)", b.since(&a)),
@@ -441,23 +448,21 @@ fn write_block(out: &mut impl Write, r: &CaptureReport) -> std::io::Result<()> {
     writeln!(
         out,
         "   flows {}  dns {}  tls {}  http {}  servers {}  interference {}",
-        r.flows.len(),
-        r.dns.len(),
-        r.tls.len(),
-        r.http.len(),
+        s.flows.len(),
+        s.dns.len(),
+        s.tls.len(),
+        s.http.len(),
         r.servers.len(),
         r.interference.len()
     )?;
-    if !r.flows.is_empty() {
-        let mut idx: Vec<usize> = (0..r.flows.len()).collect();
-        idx.sort_by_key(|&i| std::cmp::Reverse(r.flows[i].bytes));
+    if !s.flows.is_empty() {
         writeln!(
             out,
             "   {:<6} {:<40} {:<40} {:>7} {:>10}  {:<20} name/app",
             "proto", "initiator", "responder", "packets", "bytes", "tcp flags"
         )?;
-        for &i in idx.iter().take(TABLE_FLOWS) {
-            let f = &r.flows[i];
+        // The largest flows, kept while streaming.
+        for f in s.top_flows() {
             let name = [f.sni.as_deref(), f.app.as_deref()]
                 .into_iter()
                 .flatten()
@@ -475,11 +480,11 @@ fn write_block(out: &mut impl Write, r: &CaptureReport) -> std::io::Result<()> {
             );
             writeln!(out, "{}", line.trim_end())?;
         }
-        if r.flows.len() > TABLE_FLOWS {
+        if s.flows.len() > TOP_FLOWS as u64 {
             writeln!(
                 out,
                 "   … {} more flows (use --json for all)",
-                r.flows.len() - TABLE_FLOWS
+                s.flows.len() - TOP_FLOWS as u64
             )?;
         }
     }

@@ -10,6 +10,9 @@ use std::process::ExitCode;
 mod lab_env;
 mod lab_topology;
 
+/// The virtual lab's topology as built, in the campaign folder.
+const LAB_TOPOLOGY: &str = "lab-topology.yaml";
+
 /// Arguments of `matador run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -84,9 +87,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     // The virtual lab lives until the end of this function: dropping it
     // (error, panic) tears it down; normally `down` is called explicitly.
     let mut lab = None;
+    let mut lab_topology = None;
     let (env, lab_desc) = if args.lab {
         let t = std::time::Instant::now();
-        let l = lab_env::up(&ls, opts.stop.clone())?;
+        let (l, topology) = lab_env::up(&ls, args.resume.as_deref(), opts.stop.clone())?;
+        lab_topology = Some(topology);
         let desc = crate::lab::desc::LabDesc::read(&l.desc_path)?;
         eprintln!(
             "lab {} up in {:.1} s ({} phones, {} nodes)",
@@ -107,9 +112,17 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         Some(r) => r,
         None => {
             let r = Record::create(&args.out, &plan, &ls.source)?;
-            match &lab_desc {
-                Some(d) => r.write_lab(&self_contained_lab(d, &r.dir)?)?,
-                None => r.write_lab(&lab_json(&ls))?,
+            match (&lab_desc, &lab_topology) {
+                (Some(d), Some(t)) => {
+                    r.write_lab(&self_contained_lab(d, &r.dir)?)?;
+                    // The lab as built, for `--resume --lab`.
+                    let yaml = serde_yaml_ng::to_string(t)?;
+                    crate::campaign::record::write_atomic(
+                        &r.dir.join(LAB_TOPOLOGY),
+                        yaml.as_bytes(),
+                    )?;
+                }
+                _ => r.write_lab(&lab_json(&ls))?,
             }
             r
         }

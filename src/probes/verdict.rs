@@ -564,6 +564,113 @@ pub fn ooni_measurements(
 mod tests {
     use super::*;
 
+    use crate::probes::conn::{HttpResult, TcpResult, TlsResult};
+    use crate::probes::dns::DnsResult;
+
+    fn dns(name: &str, answers: &[&str], failure: Option<&str>) -> DnsResult {
+        DnsResult {
+            name: name.into(),
+            transport: "udp".into(),
+            resolver: "198.18.98.53:53".parse().unwrap(),
+            answers: answers.iter().map(|a| a.parse().unwrap()).collect(),
+            rcode: None,
+            later_replies: Vec::new(),
+            failure: failure.map(str::to_string),
+            ms: 1.0,
+        }
+    }
+
+    fn ep(answers: &[&str], failure: Option<&str>) -> EndpointResult {
+        EndpointResult {
+            host: "chat.example".into(),
+            ports: vec![443],
+            dns_udp: Some(dns("chat.example", answers, failure)),
+            dns_tcp: None,
+            wildcard: Some(dns("mtp1.chat.example", &[], Some("dns_nxdomain_error"))),
+            tcp: Vec::new(),
+            tls: Vec::new(),
+            http: None,
+            keywords: None,
+            refused: Vec::new(),
+            evidence: Vec::new(),
+        }
+    }
+
+    fn tls(mode: &str, ok: bool) -> TlsResult {
+        TlsResult {
+            addr: "119.235.235.44:443".parse().unwrap(),
+            mode: mode.into(),
+            server_name: None,
+            ok,
+            failure: (!ok).then(|| "connection_reset".to_string()),
+            ms: 1.0,
+        }
+    }
+
+    #[test]
+    fn verdicts_from_synthetic_results() {
+        let k = Knowledge::shipped(false);
+        let ctl = ep(&["119.235.235.44"], None);
+        // Same answer: ok.
+        let v = judge_endpoint(&ep(&["119.235.235.44"], None), &ctl, &k);
+        assert_eq!(v.verdicts, vec![Verdict::Ok]);
+        // Bogon answer.
+        let v = judge_endpoint(&ep(&["10.1.2.3"], None), &ctl, &k);
+        assert_eq!(v.verdicts, vec![Verdict::DnsTampered]);
+        assert!(v.reasons[0].contains("bogon"), "{:?}", v.reasons);
+        // Known forged answer (Citizen Lab's GFW address), even when the
+        // control agrees by accident.
+        let v = judge_endpoint(&ep(&["37.61.54.158"], None), &ctl, &k);
+        assert!(v.reasons[0].contains("known forged"), "{:?}", v.reasons);
+        // Timeout vs NXDOMAIN at the vantage.
+        let v = judge_endpoint(&ep(&[], Some("generic_timeout_error")), &ctl, &k);
+        assert_eq!(v.verdicts, vec![Verdict::Timeout]);
+        let v = judge_endpoint(&ep(&[], Some("dns_nxdomain_error")), &ctl, &k);
+        assert_eq!(v.verdicts, vec![Verdict::DnsTampered]);
+        // The control fails too: inconclusive, never a censorship verdict.
+        let dead = ep(&[], Some("dns_nxdomain_error"));
+        let v = judge_endpoint(&ep(&[], Some("dns_nxdomain_error")), &dead, &k);
+        assert_eq!(v.verdicts, vec![Verdict::Inconclusive]);
+        // SNI filtering: only the handshake with the real SNI fails.
+        let mut c2 = ctl.clone();
+        c2.tls = vec![tls("sni", true), tls("none", true), tls("decoy", true)];
+        let mut v2 = ep(&["119.235.235.44"], None);
+        v2.tls = vec![tls("sni", false), tls("none", true), tls("decoy", true)];
+        let v = judge_endpoint(&v2, &c2, &k);
+        assert_eq!(v.verdicts, vec![Verdict::TlsBlocked]);
+        assert!(v.reasons[0].contains("SNI filtering"), "{:?}", v.reasons);
+        // TCP reset by control address; HTTP Host reset.
+        let tcp = |ok: bool| TcpResult {
+            addr: "119.235.235.44:443".parse().unwrap(),
+            via: "control".into(),
+            ok,
+            failure: (!ok).then(|| "connection_reset".to_string()),
+            ms: 1.0,
+        };
+        let http = |status: Option<u16>| HttpResult {
+            addr: "198.51.100.1:80".parse().unwrap(),
+            host: "chat.example".into(),
+            status,
+            failure: status.is_none().then(|| "connection_reset".to_string()),
+            ms: 1.0,
+        };
+        let mut c3 = ctl.clone();
+        c3.tcp = vec![tcp(true)];
+        c3.http = Some(http(Some(204)));
+        let mut v3 = ep(&["119.235.235.44"], None);
+        v3.tcp = vec![tcp(false)];
+        v3.http = Some(http(None));
+        let v = judge_endpoint(&v3, &c3, &k);
+        assert_eq!(
+            v.verdicts,
+            vec![Verdict::TcpBlocked, Verdict::HttpKeywordBlocked]
+        );
+        // A control that is reset too is no evidence.
+        c3.http = Some(http(None));
+        let v = judge_endpoint(&v3, &c3, &k);
+        assert_eq!(v.verdicts, vec![Verdict::TcpBlocked]);
+    }
+
     #[test]
     fn ooni_time_formats_utc() {
         assert_eq!(ooni_time(0.0), "1970-01-01 00:00:00");

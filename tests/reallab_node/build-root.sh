@@ -16,8 +16,11 @@ trap 'rm -rf "$tmp"' EXIT
 debootstrap --variant=minbase --include=openssh-server,iproute2 "$suite" "$tmp" http://deb.debian.org/debian
 cp /etc/resolv.conf "$tmp/etc/resolv.conf"
 chroot "$tmp" apt-get update -q
+# libpcap0.8t64 from Debian 13 on (the name `matador node install` picks too)
+pcap=libpcap0.8
+chroot "$tmp" apt-cache show libpcap0.8t64 >/dev/null 2>&1 && pcap=libpcap0.8t64
 chroot "$tmp" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --download-only --no-install-recommends \
-    wireguard-tools wireguard-go libpcap0.8 iptables libcap2-bin
+    wireguard-tools wireguard-go "$pcap" iptables libcap2-bin
 rm -f "$tmp/etc/ssh/ssh_host_"*
 mv "$tmp" "$final"
 trap - EXIT

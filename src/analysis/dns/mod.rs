@@ -82,12 +82,28 @@ impl DnsExtractor {
 
     /// All records (responses, unanswered queries, DoT connections) in frame order.
     pub fn finish(mut self) -> Vec<DnsRecord> {
+        self.flush_pending();
+        self.records.sort_by_key(|r| r.frame);
+        self.records
+    }
+
+    /// True when records were produced since the last [`DnsExtractor::take_records`].
+    pub fn has_records(&self) -> bool {
+        !self.records.is_empty()
+    }
+
+    /// Moves the records produced so far out, in the order they were
+    /// finished (not sorted: unanswered queries come late).
+    pub fn take_records(&mut self) -> std::vec::Drain<'_, DnsRecord> {
+        self.records.drain(..)
+    }
+
+    /// Reports every query still waiting as unanswered (end of capture).
+    pub fn flush_pending(&mut self) {
         let pending: Vec<(QueryKey, PendingQuery)> = self.pending.drain().collect();
         for (key, q) in pending {
             self.records.push(unanswered(&key, q));
         }
-        self.records.sort_by_key(|r| r.frame);
-        self.records
     }
 
     fn message(&mut self, pkt: &Packet<'_>, dir: DirKey, transport: &str, data: &[u8]) {

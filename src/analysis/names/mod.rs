@@ -132,6 +132,16 @@ impl NameExtractor {
         self.out
     }
 
+    /// True when records were produced since the last [`NameExtractor::take`].
+    pub fn has_records(&self) -> bool {
+        !(self.out.tls.is_empty() && self.out.http.is_empty() && self.out.dns.is_empty())
+    }
+
+    /// Moves the records produced so far out, in the order they were found.
+    pub fn take(&mut self) -> NameResults {
+        std::mem::take(&mut self.out)
+    }
+
     fn hello(&mut self, pkt: &Packet<'_>, dir: DirKey, info: HelloInfo, proto: &str) {
         if let Some(sni) = &info.sni
             && is_doh_server(sni)
@@ -174,7 +184,13 @@ impl NameExtractor {
         if flags & tcp_flags::SYN != 0 {
             self.tcp.remove(&dir);
         }
-        if !payload.is_empty() {
+        // Most segments belong to directions already done with: one
+        // lookup and out (FIN/RST still handled below).
+        let done = !payload.is_empty() && matches!(self.tcp.get(&dir), Some(TcpState::Done));
+        if done && flags & (tcp_flags::FIN | tcp_flags::RST) == 0 {
+            return;
+        }
+        if !payload.is_empty() && !done {
             // A direction that started with something else (XMPP, SMTP…)
             // may switch to TLS (STARTTLS) within its first few segments.
             if let Some(TcpState::Probing(n)) = self.tcp.get_mut(&dir) {

@@ -11,7 +11,7 @@ use crate::analysis::packet::{Packet, Transport};
 use std::net::IpAddr;
 
 /// One direction of a TCP or UDP conversation: `(src, sport) → (dst, dport)`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct DirKey {
     /// 6 for TCP, 17 for UDP.
     pub proto: u8,
@@ -23,6 +23,34 @@ pub(crate) struct DirKey {
     pub dst: IpAddr,
     /// Receiver port.
     pub dport: u16,
+}
+
+impl std::hash::Hash for DirKey {
+    /// Protocol and ports in one word, each address in one (IPv4) or two
+    /// (IPv6) words: 3 mixing rounds for IPv4 instead of 9 for the derived
+    /// field-by-field hash; this runs several times per packet.
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        h.write_u64(
+            u64::from(self.proto) | (u64::from(self.sport) << 8) | (u64::from(self.dport) << 24),
+        );
+        hash_addr(&self.src, h);
+        hash_addr(&self.dst, h);
+    }
+}
+
+/// Feeds an address to a hasher as whole words (the IPv4 case is tagged
+/// so that it never equals an IPv6 address's words).
+#[inline]
+pub(crate) fn hash_addr<H: std::hash::Hasher>(a: &IpAddr, h: &mut H) {
+    match a {
+        IpAddr::V4(v4) => h.write_u64(u64::from(v4.to_bits()) | (1 << 40)),
+        IpAddr::V6(v6) => {
+            let b = v6.to_bits();
+            h.write_u64(b as u64);
+            h.write_u64((b >> 64) as u64);
+        }
+    }
 }
 
 impl DirKey {

@@ -18,21 +18,32 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-/// Brings up the lab the scenario's `lab:` section describes
+/// Brings up the lab the scenario's `lab:` section describes (and returns
+/// its topology)
 /// ([`super::lab_topology::topology_for`]; torn down when the returned
 /// [`Lab`] is dropped or [`Lab::down`] is called). `cancel` aborts the
 /// bring-up (Ctrl-C).
-pub fn up(ls: &LoadedScenario, cancel: Arc<AtomicBool>) -> anyhow::Result<Lab> {
-    let (topology, path) = super::lab_topology::topology_for(ls)?;
-    Lab::up(UpOptions {
-        topology,
+/// A resumed campaign (`resume`: its folder) uses the topology recorded in
+/// its `lab-topology.yaml`, so it continues in the same lab.
+pub fn up(
+    ls: &LoadedScenario,
+    resume: Option<&Path>,
+    cancel: Arc<AtomicBool>,
+) -> anyhow::Result<(Lab, crate::lab::topology::Topology)> {
+    let (topology, path) = match resume.map(|d| d.join(super::LAB_TOPOLOGY)) {
+        Some(p) if p.is_file() => (crate::lab::topology::Topology::load(&p)?, p),
+        _ => super::lab_topology::topology_for(ls)?,
+    };
+    let lab = Lab::up(UpOptions {
+        topology: topology.clone(),
         state_dir: PathBuf::from(DEFAULT_STATE_DIR),
         exe: std::env::current_exe().context("own executable")?,
         phones: true,
         ssh: true,
         cancel: Some(cancel),
     })
-    .with_context(|| format!("lab up ({})", path.display()))
+    .with_context(|| format!("lab up ({})", path.display()))?;
+    Ok((lab, topology))
 }
 
 /// The router's interface towards one phone: the bridge port of `wlan_if`

@@ -271,11 +271,56 @@ mod tests {
         );
         assert_eq!(race.keywords, ["line-apps.com"]);
         assert_eq!(t.control_resolver, Some(Ipv4Addr::new(198, 18, 96, 53)));
+        // Recorded as lab-topology.yaml for --resume: it reads back the same.
+        let yaml = serde_yaml_ng::to_string(&t).unwrap();
+        assert_eq!(
+            Topology::parse(&yaml, Path::new("lab-topology.yaml")).unwrap(),
+            t
+        );
+    }
+
+    #[test]
+    fn shipped_lab_scenarios_make_valid_labs() {
+        for f in ["lab-demo.yaml", "censorship-line-kakao.yaml"] {
+            let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("scenarios")
+                .join(f);
+            let ls = LoadedScenario::load(&p).unwrap();
+            let (t, _) = topology_for(&ls).unwrap_or_else(|e| panic!("{f}: {e:#}"));
+            for nodes in ls.scenario.countries.values() {
+                for n in nodes {
+                    assert!(t.nodes.iter().any(|x| &x.name == n), "{f}: {n}");
+                }
+            }
+            crate::lab::topology::Plan::new(&t).unwrap();
+        }
+    }
+
+    #[test]
+    fn a_named_topology_keeps_its_nodes_and_censor() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::copy(Topology::demo_path(), tmp.path().join("mine.yaml")).unwrap();
+        let p = tmp.path().join("s.yaml");
+        std::fs::write(
+            &p,
+            "name: t\nphones: [{id: lab-a}, {id: lab-b}]\napps: [whatsapp]\n\
+             countries:\n  JP: [jp-1]\n  DE: [de-1]\npairs: {explicit: [[JP, DE]]}\n\
+             messages: {texts: [a, b]}\nlab: {topology: mine.yaml}\n",
+        )
+        .unwrap();
+        let ls = LoadedScenario::load(&p).unwrap();
+        let (t, path) = topology_for(&ls).unwrap();
+        assert_eq!(path, tmp.path().join("mine.yaml"));
+        let names: Vec<&str> = t.nodes.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["de-1", "jp-1", "de-2", "br-1"]);
+        assert_eq!(t.censor.as_ref().map(|c| c.node.as_str()), Some("br-1"));
     }
 
     #[test]
     fn defaults_and_refusals() {
         let t = load("lab: {}\n").unwrap();
+        let yaml = serde_yaml_ng::to_string(&t).unwrap();
+        assert_eq!(Topology::parse(&yaml, Path::new("t.yaml")).unwrap(), t);
         assert!(t.censor.is_none(), "no censor unless the scenario asks");
         assert!(t.phones.iter().all(|p| p.background));
         assert!(t.datacenters.iter().any(|d| d.noise));

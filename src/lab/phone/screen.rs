@@ -7,8 +7,8 @@
 //! taken once a second while recording, with their real durations.
 //!
 //! This is not the H.264 stream of a real phone, but every byte is what
-//! the format says: players built on ffmpeg (ffprobe, mpv, VLC) read it, and
-//! [`parse_mp4`] (used by the tests) checks it.
+//! the format says: ffmpeg 5.1 probes and decodes it (`codec_name=png`),
+//! and [`parse_mp4`] (used by the tests) checks its structure.
 
 use super::ui::Node;
 use std::io::Write;

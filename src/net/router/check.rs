@@ -329,6 +329,44 @@ pub fn check(lab: &RealLab, site: &RouterSite) -> Vec<CheckResult> {
         }
     }
 
+    // Capture interfaces (generated router): c-<phone> up and mirrored.
+    if site.capture {
+        let ing = run(Cmd::new("tc")
+            .netns(ns)
+            .args(["filter", "show", "dev", w, "ingress"]));
+        let eg = run(Cmd::new("tc")
+            .netns(ns)
+            .args(["filter", "show", "dev", w, "egress"]));
+        for p in &lab.phones {
+            let c = super::generate::capture_if(&p.name);
+            let tag = format!("Mirror to device {c})");
+            let name = format!("capture {}", p.name);
+            match link_state(ns, &c) {
+                Some(true) if ing.contains(&tag) && eg.contains(&tag) => {
+                    r.ok(name, format!("{c} mirrors {} both ways", p.addr))
+                }
+                Some(true) => r.bad(
+                    Status::Fail,
+                    name,
+                    format!(
+                        "{c} exists but {w} does not mirror {} to it (tc filters gone?)",
+                        p.addr
+                    ),
+                    "run router-up.sh again (it recreates the tc filters)".into(),
+                ),
+                _ => r.bad(
+                    Status::Fail,
+                    name,
+                    format!(
+                        "capture interface {c} is missing or down: the campaign cannot capture {}",
+                        p.name
+                    ),
+                    "run router-up.sh".into(),
+                ),
+            }
+        }
+    }
+
     // Rules and tables.
     for (p, plan) in lab.phones.iter().zip(&phones) {
         let t = &tunnels[plan.node];

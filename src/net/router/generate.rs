@@ -461,6 +461,49 @@ fn router_up(lab: &RealLab, tunnels: &[TunnelPlan], dir: &str) -> String {
             plan.priority, p.addr, t.table, p.name, t.node
         );
     }
+    // Per-phone capture interfaces: one Wi-Fi card serves every phone, but
+    // a campaign captures each phone on its own interface. tc mirrors the
+    // phone's packets (both directions) to `c-<phone>`, a veth whose peer
+    // `c-<phone>p` drops everything it receives (nftables, before routing),
+    // so the mirrored copies are never routed.
+    let _ = writeln!(
+        s,
+        "\n# Capture interfaces: c-<phone> sees exactly that phone's packets (tc mirror).\n\
+         nft -f - <<'MATADOR_NFT'\n\
+         table inet matador_capture\n\
+         delete table inet matador_capture\n\
+         table inet matador_capture {{\n\
+         \tchain pre {{\n\
+         \t\ttype filter hook prerouting priority raw; policy accept;\n\
+         \t\tiifname \"c-*p\" drop comment \"mirrored copies: for capture only\"\n\
+         \t}}\n\
+         }}\n\
+         MATADOR_NFT\n\
+         tc qdisc del dev {w} clsact 2>/dev/null || true\ntc qdisc add dev {w} clsact",
+        w = r.wlan_if
+    );
+    for p in &lab.phones {
+        let c = capture_if(&p.name);
+        let (w, a) = (&r.wlan_if, p.addr);
+        let _ = writeln!(
+            s,
+            "ip link show {c} >/dev/null 2>&1 || ip link add {c} type veth peer name {c}p"
+        );
+        // No IPv6 on them: the kernel's own RS/DAD packets would be noise in
+        // the phone's capture.
+        let _ = writeln!(
+            s,
+            "for i in {c} {c}p; do echo 1 2>/dev/null > /proc/sys/net/ipv6/conf/$i/disable_ipv6 || true; ip link set $i up; done"
+        );
+        let _ = writeln!(
+            s,
+            "tc filter add dev {w} ingress protocol ip u32 match ip src {a}/32 action mirred egress mirror dev {c}"
+        );
+        let _ = writeln!(
+            s,
+            "tc filter add dev {w} egress protocol ip u32 match ip dst {a}/32 action mirred egress mirror dev {c}"
+        );
+    }
     let guard = r.priority_base + 999;
     let _ = writeln!(
         s,
@@ -468,6 +511,12 @@ fn router_up(lab: &RealLab, tunnels: &[TunnelPlan], dir: &str) -> String {
         r.wlan_if, r.wlan_if
     );
     s
+}
+
+/// The router interface on which phone `name` is captured (`c-<name>`,
+/// see `router-up.sh`): the `interface` of the phone in a scenario.
+pub fn capture_if(name: &str) -> String {
+    format!("c-{name}")
 }
 
 /// Writes `files` under `out` with their modes (secrets created 0600 from

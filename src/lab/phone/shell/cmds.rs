@@ -2050,14 +2050,28 @@ fn screenrecord(sh: &Shell, a: &[&str], out: &mut Vec<u8>, err: &mut Vec<u8>) ->
             prev.1 = now.duration_since(last).as_millis().max(1) as u32;
         }
         last = now;
-        let Some(end) = end.filter(|e| *e > now) else {
+        if end.is_none_or(|e| e <= now) {
             break;
-        };
+        }
         frames.push((frame, 1));
-        std::thread::sleep(
-            end.saturating_duration_since(now)
-                .min(Duration::from_secs(1)),
-        );
+        // Next frame in a second; a stop request is noticed within 50 ms.
+        let next = now + Duration::from_secs(1);
+        loop {
+            let t = std::time::Instant::now();
+            let end = {
+                let mut ph = sh.phone();
+                ph.tick();
+                ph.recordings.iter().find(|(p, _)| *p == key).map(|r| r.1)
+            };
+            if t >= next || end.is_none_or(|e| e <= t) {
+                break;
+            }
+            std::thread::sleep(
+                next.min(end.unwrap_or(next))
+                    .saturating_duration_since(t)
+                    .min(Duration::from_millis(50)),
+            );
+        }
     }
     let mut ph = sh.phone();
     ph.recordings.retain(|(p, _)| *p != key);
