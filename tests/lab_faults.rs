@@ -85,13 +85,25 @@ fn dead_tunnels_are_reported_by_node_and_do_not_leak() {
         "{de_msg}"
     );
 
-    // No leak: lab-b's packets are dropped by the router, never forwarded
-    // through the router's own uplink.
+    // No leak, IPv4 or IPv6: the phones' packets are dropped by the router
+    // (br-1: tunnel interface gone; de-1: it stays, the node is dead), never
+    // forwarded through the router's own uplink.
     let dir = tempfile::tempdir().unwrap();
+    let six: Vec<String> = d.phones.iter().filter_map(|p| p.addr6.clone()).collect();
+    assert_eq!(six.len(), 2, "phones without IPv6: {:?}", d.phones);
+    let backend6 = d
+        .nodes
+        .iter()
+        .find_map(|n| n.apps6.get("whatsapp"))
+        .unwrap()
+        .clone();
     let cap = Capture::start(
         &lab.ns("router"),
         "e0",
-        "host 198.18.100.3 or host 198.18.100.2",
+        &format!(
+            "host 198.18.100.3 or host 198.18.100.2 or host {} or host {}",
+            six[0], six[1]
+        ),
         &dir.path().join("uplink.pcap"),
     );
     assert!(
@@ -102,6 +114,26 @@ fn dead_tunnels_are_reported_by_node_and_do_not_leak() {
         !ping(&lab.ns("lab-a"), &backend, 2),
         "lab-a still reaches {backend}"
     );
+    for p in ["lab-a", "lab-b"] {
+        let ok = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &lab.ns(p),
+                "ping",
+                "-6",
+                "-n",
+                "-q",
+                "-W",
+                "1",
+            ])
+            .args(["-c", "2", "-i", "0.2", &backend6])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert!(!ok, "{p} still reaches {backend6} over IPv6");
+    }
     let lines = cap.stop();
     assert!(lines.is_empty(), "leaked: {lines:#?}");
 
