@@ -47,7 +47,7 @@ pub struct ProbeStep {
 impl ProbeStep {
     /// A step over `nodes`; `control` is the control node (default: the
     /// first node whose country is neither the sender's nor the
-    /// receiver's).
+    /// receiver's, else the first outside the sender's country).
     pub fn new(nodes: BTreeMap<String, ProbeNode>, control: Option<String>, lab: bool) -> Self {
         ProbeStep {
             nodes,
@@ -88,9 +88,12 @@ impl ProbeStep {
             return Some(c.clone());
         }
         let (a, b) = (m.sender_country.as_str(), m.receiver_country.as_str());
+        // Best a third country; else the receiver's network is the control
+        // of the sender's (a CN ↔ JP campaign has no third node).
         self.nodes
             .iter()
             .find(|(_, n)| n.country != a && n.country != b)
+            .or_else(|| self.nodes.iter().find(|(_, n)| n.country != a))
             .map(|(name, _)| name.clone())
     }
 }

@@ -140,6 +140,7 @@ pub fn env(
     let mut agents = HashMap::new();
     let mut path_nodes = HashMap::new();
     let mut uplinks = std::collections::BTreeSet::new();
+    let mut probe_nodes = std::collections::BTreeMap::new();
     let program = desc
         .node_matador
         .as_ref()
@@ -162,6 +163,18 @@ pub fn env(
             },
         );
         uplinks.insert(t.node_uplink.clone());
+        probe_nodes.insert(
+            n.name.clone(),
+            crate::probes::step::ProbeNode {
+                netns: n
+                    .netns
+                    .clone()
+                    .with_context(|| format!("lab.json node {} has no namespace", n.name))?,
+                country: n.country.clone(),
+                asn: n.asn,
+                uplink: Some(t.node_uplink.clone()),
+            },
+        );
         let s = n
             .ssh
             .as_ref()
@@ -222,7 +235,14 @@ pub fn env(
         vantage: Arc::new(NetVantage::new(router_ns, nodes, routes, dns_name, state)),
         capture: Arc::new(captures),
         paths: Some(Arc::new(PathStep::new(path_nodes, true))),
-        probes: None,
+        probes: Some(Arc::new(
+            crate::probes::step::ProbeStep::new(probe_nodes, None, true).with(
+                Some(std::net::SocketAddr::new(resolver, 53)),
+                None,
+                crate::probes::limit::Limits::default(),
+                Some(apps_dir.clone()),
+            ),
+        )),
     };
     Ok((env, configs))
 }
