@@ -2,6 +2,7 @@
 # Bounded cargo-fuzz run of every target (docs/reliability.md lists them).
 #
 #   fuzz/run.sh [SECONDS_PER_TARGET] [TARGET...]     (default 60 s, all)
+#   MATADOR_FUZZ_STABLE=1 fuzz/run.sh 20              (no nightly: see below)
 #
 # Needs the nightly toolchain (rustup toolchain install nightly) and
 # cargo-fuzz (installed here from crates.io if missing). Each corpus is
@@ -106,12 +107,25 @@ put("agent", "session", b"\n".join([
 put("agent", "response", b'{"id":1,"ok":true,"result":{"protocol":1}}\n')
 PY
 status=0
+# MATADOR_FUZZ_STABLE=1: no nightly build (the instrumented release build of
+# matador takes long on a small machine): the same targets built with the
+# stable toolchain in the main target dir (debug: overflow checks on) and
+# run by libFuzzer without coverage feedback (mutations of the seeds only).
+LIBFUZZER_ARGS=(-max_total_time="$SECS" -max_len=262144 -rss_limit_mb=1024
+  -malloc_limit_mb=256 -timeout=10 -print_final_stats=1)
+if [ "${MATADOR_FUZZ_STABLE:-}" = 1 ]; then
+  cargo build --manifest-path Cargo.toml --target-dir ../target --bins
+fi
 for t in "${TARGETS[@]}"; do
   echo "== fuzzing $t for ${SECS}s"
+  mkdir -p "artifacts/$t"
   set +e
-  cargo +nightly fuzz run "$t" -- -max_total_time="$SECS" -max_len=262144 \
-      -rss_limit_mb=1024 -malloc_limit_mb=256 -timeout=10 -print_final_stats=1 \
-      >"/tmp/matador-fuzz-$t.log" 2>&1
+  if [ "${MATADOR_FUZZ_STABLE:-}" = 1 ]; then
+    "../target/debug/$t" "corpus/$t" -artifact_prefix="artifacts/$t/" "${LIBFUZZER_ARGS[@]}" \
+        >"/tmp/matador-fuzz-$t.log" 2>&1
+  else
+    cargo +nightly fuzz run "$t" -- "${LIBFUZZER_ARGS[@]}" >"/tmp/matador-fuzz-$t.log" 2>&1
+  fi
   rc=$?
   set -e
   grep -E "^Done|stat::number_of_executed_units|SUMMARY|panicked" "/tmp/matador-fuzz-$t.log" || true
