@@ -353,6 +353,7 @@ pub fn build(
             }
         }
     }
+    let probes = super::probes::rows(c, &mut problems);
     problems.sort();
     problems.dedup();
 
@@ -604,6 +605,7 @@ pub fn build(
         paths,
         rtt,
         geo_changes,
+        probes,
     })
 }
 

@@ -21,6 +21,7 @@ pub mod compare;
 pub mod export;
 pub mod html;
 pub mod model;
+pub mod probes;
 pub mod record;
 pub mod stats;
 pub mod tables;

@@ -44,6 +44,30 @@ pub struct Report {
     /// Geolocation changes between two databases, when asked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub geo_changes: Option<GeoChanges>,
+    /// Active-probe verdicts per vantage and app (campaigns with a probe step).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub probes: Vec<ProbeRow>,
+}
+
+/// Active-probe verdicts of one vantage for one app, over the campaign.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProbeRow {
+    /// Node the probes ran from.
+    pub vantage: String,
+    /// App probed.
+    pub app: String,
+    /// Verdicts seen (blocking ones first, `ok` last).
+    pub verdicts: Vec<String>,
+    /// Measurements whose probe step produced them.
+    pub measurements: Vec<String>,
+    /// Control vantages compared against.
+    pub controls: Vec<String>,
+    /// Host-header keywords isolated by bisection.
+    pub keywords: Vec<String>,
+    /// Capture frames cited as evidence, summed over endpoints and rounds.
+    pub evidence_frames: usize,
+    /// The first round's verdict matrix (relative to the campaign folder).
+    pub evidence: String,
 }
 
 /// Who, what, how much.

@@ -465,6 +465,40 @@ pub fn geo_changes(r: &Report) -> Option<Table> {
     })
 }
 
+/// Active-probe verdicts per vantage × app, with the evidence to read.
+pub fn probes(r: &Report) -> Table {
+    Table {
+        id: "probes",
+        title: "Active probes (vantage × app)".into(),
+        header: strs(&[
+            "Vantage",
+            "App",
+            "Verdicts",
+            "Measurements",
+            "Control",
+            "Keywords",
+            "Evidence frames",
+            "Evidence",
+        ]),
+        rows: r
+            .probes
+            .iter()
+            .map(|p| {
+                vec![
+                    p.vantage.clone(),
+                    p.app.clone(),
+                    p.verdicts.join(" "),
+                    p.measurements.join(" "),
+                    p.controls.join(" "),
+                    p.keywords.join(" "),
+                    p.evidence_frames.to_string(),
+                    p.evidence.clone(),
+                ]
+            })
+            .collect(),
+    }
+}
+
 /// All tables in report order.
 pub fn all(r: &Report, csv: bool) -> Vec<Table> {
     let mut v = vec![
@@ -481,6 +515,9 @@ pub fn all(r: &Report, csv: bool) -> Vec<Table> {
         rtt(r),
     ];
     v.extend(geo_changes(r));
+    if !r.probes.is_empty() {
+        v.push(probes(r));
+    }
     v.push(paths(r));
     v
 }
