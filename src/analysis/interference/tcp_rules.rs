@@ -370,8 +370,8 @@ impl TcpTracker {
                 self.syns.clear();
             }
         }
-        let opened_here = self.flows.get(&k).is_some_and(|f| f.syn_seen);
-        if syn && has_ack && !opened_here {
+        // (one hash lookup per packet: the others only when needed)
+        if syn && has_ack && !self.flows.get(&k).is_some_and(|f| f.syn_seen) {
             // A SYN/ACK for a connection never opened on these ports: does
             // it acknowledge a SYN sent to this address on other ports?
             let matching = self.syns.get(&ip.src).and_then(|q| {
@@ -399,7 +399,7 @@ impl TcpTracker {
                 return;
             }
         }
-        if !self.flows.contains_key(&k) && self.flows.len() >= MAX_FLOWS {
+        if self.flows.len() >= MAX_FLOWS && !self.flows.contains_key(&k) {
             self.sweep(pkt.ts, 10.0, data);
             if self.flows.len() >= MAX_FLOWS {
                 self.sweep(pkt.ts, -1.0, data);
