@@ -149,6 +149,21 @@ pub struct PortUnreachable {
 type QueryKey = (IpAddr, u16, IpAddr, u16);
 /// Bound on remembered queries and reply metadata.
 const MAX_DNS_STATE: usize = 1 << 18;
+/// Queries unused (neither resent nor answered) for this many seconds are
+/// forgotten: resolvers answer within seconds, so only live queries stay.
+const QUERY_IDLE_SECS: f64 = 120.0;
+/// Forget idle queries every this many DNS queries.
+const QUERY_SWEEP_EVERY: u64 = 4096;
+
+/// What is remembered of a query: first frame and time, how many times it
+/// was sent, when it was last sent or answered.
+#[derive(Debug, Clone, Copy)]
+struct QueryState {
+    frame: u64,
+    ts: Timestamp,
+    count: u32,
+    last_ts: Timestamp,
+}
 
 /// The interference [`PacketSink`]. Construct, feed, then
 /// [`into_events`](Self::into_events); as a [`ReportSink`] (registered in
@@ -158,7 +173,9 @@ pub struct InterferenceDetector {
     cfg: InterferenceConfig,
     data: RuleData,
     dns: DnsExtractor,
-    queries: HashMap<QueryKey, (u64, Timestamp, u32)>,
+    queries: HashMap<QueryKey, QueryState>,
+    /// Queries seen (drives the idle-query sweep).
+    queries_seen: u64,
     dns_meta: HashMap<u64, DnsMeta>,
     unreachable: Vec<PortUnreachable>,
     tcp: tcp_rules::TcpTracker,
@@ -181,6 +198,7 @@ impl InterferenceDetector {
             data,
             dns: DnsExtractor::new(),
             queries: HashMap::new(),
+            queries_seen: 0,
             dns_meta: HashMap::new(),
             unreachable: Vec::new(),
             tcp: tcp_rules::TcpTracker::default(),
@@ -220,20 +238,36 @@ impl InterferenceDetector {
             self.queries.clear();
         }
         if !msg.response && dport == DNS_PORT {
+            self.queries_seen += 1;
+            if self.queries_seen.is_multiple_of(QUERY_SWEEP_EVERY) {
+                let now = pkt.ts;
+                self.queries
+                    .retain(|_, q| now.since(&q.last_ts) <= QUERY_IDLE_SECS);
+            }
             let e = self
                 .queries
                 .entry((ip.src, sport, ip.dst, msg.id))
-                .or_insert((pkt.frame, pkt.ts, 0));
-            e.2 += 1;
+                .or_insert(QueryState {
+                    frame: pkt.frame,
+                    ts: pkt.ts,
+                    count: 0,
+                    last_ts: pkt.ts,
+                });
+            e.count += 1;
+            e.last_ts = pkt.ts;
         } else if msg.response && sport == DNS_PORT && self.dns_meta.len() < MAX_DNS_STATE {
-            let q = self.queries.get(&(ip.dst, dport, ip.src, msg.id));
+            let q = self.queries.get_mut(&(ip.dst, dport, ip.src, msg.id));
+            let q = q.map(|q| {
+                q.last_ts = pkt.ts;
+                *q
+            });
             self.dns_meta.insert(
                 pkt.frame,
                 DnsMeta {
                     client_port: dport,
-                    query_frame: q.map(|q| q.0),
-                    query_ts: q.map(|q| q.1),
-                    query_count: q.map_or(0, |q| q.2),
+                    query_frame: q.map(|q| q.frame),
+                    query_ts: q.map(|q| q.ts),
+                    query_count: q.map_or(0, |q| q.count),
                 },
             );
         }

@@ -1,8 +1,11 @@
 //! `injected_packet` rules: packets that claim to come from a server but
 //! whose IP header betrays another sender.
 //!
-//! Every TCP flow keeps a bounded summary of the server's packets. At the
-//! end (or when the flow goes idle) each server RST, FIN or HTTP response —
+//! Every TCP flow keeps a fixed-size summary of the server's packets (TTLs,
+//! IP-ID counter statistics, window range, last sequence number: no list of
+//! packets, no allocation per packet); only the rare suspect packets are
+//! kept whole. At the end, when the flow goes idle, or shortly after it
+//! closed (FIN/RST), each server RST, FIN or HTTP response —
 //! the packets an injector forges — is compared with the server's *other*
 //! packets in the flow (its baseline; when the flow has none, the server's
 //! packets in other flows):
@@ -51,6 +54,9 @@ const MAX_BASELINE: usize = 64;
 const MAX_SUSPECTS: usize = 32;
 /// Flows are evaluated and forgotten after this many idle seconds.
 const IDLE_SECS: f64 = 300.0;
+/// Closed flows (a FIN or RST seen) are evaluated and forgotten after this
+/// many idle seconds, when their verdict no longer depends on other flows.
+const CLOSED_GRACE_SECS: f64 = 60.0;
 /// Hard bound on live flows.
 const MAX_FLOWS: usize = 200_000;
 /// Check for idle flows every this many TCP packets.
@@ -62,7 +68,8 @@ const SYNS_PER_DST: usize = 16;
 
 type Endpoint = (IpAddr, u16);
 
-/// One server packet as the rules need it.
+/// One server packet as the rules need it (suspects and bogus SYN/ACKs;
+/// built only for those, never per ordinary packet).
 #[derive(Debug, Clone)]
 struct Seg {
     frame: u64,
@@ -75,6 +82,123 @@ struct Seg {
     len: usize,
     status_line: Option<String>,
     trigger: Option<Trigger>,
+    /// The flow's baseline as it stood around this suspect.
+    around: Around,
+}
+
+/// What a suspect needs to know of the baseline packets before and after
+/// it (the baseline itself is summarised, not kept).
+#[derive(Debug, Clone, Copy, Default)]
+struct Around {
+    /// Last non-zero baseline IP-ID before the suspect.
+    prev_id: Option<u16>,
+    /// First non-zero baseline IP-ID after the suspect.
+    next_id: Option<u16>,
+    /// Last baseline packet before the suspect: seq, payload length, flags.
+    prev_seg: Option<(u32, u32, u8)>,
+    /// First baseline frames more than 10 ms after the suspect.
+    after: [u64; MAX_AFTER],
+    /// How many of `after` are set.
+    n_after: u8,
+}
+
+/// Server frames listed as `server_continued_frames`.
+const MAX_AFTER: usize = 5;
+
+/// Fixed-size summary of a flow's first [`MAX_BASELINE`] server packets
+/// (those neither suspect nor RST nor from a known injector): exactly what
+/// the rules read, no per-packet allocation.
+#[derive(Debug, Clone)]
+struct Baseline {
+    /// Packets summarised (at most [`MAX_BASELINE`]).
+    n: u8,
+    /// Frame of the first one.
+    first_frame: Option<u64>,
+    /// Their IP TTLs.
+    ttls: [u8; MAX_BASELINE],
+    /// Non-zero IP-IDs seen, the last of them, deltas between consecutive
+    /// ones and how many of those deltas look like a counter (≤ 2000).
+    n_ids: u8,
+    last_id: Option<u16>,
+    n_deltas: u8,
+    n_counter: u8,
+    /// Minimum and maximum window of non-SYN packets.
+    windows: Option<(u16, u16)>,
+    /// Last packet: seq, payload length, flags.
+    last_seg: Option<(u32, u32, u8)>,
+}
+
+impl Default for Baseline {
+    fn default() -> Self {
+        Baseline {
+            n: 0,
+            first_frame: None,
+            ttls: [0; MAX_BASELINE],
+            n_ids: 0,
+            last_id: None,
+            n_deltas: 0,
+            n_counter: 0,
+            windows: None,
+            last_seg: None,
+        }
+    }
+}
+
+impl Baseline {
+    fn is_full(&self) -> bool {
+        usize::from(self.n) >= MAX_BASELINE
+    }
+
+    fn ttls(&self) -> &[u8] {
+        &self.ttls[..usize::from(self.n)]
+    }
+
+    /// Adds one packet; tells the flow's suspects what came after them.
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        frame: u64,
+        ts: Timestamp,
+        ttl: u8,
+        ip_id: Option<u16>,
+        window: u16,
+        seq: u32,
+        flags: u8,
+        len: usize,
+        suspects: &mut [Seg],
+    ) {
+        self.ttls[usize::from(self.n)] = ttl;
+        self.n += 1;
+        self.first_frame.get_or_insert(frame);
+        let id = ip_id.filter(|&i| i != 0);
+        if let Some(i) = id {
+            if let Some(l) = self.last_id {
+                self.n_deltas += 1;
+                if i.wrapping_sub(l) <= 2000 {
+                    self.n_counter += 1;
+                }
+            }
+            self.n_ids += 1;
+            self.last_id = Some(i);
+        }
+        if flags & tcp_flags::SYN == 0 {
+            self.windows = Some(match self.windows {
+                None => (window, window),
+                Some((lo, hi)) => (lo.min(window), hi.max(window)),
+            });
+        }
+        self.last_seg = Some((seq, len as u32, flags));
+        for s in suspects.iter_mut().filter(|s| s.frame < frame) {
+            let a = &mut s.around;
+            if a.next_id.is_none() {
+                a.next_id = id;
+            }
+            if usize::from(a.n_after) < MAX_AFTER && ts.since(&s.ts) > 0.010 {
+                a.after[usize::from(a.n_after)] = frame;
+                a.n_after += 1;
+            }
+        }
+    }
 }
 
 /// The client request that preceded a suspect packet.
@@ -100,11 +224,26 @@ struct Flow {
     client_ttl: Option<u8>,
     /// The client's SYN on these very ports was seen.
     syn_seen: bool,
-    baseline: Vec<Seg>,
+    baseline: Baseline,
     suspects: Vec<Seg>,
     last_request: Option<Trigger>,
     probe: Option<Probe>,
     last_ts: Timestamp,
+    /// A FIN or RST was seen (either side).
+    closed: bool,
+}
+
+impl Flow {
+    /// Whether the flow may be evaluated after `idle` seconds without
+    /// packets: closed flows after [`CLOSED_GRACE_SECS`] unless a suspect
+    /// needs the server's other flows as baseline (that grows meanwhile).
+    fn expired(&self, now: Timestamp, idle: f64) -> bool {
+        let quiet = now.since(&self.last_ts);
+        quiet > idle
+            || (self.closed
+                && quiet > CLOSED_GRACE_SECS
+                && (self.baseline.n > 0 || self.suspects.is_empty()))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -148,33 +287,30 @@ fn key(a: Endpoint, b: Endpoint) -> (Endpoint, Endpoint) {
 /// What a client segment asks for, for evidence: the HTTP request line and
 /// Host header, or the TLS ClientHello's SNI; `None` for other payloads
 /// (kept cheap: this runs on every client segment with data).
-fn request_head(payload: &[u8]) -> Option<String> {
+/// Writes it into `head` (cleared by the caller) and tells whether there was one.
+fn request_head(payload: &[u8], head: &mut String) -> bool {
     if looks_like_handshake_record(payload) {
-        return match client_hello_from_records(payload) {
-            Progress::Done(h) => Some(format!(
-                "TLS ClientHello | SNI: {}",
-                h.sni.as_deref().unwrap_or("-")
-            )),
-            _ => Some("TLS handshake".to_string()),
-        };
+        match client_hello_from_records(payload) {
+            Progress::Done(h) => {
+                head.push_str("TLS ClientHello | SNI: ");
+                head.push_str(h.sni.as_deref().unwrap_or("-"));
+            }
+            _ => head.push_str("TLS handshake"),
+        }
+        return true;
     }
     if !looks_like_request(payload) {
-        return None;
+        return false;
     }
     let text = String::from_utf8_lossy(&payload[..payload.len().min(1024)]);
     let mut lines = text.split("\r\n");
-    let mut head = lines
-        .next()
-        .unwrap_or("")
-        .chars()
-        .take(120)
-        .collect::<String>();
+    head.extend(lines.next().unwrap_or("").chars().take(120));
     if let Some(h) = lines.find(|l| l.len() > 5 && l.as_bytes()[..5].eq_ignore_ascii_case(b"host:"))
     {
         head.push_str(" | ");
-        head.push_str(&h.chars().take(120).collect::<String>());
+        head.extend(h.chars().take(120));
     }
-    Some(head)
+    true
 }
 
 impl TcpTracker {
@@ -203,7 +339,8 @@ impl TcpTracker {
         let dst = (ip.dst, dport);
         let syn = flags & tcp_flags::SYN != 0;
         let has_ack = flags & tcp_flags::ACK != 0;
-        let seg = Seg {
+        let is_http = payload.starts_with(b"HTTP/");
+        let make_seg = || Seg {
             frame: pkt.frame,
             ts: pkt.ts,
             ttl: ip.ttl,
@@ -212,8 +349,9 @@ impl TcpTracker {
             seq,
             flags,
             len: payload.len(),
-            status_line: payload.starts_with(b"HTTP/").then(|| status_line(payload)),
+            status_line: is_http.then(|| status_line(payload)),
             trigger: None,
+            around: Around::default(),
         };
         let k = key(src, dst);
         if syn && !has_ack {
@@ -232,8 +370,8 @@ impl TcpTracker {
                 self.syns.clear();
             }
         }
-        let opened_here = self.flows.get(&k).is_some_and(|f| f.syn_seen);
-        if syn && has_ack && !opened_here {
+        // (one hash lookup per packet: the others only when needed)
+        if syn && has_ack && !self.flows.get(&k).is_some_and(|f| f.syn_seen) {
             // A SYN/ACK for a connection never opened on these ports: does
             // it acknowledge a SYN sent to this address on other ports?
             let matching = self.syns.get(&ip.src).and_then(|q| {
@@ -251,7 +389,7 @@ impl TcpTracker {
             {
                 if self.orphans.len() < MAX_FLOWS {
                     self.orphans.push(OrphanSynAck {
-                        seg,
+                        seg: make_seg(),
                         server: src,
                         client: dst,
                         payload_len: payload.len(),
@@ -261,7 +399,7 @@ impl TcpTracker {
                 return;
             }
         }
-        if !self.flows.contains_key(&k) && self.flows.len() >= MAX_FLOWS {
+        if self.flows.len() >= MAX_FLOWS && !self.flows.contains_key(&k) {
             self.sweep(pkt.ts, 10.0, data);
             if self.flows.len() >= MAX_FLOWS {
                 self.sweep(pkt.ts, -1.0, data);
@@ -279,14 +417,16 @@ impl TcpTracker {
                 server,
                 client_ttl: None,
                 syn_seen: false,
-                baseline: Vec::new(),
+                baseline: Baseline::default(),
                 suspects: Vec::new(),
                 last_request: None,
                 probe: None,
                 last_ts: pkt.ts,
+                closed: false,
             }
         });
         flow.last_ts = pkt.ts;
+        flow.closed |= flags & (tcp_flags::RST | tcp_flags::FIN) != 0;
         if syn && !has_ack && src == flow.client {
             flow.syn_seen = true;
         }
@@ -307,33 +447,53 @@ impl TcpTracker {
                 Some(_) => {}
             }
             if !payload.is_empty() {
-                flow.last_request = Some(Trigger {
+                // Reuse the flow's buffer: no allocation per client segment.
+                let t = flow.last_request.get_or_insert(Trigger {
                     frame: pkt.frame,
                     ts: pkt.ts,
-                    head: request_head(payload),
+                    head: None,
                 });
+                t.frame = pkt.frame;
+                t.ts = pkt.ts;
+                let mut buf = t.head.take().unwrap_or_default();
+                buf.clear();
+                if request_head(payload, &mut buf) {
+                    t.head = Some(buf);
+                }
             }
             return;
         }
-        let suspect = flags & (tcp_flags::RST | tcp_flags::FIN) != 0 || seg.status_line.is_some();
+        let suspect = flags & (tcp_flags::RST | tcp_flags::FIN) != 0 || is_http;
         let local = hops_from_ttl(ip.ttl) == 0;
-        let injector_id = seg
+        let injector_id = ip
             .ip_id
             .is_some_and(|i| data.injector_ip_ids.contains_key(&i));
         if suspect && !local {
             if flow.suspects.len() < MAX_SUSPECTS {
-                let mut s = seg;
+                let mut s = make_seg();
                 s.trigger = flow
                     .last_request
-                    .clone()
-                    .filter(|t| pkt.ts.since(&t.ts) <= TRIGGER_SECS);
+                    .as_ref()
+                    .filter(|t| pkt.ts.since(&t.ts) <= TRIGGER_SECS)
+                    .cloned();
+                s.around.prev_id = flow.baseline.last_id;
+                s.around.prev_seg = flow.baseline.last_seg;
                 flow.suspects.push(s);
             }
-        } else if flags & tcp_flags::RST == 0 && !injector_id && flow.baseline.len() < MAX_BASELINE
-        {
+        } else if flags & tcp_flags::RST == 0 && !injector_id && !flow.baseline.is_full() {
             let h = self.server_ttls.entry(ip.src).or_default();
             *h.entry(ip.ttl).or_default() += 1;
-            flow.baseline.push(seg);
+            flow.baseline.push(
+                pkt.frame,
+                pkt.ts,
+                ip.ttl,
+                ip.ip_id,
+                window,
+                seq,
+                flags,
+                payload.len(),
+                &mut flow.suspects,
+            );
         }
         if self.server_ttls.len() > MAX_FLOWS {
             self.server_ttls.clear();
@@ -345,7 +505,7 @@ impl TcpTracker {
         let old: Vec<_> = self
             .flows
             .iter()
-            .filter(|(_, f)| now.since(&f.last_ts) > idle)
+            .filter(|(_, f)| f.expired(now, idle))
             .map(|(k, _)| *k)
             .collect();
         for k in old {
@@ -359,7 +519,11 @@ impl TcpTracker {
     /// `forged_dns` are addresses that DNS rules found in forged answers.
     pub fn finish(mut self, data: &RuleData, forged_dns: &[IpAddr]) -> Vec<InterferenceEvent> {
         let mut flows: Vec<Flow> = self.flows.drain().map(|(_, f)| f).collect();
-        flows.sort_by_key(|f| f.baseline.first().or(f.suspects.first()).map(|s| s.frame));
+        flows.sort_by_key(|f| {
+            f.baseline
+                .first_frame
+                .or(f.suspects.first().map(|s| s.frame))
+        });
         for f in &flows {
             self.evaluate(f, data);
         }
@@ -420,10 +584,10 @@ impl TcpTracker {
         );
 
         // TTL: the flow's own baseline, else the server's other flows.
-        let flow_ttls: Vec<u8> = f.baseline.iter().map(|b| b.ttl).collect();
+        let flow_ttls = f.baseline.ttls();
         let expected_ttl = if !flow_ttls.is_empty() {
             ev.insert("ttl_baseline".into(), json!("flow"));
-            stable_mode_min(&flow_ttls, 1)
+            stable_mode_min(flow_ttls, 1)
         } else {
             let hist = self.server_ttls.get(&f.server.0);
             let all: Vec<u8> = hist
@@ -472,13 +636,7 @@ impl TcpTracker {
             }
         }
 
-        let windows: Vec<u16> = f
-            .baseline
-            .iter()
-            .filter(|b| b.flags & tcp_flags::SYN == 0)
-            .map(|b| b.window)
-            .collect();
-        if !rst && let (Some(&lo), Some(&hi)) = (windows.iter().min(), windows.iter().max()) {
+        if !rst && let Some((lo, hi)) = f.baseline.windows {
             let lo2 = u32::from(lo) / 2;
             let hi2 = u32::from(hi) * 2;
             if u32::from(s.window) < lo2 || u32::from(s.window) > hi2 {
@@ -490,22 +648,28 @@ impl TcpTracker {
 
         // Sequence number against the server's next one (evidence only:
         // genuine RSTs answering stray segments use other numbers too).
-        if let Some(b) = f.baseline.iter().rev().find(|b| b.frame < s.frame) {
+        if let Some((b_seq, b_len, b_flags)) = s.around.prev_seg {
             let syn_fin =
-                u32::from(b.flags & tcp_flags::SYN != 0) + u32::from(b.flags & tcp_flags::FIN != 0);
-            let next = b.seq.wrapping_add(b.len as u32).wrapping_add(syn_fin);
+                u32::from(b_flags & tcp_flags::SYN != 0) + u32::from(b_flags & tcp_flags::FIN != 0);
+            let next = b_seq.wrapping_add(b_len).wrapping_add(syn_fin);
             ev.insert("expected_seq".into(), json!(next));
             ev.insert("seq_offset".into(), json!(s.seq.wrapping_sub(next) as i32));
         }
 
         if rst {
-            let after: Vec<u64> = f
-                .baseline
+            // Baseline frames first, then other non-RST suspects (the order
+            // the evidence always had).
+            let after: Vec<u64> = s.around.after[..usize::from(s.around.n_after)]
                 .iter()
-                .chain(f.suspects.iter().filter(|o| o.flags & tcp_flags::RST == 0))
-                .filter(|b| b.frame > s.frame && b.ts.since(&s.ts) > 0.010)
-                .map(|b| b.frame)
-                .take(5)
+                .copied()
+                .chain(
+                    f.suspects
+                        .iter()
+                        .filter(|o| o.flags & tcp_flags::RST == 0)
+                        .filter(|b| b.frame > s.frame && b.ts.since(&s.ts) > 0.010)
+                        .map(|b| b.frame),
+                )
+                .take(MAX_AFTER)
                 .collect();
             if !after.is_empty() {
                 score += 0.3;
@@ -585,27 +749,17 @@ enum IpIdFit {
 }
 
 /// Compares `s`'s IP-ID with the counter of the baseline's IDs.
-fn ipid_fit(baseline: &[Seg], s: &Seg) -> IpIdFit {
+fn ipid_fit(baseline: &Baseline, s: &Seg) -> IpIdFit {
     let Some(id) = s.ip_id.filter(|&i| i != 0) else {
         return IpIdFit::Unknown;
     };
-    let ids: Vec<(u64, u16)> = baseline
-        .iter()
-        .filter_map(|b| b.ip_id.filter(|&i| i != 0).map(|i| (b.frame, i)))
-        .collect();
-    if ids.len() < 2 {
+    if baseline.n_ids < 2 {
         return IpIdFit::Unknown;
     }
-    let deltas: Vec<u16> = ids
-        .windows(2)
-        .map(|w| w[1].1.wrapping_sub(w[0].1))
-        .collect();
-    let counter = deltas.iter().filter(|&&d| d <= 2000).count();
-    if counter * 5 < deltas.len() * 4 {
+    if usize::from(baseline.n_counter) * 5 < usize::from(baseline.n_deltas) * 4 {
         return IpIdFit::Unknown;
     }
-    let prev = ids.iter().rev().find(|(f, _)| *f < s.frame).map(|x| x.1);
-    let next = ids.iter().find(|(f, _)| *f > s.frame).map(|x| x.1);
+    let (prev, next) = (s.around.prev_id, s.around.next_id);
     let dist = |a: u16, b: u16| a.wrapping_sub(b).min(b.wrapping_sub(a));
     let classify = |fits: bool, misfit: bool, near: u16| {
         if fits {
@@ -766,14 +920,18 @@ mod tests {
 
     #[test]
     fn request_heads() {
+        let head_of = |p: &[u8]| {
+            let mut h = String::new();
+            request_head(p, &mut h).then_some(h)
+        };
         assert_eq!(
-            request_head(b"GET / HTTP/1.1\r\nUser-Agent: x\r\nHost: line.me\r\n\r\n").unwrap(),
+            head_of(b"GET / HTTP/1.1\r\nUser-Agent: x\r\nHost: line.me\r\n\r\n").unwrap(),
             "GET / HTTP/1.1 | Host: line.me"
         );
-        assert_eq!(request_head(b"\xff\xfe"), None);
+        assert_eq!(head_of(b"\xff\xfe"), None);
         use crate::analysis::names::tls::build;
         let hello = build::records(&build::client_hello(Some("talk.kakao.com"), &[], 0), 16384);
-        let head = request_head(&hello).unwrap();
+        let head = head_of(&hello).unwrap();
         assert_eq!(head, "TLS ClientHello | SNI: talk.kakao.com");
         let data = RuleData::shipped().unwrap();
         assert_eq!(data.keyword_in(&head), Some("kakao.com"));
