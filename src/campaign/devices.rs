@@ -122,6 +122,11 @@ impl PhoneControl for DevicePhones {
                 }
             }
             let version = d.require_app(&a).await.map_err(err)?;
+            // Every attempt starts from a stopped app: after a failover the
+            // phone's route moves to another node, and a connection opened
+            // through the previous node is dead behind its NAT without
+            // either end knowing; the backend would relay messages into it.
+            d.force_stop(&a).await.map_err(err)?;
             if let Some((lat, lon)) = country_point(country) {
                 d.mock_location(lat, lon).await.map_err(err)?;
             }

@@ -116,7 +116,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 (Some(d), Some(t)) => {
                     r.write_lab(&self_contained_lab(d, &r.dir)?)?;
                     // The lab as built, for `--resume --lab`.
-                    let yaml = serde_yaml_ng::to_string(t)?;
+                    // Without the phones' numbers (secrets kept out of the
+                    // record; a resume takes them from the lab base/profiles).
+                    let mut t = t.clone();
+                    for ph in &mut t.phones {
+                        ph.accounts.clear();
+                    }
+                    let yaml = serde_yaml_ng::to_string(&t)?;
                     crate::campaign::record::write_atomic(
                         &r.dir.join(LAB_TOPOLOGY),
                         yaml.as_bytes(),

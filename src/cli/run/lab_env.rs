@@ -31,7 +31,18 @@ pub fn up(
     cancel: Arc<AtomicBool>,
 ) -> anyhow::Result<(Lab, crate::lab::topology::Topology)> {
     let (topology, path) = match resume.map(|d| d.join(super::LAB_TOPOLOGY)) {
-        Some(p) if p.is_file() => (crate::lab::topology::Topology::load(&p)?, p),
+        Some(p) if p.is_file() => {
+            let mut t = crate::lab::topology::Topology::load(&p)?;
+            // The record keeps no phone numbers: the phones' accounts come
+            // back from where the first run took them (lab base, profiles).
+            let (fresh, _) = super::lab_topology::topology_for(ls)?;
+            for ph in &mut t.phones {
+                if let Some(f) = fresh.phones.iter().find(|f| f.name == ph.name) {
+                    ph.accounts = f.accounts.clone();
+                }
+            }
+            (t, p)
+        }
         _ => super::lab_topology::topology_for(ls)?,
     };
     let lab = Lab::up(UpOptions {
