@@ -114,17 +114,7 @@ pub fn run(args: NodeArgs) -> Result<ExitCode> {
             if o.json {
                 println!("{}", serde_json::to_string_pretty(&results)?);
             } else {
-                for r in &results {
-                    let mark = match r.status {
-                        Status::Ok => "ok  ",
-                        Status::Warn => "WARN",
-                        Status::Fail => "FAIL",
-                    };
-                    println!("{mark} {:<22} {}", r.name, r.detail);
-                    if let Some(f) = &r.fix {
-                        println!("     fix: {f}");
-                    }
-                }
+                super::router::print_checks(&results, 22);
                 println!(
                     "node {}: {} checks, {failed} failed",
                     s.ssh.node,

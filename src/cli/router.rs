@@ -121,17 +121,7 @@ pub fn run(args: RouterArgs) -> Result<ExitCode> {
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&results)?);
             } else {
-                for r in &results {
-                    let mark = match r.status {
-                        Status::Ok => "ok  ",
-                        Status::Warn => "WARN",
-                        Status::Fail => "FAIL",
-                    };
-                    println!("{mark} {:<28} {}", r.name, r.detail);
-                    if let Some(f) = &r.fix {
-                        println!("     fix: {f}");
-                    }
-                }
+                super::router::print_checks(&results, 28);
                 println!(
                     "{} checks, {failed} failed, {} warnings",
                     results.len(),
@@ -235,4 +225,21 @@ fn scenario_mismatches(lab: &RealLab, s: &Scenario) -> Vec<String> {
         }
     }
     v
+}
+
+/// Prints check results a line each (`ok  `/`WARN`/`FAIL`, name padded to
+/// `width`, detail) with the fix under each failure; shared by `router
+/// check` and `node check`.
+pub(super) fn print_checks(results: &[check::CheckResult], width: usize) {
+    for r in results {
+        let mark = match r.status {
+            Status::Ok => "ok  ",
+            Status::Warn => "WARN",
+            Status::Fail => "FAIL",
+        };
+        println!("{mark} {:<width$} {}", r.name, r.detail);
+        if let Some(f) = &r.fix {
+            println!("     fix: {f}");
+        }
+    }
 }
