@@ -39,6 +39,7 @@ use super::dns_rules::{stable_mode, stable_mode_min};
 use super::{INJECTED_PACKET, event, hops_from_ttl, initial_ttl, round2};
 use crate::analysis::model::InterferenceEvent;
 use crate::analysis::names::http::looks_like_request;
+use crate::analysis::names::stream::{DirKey, FastMap};
 use crate::analysis::names::tls::{
     Progress, client_hello_from_records, looks_like_handshake_record,
 };
@@ -270,18 +271,28 @@ type ProbeGroup = (IpAddr, u16, &'static str);
 /// Per-capture TCP state of the injection rules.
 #[derive(Debug, Default)]
 pub struct TcpTracker {
-    flows: HashMap<(Endpoint, Endpoint), Flow>,
+    /// Boxed: the table stays small (48-byte entries), so growing it never
+    /// holds two copies of every flow at once.
+    flows: FastMap<DirKey, Box<Flow>>,
     /// TTL histogram of each address's baseline packets, across flows.
-    server_ttls: HashMap<IpAddr, BTreeMap<u8, u32>>,
-    syns: HashMap<IpAddr, VecDeque<Syn>>,
+    server_ttls: FastMap<IpAddr, BTreeMap<u8, u32>>,
+    syns: FastMap<IpAddr, VecDeque<Syn>>,
     orphans: Vec<OrphanSynAck>,
     events: Vec<(Option<(ProbeGroup, u8)>, InterferenceEvent)>,
     probes: Vec<(ProbeGroup, u8, bool)>,
     packets: u64,
 }
 
-fn key(a: Endpoint, b: Endpoint) -> (Endpoint, Endpoint) {
-    if a <= b { (a, b) } else { (b, a) }
+/// The direction-independent key of a TCP flow.
+fn key(a: Endpoint, b: Endpoint) -> DirKey {
+    DirKey {
+        proto: 6,
+        src: a.0,
+        sport: a.1,
+        dst: b.0,
+        dport: b.1,
+    }
+    .canonical()
 }
 
 /// What a client segment asks for, for evidence: the HTTP request line and
@@ -412,7 +423,7 @@ impl TcpTracker {
             } else {
                 (dst, src)
             };
-            Flow {
+            Box::new(Flow {
                 client,
                 server,
                 client_ttl: None,
@@ -423,7 +434,7 @@ impl TcpTracker {
                 probe: None,
                 last_ts: pkt.ts,
                 closed: false,
-            }
+            })
         });
         flow.last_ts = pkt.ts;
         flow.closed |= flags & (tcp_flags::RST | tcp_flags::FIN) != 0;
@@ -465,11 +476,10 @@ impl TcpTracker {
         }
         let suspect = flags & (tcp_flags::RST | tcp_flags::FIN) != 0 || is_http;
         let local = hops_from_ttl(ip.ttl) == 0;
-        let injector_id = ip
-            .ip_id
-            .is_some_and(|i| data.injector_ip_ids.contains_key(&i));
         if suspect && !local {
             if flow.suspects.len() < MAX_SUSPECTS {
+                // Most flows get one suspect (the server's FIN): no spare room.
+                flow.suspects.reserve_exact(1);
                 let mut s = make_seg();
                 s.trigger = flow
                     .last_request
@@ -480,7 +490,12 @@ impl TcpTracker {
                 s.around.prev_seg = flow.baseline.last_seg;
                 flow.suspects.push(s);
             }
-        } else if flags & tcp_flags::RST == 0 && !injector_id && !flow.baseline.is_full() {
+        } else if flags & tcp_flags::RST == 0
+            && !flow.baseline.is_full()
+            && !ip
+                .ip_id
+                .is_some_and(|i| data.injector_ip_ids.contains_key(&i))
+        {
             let h = self.server_ttls.entry(ip.src).or_default();
             *h.entry(ip.ttl).or_default() += 1;
             flow.baseline.push(
@@ -518,7 +533,7 @@ impl TcpTracker {
     /// Evaluates every remaining flow and returns all events;
     /// `forged_dns` are addresses that DNS rules found in forged answers.
     pub fn finish(mut self, data: &RuleData, forged_dns: &[IpAddr]) -> Vec<InterferenceEvent> {
-        let mut flows: Vec<Flow> = self.flows.drain().map(|(_, f)| f).collect();
+        let mut flows: Vec<Box<Flow>> = self.flows.drain().map(|(_, f)| f).collect();
         flows.sort_by_key(|f| {
             f.baseline
                 .first_frame
