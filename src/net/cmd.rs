@@ -7,7 +7,7 @@
 
 use super::NetError;
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// Default time limit for a command.
@@ -140,6 +140,21 @@ impl Cmd {
 
     /// Runs the command; returns (exit success, stdout, stderr).
     pub fn output(&self) -> Result<(bool, String, String), NetError> {
+        let (status, out, err) = self.output_status()?;
+        if self.netns.is_some()
+            && !status.success()
+            && err.contains("exec of \"")
+            && err.contains("No such file")
+        {
+            return Err(self.missing());
+        }
+        Ok((status.success(), out, err))
+    }
+
+    /// Runs the command (killed after the timeout) and returns its exit
+    /// status with standard output and error, for callers that need the
+    /// exit code itself (e.g. ssh's 255).
+    pub fn output_status(&self) -> Result<(ExitStatus, String, String), NetError> {
         let mut c = self.command();
         c.stdin(if self.stdin.is_some() {
             Stdio::piped()
@@ -209,16 +224,8 @@ impl Cmd {
         };
         let out = String::from_utf8_lossy(&out_t.join().unwrap_or_default()).into_owned();
         let err = String::from_utf8_lossy(&err_t.join().unwrap_or_default()).into_owned();
-        if self.netns.is_some()
-            && !status.success()
-            && err.contains("exec of \"")
-            && err.contains("No such file")
-        {
-            return Err(self.missing());
-        }
-        Ok((status.success(), out, err))
+        Ok((status, out, err))
     }
-
     /// Runs the command and returns its standard output; a non-zero exit is
     /// an error naming the command.
     pub fn run(&self) -> Result<String, NetError> {

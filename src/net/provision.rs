@@ -17,15 +17,15 @@
 //! ([`judge_probe`], [`judge_agent`]) so conditions that cannot be made on a
 //! test machine (a wrong wall clock) are tested on recorded answers.
 
+use super::NetError;
 use super::agent::client::{Agent, ClockOffset, NodeConfig};
 use super::agent::protocol::Health;
+use super::cmd::Cmd;
 use super::router::check::{CheckResult, Status};
 use super::router::generate::NodeTunnel;
 use super::ssh::{SshTarget, shell_quote};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Where the binary is installed on nodes.
@@ -129,56 +129,19 @@ fn ssh_run(
     timeout: Duration,
 ) -> Result<(bool, String, String), ProvisionError> {
     let (prog, args) = t.command(remote);
-    let mut child = Command::new(&prog)
-        .args(&args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| step_err(&t.node, "ssh", format!("cannot run {prog}: {e}")))?;
-    let data = stdin.to_vec();
-    let mut w = child.stdin.take();
-    let writer = std::thread::spawn(move || {
-        if let Some(w) = w.as_mut() {
-            let _ = w.write_all(&data);
-        }
-    });
-    let mut out_pipe = child.stdout.take();
-    let mut err_pipe = child.stderr.take();
-    let out_t = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        if let Some(p) = out_pipe.as_mut() {
-            let _ = p.read_to_end(&mut s);
-        }
-        s
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        if let Some(p) = err_pipe.as_mut() {
-            let _ = p.read_to_end(&mut s);
-        }
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(s)) => break s,
-            Ok(None) if start.elapsed() > timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(step_err(
-                    &t.node,
-                    "ssh",
-                    format!("`{remote}` timed out after {} s", timeout.as_secs()),
-                ));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(10)),
-            Err(e) => return Err(step_err(&t.node, "ssh", e.to_string())),
-        }
-    };
-    let _ = writer.join();
-    let out = String::from_utf8_lossy(&out_t.join().unwrap_or_default()).into_owned();
-    let err = String::from_utf8_lossy(&err_t.join().unwrap_or_default()).into_owned();
+    let run = Cmd::new(prog)
+        .args(args)
+        .stdin(stdin)
+        .timeout(timeout)
+        .output_status();
+    let (status, out, err) = run.map_err(|e| match e {
+        NetError::Timeout { secs, .. } => step_err(
+            &t.node,
+            "ssh",
+            format!("`{remote}` timed out after {secs} s"),
+        ),
+        other => step_err(&t.node, "ssh", other.to_string()),
+    })?;
     if status.code() == Some(255) {
         let kind = super::ssh::classify_failure(&err);
         if kind != super::ssh::SshFailure::Other || err.contains("ssh:") {
