@@ -720,14 +720,16 @@ fn chaos_campaign_loses_and_duplicates_nothing() {
     );
     // Transient faults are absorbed by the retry: the phone that came back
     // (m0003), the agent killed mid-capture (m0005), the stalled tunnel
-    // (m0006). m0004 runs on de-2 after the failover: complete, or failed
-    // with its reason (the lab's first message after a node change can be
-    // lost: the sender's TCP connection is reset by the new path).
-    for id in ["m0001", "m0002", "m0003", "m0005", "m0006"] {
+    // (m0006); m0004 runs on de-2 after the failover and completes too (its
+    // first message, written into the connection the new path reset, is
+    // sent again on the next connection: the lab apps keep unacknowledged
+    // messages, the backend redelivers unconfirmed ones). Only m0007, whose
+    // phone never came back, fails.
+    for id in ["m0001", "m0002", "m0003", "m0004", "m0005", "m0006"] {
         let e = entries.iter().find(|e| e["id"] == id).unwrap();
         assert_eq!(e["status"], "complete", "{e}");
     }
-    assert!(completed >= planned.len() - 2, "{failed:?}");
+    assert_eq!(completed, planned.len() - 1, "{failed:?}");
     assert_eq!(faults, 16 + 7, "{:?}", ctx.faults);
     assert!(leaks.is_empty(), "secrets leaked: {leaks:#?}");
 }

@@ -98,6 +98,7 @@ async fn app_task(
         None => (server.clone(), 443),
     };
     let mut pending: VecDeque<(u64, String, String)> = VecDeque::new();
+    let mut seen = Seen::default();
     let mut backoff = Duration::from_millis(300);
     let mut seed = u64::from(uid) << 20;
     loop {
@@ -122,7 +123,17 @@ async fn app_task(
             if client_handshake(&mut sock, &host, seed).await.is_ok() {
                 backoff = Duration::from_millis(300);
                 set_online(&phone, id, true);
-                let reason = session(id, &account, sock, &phone, &mut rx, &mut pending, seed).await;
+                let reason = session(
+                    id,
+                    &account,
+                    sock,
+                    &phone,
+                    &mut rx,
+                    &mut pending,
+                    &mut seen,
+                    seed,
+                )
+                .await;
                 let _ = reason;
                 set_online(&phone, id, false);
             }
@@ -143,13 +154,77 @@ async fn app_task(
     }
 }
 
+/// Delivery numbers already shown, across reconnects: the backend sends an
+/// unconfirmed delivery again at the next login, shown once (bounded).
+#[derive(Debug, Default)]
+struct Seen {
+    order: VecDeque<u64>,
+    set: std::collections::HashSet<u64>,
+}
+
+impl Seen {
+    /// True the first time `seq` is seen.
+    fn first(&mut self, seq: u64) -> bool {
+        if !self.set.insert(seq) {
+            return false;
+        }
+        self.order.push_back(seq);
+        if self.order.len() > 4096
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+        true
+    }
+}
+
+/// A message to send: (message id, recipient, text).
+type Outgoing = (u64, String, String);
+
+/// One connection's life; messages written but never acknowledged go back
+/// to the front of `pending` when it ends (the write may have gone into a
+/// connection that was already dead, e.g. reset by a new path), to be sent
+/// again on the next connection — the backend ignores a repeated id.
+#[allow(clippy::too_many_arguments)]
 async fn session(
     id: &'static str,
     account: &str,
     sock: tokio::net::TcpStream,
     phone: &Arc<Mutex<Phone>>,
-    rx: &mut mpsc::UnboundedReceiver<(u64, String, String)>,
-    pending: &mut VecDeque<(u64, String, String)>,
+    rx: &mut mpsc::UnboundedReceiver<Outgoing>,
+    pending: &mut VecDeque<Outgoing>,
+    seen: &mut Seen,
+    seed: u64,
+) -> &'static str {
+    let mut unacked = Vec::new();
+    let reason = connection(
+        id,
+        account,
+        sock,
+        phone,
+        rx,
+        pending,
+        &mut unacked,
+        seen,
+        seed,
+    )
+    .await;
+    for m in unacked.into_iter().rev() {
+        pending.push_front(m);
+    }
+    reason
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn connection(
+    id: &'static str,
+    account: &str,
+    sock: tokio::net::TcpStream,
+    phone: &Arc<Mutex<Phone>>,
+    rx: &mut mpsc::UnboundedReceiver<Outgoing>,
+    pending: &mut VecDeque<Outgoing>,
+    unacked: &mut Vec<Outgoing>,
+    seen: &mut Seen,
     seed: u64,
 ) -> &'static str {
     // iptables' OUTPUT chain sees every packet, not only the first: a rule
@@ -184,7 +259,6 @@ async fn session(
     {
         return "hello failed";
     }
-    let mut unacked: Vec<u64> = Vec::new();
     while let Some((mid, to, text)) = pending.pop_front() {
         if wr
             .write_all(&send(&Frame::Msg {
@@ -198,7 +272,7 @@ async fn session(
             pending.push_front((mid, to, text));
             return "write failed";
         }
-        unacked.push(mid);
+        unacked.push((mid, to, text));
     }
     let (ftx, mut frx) = mpsc::unbounded_channel::<Frame>();
     let reader = tokio::spawn(async move {
@@ -225,16 +299,27 @@ async fn session(
                     pending.push_back((mid, to, text));
                     break "write failed";
                 }
-                unacked.push(mid);
+                unacked.push((mid, to, text));
             }
             f = frx.recv() => match f {
                 None => break "connection closed",
                 Some(Frame::Ack { id: mid }) => {
-                    unacked.retain(|x| *x != mid);
+                    unacked.retain(|x| x.0 != mid);
                     phone.lock().unwrap_or_else(|e| e.into_inner()).mark(id, mid, "sent");
                 }
-                Some(Frame::Deliver { from, text }) => {
-                    phone.lock().unwrap_or_else(|e| e.into_inner()).deliver(id, &from, &text);
+                Some(Frame::Deliver { from, text, seq }) => {
+                    // seq 0: a backend without delivery numbers.
+                    if seq == 0 || seen.first(seq) {
+                        phone.lock().unwrap_or_else(|e| e.into_inner()).deliver(id, &from, &text);
+                    }
+                    if seq != 0 {
+                        if !allowed() {
+                            break "write failed: Operation not permitted";
+                        }
+                        if wr.write_all(&send(&Frame::Received { seq })).await.is_err() {
+                            break "write failed";
+                        }
+                    }
                 }
                 Some(_) => {}
             },

@@ -9,7 +9,7 @@ use super::config::BackendConfig;
 use super::proto::{Frame, decode_frame, encode_frame, read_record, server_handshake};
 use flate2::Compression;
 use flate2::write::DeflateEncoder;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -48,9 +48,28 @@ pub struct Faults {
 #[derive(Debug, Default)]
 struct Registry {
     online: HashMap<String, mpsc::UnboundedSender<Frame>>,
-    queued: HashMap<String, Vec<Frame>>,
+    /// Deliveries per account not yet confirmed by the client, by number:
+    /// sent again on its next login (like a real messaging server's store).
+    unconfirmed: HashMap<String, BTreeMap<u64, Frame>>,
+    /// Last delivery number used.
+    seq: u64,
+    /// Message ids recently accepted per sender: a message sent again
+    /// (its acknowledgement was lost with the connection) is acknowledged
+    /// but not relayed twice.
+    accepted: HashMap<
+        String,
+        (
+            std::collections::HashSet<u64>,
+            std::collections::VecDeque<u64>,
+        ),
+    >,
     relayed: u64,
 }
+
+/// Unconfirmed deliveries kept per account (oldest dropped beyond).
+const MAX_UNCONFIRMED: usize = 10_000;
+/// Accepted message ids remembered per sender.
+const MAX_ACCEPTED: usize = 4096;
 
 /// A running backend.
 #[derive(Debug, Clone)]
@@ -91,7 +110,14 @@ impl Backend {
                 fail: cfg.fail,
                 delay_ms: cfg.delay_ms,
             })),
-            reg: Arc::new(Mutex::new(Registry::default())),
+            reg: Arc::new(Mutex::new(Registry {
+                // Numbers from the clock: a restarted backend never reuses
+                // numbers its clients already saw.
+                seq: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_micros() as u64),
+                ..Registry::default()
+            })),
             newgetdns: Arc::new(cfg.newgetdns.clone()),
         };
         let mut tasks = Vec::new();
@@ -155,15 +181,26 @@ impl Backend {
             };
             match frame {
                 Frame::Hello { account: a } => {
-                    let queued = {
+                    let pending: Vec<Frame> = {
                         let mut reg = self.reg.lock().unwrap_or_else(|e| e.into_inner());
                         reg.online.insert(a.clone(), tx.clone());
-                        reg.queued.remove(&a).unwrap_or_default()
+                        reg.unconfirmed
+                            .get(&a)
+                            .map(|m| m.values().cloned().collect())
+                            .unwrap_or_default()
                     };
-                    for f in queued {
+                    for f in pending {
                         let _ = tx.send(f);
                     }
                     account = Some(a);
+                }
+                Frame::Received { seq } => {
+                    if let Some(a) = &account {
+                        let mut reg = self.reg.lock().unwrap_or_else(|e| e.into_inner());
+                        if let Some(m) = reg.unconfirmed.get_mut(a) {
+                            m.remove(&seq);
+                        }
+                    }
                 }
                 Frame::Msg { id, to, text } => {
                     let _ = tx.send(Frame::Ack { id });
@@ -174,6 +211,19 @@ impl Backend {
                     if faults.fail {
                         continue;
                     }
+                    {
+                        let mut reg = self.reg.lock().unwrap_or_else(|e| e.into_inner());
+                        let (set, order) = reg.accepted.entry(from.clone()).or_default();
+                        if !set.insert(id) {
+                            continue; // sent again: already relayed
+                        }
+                        order.push_back(id);
+                        if order.len() > MAX_ACCEPTED
+                            && let Some(old) = order.pop_front()
+                        {
+                            set.remove(&old);
+                        }
+                    }
                     let reg = self.reg.clone();
                     tokio::spawn(async move {
                         if faults.delay_ms > 0 {
@@ -181,14 +231,19 @@ impl Backend {
                         }
                         let mut r = reg.lock().unwrap_or_else(|e| e.into_inner());
                         r.relayed += 1;
-                        let f = Frame::Deliver { from, text };
-                        let sent = r
-                            .online
-                            .get(&to)
-                            .is_some_and(|peer| peer.send(f.clone()).is_ok());
+                        r.seq += 1;
+                        let seq = r.seq;
+                        let f = Frame::Deliver { from, text, seq };
+                        let store = r.unconfirmed.entry(to.clone()).or_default();
+                        store.insert(seq, f.clone());
+                        if store.len() > MAX_UNCONFIRMED {
+                            store.pop_first();
+                        }
+                        // Kept until confirmed: a peer offline now gets it
+                        // at its next login.
+                        let sent = r.online.get(&to).is_some_and(|peer| peer.send(f).is_ok());
                         if !sent {
                             r.online.remove(&to);
-                            r.queued.entry(to).or_default().push(f);
                         }
                     });
                 }
@@ -286,4 +341,136 @@ pub fn deflate(data: &[u8]) -> Vec<u8> {
     let mut e = DeflateEncoder::new(Vec::new(), Compression::default());
     let _ = e.write_all(data);
     e.finish().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::phone::proto::client_handshake;
+
+    /// A raw client: connects, logs in as `account`.
+    struct Client {
+        sock: TcpStream,
+        nonce: u64,
+    }
+
+    impl Client {
+        async fn login(addr: SocketAddr, account: &str) -> Client {
+            let mut sock = TcpStream::connect(addr).await.unwrap();
+            client_handshake(&mut sock, "g.whatsapp.net", 7)
+                .await
+                .unwrap();
+            let mut c = Client { sock, nonce: 1 };
+            c.send(&Frame::Hello {
+                account: account.into(),
+            })
+            .await;
+            c
+        }
+
+        async fn send(&mut self, f: &Frame) {
+            self.nonce += 1;
+            self.sock
+                .write_all(&encode_frame(f, self.nonce))
+                .await
+                .unwrap();
+        }
+
+        /// The next frame, or `None` after 500 ms of silence.
+        async fn next(&mut self) -> Option<Frame> {
+            loop {
+                let r =
+                    tokio::time::timeout(Duration::from_millis(500), read_record(&mut self.sock))
+                        .await
+                        .ok()?
+                        .ok()?;
+                if r.0 == 0x17 {
+                    return decode_frame(&r.1);
+                }
+            }
+        }
+    }
+
+    /// A delivery written into a connection that then dies unconfirmed is
+    /// sent again at the recipient's next login, with the same number, and
+    /// no more once confirmed; messages to an offline recipient wait; a
+    /// message sent again with the same id is acknowledged, not relayed.
+    #[tokio::test]
+    async fn unconfirmed_deliveries_are_sent_again_at_next_login() {
+        let (b, tasks) = Backend::start(BackendConfig {
+            app: "whatsapp".into(),
+            listen: vec!["127.0.0.1:0".parse().unwrap()],
+            delay_ms: 0,
+            fail: false,
+            newgetdns: BTreeMap::new(),
+        })
+        .await
+        .unwrap();
+        let addr = b.addrs[0];
+        let mut bob = Client::login(addr, "bob").await;
+        let mut alice = Client::login(addr, "alice").await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        alice
+            .send(&Frame::Msg {
+                id: 1,
+                to: "bob".into(),
+                text: "one".into(),
+            })
+            .await;
+        assert_eq!(alice.next().await, Some(Frame::Ack { id: 1 }));
+        let Some(Frame::Deliver { from, text, seq }) = bob.next().await else {
+            panic!("bob got no delivery");
+        };
+        assert_eq!((from.as_str(), text.as_str()), ("alice", "one"));
+        assert_ne!(seq, 0);
+        // Bob's connection dies without confirming (as behind a dead NAT).
+        drop(bob);
+        let mut bob = Client::login(addr, "bob").await;
+        assert_eq!(
+            bob.next().await,
+            Some(Frame::Deliver {
+                from: "alice".into(),
+                text: "one".into(),
+                seq
+            }),
+            "sent again at the next login"
+        );
+        bob.send(&Frame::Received { seq }).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        drop(bob);
+        // Confirmed: not again. Sent while bob is offline: at his login.
+        alice
+            .send(&Frame::Msg {
+                id: 2,
+                to: "bob".into(),
+                text: "two".into(),
+            })
+            .await;
+        assert_eq!(alice.next().await, Some(Frame::Ack { id: 2 }));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut bob = Client::login(addr, "bob").await;
+        match bob.next().await {
+            Some(Frame::Deliver { text, seq: s2, .. }) => {
+                assert_eq!(text, "two");
+                assert!(s2 > seq);
+            }
+            other => panic!("expected the offline message, got {other:?}"),
+        }
+        assert_eq!(bob.next().await, None, "nothing else pending");
+        assert_eq!(b.relayed(), 2);
+        // Alice's acknowledgement was lost: she sends message 2 again.
+        alice
+            .send(&Frame::Msg {
+                id: 2,
+                to: "bob".into(),
+                text: "two".into(),
+            })
+            .await;
+        assert_eq!(alice.next().await, Some(Frame::Ack { id: 2 }));
+        assert_eq!(bob.next().await, None, "not relayed twice");
+        assert_eq!(b.relayed(), 2);
+        for t in tasks {
+            t.abort();
+        }
+    }
 }

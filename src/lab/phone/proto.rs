@@ -37,6 +37,17 @@ pub enum Frame {
         from: String,
         /// Text.
         text: String,
+        /// The backend's delivery number: the client confirms it with
+        /// [`Frame::Received`]; unconfirmed deliveries are sent again when
+        /// the client logs in anew (a message written into a connection
+        /// that died on the way is not lost).
+        #[serde(default)]
+        seq: u64,
+    },
+    /// Client → server: the delivery `seq` arrived.
+    Received {
+        /// Delivery number.
+        seq: u64,
     },
     /// Keepalive.
     Ping,

@@ -516,7 +516,11 @@ impl Phone {
             apps,
             notifications: Vec::new(),
             next_notification: 1,
-            next_message: 1,
+            // From the clock: ids stay unique across restarts of the
+            // simulator, so the backend can recognise a message sent again.
+            next_message: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_micros() as u64),
             firewall: Default::default(),
             appops: BTreeMap::new(),
             settings,
