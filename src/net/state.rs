@@ -45,6 +45,56 @@ fn marked_processes(tags: &[&str]) -> Vec<(u32, u64, String)> {
     v
 }
 
+/// Live processes (other than this one) whose network namespace is one of
+/// the named ones (under /run/netns), with their start times: whatever still
+/// runs inside a namespace we created is ours — e.g. an sshd session child
+/// that outlived its killed listener (sshd overwrites its environment with
+/// its process title, so the spawn marker cannot find it).
+fn processes_in_namespaces(names: &[&str]) -> Vec<(u32, u64, String)> {
+    use std::os::unix::fs::MetadataExt;
+    let inodes: Vec<(u64, &str)> = names
+        .iter()
+        .filter_map(|n| {
+            let m = std::fs::metadata(Path::new("/run/netns").join(n)).ok()?;
+            Some((m.ino(), *n))
+        })
+        .collect();
+    let mut v = Vec::new();
+    if inodes.is_empty() {
+        return v;
+    }
+    let me = std::process::id();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return v;
+    };
+    for e in rd.flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        // The link reads `net:[<inode>]`.
+        let Ok(link) = std::fs::read_link(e.path().join("ns/net")) else {
+            continue;
+        };
+        let Some(ino) = link
+            .to_str()
+            .and_then(|l| l.strip_prefix("net:["))
+            .and_then(|l| l.strip_suffix(']'))
+            .and_then(|l| l.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        if let Some((_, name)) = inodes.iter().find(|(i, _)| *i == ino)
+            && let Some(start) = process_start(pid)
+        {
+            v.push((pid, start, name.to_string()));
+        }
+    }
+    v
+}
+
 /// Schema tag of state files.
 pub const SCHEMA: &str = "matador/net-state/1";
 
@@ -381,6 +431,27 @@ impl StateFile {
                     name: format!("unrecorded process {tag}"),
                 }),
         );
+        // Anything else still running inside our namespaces.
+        let namespaces: Vec<&str> = res
+            .iter()
+            .filter_map(|r| match r {
+                Resource::Netns { name } => Some(name.as_str()),
+                _ => None,
+            })
+            .collect();
+        let inside: Vec<Resource> = processes_in_namespaces(&namespaces)
+            .into_iter()
+            .filter(|(pid, _, _)| {
+                !res.iter()
+                    .any(|r| matches!(r, Resource::Process { pid: p, .. } if p == pid))
+            })
+            .map(|(pid, start, ns)| Resource::Process {
+                pid,
+                start,
+                name: format!("process left in namespace {ns}"),
+            })
+            .collect();
+        res.extend(inside);
         // Processes first (they hold sockets in the namespaces), all at once.
         for r in res.iter().rev() {
             if let Resource::Process { pid, start, .. } = r
@@ -574,6 +645,48 @@ mod tests {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert!(!alive(pid, start), "unrecorded sleeper {pid} survived");
+    }
+
+    /// Needs root (a network namespace), as the lab tests do.
+    #[test]
+    fn a_process_left_inside_our_namespace_is_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.json");
+        let ns = format!("mtd-st-{}", std::process::id());
+        let mut st = StateFile::create(&p, "t4", serde_json::json!({})).unwrap();
+        st.add(Resource::Netns { name: ns.clone() }).unwrap();
+        let guard = Guard::new(st);
+        Cmd::new("ip")
+            .args(["netns", "add", ns.as_str()])
+            .run()
+            .expect("creating a network namespace (needs root)");
+        // Unrecorded and unmarked (empty environment), like an sshd session
+        // child whose listener was killed.
+        let mut child = std::process::Command::new("ip")
+            .args(["netns", "exec", ns.as_str(), "sleep", "30"])
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let t = Instant::now();
+        while processes_in_namespaces(&[ns.as_str()]).is_empty()
+            && t.elapsed() < Duration::from_secs(3)
+        {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(
+            processes_in_namespaces(&[ns.as_str()])
+                .iter()
+                .map(|x| x.0)
+                .collect::<Vec<_>>(),
+            vec![pid]
+        );
+        let problems = guard.teardown();
+        assert!(problems.is_empty(), "{problems:?}");
+        let status = child.wait().unwrap();
+        assert!(!status.success(), "the sleeper was killed: {status:?}");
+        assert!(!Path::new("/run/netns").join(&ns).exists());
     }
 
     #[test]
