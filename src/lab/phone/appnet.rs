@@ -123,18 +123,22 @@ async fn app_task(
             if client_handshake(&mut sock, &host, seed).await.is_ok() {
                 backoff = Duration::from_millis(300);
                 set_online(&phone, id, true);
-                let reason = session(
+                let mut unacked = Vec::new();
+                let _reason = session(
                     id,
                     &account,
                     sock,
                     &phone,
                     &mut rx,
                     &mut pending,
+                    &mut unacked,
                     &mut seen,
                     seed,
                 )
                 .await;
-                let _ = reason;
+                for m in unacked.into_iter().rev() {
+                    pending.push_front(m);
+                }
                 set_online(&phone, id, false);
             }
         }
@@ -181,42 +185,13 @@ impl Seen {
 /// A message to send: (message id, recipient, text).
 type Outgoing = (u64, String, String);
 
-/// One connection's life; messages written but never acknowledged go back
-/// to the front of `pending` when it ends (the write may have gone into a
-/// connection that was already dead, e.g. reset by a new path), to be sent
-/// again on the next connection — the backend ignores a repeated id.
+/// One connection's life. Messages written go to `unacked` until the
+/// backend acknowledges them; the caller puts what is left back in front of
+/// `pending` (the write may have gone into a connection that was already
+/// dead, e.g. reset by a new path), to be sent again on the next connection
+/// — the backend ignores a repeated id.
 #[allow(clippy::too_many_arguments)]
 async fn session(
-    id: &'static str,
-    account: &str,
-    sock: tokio::net::TcpStream,
-    phone: &Arc<Mutex<Phone>>,
-    rx: &mut mpsc::UnboundedReceiver<Outgoing>,
-    pending: &mut VecDeque<Outgoing>,
-    seen: &mut Seen,
-    seed: u64,
-) -> &'static str {
-    let mut unacked = Vec::new();
-    let reason = connection(
-        id,
-        account,
-        sock,
-        phone,
-        rx,
-        pending,
-        &mut unacked,
-        seen,
-        seed,
-    )
-    .await;
-    for m in unacked.into_iter().rev() {
-        pending.push_front(m);
-    }
-    reason
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn connection(
     id: &'static str,
     account: &str,
     sock: tokio::net::TcpStream,

@@ -376,6 +376,17 @@ mod tests {
                 .unwrap();
         }
 
+        /// Sends message `id` to `to` and expects its acknowledgement.
+        async fn message(&mut self, id: u64, to: &str, text: &str) {
+            self.send(&Frame::Msg {
+                id,
+                to: to.into(),
+                text: text.into(),
+            })
+            .await;
+            assert_eq!(self.next().await, Some(Frame::Ack { id }));
+        }
+
         /// The next frame, or `None` after 500 ms of silence.
         async fn next(&mut self) -> Option<Frame> {
             loop {
@@ -410,14 +421,7 @@ mod tests {
         let mut bob = Client::login(addr, "bob").await;
         let mut alice = Client::login(addr, "alice").await;
         tokio::time::sleep(Duration::from_millis(100)).await;
-        alice
-            .send(&Frame::Msg {
-                id: 1,
-                to: "bob".into(),
-                text: "one".into(),
-            })
-            .await;
-        assert_eq!(alice.next().await, Some(Frame::Ack { id: 1 }));
+        alice.message(1, "bob", "one").await;
         let Some(Frame::Deliver { from, text, seq }) = bob.next().await else {
             panic!("bob got no delivery");
         };
@@ -439,14 +443,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(100)).await;
         drop(bob);
         // Confirmed: not again. Sent while bob is offline: at his login.
-        alice
-            .send(&Frame::Msg {
-                id: 2,
-                to: "bob".into(),
-                text: "two".into(),
-            })
-            .await;
-        assert_eq!(alice.next().await, Some(Frame::Ack { id: 2 }));
+        alice.message(2, "bob", "two").await;
         tokio::time::sleep(Duration::from_millis(100)).await;
         let mut bob = Client::login(addr, "bob").await;
         match bob.next().await {
@@ -459,14 +456,7 @@ mod tests {
         assert_eq!(bob.next().await, None, "nothing else pending");
         assert_eq!(b.relayed(), 2);
         // Alice's acknowledgement was lost: she sends message 2 again.
-        alice
-            .send(&Frame::Msg {
-                id: 2,
-                to: "bob".into(),
-                text: "two".into(),
-            })
-            .await;
-        assert_eq!(alice.next().await, Some(Frame::Ack { id: 2 }));
+        alice.message(2, "bob", "two").await;
         assert_eq!(bob.next().await, None, "not relayed twice");
         assert_eq!(b.relayed(), 2);
         for t in tasks {
