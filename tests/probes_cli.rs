@@ -7,6 +7,13 @@ fn matador() -> Command {
     Command::cargo_bin("matador").unwrap()
 }
 
+/// `matador probe ARGS` exits 1 with `needle` in its error output.
+fn fails_with(args: &[&str], needle: &str) {
+    let out = matador().arg("probe").args(args).assert().code(1);
+    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(err.contains(needle), "{args:?}: {err}");
+}
+
 #[test]
 fn help_warns_about_operator_risk() {
     let out = matador().args(["probe", "--help"]).assert().success();
@@ -26,23 +33,12 @@ fn usage_errors_name_the_problem() {
         .args(["probe", "--vantage", "a", "--control", "b"])
         .assert()
         .code(2);
-    let out = matador()
-        .args([
-            "probe",
-            "--app",
-            "nosuchapp",
-            "--vantage",
-            "a",
-            "--control",
-            "b",
-        ])
-        .assert()
-        .code(1);
-    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
-    assert!(err.contains("unknown app \"nosuchapp\""), "{err}");
-    let out = matador()
-        .args([
-            "probe",
+    fails_with(
+        &["--app", "nosuchapp", "--vantage", "a", "--control", "b"],
+        "unknown app \"nosuchapp\"",
+    );
+    fails_with(
+        &[
             "--app",
             "line",
             "--app",
@@ -53,14 +49,11 @@ fn usage_errors_name_the_problem() {
             "a",
             "--control",
             "b",
-        ])
-        .assert()
-        .code(1);
-    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
-    assert!(err.contains("--endpoint needs exactly one --app"), "{err}");
-    let out = matador()
-        .args([
-            "probe",
+        ],
+        "--endpoint needs exactly one --app",
+    );
+    fails_with(
+        &[
             "--app",
             "line",
             "--endpoint",
@@ -69,21 +62,16 @@ fn usage_errors_name_the_problem() {
             "a",
             "--control",
             "b",
-        ])
-        .assert()
-        .code(1);
-    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
-    assert!(err.contains("bad host name"), "{err}");
+        ],
+        "bad host name",
+    );
     // No lab.json and no namespace: the vantage cannot be reached.
-    let out = matador()
-        .args(["probe", "--app", "line", "--vantage", "a", "--control", "b"])
-        .assert()
-        .code(1);
-    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
-    assert!(err.contains("vantage a: no network namespace"), "{err}");
-    let out = matador()
-        .args([
-            "probe",
+    fails_with(
+        &["--app", "line", "--vantage", "a", "--control", "b"],
+        "vantage a: no network namespace",
+    );
+    fails_with(
+        &[
             "--app",
             "line",
             "--vantage",
@@ -92,14 +80,11 @@ fn usage_errors_name_the_problem() {
             "b",
             "--rate",
             "0",
-        ])
-        .assert()
-        .code(1);
-    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
-    assert!(err.contains("--rate"), "{err}");
-    let out = matador()
-        .args([
-            "probe",
+        ],
+        "--rate",
+    );
+    fails_with(
+        &[
             "--app",
             "line",
             "--vantage",
@@ -110,9 +95,7 @@ fn usage_errors_name_the_problem() {
             "2",
             "--interval",
             "1e30",
-        ])
-        .assert()
-        .code(1);
-    let err = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
-    assert!(err.contains("--interval"), "{err}");
+        ],
+        "--interval",
+    );
 }

@@ -44,6 +44,25 @@ pub struct EndpointResult {
     pub evidence: Vec<InterferenceEvent>,
 }
 
+impl EndpointResult {
+    /// No result yet for `host` on `ports`.
+    pub fn new(host: &str, ports: &[u16]) -> Self {
+        EndpointResult {
+            host: host.to_string(),
+            ports: ports.to_vec(),
+            dns_udp: None,
+            dns_tcp: None,
+            wildcard: None,
+            tcp: Vec::new(),
+            tls: Vec::new(),
+            http: None,
+            keywords: None,
+            refused: Vec::new(),
+            evidence: Vec::new(),
+        }
+    }
+}
+
 /// Results of one app.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AppResult {
@@ -301,19 +320,7 @@ pub fn run(name: &str, spec: &ProbeSpec) -> VantageResult {
                 endpoints: Vec::new(),
             });
             for ep in &app.endpoints {
-                let mut out = EndpointResult {
-                    host: ep.host.clone(),
-                    ports: ep.ports.clone(),
-                    dns_udp: None,
-                    dns_tcp: None,
-                    wildcard: None,
-                    tcp: Vec::new(),
-                    tls: Vec::new(),
-                    http: None,
-                    keywords: None,
-                    refused: Vec::new(),
-                    evidence: Vec::new(),
-                };
+                let mut out = EndpointResult::new(&ep.host, &ep.ports);
                 let r = run.endpoint(ep, &mut out).and_then(|_| match spec.neutral {
                     Some(n) => run.http(n, &ep.host, baseline_ok, &mut out),
                     None => Ok(()),

@@ -587,17 +587,9 @@ mod tests {
 
     fn ep(answers: &[&str], failure: Option<&str>) -> EndpointResult {
         EndpointResult {
-            host: "chat.example".into(),
-            ports: vec![443],
             dns_udp: Some(dns("chat.example", answers, failure)),
-            dns_tcp: None,
             wildcard: Some(dns("mtp1.chat.example", &[], Some("dns_nxdomain_error"))),
-            tcp: Vec::new(),
-            tls: Vec::new(),
-            http: None,
-            keywords: None,
-            refused: Vec::new(),
-            evidence: Vec::new(),
+            ..EndpointResult::new("chat.example", &[443])
         }
     }
 
