@@ -69,10 +69,10 @@ const SYNS_PER_DST: usize = 16;
 
 type Endpoint = (IpAddr, u16);
 
-/// One server packet as the rules need it (suspects and bogus SYN/ACKs;
-/// built only for those, never per ordinary packet).
-#[derive(Debug, Clone)]
-struct Seg {
+/// The header facts of one server packet: what a suspect keeps and what a
+/// baseline summarises.
+#[derive(Debug, Clone, Copy)]
+struct Head {
     frame: u64,
     ts: Timestamp,
     ttl: u8,
@@ -81,6 +81,13 @@ struct Seg {
     seq: u32,
     flags: u8,
     len: usize,
+}
+
+/// One server packet as the rules need it (suspects and bogus SYN/ACKs;
+/// built only for those, never per ordinary packet).
+#[derive(Debug, Clone)]
+struct Seg {
+    head: Head,
     status_line: Option<String>,
     trigger: Option<Trigger>,
     /// The flow's baseline as it stood around this suspect.
@@ -155,19 +162,17 @@ impl Baseline {
     }
 
     /// Adds one packet; tells the flow's suspects what came after them.
-    #[allow(clippy::too_many_arguments)]
-    fn push(
-        &mut self,
-        frame: u64,
-        ts: Timestamp,
-        ttl: u8,
-        ip_id: Option<u16>,
-        window: u16,
-        seq: u32,
-        flags: u8,
-        len: usize,
-        suspects: &mut [Seg],
-    ) {
+    fn push(&mut self, h: Head, suspects: &mut [Seg]) {
+        let Head {
+            frame,
+            ts,
+            ttl,
+            ip_id,
+            window,
+            seq,
+            flags,
+            len,
+        } = h;
         self.ttls[usize::from(self.n)] = ttl;
         self.n += 1;
         self.first_frame.get_or_insert(frame);
@@ -189,12 +194,12 @@ impl Baseline {
             });
         }
         self.last_seg = Some((seq, len as u32, flags));
-        for s in suspects.iter_mut().filter(|s| s.frame < frame) {
+        for s in suspects.iter_mut().filter(|s| s.head.frame < frame) {
             let a = &mut s.around;
             if a.next_id.is_none() {
                 a.next_id = id;
             }
-            if usize::from(a.n_after) < MAX_AFTER && ts.since(&s.ts) > 0.010 {
+            if usize::from(a.n_after) < MAX_AFTER && ts.since(&s.head.ts) > 0.010 {
                 a.after[usize::from(a.n_after)] = frame;
                 a.n_after += 1;
             }
@@ -351,7 +356,7 @@ impl TcpTracker {
         let syn = flags & tcp_flags::SYN != 0;
         let has_ack = flags & tcp_flags::ACK != 0;
         let is_http = payload.starts_with(b"HTTP/");
-        let make_seg = || Seg {
+        let head = Head {
             frame: pkt.frame,
             ts: pkt.ts,
             ttl: ip.ttl,
@@ -360,6 +365,9 @@ impl TcpTracker {
             seq,
             flags,
             len: payload.len(),
+        };
+        let make_seg = || Seg {
+            head,
             status_line: is_http.then(|| status_line(payload)),
             trigger: None,
             around: Around::default(),
@@ -498,17 +506,7 @@ impl TcpTracker {
         {
             let h = self.server_ttls.entry(ip.src).or_default();
             *h.entry(ip.ttl).or_default() += 1;
-            flow.baseline.push(
-                pkt.frame,
-                pkt.ts,
-                ip.ttl,
-                ip.ip_id,
-                window,
-                seq,
-                flags,
-                payload.len(),
-                &mut flow.suspects,
-            );
+            flow.baseline.push(head, &mut flow.suspects);
         }
         if self.server_ttls.len() > MAX_FLOWS {
             self.server_ttls.clear();
@@ -537,7 +535,7 @@ impl TcpTracker {
         flows.sort_by_key(|f| {
             f.baseline
                 .first_frame
-                .or(f.suspects.first().map(|s| s.frame))
+                .or(f.suspects.first().map(|s| s.head.frame))
         });
         for f in &flows {
             self.evaluate(f, data);
@@ -579,19 +577,19 @@ impl TcpTracker {
 
     /// Scores one suspect packet against the flow's baseline.
     fn judge(&self, f: &Flow, s: &Seg, data: &RuleData) -> Option<InterferenceEvent> {
-        let rst = s.flags & tcp_flags::RST != 0;
+        let rst = s.head.flags & tcp_flags::RST != 0;
         let mut score: f64 = 0.0;
         let mut header = false;
         let mut reasons = Vec::new();
         let mut ev = BTreeMap::new();
-        ev.insert("ip_ttl".to_string(), json!(s.ttl));
-        if let Some(id) = s.ip_id {
+        ev.insert("ip_ttl".to_string(), json!(s.head.ttl));
+        if let Some(id) = s.head.ip_id {
             ev.insert("ip_id".into(), json!(format!("{id:#06x}")));
         }
-        ev.insert("window".into(), json!(s.window));
-        ev.insert("flags".into(), json!(flag_names(s.flags)));
-        ev.insert("seq".into(), json!(s.seq));
-        ev.insert("payload_len".into(), json!(s.len));
+        ev.insert("window".into(), json!(s.head.window));
+        ev.insert("flags".into(), json!(flag_names(s.head.flags)));
+        ev.insert("seq".into(), json!(s.head.seq));
+        ev.insert("payload_len".into(), json!(s.head.len));
         ev.insert("server_port".into(), json!(f.server.1));
         ev.insert(
             "client".into(),
@@ -619,19 +617,19 @@ impl TcpTracker {
         if let Some(exp) = expected_ttl {
             ev.insert("expected_ip_ttl".into(), json!(exp));
             genuine_ttl = Some(exp);
-            let d = s.ttl.abs_diff(exp);
+            let d = s.head.ttl.abs_diff(exp);
             if d >= 5 {
                 score += 0.5;
                 header = true;
-                reasons.push(format!("TTL {} vs {}", s.ttl, exp));
+                reasons.push(format!("TTL {} vs {}", s.head.ttl, exp));
             } else if d >= 3 {
                 score += 0.3;
                 header = true;
-                reasons.push(format!("TTL {} vs {}", s.ttl, exp));
+                reasons.push(format!("TTL {} vs {}", s.head.ttl, exp));
             }
         }
 
-        if let Some(id) = s.ip_id {
+        if let Some(id) = s.head.ip_id {
             let fit = ipid_fit(&f.baseline, s);
             // A known injector constant counts unless the server's own
             // counter explains it (a counter passes through 0x3412 too).
@@ -654,9 +652,9 @@ impl TcpTracker {
         if !rst && let Some((lo, hi)) = f.baseline.windows {
             let lo2 = u32::from(lo) / 2;
             let hi2 = u32::from(hi) * 2;
-            if u32::from(s.window) < lo2 || u32::from(s.window) > hi2 {
+            if u32::from(s.head.window) < lo2 || u32::from(s.head.window) > hi2 {
                 score += 0.15;
-                reasons.push(format!("window {} vs {lo}..{hi}", s.window));
+                reasons.push(format!("window {} vs {lo}..{hi}", s.head.window));
                 ev.insert("expected_window".into(), json!([lo, hi]));
             }
         }
@@ -668,7 +666,10 @@ impl TcpTracker {
                 u32::from(b_flags & tcp_flags::SYN != 0) + u32::from(b_flags & tcp_flags::FIN != 0);
             let next = b_seq.wrapping_add(b_len).wrapping_add(syn_fin);
             ev.insert("expected_seq".into(), json!(next));
-            ev.insert("seq_offset".into(), json!(s.seq.wrapping_sub(next) as i32));
+            ev.insert(
+                "seq_offset".into(),
+                json!(s.head.seq.wrapping_sub(next) as i32),
+            );
         }
 
         if rst {
@@ -680,9 +681,11 @@ impl TcpTracker {
                 .chain(
                     f.suspects
                         .iter()
-                        .filter(|o| o.flags & tcp_flags::RST == 0)
-                        .filter(|b| b.frame > s.frame && b.ts.since(&s.ts) > 0.010)
-                        .map(|b| b.frame),
+                        .filter(|o| o.head.flags & tcp_flags::RST == 0)
+                        .filter(|b| {
+                            b.head.frame > s.head.frame && b.head.ts.since(&s.head.ts) > 0.010
+                        })
+                        .map(|b| b.head.frame),
                 )
                 .take(MAX_AFTER)
                 .collect();
@@ -699,7 +702,10 @@ impl TcpTracker {
             if let Some(h) = &t.head {
                 ev.insert("trigger".into(), json!(h));
             }
-            ev.insert("delay_ms".into(), json!(round2(s.ts.since(&t.ts) * 1000.0)));
+            ev.insert(
+                "delay_ms".into(),
+                json!(round2(s.head.ts.since(&t.ts) * 1000.0)),
+            );
             if let Some(k) = t.head.as_deref().and_then(|h| data.keyword_in(h)) {
                 score += 0.1;
                 ev.insert("keyword".into(), json!(k));
@@ -729,7 +735,7 @@ impl TcpTracker {
         let mut e = event(
             INJECTED_PACKET,
             rule,
-            vec![s.frame],
+            vec![s.head.frame],
             f.server.0,
             score.min(0.95),
             format!(
@@ -740,11 +746,17 @@ impl TcpTracker {
             ),
         );
         if let Some(g) = genuine_ttl
-            && s.ttl != g
+            && s.head.ttl != g
         {
-            e.injector_hops = Some(hops_from_ttl(s.ttl));
-            ev.insert("injector_hops_from_ttl".into(), json!(hops_from_ttl(s.ttl)));
-            ev.insert("injector_initial_ttl".into(), json!(initial_ttl(s.ttl)));
+            e.injector_hops = Some(hops_from_ttl(s.head.ttl));
+            ev.insert(
+                "injector_hops_from_ttl".into(),
+                json!(hops_from_ttl(s.head.ttl)),
+            );
+            ev.insert(
+                "injector_initial_ttl".into(),
+                json!(initial_ttl(s.head.ttl)),
+            );
             ev.insert("server_hops".into(), json!(hops_from_ttl(g)));
         }
         e.evidence = ev;
@@ -765,7 +777,7 @@ enum IpIdFit {
 
 /// Compares `s`'s IP-ID with the counter of the baseline's IDs.
 fn ipid_fit(baseline: &Baseline, s: &Seg) -> IpIdFit {
-    let Some(id) = s.ip_id.filter(|&i| i != 0) else {
+    let Some(id) = s.head.ip_id.filter(|&i| i != 0) else {
         return IpIdFit::Unknown;
     };
     if baseline.n_ids < 2 {
@@ -863,15 +875,15 @@ fn bogus_synacks(orphans: &[OrphanSynAck], forged_dns: &[IpAddr]) -> Vec<Interfe
     // random TTL per packet shows a spread no real retransmission has.
     let mut ttls: HashMap<(IpAddr, u32), Vec<u8>> = HashMap::new();
     for o in orphans {
-        ttls.entry((o.server.0, o.seg.seq))
+        ttls.entry((o.server.0, o.seg.head.seq))
             .or_default()
-            .push(o.seg.ttl);
+            .push(o.seg.head.ttl);
     }
     orphans
         .iter()
         .map(|o| {
             let mut conf: f64 = 0.7;
-            let seen = &ttls[&(o.server.0, o.seg.seq)];
+            let seen = &ttls[&(o.server.0, o.seg.head.seq)];
             let spread = seen.iter().max().unwrap_or(&0) - seen.iter().min().unwrap_or(&0);
             let mut reasons = vec![format!(
                 "acknowledges SYN frame {} sent to port {} from port {}, but arrives from port {} to port {}",
@@ -893,17 +905,17 @@ fn bogus_synacks(orphans: &[OrphanSynAck], forged_dns: &[IpAddr]) -> Vec<Interfe
             let mut e = event(
                 INJECTED_PACKET,
                 "bogus_synack",
-                vec![o.seg.frame],
+                vec![o.seg.head.frame],
                 o.server.0,
                 conf.min(0.95),
                 format!("bogus SYN/ACK from {}: {}", o.server.0, reasons.join("; ")),
             );
             let ev = &mut e.evidence;
-            ev.insert("ip_ttl".into(), json!(o.seg.ttl));
-            if let Some(id) = o.seg.ip_id {
+            ev.insert("ip_ttl".into(), json!(o.seg.head.ttl));
+            if let Some(id) = o.seg.head.ip_id {
                 ev.insert("ip_id".into(), json!(format!("{id:#06x}")));
             }
-            ev.insert("window".into(), json!(o.seg.window));
+            ev.insert("window".into(), json!(o.seg.head.window));
             ev.insert("syn_frame".into(), json!(o.syn.frame));
             ev.insert("syn_ports".into(), json!([o.syn.client.1, o.syn.dport]));
             ev.insert("synack_ports".into(), json!([o.server.1, o.client.1]));
@@ -911,7 +923,7 @@ fn bogus_synacks(orphans: &[OrphanSynAck], forged_dns: &[IpAddr]) -> Vec<Interfe
             ev.insert("ttl_values_seen".into(), json!(seen));
             ev.insert(
                 "delay_ms".into(),
-                json!(round2(o.seg.ts.since(&o.syn.ts) * 1000.0)),
+                json!(round2(o.seg.head.ts.since(&o.syn.ts) * 1000.0)),
             );
             ev.insert("dns_forged_address".into(), json!(forged));
             e
