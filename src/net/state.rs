@@ -16,22 +16,28 @@ use std::time::{Duration, Instant};
 /// [`StateFile::spawn`] (value: the [`Resource::Spawning`] tag).
 pub const SPAWN_ENV: &str = "MATADOR_SPAWN";
 
+/// Every process: its pid and its /proc directory.
+fn all_processes() -> impl Iterator<Item = (u32, PathBuf)> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_str()?.parse::<u32>().ok()?;
+            Some((pid, e.path()))
+        })
+}
+
 /// Live processes whose environment carries `MATADOR_SPAWN=<tag>` for one
 /// of `tags`, with their start times.
 fn marked_processes(tags: &[&str]) -> Vec<(u32, u64, String)> {
     let mut v = Vec::new();
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return v;
-    };
     let wanted: Vec<Vec<u8>> = tags
         .iter()
         .map(|t| format!("{SPAWN_ENV}={t}").into_bytes())
         .collect();
-    for e in rd.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
-        };
-        let Ok(env) = std::fs::read(e.path().join("environ")) else {
+    for (pid, dir) in all_processes() {
+        let Ok(env) = std::fs::read(dir.join("environ")) else {
             continue;
         };
         for (w, t) in wanted.iter().zip(tags) {
@@ -64,18 +70,9 @@ fn processes_in_namespaces(names: &[&str]) -> Vec<(u32, u64, String)> {
         return v;
     }
     let me = std::process::id();
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return v;
-    };
-    for e in rd.flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
+    for (pid, dir) in all_processes().filter(|(pid, _)| *pid != me) {
         // The link reads `net:[<inode>]`.
-        let Ok(link) = std::fs::read_link(e.path().join("ns/net")) else {
+        let Ok(link) = std::fs::read_link(dir.join("ns/net")) else {
             continue;
         };
         let Some(ino) = link
