@@ -120,3 +120,29 @@ fn no_false_alarms_on_clean_captures() {
         assert!(ev.is_empty(), "{name}: false alarms {ev:#?}");
     }
 }
+
+/// In a replay the detector takes the engine's DNS records instead of
+/// extracting DNS itself; on every real capture its events are exactly
+/// those of the detector run alone (its own extraction).
+#[test]
+fn replay_fed_detector_equals_the_standalone_one() {
+    use matador::analysis::interference::{InterferenceConfig, analyze_capture};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/captures/real");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
+        .collect();
+    files.sort();
+    let mut with_events = 0;
+    for f in &files {
+        let replayed = analyze_file(f, &ReplayOptions::default());
+        if !replayed.errors.is_empty() {
+            continue; // the standalone run stops at the first error instead
+        }
+        let alone = analyze_capture(f, InterferenceConfig::default()).unwrap();
+        assert_eq!(replayed.interference, alone, "{}", f.display());
+        with_events += usize::from(!alone.is_empty());
+    }
+    assert!(files.len() >= 10 && with_events >= 2, "{files:?}");
+}

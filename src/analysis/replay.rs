@@ -52,6 +52,12 @@ impl Default for ReplayOptions {
 pub trait ReportSink: PacketSink {
     /// Writes this sink's results into `report`.
     fn finish(self: Box<Self>, report: &mut CaptureReport);
+
+    /// Receives every record of the engine's DNS extractor (DNS over UDP
+    /// and TCP; not DoH or WeChat HTTP DNS), in the order they are
+    /// finished and all before [`ReportSink::finish`], so a sink that
+    /// needs them does not parse DNS a second time. Ignored by default.
+    fn dns_record(&mut self, _record: &DnsRecord) {}
 }
 
 // ==== REGISTERED EXTRA SINKS =================================================
@@ -62,7 +68,7 @@ pub fn extra_sinks(_opts: &ReplayOptions) -> Vec<Box<dyn ReportSink>> {
     vec![
         // Interference (src/analysis/interference/) registers its
         // InterferenceDetector here; it fills `report.interference`.
-        Box::new(super::interference::InterferenceDetector::default()),
+        Box::new(super::interference::InterferenceDetector::fed_by_replay()),
     ]
 }
 
@@ -292,7 +298,7 @@ pub fn stream_reader_with<R: Read>(
     src: R,
     opts: &ReplayOptions,
     spill: Option<&SpillConfig>,
-    mut extra: Vec<Box<dyn ReportSink>>,
+    extra: Vec<Box<dyn ReportSink>>,
 ) -> StreamedReport {
     let mut out = StreamedReport::empty(name.to_string(), spill);
     let mut reader = match CaptureReader::new(src, name) {
@@ -309,10 +315,11 @@ pub fn stream_reader_with<R: Read>(
         dns: DnsExtractor::new(),
         names: NameExtractor::new(),
         attributor: Attributor::new(opts.apps.clone()),
+        extra,
         out,
     };
     let mut stats = Stats::default();
-    if let Err(err) = pump(&mut reader, &mut stats, &mut e, &mut extra) {
+    if let Err(err) = pump(&mut reader, &mut stats, &mut e) {
         e.out.report.errors.push(error_record(&err));
     }
 
@@ -323,6 +330,7 @@ pub fn stream_reader_with<R: Read>(
     e.collect();
     let Engine {
         attributor,
+        extra,
         mut out,
         ..
     } = e;
@@ -356,12 +364,15 @@ pub fn stream_reader_with<R: Read>(
     out
 }
 
-/// The built-in analysers and where their finished records go.
+/// The built-in analysers, the extra ones, and where their finished
+/// records go.
 struct Engine {
     flows: FlowTable,
     dns: DnsExtractor,
     names: NameExtractor,
     attributor: Attributor,
+    /// Extra sinks: each packet after the built-in ones.
+    extra: Vec<Box<dyn ReportSink>>,
     out: StreamedReport,
 }
 
@@ -379,6 +390,9 @@ impl Engine {
         {
             self.attributor.prune_http(oldest);
         }
+        for sink in &mut self.extra {
+            sink.packet(pkt);
+        }
     }
 
     /// Moves finished records to the output: flows that closed are
@@ -390,6 +404,7 @@ impl Engine {
             dns,
             names,
             attributor,
+            extra,
             out,
         } = self;
         flows.take_closed(|mut f, frame| {
@@ -401,6 +416,9 @@ impl Engine {
         });
         for d in dns.take_records() {
             attributor.add_dns(&d);
+            for sink in extra.iter_mut() {
+                sink.dns_record(&d);
+            }
             out.add_dns(d, 0);
         }
         if names.has_records() {
@@ -469,7 +487,6 @@ fn pump<R: Read>(
     reader: &mut CaptureReader<R>,
     stats: &mut Stats,
     engine: &mut Engine,
-    extra: &mut [Box<dyn ReportSink>],
 ) -> Result<(), CaptureError> {
     while let Some(raw) = reader.next_frame()? {
         stats.packets += 1;
@@ -489,11 +506,7 @@ fn pump<R: Read>(
         if raw.cap_len < raw.orig_len {
             stats.cut_frames += 1;
         }
-        let pkt = decode(&raw);
-        engine.packet(&pkt);
-        for sink in extra.iter_mut() {
-            sink.packet(&pkt);
-        }
+        engine.packet(&decode(&raw));
     }
     Ok(())
 }

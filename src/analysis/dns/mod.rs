@@ -14,7 +14,7 @@
 
 mod wire;
 
-pub use wire::{DnsMessage, parse_message, rcode_name, type_name};
+pub use wire::{DnsMessage, id_and_response, parse_message, rcode_name, type_name};
 
 use crate::analysis::model::DnsRecord;
 use crate::analysis::names::stream::{DirKey, FastMap, Push, StreamBuf};

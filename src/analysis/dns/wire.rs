@@ -38,6 +38,14 @@ pub struct DnsMessage {
     pub complete: bool,
 }
 
+/// The transaction id and QR bit (true for a response) of a DNS message:
+/// what [`parse_message`] would report for them, without decoding the
+/// rest. `None` when the 12-byte header is not all there.
+pub fn id_and_response(data: &[u8]) -> Option<(u16, bool)> {
+    let h = data.get(..4)?;
+    (data.len() >= 12).then(|| (u16::from_be_bytes([h[0], h[1]]), h[2] & 0x80 != 0))
+}
+
 /// Decodes one DNS message (UDP payload or one TCP-framed message).
 pub fn parse_message(data: &[u8]) -> Result<DnsMessage, DnsError> {
     if data.len() < 12 {

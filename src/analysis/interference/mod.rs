@@ -25,8 +25,8 @@ pub mod dns_rules;
 pub mod tcp_rules;
 
 use crate::analysis::decode::decode;
-use crate::analysis::dns::{DNS_PORT, DnsExtractor, parse_message};
-use crate::analysis::model::{CaptureReport, InterferenceEvent};
+use crate::analysis::dns::{DNS_PORT, DnsExtractor, id_and_response};
+use crate::analysis::model::{CaptureReport, DnsRecord, InterferenceEvent};
 use crate::analysis::packet::{Packet, PacketSink, Transport};
 use crate::analysis::replay::ReportSink;
 use crate::capture::CaptureReader;
@@ -172,7 +172,11 @@ struct QueryState {
 pub struct InterferenceDetector {
     cfg: InterferenceConfig,
     data: RuleData,
-    dns: DnsExtractor,
+    /// Its own DNS extraction; `None` when a replay hands it the engine's
+    /// records ([`ReportSink::dns_record`]) instead.
+    dns: Option<DnsExtractor>,
+    /// The engine's DNS records (when `dns` is `None`).
+    fed_dns: Vec<DnsRecord>,
     queries: HashMap<QueryKey, QueryState>,
     /// Queries seen (drives the idle-query sweep).
     queries_seen: u64,
@@ -196,7 +200,8 @@ impl InterferenceDetector {
         InterferenceDetector {
             cfg,
             data,
-            dns: DnsExtractor::new(),
+            dns: Some(DnsExtractor::new()),
+            fed_dns: Vec::new(),
             queries: HashMap::new(),
             queries_seen: 0,
             dns_meta: HashMap::new(),
@@ -205,9 +210,27 @@ impl InterferenceDetector {
         }
     }
 
+    /// The detector `matador replay` runs ([`crate::analysis::replay::extra_sinks`]):
+    /// the shipped rule data, and the DNS records of the replay engine
+    /// instead of a second DNS extraction of its own.
+    pub fn fed_by_replay() -> Self {
+        InterferenceDetector {
+            dns: None,
+            ..Self::default()
+        }
+    }
+
     /// Applies every rule and returns the events, ordered by first frame.
     pub fn into_events(self) -> Vec<InterferenceEvent> {
-        let records = self.dns.finish();
+        let records = match self.dns {
+            Some(dns) => dns.finish(),
+            None => {
+                // As DnsExtractor::finish orders them (a stable sort).
+                let mut r = self.fed_dns;
+                r.sort_by_key(|r| r.frame);
+                r
+            }
+        };
         let mut events = dns_rules::check(&records, &self.dns_meta, &self.unreachable, &self.data);
         events.extend(control::check(&records, &self.cfg));
         // Addresses that DNS rules found forged make bogus handshakes with
@@ -231,13 +254,14 @@ impl InterferenceDetector {
     }
 
     fn udp_dns(&mut self, pkt: &Packet<'_>, sport: u16, dport: u16, payload: &[u8]) {
-        let (Some(ip), Ok(msg)) = (pkt.ip, parse_message(payload)) else {
+        // Only the header counts here; the answers come from the extractor.
+        let (Some(ip), Some((id, response))) = (pkt.ip, id_and_response(payload)) else {
             return;
         };
         if self.queries.len() >= MAX_DNS_STATE {
             self.queries.clear();
         }
-        if !msg.response && dport == DNS_PORT {
+        if !response && dport == DNS_PORT {
             self.queries_seen += 1;
             if self.queries_seen.is_multiple_of(QUERY_SWEEP_EVERY) {
                 let now = pkt.ts;
@@ -246,7 +270,7 @@ impl InterferenceDetector {
             }
             let e = self
                 .queries
-                .entry((ip.src, sport, ip.dst, msg.id))
+                .entry((ip.src, sport, ip.dst, id))
                 .or_insert(QueryState {
                     frame: pkt.frame,
                     ts: pkt.ts,
@@ -255,8 +279,8 @@ impl InterferenceDetector {
                 });
             e.count += 1;
             e.last_ts = pkt.ts;
-        } else if msg.response && sport == DNS_PORT && self.dns_meta.len() < MAX_DNS_STATE {
-            let q = self.queries.get_mut(&(ip.dst, dport, ip.src, msg.id));
+        } else if response && sport == DNS_PORT && self.dns_meta.len() < MAX_DNS_STATE {
+            let q = self.queries.get_mut(&(ip.dst, dport, ip.src, id));
             let q = q.map(|q| {
                 q.last_ts = pkt.ts;
                 *q
@@ -300,6 +324,13 @@ impl Default for InterferenceDetector {
 impl ReportSink for InterferenceDetector {
     fn finish(self: Box<Self>, report: &mut CaptureReport) {
         report.interference = self.into_events();
+    }
+
+    fn dns_record(&mut self, record: &DnsRecord) {
+        // A detector with its own extractor has these records already.
+        if self.dns.is_none() {
+            self.fed_dns.push(record.clone());
+        }
     }
 }
 
@@ -382,7 +413,9 @@ fn parse_quoted_udp(frame: u64, v6: bool, q: &[u8]) -> Option<PortUnreachable> {
 
 impl PacketSink for InterferenceDetector {
     fn packet(&mut self, pkt: &Packet<'_>) {
-        self.dns.packet(pkt);
+        if let Some(dns) = &mut self.dns {
+            dns.packet(pkt);
+        }
         match pkt.transport {
             Transport::Udp {
                 sport,
