@@ -153,7 +153,7 @@ pub struct Attributor {
     hits: FastMap<FlowKey, FpHit>,
     next_sweep: Option<i64>,
     /// Address → names that resolved to it, earliest first.
-    resolved: HashMap<IpAddr, Vec<Resolution>>,
+    resolved: FastMap<IpAddr, Vec<Resolution>>,
     /// SNI per flow (first ClientHello wins).
     sni: FastMap<FlowKey, String>,
     /// HTTP requests by (client, server, port).
@@ -181,7 +181,7 @@ impl Attributor {
             state: FastMap::default(),
             hits: FastMap::default(),
             next_sweep: None,
-            resolved: HashMap::new(),
+            resolved: FastMap::default(),
             sni: FastMap::default(),
             hosts: HashMap::new(),
             servers: BTreeMap::new(),
@@ -304,6 +304,25 @@ impl Attributor {
             }
         }
         let hit = self.hits.get(&key).copied();
+        // The flow's names (SNI, then HTTP Hosts), without a `:port`.
+        let names: Vec<(&'static str, &str)> = flow
+            .sni
+            .as_deref()
+            .map(|s| ("sni", s))
+            .into_iter()
+            .chain(
+                flow_http
+                    .iter()
+                    .filter_map(|h| h.host.as_deref().map(|host| ("host", host))),
+            )
+            .map(|(kind, name)| {
+                let bare = name
+                    .rsplit_once(':')
+                    .filter(|(_, p)| p.parse::<u16>().is_ok())
+                    .map_or(name, |(h, _)| h);
+                (kind, bare)
+            })
+            .collect();
         let mut best: Option<Candidate> = None;
         for (ip, port) in [(flow.dst, flow.dport), (flow.src, flow.sport)] {
             let ctx = FlowCtx {
@@ -311,7 +330,8 @@ impl Attributor {
                 port,
                 proto: &flow.proto,
                 first_ts: flow.first_ts,
-                sni: flow.sni.as_deref(),
+                names: &names,
+                resolved: self.resolved.get(&ip).map_or(&[], Vec::as_slice),
                 http: &flow_http,
                 hit,
             };
@@ -404,24 +424,13 @@ impl Attributor {
     fn evidence(&self, app: &AppProfile, ctx: &FlowCtx<'_>) -> Vec<String> {
         let net = &app.network;
         let mut ev = Vec::new();
-        if let Some(list) = self.resolved.get(&ctx.ip) {
-            for r in list.iter().filter(|r| r.ts <= ctx.first_ts) {
-                if net.matches_domain(&r.name) {
-                    ev.push(format!("{}:{}", r.kind, r.name));
-                }
+        for r in ctx.resolved.iter().filter(|r| r.ts <= ctx.first_ts) {
+            if net.matches_domain(&r.name) {
+                ev.push(format!("{}:{}", r.kind, r.name));
             }
         }
         let mut foreign_name = false;
-        let names = ctx.sni.map(|s| ("sni", s)).into_iter().chain(
-            ctx.http
-                .iter()
-                .filter_map(|h| h.host.as_deref().map(|host| ("host", host))),
-        );
-        for (kind, name) in names {
-            let bare = name
-                .rsplit_once(':')
-                .filter(|(_, p)| p.parse::<u16>().is_ok())
-                .map_or(name, |(h, _)| h);
+        for &(kind, bare) in ctx.names {
             if net.matches_sni(bare) {
                 ev.push(format!("{kind}:{bare}"));
             } else {
@@ -489,7 +498,10 @@ struct FlowCtx<'a> {
     port: u16,
     proto: &'a str,
     first_ts: Timestamp,
-    sni: Option<&'a str>,
+    /// SNI and HTTP Hosts of the flow (kind, name without port).
+    names: &'a [(&'static str, &'a str)],
+    /// Names that resolved to `ip` (looked up once for all apps).
+    resolved: &'a [Resolution],
     http: &'a [&'a HttpRecord],
     hit: Option<FpHit>,
 }
@@ -505,7 +517,7 @@ struct Resolution {
 
 /// Adds the names a DNS response resolved to each of its addresses
 /// (question name and CNAME chain), keeping the earliest time per name.
-fn add_resolutions(map: &mut HashMap<IpAddr, Vec<Resolution>>, d: &DnsRecord) {
+fn add_resolutions(map: &mut FastMap<IpAddr, Vec<Resolution>>, d: &DnsRecord) {
     if d.rcode.is_none() {
         return;
     }
