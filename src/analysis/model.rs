@@ -76,6 +76,76 @@ pub struct FlowRecord {
     pub app: Option<String>,
 }
 
+impl crate::analysis::spill::JsonRecord for FlowRecord {
+    /// Written by hand, byte for byte what `serde_json` writes (a test
+    /// checks it): a capture has a record per flow, and serde's generic
+    /// path (keys escaped like values, timestamps through the formatter)
+    /// was a tenth of replay's time on real traffic.
+    fn write_json(&self, out: &mut Vec<u8>) -> std::io::Result<()> {
+        let mut n = itoa::Buffer::new();
+        let mut ts = [0u8; 32];
+        out.extend_from_slice(b"{\"proto\":");
+        json_str(out, &self.proto)?;
+        out.extend_from_slice(b",\"src\":\"");
+        push_ip(out, self.src);
+        out.extend_from_slice(b"\",\"sport\":");
+        out.extend_from_slice(n.format(self.sport).as_bytes());
+        out.extend_from_slice(b",\"dst\":\"");
+        push_ip(out, self.dst);
+        out.extend_from_slice(b"\",\"dport\":");
+        out.extend_from_slice(n.format(self.dport).as_bytes());
+        out.extend_from_slice(b",\"packets\":");
+        out.extend_from_slice(n.format(self.packets).as_bytes());
+        out.extend_from_slice(b",\"bytes\":");
+        out.extend_from_slice(n.format(self.bytes).as_bytes());
+        out.extend_from_slice(b",\"first_ts\":\"");
+        out.extend_from_slice(self.first_ts.format_into(&mut ts).as_bytes());
+        out.extend_from_slice(b"\",\"last_ts\":\"");
+        out.extend_from_slice(self.last_ts.format_into(&mut ts).as_bytes());
+        out.extend_from_slice(b"\",\"tcp_flags\":");
+        json_str(out, &self.tcp_flags)?;
+        if let Some(sni) = &self.sni {
+            out.extend_from_slice(b",\"sni\":");
+            json_str(out, sni)?;
+        }
+        if let Some(app) = &self.app {
+            out.extend_from_slice(b",\"app\":");
+            json_str(out, app)?;
+        }
+        out.push(b'}');
+        Ok(())
+    }
+}
+
+/// Appends a JSON string (quoted and escaped as `serde_json` does).
+fn json_str(out: &mut Vec<u8>, s: &str) -> std::io::Result<()> {
+    serde_json::to_writer(out, s).map_err(std::io::Error::from)
+}
+
+/// Appends an address as `Display` writes it (what serde serialises).
+fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut n = itoa::Buffer::new();
+            for (i, o) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                out.extend_from_slice(n.format(o).as_bytes());
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::io::Write;
+            // Writing to a Vec cannot fail.
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
+impl crate::analysis::spill::JsonRecord for DnsRecord {}
+impl crate::analysis::spill::JsonRecord for TlsRecord {}
+impl crate::analysis::spill::JsonRecord for HttpRecord {}
+
 /// One DNS answer record.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct DnsAnswer {
@@ -227,4 +297,56 @@ pub struct ErrorRecord {
     pub frame: Option<u64>,
     /// What went wrong.
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::spill::JsonRecord;
+
+    /// The hand-written flow JSON is exactly serde's, for odd values too.
+    #[test]
+    fn flow_json_is_what_serde_writes() {
+        let base = FlowRecord {
+            proto: "tcp".into(),
+            src: "198.18.0.1".parse().unwrap(),
+            sport: 443,
+            dst: "fd00::1:0:0:2".parse().unwrap(),
+            dport: 0,
+            packets: u64::MAX,
+            bytes: 0,
+            first_ts: Timestamp::new(1_405_545_681, 123_456_789, 9),
+            last_ts: Timestamp::new(-3, 0, 0),
+            tcp_flags: "SYN,ACK".into(),
+            sni: None,
+            app: None,
+        };
+        let variants = [
+            base.clone(),
+            FlowRecord {
+                proto: "254".into(),
+                src: "::ffff:1.2.3.4".parse().unwrap(),
+                dst: "0.0.0.0".parse().unwrap(),
+                sni: Some("a\"b\\c\u{1}\u{7f}é\u{fffd}.example".into()),
+                app: Some("whatsapp".into()),
+                tcp_flags: String::new(),
+                ..base.clone()
+            },
+            FlowRecord {
+                src: "255.255.255.255".parse().unwrap(),
+                dst: "::".parse().unwrap(),
+                app: Some("line".into()),
+                first_ts: Timestamp::new(0, 5, 6),
+                ..base
+            },
+        ];
+        for f in variants {
+            let mut got = Vec::new();
+            f.write_json(&mut got).unwrap();
+            assert_eq!(
+                String::from_utf8(got).unwrap(),
+                serde_json::to_string(&f).unwrap()
+            );
+        }
+    }
 }

@@ -65,9 +65,45 @@ impl fmt::Display for Timestamp {
     }
 }
 
+impl Timestamp {
+    /// Writes the decimal form (what `Display` prints) into `buf` and
+    /// returns it: no formatter machinery, as every record carries
+    /// timestamps and replay writes millions of them.
+    pub fn format_into<'a>(&self, buf: &'a mut [u8; 32]) -> &'a str {
+        // Filled from the end: fraction, point, whole seconds, sign.
+        let mut i = buf.len();
+        if self.digits > 0 {
+            let digits = u32::from(self.digits.min(9));
+            let mut frac = self.nanos / 10u32.pow(9 - digits);
+            for _ in 0..digits {
+                i -= 1;
+                buf[i] = b'0' + (frac % 10) as u8;
+                frac /= 10;
+            }
+            i -= 1;
+            buf[i] = b'.';
+        }
+        let mut secs = self.secs.unsigned_abs();
+        loop {
+            i -= 1;
+            buf[i] = b'0' + (secs % 10) as u8;
+            secs /= 10;
+            if secs == 0 {
+                break;
+            }
+        }
+        if self.secs < 0 {
+            i -= 1;
+            buf[i] = b'-';
+        }
+        // Only ASCII digits, '.' and '-' were written.
+        std::str::from_utf8(&buf[i..]).unwrap_or_default()
+    }
+}
+
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
+        s.serialize_str(self.format_into(&mut [0; 32]))
     }
 }
 
@@ -127,6 +163,24 @@ mod tests {
         }
         assert!("1.x".parse::<Timestamp>().is_err());
         assert!("1.0000000001".parse::<Timestamp>().is_err());
+    }
+
+    #[test]
+    fn serialises_as_display_prints() {
+        let cases = [
+            Timestamp::new(1, 5_000, 6),
+            Timestamp::new(1_405_545_681, 123_456_789, 9),
+            Timestamp::new(0, 0, 0),
+            Timestamp::new(0, 7, 9),
+            Timestamp::new(-3, 250_000_000, 2),
+            Timestamp::new(i64::MIN, 999_999_999, 9),
+            Timestamp::new(i64::MAX, 0, 1),
+        ];
+        for t in cases {
+            let want = t.to_string();
+            assert_eq!(t.format_into(&mut [0; 32]), want);
+            assert_eq!(serde_json::to_string(&t).unwrap(), format!("\"{want}\""));
+        }
     }
 
     #[test]
