@@ -205,21 +205,43 @@ impl NameExtractor {
                 }
             }
             if !self.tcp.contains_key(&dir) {
-                let state = if tls::looks_like_handshake_record(payload) {
-                    TcpState::Tls(StreamBuf::new(tls::MAX_HELLO + 1024))
-                } else if http::looks_like_request(payload) {
-                    TcpState::Http {
-                        buf: StreamBuf::new(http::MAX_HEAD + 64 * 1024),
-                        skip: 0,
-                        requests: 0,
-                    }
+                let tls_limit = tls::MAX_HELLO + 1024;
+                let tls = tls::looks_like_handshake_record(payload);
+                // Most handshakes are decided by their first segment (a
+                // whole ClientHello, or a ServerHello): then no buffer.
+                let first = if tls && payload.len() <= tls_limit {
+                    tls::client_hello_from_records(payload)
                 } else {
-                    TcpState::Probing(1)
+                    Progress::NeedMore
                 };
                 self.make_room();
-                self.tcp.insert(dir, state);
+                match first {
+                    Progress::NeedMore => {
+                        let state = if tls {
+                            TcpState::Tls(StreamBuf::new(tls_limit))
+                        } else if http::looks_like_request(payload) {
+                            TcpState::Http {
+                                buf: StreamBuf::new(http::MAX_HEAD + 64 * 1024),
+                                skip: 0,
+                                requests: 0,
+                            }
+                        } else {
+                            TcpState::Probing(1)
+                        };
+                        self.tcp.insert(dir, state);
+                        self.segment(pkt, dir, seq, payload);
+                    }
+                    Progress::NotClientHello => {
+                        self.tcp.insert(dir, TcpState::Done);
+                    }
+                    Progress::Done(info) => {
+                        self.tcp.insert(dir, TcpState::Done);
+                        self.hello(pkt, dir, info, "tls");
+                    }
+                }
+            } else {
+                self.segment(pkt, dir, seq, payload);
             }
-            self.segment(pkt, dir, seq, payload);
         }
         if flags & (tcp_flags::FIN | tcp_flags::RST) != 0 {
             if let Some(TcpState::WechatResponse(buf)) = self.tcp.remove(&dir) {
