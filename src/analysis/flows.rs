@@ -4,7 +4,7 @@
 //! kept as compact records until [`FlowTable::finish`].
 
 use super::model::FlowRecord;
-use super::names::stream::{FastMap, hash_addr};
+use super::names::stream::{FastMap, endpoint_le, hash_addr};
 use super::packet::{Packet, PacketSink, Transport, tcp_flags};
 use crate::capture::Timestamp;
 use std::net::IpAddr;
@@ -59,7 +59,7 @@ impl std::hash::Hash for Key {
 impl Key {
     /// Returns the key and whether `src` is endpoint `a`.
     fn new(proto: u8, src: IpAddr, sport: u16, dst: IpAddr, dport: u16) -> (Key, bool) {
-        if (src, sport) <= (dst, dport) {
+        if endpoint_le(&src, sport, &dst, dport) {
             (
                 Key {
                     proto,
