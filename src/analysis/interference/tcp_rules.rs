@@ -575,31 +575,43 @@ impl TcpTracker {
         }
     }
 
-    /// Scores one suspect packet against the flow's baseline.
+    /// Scores one suspect packet against the flow's baseline. Most
+    /// suspects are genuine (a server's FIN), so the score is worked out
+    /// first without evidence; only an event is scored again with it.
     fn judge(&self, f: &Flow, s: &Seg, data: &RuleData) -> Option<InterferenceEvent> {
+        self.score(f, s, data, false)?;
+        self.score(f, s, data, true)
+    }
+
+    /// [`Self::judge`]'s rules; with `explain` false the event returned
+    /// (if any) has no evidence or reasons, only its verdict.
+    fn score(
+        &self,
+        f: &Flow,
+        s: &Seg,
+        data: &RuleData,
+        explain: bool,
+    ) -> Option<InterferenceEvent> {
         let rst = s.head.flags & tcp_flags::RST != 0;
         let mut score: f64 = 0.0;
         let mut header = false;
-        let mut reasons = Vec::new();
-        let mut ev = BTreeMap::new();
-        ev.insert("ip_ttl".to_string(), json!(s.head.ttl));
+        let mut reasons = Reasons::new(explain);
+        let mut ev = Evidence::new(explain);
+        ev.put("ip_ttl", || json!(s.head.ttl));
         if let Some(id) = s.head.ip_id {
-            ev.insert("ip_id".into(), json!(format!("{id:#06x}")));
+            ev.put("ip_id", || json!(format!("{id:#06x}")));
         }
-        ev.insert("window".into(), json!(s.head.window));
-        ev.insert("flags".into(), json!(flag_names(s.head.flags)));
-        ev.insert("seq".into(), json!(s.head.seq));
-        ev.insert("payload_len".into(), json!(s.head.len));
-        ev.insert("server_port".into(), json!(f.server.1));
-        ev.insert(
-            "client".into(),
-            json!(format!("{}:{}", f.client.0, f.client.1)),
-        );
+        ev.put("window", || json!(s.head.window));
+        ev.put("flags", || json!(flag_names(s.head.flags)));
+        ev.put("seq", || json!(s.head.seq));
+        ev.put("payload_len", || json!(s.head.len));
+        ev.put("server_port", || json!(f.server.1));
+        ev.put("client", || json!(format!("{}:{}", f.client.0, f.client.1)));
 
         // TTL: the flow's own baseline, else the server's other flows.
         let flow_ttls = f.baseline.ttls();
         let expected_ttl = if !flow_ttls.is_empty() {
-            ev.insert("ttl_baseline".into(), json!("flow"));
+            ev.put("ttl_baseline", || json!("flow"));
             stable_mode_min(flow_ttls, 1)
         } else {
             let hist = self.server_ttls.get(&f.server.0);
@@ -610,22 +622,22 @@ impl TcpTracker {
                         .collect()
                 })
                 .unwrap_or_default();
-            ev.insert("ttl_baseline".into(), json!("server"));
+            ev.put("ttl_baseline", || json!("server"));
             stable_mode(&all)
         };
         let mut genuine_ttl = None;
         if let Some(exp) = expected_ttl {
-            ev.insert("expected_ip_ttl".into(), json!(exp));
+            ev.put("expected_ip_ttl", || json!(exp));
             genuine_ttl = Some(exp);
             let d = s.head.ttl.abs_diff(exp);
             if d >= 5 {
                 score += 0.5;
                 header = true;
-                reasons.push(format!("TTL {} vs {}", s.head.ttl, exp));
+                reasons.push(|| format!("TTL {} vs {}", s.head.ttl, exp));
             } else if d >= 3 {
                 score += 0.3;
                 header = true;
-                reasons.push(format!("TTL {} vs {}", s.head.ttl, exp));
+                reasons.push(|| format!("TTL {} vs {}", s.head.ttl, exp));
             }
         }
 
@@ -638,14 +650,14 @@ impl TcpTracker {
             {
                 score += 0.5;
                 header = true;
-                reasons.push(format!("IP-ID {id:#06x} of a known injector"));
-                ev.insert("known_injector".into(), json!(note));
+                reasons.push(|| format!("IP-ID {id:#06x} of a known injector"));
+                ev.put("known_injector", || json!(note));
             }
             if let IpIdFit::Misfit(exp) = fit {
                 score += if rst { 0.15 } else { 0.3 };
                 header = true;
-                reasons.push(format!("IP-ID {id:#06x} off the server's counter"));
-                ev.insert("expected_ip_id_near".into(), json!(format!("{exp:#06x}")));
+                reasons.push(|| format!("IP-ID {id:#06x} off the server's counter"));
+                ev.put("expected_ip_id_near", || json!(format!("{exp:#06x}")));
             }
         }
 
@@ -654,8 +666,8 @@ impl TcpTracker {
             let hi2 = u32::from(hi) * 2;
             if u32::from(s.head.window) < lo2 || u32::from(s.head.window) > hi2 {
                 score += 0.15;
-                reasons.push(format!("window {} vs {lo}..{hi}", s.head.window));
-                ev.insert("expected_window".into(), json!([lo, hi]));
+                reasons.push(|| format!("window {} vs {lo}..{hi}", s.head.window));
+                ev.put("expected_window", || json!([lo, hi]));
             }
         }
 
@@ -665,11 +677,8 @@ impl TcpTracker {
             let syn_fin =
                 u32::from(b_flags & tcp_flags::SYN != 0) + u32::from(b_flags & tcp_flags::FIN != 0);
             let next = b_seq.wrapping_add(b_len).wrapping_add(syn_fin);
-            ev.insert("expected_seq".into(), json!(next));
-            ev.insert(
-                "seq_offset".into(),
-                json!(s.head.seq.wrapping_sub(next) as i32),
-            );
+            ev.put("expected_seq", || json!(next));
+            ev.put("seq_offset", || json!(s.head.seq.wrapping_sub(next) as i32));
         }
 
         if rst {
@@ -691,28 +700,27 @@ impl TcpTracker {
                 .collect();
             if !after.is_empty() {
                 score += 0.3;
-                reasons.push("server kept sending after the RST".into());
-                ev.insert("server_continued_frames".into(), json!(after));
+                reasons.push(|| "server kept sending after the RST".into());
+                ev.put("server_continued_frames", || json!(after));
             }
         }
 
         if let Some(t) = &s.trigger {
             score += 0.05;
-            ev.insert("trigger_frame".into(), json!(t.frame));
+            ev.put("trigger_frame", || json!(t.frame));
             if let Some(h) = &t.head {
-                ev.insert("trigger".into(), json!(h));
+                ev.put("trigger", || json!(h));
             }
-            ev.insert(
-                "delay_ms".into(),
-                json!(round2(s.head.ts.since(&t.ts) * 1000.0)),
-            );
+            ev.put("delay_ms", || {
+                json!(round2(s.head.ts.since(&t.ts) * 1000.0))
+            });
             if let Some(k) = t.head.as_deref().and_then(|h| data.keyword_in(h)) {
                 score += 0.1;
-                ev.insert("keyword".into(), json!(k));
+                ev.put("keyword", || json!(k));
             }
         }
         if let Some(line) = &s.status_line {
-            ev.insert("http_status_line".into(), json!(line));
+            ev.put("http_status_line", || json!(line));
         }
         // (epsilon: the weights are decimal fractions)
         if !header || score < 0.5 - 1e-9 {
@@ -742,25 +750,51 @@ impl TcpTracker {
                 "{what} claiming to be from {}:{} is not the server's: {}",
                 f.server.0,
                 f.server.1,
-                reasons.join(", ")
+                reasons.0.join(", ")
             ),
         );
         if let Some(g) = genuine_ttl
             && s.head.ttl != g
         {
             e.injector_hops = Some(hops_from_ttl(s.head.ttl));
-            ev.insert(
-                "injector_hops_from_ttl".into(),
-                json!(hops_from_ttl(s.head.ttl)),
-            );
-            ev.insert(
-                "injector_initial_ttl".into(),
-                json!(initial_ttl(s.head.ttl)),
-            );
-            ev.insert("server_hops".into(), json!(hops_from_ttl(g)));
+            ev.put("injector_hops_from_ttl", || {
+                json!(hops_from_ttl(s.head.ttl))
+            });
+            ev.put("injector_initial_ttl", || json!(initial_ttl(s.head.ttl)));
+            ev.put("server_hops", || json!(hops_from_ttl(g)));
         }
-        e.evidence = ev;
+        e.evidence = ev.0.unwrap_or_default();
         Some(e)
+    }
+}
+
+/// Evidence of a judgement, collected only when asked for.
+struct Evidence(Option<BTreeMap<String, serde_json::Value>>);
+
+impl Evidence {
+    fn new(on: bool) -> Self {
+        Evidence(on.then(BTreeMap::new))
+    }
+
+    fn put(&mut self, key: &str, value: impl FnOnce() -> serde_json::Value) {
+        if let Some(m) = &mut self.0 {
+            m.insert(key.to_string(), value());
+        }
+    }
+}
+
+/// The reasons of a judgement (summary text), collected only when asked for.
+struct Reasons(Vec<String>, bool);
+
+impl Reasons {
+    fn new(on: bool) -> Self {
+        Reasons(Vec::new(), on)
+    }
+
+    fn push(&mut self, reason: impl FnOnce() -> String) {
+        if self.1 {
+            self.0.push(reason());
+        }
     }
 }
 
