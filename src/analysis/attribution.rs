@@ -22,7 +22,7 @@ use crate::analysis::model::{DnsRecord, FlowRecord, HttpRecord, ServerRecord, Tl
 use crate::analysis::names::stream::{DirKey, FastMap};
 use crate::analysis::packet::{Packet, PacketSink, Transport, tcp_flags};
 use crate::capture::Timestamp;
-use crate::scenario::apps::{AppProfile, AppProfiles, Fingerprint};
+use crate::scenario::apps::{AppProfile, AppProfiles, Fingerprint, NetworkProfile};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -223,7 +223,7 @@ impl Attributor {
     /// Learns the names a DNS response resolved (used for flows that start
     /// after it).
     pub fn add_dns(&mut self, d: &DnsRecord) {
-        add_resolutions(&mut self.resolved, d);
+        add_resolutions(&mut self.resolved, &self.profiles, d);
         if self.resolved.len() > MAX_RESOLVED {
             let newest = |v: &Vec<Resolution>| v.iter().map(|r| r.ts).max();
             let mut times: Vec<Option<Timestamp>> = self.resolved.values().map(newest).collect();
@@ -336,7 +336,7 @@ impl Attributor {
                 hit,
             };
             for (i, app) in self.profiles.apps.iter().enumerate() {
-                let ev = self.evidence(app, &ctx);
+                let ev = self.evidence(i, app, &ctx);
                 let Some(top) = ev.iter().map(|e| strength(e)).max() else {
                     continue;
                 };
@@ -421,11 +421,11 @@ impl Attributor {
     }
 
     /// Evidence that endpoint `ctx.ip:ctx.port` of a flow belongs to `app`.
-    fn evidence(&self, app: &AppProfile, ctx: &FlowCtx<'_>) -> Vec<String> {
+    fn evidence(&self, i: usize, app: &AppProfile, ctx: &FlowCtx<'_>) -> Vec<String> {
         let net = &app.network;
         let mut ev = Vec::new();
         for r in ctx.resolved.iter().filter(|r| r.ts <= ctx.first_ts) {
-            if net.matches_domain(&r.name) {
+            if r.matches_domain_of(i, net) {
                 ev.push(format!("{}:{}", r.kind, r.name));
             }
         }
@@ -513,11 +513,40 @@ struct Resolution {
     name: String,
     /// `dns` or `wechat-httpdns`.
     kind: &'static str,
+    /// Bit `i` set when app `i`'s `domains` match `name` (apps 0..64),
+    /// worked out once per name instead of once per flow and app.
+    domain_apps: u64,
+}
+
+impl Resolution {
+    /// True when the name matches the `domains` of app `i` (profile `net`).
+    fn matches_domain_of(&self, i: usize, net: &NetworkProfile) -> bool {
+        if i < 64 {
+            self.domain_apps & (1 << i) != 0
+        } else {
+            net.matches_domain(&self.name)
+        }
+    }
+}
+
+/// The [`Resolution::domain_apps`] mask of a name.
+fn domain_apps(profiles: &AppProfiles, name: &str) -> u64 {
+    profiles
+        .apps
+        .iter()
+        .take(64)
+        .enumerate()
+        .filter(|(_, a)| a.network.matches_domain(name))
+        .fold(0, |m, (i, _)| m | (1 << i))
 }
 
 /// Adds the names a DNS response resolved to each of its addresses
 /// (question name and CNAME chain), keeping the earliest time per name.
-fn add_resolutions(map: &mut FastMap<IpAddr, Vec<Resolution>>, d: &DnsRecord) {
+fn add_resolutions(
+    map: &mut FastMap<IpAddr, Vec<Resolution>>,
+    profiles: &AppProfiles,
+    d: &DnsRecord,
+) {
     if d.rcode.is_none() {
         return;
     }
@@ -552,6 +581,7 @@ fn add_resolutions(map: &mut FastMap<IpAddr, Vec<Resolution>>, d: &DnsRecord) {
                     ts: d.ts,
                     name: n.to_string(),
                     kind,
+                    domain_apps: domain_apps(profiles, n),
                 }),
             }
         }

@@ -119,6 +119,13 @@ impl crate::analysis::spill::JsonRecord for FlowRecord {
 
 /// Appends a JSON string (quoted and escaped as `serde_json` does).
 fn json_str(out: &mut Vec<u8>, s: &str) -> std::io::Result<()> {
+    // serde_json escapes control characters, '"' and '\\' only.
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return Ok(());
+    }
     serde_json::to_writer(out, s).map_err(std::io::Error::from)
 }
 
@@ -336,7 +343,13 @@ mod tests {
                 src: "255.255.255.255".parse().unwrap(),
                 dst: "::".parse().unwrap(),
                 app: Some("line".into()),
+                sni: Some("é\u{7f}x\u{1f}".into()),
+                tcp_flags: "SYN\tACK".into(),
                 first_ts: Timestamp::new(0, 5, 6),
+                ..base.clone()
+            },
+            FlowRecord {
+                sni: Some("ünïcode\u{7f}.example".into()),
                 ..base
             },
         ];
