@@ -3,7 +3,7 @@
 # ndpiReader on the same large capture, measured in the same run.
 #
 #   bench/replay.sh [SIZE_MB]        (default 520; file cached in $BENCH_DIR)
-#   REPEAT=3 REAL_MB=100 RSS_MB=65   (environment, defaults shown)
+#   REPEAT=3 REAL_REPEAT=10 REAL_MB=100 RSS_MB=65   (environment, defaults shown)
 #
 # The capture comes from bench/gen_capture.py (TLS with SNI/ALPN, DNS,
 # QUIC, ~1500 concurrent flows). Each tool reads it once from the page cache
@@ -28,19 +28,22 @@
 # Android phone in ../shared/captures/real (repeated, shifted in time) and
 # timed against the same peers.
 #
-# Every timed command runs REPEAT times and the run with the least CPU time
-# is kept (the machine is shared: the minimum is the figure least disturbed
-# by other work); peak RSS is the largest of the runs.
+# Every timed command runs REPEAT times (the short runs on the real-traffic
+# capture REAL_REPEAT times) and the run with the least CPU time is kept
+# (the machine is shared: the minimum is the figure least disturbed by
+# other work); peak RSS is the largest of the runs. Times come from
+# bench/timeit.py (wait4 rusage, millisecond resolution).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE_MB=${1:-520}
 RSS_MB=${RSS_MB:-65}
 REAL_MB=${REAL_MB:-100}
 REPEAT=${REPEAT:-3}
+REAL_REPEAT=${REAL_REPEAT:-10}
 BENCH_DIR=${BENCH_DIR:-/tmp/matador-bench}
 CAP="$BENCH_DIR/bench-${SIZE_MB}mb-seed1.pcap"
 mkdir -p "$BENCH_DIR"
-for tool in tshark tcpdump ndpiReader /usr/bin/time python3; do
+for tool in tshark tcpdump ndpiReader python3; do
   command -v "$tool" >/dev/null || { echo "bench/replay.sh: $tool is missing (bash scripts/install-deps.sh)" >&2; exit 1; }
 done
 if [ ! -s "$CAP" ]; then
@@ -66,7 +69,7 @@ run() {
   local name=$1; shift
   local t best="" best_cpu="" max_kb=0 i cpu kb
   for ((i = 0; i < REPEAT; i++)); do
-    /usr/bin/time -o "$BENCH_DIR/$name.time" -f '%e %U %S %M %c %R' "$@" >"$BENCH_DIR/$name.out" 2>/dev/null
+    python3 bench/timeit.py "$BENCH_DIR/$name.time" "$@" >"$BENCH_DIR/$name.out" 2>/dev/null || true
     t=$(tail -1 "$BENCH_DIR/$name.time")
     cpu=$(awk '{print $2 + $3}' <<<"$t")
     kb=$(awk '{print $4}' <<<"$t")
@@ -106,12 +109,12 @@ fi
 REAL_BYTES=$(stat -c %s "$REAL")
 cat "$REAL" >/dev/null
 echo "real-traffic capture: $REAL ($REAL_BYTES bytes)"
-run real:matador-json   "$MATADOR" replay --json --jobs 1 "$REAL"
+REPEAT=$REAL_REPEAT run real:matador-json "$MATADOR" replay --json --jobs 1 "$REAL"
 run real:tshark-fields  tshark -r "$REAL" -n -Y 'dns.flags.response==1 || tls.handshake.type==1' \
                           -T fields -e frame.number -e dns.qry.name -e dns.a -e dns.aaaa \
                           -e tls.handshake.extensions_server_name -e tls.handshake.extensions_alpn_str
-run real:tcpdump        tcpdump -nn -r "$REAL"
-run real:ndpiReader     ndpiReader -q -i "$REAL" -n 1
+REPEAT=$REAL_REPEAT run real:tcpdump tcpdump -nn -r "$REAL"
+REPEAT=$REAL_REPEAT run real:ndpiReader ndpiReader -q -i "$REAL" -n 1
 
 for n in 1 4; do
   jq -r --arg n "$n" '"  rss-\($n)x capture: \(.packets) packets, \(.flows|length) flows, \(((.last_ts|tonumber) - (.first_ts|tonumber)) / 3600 * 10 | round / 10) h"' \
