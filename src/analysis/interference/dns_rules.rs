@@ -469,11 +469,13 @@ fn duplicates(
     let disputed: BTreeSet<u64> = groups
         .values()
         .filter(|g| {
-            g.iter()
-                .map(|r| answer_set(r).1)
-                .collect::<BTreeSet<_>>()
-                .len()
-                > 1
+            // (a lone reply disputes nothing: no answer sets to build)
+            g.len() > 1
+                && g.iter()
+                    .map(|r| answer_set(r).1)
+                    .collect::<BTreeSet<_>>()
+                    .len()
+                    > 1
         })
         .flat_map(|g| g.iter().map(|r| r.frame))
         .collect();
@@ -492,9 +494,12 @@ fn duplicates(
     };
     let mut out = Vec::new();
     for ((client, port, server, id, query, _), mut replies) in groups {
+        if replies.len() < 2 {
+            continue;
+        }
         replies.sort_by_key(|r| r.frame);
         let sets: BTreeSet<_> = replies.iter().map(|r| answer_set(r).1).collect();
-        if replies.len() < 2 || sets.len() < 2 {
+        if sets.len() < 2 {
             continue; // identical answers (or rcode-only differences)
         }
         if same_sender(&replies) {
