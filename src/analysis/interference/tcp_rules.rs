@@ -750,7 +750,7 @@ impl TcpTracker {
                 "{what} claiming to be from {}:{} is not the server's: {}",
                 f.server.0,
                 f.server.1,
-                reasons.0.join(", ")
+                reasons.0.unwrap_or_default().join(", ")
             ),
         );
         if let Some(g) = genuine_ttl
@@ -784,16 +784,16 @@ impl Evidence {
 }
 
 /// The reasons of a judgement (summary text), collected only when asked for.
-struct Reasons(Vec<String>, bool);
+struct Reasons(Option<Vec<String>>);
 
 impl Reasons {
     fn new(on: bool) -> Self {
-        Reasons(Vec::new(), on)
+        Reasons(on.then(Vec::new))
     }
 
     fn push(&mut self, reason: impl FnOnce() -> String) {
-        if self.1 {
-            self.0.push(reason());
+        if let Some(v) = &mut self.0 {
+            v.push(reason());
         }
     }
 }
