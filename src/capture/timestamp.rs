@@ -51,17 +51,7 @@ impl Timestamp {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.digits == 0 {
-            return write!(f, "{}", self.secs);
-        }
-        let scaled = self.nanos / 10u32.pow(9 - u32::from(self.digits));
-        write!(
-            f,
-            "{}.{:0width$}",
-            self.secs,
-            scaled,
-            width = usize::from(self.digits)
-        )
+        f.write_str(self.format_into(&mut [0; 32]))
     }
 }
 
@@ -166,19 +156,26 @@ mod tests {
     }
 
     #[test]
-    fn serialises_as_display_prints() {
+    fn serialises_as_the_decimal_string() {
+        // (the strings the formatter-based Display wrote before)
         let cases = [
-            Timestamp::new(1, 5_000, 6),
-            Timestamp::new(1_405_545_681, 123_456_789, 9),
-            Timestamp::new(0, 0, 0),
-            Timestamp::new(0, 7, 9),
-            Timestamp::new(-3, 250_000_000, 2),
-            Timestamp::new(i64::MIN, 999_999_999, 9),
-            Timestamp::new(i64::MAX, 0, 1),
+            (Timestamp::new(1, 5_000, 6), "1.000005"),
+            (
+                Timestamp::new(1_405_545_681, 123_456_789, 9),
+                "1405545681.123456789",
+            ),
+            (Timestamp::new(0, 0, 0), "0"),
+            (Timestamp::new(0, 7, 9), "0.000000007"),
+            (Timestamp::new(-3, 250_000_000, 2), "-3.25"),
+            (
+                Timestamp::new(i64::MIN, 999_999_999, 9),
+                "-9223372036854775808.999999999",
+            ),
+            (Timestamp::new(i64::MAX, 0, 1), "9223372036854775807.0"),
         ];
-        for t in cases {
-            let want = t.to_string();
+        for (t, want) in cases {
             assert_eq!(t.format_into(&mut [0; 32]), want);
+            assert_eq!(t.to_string(), want);
             assert_eq!(serde_json::to_string(&t).unwrap(), format!("\"{want}\""));
         }
     }
