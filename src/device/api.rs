@@ -212,6 +212,7 @@ impl Phone {
             text_sha256: text.map(text_sha256),
             clock_offset_ns: clock.map(|c| (c.offset_s * 1e9).round() as i64),
             clock_uncertainty_ns: clock.map(|c| (c.uncertainty_s * 1e9).round() as i64),
+            uncertainty_ns: None,
         })
     }
 

@@ -60,6 +60,24 @@ pub struct DeviceEvent {
     /// The offset's uncertainty (± ns).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub clock_uncertainty_ns: Option<i64>,
+    /// How far the moment recorded in `ts` may be from the moment the event
+    /// really happened, beyond the clock offset's own uncertainty: a receipt
+    /// noticed by polling is seen after it arrived, a send is recorded just
+    /// before the tap lands. `None` when the detector cannot say.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uncertainty_ns: Option<TimeUncertainty>,
+}
+
+/// The interval around an event's recorded time in which its true time lies:
+/// `[ts - before, ts + after]` on the host clock (both ≥ 0, nanoseconds).
+/// Written as `"uncertainty_ns": {"before": n, "after": n}` in the campaign
+/// record; the open folder format spells it `"uncertainty_s"` in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TimeUncertainty {
+    /// The true time may be this much earlier than `ts`.
+    pub before: i64,
+    /// The true time may be this much later than `ts`.
+    pub after: i64,
 }
 
 /// SHA-256 of a text, lower-case hex.
@@ -157,6 +175,7 @@ mod tests {
             text_sha256: Some(text_sha256("abc")),
             clock_offset_ns: Some(-1_500_000),
             clock_uncertainty_ns: Some(800_000),
+            uncertainty_ns: None,
         };
         log.append(&ev).unwrap();
         let line = std::fs::read_to_string(log.path()).unwrap();
