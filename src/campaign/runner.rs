@@ -15,9 +15,7 @@
 //! cleaned and redone.
 
 use super::CampaignError;
-use super::env::{
-    CapturePoint, EnvError, PhoneControl, PhoneFacts, StepHook, StepReport, Vantage,
-};
+use super::env::{CapturePoint, EnvError, PhoneControl, PhoneFacts, StepHook, StepReport, Vantage};
 use super::plan::{Kind, Plan, PlannedMeasurement, Side};
 use super::record::{IndexEntry, Record, Status, StepState, now};
 use crate::analysis::correlate::{
