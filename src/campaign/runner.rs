@@ -800,7 +800,8 @@ impl Runner {
                     ))));
                 };
                 let (d, mm) = (dir.to_path_buf(), carried_by(m, na, nb));
-                let rep = bounded(step.name(), to * 10, move || h.run(&d, &mm)).map_err(fail)?;
+                let rep = bounded(step.name(), to * 10, move || h.run(&d, &mm))
+                    .map_err(|e| blame_named(step, [na, nb], e))?;
                 return Ok(Some(rep));
             }
         }
@@ -980,6 +981,21 @@ fn blame_point(step: Step, point: &str, err: EnvError) -> Failure {
         Some(n) if err.node_failed => Some(n.to_string()),
         _ => None,
     };
+    Failure {
+        node,
+        ..Failure::at(step, err)
+    }
+}
+
+/// A paths/probes failure that is a carrying node's own (its agent
+/// unreachable or lost: `EnvError::node`, and agent errors name the node as
+/// `node NAME:`) blames that node, so the retry fails over to the
+/// country's next node like a connectivity failure does.
+fn blame_named(step: Step, nodes: [&str; 2], err: EnvError) -> Failure {
+    let node = nodes
+        .into_iter()
+        .find(|n| err.node_failed && err.message.contains(&format!("node {n}:")))
+        .map(String::from);
     Failure {
         node,
         ..Failure::at(step, err)
