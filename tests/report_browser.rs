@@ -69,6 +69,12 @@ struct Checked {
     overlays: Vec<(String, usize)>,
 }
 
+/// What check.js reports when it throws.
+#[derive(Debug, serde::Deserialize)]
+struct Failed {
+    error: String,
+}
+
 fn unescape(s: &str) -> String {
     s.replace("&lt;", "<")
         .replace("&gt;", ">")
@@ -80,21 +86,32 @@ fn measure(page: &Path, work: &Path, width: u32) -> Checked {
     let html = std::fs::read_to_string(page).unwrap();
     let at = html.rfind("</body>").expect("no </body>");
     let probe = work.join(format!("probe-{width}.html"));
+    // The page with the probe script, as the srcdoc of an iframe exactly
+    // `width` px wide: headless Chromium's window cannot be narrower than
+    // 500 px, an iframe is a viewport of its own (media queries, innerWidth).
+    let inner = format!(
+        "{}<script>{CHECK_JS}</script>\n{}",
+        &html[..at],
+        &html[at..]
+    );
+    let attr = inner.replace('&', "&amp;").replace('"', "&quot;");
     std::fs::write(
         &probe,
         format!(
-            "{}<script>{CHECK_JS}</script>\n{}",
-            &html[..at],
-            &html[at..]
+            "<!DOCTYPE html><html><head><meta charset=\"utf-8\"/></head><body style=\"margin:0\"><iframe style=\"border:0;display:block\" width=\"{width}\" height=\"900\" srcdoc=\"{attr}\"></iframe></body></html>"
         ),
     )
     .unwrap();
-    let o = browser(&work.join(format!("profile-{width}")), width, 900)
-        .arg("--virtual-time-budget=10000")
-        .arg("--dump-dom")
-        .arg(format!("file://{}", probe.display()))
-        .output()
-        .unwrap();
+    let o = browser(
+        &work.join(format!("profile-{width}")),
+        width.max(500) + 40,
+        1000,
+    )
+    .arg("--virtual-time-budget=10000")
+    .arg("--dump-dom")
+    .arg(format!("file://{}", probe.display()))
+    .output()
+    .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let dom = String::from_utf8_lossy(&o.stdout);
     let start = dom.find("<pre id=\"matador-check\">").unwrap_or_else(|| {
@@ -104,7 +121,11 @@ fn measure(page: &Path, work: &Path, width: u32) -> Checked {
         )
     }) + "<pre id=\"matador-check\">".len();
     let end = dom[start..].find("</pre>").unwrap() + start;
-    serde_json::from_str(&unescape(&dom[start..end])).unwrap()
+    let json = unescape(&dom[start..end]);
+    if let Ok(e) = serde_json::from_str::<Failed>(&json) {
+        panic!("check.js failed at {width} px: {}", e.error);
+    }
+    serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"))
 }
 
 fn screenshot(page: &Path, work: &Path, width: u32, height: u32) -> PathBuf {
@@ -192,5 +213,50 @@ fn report_page_checked_in_headless_chromium() {
             )
             .unwrap();
         }
+    }
+}
+
+/// The checks can fail: a page with each fault is caught on each count.
+#[test]
+fn browser_checks_catch_a_faulty_page() {
+    let tmp = tempfile::tempdir().unwrap();
+    // An image served from loopback: a fetched resource the check must see.
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in server.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut buf = [0u8; 2048];
+            let _ = std::io::Read::read(&mut conn, &mut buf);
+            let body = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"1\" height=\"1\"/>";
+            let _ = std::io::Write::write_all(
+                &mut conn,
+                format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: image/svg+xml\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+        }
+    });
+    let page = tmp.path().join("bad.html");
+    std::fs::write(
+        &page,
+        format!("<!DOCTYPE html><html><head><meta charset=\"utf-8\"/></head><body>\
+<p>readable text</p><p style=\"color:#aaaaaa\">faint text</p>\
+<div style=\"width:2000px\">too wide</div>\
+<svg width=\"50\" height=\"20\"><title>no description</title><rect width=\"50\" height=\"20\" fill=\"#333333\"/><text x=\"2\" y=\"14\" fill=\"#444444\">dark</text></svg>\
+<img src=\"http://127.0.0.1:{port}/pixel.svg\" alt=\"x\"/></body></html>"),
+    )
+    .unwrap();
+    for width in [1280, 390] {
+        let c = measure(&page, tmp.path(), width);
+        assert!(c.scroll_width > c.width, "{c:?}");
+        assert!(c.overflow.iter().any(|o| o.starts_with("div")), "{c:?}");
+        assert_eq!(c.svg_problems.len(), 1, "{c:?}");
+        // The faint paragraph and the dark-on-dark SVG text.
+        assert_eq!(c.contrast.len(), 2, "{c:?}");
+        assert!(c.contrast[0].contains("faint text"), "{c:?}");
+        assert_eq!(c.resources.len(), 1, "{c:?}");
     }
 }

@@ -213,7 +213,7 @@ pub fn maps_html(r: &Report) -> String {
         );
     }
     s.push_str(
-        "<p class=\"legend\"><span class=\"ln leaves\"></span>leaves the vantage's region <span class=\"ln stays\"></span>stays in it <span class=\"ln unknown\"></span>unknown (no hop geolocated) <span class=\"dot\"></span>country crossed on the way · width: measurements · <b>bold code</b>: vantage, framed code: server country · overlay: members of the chosen group</p>\n<div class=\"mapgrid\">\n",
+        "<p class=\"legend\"><span class=\"ln leaves\"></span>leaves the vantage's region <span class=\"ln stays\"></span>stays in it <span class=\"ln unknown\"></span>unknown (no hop geolocated) <span class=\"dot\"></span>country crossed on the way · width: measurements · <b>bold code</b> above: vantage, <u>underlined code</u> below: server country · overlay: members of the chosen group</p>\n<div class=\"mapgrid\">\n",
     );
     for (ai, app) in r.apps.iter().enumerate() {
         let arcs: Vec<&Arc> = data.arcs.iter().filter(|a| &a.app == app).collect();
@@ -245,12 +245,14 @@ fn arc_path(points: &[(f64, f64)], bend: f64) -> String {
     d
 }
 
-fn country_label(s: &mut String, at: (f64, f64), cc: &str, class: &str) {
+/// A country code beside its anchor: vantages above, servers below, so
+/// neighbours (DE and NL) stay apart.
+fn country_label(s: &mut String, at: (f64, f64), cc: &str, class: &str, dy: f64) {
     let _ = writeln!(
         s,
         "<text x=\"{:.0}\" y=\"{:.0}\" class=\"{class}\" text-anchor=\"middle\">{}</text>",
         at.0,
-        at.1 - 25.0,
+        at.1 + dy,
         esc(cc)
     );
 }
@@ -372,10 +374,13 @@ fn app_map(
             );
         }
     }
-    for (set, class) in [(&servers, "lbl server"), (&vantages, "lbl vantage")] {
+    for (set, class, dy) in [
+        (&servers, "lbl server", 95.0),
+        (&vantages, "lbl vantage", -30.0),
+    ] {
         for cc in set.iter() {
             if let Some(&p) = anchors.get(*cc) {
-                country_label(&mut s, p, cc, class);
+                country_label(&mut s, p, cc, class, dy);
             }
         }
     }
@@ -393,7 +398,7 @@ pub fn map_css(r: &Report) -> String {
 .arc{fill:none;stroke-linecap:round;vector-effect:non-scaling-stroke;opacity:.85}\
 .arc.leaves{stroke:#b2182b}.arc.stays{stroke:#2166ac;stroke-dasharray:6 3}.arc.unknown{stroke:#595959;stroke-dasharray:1 3}\
 .waypoint{fill:#ffffff;stroke:#222222;stroke-width:1.5;vector-effect:non-scaling-stroke}\
-.lbl{font:bold 44px sans-serif;fill:#000000;paint-order:stroke;stroke:#ffffff;stroke-width:10px}\
+.lbl{font:bold 80px sans-serif;fill:#000000;paint-order:stroke;stroke:#ffffff;stroke-width:16px}\
 .lbl.server{font-weight:normal;text-decoration:underline}\
 .ln{display:inline-block;width:2.2em;border-top:3px solid #b2182b;vertical-align:middle;margin:0 .3em 0 .8em}\
 .ln.stays{border-top:3px dashed #2166ac}.ln.unknown{border-top:3px dotted #595959}\

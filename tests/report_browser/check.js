@@ -1,9 +1,10 @@
 // Injected by tests/report_browser.rs into a COPY of report.html (the page
 // itself has no script): measures the laid-out page in headless Chromium and
-// writes the findings as JSON into <pre id="matador-check">, which the test
+// writes the findings as JSON into a pre element (id matador-check), which the test
 // reads from `--dump-dom`. Contrast follows WCAG 2.x (relative luminance,
-// ratio (L1 + 0.05) / (L2 + 0.05); AA: 4.5, 3 for large text).
-window.addEventListener('load', function () {
+// ratio (L1 + 0.05) / (L2 + 0.05); AA: 4.5, 3 for large text). An
+// exception is reported as {"error": …} instead.
+function matadorCheck() {
   var W = window.innerWidth;
   var out = {
     width: W,
@@ -142,8 +143,19 @@ window.addEventListener('load', function () {
   }
   if (radios.length) radios[0].checked = true;
   window.scrollTo(0, 0);
+  return out;
+}
+window.addEventListener('load', function () {
+  var result;
+  try {
+    result = matadorCheck();
+  } catch (e) {
+    result = {error: String(e) + ' ' + (e.stack || '')};
+  }
   var pre = document.createElement('pre');
   pre.id = 'matador-check';
-  pre.textContent = JSON.stringify(out);
-  document.body.appendChild(pre);
+  pre.textContent = JSON.stringify(result);
+  // The page runs in a srcdoc iframe of the probe (same origin): headless
+  // Chromium's window is at least 500 px wide, a phone is narrower.
+  (window.parent !== window ? window.parent.document : document).body.appendChild(pre);
 });

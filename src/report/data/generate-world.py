@@ -51,9 +51,29 @@ def ring(idx):
     return pts
 
 
+def unwrap(pts):
+    """Longitudes made continuous across the antimeridian (Fiji, Chukotka):
+    a ring that then extends past +-180 is drawn a second time shifted by
+    360 degrees, and the view box clips both copies."""
+    out = [pts[0]]
+    for lon, lat in pts[1:]:
+        prev = out[-1][0]
+        while lon - prev > 180:
+            lon -= 360
+        while prev - lon > 180:
+            lon += 360
+        out.append((lon, lat))
+    copies = [out]
+    if max(p[0] for p in out) > 180:
+        copies.append([(lon - 360, lat) for lon, lat in out])
+    if min(p[0] for p in out) < -180:
+        copies.append([(lon + 360, lat) for lon, lat in out])
+    return copies
+
+
 def path(rings):
     out = []
-    for pts in rings:
+    for pts in (c for r in rings for c in unwrap(r)):
         q = []
         for lon, lat in pts:
             p = (round(10 * (lon + 180)), round(10 * (90 - lat)))
