@@ -138,6 +138,14 @@ fn paper_sized_page_stays_under_two_megabytes() {
         "paper-sized campaign (28 countries, 4 apps, 1,624 measurements): report.html {} bytes",
         html.len()
     );
+    // Bytes per section, largest first.
+    let mut sections: Vec<(usize, &str)> = html
+        .split("<h2 id=\"")
+        .skip(1)
+        .map(|s| (s.len(), &s[..s.find('"').unwrap_or(0)]))
+        .collect();
+    sections.sort_by(|a, b| b.cmp(a));
+    println!("sections (bytes): {sections:?}");
     assert!(
         html.len() < 2_000_000,
         "report.html is {} bytes",

@@ -122,7 +122,7 @@ fn row(s: &mut String, y: f64, label: &str, p: &PathRow, marks: &[(bool, Option<
     let n = p.hops.len().max(1);
     let _ = writeln!(
         s,
-        "<text x=\"4\" y=\"{:.0}\" class=\"label\">{}</text><text x=\"4\" y=\"{:.0}\" class=\"axis\">{}</text><line x1=\"{LEFT:.0}\" y1=\"{y:.0}\" x2=\"{:.0}\" y2=\"{y:.0}\" class=\"edge\"/>",
+        "<text x=\"4\" y=\"{:.0}\" class=\"label\">{}</text><text x=\"4\" y=\"{:.0}\" class=\"axis lft\">{}</text><line x1=\"{LEFT:.0}\" y1=\"{y:.0}\" x2=\"{:.0}\" y2=\"{y:.0}\" class=\"edge\"/>",
         y - 2.0,
         esc(label),
         y + 14.0,
@@ -157,7 +157,7 @@ fn row(s: &mut String, y: f64, label: &str, p: &PathRow, marks: &[(bool, Option<
         );
         let _ = writeln!(
             s,
-            "<circle cx=\"{x:.0}\" cy=\"{y:.0}\" r=\"15\" class=\"{class}\"><title>{}</title></circle><text x=\"{x:.0}\" y=\"{:.0}\" class=\"cc\" text-anchor=\"middle\">{}</text><text x=\"{x:.0}\" y=\"{:.0}\" class=\"axis\" text-anchor=\"middle\">{}</text><text x=\"{x:.0}\" y=\"{:.0}\" class=\"axis\" text-anchor=\"middle\">{}</text>",
+            "<circle cx=\"{x:.0}\" cy=\"{y:.0}\" r=\"15\" class=\"{class}\"><title>{}</title></circle><text x=\"{x:.0}\" y=\"{:.0}\" class=\"cc\">{}</text><text x=\"{x:.0}\" y=\"{:.0}\" class=\"axis\">{}</text><text x=\"{x:.0}\" y=\"{:.0}\" class=\"axis\">{}</text>",
             esc(&title),
             y + 4.0,
             esc(h.country.as_deref().unwrap_or("?")),
@@ -173,7 +173,7 @@ fn row(s: &mut String, y: f64, label: &str, p: &PathRow, marks: &[(bool, Option<
         if bad.is_some() {
             let _ = writeln!(
                 s,
-                "<text x=\"{:.0}\" y=\"{:.0}\" class=\"bang\" text-anchor=\"middle\">!</text>",
+                "<text x=\"{:.0}\" y=\"{:.0}\" class=\"bang\">!</text>",
                 x + 16.0,
                 y - 12.0
             );
@@ -256,6 +256,7 @@ pub const LEGEND: &str = "<p class=\"legend\"><span class=\"hop known\"></span>h
 
 /// CSS of the diagrams.
 pub const CSS: &str = ".pd{margin:.6em 0}.pd svg{max-width:100%;height:auto}\
+.pd text{text-anchor:middle}.pd text.label,.pd text.lft{text-anchor:start}\
 .path .known{fill:#d9e7f5;stroke:#2166ac;stroke-width:1.5}.path .unknown{fill:#ffffff;stroke:#595959;stroke-dasharray:3 2}\
 .path .silent{fill:#eeeeee;stroke:#999999}.path .outside{stroke:#b2182b;stroke-width:4}\
 .path .implausible{fill:#fddbc7}.bang{font:bold 18px sans-serif;fill:#b2182b}\

@@ -315,18 +315,21 @@ fn rtt_plot(r: &Report) -> String {
         );
         let n = a.samples.len();
         let take = n.min(MAX_RTT_POINTS);
+        // One group carries the colour: a point is just its position.
+        let _ = write!(s, "<g fill=\"{col}\" fill-opacity=\"0.5\">");
         for k in 0..take {
             let idx = if take == n {
                 k
             } else {
                 k * (n - 1) / (take - 1).max(1)
             };
-            let _ = writeln!(
+            let _ = write!(
                 s,
-                "<circle cx=\"{:.1}\" cy=\"{y:.1}\" r=\"2.5\" fill=\"{col}\" fill-opacity=\"0.5\"/>",
+                "<circle cx=\"{:.1}\" cy=\"{y:.0}\" r=\"2.5\"/>",
                 sx(a.samples[idx])
             );
         }
+        s.push_str("</g>\n");
         let _ = writeln!(
             s,
             "<line x1=\"{m:.1}\" y1=\"{:.1}\" x2=\"{m:.1}\" y2=\"{:.1}\" class=\"median\"><title>median {:.1} ms</title></line><line x1=\"{p:.1}\" y1=\"{:.1}\" x2=\"{p:.1}\" y2=\"{:.1}\" class=\"p90\"><title>p90 {:.1} ms</title></line>",
@@ -375,6 +378,57 @@ pub fn simple_page(title: &str, ts: &[Table]) -> String {
     out
 }
 
+/// In the page, a trace file is named relative to its measurement's
+/// `traces/` folder (the row names the measurement): the long paths made
+/// the Paths and Anomalies tables a third of a paper-sized page.
+fn short_trace_names(t: &mut Table) {
+    let Some(col) = t.header.iter().position(|h| h == "Trace") else {
+        return;
+    };
+    if let Some(h) = t.header.get_mut(col) {
+        *h = "Trace (in traces/)".into();
+    }
+    for row in &mut t.rows {
+        if let Some(c) = row.get_mut(col)
+            && let Some(i) = c.rfind("/traces/")
+        {
+            *c = c[i + "/traces/".len()..].to_string();
+        }
+    }
+}
+
+/// Rows equal but for their first cell (the measurement) become one row
+/// listing every measurement: repeated runs trace the same paths, and a
+/// paper-sized campaign's Paths table would otherwise fill half the page.
+/// Markdown, CSV and JSON keep one row per trace.
+fn merge_by_first_column(t: &mut Table) {
+    let mut merged: Vec<Vec<String>> = Vec::new();
+    let mut at: std::collections::HashMap<Vec<String>, usize> = std::collections::HashMap::new();
+    for row in t.rows.drain(..) {
+        let Some((first, rest)) = row.split_first() else {
+            continue;
+        };
+        match at.get(rest) {
+            Some(&i) => {
+                merged[i][0].push_str(", ");
+                merged[i][0].push_str(first);
+            }
+            None => {
+                at.insert(rest.to_vec(), merged.len());
+                merged.push(row);
+            }
+        }
+    }
+    t.rows = merged;
+    if let Some(h) = t.header.first_mut() {
+        *h = "Measurements".into();
+    }
+    t.title = format!(
+        "{} (identical paths of several measurements on one row)",
+        t.title
+    );
+}
+
 /// The whole page.
 pub fn page(r: &Report) -> String {
     let mut out = String::new();
@@ -416,7 +470,11 @@ pub fn page(r: &Report) -> String {
     out.push_str(&heat_map(r));
     out.push_str("<h2 id=\"rtt-plot\">Application-path RTT</h2>\n");
     out.push_str(&rtt_plot(r));
-    for t in tables::all(r, false) {
+    for mut t in tables::all(r, false) {
+        short_trace_names(&mut t);
+        if t.id == "paths" {
+            merge_by_first_column(&mut t);
+        }
         table_html(&mut out, &t);
     }
     out.push_str("</body>\n</html>\n");

@@ -202,12 +202,12 @@ pub fn maps_html(r: &Report) -> String {
     let anchors = anchors();
     let mut s = String::from("<div class=\"maps\">\n");
     s.push_str(
-        "<input type=\"radio\" name=\"overlay\" id=\"ov-none\" checked><label for=\"ov-none\">no group overlay</label>\n",
+        "<input type=\"radio\" name=\"overlay\" id=\"ov-none\" checked=\"checked\"/><label for=\"ov-none\">no group overlay</label>\n",
     );
     for (i, g) in r.group_members.iter().enumerate() {
         let _ = writeln!(
             s,
-            "<input type=\"radio\" name=\"overlay\" id=\"ov-{c}\"><label for=\"ov-{c}\">{}</label>",
+            "<input type=\"radio\" name=\"overlay\" id=\"ov-{c}\"/><label for=\"ov-{c}\">{}</label>",
             esc(&g.name),
             c = group_class(i)
         );

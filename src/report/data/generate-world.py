@@ -10,7 +10,7 @@ as TopoJSON in the npm package world-atlas 2.0.2 (ISC licence, Mike Bostock):
 Output, one line per country: `ISO2<TAB>path`, where path is SVG path data in
 tenths of a degree of a plate carree projection (x = 10*(lon+180),
 y = 10*(90-lat)), absolute first point of each ring then relative integer
-steps. Points closer than 0.3 degrees to the previous kept point are dropped
+steps. Points closer than 0.5 degrees to the previous kept point are dropped
 (a small-scale map; nothing of 1:110m is lost at the report's size).
 Antarctica (010) is left out: no vantage or server is there and it would take
 a third of the height. Countries are matched to ISO alpha-2 codes through the
@@ -77,7 +77,7 @@ def path(rings):
         q = []
         for lon, lat in pts:
             p = (round(10 * (lon + 180)), round(10 * (90 - lat)))
-            if q and abs(p[0] - q[-1][0]) < 3 and abs(p[1] - q[-1][1]) < 3:
+            if q and abs(p[0] - q[-1][0]) < 5 and abs(p[1] - q[-1][1]) < 5:
                 continue
             q.append(p)
         if len(q) < 3:
