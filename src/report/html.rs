@@ -480,3 +480,20 @@ pub fn page(r: &Report) -> String {
     out.push_str("</body>\n</html>\n");
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn luminance_and_text_colour() {
+        // WCAG 2.x: white 1, black 0, #777777 gives 4.48:1 on white.
+        assert_eq!(relative_luminance("#ffffff"), Some(1.0));
+        assert_eq!(relative_luminance("#000000"), Some(0.0));
+        let l = relative_luminance("#777777").unwrap();
+        assert!(((1.05 / (l + 0.05)) - 4.48).abs() < 0.01);
+        assert_eq!(relative_luminance("777777"), None);
+        assert_eq!(text_on("#ffffff"), "#000000");
+        assert_eq!(text_on("#af3737"), "#ffffff");
+    }
+}

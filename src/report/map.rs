@@ -335,7 +335,7 @@ fn app_map(
         waypoints.extend(a.via.iter().map(String::as_str));
         let k = seen.entry((a.from.as_str(), a.to.as_str())).or_default();
         // 1, −1, 2, −2, …: arcs between the same countries fan out.
-        let bend = (*k / 2 + 1) as f64 * if *k % 2 == 0 { 1.0 } else { -1.0 };
+        let bend = (*k / 2 + 1) as f64 * if k.is_multiple_of(2) { 1.0 } else { -1.0 };
         *k += 1;
         let n = a.measurements.len();
         let width = 1.5 + 6.0 * (n as f64 / max).sqrt();
@@ -412,4 +412,46 @@ pub fn map_css(r: &Report) -> String {
         );
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_cover_the_vantage_countries() {
+        let codes: BTreeSet<&str> = shapes().map(|(c, _)| c).collect();
+        // Natural Earth 1:110m has 177 admin-0 shapes; Antarctica is left out.
+        assert_eq!(shapes().count(), 176);
+        for cc in ["DE", "BR", "US", "CN", "JP", "AU", "RU", "FJ", "TW"] {
+            assert!(codes.contains(cc), "{cc}");
+        }
+        assert!(!codes.contains("AQ"));
+        // Every path stays inside the view box's longitudes once drawn:
+        // rings crossing the antimeridian (Fiji, Chukotka) are drawn twice
+        // within their country's one path.
+        assert_eq!(shapes().filter(|(c, _)| *c == "RU").count(), 1);
+    }
+
+    #[test]
+    fn anchors_and_projection() {
+        let a = anchors();
+        // Berlin-ish: Europe/Berlin and Europe/Busingen averaged.
+        let (x, y) = a["DE"];
+        assert!((x - 10.0 * (180.0 + 11.0)).abs() < 30.0, "{x}");
+        assert!((y - 10.0 * (90.0 - 51.0)).abs() < 30.0, "{y}");
+        // Small countries missing from 1:110m still have an anchor.
+        assert!(a.contains_key("SG") && a.contains_key("HK"));
+        assert_eq!(project(0.0, 0.0), (1800.0, 900.0));
+    }
+
+    #[test]
+    fn arcs_bend_and_loop() {
+        let d = arc_path(&[(0.0, 0.0), (100.0, 0.0)], 1.0);
+        assert_eq!(d, "M0 0Q50 20 100 0");
+        let d = arc_path(&[(0.0, 0.0), (100.0, 0.0)], -1.0);
+        assert_eq!(d, "M0 0Q50 -20 100 0");
+        // Server in the vantage's own country: a loop back to the point.
+        assert!(arc_path(&[(5.0, 5.0), (5.0, 5.0)], 1.0).ends_with(" 0 0"));
+    }
 }

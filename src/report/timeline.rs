@@ -146,7 +146,11 @@ fn event_row(s: &mut String, y: f64, row: &InterferenceRow) {
             "genuine"
         };
         // Labels alternate above and below the line so neighbours do not collide.
-        let ly = if i % 2 == 0 { y - 10.0 } else { y + 20.0 };
+        let ly = if i.is_multiple_of(2) {
+            y - 10.0
+        } else {
+            y + 20.0
+        };
         let _ = writeln!(
             s,
             "<rect x=\"{:.1}\" y=\"{:.0}\" width=\"10\" height=\"10\" class=\"pk {class}\"><title>{} ({class})</title></rect><text x=\"{x:.1}\" y=\"{ly:.0}\" class=\"axis\" text-anchor=\"middle\">{}</text>",
