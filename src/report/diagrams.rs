@@ -4,7 +4,9 @@
 //! to the other vantage of the same measurement. Hops outside the vantage's
 //! M49 region are drawn with a heavy outline (a detour when the direct path
 //! joins two vantages of one region), hops the speed-of-light check of
-//! `geo::plausibility` flags carry a "!" and the checker's reason.
+//! `geo::plausibility` flags carry a "!" and the checker's reason. A diagram
+//! keeps its natural size and scrolls sideways on a narrow screen (shrunk
+//! to a phone's width its labels would be unreadable).
 
 use super::html::esc;
 use super::model::{Hop, PathRow, Report};
@@ -255,7 +257,7 @@ pub fn diagram_html(r: &Report, d: &Diagram, idx: usize) -> String {
 pub const LEGEND: &str = "<p class=\"legend\"><span class=\"hop known\"></span>hop with a country <span class=\"hop unknown\"></span>no country in the database <span class=\"hop silent\"></span>no reply <span class=\"hop outside\"></span>outside the vantage's M49 region <b>!</b> fails the speed-of-light check (hover for the reason) · under each hop: AS and smallest RTT</p>\n";
 
 /// CSS of the diagrams.
-pub const CSS: &str = ".pd{margin:.6em 0}.pd svg{max-width:100%;height:auto}\
+pub const CSS: &str = ".pd{margin:.6em 0;overflow-x:auto}.pd svg{display:block}\
 .pd text{text-anchor:middle}.pd text.label,.pd text.lft{text-anchor:start}\
 .path .known{fill:#d9e7f5;stroke:#2166ac;stroke-width:1.5}.path .unknown{fill:#ffffff;stroke:#595959;stroke-dasharray:3 2}\
 .path .silent{fill:#eeeeee;stroke:#999999}.path .outside{stroke:#b2182b;stroke-width:4}\

@@ -199,7 +199,7 @@ pub fn timelines_html(r: &Report) -> String {
 pub const LEGEND: &str = "<p class=\"legend\"><span class=\"pkl query\"></span>query (time zero) <span class=\"pkl suspect\"></span>packet the rule flags <span class=\"pkl genuine\"></span>other reply to the same query · position: delay after the query (frame order when the capture gave no delay)</p>\n";
 
 /// CSS of the timelines.
-pub const CSS: &str = ".tl svg{max-width:100%;height:auto}.pk.query{fill:#ffffff;stroke:#222222}\
+pub const CSS: &str = ".tl{overflow-x:auto}.tl svg{display:block}.pk.query{fill:#ffffff;stroke:#222222}\
 .pk.suspect{fill:#b2182b;stroke:#222222}.pk.genuine{fill:#2166ac;stroke:#222222}\
 .pkl{display:inline-block;width:.8em;height:.8em;border:1px solid #222222;margin:0 .3em 0 .8em}\
 .pkl.query{background:#ffffff}.pkl.suspect{background:#b2182b}.pkl.genuine{background:#2166ac}\n";
