@@ -60,3 +60,87 @@ fn signal_capture_dns_and_servers() {
         && s.names.iter().any(|n| n.contains("whispersystems.org"))));
     assert!(report::render(&r, Format::Markdown).contains("textsecure-service.whispersystems.org"));
 }
+
+/// The interference timeline over real injections (Citizen Lab captures in
+/// shared/captures/real): the Egyptian middlebox's injected packets carry
+/// IP-ID 0x3412, the Chinese forged DNS answer its own TTL — the page shows
+/// each flagged frame with the TTL and IP-ID the detector recorded.
+#[test]
+fn interference_timeline_of_real_injections() {
+    let real = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/captures/real");
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, db) = lab_db(tmp.path());
+    let d = tmp.path().join("real");
+    let mut index = Vec::new();
+    let mut events = Vec::new();
+    for (id, file, node) in [
+        (
+            "m1",
+            "citizenlab-egypt-packetlogic-ttl-localization.pcap",
+            "eg-1",
+        ),
+        ("m2", "citizenlab-digisocial.com.pcap", "cn-1"),
+    ] {
+        let pcap = real.join(file);
+        assert!(pcap.is_file(), "{} missing", pcap.display());
+        let mut cap = analyze_file(&pcap, &ReplayOptions::default());
+        assert!(
+            !cap.interference.is_empty(),
+            "{file}: no interference found"
+        );
+        cap.capture = format!("measurements/{id}/capture-node-{node}.pcap");
+        events.push((node, cap.interference.clone()));
+        std::fs::create_dir_all(d.join("measurements").join(id)).unwrap();
+        std::fs::write(
+            d.join("measurements").join(id).join("analysis.json"),
+            serde_json::to_vec(
+                &serde_json::json!({"schema": "matador/analysis/1", "captures": [cap], "servers": []}),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        index.push(
+            serde_json::json!({"id": id, "kind": "message", "app": "line",
+            "sender_node": node, "receiver_node": "de-1", "status": "complete"}),
+        );
+    }
+    std::fs::write(
+        d.join("index.json"),
+        serde_json::to_vec(
+            &serde_json::json!({"schema": "matador/index/1", "measurements": index}),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let c = Campaign::load(&d).unwrap();
+    let g = GroupSet::preset("current").unwrap();
+    let r = report::build(&c, &db, &g, &Options::default()).unwrap();
+    let html = report::render(&r, Format::Html);
+    let start = html.find("<h2 id=\"interference-timeline\">").unwrap();
+    let end = html[start..].find("<h2 id=\"plots\">").unwrap() + start;
+    let tl = &html[start..end];
+    for (node, evs) in &events {
+        let shown = evs
+            .len()
+            .min(matador::report::timeline::MAX_EVENTS_PER_VANTAGE);
+        let fig = &tl[tl.find(&format!("Interference at {node}")).unwrap()..];
+        let fig = &fig[..fig.find("</figure>").unwrap()];
+        // One row (and one rule label) per drawn event.
+        assert_eq!(fig.matches("class=\"label\"").count(), shown, "{node}");
+        for e in evs.iter().take(shown) {
+            let f = e.frames[0];
+            let mut label = format!("f{f}");
+            if let Some(t) = e.evidence.get("ip_ttl").and_then(|v| v.as_u64()) {
+                label.push_str(&format!(" TTL {t}"));
+            }
+            if let Some(i) = e.evidence.get("ip_id").and_then(|v| v.as_str()) {
+                label.push_str(&format!(" ID {i}"));
+            }
+            assert!(
+                fig.contains(&format!(">{label}")),
+                "{node}: {label} not drawn"
+            );
+        }
+    }
+    assert!(tl.contains("ID 0x3412"));
+}

@@ -95,3 +95,66 @@ fn ten_thousand_measurements() {
     drop(tmp);
     println!("cleanup {:?}", t.elapsed());
 }
+
+/// A campaign of the seed paper's size — 28 vantage countries, 4 apps,
+/// 1,624 measurements (406 pair runs) — gives one HTML page under 2 MB with
+/// a world map per app and the (vantage × app) path diagrams.
+#[test]
+fn paper_sized_page_stays_under_two_megabytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("paper-campaign");
+    let cs = &SYNTH_COUNTRIES[..28];
+    let runs: Vec<RunSpec> = (0..406usize)
+        .map(|i| {
+            let a = cs[i % 28];
+            let b = cs[(i + 1 + i / 28) % 28];
+            let b = if a == b { cs[(i + 2) % 28] } else { b };
+            let hub = cs[(i * 3 + 5) % 28];
+            let app = |server: &'static str| vec![vec![a, hub, server], vec![b, server]];
+            RunSpec {
+                pair: (a, b),
+                repetition: i as u32,
+                network: vec![a, hub, b],
+                apps: vec![
+                    ("signal", app("US")),
+                    ("threema", app("CH")),
+                    ("wechat", app(if i % 2 == 0 { "CN" } else { "HK" })),
+                    ("whatsapp", app(if i % 3 == 0 { "DE" } else { "US" })),
+                ],
+            }
+        })
+        .collect();
+    write_synthetic(&dir, &runs);
+    let db = synth_db(tmp.path());
+    let c = Campaign::load(&dir).unwrap();
+    assert_eq!(c.measurements.len(), 1624);
+    let g = GroupSet::preset("current").unwrap();
+    let r = report::build(&c, &db, &g, &Options::default()).unwrap();
+    let html = report::render(&r, Format::Html);
+    let vantages: std::collections::BTreeSet<&str> =
+        runs.iter().flat_map(|r| [r.pair.0, r.pair.1]).collect();
+    assert_eq!(vantages.len(), 28);
+    println!(
+        "paper-sized campaign (28 countries, 4 apps, 1,624 measurements): report.html {} bytes",
+        html.len()
+    );
+    // Bytes per section, largest first.
+    let mut sections: Vec<(usize, &str)> = html
+        .split("<h2 id=\"")
+        .skip(1)
+        .map(|s| (s.len(), &s[..s.find('"').unwrap_or(0)]))
+        .collect();
+    sections.sort_by(|a, b| b.cmp(a));
+    println!("sections (bytes): {sections:?}");
+    assert!(
+        html.len() < 2_000_000,
+        "report.html is {} bytes",
+        html.len()
+    );
+    assert_eq!(html.matches("<svg class=\"world\"").count(), 4);
+    // One diagram per (vantage node, app): 28 × 4.
+    assert_eq!(html.matches("<figure class=\"pd\">").count(), 28 * 4);
+    let arcs = drawn_arcs(&html);
+    let drawn: usize = arcs.iter().map(|a| a.measurements.len()).sum();
+    assert_eq!(drawn, 1624 * 2);
+}

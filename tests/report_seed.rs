@@ -251,3 +251,31 @@ fn seed_table3_europe() {
         .unwrap();
     assert_eq!((oc.network.k, oc.network.n), (3, 3));
 }
+
+/// The world map draws what Table 2 counts: every region-level cell of the
+/// seed's Table 2 (Europe 120 runs, Asia 28, Oceania 3, Americas 10) is
+/// recounted from the arcs on the HTML page.
+#[test]
+fn seed_map_arcs_match_table2() {
+    let r = seed_report();
+    let html = report::render(&r, report::Format::Html);
+    let compared = assert_map_matches_table2(&r, &html);
+    // 4 regions × 4 apps.
+    assert_eq!(compared, 16);
+    let arcs = drawn_arcs(&html);
+    // Threema from Germany: 68 runs through GB to CH, 50 straight to CH,
+    // all staying in Europe (seed: Threema 0 % leaving Europe).
+    let threema_de = |via: &[&str]| -> usize {
+        arcs.iter()
+            .filter(|a| a.app == "threema" && a.from == "DE" && a.to == "CH" && a.via == via)
+            .inspect(|a| assert_eq!(a.leaves, "stays"))
+            .map(|a| a.measurements.len())
+            .sum()
+    };
+    assert_eq!(threema_de(&["GB"]), 68);
+    assert_eq!(threema_de(&[]), 50);
+    // Every application path of a counted measurement is drawn exactly once.
+    let drawn: usize = arcs.iter().map(|a| a.measurements.len()).sum();
+    let paths = r.paths.iter().filter(|p| p.class == "application").count();
+    assert_eq!(drawn, paths);
+}

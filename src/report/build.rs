@@ -384,6 +384,7 @@ pub fn build(
                 countries: merged_countries(&hops),
                 unknown: hops.iter().filter(|h| h.country.is_none()).count(),
                 hops: hops.clone(),
+                locality: is_locality_measurement(m),
             });
             v.push(PathInfo { class, hops });
         }
@@ -606,6 +607,16 @@ pub fn build(
         rtt,
         geo_changes,
         probes,
+        node_countries: c.node_countries().clone(),
+        group_members: groups
+            .groups
+            .iter()
+            .map(|g| GroupMembers {
+                id: g.id.clone(),
+                name: g.name.clone(),
+                members: g.members.iter().map(|m| m.to_ascii_uppercase()).collect(),
+            })
+            .collect(),
     })
 }
 

@@ -13,18 +13,23 @@
 //! - [`stats`]: shares with sample sizes and Wilson intervals;
 //! - [`tables`]: the tables as rows of text cells (Markdown, CSV, HTML);
 //! - [`html`]: the HTML page and its SVG plots;
+//! - [`map`], [`diagrams`], [`timeline`]: its world map, path diagrams and
+//!   interference timelines;
 //! - [`compare`]: what changed between two campaigns;
 //! - [`export`]: an anonymized, publishable copy of a campaign.
 
 pub mod build;
 pub mod compare;
+pub mod diagrams;
 pub mod export;
 pub mod html;
+pub mod map;
 pub mod model;
 pub mod probes;
 pub mod record;
 pub mod stats;
 pub mod tables;
+pub mod timeline;
 
 use std::path::PathBuf;
 

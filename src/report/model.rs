@@ -47,6 +47,23 @@ pub struct Report {
     /// Active-probe verdicts per vantage and app (campaigns with a probe step).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub probes: Vec<ProbeRow>,
+    /// Country of every node the record names (HTML map and path diagrams only).
+    #[serde(skip)]
+    pub node_countries: BTreeMap<String, String>,
+    /// The interest groups of `--groups` (HTML map overlay only).
+    #[serde(skip)]
+    pub group_members: Vec<GroupMembers>,
+}
+
+/// One interest group as the HTML map's overlay needs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupMembers {
+    /// Group id (`five_eyes`).
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// ISO alpha-2 member codes, upper case.
+    pub members: Vec<String>,
 }
 
 /// Active-probe verdicts of one vantage for one app, over the campaign.
@@ -297,6 +314,10 @@ pub struct PathRow {
     pub countries: Vec<String>,
     /// Hops and endpoints without a country.
     pub unknown: usize,
+    /// Whether the trace belongs to a measurement counted in Tables 2 and 3
+    /// (complete, kind `message` or `path`; HTML map only).
+    #[serde(skip)]
+    pub locality: bool,
 }
 
 /// RTT distribution of one app's application paths (destination or last answering hop).

@@ -435,6 +435,11 @@ impl Campaign {
     pub fn node_country(&self, node: &str) -> Option<String> {
         self.node_countries.get(node).cloned()
     }
+
+    /// Country (upper case) of every node the record names.
+    pub fn node_countries(&self) -> &std::collections::BTreeMap<String, String> {
+        &self.node_countries
+    }
 }
 
 fn load_lab(dir: &Path, problems: &mut Vec<Problem>) -> Option<Lab> {

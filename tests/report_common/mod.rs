@@ -101,6 +101,7 @@ pub fn country_of(ip: std::net::IpAddr) -> Option<&'static str> {
 /// Countries of synthetic campaigns; country `i` owns 198.19.i.0/24.
 pub const SYNTH_COUNTRIES: &[&str] = &[
     "DE", "FR", "GB", "NL", "CH", "NO", "US", "CA", "AR", "BR", "JP", "CN", "AU", "NZ", "SG", "HK",
+    "IT", "ES", "SE", "PL", "RU", "IN", "KR", "ZA", "EG", "MX", "TR", "IR", "SA", "KE",
 ];
 
 fn synth_index(cc: &str) -> usize {
@@ -260,4 +261,98 @@ pub fn write_synthetic(dir: &Path, runs: &[RunSpec]) {
         &dir.join("index.json"),
         &serde_json::json!({"schema": "matador/index/1", "measurements": index}),
     );
+}
+
+/// One arc of the HTML page's world map, as drawn (its `data-*` attributes).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DrawnArc {
+    /// App of the map the arc is on.
+    pub app: String,
+    /// Vantage country.
+    pub from: String,
+    /// Server country.
+    pub to: String,
+    /// Countries crossed on the way.
+    pub via: Vec<String>,
+    /// `leaves`, `stays` or `unknown`.
+    pub leaves: String,
+    /// Measurements the arc stands for.
+    pub measurements: Vec<String>,
+}
+
+fn attr(tag: &str, name: &str) -> Option<String> {
+    let key = format!(" {name}=\"");
+    let i = tag.find(&key)? + key.len();
+    let j = tag[i..].find('"')? + i;
+    Some(tag[i..j].to_string())
+}
+
+/// The arcs drawn on the page's maps, read back from the HTML.
+pub fn drawn_arcs(html: &str) -> Vec<DrawnArc> {
+    let mut out = Vec::new();
+    for map in html.split("<svg class=\"world\"").skip(1) {
+        let head = &map[..map.find('>').unwrap()];
+        let app = attr(head, "data-app").expect("map without data-app");
+        let body = &map[..map.find("</svg>").unwrap()];
+        for arc in body.split("<path class=\"arc ").skip(1) {
+            let tag = &arc[..arc.find('>').unwrap()];
+            let tag = format!(" {tag}");
+            out.push(DrawnArc {
+                app: app.clone(),
+                from: attr(&tag, "data-from").unwrap(),
+                to: attr(&tag, "data-to").unwrap(),
+                via: attr(&tag, "data-via")
+                    .unwrap()
+                    .split(' ')
+                    .filter(|c| !c.is_empty())
+                    .map(str::to_string)
+                    .collect(),
+                leaves: attr(&tag, "data-leaves").unwrap(),
+                measurements: attr(&tag, "data-m")
+                    .unwrap()
+                    .split(' ')
+                    .map(str::to_string)
+                    .collect(),
+            });
+        }
+    }
+    out
+}
+
+/// Recounts every region-level Table 2 cell (app × M49 region) from the
+/// arcs drawn: a measurement leaves when one of its arcs from a vantage in
+/// the region is drawn as leaving, stays when none leaves and one stays.
+/// Exact when every run of a vantage in the region has both vantages in it
+/// and measures each app once (as in the seed's and the synthetic
+/// campaigns). Returns the cells compared.
+pub fn assert_map_matches_table2(r: &matador::report::Report, html: &str) -> usize {
+    use std::collections::BTreeSet;
+    let m49 = matador::geo::m49::M49::shipped();
+    let arcs = drawn_arcs(html);
+    let mut compared = 0;
+    for row in r.table2.iter().filter(|x| x.level == "region") {
+        for (app, share) in &row.apps {
+            let set = |leaves: &str| -> BTreeSet<&str> {
+                arcs.iter()
+                    .filter(|a| &a.app == app && a.leaves == leaves)
+                    .filter(|a| m49.country(&a.from).is_some_and(|c| c.in_area(&row.code)))
+                    .flat_map(|a| a.measurements.iter().map(String::as_str))
+                    .collect()
+            };
+            let leaving = set("leaves");
+            let staying: BTreeSet<&str> = set("stays").difference(&leaving).copied().collect();
+            let unknown = set("unknown")
+                .into_iter()
+                .filter(|m| !leaving.contains(m) && !staying.contains(m))
+                .count();
+            assert_eq!(
+                (leaving.len(), staying.len(), unknown),
+                (share.k, share.n - share.k, share.unknown),
+                "{} {app}: arcs (leave, stay, unknown) vs Table 2 (k, n-k, unknown)",
+                row.name
+            );
+            compared += 1;
+        }
+    }
+    compared
 }
