@@ -1,0 +1,344 @@
+//! The real-lab rehearsal (issue 19): `matador run SCENARIO` **without
+//! `--lab`** against a lab built only from what a real lab team has —
+//! a router namespace configured by applying the files `matador router
+//! config` generates (docs/real-lab.md), two clean Debian nodes
+//! provisioned by `matador node install` over OpenSSH and reached through
+//! the tunnels those files set up, two phones on the adb server — with app
+//! backends and an on-path hop chain beyond the nodes
+//! (tests/rehearsal_lab/internet.rs). The run must exchange the messages,
+//! capture on router and nodes, identify the servers, trace from the nodes
+//! and probe through the node agent, and write the report; servers and
+//! traced hops are checked against the truth of that internet.
+//!
+//! Needs root, ip, nft, sysctl, dnsmasq, wireguard-go, adb, sshd,
+//! ssh-keygen, chroot, flock and the cached Debian root (built from
+//! deb.debian.org the first time); a missing one FAILS. Everything is torn
+//! down by the guard, also on panic.
+
+mod rehearsal_lab;
+
+use rehearsal_lab::{Guard, in_ns, internet, node, phones, run};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+const APPS: &[&str] = &["whatsapp"];
+const PHONES: &[&str] = &["phone-a", "phone-b"];
+const MATADOR: &str = env!("CARGO_BIN_EXE_matador");
+
+/// The lab description (schema matador/real-lab/1) a team would write.
+fn lab_yaml(nodes: &[String], phones: &[phones::Phone]) -> String {
+    let mut s = String::from(
+        "schema: matador/real-lab/1\nname: rehearsal\ncountry: DE\nrouter:\n  wlan_if: wlan0\n  uplink: eth0\n  ssid: matador-rehearsal\n  passphrase_file: wlan.psk\n  channel: 6\nnodes:\n",
+    );
+    for (j, (n, c)) in nodes.iter().zip(["DE", "BR"]).enumerate() {
+        s += &format!(
+            "  - {{name: {n}, country: {c}, host: {}, identity: keys/lab, known_hosts: keys/known_hosts, dns_upstream: {}}}\n",
+            internet::node_addr(j as u8),
+            internet::UPSTREAM_DNS
+        );
+    }
+    s += "phones:\n";
+    for (p, n) in phones.iter().zip(nodes) {
+        s += &format!(
+            "  - {{name: {}, serial: \"{}\", mac: \"{}\", addr: {}, node: {n}}}\n",
+            p.name, p.serial, p.mac, p.addr
+        );
+    }
+    s
+}
+
+/// The scenario: one app, DE → BR, one message each way, paths and probes;
+/// its `nodes:`/`router:` sections are the generated scenario-sections.yaml.
+fn scenario(nodes: &[String], sections: &str) -> String {
+    let mut s = format!(
+        "name: rehearsal\ndescription: real-lab rehearsal (tests/rehearsal.rs)\nphones:\n  - {{id: phone-a, profile: phones/phone-a.yaml}}\n  - {{id: phone-b, profile: phones/phone-b.yaml}}\napps: [{}]\napp_profiles: {}\ncountries:\n  DE: [{}]\n  BR: [{}]\n",
+        APPS.join(", "),
+        rehearsal_lab::repo("device-profiles/apps").display(),
+        nodes[0],
+        nodes[1]
+    );
+    s += "pairs:\n  explicit: [[DE, BR]]\nmessages:\n  per_direction: 1\n  texts: [\"Hello from the rehearsal\"]\n  interval: 1s\nrepetitions: 1\nbaseline:\n  runs: 0\ntimeouts:\n  step: 30s\n  receive: 20s\n  measurement: 3m\nretries: 1\ncapture:\n  points: [router, node]\nsteps:\n  paths: true\n  probes: true\n";
+    s + sections
+}
+
+/// `matador ARGS` on the lab machine (the router namespace), in `cwd`.
+fn matador(router: &str, cwd: &Path, args: &[&str]) -> (bool, String, String) {
+    let o = in_ns(router, MATADOR)
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("run matador");
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn read_json(p: &Path) -> Value {
+    let text = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// Installs every node in parallel over SSH from the lab machine.
+fn install_nodes(router: &str, lab: &Path, nodes: &[String]) {
+    let t = Instant::now();
+    std::thread::scope(|s| {
+        let handles: Vec<_> = nodes
+            .iter()
+            .enumerate()
+            .map(|(j, n)| {
+                s.spawn(move || {
+                    let target = format!("root@{}", internet::node_addr(j as u8));
+                    let tunnel = format!("router/nodes/{n}.json");
+                    let (ok, out, err) = matador(
+                        router,
+                        lab,
+                        &[
+                            "node",
+                            "install",
+                            "--node",
+                            &target,
+                            "--identity",
+                            "keys/lab",
+                            "--known-hosts",
+                            "keys/known_hosts",
+                            "--tunnel",
+                            &tunnel,
+                            "--name",
+                            n,
+                            "--agent-user",
+                            "matador",
+                        ],
+                    );
+                    assert!(ok, "node install {n} failed:\n{out}{err}");
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().expect("node install thread");
+        }
+    });
+    eprintln!(
+        "node install (2 nodes, parallel): {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+}
+
+/// The lab team's folder: keys, lab.yaml, generated router files; the
+/// nodes started with the team's key authorised.
+fn lab_folder(
+    g: &mut Guard,
+    root: &Path,
+    node_ns: &[String],
+    nodes: &[String],
+    phones: &[phones::Phone],
+) -> PathBuf {
+    let lab = g.dir.join("lab");
+    std::fs::create_dir_all(lab.join("keys")).unwrap();
+    std::fs::create_dir_all(lab.join("phones")).unwrap();
+    node::keygen(&lab.join("keys/lab"), "rehearsal");
+    let mut known = Vec::new();
+    for (j, (ns, n)) in node_ns.iter().zip(nodes).enumerate() {
+        let addr = internet::node_addr(j as u8);
+        known.push((
+            addr.to_string(),
+            node::start(g, root, ns, n, addr, &lab.join("keys/lab.pub")),
+        ));
+    }
+    let entries: Vec<(&str, u16, &str)> = known
+        .iter()
+        .map(|(a, k)| (a.as_str(), 22, k.as_str()))
+        .collect();
+    matador::net::ssh::write_known_hosts(&lab.join("keys/known_hosts"), &entries).unwrap();
+    std::fs::write(lab.join("wlan.psk"), "rehearsal passphrase\n").unwrap();
+    std::fs::write(lab.join("lab.yaml"), lab_yaml(nodes, phones)).unwrap();
+    for (i, p) in phones.iter().enumerate() {
+        std::fs::write(
+            lab.join(format!("phones/{}.yaml", p.name)),
+            phones::profile(p, APPS, i),
+        )
+        .unwrap();
+    }
+    lab
+}
+
+#[test]
+fn real_lab_rehearsal_runs_the_campaign_without_lab() {
+    rehearsal_lab::require(&[
+        "ip",
+        "nft",
+        "sysctl",
+        "dnsmasq",
+        "wireguard-go",
+        "wg",
+        "adb",
+        "ssh",
+        "ssh-keygen",
+        "debootstrap",
+        "chroot",
+        "mount",
+        "flock",
+        "iptables",
+        "tc",
+    ]);
+    let t0 = Instant::now();
+    let root = node::cached_root();
+    let mut g = Guard::new();
+    let router = g.netns("router");
+    let nodes = vec![format!("de-{}", g.id), format!("br-{}", g.id)];
+    let node_ns: Vec<String> = (0..2).map(|j| g.netns(&format!("node{j}"))).collect();
+    let _net = internet::build(&mut g, &router, &node_ns, APPS);
+    let wlan = phones::wlan(&mut g, &router, PHONES);
+    let phones = phones::start(&mut g, &router, &wlan, APPS);
+    let lab = lab_folder(&mut g, &root, &node_ns, &nodes, &phones);
+
+    // docs/real-lab.md: generate, install the nodes, apply on the router.
+    let install_dir = lab.join("router");
+    let (ok, out, err) = matador(
+        &router,
+        &lab,
+        &[
+            "router",
+            "config",
+            "--lab",
+            "lab.yaml",
+            "--out",
+            "router",
+            "--install-dir",
+            install_dir.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "router config:\n{out}{err}");
+    install_nodes(&router, &lab, &nodes);
+    let tunnels: Vec<String> = nodes.iter().map(|n| format!("wg-{n}")).collect();
+    rehearsal_lab::router::apply(&mut g, &router, &install_dir, &tunnels);
+    let sections = std::fs::read_to_string(install_dir.join("scenario-sections.yaml")).unwrap();
+    std::fs::write(lab.join("scenario.yaml"), scenario(&nodes, &sections)).unwrap();
+    let (ok, out, err) = matador(
+        &router,
+        &lab,
+        &[
+            "router",
+            "config",
+            "--lab",
+            "lab.yaml",
+            "--scenario",
+            "scenario.yaml",
+            "--out",
+            "router",
+            "--install-dir",
+            install_dir.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "router config --scenario disagrees:\n{out}{err}");
+    eprintln!("lab ready in {:.1} s", t0.elapsed().as_secs_f64());
+
+    // The campaign, from another directory, without --lab.
+    let elsewhere = g.dir.join("elsewhere");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let t = Instant::now();
+    let scen = lab.join("scenario.yaml");
+    let (ok, stdout, stderr) = matador(
+        &router,
+        &elsewhere,
+        &["run", scen.to_str().unwrap(), "--out", "campaigns"],
+    );
+    eprintln!("campaign: {:.1} s", t.elapsed().as_secs_f64());
+    let campaigns = elsewhere.join("campaigns");
+    assert!(
+        ok,
+        "matador run failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    check_record(&campaigns, &nodes);
+    eprintln!("rehearsal total {:.1} s", t0.elapsed().as_secs_f64());
+    let ours: Vec<String> = g.namespaces().to_vec();
+    drop(g);
+    let left = run(Command::new("ip").args(["netns", "list"]));
+    let left: Vec<&str> = left
+        .lines()
+        .filter(|l| ours.iter().any(|o| l.starts_with(o.as_str())))
+        .collect();
+    assert!(left.is_empty(), "namespaces left: {left:?}");
+}
+
+/// The record: every measurement complete, servers = truth, captures,
+/// traces whose hops are the internet's, probes, report.
+fn check_record(campaigns: &Path, nodes: &[String]) {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(campaigns)
+        .expect("campaign folder")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    let dir = &dirs[0];
+    let index = read_json(&dir.join("index.json"));
+    let ms = index["measurements"].as_array().expect("measurements");
+    let truth: BTreeSet<(String, String)> = APPS
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.to_string(), internet::server_addr(i as u8).to_string()))
+        .collect();
+    let mut found = BTreeSet::new();
+    for m in ms {
+        let id = m["id"].as_str().expect("id");
+        assert_eq!(m["status"], "complete", "{id}: {m}");
+        let md = dir.join("measurements").join(id);
+        for p in PHONES {
+            let f = md.join(format!("capture-router-{p}.pcap"));
+            let len = std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
+            assert!(len > 24, "{}: {len} bytes", f.display());
+        }
+        for n in nodes {
+            let f = md.join(format!("capture-node-{n}.pcap"));
+            let len = std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
+            assert!(len > 24, "{}: {len} bytes", f.display());
+        }
+        let a = read_json(&md.join("analysis.json"));
+        for s in a["servers"].as_array().expect("servers") {
+            found.insert((
+                s["app"].as_str().unwrap_or("").to_string(),
+                s["ip"].as_str().unwrap_or("").to_string(),
+            ));
+        }
+        check_traces(&md, nodes);
+    }
+    assert_eq!(found, truth, "identified servers vs the internet's truth");
+    assert!(
+        dir.join("report.html").is_file(),
+        "no report.html in {}",
+        dir.display()
+    );
+}
+
+/// Each node's trace to each server shows exactly the hops of the
+/// internet (first answer per TTL).
+fn check_traces(md: &Path, nodes: &[String]) {
+    for (j, n) in nodes.iter().enumerate() {
+        for (i, _) in APPS.iter().enumerate() {
+            let server = internet::server_addr(i as u8);
+            let f = md.join("traces").join(format!("{n}--{server}.json"));
+            let t = read_json(&f);
+            let hops: Vec<String> = t["result"]
+                .as_array()
+                .expect("result")
+                .iter()
+                .map(|h| {
+                    h["result"]
+                        .as_array()
+                        .and_then(|r| r.iter().find_map(|a| a["from"].as_str()))
+                        .unwrap_or("*")
+                        .to_string()
+                })
+                .collect();
+            assert_eq!(
+                hops,
+                internet::truth_hops_to_server(j as u8, server),
+                "{}",
+                f.display()
+            );
+        }
+    }
+}
