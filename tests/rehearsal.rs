@@ -303,8 +303,14 @@ fn check_record(campaigns: &Path, nodes: &[String]) {
                 s["ip"].as_str().unwrap_or("").to_string(),
             ));
         }
+        check_events(&md, id);
         check_traces(&md, nodes);
+        let probes = std::fs::read_dir(md.join("probes"))
+            .map(|d| d.filter_map(|e| e.ok()).count())
+            .unwrap_or(0);
+        assert!(probes > 0, "{id}: no probe results in probes/");
     }
+    check_journal(dir, nodes);
     assert_eq!(found, truth, "identified servers vs the internet's truth");
     assert!(
         dir.join("report.html").is_file(),
@@ -339,6 +345,48 @@ fn check_traces(md: &Path, nodes: &[String]) {
                 "{}",
                 f.display()
             );
+        }
+    }
+}
+
+/// Both messages were sent and received (one each way).
+fn check_events(md: &Path, id: &str) {
+    let events = std::fs::read_to_string(md.join("events.jsonl")).expect("events.jsonl");
+    let kinds: Vec<String> = events
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|e| e["kind"].as_str().map(String::from))
+        .collect();
+    let count = |k: &str| kinds.iter().filter(|x| *x == k).count();
+    assert_eq!(count("send_tap"), 2, "{id}: {kinds:?}");
+    assert_eq!(count("received"), 2, "{id}: {kinds:?}");
+}
+
+/// Paths and probes ran through the agent on both nodes; nothing skipped.
+fn check_journal(dir: &Path, nodes: &[String]) {
+    let text = std::fs::read_to_string(dir.join("journal.jsonl")).expect("journal.jsonl");
+    let recs: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("journal line"))
+        .collect();
+    assert!(
+        recs.iter().all(|r| r["state"] != "skipped"),
+        "skipped steps in a complete campaign:\n{text}"
+    );
+    for step in ["paths", "probes"] {
+        let done: Vec<&Value> = recs
+            .iter()
+            .filter(|r| r["step"] == step && r["state"] == "done")
+            .collect();
+        assert!(!done.is_empty(), "no {step} step done:\n{text}");
+        for r in done {
+            assert_eq!(r["via"], "agent", "{step}: {r}");
+            let on: BTreeSet<&str> = r["nodes"]
+                .as_array()
+                .map(|a| a.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let want: BTreeSet<&str> = nodes.iter().map(String::as_str).collect();
+            assert_eq!(on, want, "{step}: {r}");
         }
     }
 }
