@@ -236,6 +236,7 @@ fn real_lab_rehearsal_runs_the_campaign_without_lab() {
     );
     assert!(ok, "router config --scenario disagrees:\n{out}{err}");
     eprintln!("lab ready in {:.1} s", t0.elapsed().as_secs_f64());
+    router_check(&router, &lab);
 
     // The campaign, from another directory, without --lab.
     let elsewhere = g.dir.join("elsewhere");
@@ -263,6 +264,41 @@ fn real_lab_rehearsal_runs_the_campaign_without_lab() {
         .filter(|l| ours.iter().any(|o| l.starts_with(o.as_str())))
         .collect();
     assert!(left.is_empty(), "namespaces left: {left:?}");
+}
+
+/// docs/real-lab.md step 7 on the lab machine: everything passes but the
+/// DHCP leases (no DHCP client on this machine: the phones carry their
+/// static lease's address, see rehearsal_lab/phones.rs).
+fn router_check(router: &str, lab: &Path) {
+    let (_, out, err) = matador(
+        router,
+        lab,
+        &[
+            "router",
+            "check",
+            "--lab",
+            "lab.yaml",
+            "--dns-name",
+            internet::CHECK_NAME,
+        ],
+    );
+    let failed: Vec<&str> = out.lines().filter(|l| l.starts_with("FAIL")).collect();
+    assert!(
+        failed.len() == PHONES.len() && failed.iter().all(|l| l.contains(" lease ")),
+        "router check:\n{out}{err}"
+    );
+    for p in PHONES {
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("ok   dns ") && l.contains(p)),
+            "{out}"
+        );
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with("ok   capture ") && l.contains(p)),
+            "{out}"
+        );
+    }
 }
 
 /// The record: every measurement complete, servers = truth, captures,
