@@ -40,6 +40,7 @@ capture:
   points: [router, node]
 steps:
   paths: true
+  probes: true
 lab:
   noise: true
 "#;
@@ -163,6 +164,39 @@ fn lab_demo_campaign_end_to_end() {
                 "{id}: no trace to {ip}: {traces:?}"
             );
         }
+    }
+    // Paths and probes went through the node agents: every journal record
+    // of those steps names its nodes and `"via": "agent"`, and no step of a
+    // complete measurement was skipped.
+    let journal = std::fs::read_to_string(dir.join("journal.jsonl")).expect("journal.jsonl");
+    let lines: Vec<Value> = journal
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("journal line"))
+        .collect();
+    let mut done = BTreeSet::new();
+    for l in &lines {
+        let step = l["step"].as_str().unwrap_or("");
+        if l["measurement"].is_string() {
+            assert_ne!(l["state"], "skipped", "{l}");
+        }
+        if step == "paths" || step == "probes" {
+            assert_eq!(l["via"], "agent", "{l}");
+            let nodes = l["nodes"].as_array().map(Vec::len).unwrap_or(0);
+            assert!(nodes > 0, "{l}");
+            if l["state"] == "done" {
+                done.insert((step.to_string(), l["measurement"].to_string()));
+            }
+        }
+    }
+    let messages = ms.iter().filter(|m| m["kind"] == "message").count();
+    assert_eq!(done.len(), 2 * messages, "paths and probes done per message measurement");
+    for m in ms.iter().filter(|m| m["kind"] == "message") {
+        let p = dir
+            .join("measurements")
+            .join(m["id"].as_str().unwrap_or(""))
+            .join("probes/round.json");
+        let round = read_json(&p);
+        assert!(round["vantages"].as_array().is_some_and(|v| !v.is_empty()), "{}", p.display());
     }
     // Screen recordings: the simulator's MP4 of PNG frames, one per phone.
     for m in ms {

@@ -688,11 +688,15 @@ fn kill_and_resume() {
 struct TraceHook(AtomicUsize, Mutex<Vec<(String, String)>>);
 
 impl matador::campaign::env::StepHook for TraceHook {
+    fn via(&self) -> &'static str {
+        "fake"
+    }
+
     fn run(
         &self,
         dir: &Path,
         m: &matador::campaign::plan::PlannedMeasurement,
-    ) -> Result<(), EnvError> {
+    ) -> Result<matador::campaign::env::StepReport, EnvError> {
         self.0.fetch_add(1, Ordering::SeqCst);
         self.1
             .lock()
@@ -707,7 +711,10 @@ impl matador::campaign::env::StepHook for TraceHook {
             dir.join(format!("traces/{}--198.19.1.10.json", m.sender_nodes[0])),
             "{}",
         )
-        .map_err(|e| EnvError::new(e.to_string()))
+        .map_err(|e| EnvError::new(e.to_string()))?;
+        let mut r = matador::campaign::env::StepReport::via("fake");
+        r.nodes = vec![m.sender_nodes[0].clone(), m.receiver_nodes[0].clone()];
+        Ok(r)
     }
 }
 
@@ -764,6 +771,19 @@ fn extra_steps_and_step_timeouts() {
     let mut e = env(&w);
     e.phones = Arc::new(Hang(Fake(w.clone()), "signal".into()));
     e.paths = Some(hook.clone());
+    // A step the scenario turns on and the environment cannot run is
+    // refused before the first measurement (never skipped-but-complete).
+    let refused = Runner::new(rec, plan.clone(), e.clone(), opts(&ls))
+        .run()
+        .unwrap_err();
+    assert!(
+        refused.to_string().contains("steps.probes is on"),
+        "{refused}"
+    );
+    assert!(index(&dir).measurements.is_empty());
+    let probes = Arc::new(TraceHook(AtomicUsize::new(0), Mutex::default()));
+    e.probes = Some(probes.clone());
+    let (rec, _) = Record::open(&dir).unwrap();
     let t = std::time::Instant::now();
     let s = Runner::new(rec, plan, e, opts(&ls)).run().unwrap();
     assert!(
@@ -771,8 +791,9 @@ fn extra_steps_and_step_timeouts() {
         "hung steps are bounded"
     );
     assert_eq!((s.complete, s.failed), (3, 3));
-    // Paths ran once per whatsapp message measurement; probes had no engine.
+    // Paths and probes ran once per whatsapp message measurement.
     assert_eq!(hook.0.load(Ordering::SeqCst), 2);
+    assert_eq!(probes.0.load(Ordering::SeqCst), 2);
     let idx = index(&dir);
     let m2 = idx.measurements.iter().find(|m| m.id == "m0002").unwrap();
     assert!(
@@ -800,9 +821,18 @@ fn extra_steps_and_step_timeouts() {
         "every recording ended"
     );
     let j = read_journal(&dir.join("journal.jsonl")).unwrap();
-    assert!(j.iter().any(|l| l.step == "probes"
-        && l.state == matador::campaign::record::StepState::Skipped
-        && l.detail.as_deref() == Some("no probes engine available")));
+    // Every paths/probes record names its nodes and how they were reached;
+    // none is skipped.
+    let node_steps: Vec<_> = j
+        .iter()
+        .filter(|l| l.step == "paths" || l.step == "probes")
+        .collect();
+    assert!(!node_steps.is_empty());
+    for l in node_steps {
+        assert_ne!(l.state, matador::campaign::record::StepState::Skipped, "{l:?}");
+        assert_eq!(l.via.as_deref(), Some("fake"), "{l:?}");
+        assert!(!l.nodes.is_empty(), "{l:?}");
+    }
     // Baselines never run paths.
     assert!(!dir.join("measurements/m0001/traces").exists());
 }
@@ -850,4 +880,18 @@ fn paths_trace_from_the_failover_node() {
         assert!(traces.join("de-2--198.19.1.10.json").is_file(), "{m:?}");
         assert!(!traces.join("de-1--198.19.1.10.json").exists(), "{m:?}");
     }
+    // Probes are off in this scenario: journalled as such for every
+    // complete message measurement, never as skipped.
+    let j = read_journal(&dir.join("journal.jsonl")).unwrap();
+    for m in idx.measurements.iter().filter(|m| m.kind == "message") {
+        let off = j.iter().filter(|l| {
+            l.measurement.as_deref() == Some(m.id.as_str())
+                && l.step == "probes"
+                && l.state == matador::campaign::record::StepState::Off
+                && l.detail.as_deref() == Some("off by scenario")
+        });
+        assert_eq!(off.count(), 1, "{m:?}");
+    }
+    assert!(!j.iter().any(|l| l.state == matador::campaign::record::StepState::Skipped
+        && l.measurement.is_some()));
 }

@@ -310,23 +310,32 @@ fn probes_recover_exactly_the_configured_censorship() {
     assert_eq!(cn2[2]["test_keys"]["blocking"], false);
 
     // The campaign's probe step: KakaoTalk after a CN ↔ CN measurement,
-    // control chosen outside CN.
+    // control chosen outside CN, every vantage through its node agent (SSH).
+    let agent_root = tempfile::tempdir().unwrap();
+    let mut configs = std::collections::HashMap::new();
     let step_nodes = ["cn-1", "cn-2", "ca-1"]
         .iter()
         .map(|n| {
             let d = desc.node(n).unwrap();
+            let cfg = matador::campaign::world::lab_agent(&desc, d, &agent_root.path().join(n))
+                .expect("lab node with SSH");
+            configs.insert(n.to_string(), cfg);
             (
                 n.to_string(),
                 ProbeNode {
-                    netns: d.netns.clone().unwrap(),
                     country: d.country.clone(),
                     asn: d.asn,
-                    uplink: None,
+                    uplink: d.tunnel.as_ref().map(|t| t.node_uplink.clone()),
                 },
             )
         })
         .collect();
-    let step = ProbeStep::new(step_nodes, None, true)
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let pool = std::sync::Arc::new(matador::campaign::agents::AgentPool::new(
+        rt.handle().clone(),
+        configs,
+    ));
+    let step = ProbeStep::new(step_nodes, pool, None, true)
         .with(
             Some("198.18.98.53:53".parse().unwrap()),
             spec.neutral,
@@ -352,7 +361,16 @@ fn probes_recover_exactly_the_configured_censorship() {
         estimated_secs: 0.0,
     };
     let t_step = Instant::now();
-    step.run(mdir.path(), &m).unwrap();
+    let report = step.run(mdir.path(), &m).unwrap();
+    assert_eq!(report.via, "agent");
+    assert_eq!(report.nodes, ["ca-1", "cn-1", "cn-2"]);
+    // The evidence capture came back from the node.
+    let cap = mdir.path().join("probes/cn-1");
+    assert!(
+        std::fs::read_dir(&cap).map(|d| d.count()).unwrap_or(0) > 0,
+        "no probe capture fetched into {}",
+        cap.display()
+    );
     let round: serde_json::Value =
         serde_json::from_slice(&std::fs::read(mdir.path().join("probes/round.json")).unwrap())
             .unwrap();

@@ -6,10 +6,10 @@
 
 use super::env::{CapturePoint, EnvError};
 use crate::capture::live::{LiveCapture, LiveSpec};
-use crate::net::agent::client::{Agent, NodeConfig};
+use super::agents::AgentPool;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 fn err(e: impl std::fmt::Display) -> EnvError {
     EnvError::new(e.to_string())
@@ -95,58 +95,28 @@ impl CapturePoint for RouterCaptures {
 
 /// Node-side captures through the node agents: `node-<node>`.
 pub struct NodeCaptures {
-    rt: tokio::runtime::Handle,
-    configs: HashMap<String, NodeConfig>,
+    pool: Arc<AgentPool>,
     interface: String,
-    agents: tokio::sync::Mutex<HashMap<String, std::sync::Arc<Agent>>>,
     running: Mutex<HashMap<String, (String, PathBuf)>>,
 }
 
 impl std::fmt::Debug for NodeCaptures {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NodeCaptures")
-            .field("nodes", &self.configs.keys().collect::<Vec<_>>())
+            .field("pool", &self.pool)
             .finish()
     }
 }
 
 impl NodeCaptures {
-    /// Captures on the nodes' `interface` (e.g. their tunnel), agents started over SSH.
-    pub fn new(
-        rt: tokio::runtime::Handle,
-        configs: HashMap<String, NodeConfig>,
-        interface: impl Into<String>,
-    ) -> Self {
+    /// Captures on the nodes' `interface` (e.g. their tunnel), through the
+    /// pool's agents.
+    pub fn new(pool: Arc<AgentPool>, interface: impl Into<String>) -> Self {
         NodeCaptures {
-            rt,
-            configs,
+            pool,
             interface: interface.into(),
-            agents: tokio::sync::Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
         }
-    }
-
-    async fn agent(&self, node: &str) -> Result<std::sync::Arc<Agent>, EnvError> {
-        let mut agents = self.agents.lock().await;
-        if let Some(a) = agents.get(node) {
-            return Ok(a.clone());
-        }
-        let cfg = self
-            .configs
-            .get(node)
-            .ok_or_else(|| EnvError::node(format!("{node}: no agent configuration")))?;
-        let a = std::sync::Arc::new(
-            Agent::connect(cfg)
-                .await
-                .map_err(|e| EnvError::node(e.to_string()))?,
-        );
-        agents.insert(node.to_string(), a.clone());
-        Ok(a)
-    }
-
-    /// Drops a node's agent connection (the next call reconnects).
-    async fn forget(&self, node: &str) {
-        self.agents.lock().await.remove(node);
     }
 }
 
@@ -170,15 +140,15 @@ impl CapturePoint for NodeCaptures {
             .unwrap_or(0);
         let name = format!("{measurement}-{prefix}-{stamp}");
         let spec = LiveSpec::new(self.interface.clone(), prefix);
-        self.rt.block_on(async {
-            let a = self.agent(node).await?;
+        self.pool.runtime().block_on(async {
+            let a = self.pool.agent(node).await?;
             if a.start_capture(&name, &spec).await.is_ok() {
                 return Ok(());
             }
             // The cached agent may have died since its last use (killed,
             // node rebooted): reconnect once; failing that, the node is down.
-            self.forget(node).await;
-            let a = self.agent(node).await?;
+            self.pool.forget(node).await;
+            let a = self.pool.agent(node).await?;
             a.start_capture(&name, &spec)
                 .await
                 .map(|_| ())
@@ -197,15 +167,15 @@ impl CapturePoint for NodeCaptures {
         };
         let node = point.trim_start_matches("node-").to_string();
         let (dir, _) = prefix_of(&file)?;
-        let fetched = self.rt.block_on(async {
-            let a = self.agent(&node).await?;
+        let fetched = self.pool.runtime().block_on(async {
+            let a = self.pool.agent(&node).await?;
             match a.stop_capture(&name, &dir).await {
                 Ok(f) => Ok(f),
                 Err(e) => {
                     // This attempt's capture is lost (the agent died with it,
                     // or the link did): the attempt fails and its retry
                     // reconnects; a node that stays unreachable fails then.
-                    self.forget(&node).await;
+                    self.pool.forget(&node).await;
                     Err(EnvError::new(e.to_string()))
                 }
             }

@@ -118,16 +118,43 @@ pub trait CapturePoint: Send + Sync {
     fn stop(&self, point: &str) -> Result<(), EnvError>;
 }
 
+/// What an extra step did, for the journal: the nodes it measured from
+/// and how it reached them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepReport {
+    /// Nodes that measured (in order).
+    pub nodes: Vec<String>,
+    /// How the nodes were reached (`agent`: the node agent's ops).
+    pub via: String,
+    /// Counts and the like.
+    pub detail: Option<String>,
+}
+
+impl StepReport {
+    /// An empty report for a step reaching its nodes `via`.
+    pub fn via(via: impl Into<String>) -> Self {
+        StepReport {
+            via: via.into(),
+            ..StepReport::default()
+        }
+    }
+}
+
 /// An extra step of a message measurement (paths, probes), given the
 /// measurement folder after analysis. `measurement.sender_nodes[0]` and
 /// `receiver_nodes[0]` are the nodes that carried the measurement (after
 /// failover; [`super::runner::carried_by`]), not the countries' first
 /// nodes.
 pub trait StepHook: Send + Sync {
+    /// How the step reaches the nodes, journalled with it (the real steps:
+    /// `agent`).
+    fn via(&self) -> &'static str {
+        "in-process"
+    }
     /// Runs the step; results go into the folder (`traces/`, `probes/`).
     fn run(
         &self,
         dir: &Path,
         measurement: &super::plan::PlannedMeasurement,
-    ) -> Result<(), EnvError>;
+    ) -> Result<StepReport, EnvError>;
 }

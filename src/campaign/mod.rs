@@ -5,11 +5,15 @@
 //!   index, per-measurement files, reading them back for `--resume`;
 //! - [`env`]: what the campaign needs from phones, tunnels and captures, as
 //!   traits (real implementations over `device/` and `net/`);
+//! - [`world`]: the one builder of that environment for a real lab and the
+//!   virtual one (they differ only in where phones, router and nodes are);
+//! - [`agents`]: the connections to the node agents (captures, paths, probes);
 //! - [`runner`]: the state machine (steps, timeouts, retries, node
 //!   failover, clean stop, resume);
 //! - [`sqlite`]: `index.sqlite`, the queryable twin of `index.json`;
 //! - [`provenance`]: `provenance.json` (build, geo databases, nodes' OS).
 
+pub mod agents;
 pub mod captures;
 pub mod devices;
 pub mod env;
@@ -20,6 +24,7 @@ pub mod record;
 pub mod runner;
 pub mod sqlite;
 pub mod vantage;
+pub mod world;
 
 use std::path::PathBuf;
 
@@ -55,6 +60,19 @@ pub enum CampaignError {
         dir: PathBuf,
         /// The failing step and its error (names the file being written).
         message: String,
+    },
+    /// The campaign's world cannot be set up (profile, lab description,
+    /// router or node settings); names the file, phone or node.
+    #[error("{0}")]
+    Setup(String),
+    /// The scenario turns a step on that the environment cannot run
+    /// (refused before the first measurement).
+    #[error("steps.{step} is on in the scenario but cannot run: {reason}")]
+    StepUnavailable {
+        /// The step (`paths`, `probes`).
+        step: String,
+        /// Why.
+        reason: String,
     },
     /// The scenario of a resumed campaign is invalid.
     #[error("{0}")]

@@ -113,6 +113,8 @@ pub enum StepState {
     Failed,
     /// It was not run.
     Skipped,
+    /// Turned off by the scenario (`steps:`), journalled where it would run.
+    Off,
 }
 
 /// One line of `journal.jsonl`.
@@ -132,6 +134,12 @@ pub struct JournalLine {
     /// Reason, node, attempt…
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The nodes a node step (paths, probes) works on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
+    /// How those nodes are reached (`agent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
 }
 
 /// Unix time now (host clock).
@@ -308,6 +316,20 @@ impl Record {
         state: StepState,
         detail: Option<String>,
     ) -> Result<(), CampaignError> {
+        self.journal_nodes(measurement, step, state, detail, Vec::new(), None)
+    }
+
+    /// [`Record::journal`] for a step working on nodes: names them and how
+    /// they are reached.
+    pub fn journal_nodes(
+        &mut self,
+        measurement: Option<&str>,
+        step: &str,
+        state: StepState,
+        detail: Option<String>,
+        nodes: Vec<String>,
+        via: Option<String>,
+    ) -> Result<(), CampaignError> {
         let line = JournalLine {
             seq: self.seq,
             ts: Timestamp::from_f64(now()),
@@ -315,6 +337,8 @@ impl Record {
             step: step.into(),
             state,
             detail,
+            nodes,
+            via,
         };
         self.seq += 1;
         let jp = self.dir.join("journal.jsonl");

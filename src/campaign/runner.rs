@@ -15,7 +15,9 @@
 //! cleaned and redone.
 
 use super::CampaignError;
-use super::env::{CapturePoint, EnvError, PhoneControl, PhoneFacts, StepHook, Vantage};
+use super::env::{
+    CapturePoint, EnvError, PhoneControl, PhoneFacts, StepHook, StepReport, Vantage,
+};
 use super::plan::{Kind, Plan, PlannedMeasurement, Side};
 use super::record::{IndexEntry, Record, Status, StepState, now};
 use crate::analysis::correlate::{
@@ -101,6 +103,19 @@ pub fn steps_for(kind: Kind, extra: &StepsSpec) -> Vec<Step> {
     v
 }
 
+/// The optional steps the scenario turned off for a measurement of this
+/// kind (journalled as `off`, so the record says they were not wanted).
+pub fn off_steps(kind: Kind, extra: &StepsSpec) -> Vec<Step> {
+    if kind != Kind::Message {
+        return Vec::new();
+    }
+    [(Step::Paths, extra.paths), (Step::Probes, extra.probes)]
+        .into_iter()
+        .filter(|(_, on)| !on)
+        .map(|(s, _)| s)
+        .collect()
+}
+
 /// The world the runner drives.
 #[derive(Clone)]
 pub struct Env {
@@ -110,10 +125,29 @@ pub struct Env {
     pub vantage: Arc<dyn Vantage>,
     /// Captures.
     pub capture: Arc<dyn CapturePoint>,
-    /// Path step, when available.
+    /// Path step (required when the scenario turns `steps.paths` on).
     pub paths: Option<Arc<dyn StepHook>>,
-    /// Probe step, when available.
+    /// Probe step (required when the scenario turns `steps.probes` on).
     pub probes: Option<Arc<dyn StepHook>>,
+}
+
+impl Env {
+    /// Refuses a scenario step this environment cannot run: a campaign
+    /// never counts a measurement complete without a step it asked for.
+    pub fn check_steps(&self, steps: &StepsSpec) -> Result<(), CampaignError> {
+        for (step, on, hook) in [
+            (Step::Paths, steps.paths, &self.paths),
+            (Step::Probes, steps.probes, &self.probes),
+        ] {
+            if on && hook.is_none() {
+                return Err(CampaignError::StepUnavailable {
+                    step: step.name().into(),
+                    reason: "this environment has no engine for it".into(),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// How the runner behaves.
@@ -278,6 +312,7 @@ impl Runner {
     /// Runs every measurement not yet in the index, then the campaign-wide
     /// analysis (the same as `matador replay` on the folder).
     pub fn run(&mut self) -> Result<Summary, CampaignError> {
+        self.env.check_steps(&self.opts.steps)?;
         let total = self.plan.measurements.len();
         let resumed = self.record.index.measurements.len();
         self.record.journal(
@@ -527,25 +562,61 @@ impl Runner {
                     )),
                 ));
             }
-            let _ = self
-                .record
-                .journal(Some(&m.id), step.name(), StepState::Started, None);
+            let (nodes, via) = self.node_step(step, na, nb);
+            let _ = self.record.journal_nodes(
+                Some(&m.id),
+                step.name(),
+                StepState::Started,
+                None,
+                nodes.clone(),
+                via.clone(),
+            );
             if let Some(pb) = &self.opts.progress {
                 pb.set_message(format!("{} {} {}", m.id, m.app, step.name()));
             }
             let r = self.step(step, m, dir, na, nb, &mut events);
-            let (state, detail) = match &r {
-                Ok(Some(skip)) => (StepState::Skipped, Some(skip.clone())),
-                Ok(None) => (StepState::Done, None),
-                Err(f) => (StepState::Failed, Some(f.err.message.clone())),
+            let (state, detail, nodes, via) = match &r {
+                Ok(Some(rep)) => (
+                    StepState::Done,
+                    rep.detail.clone(),
+                    rep.nodes.clone(),
+                    Some(rep.via.clone()),
+                ),
+                Ok(None) => (StepState::Done, None, nodes, via),
+                Err(f) => (StepState::Failed, Some(f.err.message.clone()), nodes, via),
             };
-            let _ = self.record.journal(Some(&m.id), step.name(), state, detail);
+            let _ = self
+                .record
+                .journal_nodes(Some(&m.id), step.name(), state, detail, nodes, via);
             r?;
+        }
+        for step in off_steps(m.kind, &self.opts.steps) {
+            let _ = self.record.journal(
+                Some(&m.id),
+                step.name(),
+                StepState::Off,
+                Some("off by scenario".into()),
+            );
         }
         Ok(())
     }
 
-    /// Runs one step; `Ok(Some(reason))` when it was skipped.
+    /// The nodes a paths/probes step works on and how it reaches them (for
+    /// the journal); nothing for the other steps.
+    fn node_step(&self, step: Step, na: &str, nb: &str) -> (Vec<String>, Option<String>) {
+        let hook = match step {
+            Step::Paths => self.env.paths.as_ref(),
+            Step::Probes => self.env.probes.as_ref(),
+            _ => return (Vec::new(), None),
+        };
+        let mut nodes = vec![na.to_string()];
+        if nb != na {
+            nodes.push(nb.to_string());
+        }
+        (nodes, hook.map(|h| h.via().to_string()))
+    }
+
+    /// Runs one step; `Ok(Some(report))` from a paths/probes hook.
     fn step(
         &mut self,
         step: Step,
@@ -554,7 +625,7 @@ impl Runner {
         na: &str,
         nb: &str,
         events: &mut Events,
-    ) -> Result<Option<String>, Failure> {
+    ) -> Result<Option<StepReport>, Failure> {
         let to = self.opts.step_timeout;
         let env = self.env.clone();
         let fail = |e: EnvError| Failure::at(step, e);
@@ -722,11 +793,17 @@ impl Runner {
                 } else {
                     env.probes.clone()
                 };
+                // `run` refuses such an environment before the first
+                // measurement; never counted complete without the step.
                 let Some(h) = hook else {
-                    return Ok(Some(format!("no {} engine available", step.name())));
+                    return Err(fail(EnvError::new(format!(
+                        "no {} engine in this environment",
+                        step.name()
+                    ))));
                 };
                 let (d, mm) = (dir.to_path_buf(), carried_by(m, na, nb));
-                bounded(step.name(), to * 10, move || h.run(&d, &mm)).map_err(fail)?;
+                let rep = bounded(step.name(), to * 10, move || h.run(&d, &mm)).map_err(fail)?;
+                return Ok(Some(rep));
             }
         }
         Ok(None)

@@ -154,12 +154,7 @@ fn vantages(args: &ProbeArgs, desc: Option<&LabDesc>) -> anyhow::Result<BTreeMap
         };
         if v.agent.is_none()
             && let (Some(d), Some(n)) = (desc, n)
-            && let Some(s) = &n.ssh
         {
-            let ssh: crate::net::ssh::SshTarget = serde_json::from_value(serde_json::json!({
-                "node": n.name, "host": s.host, "port": s.port, "user": s.user,
-                "identity": s.identity, "known_hosts": s.known_hosts,
-            }))?;
             // Beside lab.json (the lab's own folder, removed with the lab).
             let dir = args
                 .lab_desc
@@ -169,12 +164,7 @@ fn vantages(args: &ProbeArgs, desc: Option<&LabDesc>) -> anyhow::Result<BTreeMap
                 .unwrap_or_else(|| {
                     std::env::temp_dir().join(format!("matador-probe-agent-{}", n.name))
                 });
-            let mut cfg =
-                crate::net::agent::client::NodeConfig::new(ssh, dir.display().to_string());
-            if let Some(p) = &d.node_matador {
-                cfg.agent_program = p.display().to_string();
-            }
-            v.agent = Some(cfg);
+            v.agent = crate::campaign::world::lab_agent(d, n, &dir);
         }
         match args.via {
             Via::Netns if v.netns.is_none() => {
@@ -295,12 +285,10 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
                     let agent = crate::net::agent::client::Agent::connect(cfg)
                         .await
                         .map_err(|e| err(&e))?;
-                    let limit = Duration::from_secs_f64(
-                        f64::from(s.limits.max_requests) / s.limits.rate_per_s
-                            + f64::from(s.limits.max_requests) * s.timeout_ms as f64 / 1000.0,
-                    )
-                    .min(Duration::from_secs(3600));
-                    let r = agent.probe(name, &s, limit).await.map_err(|e| err(&e));
+                    let r = agent
+                        .probe(name, &s, s.time_bound())
+                        .await
+                        .map_err(|e| err(&e));
                     let _ = agent.shutdown().await;
                     r
                 }),

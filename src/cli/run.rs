@@ -199,14 +199,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(130));
     }
     println!("analysis: {}/measurements/*/analysis.json", dir.display());
-    let report_ok = if args.lab {
-        let ok = report(&dir);
-        // Last line: where the report is (the markdown above scrolls away).
-        println!("\nreport: {}", dir.join("report.html").display());
-        ok
-    } else {
-        true
-    };
+    // Every campaign ends with its report, real lab or virtual.
+    let report_ok = report(&dir);
+    // Last line: where the report is (the markdown above scrolls away).
+    println!("\nreport: {}", dir.join("report.html").display());
     Ok(if summary.failed + summary.skipped > 0 || !report_ok {
         ExitCode::from(1)
     } else {
@@ -262,135 +258,23 @@ fn report(dir: &std::path::Path) -> bool {
     ok
 }
 
-/// The phones, tunnels and captures a live run drives: phones through
-/// `device/` ([`crate::campaign::devices::DevicePhones`]), the phone→node
-/// assignment through `net/` policy routing
-/// ([`crate::campaign::vantage::NetVantage`]; the tunnels and their tables
-/// exist beforehand, as `nodes:` describes), router captures with libpcap
-/// and node captures through the node agent
-/// ([`crate::campaign::captures::Captures`]). `--lab` is `lab_env`. Also
-/// returns the nodes' agent configurations (provenance).
+/// The real lab's world from the scenario (`router:`, `nodes:`), built by
+/// the campaign's one builder ([`crate::campaign::world`]; `--lab` uses the
+/// same with the lab's description).
 fn build_env(ls: &LoadedScenario, rt: &tokio::runtime::Runtime) -> anyhow::Result<(Env, Agents)> {
-    use crate::campaign::captures::{Captures, NodeCaptures, RouterCaptures};
-    use crate::campaign::devices::DevicePhones;
-    use crate::campaign::vantage::{NetVantage, NodeRoute, PhoneRoute};
-    use std::collections::HashMap;
     let sc = &ls.scenario;
-    let Some(router) = &sc.router else {
-        anyhow::bail!(
-            "scenario {}: a real-lab run needs a `router:` section (phones' addresses, \
-             interfaces and rule priorities); see docs/campaign.md",
-            sc.name
-        );
-    };
-    let base = ls.path.parent().unwrap_or(std::path::Path::new("."));
-    // Phones: profiles and the device layer's app profiles.
-    let mut phones = Vec::new();
-    for p in &sc.phones {
-        let path = match &p.profile {
-            Some(f) => base.join(f),
-            None => PathBuf::from(format!("device-profiles/phones/{}.yaml", p.id)),
-        };
-        let mut prof = crate::device::profile::PhoneProfile::load(&path)?;
-        prof.id = p.id.clone();
-        phones.push(prof);
-    }
-    let apps_dir = match &sc.app_profiles {
-        Some(d) => base.join(d),
-        None => PathBuf::from("device-profiles/apps"),
-    };
-    let apps = crate::device::profile::AppProfile::load_dir(&apps_dir)?;
-    // Routing.
-    let mut nodes = HashMap::new();
-    let mut agents = HashMap::new();
-    for (name, n) in &sc.nodes {
-        let (Some(table), Some(tunnel_if), Some(peer)) = (n.table, &n.tunnel_if, n.tunnel_peer)
-        else {
-            anyhow::bail!(
-                "node {name}: a real-lab run needs `table`, `tunnel_if` and `tunnel_peer` \
-                 (the tunnel to it is set up beforehand)"
-            );
-        };
-        nodes.insert(
-            name.clone(),
-            NodeRoute {
-                table,
-                tunnel_if: tunnel_if.clone(),
-                peer,
-            },
-        );
-        if let (Some(identity), Some(known_hosts)) = (&n.identity, &n.known_hosts) {
-            let ssh: crate::net::ssh::SshTarget = serde_json::from_value(serde_json::json!({
-                "node": name, "host": n.host, "port": n.port, "user": n.user,
-                "identity": base.join(identity), "known_hosts": base.join(known_hosts),
-            }))?;
-            agents.insert(
-                name.clone(),
-                crate::net::agent::client::NodeConfig::new(ssh, n.agent_dir.clone()),
-            );
-        }
-    }
-    let mut routes = HashMap::new();
-    let mut ifaces = HashMap::new();
-    for p in &sc.phones {
-        let Some(r) = router.phones.get(&p.id) else {
-            anyhow::bail!("router.phones has no entry for phone {}", p.id);
-        };
-        routes.insert(
-            p.id.clone(),
-            PhoneRoute {
-                addr: r.addr,
-                priority: r.priority,
-                wlan_if: r.interface.clone(),
-                resolver: r.resolver,
-                ask_from: None,
-            },
-        );
-        ifaces.insert(p.id.clone(), r.interface.clone());
-    }
-    let state_dir = PathBuf::from("/run/matador");
     let state = crate::net::state::StateFile::create(
-        &state_dir.join(format!("campaign-{}-{}.json", sc.name, std::process::id())),
+        &PathBuf::from("/run/matador")
+            .join(format!("campaign-{}-{}.json", sc.name, std::process::id())),
         &sc.name,
         serde_json::json!({"scenario": sc.name}),
     )?;
-    let with_nodes = sc
-        .capture
-        .points
-        .contains(&crate::scenario::CapturePointKind::Node);
-    if with_nodes && agents.len() < sc.nodes.len() {
-        anyhow::bail!(
-            "node captures need `identity` and `known_hosts` for every node (or capture.points: [router])"
-        );
-    }
-    // No BPF filter per phone: capture::live's stop waits for a packet when
-    // a filter leaves the interface idle (immediate mode ignores the read
-    // timeout), so each phone needs its own router interface.
-    let configs: Agents = agents.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-    let captures = Captures {
-        router: RouterCaptures::new(router.netns.clone(), ifaces, sc.capture.snaplen),
-        nodes: with_nodes.then(|| {
-            NodeCaptures::new(rt.handle().clone(), agents, router.node_capture_if.clone())
-        }),
-    };
-    let env = Env {
-        phones: std::sync::Arc::new(DevicePhones::new(rt.handle().clone(), phones, apps)),
-        vantage: std::sync::Arc::new(NetVantage::new(
-            router.netns.clone(),
-            nodes,
-            routes,
-            router.dns_check_name.clone(),
-            state,
-        )),
-        capture: std::sync::Arc::new(captures),
-        paths: None,
-        probes: None,
-    };
-    Ok((env, configs))
+    let world = crate::campaign::world::World::from_scenario(ls, state)?;
+    Ok(world.build(ls, rt.handle())?)
 }
 
 /// Agent configuration per node name.
-pub(crate) type Agents = std::collections::BTreeMap<String, crate::net::agent::client::NodeConfig>;
+pub(crate) type Agents = crate::campaign::world::Agents;
 
 /// `lab.json` (schema matador/lab/1) of a real lab: the nodes with their
 /// countries and the phones with their router addresses.

@@ -218,6 +218,16 @@ fn default_race_window() -> u64 {
 }
 
 impl ProbeSpec {
+    /// An upper bound of one vantage's run: every request at the rate, and
+    /// every request waiting out its timeout (at most an hour).
+    pub fn time_bound(&self) -> std::time::Duration {
+        let n = f64::from(self.limits.max_requests);
+        std::time::Duration::from_secs_f64(
+            n / self.limits.rate_per_s + n * self.timeout_ms as f64 / 1000.0,
+        )
+        .min(std::time::Duration::from_secs(3600))
+    }
+
     /// A spec with defaults for `apps` and `resolver`.
     pub fn new(apps: Vec<AppTargets>, resolver: Option<SocketAddr>) -> ProbeSpec {
         ProbeSpec {

@@ -4,25 +4,27 @@
 //! the round in the measurement folder as `probes/round.json`,
 //! `probes/ooni.jsonl` and `probes/matrix.md`.
 //!
-//! Implements [`crate::campaign::env::StepHook`]; the environment that
-//! knows the nodes (the lab's network namespaces) creates it.
+//! Implements [`crate::campaign::env::StepHook`]. Every vantage runs on
+//! its node through the node agent's `probe` op (real lab and virtual lab
+//! alike); a capture the agent took as evidence is fetched into
+//! `probes/<node>/`.
 
 use super::limit::Limits;
 use super::session;
 use super::spec::{ProbeSpec, app_targets};
-use super::vantage::run_in_netns;
+use super::vantage::VantageResult;
 use super::verdict::{Knowledge, VantageMeta, ooni_measurements};
-use crate::campaign::env::{EnvError, StepHook};
+use crate::campaign::agents::AgentPool;
+use crate::campaign::env::{EnvError, StepHook, StepReport};
 use crate::campaign::plan::PlannedMeasurement;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-/// A node probes can run from.
+/// A node probes can run from (through its agent).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeNode {
-    /// Network namespace (name under /run/netns or a path).
-    pub netns: String,
     /// Country (ISO alpha-2).
     pub country: String,
     /// AS number.
@@ -35,6 +37,7 @@ pub struct ProbeNode {
 #[derive(Debug, Clone)]
 pub struct ProbeStep {
     nodes: BTreeMap<String, ProbeNode>,
+    agents: Arc<AgentPool>,
     control: Option<String>,
     resolver: Option<SocketAddr>,
     neutral: Option<SocketAddr>,
@@ -47,10 +50,17 @@ pub struct ProbeStep {
 impl ProbeStep {
     /// A step over `nodes`; `control` is the control node (default: the
     /// first node whose country is neither the sender's nor the
-    /// receiver's, else the first outside the sender's country).
-    pub fn new(nodes: BTreeMap<String, ProbeNode>, control: Option<String>, lab: bool) -> Self {
+    /// receiver's, else the first outside the sender's country); the
+    /// vantages run through `agents`.
+    pub fn new(
+        nodes: BTreeMap<String, ProbeNode>,
+        agents: Arc<AgentPool>,
+        control: Option<String>,
+        lab: bool,
+    ) -> Self {
         ProbeStep {
             nodes,
+            agents,
             control,
             resolver: None,
             neutral: None,
@@ -96,10 +106,65 @@ impl ProbeStep {
             .or_else(|| self.nodes.iter().find(|(_, n)| n.country != a))
             .map(|(name, _)| name.clone())
     }
+
+    /// Runs `spec` on node `name` through its agent; the capture the agent
+    /// took (if any) is fetched into `out/<name>/` and the result points
+    /// at that copy.
+    fn vantage(
+        &self,
+        name: &str,
+        spec: &ProbeSpec,
+        out: &Path,
+    ) -> Result<VantageResult, super::ProbeError> {
+        let err = |message: String| super::ProbeError::Vantage {
+            vantage: name.to_string(),
+            message,
+        };
+        let node = self
+            .nodes
+            .get(name)
+            .ok_or_else(|| err("unknown node".into()))?;
+        let mut s = spec.clone();
+        s.capture_iface = node.uplink.clone();
+        let limit = s.time_bound();
+        let mut r = self
+            .agents
+            .call(name, |a| {
+                let s = s.clone();
+                async move { a.probe(name, &s, limit).await }
+            })
+            .map_err(|e| err(e.message))?;
+        if let Some(remote) = r.capture.take() {
+            let (Some(capture), Some(file)) = (
+                remote.parent().and_then(|d| d.file_name()),
+                remote.file_name(),
+            ) else {
+                return Err(err(format!("capture path {}", remote.display())));
+            };
+            let (capture, file) = (
+                capture.to_string_lossy().into_owned(),
+                file.to_string_lossy().into_owned(),
+            );
+            let dest = out.join(name);
+            let local = self
+                .agents
+                .call(name, |a| {
+                    let (c, f, d) = (capture.clone(), file.clone(), dest.clone());
+                    async move { a.fetch(&c, &f, &d).await }
+                })
+                .map_err(|e| err(format!("fetch of the probe capture: {}", e.message)))?;
+            r.capture = Some(local);
+        }
+        Ok(r)
+    }
 }
 
 impl StepHook for ProbeStep {
-    fn run(&self, dir: &Path, m: &PlannedMeasurement) -> Result<(), EnvError> {
+    fn via(&self) -> &'static str {
+        "agent"
+    }
+
+    fn run(&self, dir: &Path, m: &PlannedMeasurement) -> Result<StepReport, EnvError> {
         let err = |e: &dyn std::fmt::Display| EnvError::new(format!("probe step {}: {e}", m.id));
         let control = self
             .control_for(m)
@@ -121,19 +186,7 @@ impl StepHook for ProbeStep {
         spec.race_window_ms = self.race_window_ms;
         let out = dir.join("probes");
         std::fs::create_dir_all(&out).map_err(|e| err(&e))?;
-        let mut runner = |name: &str, s: &ProbeSpec| {
-            let node = self
-                .nodes
-                .get(name)
-                .ok_or_else(|| super::ProbeError::Vantage {
-                    vantage: name.to_string(),
-                    message: "unknown node".into(),
-                })?;
-            let mut s = s.clone();
-            s.capture_iface = node.uplink.clone();
-            s.capture_dir = node.uplink.as_ref().map(|_| out.join(name));
-            run_in_netns(name, &node.netns, &s)
-        };
+        let mut runner = |name: &str, s: &ProbeSpec| self.vantage(name, s, &out);
         let knowledge = Knowledge::shipped(self.lab);
         let r = session::round(&spec, &control, &vantages, &knowledge, &mut runner)
             .map_err(|e| err(&e))?;
@@ -164,6 +217,13 @@ impl StepHook for ProbeStep {
         std::fs::write(out.join("ooni.jsonl"), ooni).map_err(|e| err(&e))?;
         let md = super::matrix::markdown(&r, 1, &meta, Some(&round_file), Some(&out));
         std::fs::write(out.join("matrix.md"), md).map_err(|e| err(&e))?;
-        Ok(())
+        let mut report = StepReport::via("agent");
+        report.nodes = std::iter::once(control).chain(vantages).collect();
+        report.detail = Some(format!(
+            "control {}, {} vantages",
+            report.nodes[0],
+            report.nodes.len() - 1
+        ));
+        Ok(report)
     }
 }

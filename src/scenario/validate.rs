@@ -311,6 +311,39 @@ pub(super) fn validate(
             }
         }
     }
+    // Node steps go through the node agent: a real-lab node (declared under
+    // `nodes:`) the campaign uses needs its SSH key and host key, or the
+    // step could not run (refused here rather than skipped at run time).
+    let node_steps = [
+        ("steps.paths", sc.steps.paths),
+        ("steps.probes", sc.steps.probes),
+        (
+            "capture.points: node",
+            sc.capture.points.contains(&super::CapturePointKind::Node),
+        ),
+    ];
+    if let Some((what, _)) = node_steps.iter().find(|(_, on)| *on) {
+        for n in sc.countries.values().flatten() {
+            if let Some(spec) = sc.nodes.get(n)
+                && (spec.identity.is_none() || spec.known_hosts.is_none())
+            {
+                return Err(cx.err(
+                    &[Key("nodes"), Key(n)],
+                    format!(
+                        "{what} runs through the node agent over SSH: node {n} needs \
+                         `identity` and `known_hosts` (or turn the step off)"
+                    ),
+                ));
+            }
+        }
+    }
+    if sc.steps.probes && sc.countries.len() < 2 {
+        return Err(cx.err(
+            &[Key("steps"), Key("probes")],
+            "probes compare with a control vantage in another country: \
+             expected nodes in at least two countries",
+        ));
+    }
     if let Some(lab) = &sc.lab
         && let Some(c) = &lab.censor
         && !sc.countries.contains_key(&c.country)

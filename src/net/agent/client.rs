@@ -745,6 +745,23 @@ impl Agent {
         .await
     }
 
+    /// Paris traceroutes from the node (the `trace` op): waits the request's
+    /// [`super::trace::TraceRequest::time_bound`] plus the request timeout.
+    /// An agent without the op answers `unknown_op` ([`AgentError::Remote`]).
+    pub async fn trace(
+        &self,
+        req: &super::trace::TraceRequest,
+    ) -> Result<super::trace::TraceReply, AgentError> {
+        let limit = req.time_bound() + self.timeout;
+        self.request_within(
+            Op::Trace {
+                trace: Box::new(req.clone()),
+            },
+            limit,
+        )
+        .await
+    }
+
     /// Asks the agent to stop its captures and exit, then waits for ssh.
     pub async fn shutdown(self) -> Result<(), AgentError> {
         let _: serde_json::Value = self.request(Op::Shutdown).await?;

@@ -3,8 +3,8 @@
 //! exactly one response with the same `id`, either `ok: true` with a
 //! `result` or `ok: false` with an `error`.
 //!
-//! New operations (e.g. `trace` for path measurements) are added as new
-//! [`Op`] variants with their own result type; old agents answer them with
+//! New operations (like `trace`, [`super::trace`]) are added as new [`Op`]
+//! variants with their own result type; old agents answer them with
 //! [`ErrorKind::UnknownOp`], so clients can tell "not supported" from "failed".
 
 use crate::capture::Timestamp;
@@ -109,6 +109,12 @@ pub enum Op {
         /// What to probe.
         spec: Box<crate::probes::spec::ProbeSpec>,
     },
+    /// Paris traceroutes from the node (the paths engine, in the agent's own
+    /// namespace) → [`super::trace::TraceReply`]; limits in [`super::trace`].
+    Trace {
+        /// Targets and engine settings.
+        trace: Box<super::trace::TraceRequest>,
+    },
     /// Stops all captures and exits after answering → `{}`.
     Shutdown,
 }
@@ -127,6 +133,7 @@ impl Op {
             Op::Fetch { .. } => "fetch",
             Op::Run { .. } => "run",
             Op::Probe { .. } => "probe",
+            Op::Trace { .. } => "trace",
             Op::Shutdown => "shutdown",
         }
     }
@@ -143,6 +150,7 @@ impl Op {
         "fetch",
         "run",
         "probe",
+        "trace",
         "shutdown",
     ];
 }
@@ -189,6 +197,11 @@ pub enum ErrorKind {
     Refused,
     /// libpcap failed (interface, filter, …).
     Capture,
+    /// The request exceeds one of the agent's limits (targets, packets per
+    /// second, total packets, wait): named with the figures in `message`.
+    Limit,
+    /// The paths engine failed on the node (raw sockets refused, no route).
+    Trace,
     /// File-system or process error on the node.
     Io,
     /// Anything else (a bug in the agent).
@@ -456,6 +469,28 @@ mod tests {
             }),
         };
         insta::assert_snapshot!(serde_json::to_string(&err).unwrap(), @r#"{"id":3,"ok":false,"error":{"kind":"unknown_op","message":"unknown op \"trace\""}}"#);
+    }
+
+    /// The `trace` op on the wire (added after the frozen list above).
+    #[test]
+    fn wire_format_of_trace() {
+        let cfg = crate::paths::TraceConfig {
+            proto: crate::paths::Proto::Tcp,
+            max_ttl: 16,
+            probes: 1,
+            ..crate::paths::TraceConfig::default()
+        };
+        let mut t = crate::paths::Target::addr("198.19.23.10".parse().unwrap());
+        t.port = Some(5222);
+        let r = Request {
+            id: 11,
+            op: Op::Trace {
+                trace: Box::new(super::super::trace::TraceRequest::new(&cfg, &[t])),
+            },
+        };
+        insta::assert_snapshot!(serde_json::to_string(&r).unwrap(), @r#"{"id":11,"op":"trace","trace":{"targets":[{"addr":"198.19.23.10","port":5222}],"proto":"TCP","paris_id":1,"pps":100,"first_ttl":1,"max_ttl":16,"probes":1,"wait_ms":2000,"gap_limit":5,"window":1,"lab_only":false}}"#);
+        let e: RemoteError = serde_json::from_str(r#"{"kind":"limit","message":"m"}"#).unwrap();
+        assert_eq!(e.kind, ErrorKind::Limit);
     }
 
     #[test]

@@ -165,6 +165,14 @@ pub fn serve(
             });
             continue;
         }
+        if let Op::Trace { trace } = op {
+            let out = Arc::clone(&out);
+            std::thread::spawn(move || {
+                let r = super::trace::serve_trace(&trace).and_then(to_value);
+                let _ = send(&out, &reply(Some(id), r));
+            });
+            continue;
+        }
         if let Op::Probe { vantage, spec } = op {
             let out = Arc::clone(&out);
             let dir = st.cfg.dir.clone();
@@ -314,8 +322,8 @@ fn handle(st: &mut State, op: Op) -> Result<serde_json::Value, RemoteError> {
             to_value(fetch(&path, offset, len)?)
         }
         Op::Shutdown => Ok(serde_json::json!({})),
-        Op::Run { .. } | Op::Probe { .. } => {
-            Err(err(ErrorKind::Internal, "run/probe handled elsewhere"))
+        Op::Run { .. } | Op::Probe { .. } | Op::Trace { .. } => {
+            Err(err(ErrorKind::Internal, "run/probe/trace handled elsewhere"))
         }
     }
 }
