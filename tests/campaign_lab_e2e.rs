@@ -189,14 +189,22 @@ fn lab_demo_campaign_end_to_end() {
         }
     }
     let messages = ms.iter().filter(|m| m["kind"] == "message").count();
-    assert_eq!(done.len(), 2 * messages, "paths and probes done per message measurement");
+    assert_eq!(
+        done.len(),
+        2 * messages,
+        "paths and probes done per message measurement"
+    );
     for m in ms.iter().filter(|m| m["kind"] == "message") {
         let p = dir
             .join("measurements")
             .join(m["id"].as_str().unwrap_or(""))
             .join("probes/round.json");
         let round = read_json(&p);
-        assert!(round["vantages"].as_array().is_some_and(|v| !v.is_empty()), "{}", p.display());
+        assert!(
+            round["vantages"].as_array().is_some_and(|v| !v.is_empty()),
+            "{}",
+            p.display()
+        );
     }
     // Screen recordings: the simulator's MP4 of PNG frames, one per phone.
     for m in ms {

@@ -829,7 +829,11 @@ fn extra_steps_and_step_timeouts() {
         .collect();
     assert!(!node_steps.is_empty());
     for l in node_steps {
-        assert_ne!(l.state, matador::campaign::record::StepState::Skipped, "{l:?}");
+        assert_ne!(
+            l.state,
+            matador::campaign::record::StepState::Skipped,
+            "{l:?}"
+        );
         assert_eq!(l.via.as_deref(), Some("fake"), "{l:?}");
         assert!(!l.nodes.is_empty(), "{l:?}");
     }
@@ -892,6 +896,7 @@ fn paths_trace_from_the_failover_node() {
         });
         assert_eq!(off.count(), 1, "{m:?}");
     }
-    assert!(!j.iter().any(|l| l.state == matador::campaign::record::StepState::Skipped
-        && l.measurement.is_some()));
+    assert!(!j.iter().any(
+        |l| l.state == matador::campaign::record::StepState::Skipped && l.measurement.is_some()
+    ));
 }

@@ -40,8 +40,8 @@ fn real_lab_paths_and_probes_go_through_the_agents() {
     let tmp = tempfile::tempdir().unwrap();
     let p = scenario(tmp.path(), "steps: {paths: true, probes: true}\n", KEYS);
     let ls = LoadedScenario::load(&p).unwrap();
-    let state = StateFile::create(&tmp.path().join("state.json"), "t", serde_json::json!({}))
-        .unwrap();
+    let state =
+        StateFile::create(&tmp.path().join("state.json"), "t", serde_json::json!({})).unwrap();
     let world = World::from_scenario(&ls, state).unwrap();
     assert!(!world.lab_only, "a real lab has no lab address guard");
     assert_eq!(
@@ -51,7 +51,10 @@ fn real_lab_paths_and_probes_go_through_the_agents() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (env, agents) = world.build(&ls, rt.handle()).unwrap();
     assert_eq!(agents.keys().collect::<Vec<_>>(), ["br-1", "de-1"]);
-    assert_eq!(agents["de-1"].ssh.known_hosts, tmp.path().join("keys/known_hosts"));
+    assert_eq!(
+        agents["de-1"].ssh.known_hosts,
+        tmp.path().join("keys/known_hosts")
+    );
     env.check_steps(&ls.scenario.steps).unwrap();
     let paths = env.paths.expect("paths step in a real lab");
     let probes = env.probes.expect("probes step in a real lab");
@@ -73,8 +76,8 @@ fn steps_off_build_no_engine_and_are_not_refused() {
         .replace("identity: keys/lab, known_hosts: keys/known_hosts, ", "");
     std::fs::write(&p, text).unwrap();
     let ls = LoadedScenario::load(&p).unwrap();
-    let state = StateFile::create(&tmp.path().join("state.json"), "t", serde_json::json!({}))
-        .unwrap();
+    let state =
+        StateFile::create(&tmp.path().join("state.json"), "t", serde_json::json!({})).unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (env, agents) = World::from_scenario(&ls, state)
         .unwrap()

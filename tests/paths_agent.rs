@@ -75,7 +75,9 @@ fn agent_trace_finds_the_hops_of_a_local_trace() {
     let local_time = t0.elapsed();
 
     let t0 = Instant::now();
-    let agent = rt.block_on(Agent::connect(&agent_in(&chain, dir.path()))).unwrap();
+    let agent = rt
+        .block_on(Agent::connect(&agent_in(&chain, dir.path())))
+        .unwrap();
     let connect_time = t0.elapsed();
     let req = TraceRequest::new(&cfg(), &targets);
     let t0 = Instant::now();
@@ -124,7 +126,10 @@ fn agent_trace_finds_the_hops_of_a_local_trace() {
 fn remote_kind(e: AgentError) -> (ErrorKind, String) {
     match e {
         AgentError::Remote {
-            kind, message, node, ..
+            kind,
+            message,
+            node,
+            ..
         } => {
             assert_eq!(node, "node-s");
             (kind, message)
@@ -138,7 +143,9 @@ fn agent_trace_limits_and_errors_are_named() {
     let chain = Chain::build(Opts::default());
     let dir = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let agent = rt.block_on(Agent::connect(&agent_in(&chain, dir.path()))).unwrap();
+    let agent = rt
+        .block_on(Agent::connect(&agent_in(&chain, dir.path())))
+        .unwrap();
     let many: Vec<Target> = (0..=TRACE_MAX_TARGETS)
         .map(|i| Target::addr(IpAddr::from([198, 18, 4, i as u8])))
         .collect();
@@ -195,7 +202,10 @@ fn an_older_agent_answers_unknown_op() {
     let (kind, msg) = remote_kind(rt.block_on(agent.trace(&req)).unwrap_err());
     assert_eq!(kind, ErrorKind::UnknownOp, "{msg}");
     let e = matador::campaign::agents::from_agent(&rt.block_on(agent.trace(&req)).unwrap_err());
-    assert!(!e.node_failed, "an answered error is not the node's failure");
+    assert!(
+        !e.node_failed,
+        "an answered error is not the node's failure"
+    );
     assert!(e.message.contains("matador node install"), "{}", e.message);
 }
 

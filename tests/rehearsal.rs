@@ -33,11 +33,16 @@ fn lab_yaml(nodes: &[String], phones: &[phones::Phone]) -> String {
     let mut s = String::from(
         "schema: matador/real-lab/1\nname: rehearsal\ncountry: DE\nrouter:\n  wlan_if: wlan0\n  uplink: eth0\n  ssid: matador-rehearsal\n  passphrase_file: wlan.psk\n  channel: 6\nnodes:\n",
     );
+    // de: upstream resolver from the node's /etc/resolv.conf (the
+    // default); br: given explicitly.
     for (j, (n, c)) in nodes.iter().zip(["DE", "BR"]).enumerate() {
+        let dns = match j {
+            0 => String::new(),
+            _ => format!(", dns_upstream: {}", internet::UPSTREAM_DNS),
+        };
         s += &format!(
-            "  - {{name: {n}, country: {c}, host: {}, identity: keys/lab, known_hosts: keys/known_hosts, dns_upstream: {}}}\n",
+            "  - {{name: {n}, country: {c}, host: {}, identity: keys/lab, known_hosts: keys/known_hosts{dns}}}\n",
             internet::node_addr(j as u8),
-            internet::UPSTREAM_DNS
         );
     }
     s += "phones:\n";
@@ -341,10 +346,7 @@ fn check_record(campaigns: &Path, nodes: &[String]) {
         }
         check_events(&md, id);
         check_traces(&md, nodes);
-        let probes = std::fs::read_dir(md.join("probes"))
-            .map(|d| d.filter_map(|e| e.ok()).count())
-            .unwrap_or(0);
-        assert!(probes > 0, "{id}: no probe results in probes/");
+        check_probes(&md);
     }
     check_journal(dir, nodes);
     assert_eq!(found, truth, "identified servers vs the internet's truth");
@@ -424,5 +426,49 @@ fn check_journal(dir: &Path, nodes: &[String]) {
             let want: BTreeSet<&str> = nodes.iter().map(String::as_str).collect();
             assert_eq!(on, want, "{step}: {r}");
         }
+    }
+}
+
+/// The probe round through the agents: both nodes resolved each app's host
+/// to its backend through their upstream resolver, and nothing between
+/// them interferes (no censor in this internet), so the app is `ok`.
+fn check_probes(md: &Path) {
+    let f = md.join("probes/round.json");
+    let r = read_json(&f);
+    let mut rounds = vec![&r["control"]];
+    rounds.extend(r["vantages"].as_array().expect("vantages"));
+    assert_eq!(rounds.len(), 2, "{}", f.display());
+    for (i, app) in APPS.iter().enumerate() {
+        let host = matador::lab::phone::apps::app_def(app).expect("app").host;
+        for v in &rounds {
+            let ep = v["apps"]
+                .as_array()
+                .and_then(|a| a.iter().find(|x| x["app"] == *app))
+                .and_then(|x| x["endpoints"].as_array())
+                .and_then(|e| e.iter().find(|x| x["host"] == host))
+                .unwrap_or_else(|| panic!("{}: no {host} from {}", f.display(), v["vantage"]));
+            assert_eq!(
+                ep["dns_udp"]["answers"],
+                serde_json::json!([internet::server_addr(i as u8).to_string()]),
+                "{}: {}",
+                f.display(),
+                v["vantage"]
+            );
+        }
+        let verdicts: Vec<&Value> = r["verdicts"]
+            .as_array()
+            .expect("verdicts")
+            .iter()
+            .flat_map(|v| v["apps"].as_array().into_iter().flatten())
+            .filter(|a| a["app"] == *app)
+            .collect();
+        assert!(
+            !verdicts.is_empty()
+                && verdicts
+                    .iter()
+                    .all(|a| a["verdicts"] == serde_json::json!(["ok"])),
+            "{}: {verdicts:?}",
+            f.display()
+        );
     }
 }

@@ -62,8 +62,9 @@ pub fn keygen(path: &Path, comment: &str) -> String {
 
 /// Starts node `name`'s sshd in namespace `ns` (address `addr` on its
 /// `eth0`, set up by the internet builder) over the cached `root`; the
-/// lab team's public key `user_pub` is authorised for root. Returns the
-/// node's public host key line.
+/// lab team's public key `user_pub` is authorised for root; its resolver
+/// is the provider's (the ISP hop's dnsmasq), as DHCP would set it on a
+/// VPS. Returns the node's public host key line.
 pub fn start(
     g: &mut Guard,
     root: &Path,
@@ -86,6 +87,7 @@ pub fn start(
          install -m 600 {d}/host_key {u}/etc/ssh/matador_host_key\n\
          install -m 644 {k} {u}/etc/ssh/matador_authorized_keys\n\
          install -m 644 {d}/sshd_config {u}/etc/ssh/sshd_config_matador\n\
+         echo 'nameserver {dns}' > {u}/etc/resolv.conf\n\
          mount -t overlay overlay -o lowerdir={root},upperdir={u},workdir={t}/work {m}\n\
          mount -t proc proc {m}/proc\nmount --rbind /dev {m}/dev\nmount -t sysfs sysfs {m}/sys\n\
          mount -t tmpfs tmpfs {m}/tmp\n\
@@ -96,6 +98,7 @@ pub fn start(
         d = dir.display(),
         k = user_pub.display(),
         root = root.display(),
+        dns = super::internet::UPSTREAM_DNS,
     );
     let argv = vec!["sh".to_string(), "-c".into(), script];
     g.spawn(ns, &argv, &format!("sshd-{name}.log"), "Server listening");
