@@ -203,43 +203,13 @@ fn real_lab_rehearsal_runs_the_campaign_without_lab() {
 
     // docs/real-lab.md: generate, install the nodes, apply on the router.
     let install_dir = lab.join("router");
-    let (ok, out, err) = matador(
-        &router,
-        &lab,
-        &[
-            "router",
-            "config",
-            "--lab",
-            "lab.yaml",
-            "--out",
-            "router",
-            "--install-dir",
-            install_dir.to_str().unwrap(),
-        ],
-    );
-    assert!(ok, "router config:\n{out}{err}");
+    router_config(&router, &lab, &install_dir, None);
     install_nodes(&router, &lab, &nodes);
     let tunnels: Vec<String> = nodes.iter().map(|n| format!("wg-{n}")).collect();
     rehearsal_lab::router::apply(&mut g, &router, &install_dir, &tunnels);
     let sections = std::fs::read_to_string(install_dir.join("scenario-sections.yaml")).unwrap();
     std::fs::write(lab.join("scenario.yaml"), scenario(&nodes, &sections)).unwrap();
-    let (ok, out, err) = matador(
-        &router,
-        &lab,
-        &[
-            "router",
-            "config",
-            "--lab",
-            "lab.yaml",
-            "--scenario",
-            "scenario.yaml",
-            "--out",
-            "router",
-            "--install-dir",
-            install_dir.to_str().unwrap(),
-        ],
-    );
-    assert!(ok, "router config --scenario disagrees:\n{out}{err}");
+    router_config(&router, &lab, &install_dir, Some("scenario.yaml"));
     eprintln!("lab ready in {:.1} s", t0.elapsed().as_secs_f64());
     router_check(&router, &lab);
 
@@ -269,6 +239,17 @@ fn real_lab_rehearsal_runs_the_campaign_without_lab() {
         .filter(|l| ours.iter().any(|o| l.starts_with(o.as_str())))
         .collect();
     assert!(left.is_empty(), "namespaces left: {left:?}");
+}
+
+/// `matador router config` (with `--scenario`: it must agree with the lab).
+fn router_config(router: &str, lab: &Path, install_dir: &Path, scenario: Option<&str>) {
+    let mut args = vec!["router", "config", "--lab", "lab.yaml", "--out", "router"];
+    args.extend(["--install-dir", install_dir.to_str().unwrap()]);
+    if let Some(s) = scenario {
+        args.extend(["--scenario", s]);
+    }
+    let (ok, out, err) = matador(router, lab, &args);
+    assert!(ok, "router config {scenario:?}:\n{out}{err}");
 }
 
 /// docs/real-lab.md step 7 on the lab machine: everything passes but the
@@ -327,15 +308,11 @@ fn check_record(campaigns: &Path, nodes: &[String]) {
         let id = m["id"].as_str().expect("id");
         assert_eq!(m["status"], "complete", "{id}: {m}");
         let md = dir.join("measurements").join(id);
-        for p in PHONES {
-            let f = md.join(format!("capture-router-{p}.pcap"));
+        let points = PHONES.iter().map(|p| format!("router-{p}"));
+        for point in points.chain(nodes.iter().map(|n| format!("node-{n}"))) {
+            let f = md.join(format!("capture-{point}.pcap"));
             let len = std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
-            assert!(len > 24, "{}: {len} bytes", f.display());
-        }
-        for n in nodes {
-            let f = md.join(format!("capture-node-{n}.pcap"));
-            let len = std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
-            assert!(len > 24, "{}: {len} bytes", f.display());
+            assert!(len > 24, "{}: {len} bytes (no packets)", f.display());
         }
         let a = read_json(&md.join("analysis.json"));
         for s in a["servers"].as_array().expect("servers") {
@@ -390,14 +367,16 @@ fn check_traces(md: &Path, nodes: &[String]) {
 /// Both messages were sent and received (one each way).
 fn check_events(md: &Path, id: &str) {
     let events = std::fs::read_to_string(md.join("events.jsonl")).expect("events.jsonl");
-    let kinds: Vec<String> = events
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|e| e["kind"].as_str().map(String::from))
-        .collect();
-    let count = |k: &str| kinds.iter().filter(|x| *x == k).count();
-    assert_eq!(count("send_tap"), 2, "{id}: {kinds:?}");
-    assert_eq!(count("received"), 2, "{id}: {kinds:?}");
+    let mut kinds = std::collections::BTreeMap::<String, usize>::new();
+    for l in events.lines() {
+        let e: Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{id}: {e}: {l}"));
+        *kinds
+            .entry(e["kind"].as_str().unwrap_or("").into())
+            .or_default() += 1;
+    }
+    for k in ["send_tap", "received"] {
+        assert_eq!(kinds.get(k), Some(&2), "{id}: {kinds:?}");
+    }
 }
 
 /// Paths and probes ran through the agent on both nodes; nothing skipped.

@@ -16,12 +16,13 @@ use std::time::Instant;
 /// The Debian release of this host (the node runs this matador binary,
 /// which links the host's glibc and libpcap).
 fn suite() -> String {
-    let os = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
-    os.lines()
-        .find_map(|l| l.strip_prefix("VERSION_CODENAME="))
-        .map(|s| s.trim_matches('"').to_string())
-        .filter(|s| !s.is_empty())
-        .expect("/etc/os-release has no VERSION_CODENAME (the node root must match this host's Debian release)")
+    let s = run(Command::new("sh").args(["-c", ". /etc/os-release && echo \"$VERSION_CODENAME\""]));
+    let s = s.trim().to_string();
+    assert!(
+        !s.is_empty(),
+        "/etc/os-release names no VERSION_CODENAME (the node root must match this host's Debian release)"
+    );
+    s
 }
 
 /// The cached root (built once under a lock by build-root.sh, shared with
