@@ -451,3 +451,41 @@ fn check_probes(md: &Path) {
         );
     }
 }
+
+/// A panic in the middle of building tears everything down: the guard
+/// stops our processes by pid and deletes our namespaces and folder.
+#[test]
+fn a_panic_leaves_no_namespace_process_or_folder() {
+    rehearsal_lab::require(&["ip", "sleep"]);
+    let seen = std::sync::Mutex::new((Vec::new(), PathBuf::new(), Vec::new()));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut g = Guard::new();
+        let a = g.netns("x");
+        let b = g.netns("y");
+        rehearsal_lab::internet::link(&a, "e0", "198.18.1.1", &b, "e0", "198.18.1.2");
+        let argv = ["sh", "-c", "echo up; exec sleep 600"].map(String::from);
+        g.spawn(&a, &argv, "sleep.log", "up");
+        let pids = run(Command::new("ip").args(["netns", "pids", &a]));
+        *seen.lock().unwrap() = (
+            g.namespaces().to_vec(),
+            g.dir.clone(),
+            pids.split_whitespace().map(String::from).collect(),
+        );
+        panic!("deliberate panic while the lab is up");
+    }));
+    assert!(r.is_err());
+    let (ns, dir, pids) = seen.into_inner().unwrap();
+    assert_eq!(ns.len(), 2);
+    assert!(!pids.is_empty(), "the process was not in the namespace");
+    let list = run(Command::new("ip").args(["netns", "list"]));
+    for n in &ns {
+        assert!(!list.lines().any(|l| l.starts_with(n.as_str())), "{n} left");
+    }
+    for p in &pids {
+        assert!(
+            !Path::new(&format!("/proc/{p}")).exists(),
+            "process {p} left"
+        );
+    }
+    assert!(!dir.exists(), "{} left", dir.display());
+}
