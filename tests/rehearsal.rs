@@ -206,12 +206,30 @@ fn real_lab_rehearsal_runs_the_campaign_without_lab() {
     router_config(&router, &lab, &install_dir, None);
     install_nodes(&router, &lab, &nodes);
     let tunnels: Vec<String> = nodes.iter().map(|n| format!("wg-{n}")).collect();
-    rehearsal_lab::router::apply(&mut g, &router, &install_dir, &tunnels);
+    let leases = rehearsal_lab::router::apply(&mut g, &router, &install_dir, &tunnels);
+    // docs step 6: the phones join the WLAN (DHCP from the generated
+    // dnsmasq.conf: static lease, gateway, the resolver of their tunnel).
+    for ((_, ns, mac), p) in wlan.iter().zip(&phones) {
+        let l = phones::join(ns, mac);
+        assert_eq!(l.addr.to_string(), p.addr, "{}: {l:?}", p.name);
+        assert_eq!(
+            l.router,
+            Some("198.18.100.1".parse().unwrap()),
+            "{}: {l:?}",
+            p.name
+        );
+        assert_eq!(
+            l.dns,
+            Some("198.18.98.53".parse().unwrap()),
+            "{}: {l:?}",
+            p.name
+        );
+    }
     let sections = std::fs::read_to_string(install_dir.join("scenario-sections.yaml")).unwrap();
     std::fs::write(lab.join("scenario.yaml"), scenario(&nodes, &sections)).unwrap();
     router_config(&router, &lab, &install_dir, Some("scenario.yaml"));
     eprintln!("lab ready in {:.1} s", t0.elapsed().as_secs_f64());
-    router_check(&router, &lab);
+    router_check(&router, &lab, &leases);
 
     // The campaign, from another directory, without --lab.
     let elsewhere = g.dir.join("elsewhere");
@@ -252,11 +270,12 @@ fn router_config(router: &str, lab: &Path, install_dir: &Path, scenario: Option<
     assert!(ok, "router config {scenario:?}:\n{out}{err}");
 }
 
-/// docs/real-lab.md step 7 on the lab machine: everything passes but the
-/// DHCP leases (no DHCP client on this machine: the phones carry their
-/// static lease's address, see rehearsal_lab/phones.rs).
-fn router_check(router: &str, lab: &Path) {
-    let (_, out, err) = matador(
+/// docs/real-lab.md step 7 on the lab machine: every check passes (DHCP
+/// leases per MAC, phones, capture mirrors, rules, tables, tunnels, DNS
+/// through each node, leak checks, firewall).
+fn router_check(router: &str, lab: &Path, leases: &Path) {
+    let leases = leases.to_str().unwrap();
+    let (ok, out, err) = matador(
         router,
         lab,
         &[
@@ -266,24 +285,19 @@ fn router_check(router: &str, lab: &Path) {
             "lab.yaml",
             "--dns-name",
             internet::CHECK_NAME,
+            "--leases",
+            leases,
         ],
     );
-    let failed: Vec<&str> = out.lines().filter(|l| l.starts_with("FAIL")).collect();
-    assert!(
-        failed.len() == PHONES.len() && failed.iter().all(|l| l.contains(" lease ")),
-        "router check:\n{out}{err}"
-    );
+    assert!(ok, "router check:\n{out}{err}");
     for p in PHONES {
-        assert!(
-            out.lines()
-                .any(|l| l.starts_with("ok   dns ") && l.contains(p)),
-            "{out}"
-        );
-        assert!(
-            out.lines()
-                .any(|l| l.starts_with("ok   capture ") && l.contains(p)),
-            "{out}"
-        );
+        for check in ["lease", "dns", "capture"] {
+            let prefix = format!("ok   {check} {p}");
+            assert!(
+                out.lines().any(|l| l.starts_with(&prefix)),
+                "{prefix}:\n{out}"
+            );
+        }
     }
 }
 

@@ -12,6 +12,7 @@
 
 #![allow(dead_code)] // each test binary uses a part
 
+pub mod dhcp;
 pub mod internet;
 pub mod node;
 pub mod phones;

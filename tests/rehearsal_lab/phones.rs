@@ -8,7 +8,7 @@
 //! The WLAN is a bridge `wlan0` on the router with one veth port per phone:
 //! it stands in for the Wi-Fi card under hostapd, which cannot run
 //! without a radio. Each phone's side carries the MAC of the lab
-//! description and the address of its static lease.
+//! description and takes its address by DHCP from the router ([`join`]).
 
 use super::{Guard, in_ns, ip, run};
 use matador::lab::phone::config::{PhoneSimConfig, SimAppConfig, SimContact};
@@ -38,7 +38,6 @@ pub fn wlan(g: &mut Guard, router: &str, names: &[&str]) -> Vec<(String, String,
         let ns = g.netns(&format!("ph{i}"));
         let port = format!("p{i}");
         let mac = format!("02:00:5e:10:00:{:02x}", i + 10);
-        let addr = format!("198.18.100.{}", i + 2);
         ip(
             None,
             &[
@@ -49,18 +48,7 @@ pub fn wlan(g: &mut Guard, router: &str, names: &[&str]) -> Vec<(String, String,
         ip(Some(router), &["link", "set", &port, "master", WLAN_IF]);
         ip(Some(router), &["link", "set", &port, "up"]);
         ip(Some(&ns), &["link", "set", "wlan0", "address", &mac]);
-        // What the phone's DHCP client would set from its static lease (no
-        // DHCP client is installed here; the lease config is checked by
-        // `dnsmasq --test` in tests/reallab_router.rs).
-        ip(
-            Some(&ns),
-            &["addr", "add", &format!("{addr}/24"), "dev", "wlan0"],
-        );
         ip(Some(&ns), &["link", "set", "wlan0", "up"]);
-        ip(
-            Some(&ns),
-            &["route", "add", "default", "via", "198.18.100.1"],
-        );
         out.push((name.to_string(), ns, mac));
     }
     out
@@ -164,4 +152,30 @@ pub fn profile(p: &Phone, apps: &[&str], i: usize) -> String {
         s += &format!("  {app}: \"{}\"\n", matador::lab::build::account(app, i));
     }
     s
+}
+
+/// The phone joins the WLAN: DHCP from the router's dnsmasq (the generated
+/// static lease), then the address and default route it was given, as
+/// Android's DHCP client does. Returns the lease.
+pub fn join(ns: &str, mac: &str) -> super::dhcp::Lease {
+    let l = super::dhcp::lease(ns, "wlan0", mac);
+    let mask = l.mask.expect("DHCP lease without a subnet mask");
+    let prefix = u32::from(mask).leading_ones();
+    ip(
+        Some(ns),
+        &[
+            "addr",
+            "add",
+            &format!("{}/{prefix}", l.addr),
+            "dev",
+            "wlan0",
+        ],
+    );
+    if let Some(r) = l.router {
+        ip(
+            Some(ns),
+            &["route", "add", "default", "via", &r.to_string()],
+        );
+    }
+    l
 }

@@ -5,12 +5,12 @@
 //! which this shared machine must not touch.
 
 use super::{Guard, in_ns, run};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Applies `dir`'s files in namespace `router`; `tunnels` are the router's
 /// WireGuard interface names (served by wireguard-go: their sockets are
-/// machine-wide and removed by the guard).
-pub fn apply(g: &mut Guard, router: &str, dir: &Path, tunnels: &[String]) {
+/// machine-wide and removed by the guard). Returns dnsmasq's lease file.
+pub fn apply(g: &mut Guard, router: &str, dir: &Path, tunnels: &[String]) -> PathBuf {
     for t in tunnels {
         g.wg_interface(t);
     }
@@ -20,13 +20,18 @@ pub fn apply(g: &mut Guard, router: &str, dir: &Path, tunnels: &[String]) {
     run(in_ns(router, "nft").arg("-f").arg(dir.join("router.nft")));
     run(in_ns(router, "sh").arg(dir.join("router-up.sh")));
     // dnsmasq in the foreground (-k) so the guard owns it; its lease file
-    // (/var/lib/misc/matador.leases, as generated) on a tmpfs private to
-    // this mount namespace, so runs never share it.
+    // (/var/lib/misc/matador.leases, as generated) is this run's folder
+    // bind-mounted there in dnsmasq's own mount namespace, so runs never
+    // share it and `router check --leases` can read it.
+    let leases = g.dir.join("leases");
+    std::fs::create_dir_all(&leases).unwrap();
     let script = format!(
-        "set -e\nmkdir -p /var/lib/misc\nmount -t tmpfs tmpfs /var/lib/misc\n\
+        "set -e\nmkdir -p /var/lib/misc\nmount --bind {} /var/lib/misc\n\
          exec dnsmasq -k --log-facility=- --pid-file= -C {}\n",
+        leases.display(),
         dir.join("dnsmasq.conf").display()
     );
     let argv = vec!["sh".to_string(), "-c".into(), script];
     g.spawn(router, &argv, "dnsmasq-router.log", "started");
+    leases.join("matador.leases")
 }
