@@ -164,6 +164,15 @@ fn lab_demo_campaign_end_to_end() {
                 "{id}: no trace to {ip}: {traces:?}"
             );
         }
+        // No node traces its own address (a same-node pair has no direct path).
+        for n in lab["nodes"].as_array().expect("lab nodes") {
+            let own = format!(
+                "{}--{}.json",
+                n["name"].as_str().unwrap_or(""),
+                n["addr"].as_str().unwrap_or("")
+            );
+            assert!(!traces.contains(&own), "{id}: {own} in {traces:?}");
+        }
     }
     // Paths and probes went through the node agents: every journal record
     // of those steps names its nodes and `"via": "agent"`, and no step of a

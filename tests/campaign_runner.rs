@@ -900,3 +900,53 @@ fn paths_trace_from_the_failover_node() {
         |l| l.state == matador::campaign::record::StepState::Skipped && l.measurement.is_some()
     ));
 }
+
+/// A paths step whose agent on de-1 is gone (as `campaign::agents` reports
+/// it: a node failure naming the node).
+struct DeadAgentOnDe1;
+
+impl matador::campaign::env::StepHook for DeadAgentOnDe1 {
+    fn run(
+        &self,
+        _dir: &Path,
+        m: &matador::campaign::plan::PlannedMeasurement,
+    ) -> Result<matador::campaign::env::StepReport, EnvError> {
+        if m.sender_nodes[0] == "de-1" {
+            return Err(EnvError::node(
+                "node de-1: agent connection lost during trace (agent killed or SSH link down)",
+            ));
+        }
+        Ok(matador::campaign::env::StepReport::via("fake"))
+    }
+}
+
+#[test]
+fn a_dead_agent_in_the_paths_step_fails_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sp = tmp.path().join("fake.yaml");
+    let text = SCENARIO
+        .replace("apps: [whatsapp, signal]", "apps: [whatsapp]")
+        .replace("retries: 1\n", "retries: 1\nsteps: {paths: true}\n");
+    std::fs::write(&sp, &text).unwrap();
+    let ls = LoadedScenario::load(&sp).unwrap();
+    let plan = Plan::expand(&ls);
+    let rec = Record::create(&tmp.path().join("campaigns"), &plan, &ls.source).unwrap();
+    let dir = rec.dir.clone();
+    let w = Arc::new(World::default());
+    let mut e = env(&w);
+    e.paths = Some(Arc::new(DeadAgentOnDe1));
+    let s = Runner::new(rec, plan, e, opts(&ls)).run().unwrap();
+    assert_eq!((s.complete, s.failed), (3, 0), "{s:?}");
+    let idx = index(&dir);
+    for m in idx.measurements.iter().filter(|m| m.kind == "message") {
+        assert_eq!(m.sender_node, "de-2", "{m:?}");
+    }
+    let j = read_journal(&dir.join("journal.jsonl")).unwrap();
+    assert!(
+        j.iter().any(|l| l.step == "node-failover"
+            && l.detail
+                .as_deref()
+                .is_some_and(|d| d.starts_with("node de-1 marked failed"))),
+        "no failover from de-1"
+    );
+}

@@ -4,9 +4,9 @@
 //! node agent over SSH, fetched and checksum-verified into the measurement
 //! folder).
 
+use super::agents::AgentPool;
 use super::env::{CapturePoint, EnvError};
 use crate::capture::live::{LiveCapture, LiveSpec};
-use super::agents::AgentPool;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

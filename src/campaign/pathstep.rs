@@ -134,6 +134,9 @@ impl StepHook for PathStep {
                     "paths: node {node} has no agent to trace from"
                 )));
             }
+            // The direct path goes to the other side's node, not to itself
+            // (a same-node pair has none).
+            let other = other.filter(|o| *o != node);
             let targets = self.targets(&servers, other.map(String::as_str));
             report.nodes.push(node.clone());
             if targets.is_empty() {

@@ -15,9 +15,7 @@
 //! cleaned and redone.
 
 use super::CampaignError;
-use super::env::{
-    CapturePoint, EnvError, PhoneControl, PhoneFacts, StepHook, StepReport, Vantage,
-};
+use super::env::{CapturePoint, EnvError, PhoneControl, PhoneFacts, StepHook, StepReport, Vantage};
 use super::plan::{Kind, Plan, PlannedMeasurement, Side};
 use super::record::{IndexEntry, Record, Status, StepState, now};
 use crate::analysis::correlate::{
@@ -787,26 +785,39 @@ impl Runner {
                 .map_err(|e| fail(EnvError::new(e.to_string())))?;
                 write_analysis(dir, &a).map_err(|e| fail(EnvError::new(e.to_string())))?;
             }
-            Step::Paths | Step::Probes => {
-                let hook = if step == Step::Paths {
-                    env.paths.clone()
-                } else {
-                    env.probes.clone()
-                };
-                // `run` refuses such an environment before the first
-                // measurement; never counted complete without the step.
-                let Some(h) = hook else {
-                    return Err(fail(EnvError::new(format!(
-                        "no {} engine in this environment",
-                        step.name()
-                    ))));
-                };
-                let (d, mm) = (dir.to_path_buf(), carried_by(m, na, nb));
-                let rep = bounded(step.name(), to * 10, move || h.run(&d, &mm)).map_err(fail)?;
-                return Ok(Some(rep));
-            }
+            Step::Paths | Step::Probes => return self.hook_step(step, m, dir, na, nb).map(Some),
         }
         Ok(None)
+    }
+
+    /// Runs the paths or probes hook on the nodes that carried the
+    /// measurement, bounded by ten step timeouts.
+    fn hook_step(
+        &self,
+        step: Step,
+        m: &PlannedMeasurement,
+        dir: &Path,
+        na: &str,
+        nb: &str,
+    ) -> Result<StepReport, Failure> {
+        let hook = if step == Step::Paths {
+            self.env.paths.clone()
+        } else {
+            self.env.probes.clone()
+        };
+        // `run` refuses such an environment before the first measurement;
+        // never counted complete without the step.
+        let Some(h) = hook else {
+            return Err(Failure::at(
+                step,
+                EnvError::new(format!("no {} engine in this environment", step.name())),
+            ));
+        };
+        let (d, mm) = (dir.to_path_buf(), carried_by(m, na, nb));
+        bounded(step.name(), self.opts.step_timeout * 10, move || {
+            h.run(&d, &mm)
+        })
+        .map_err(|e| blame_named(step, [na, nb], e))
     }
 
     /// Starts both phones' screen recordings (`screen-<phone>.mp4`). A
@@ -982,6 +993,21 @@ fn blame_point(step: Step, point: &str, err: EnvError) -> Failure {
         Some(n) if err.node_failed => Some(n.to_string()),
         _ => None,
     };
+    Failure {
+        node,
+        ..Failure::at(step, err)
+    }
+}
+
+/// A paths/probes failure that is a carrying node's own (its agent
+/// unreachable or lost: `EnvError::node`, and agent errors name the node as
+/// `node NAME:`) blames that node, so the retry fails over to the
+/// country's next node like a connectivity failure does.
+fn blame_named(step: Step, nodes: [&str; 2], err: EnvError) -> Failure {
+    let node = nodes
+        .into_iter()
+        .find(|n| err.node_failed && err.message.contains(&format!("node {n}:")))
+        .map(String::from);
     Failure {
         node,
         ..Failure::at(step, err)

@@ -108,7 +108,8 @@ pub fn apps_dir(ls: &LoadedScenario) -> PathBuf {
 }
 
 fn load_profile(ls: &LoadedScenario, id: &str) -> Result<PhoneProfile, CampaignError> {
-    let mut prof = PhoneProfile::load(&phone_profile_path(ls, id)).map_err(|e| setup(e.to_string()))?;
+    let mut prof =
+        PhoneProfile::load(&phone_profile_path(ls, id)).map_err(|e| setup(e.to_string()))?;
     prof.id = id.to_string();
     Ok(prof)
 }
@@ -141,7 +142,10 @@ impl World {
         let mut phones = BTreeMap::new();
         for p in &sc.phones {
             let Some(r) = router.phones.get(&p.id) else {
-                return Err(setup(format!("router.phones has no entry for phone {}", p.id)));
+                return Err(setup(format!(
+                    "router.phones has no entry for phone {}",
+                    p.id
+                )));
             };
             let route = PhoneRoute {
                 addr: r.addr,
@@ -160,8 +164,7 @@ impl World {
         let countries = node_countries(ls);
         let mut nodes = BTreeMap::new();
         for (name, n) in &sc.nodes {
-            let (Some(table), Some(tunnel_if), Some(peer)) =
-                (n.table, &n.tunnel_if, n.tunnel_peer)
+            let (Some(table), Some(tunnel_if), Some(peer)) = (n.table, &n.tunnel_if, n.tunnel_peer)
             else {
                 return Err(setup(format!(
                     "node {name}: a real-lab run needs `table`, `tunnel_if` and `tunnel_peer` \
@@ -219,7 +222,9 @@ impl World {
         state: StateFile,
     ) -> Result<World, CampaignError> {
         let sc = &ls.scenario;
-        let router = desc.router().ok_or_else(|| setup("lab.json has no router"))?;
+        let router = desc
+            .router()
+            .ok_or_else(|| setup("lab.json has no router"))?;
         let resolver: IpAddr = desc
             .resolver
             .parse()
@@ -249,9 +254,21 @@ impl World {
             };
             let router_if = match (&router.netns, &lp.netns) {
                 (Some(r), Some(n)) => phone_port(r, &desc.wlan_if, n)?,
-                _ => return Err(setup(format!("phone {}: per-phone router interface unknown", p.id))),
+                _ => {
+                    return Err(setup(format!(
+                        "phone {}: per-phone router interface unknown",
+                        p.id
+                    )));
+                }
             };
-            phones.insert(p.id.clone(), PhonePlace { profile, route, router_if });
+            phones.insert(
+                p.id.clone(),
+                PhonePlace {
+                    profile,
+                    route,
+                    router_if,
+                },
+            );
         }
         let mut nodes = BTreeMap::new();
         let mut uplinks = std::collections::BTreeSet::new();
@@ -295,7 +312,10 @@ impl World {
         let sc = &ls.scenario;
         let used: Vec<&String> = sc.countries.values().flatten().collect();
         let wants = [
-            ("capture.points: node", sc.capture.points.contains(&CapturePointKind::Node)),
+            (
+                "capture.points: node",
+                sc.capture.points.contains(&CapturePointKind::Node),
+            ),
             ("steps.paths", sc.steps.paths),
             ("steps.probes", sc.steps.probes),
         ];
@@ -357,12 +377,18 @@ impl World {
         let with_nodes = sc.capture.points.contains(&CapturePointKind::Node);
         let captures = Captures {
             router: RouterCaptures::new(self.router_ns.clone(), ifaces, sc.capture.snaplen),
-            nodes: with_nodes.then(|| NodeCaptures::new(pool.clone(), self.node_capture_if.clone())),
+            nodes: with_nodes
+                .then(|| NodeCaptures::new(pool.clone(), self.node_capture_if.clone())),
         };
         let phones: Vec<PhoneProfile> = self.phones.into_values().map(|p| p.profile).collect();
         let paths = sc.steps.paths.then(|| {
-            let addrs = self.nodes.iter().map(|(k, n)| (k.clone(), n.addr)).collect();
-            Arc::new(PathStep::new(addrs, pool.clone(), self.lab_only)) as Arc<dyn super::env::StepHook>
+            let addrs = self
+                .nodes
+                .iter()
+                .map(|(k, n)| (k.clone(), n.addr))
+                .collect();
+            Arc::new(PathStep::new(addrs, pool.clone(), self.lab_only))
+                as Arc<dyn super::env::StepHook>
         });
         let probes = sc.steps.probes.then(|| {
             let nodes = self
@@ -414,11 +440,7 @@ fn public_addr(host: &str, port: u16) -> Option<IpAddr> {
 
 /// The agent of a `lab.json` node: its SSH endpoint, the lab's node
 /// binary (`node_matador`), agent state in `dir`. `None` without SSH.
-pub fn lab_agent(
-    desc: &LabDesc,
-    n: &crate::lab::desc::NodeDesc,
-    dir: &Path,
-) -> Option<NodeConfig> {
+pub fn lab_agent(desc: &LabDesc, n: &crate::lab::desc::NodeDesc, dir: &Path) -> Option<NodeConfig> {
     let s = n.ssh.as_ref()?;
     let mut ssh = SshTarget::new(
         n.name.clone(),

@@ -264,8 +264,11 @@ fn report(dir: &std::path::Path) -> bool {
 fn build_env(ls: &LoadedScenario, rt: &tokio::runtime::Runtime) -> anyhow::Result<(Env, Agents)> {
     let sc = &ls.scenario;
     let state = crate::net::state::StateFile::create(
-        &PathBuf::from("/run/matador")
-            .join(format!("campaign-{}-{}.json", sc.name, std::process::id())),
+        &PathBuf::from("/run/matador").join(format!(
+            "campaign-{}-{}.json",
+            sc.name,
+            std::process::id()
+        )),
         &sc.name,
         serde_json::json!({"scenario": sc.name}),
     )?;

@@ -322,9 +322,10 @@ fn handle(st: &mut State, op: Op) -> Result<serde_json::Value, RemoteError> {
             to_value(fetch(&path, offset, len)?)
         }
         Op::Shutdown => Ok(serde_json::json!({})),
-        Op::Run { .. } | Op::Probe { .. } | Op::Trace { .. } => {
-            Err(err(ErrorKind::Internal, "run/probe/trace handled elsewhere"))
-        }
+        Op::Run { .. } | Op::Probe { .. } | Op::Trace { .. } => Err(err(
+            ErrorKind::Internal,
+            "run/probe/trace handled elsewhere",
+        )),
     }
 }
 

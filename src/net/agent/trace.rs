@@ -296,7 +296,10 @@ mod tests {
         let e = r.check_limits().unwrap_err();
         assert_eq!(e.kind, ErrorKind::Limit);
         assert!(e.message.contains("30720 packets"), "{}", e.message);
-        assert_eq!(req(0).check_limits().unwrap_err().kind, ErrorKind::BadRequest);
+        assert_eq!(
+            req(0).check_limits().unwrap_err().kind,
+            ErrorKind::BadRequest
+        );
     }
 
     #[test]
