@@ -341,6 +341,7 @@ fn check_record(campaigns: &Path, nodes: &[String]) {
     }
     check_journal(dir, nodes);
     assert_eq!(found, truth, "identified servers vs the internet's truth");
+    check_report_and_provenance(dir, nodes);
     assert!(
         dir.join("report.html").is_file(),
         "no report.html in {}",
@@ -502,4 +503,29 @@ fn a_panic_leaves_no_namespace_process_or_folder() {
         );
     }
     assert!(!dir.exists(), "{} left", dir.display());
+}
+
+/// The report names the servers; the provenance has each of the two nodes'
+/// OS as its agent reported it over SSH (and no other node).
+fn check_report_and_provenance(dir: &Path, nodes: &[String]) {
+    let html = std::fs::read_to_string(dir.join("report.html")).expect("report.html");
+    assert!(html.contains("Table 2"), "report.html has no Table 2");
+    for i in 0..APPS.len() {
+        let ip = internet::server_addr(i as u8).to_string();
+        assert!(html.contains(&ip), "report.html does not name {ip}");
+    }
+    let prov = read_json(&dir.join("provenance.json"));
+    let got: BTreeSet<(&str, &str)> = prov["runs"][0]["nodes"]
+        .as_array()
+        .expect("provenance nodes")
+        .iter()
+        .map(|n| {
+            (
+                n["node"].as_str().unwrap_or(""),
+                n["os"]["os_id"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    let want: BTreeSet<(&str, &str)> = nodes.iter().map(|n| (n.as_str(), "debian")).collect();
+    assert_eq!(got, want, "provenance.json nodes");
 }
