@@ -234,8 +234,20 @@ fn real_lab_rehearsal_runs_the_campaign_without_lab() {
     // The campaign, from another directory, without --lab.
     let elsewhere = g.dir.join("elsewhere");
     std::fs::create_dir_all(&elsewhere).unwrap();
-    let t = Instant::now();
     let scen = lab.join("scenario.yaml");
+    // docs/real-lab.md "A first one-country campaign", step 4.
+    let s = scen.to_str().unwrap();
+    for args in [vec!["scenario", "check", s], vec!["run", s, "--dry-run"]] {
+        let (ok, out, err) = matador(&router, &elsewhere, &args);
+        assert!(ok, "{args:?}:\n{out}{err}");
+        if args[0] == "run" {
+            assert!(
+                out.contains("1 measurements (1 message, 0 baseline)"),
+                "{out}"
+            );
+        }
+    }
+    let t = Instant::now();
     let (ok, stdout, stderr) = matador(
         &router,
         &elsewhere,
