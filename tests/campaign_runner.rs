@@ -841,17 +841,24 @@ fn extra_steps_and_step_timeouts() {
     assert!(!dir.join("measurements/m0001/traces").exists());
 }
 
-#[test]
-fn paths_trace_from_the_failover_node() {
-    let tmp = tempfile::tempdir().unwrap();
-    let sp = tmp.path().join("fake.yaml");
+/// A one-app campaign with the paths step on: the scenario, its plan and
+/// a fresh record.
+fn paths_campaign(tmp: &Path) -> (Record, Plan, LoadedScenario) {
+    let sp = tmp.join("fake.yaml");
     let text = SCENARIO
         .replace("apps: [whatsapp, signal]", "apps: [whatsapp]")
         .replace("retries: 1\n", "retries: 1\nsteps: {paths: true}\n");
     std::fs::write(&sp, &text).unwrap();
     let ls = LoadedScenario::load(&sp).unwrap();
     let plan = Plan::expand(&ls);
-    let rec = Record::create(&tmp.path().join("campaigns"), &plan, &ls.source).unwrap();
+    let rec = Record::create(&tmp.join("campaigns"), &plan, &ls.source).unwrap();
+    (rec, plan, ls)
+}
+
+#[test]
+fn paths_trace_from_the_failover_node() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (rec, plan, ls) = paths_campaign(tmp.path());
     let dir = rec.dir.clone();
     let w = Arc::new(World {
         broken_nodes: ["de-1".to_string()].into(),
@@ -923,14 +930,7 @@ impl matador::campaign::env::StepHook for DeadAgentOnDe1 {
 #[test]
 fn a_dead_agent_in_the_paths_step_fails_over() {
     let tmp = tempfile::tempdir().unwrap();
-    let sp = tmp.path().join("fake.yaml");
-    let text = SCENARIO
-        .replace("apps: [whatsapp, signal]", "apps: [whatsapp]")
-        .replace("retries: 1\n", "retries: 1\nsteps: {paths: true}\n");
-    std::fs::write(&sp, &text).unwrap();
-    let ls = LoadedScenario::load(&sp).unwrap();
-    let plan = Plan::expand(&ls);
-    let rec = Record::create(&tmp.path().join("campaigns"), &plan, &ls.source).unwrap();
+    let (rec, plan, ls) = paths_campaign(tmp.path());
     let dir = rec.dir.clone();
     let w = Arc::new(World::default());
     let mut e = env(&w);
