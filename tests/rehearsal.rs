@@ -66,7 +66,9 @@ fn scenario(nodes: &[String], sections: &str) -> String {
         nodes[1]
     );
     s += "pairs:\n  explicit: [[DE, BR]]\nmessages:\n  per_direction: 1\n  texts: [\"Hello from the rehearsal\"]\n  interval: 1s\nrepetitions: 1\nbaseline:\n  runs: 0\ntimeouts:\n  step: 30s\n  receive: 20s\n  measurement: 3m\nretries: 1\ncapture:\n  points: [router, node]\nsteps:\n  paths: true\n  probes: true\n";
-    s + sections
+    // The agent runs as the unprivileged user `node install --agent-user`
+    // made (capabilities on the binary), not as the install's root.
+    s + &sections.replace("user: root", "user: matador")
 }
 
 /// `matador ARGS` on the lab machine (the router namespace), in `cwd`.
@@ -260,6 +262,13 @@ fn real_lab_rehearsal_runs_the_campaign_without_lab() {
         "matador run failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
     check_record(&campaigns, &nodes);
+    for n in &nodes {
+        let log = std::fs::read_to_string(g.dir.join(format!("logs/sshd-{n}.log"))).unwrap();
+        assert!(
+            log.contains("Accepted publickey for matador "),
+            "{n}: the agent did not log in as matador:\n{log}"
+        );
+    }
     eprintln!("rehearsal total {:.1} s", t0.elapsed().as_secs_f64());
     let ours: Vec<String> = g.namespaces().to_vec();
     drop(g);

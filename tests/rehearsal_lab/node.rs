@@ -43,11 +43,13 @@ pub fn cached_root() -> PathBuf {
     cache.join(format!("root-{suite}"))
 }
 
-/// sshd's configuration on the node: key authentication only.
+/// sshd's configuration on the node: key authentication only, PAM on as
+/// Debian ships it (without PAM, sshd refuses the agent user `node install`
+/// creates: its password is locked).
 fn sshd_config(addr: Ipv4Addr) -> String {
     format!(
         "ListenAddress {addr}\nPort 22\nHostKey /etc/ssh/matador_host_key\nPidFile none\n\
-         AuthorizedKeysFile /etc/ssh/matador_authorized_keys\nStrictModes no\nUsePAM no\n\
+         AuthorizedKeysFile /etc/ssh/matador_authorized_keys\nStrictModes no\nUsePAM yes\n\
          PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
          PubkeyAuthentication yes\nPrintMotd no\nLogLevel INFO\nClientAliveInterval 2\nClientAliveCountMax 3\n"
     )
