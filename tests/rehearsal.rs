@@ -207,6 +207,9 @@ fn real_lab_rehearsal_runs_the_campaign_without_lab() {
     let install_dir = lab.join("router");
     router_config(&router, &lab, &install_dir, None);
     install_nodes(&router, &lab, &nodes);
+    for j in 0..nodes.len() {
+        node::authorize_agent_user(&router, &lab, internet::node_addr(j as u8), "matador");
+    }
     let tunnels: Vec<String> = nodes.iter().map(|n| format!("wg-{n}")).collect();
     let leases = rehearsal_lab::router::apply(&mut g, &router, &install_dir, &tunnels);
     // docs step 6: the phones join the WLAN (DHCP from the generated

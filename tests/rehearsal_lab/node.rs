@@ -43,13 +43,14 @@ pub fn cached_root() -> PathBuf {
     cache.join(format!("root-{suite}"))
 }
 
-/// sshd's configuration on the node: key authentication only, PAM on as
-/// Debian ships it (without PAM, sshd refuses the agent user `node install`
-/// creates: its password is locked).
+/// sshd's configuration on the node: key authentication only (each
+/// user's `~/.ssh/authorized_keys`), PAM on as Debian ships it (without
+/// PAM, sshd refuses the agent user `node install` creates: its password
+/// is locked).
 fn sshd_config(addr: Ipv4Addr) -> String {
     format!(
         "ListenAddress {addr}\nPort 22\nHostKey /etc/ssh/matador_host_key\nPidFile none\n\
-         AuthorizedKeysFile /etc/ssh/matador_authorized_keys\nStrictModes no\nUsePAM yes\n\
+         StrictModes no\nUsePAM yes\n\
          PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
          PubkeyAuthentication yes\nPrintMotd no\nLogLevel INFO\nClientAliveInterval 2\nClientAliveCountMax 3\n"
     )
@@ -65,7 +66,8 @@ pub fn keygen(path: &Path, comment: &str) -> String {
 
 /// Starts node `name`'s sshd in namespace `ns` (address `addr` on its
 /// `eth0`, set up by the internet builder) over the cached `root`; the
-/// lab team's public key `user_pub` is authorised for root; its resolver
+/// lab team's public key `user_pub` is in root's authorized_keys (as the
+/// provider sets up a VPS); its resolver
 /// is the provider's (the ISP hop's dnsmasq), as DHCP would set it on a
 /// VPS. Returns the node's public host key line.
 pub fn start(
@@ -88,7 +90,8 @@ pub fn start(
          mount -t tmpfs -o mode=0755 tmpfs {t}\n\
          mkdir -p {u}/etc/ssh {u}/run/sshd {t}/work {m}\n\
          install -m 600 {d}/host_key {u}/etc/ssh/matador_host_key\n\
-         install -m 644 {k} {u}/etc/ssh/matador_authorized_keys\n\
+         install -d -m 700 {u}/root/.ssh\n\
+         install -m 600 {k} {u}/root/.ssh/authorized_keys\n\
          install -m 644 {d}/sshd_config {u}/etc/ssh/sshd_config_matador\n\
          echo 'nameserver {dns}' > {u}/etc/resolv.conf\n\
          mount -t overlay overlay -o lowerdir={root},upperdir={u},workdir={t}/work {m}\n\
@@ -106,4 +109,29 @@ pub fn start(
     let argv = vec!["sh".to_string(), "-c".into(), script];
     g.spawn(ns, &argv, &format!("sshd-{name}.log"), "Server listening");
     host_pub
+}
+
+/// What docs/real-lab.md step 4 asks of the team after `node install`:
+/// the lab key in the agent user's `~/.ssh/authorized_keys`, over SSH as
+/// root from the lab machine (`lab`: the team's folder with `keys/`).
+pub fn authorize_agent_user(router: &str, lab: &Path, addr: Ipv4Addr, user: &str) {
+    let key = std::fs::read_to_string(lab.join("keys/lab.pub")).unwrap();
+    let script = format!(
+        "set -e; h=$(getent passwd {user} | cut -d: -f6); mkdir -p $h/.ssh; \
+         printf '%s\\n' '{}' > $h/.ssh/authorized_keys; chown -R {user}: $h/.ssh; \
+         chmod 700 $h/.ssh; chmod 600 $h/.ssh/authorized_keys",
+        key.trim()
+    );
+    run(super::in_ns(router, "ssh")
+        .current_dir(lab)
+        .args(["-F", "none", "-T", "-i", "keys/lab", "-o", "BatchMode=yes"])
+        .args([
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-o",
+            "UserKnownHostsFile=keys/known_hosts",
+        ])
+        .args(["-o", "GlobalKnownHostsFile=/dev/null", "-l", "root"])
+        .arg(addr.to_string())
+        .arg(script));
 }
