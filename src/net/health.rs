@@ -238,9 +238,16 @@ pub struct DnsCheck {
 /// Checks that the phone's resolver is routed through the node's tunnel
 /// and answers; returns the addresses.
 pub fn check_dns(c: &DnsCheck) -> Result<Vec<IpAddr>, NetError> {
-    let dev =
-        super::routing::route_dev(c.router_ns.as_deref(), c.resolver.ip(), c.phone, &c.wlan_if)
-            .map_err(|e| unhealthy(&c.node, format!("DNS route check: {e}")))?;
+    let ns = c.router_ns.as_deref();
+    // The phone's packets arrive where the router reaches the phone: on a
+    // real router that is the WLAN card, not the phone's capture interface
+    // (`c-<phone>`, a veth nothing is routed from) a scenario names.
+    let iif = super::routing::dev_towards(ns, c.phone)
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| c.wlan_if.clone());
+    let dev = super::routing::route_dev(ns, c.resolver.ip(), c.phone, &iif)
+        .map_err(|e| unhealthy(&c.node, format!("DNS route check: {e}")))?;
     if dev.as_deref() != Some(c.tunnel_if.as_str()) {
         return Err(unhealthy(
             &c.node,
@@ -253,8 +260,31 @@ pub fn check_dns(c: &DnsCheck) -> Result<Vec<IpAddr>, NetError> {
             ),
         ));
     }
-    let ips = resolve_in(c.ask_from.as_deref(), c.resolver, &c.name)
-        .map_err(|e| unhealthy(&c.node, format!("DNS through the tunnel: {e}")))?;
+    let ips = match (&c.ask_from, c.resolver) {
+        (Some(from), _) => resolve_in(Some(from), c.resolver, &c.name)
+            .map_err(|e| unhealthy(&c.node, format!("DNS through the tunnel: {e}")))?,
+        // No phone side to ask from (a real router): the router's own
+        // queries follow its main table out of the uplink, so ask from its
+        // inner tunnel address, whose rule (router-up.sh) sends the query
+        // into the same tunnel (as `matador router check` does).
+        (None, SocketAddr::V4(r)) if r.port() == 53 => {
+            let bind = super::routing::addr_v4_of(ns, &c.tunnel_if)
+                .map_err(|e| unhealthy(&c.node, format!("DNS through the tunnel: {e}")))?;
+            super::router::check::ask(ns, bind, *r.ip(), &c.name).map_err(|e| {
+                unhealthy(
+                    &c.node,
+                    format!(
+                        "DNS through the tunnel: no answer from {} via {} from {}: {e}",
+                        c.resolver,
+                        c.tunnel_if,
+                        bind.map(|b| b.to_string()).unwrap_or_else(|| "?".into())
+                    ),
+                )
+            })?
+        }
+        (None, _) => resolve_in(None, c.resolver, &c.name)
+            .map_err(|e| unhealthy(&c.node, format!("DNS through the tunnel: {e}")))?,
+    };
     if ips.is_empty() {
         return Err(unhealthy(
             &c.node,

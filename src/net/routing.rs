@@ -11,7 +11,7 @@
 use super::NetError;
 use super::cmd::Cmd;
 use super::state::{Resource, StateFile};
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 fn ip(ns: Option<&str>) -> Cmd {
     let c = Cmd::new("ip");
@@ -192,16 +192,46 @@ pub fn route_dev(
         .arg(src.to_string())
         .args(["iif", iif])
         .run()?;
+    Ok(word_after(&out, "dev"))
+}
+
+/// The device through which `ns` routes to `dst` (`ip route get DST`).
+pub fn dev_towards(ns: Option<&str>, dst: IpAddr) -> Result<Option<String>, NetError> {
+    let out = ip(ns).args(["route", "get"]).arg(dst.to_string()).run()?;
+    Ok(word_after(&out, "dev"))
+}
+
+/// The first IPv4 address of interface `ifname` in `ns` (`None`: none).
+pub fn addr_v4_of(ns: Option<&str>, ifname: &str) -> Result<Option<Ipv4Addr>, NetError> {
+    let out = ip(ns)
+        .args(["-o", "-4", "addr", "show", "dev", ifname])
+        .run()?;
+    Ok(word_after(&out, "inet").and_then(|a| a.split('/').next().and_then(|a| a.parse().ok())))
+}
+
+fn word_after(out: &str, key: &str) -> Option<String> {
     let w: Vec<&str> = out.split_whitespace().collect();
-    Ok(w.iter()
-        .position(|x| *x == "dev")
+    w.iter()
+        .position(|x| *x == key)
         .and_then(|i| w.get(i + 1))
-        .map(|s| s.to_string()))
+        .map(|s| s.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn route_and_address_words_are_parsed() {
+        // `ip route get` and `ip -o -4 addr show` output (iproute2 6.1).
+        let r = "198.18.100.2 dev wlan0 src 198.18.100.1 uid 0 \n    cache \n";
+        assert_eq!(word_after(r, "dev").as_deref(), Some("wlan0"));
+        let a =
+            "5: wg-de-1    inet 198.18.99.1/30 scope global wg-de-1\\       valid_lft forever\n";
+        assert_eq!(word_after(a, "inet").as_deref(), Some("198.18.99.1/30"));
+        assert_eq!(word_after("", "dev"), None);
+        assert_eq!(word_after("x dev", "dev"), None);
+    }
 
     #[test]
     fn ipv6_rule_source_is_parsed() {

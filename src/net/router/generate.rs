@@ -411,6 +411,15 @@ fn router_up(lab: &RealLab, tunnels: &[TunnelPlan], dir: &str) -> String {
     s += "# Brings up the tunnels and the per-phone policy routing; safe to run again.\n";
     s += "set -eu\n";
     let _ = writeln!(s, "DIR=\"${{MATADOR_ROUTER_DIR:-{dir}}}\"");
+    // Nothing else gives the card its address: without it the phones have
+    // no gateway and dnsmasq (bind-interfaces) refuses to start.
+    let _ = writeln!(
+        s,
+        "\n# The WLAN: the phones' gateway and DHCP server (run before dnsmasq).\n\
+         ip addr replace {} dev {w}\nip link set {w} up",
+        r.wlan_addr,
+        w = r.wlan_if
+    );
     s += "\n# WireGuard: the kernel module when present, else wireguard-go.\nwg_up() {\n";
     s += "\tif ! ip link show \"$1\" >/dev/null 2>&1; then\n";
     s += "\t\tip link add \"$1\" type wireguard 2>/dev/null || wireguard-go \"$1\"\n\tfi\n";
