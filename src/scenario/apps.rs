@@ -400,6 +400,9 @@ pub struct AppProfile {
     pub ui: serde_yaml_ng::Value,
     /// File the profile came from (`builtin:<name>` for embedded ones).
     pub source: String,
+    /// The profile file's exact text (a campaign keeps a copy of the
+    /// profiles it used, so its replay and resume use the same).
+    pub text: String,
 }
 
 impl AppProfile {
@@ -486,6 +489,7 @@ impl AppProfile {
             },
             ui: raw.ui,
             source: file.display().to_string(),
+            text: text.to_string(),
         })
     }
 }
@@ -553,6 +557,20 @@ impl AppProfiles {
         Ok(())
     }
 
+    /// Writes every profile's text to `<dir>/<NNNN>-<id>.yaml` (atomically;
+    /// the folder is created), the copy a campaign keeps of what it used.
+    /// [`Self::load_dir`] on `dir` gives back an equal set (but `source`),
+    /// in the same order (`NNNN` numbers them in load order).
+    pub fn write_dir(&self, dir: &Path) -> Result<(), AppProfileError> {
+        let io = |file: PathBuf| move |e| AppProfileError::Io { file, source: e };
+        std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
+        for (i, p) in self.apps.iter().enumerate() {
+            let f = dir.join(format!("{:04}-{}.yaml", i + 1, p.id));
+            crate::atomic_file::write(&f, p.text.as_bytes()).map_err(io(f.clone()))?;
+        }
+        Ok(())
+    }
+
     /// The profile with this id.
     pub fn get(&self, id: &str) -> Option<&AppProfile> {
         self.apps.iter().find(|a| a.id == id)
@@ -575,6 +593,18 @@ mod tests {
             assert!(!a.package.is_empty());
         }
         assert_eq!(AppProfiles::builtin(), set);
+    }
+
+    #[test]
+    fn a_written_copy_loads_back_equal() {
+        let set = AppProfiles::try_builtin().unwrap();
+        let d = tempfile::tempdir().unwrap();
+        set.write_dir(&d.path().join("copy")).unwrap();
+        let mut back = AppProfiles::load_dir(&d.path().join("copy")).unwrap();
+        for a in &mut back.apps {
+            a.source = set.get(&a.id).unwrap().source.clone();
+        }
+        assert_eq!(back, set);
     }
 
     #[test]

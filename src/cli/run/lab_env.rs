@@ -95,7 +95,6 @@ pub fn env(
     let sc = &ls.scenario;
     let router = desc.router().context("lab.json has no router")?;
     let router_ns = router.netns.clone();
-    let base = ls.path.parent().unwrap_or(Path::new("."));
     // Phones: the profiles (accounts, model), reached at the lab's ADB address.
     let mut phones = Vec::new();
     let mut routes = HashMap::new();
@@ -108,11 +107,7 @@ pub fn env(
         let lp = desc
             .phone(&p.id)
             .with_context(|| format!("the lab has no phone {}", p.id))?;
-        let path = match &p.profile {
-            Some(f) => base.join(f),
-            None => PathBuf::from(format!("device-profiles/phones/{}.yaml", p.id)),
-        };
-        let mut prof = crate::device::profile::PhoneProfile::load(&path)?;
+        let mut prof = crate::device::profile::PhoneProfile::load(&ls.phone_profile(&p.id)?)?;
         prof.id = p.id.clone();
         prof.address = Some(lp.adb.clone());
         prof.serial = Some(lp.adb.clone());
@@ -141,10 +136,7 @@ pub fn env(
         };
         ifaces.insert(p.id.clone(), port);
     }
-    let apps_dir = match &sc.app_profiles {
-        Some(d) => base.join(d),
-        None => PathBuf::from("device-profiles/apps"),
-    };
+    let apps_dir = ls.device_apps_dir()?;
     let apps = crate::device::profile::AppProfile::load_dir(&apps_dir)?;
     // Nodes: tunnels (routing), SSH (agent), namespaces (paths).
     let mut nodes = HashMap::new();
