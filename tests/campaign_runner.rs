@@ -548,8 +548,7 @@ fn replay_uses_the_profiles_the_campaign_ran_with() {
     // The copy: every profile, byte-identical, in load order.
     let copy = dir.join(matador::campaign::record::APP_PROFILES_DIR);
     for a in &ls.profiles.apps {
-        let n = ls.profiles.apps.iter().position(|x| x.id == a.id).unwrap() + 1;
-        let f = copy.join(format!("{n:04}-{}.yaml", a.id));
+        let f = copy.join(format!("{}.yaml", a.id));
         assert_eq!(
             std::fs::read_to_string(&f).unwrap(),
             a.text,
@@ -557,6 +556,11 @@ fn replay_uses_the_profiles_the_campaign_ran_with() {
             f.display()
         );
     }
+    let kept = matador::scenario::apps::AppProfiles::load_copy(&copy).unwrap();
+    let ids = |s: &matador::scenario::apps::AppProfiles| {
+        s.apps.iter().map(|a| a.id.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&kept), ids(&ls.profiles));
     let live = analyses(&dir, 6);
     // The shipped profiles give another analysis of the same files…
     replay_cli(

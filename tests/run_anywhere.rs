@@ -60,7 +60,7 @@ fn lab_demo_runs_from_any_directory() {
     assert!(dir.join("report.html").is_file(), "no report.html");
     // The app profiles it ran with are the repository's, kept in the record.
     let copy = dir.join(matador::campaign::record::APP_PROFILES_DIR);
-    let kept = matador::scenario::apps::AppProfiles::load_dir(&copy).expect("app-profiles/");
+    let kept = matador::scenario::apps::AppProfiles::load_copy(&copy).expect("app-profiles/");
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("device-profiles/apps");
     let shipped = matador::scenario::apps::AppProfiles::load_dir(&repo).unwrap();
     let texts = |s: &matador::scenario::apps::AppProfiles| {

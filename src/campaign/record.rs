@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 pub const INDEX_SCHEMA: &str = "matador/index/1";
 
 /// Folder of a campaign holding a copy of the app profiles it used
-/// (`<NNNN>-<id>.yaml`), which `replay` and `--resume` load.
+/// (`<id>.yaml` and their load order), which `replay` and `--resume` load.
 pub const APP_PROFILES_DIR: &str = "app-profiles";
 
 /// Outcome of a measurement.

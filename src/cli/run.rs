@@ -231,7 +231,7 @@ fn resumed_scenario(
     let copy = dir.join(APP_PROFILES_DIR);
     let apps = if copy.is_dir() {
         scenario.app_profiles = Some(PathBuf::from(APP_PROFILES_DIR));
-        AppProfiles::load_dir(&copy)?
+        AppProfiles::load_copy(&copy)?
     } else {
         match profiles_dir.as_ref().map(|d| d.join("apps")) {
             Some(d) if d.is_dir() && scenario.app_profiles.is_none() => {
@@ -262,7 +262,7 @@ pub fn record_profiles(
     let copy = campaign.map(|c| c.join(crate::campaign::record::APP_PROFILES_DIR));
     Ok(match (apps, copy) {
         (Some(d), _) => AppProfiles::load_dir(d)?,
-        (None, Some(c)) if c.is_dir() => AppProfiles::load_dir(&c)?,
+        (None, Some(c)) if c.is_dir() => AppProfiles::load_copy(&c)?,
         _ => AppProfiles::builtin(),
     })
 }
