@@ -11,7 +11,9 @@ if [ "$(id -u)" -ne 0 ]; then
   echo "error: the demo needs root (network namespaces of the virtual lab)" >&2
   exit 1
 fi
-bash scripts/install-deps.sh
+# Only what the demo needs (the test command installs the rest); the
+# geolocation step builds the same release binary, so matador is built once.
+bash scripts/install-deps.sh demo
 cargo build --release --locked
 # The stored sample captures first (a second), then the campaign, whose
 # report ends the output.

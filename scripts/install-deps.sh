@@ -1,15 +1,41 @@
 #!/usr/bin/env bash
 # Installs what matador needs on a Debian machine (run as root), only what is
 # missing, so it is cheap to call before every demo or test run.
+#
+#   bash scripts/install-deps.sh [demo|test] [--no-geo]
+#
+# demo: what building matador and `matador run --lab` need (the demo);
+# test (default): that plus the reference peers and tools of the test suite.
+# Then the geolocation databases (scripts/install-geo.sh, which needs a
+# matador binary: $MATADOR_BIN, else it builds the release one the demo
+# uses); --no-geo leaves them to the caller (scripts/test.sh installs them
+# with its own debug build, so each script builds matador once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages: build (libpcap-dev), reference peers for tests and
-# benchmarks (tshark, tcpdump, scamper, ndpiReader), lab components (adb,
-# wireguard-go, dnsmasq, sshd, mksh, iproute2, iptables, nft) and mmdblookup.
-pkgs=(libpcap-dev pkg-config adb tshark tcpdump scamper libndpi-bin mmdb-bin
-      wireguard-tools wireguard-go dnsmasq openssh-server openssh-client mksh iputils-ping
-      iproute2 iptables nftables procps psmisc jq python3 bc chromium debootstrap util-linux hostapd)
+what=test
+geo=1
+for a in "$@"; do
+  case "$a" in
+    demo|test) what="$a" ;;
+    --no-geo) geo=0 ;;
+    *) echo "usage: $0 [demo|test] [--no-geo]" >&2; exit 2 ;;
+  esac
+done
+
+# The demo: build (libpcap-dev, pkg-config) and the virtual lab's components
+# (ip/tc, iptables, nft, sysctl, ping, WireGuard, dnsmasq, the nodes' sshd
+# and ssh-keygen, the lab's adb server).
+demo_pkgs=(libpcap-dev pkg-config adb wireguard-tools wireguard-go dnsmasq
+           openssh-server openssh-client iputils-ping iproute2 iptables nftables procps)
+# The tests and benchmarks add: reference peers (tshark, tcpdump, scamper,
+# ndpiReader, mmdblookup, mksh), the clean-node root (debootstrap), router
+# config checks (hostapd), report rendering (chromium), and script tools.
+test_pkgs=(tshark tcpdump scamper libndpi-bin mmdb-bin mksh psmisc jq python3 bc
+           chromium debootstrap util-linux hostapd)
+pkgs=("${demo_pkgs[@]}")
+[ "$what" = test ] && pkgs+=("${test_pkgs[@]}")
+
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -28,9 +54,7 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "error: cargo not found; install the Rust toolchain (rustup) first" >&2
   exit 1
 fi
-# Further steps (geolocation databases, …) are added by scripts/install-*.sh.
-for extra in scripts/install-*.sh; do
-  [ "$extra" = scripts/install-deps.sh ] && continue
-  [ -f "$extra" ] && bash "$extra"
-done
+if [ "$geo" = 1 ]; then
+  bash scripts/install-geo.sh
+fi
 exit 0

@@ -7,6 +7,9 @@
 #                    DB-IP), converted by `matador geo import-asn`
 # Idempotent: skips everything when the stamp matches the pinned versions and
 # the installed files still have the recorded hashes. Run by install-deps.sh.
+# The converter is matador: $MATADOR_BIN when set (scripts/test.sh passes its
+# debug build), else the release build (`cargo build --release`, the build
+# the demo runs, so a first demo builds matador once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -70,9 +73,12 @@ aw="$tmp/asn/package"
 cp "$cw/geo-whois-asn-country.mmdb" "$dir/country.mmdb.new"
 mv "$dir/country.mmdb.new" "$dir/country.mmdb"
 
-# The converter is matador itself (debug profile: the test suite builds the
-# same artifacts, so CI pays for one build only).
-cargo run --quiet --bin matador -- geo import-asn "$aw/asn-ipv4.csv" "$aw/asn-ipv6.csv" "$dir/asn.mmdb"
+bin="${MATADOR_BIN:-}"
+if [ -z "$bin" ]; then
+  cargo build --release --locked --bin matador
+  bin=target/release/matador
+fi
+"$bin" geo import-asn "$aw/asn-ipv4.csv" "$aw/asn-ipv6.csv" "$dir/asn.mmdb"
 
 mkdir -p "$dir/LICENSES/country" "$dir/LICENSES/asn"
 cp "$cw"/NRO_LICENSE "$cw"/README.md "$cw"/package.json "$dir/LICENSES/country/"

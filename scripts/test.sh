@@ -3,7 +3,7 @@
 # virtual-lab tests, which need root and network namespaces).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/install-deps.sh
+bash scripts/install-deps.sh test --no-geo
 # The Debian root that tests/reallab_node.rs uses as a clean remote node takes
 # minutes of debootstrap (network-bound): build it while the code compiles.
 # The test takes the same lock, so it waits for this instead of racing it.
@@ -12,6 +12,9 @@ mkdir -p "$node_cache" target
 . /etc/os-release
 flock "$node_cache/.lock" sh tests/reallab_node/build-root.sh "$node_cache" "$VERSION_CODENAME" \
     >target/node-root.log 2>&1 &
+# One debug build, shared by the geolocation import and the test suite.
+cargo build --locked --bin matador
+MATADOR_BIN=target/debug/matador bash scripts/install-geo.sh
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
 cargo test --locked --no-fail-fast 2>&1 | tee target/test.log

@@ -18,6 +18,7 @@
 //! - [`geo`] is a leaf: lookups and region logic, no I/O beyond its databases.
 
 pub mod analysis;
+pub mod atomic_file;
 pub mod campaign;
 pub mod capture;
 pub mod cli;

@@ -488,6 +488,100 @@ fn full_campaign_leaves_a_complete_record() {
     }
 }
 
+/// The shipped app profiles, WhatsApp's also claiming the fake relay's /24
+/// (a lab team's own profiles): written to `dir`.
+fn custom_profiles(dir: &Path) {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("device-profiles/apps");
+    std::fs::create_dir_all(dir).unwrap();
+    for e in std::fs::read_dir(&shipped).unwrap() {
+        let p = e.unwrap().path();
+        let mut text = std::fs::read_to_string(&p).unwrap();
+        if p.file_name().unwrap() == "whatsapp.yaml" {
+            assert!(text.contains("\n  prefixes:\n"));
+            text = text.replace("\n  prefixes:\n", "\n  prefixes:\n    - 198.19.1.0/24\n");
+        }
+        std::fs::write(dir.join(p.file_name().unwrap()), text).unwrap();
+    }
+}
+
+fn analyses(dir: &Path, n: usize) -> Vec<String> {
+    (1..=n)
+        .map(|i| {
+            let p = dir.join(format!("measurements/m{i:04}/analysis.json"));
+            std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        })
+        .collect()
+}
+
+fn replay_cli(dir: &Path, extra: &[&str]) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_matador"))
+        .arg("replay")
+        .args(extra)
+        .arg(dir)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "matador replay: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A campaign run with its own app profiles keeps a copy of them, and
+/// `matador replay CAMPAIGN` (the command, from another directory) uses
+/// the copy: its analysis equals the live one byte for byte. The same
+/// record replayed with the shipped profiles differs, so the check can fail.
+#[test]
+fn replay_uses_the_profiles_the_campaign_ran_with() {
+    let tmp = tempfile::tempdir().unwrap();
+    custom_profiles(&tmp.path().join("my-apps"));
+    let sp = tmp.path().join("fake.yaml");
+    std::fs::write(&sp, format!("{SCENARIO}app_profiles: my-apps\n")).unwrap();
+    let ls = LoadedScenario::load(&sp).unwrap();
+    let plan = Plan::expand(&ls);
+    let rec = Record::create(&tmp.path().join("campaigns"), &plan, &ls.source).unwrap();
+    let dir = rec.dir.clone();
+    let w = Arc::new(World::default());
+    let s = Runner::new(rec, plan, env(&w), opts(&ls)).run().unwrap();
+    assert_eq!((s.complete, s.failed), (6, 0));
+    // The copy: every profile, byte-identical, in load order.
+    let copy = dir.join(matador::campaign::record::APP_PROFILES_DIR);
+    for a in &ls.profiles.apps {
+        let f = copy.join(format!("{}.yaml", a.id));
+        assert_eq!(
+            std::fs::read_to_string(&f).unwrap(),
+            a.text,
+            "{}",
+            f.display()
+        );
+    }
+    let kept = matador::scenario::apps::AppProfiles::load_copy(&copy).unwrap();
+    let ids = |s: &matador::scenario::apps::AppProfiles| {
+        s.apps.iter().map(|a| a.id.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&kept), ids(&ls.profiles));
+    let live = analyses(&dir, 6);
+    // The shipped profiles give another analysis of the same files…
+    replay_cli(
+        &dir,
+        &[
+            "--apps",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/device-profiles/apps"),
+        ],
+    );
+    let shipped = analyses(&dir, 6);
+    assert_ne!(
+        shipped, live,
+        "the custom profiles change nothing: the test proves nothing"
+    );
+    // …the campaign's own copy gives back the live one.
+    replay_cli(&dir, &[]);
+    assert_eq!(analyses(&dir, 6), live);
+    // A measurement folder alone is analysed with its campaign's copy too.
+    replay_cli(&dir.join("measurements/m0002"), &["--json"]);
+}
+
 #[test]
 fn node_failover_and_failures_are_recorded() {
     let tmp = tempfile::tempdir().unwrap();
@@ -640,10 +734,19 @@ fn kill_and_resume() {
         2,
         "m0001, m0002 recorded before the kill"
     );
+    // A kill in the middle of an atomic write leaves its temporary: the
+    // resume removes it, and nothing that is not one of ours.
+    let stale = dir.join("measurements/m0001/analysis.json.4242-7.matador-tmp");
+    std::fs::write(&stale, b"").unwrap();
+    let foreign = dir.join("measurements/m0001/notes.tmp");
+    std::fs::write(&foreign, b"mine").unwrap();
     // Resume in-process.
     let sp = tmp.path().join("fake.yaml");
     let ls = LoadedScenario::load(&sp).unwrap();
     let (rec, plan) = Record::open(&dir).unwrap();
+    assert!(!stale.exists(), "stale temporary left by the kill");
+    assert_eq!(std::fs::read(&foreign).unwrap(), b"mine");
+    std::fs::remove_file(&foreign).unwrap();
     let w = Arc::new(World::default());
     let s = Runner::new(rec, plan, env(&w), opts(&ls)).run().unwrap();
     assert_eq!((s.complete, s.remaining), (6, 0));

@@ -17,8 +17,12 @@
 //! Asserted: every planned measurement exactly once in the final record
 //! (complete, or failed/skipped with a reason), journal/index/meta.json
 //! consistent, finished measurement folders byte-identical across every
-//! resume, no namespace or process of any of the labs left. Needs root (it
-//! fails, never skips, without it).
+//! resume, no namespace or process of any of the labs left, no temporary
+//! file left: what a kill leaves of an interrupted atomic write is removed
+//! by the next `--resume` before it goes on (checked path by path). When the
+//! test itself fails, a guard kills the orchestrator it started and takes
+//! down every lab that orchestrator owned. Needs root (it fails, never
+//! skips, without it).
 
 mod lab_common;
 
@@ -177,9 +181,28 @@ fn journal(dir: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// The temporaries of interrupted atomic writes under `dir`.
+fn temporaries(dir: &Path) -> BTreeSet<PathBuf> {
+    let mut out = BTreeSet::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if matador::atomic_file::is_temporary(&e.file_name().to_string_lossy()) {
+                out.insert(p);
+            }
+        }
+    }
+    out
+}
+
 /// Files of each finished measurement (in index.json) and their digests.
 /// `analysis.json` is left out: the campaign-wide analysis rewrites it by
-/// design (pooled scores), everything else must never change.
+/// design (pooled scores), everything else must never change. Temporaries
+/// of interrupted writes are left out too: [`Ctx::snapshot`] checks those
+/// separately (the next resume must remove each).
 fn finished(dir: &Path) -> BTreeMap<String, BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     let ij = dir.join("index.json");
@@ -196,7 +219,10 @@ fn finished(dir: &Path) -> BTreeMap<String, BTreeMap<String, String>> {
                 let p = e.path();
                 if p.is_dir() {
                     stack.push(p);
-                } else if p.file_name().is_some_and(|n| n != "analysis.json") {
+                } else if p.file_name().is_some_and(|n| {
+                    n != "analysis.json"
+                        && !matador::atomic_file::is_temporary(&n.to_string_lossy())
+                }) {
                     let rel = p.strip_prefix(&md).unwrap().display().to_string();
                     files.insert(rel, sha256(&p));
                 }
@@ -301,8 +327,27 @@ fn lab_secrets(id: &str) -> Vec<String> {
     v
 }
 
+/// The orchestrator being driven: killed (and reaped) when dropped, so a
+/// failing assertion never leaves it running.
+struct Orchestrator(Child);
+
+impl Drop for Orchestrator {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 struct Ctx {
     tmp: PathBuf,
+    /// Pids of every orchestrator started (the owners of their labs).
+    pids: Vec<u32>,
+    /// Temporaries a killed run left, which the next resume must remove.
+    stale: BTreeSet<PathBuf>,
+    /// How many such temporaries the resumes removed.
+    removed_temporaries: usize,
     out_dir: PathBuf,
     scenario: PathBuf,
     labs: Vec<String>,
@@ -334,7 +379,21 @@ impl Ctx {
             .stderr(std::fs::File::create(&err).unwrap())
             .stdin(Stdio::null());
         self.outputs.push((out, err));
-        c.spawn().expect("start matador run")
+        let child = c.spawn().expect("start matador run");
+        self.pids.push(child.id());
+        child
+    }
+
+    /// The temporaries an earlier killed run left must be gone once this
+    /// run has opened the record (`--resume` removes them before going on).
+    fn check_stale_removed(&mut self, n: usize) {
+        let left: Vec<_> = self.stale.iter().filter(|p| p.exists()).collect();
+        assert!(
+            left.is_empty(),
+            "run {n}: temporaries of the killed run still there after the resume: {left:?}"
+        );
+        self.removed_temporaries += self.stale.len();
+        self.stale.clear();
     }
 
     /// Checks that the measurements finished so far are byte-identical to
@@ -350,6 +409,7 @@ impl Ctx {
                 self.snapshots.insert(id, files);
             }
         }
+        self.stale.extend(temporaries(&dir));
     }
 
     fn act(&mut self, child: &mut Child, lab: &str, a: &Action) {
@@ -432,13 +492,19 @@ impl Ctx {
             .campaign_dir()
             .map(|d| journal(&d).len())
             .unwrap_or_default();
-        let mut child = self.spawn(n);
+        let mut child = Orchestrator(self.spawn(n));
         let err = self.outputs.last().unwrap().1.clone();
         let mut lab = None;
         let mut next = 0;
         let status = loop {
-            if let Some(s) = child.try_wait().unwrap() {
+            if let Some(s) = child.0.try_wait().unwrap() {
                 break s.code();
+            }
+            if !self.stale.is_empty()
+                && let Some(d) = self.campaign_dir()
+                && journal(&d).iter().skip(seq0).any(|l| l["step"] == "resume")
+            {
+                self.check_stale_removed(n);
             }
             if lab.is_none()
                 && let Some(id) = lab_of(&err)
@@ -465,7 +531,7 @@ impl Ctx {
                     if let (Trigger::Step(_, s), Action::Kill) = (trig, act) {
                         self.killed_at.insert(s.to_string());
                     }
-                    self.act(&mut child, &id, act);
+                    self.act(&mut child.0, &id, act);
                     next += 1;
                     continue;
                 }
@@ -478,6 +544,9 @@ impl Ctx {
             );
             std::thread::sleep(Duration::from_millis(15));
         };
+        if n > 1 {
+            self.check_stale_removed(n);
+        }
         let stderr = std::fs::read_to_string(&err).unwrap_or_default();
         assert_eq!(
             next,
@@ -496,6 +565,34 @@ impl Ctx {
     }
 }
 
+impl Drop for Ctx {
+    /// A failing test must not leave a lab behind: every lab whose owner is
+    /// one of our orchestrators (killed by now) is taken down with
+    /// `matador lab down` — only ours, other labs on the machine are not
+    /// touched. Labs already removed leave no state file and are skipped.
+    fn drop(&mut self) {
+        let Ok(rd) = std::fs::read_dir(STATE_DIR) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.extension().is_none_or(|x| x != "json") {
+                continue;
+            }
+            let Ok(st) = StateFile::load(&p) else {
+                continue;
+            };
+            let s = st.state();
+            if self.pids.contains(&s.owner.pid) || self.labs.contains(&s.id) {
+                eprintln!("tearing down lab {} left by a failed run", s.id);
+                let _ = Command::new(env!("CARGO_BIN_EXE_matador"))
+                    .args(["lab", "down", &s.id])
+                    .status();
+            }
+        }
+    }
+}
+
 #[test]
 fn chaos_campaign_loses_and_duplicates_nothing() {
     lab_common::require_root();
@@ -507,6 +604,9 @@ fn chaos_campaign_loses_and_duplicates_nothing() {
         tmp: tmp.path().to_path_buf(),
         out_dir: tmp.path().join("campaigns"),
         scenario,
+        pids: Vec::new(),
+        stale: BTreeSet::new(),
+        removed_temporaries: 0,
         labs: Vec::new(),
         secrets: BTreeSet::new(),
         faults: BTreeMap::new(),
@@ -628,9 +728,12 @@ fn chaos_campaign_loses_and_duplicates_nothing() {
         "unparsable journal line"
     );
 
-    // Finished folders byte-identical before/after every resume.
+    // Finished folders byte-identical before/after every resume; no
+    // temporary left anywhere in the record by the finished campaign.
     ctx.snapshot();
     assert_eq!(ctx.snapshots.len(), planned.len());
+    let strays_tmp = temporaries(&dir);
+    assert!(strays_tmp.is_empty(), "temporaries left: {strays_tmp:?}");
 
     // Nothing of any of the labs is left.
     let mut left = Vec::new();
@@ -699,9 +802,10 @@ fn chaos_campaign_loses_and_duplicates_nothing() {
             .collect::<Vec<_>>()
     );
     eprintln!(
-        "runs {}, resumes {resumes}, labs {}, journal lines {}, took {:.1} s",
+        "runs {}, resumes {resumes}, labs {}, temporaries of killed writes removed by a resume {}, journal lines {}, took {:.1} s",
         phases.len(),
         ctx.labs.len(),
+        ctx.removed_temporaries,
         j.len(),
         t0.elapsed().as_secs_f64()
     );

@@ -1,7 +1,8 @@
 //! `matador node install|check|upgrade` against a clean Debian node: a
 //! debootstrap root (minbase + openssh-server, cached under
 //! /var/cache/matador or $MATADOR_NODE_CACHE, built from deb.debian.org the
-//! first time by tests/reallab_node/build-root.sh) mounted as an overlay in
+//! first time by tests/reallab_node/build-root.sh) mounted as an overlay (its
+//! upper layer on a tmpfs: / may itself be an overlay, in a container) in
 //! its own network namespace, running its own sshd in a chroot. The ssh
 //! client runs in a second namespace joined by a veth (198.18.0.0/30), with
 //! host-key checking on. The node has no route to the internet: apt
@@ -200,24 +201,25 @@ impl Node {
             &[(NODE_ADDR, 22, &host_pub)],
         )
         .unwrap();
-        // The overlay's upper layer gets sshd's config, host key and our key.
-        let upper = dir.join("upper");
-        for d in ["etc/ssh", "run/sshd", "work", "merged"] {
-            std::fs::create_dir_all(if d == "work" || d == "merged" {
+        // The overlay's upper layer gets sshd's config, host key and our
+        // key: prepared here in `seed`, copied into the upper dir at mount.
+        let seed = dir.join("seed");
+        for d in ["etc/ssh", "run/sshd", "merged", "layers"] {
+            std::fs::create_dir_all(if d == "merged" || d == "layers" {
                 dir.join(d)
             } else {
-                upper.join(d)
+                seed.join(d)
             })
             .unwrap();
         }
-        std::fs::copy(dir.join("host_key"), upper.join("etc/ssh/matador_host_key")).unwrap();
+        std::fs::copy(dir.join("host_key"), seed.join("etc/ssh/matador_host_key")).unwrap();
         std::fs::copy(
             dir.join("user_key.pub"),
-            upper.join("etc/ssh/matador_authorized_keys"),
+            seed.join("etc/ssh/matador_authorized_keys"),
         )
         .unwrap();
         std::fs::write(
-            upper.join("etc/ssh/sshd_config_matador"),
+            seed.join("etc/ssh/sshd_config_matador"),
             format!(
                 "ListenAddress {NODE_ADDR}\nPort 22\nHostKey /etc/ssh/matador_host_key\nPidFile none\n\
                  AuthorizedKeysFile /etc/ssh/matador_authorized_keys\nStrictModes no\nUsePAM no\n\
@@ -227,14 +229,22 @@ impl Node {
         )
         .unwrap();
         let m = dir.join("merged");
+        // The upper and work dirs live on a tmpfs of their own, not in the
+        // temp dir: overlayfs refuses an upper dir on an overlay file system
+        // ("wrong fs type"), which /tmp is in a container whose / is itself
+        // an overlay (Docker, a fresh Debian root). The tmpfs is mounted in
+        // the mount namespace `ip netns exec` makes, so it goes with the
+        // node's processes like the overlay does.
         let script = format!(
-            "set -e\nmount -t overlay overlay -o lowerdir={root},upperdir={up},workdir={work} {m}\n\
+            "set -e\nmount -t tmpfs -o mode=0755 tmpfs {layers}\n\
+             mkdir {layers}/upper {layers}/work\ncp -a {seed}/. {layers}/upper/\n\
+             mount -t overlay overlay -o lowerdir={root},upperdir={layers}/upper,workdir={layers}/work {m}\n\
              mount -t proc proc {m}/proc\nmount --rbind /dev {m}/dev\nmount -t sysfs sysfs {m}/sys\n\
              mount -t tmpfs tmpfs {m}/tmp\n\
              exec chroot {m} /usr/sbin/sshd -D -e -f /etc/ssh/sshd_config_matador\n",
             root = root.display(),
-            up = upper.display(),
-            work = dir.join("work").display(),
+            layers = dir.join("layers").display(),
+            seed = seed.display(),
             m = m.display()
         );
         let log = std::fs::File::create(dir.join("sshd.log")).unwrap();

@@ -1212,10 +1212,9 @@ pub fn analyze_measurement(
     Ok(finish(p, None, cfg))
 }
 
-/// Writes `analysis.json` atomically (`.tmp` + rename).
+/// Writes `analysis.json` atomically and durably ([`crate::atomic_file`]).
 pub fn write_analysis(dir: &Path, a: &MeasurementAnalysis) -> Result<(), CorrelateError> {
     let path = dir.join("analysis.json");
-    let tmp = dir.join("analysis.json.tmp");
     let io = |e| CorrelateError::Io {
         file: path.clone(),
         source: e,
@@ -1224,8 +1223,7 @@ pub fn write_analysis(dir: &Path, a: &MeasurementAnalysis) -> Result<(), Correla
         file: path.clone(),
         message: e.to_string(),
     })?;
-    std::fs::write(&tmp, body).map_err(io)?;
-    std::fs::rename(&tmp, &path).map_err(io)
+    crate::atomic_file::write(&path, &body).map_err(io)
 }
 
 /// Re-analyses every measurement of a campaign folder from its files and

@@ -213,7 +213,7 @@ impl PhoneControl for DevicePhones {
     fn diagnostics(&self, phone: &str, dir: &Path) -> Result<(), EnvError> {
         let d = self.device(phone)?;
         let (xml, _) = self.rt.block_on(d.dump()).map_err(err)?;
-        std::fs::write(dir.join(format!("ui-{phone}.xml")), xml).map_err(err)
+        crate::atomic_file::write(&dir.join(format!("ui-{phone}.xml")), xml.as_bytes()).map_err(err)
     }
 
     fn start_screenrecord(

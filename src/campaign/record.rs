@@ -13,6 +13,10 @@ use std::path::{Path, PathBuf};
 /// Schema tag of `index.json`.
 pub const INDEX_SCHEMA: &str = "matador/index/1";
 
+/// Folder of a campaign holding a copy of the app profiles it used
+/// (`<id>.yaml` and their load order), which `replay` and `--resume` load.
+pub const APP_PROFILES_DIR: &str = "app-profiles";
+
 /// Outcome of a measurement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -156,24 +160,9 @@ fn io(file: &Path) -> impl FnOnce(std::io::Error) -> CampaignError + '_ {
     }
 }
 
-/// Writes a file atomically: `<name>.tmp`, fsync, rename, fsync the folder.
+/// Writes a file atomically and durably ([`crate::atomic_file::write`]).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), CampaignError> {
-    let tmp = path.with_extension(format!(
-        "{}.tmp",
-        path.extension().and_then(|e| e.to_str()).unwrap_or("")
-    ));
-    {
-        let mut f = File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(bytes).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
-    }
-    std::fs::rename(&tmp, path).map_err(io(path))?;
-    if let Some(dir) = path.parent()
-        && let Ok(d) = File::open(dir)
-    {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    crate::atomic_file::write(path, bytes).map_err(io(path))
 }
 
 fn to_json<T: Serialize>(path: &Path, v: &T) -> Result<Vec<u8>, CampaignError> {
@@ -255,8 +244,42 @@ impl Record {
 
     /// Opens an existing campaign folder for `--resume`: reads the plan, the
     /// index and the journal (a torn last line is cut off first).
+    /// Keeps a copy of the app profiles the campaign analyses with
+    /// ([`APP_PROFILES_DIR`]), unless it has one already (a resume uses the
+    /// copy, so it is never replaced).
+    pub fn keep_app_profiles(
+        &self,
+        profiles: &crate::scenario::apps::AppProfiles,
+    ) -> Result<(), CampaignError> {
+        let copy = self.dir.join(APP_PROFILES_DIR);
+        if copy.is_dir() {
+            return Ok(());
+        }
+        // Written beside, then renamed: a kill never leaves half a copy.
+        let part = self.dir.join(format!("{APP_PROFILES_DIR}.part"));
+        let _ = std::fs::remove_dir_all(&part);
+        profiles
+            .write_dir(&part)
+            .map_err(|e| CampaignError::Record {
+                file: copy.clone(),
+                message: e.to_string(),
+            })?;
+        std::fs::rename(&part, &copy).map_err(io(&copy))?;
+        if let Ok(d) = File::open(&self.dir) {
+            d.sync_all().map_err(io(&self.dir))?;
+        }
+        Ok(())
+    }
+
+    /// Temporaries of writes a kill interrupted are removed first (only
+    /// [`crate::atomic_file`]'s own; the files they were to replace still
+    /// hold their previous content).
     pub fn open(dir: &Path) -> Result<(Record, Plan), CampaignError> {
         let pj = dir.join("plan.json");
+        if !pj.is_file() {
+            return Err(io(&pj)(std::io::Error::from(std::io::ErrorKind::NotFound)));
+        }
+        crate::atomic_file::remove_temporaries(dir).map_err(io(dir))?;
         let text = std::fs::read_to_string(&pj).map_err(io(&pj))?;
         let plan: Plan = serde_json::from_str(&text).map_err(|e| CampaignError::Record {
             file: pj.clone(),

@@ -313,6 +313,7 @@ impl Runner {
         self.env.check_steps(&self.opts.steps)?;
         let total = self.plan.measurements.len();
         let resumed = self.record.index.measurements.len();
+        self.record.keep_app_profiles(&self.opts.profiles)?;
         self.record.journal(
             None,
             if resumed > 0 { "resume" } else { "campaign" },
@@ -1020,7 +1021,10 @@ fn list_files(dir: &Path) -> Vec<String> {
             rd.filter_map(|e| e.ok())
                 .filter(|e| e.path().is_file())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n != "meta.json" && !n.ends_with(".tmp"))
+                // Temporaries of writes in flight (or of older versions' `.tmp`).
+                .filter(|n| {
+                    n != "meta.json" && !n.ends_with(".tmp") && !crate::atomic_file::is_temporary(n)
+                })
                 .collect()
         })
         .unwrap_or_default();

@@ -88,28 +88,16 @@ fn setup(message: impl Into<String>) -> CampaignError {
     CampaignError::Setup(message.into())
 }
 
-/// The phone profile file of scenario phone `id`.
-fn phone_profile_path(ls: &LoadedScenario, id: &str) -> PathBuf {
-    let base = ls.path.parent().unwrap_or(Path::new("."));
-    let given = ls.scenario.phones.iter().find(|p| p.id == id);
-    match given.and_then(|p| p.profile.as_ref()) {
-        Some(f) => base.join(f),
-        None => PathBuf::from(format!("device-profiles/phones/{id}.yaml")),
-    }
-}
-
-/// The device layer's app profile directory of a scenario.
-pub fn apps_dir(ls: &LoadedScenario) -> PathBuf {
-    let base = ls.path.parent().unwrap_or(Path::new("."));
-    match &ls.scenario.app_profiles {
-        Some(d) => base.join(d),
-        None => PathBuf::from("device-profiles/apps"),
-    }
+/// The device layer's app profile directory of a scenario (`app_profiles:`
+/// relative to the scenario, else the device-profiles folder found from the
+/// scenario's place: [`LoadedScenario::device_apps_dir`]).
+pub fn apps_dir(ls: &LoadedScenario) -> Result<PathBuf, CampaignError> {
+    ls.device_apps_dir().map_err(|e| setup(e.to_string()))
 }
 
 fn load_profile(ls: &LoadedScenario, id: &str) -> Result<PhoneProfile, CampaignError> {
-    let mut prof =
-        PhoneProfile::load(&phone_profile_path(ls, id)).map_err(|e| setup(e.to_string()))?;
+    let mut prof = PhoneProfile::load(&ls.phone_profile(id).map_err(|e| setup(e.to_string()))?)
+        .map_err(|e| setup(e.to_string()))?;
     prof.id = id.to_string();
     Ok(prof)
 }
@@ -201,7 +189,7 @@ impl World {
         }
         Ok(World {
             phones,
-            apps_dir: apps_dir(ls),
+            apps_dir: apps_dir(ls)?,
             router_ns: router.netns.clone(),
             dns_check_name: router.dns_check_name.clone(),
             nodes,
@@ -294,7 +282,7 @@ impl World {
             .unwrap_or_else(|| "g.whatsapp.net".into());
         Ok(World {
             phones,
-            apps_dir: apps_dir(ls),
+            apps_dir: apps_dir(ls)?,
             router_ns: router.netns.clone(),
             dns_check_name,
             nodes,

@@ -331,7 +331,8 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         }
         if let Some(d) = &out_dir {
             let round_file = d.join(format!("round-{i:04}.json"));
-            std::fs::write(&round_file, serde_json::to_vec_pretty(&r)?)?;
+            crate::atomic_file::write(&round_file, &serde_json::to_vec_pretty(&r)?)
+                .with_context(|| round_file.display().to_string())?;
             append(
                 &d.join("matrix.md"),
                 &crate::probes::matrix::markdown(&r, i, &meta, Some(&round_file), Some(d)),
@@ -369,7 +370,9 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         }
     }
     if let Some(d) = &out_dir {
-        std::fs::write(d.join("changes.json"), serde_json::to_vec_pretty(&changes)?)?;
+        let cf = d.join("changes.json");
+        crate::atomic_file::write(&cf, &serde_json::to_vec_pretty(&changes)?)
+            .with_context(|| cf.display().to_string())?;
     }
     Ok(if failed {
         ExitCode::from(1)

@@ -65,7 +65,9 @@ pub struct ReplayArgs {
     pub summary: bool,
 
     /// Load app profiles (the `network:` fingerprints used for attribution)
-    /// from every *.yaml in DIR instead of the built-in device-profiles/apps.
+    /// from every *.yaml in DIR instead of the built-in device-profiles/apps
+    /// (for a campaign folder: instead of the copy of the profiles it ran
+    /// with, in its app-profiles/).
     #[arg(long, value_name = "DIR")]
     pub apps: Option<PathBuf>,
 }
@@ -73,7 +75,7 @@ pub struct ReplayArgs {
 /// Runs `matador replay`.
 pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     // Campaign and measurement folders: correlation (owned by cli/run.rs).
-    if let Some(code) = super::run::replay_record(&args.paths, args.json)? {
+    if let Some(code) = super::run::replay_record(&args.paths, args.json, args.apps.as_deref())? {
         return Ok(code);
     }
     let inputs = collect_inputs(&args.paths);

@@ -113,10 +113,8 @@ fn open_db(args: &ReportArgs, c: &Campaign) -> anyhow::Result<GeoDb> {
 }
 
 fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(())
+    crate::atomic_file::write(path, text.as_bytes())
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// Loads and builds the report of one campaign.

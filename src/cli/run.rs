@@ -32,6 +32,12 @@ pub struct RunArgs {
     /// Folder under which the campaign folder is created.
     #[arg(long, value_name = "DIR", default_value = "campaigns")]
     pub out: PathBuf,
+    /// Device-profiles folder (holding apps/ and phones/) for what the
+    /// scenario does not name itself; default: the nearest
+    /// device-profiles/ beside the scenario or above it, else the installed
+    /// data directory (docs/campaign.md#files).
+    #[arg(long, value_name = "DIR")]
+    pub profiles: Option<PathBuf>,
 }
 
 /// Runs `matador run`.
@@ -39,27 +45,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     use crate::campaign::record::Record;
     let (record, plan, ls) = if let Some(dir) = &args.resume {
         let (record, plan) = Record::open(dir)?;
-        let sp = dir.join("scenario.yaml");
-        let text =
-            std::fs::read_to_string(&sp).map_err(|e| anyhow::anyhow!("{}: {e}", sp.display()))?;
-        // The copy sits in the campaign folder, away from the files it names
-        // (messages file): the plan already holds the resolved texts, so only
-        // the scenario's own settings are taken from it.
-        let scenario: crate::scenario::Scenario =
-            serde_yaml_ng::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", sp.display()))?;
-        let ls = LoadedScenario {
-            scenario,
-            path: sp,
-            source: text,
-            texts: Vec::new(),
-            profiles: crate::scenario::apps::AppProfiles::builtin(),
-        };
-        (Some(record), plan, ls)
+        (
+            Some(record),
+            plan,
+            resumed_scenario(dir, args.profiles.as_deref())?,
+        )
     } else {
         let Some(path) = &args.scenario else {
             anyhow::bail!("a scenario file is required (or --resume DIR)");
         };
-        let ls = LoadedScenario::load(path)?;
+        let ls = LoadedScenario::load_with(path, args.profiles.as_deref())?;
         let plan = Plan::expand(&ls);
         if args.dry_run {
             print!("{}", dry_run_text(&ls, &plan));
@@ -210,6 +205,64 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The scenario of a campaign being resumed, from its folder: the copy of
+/// the scenario file (its own settings; the plan already holds the resolved
+/// texts) and the copy of the app profiles the campaign used (for the
+/// analysis and the device layer alike; a campaign made before copies were
+/// kept has none: the defaults then). The copy sits away from the files the
+/// scenario named, so phone profiles come from `--profiles` or the nearest
+/// device-profiles/ above the campaign folder or the data directory.
+fn resumed_scenario(
+    dir: &std::path::Path,
+    profiles: Option<&std::path::Path>,
+) -> anyhow::Result<LoadedScenario> {
+    use crate::campaign::record::APP_PROFILES_DIR;
+    use crate::scenario::apps::AppProfiles;
+    let sp = dir.join("scenario.yaml");
+    let text =
+        std::fs::read_to_string(&sp).map_err(|e| anyhow::anyhow!("{}: {e}", sp.display()))?;
+    let mut scenario: crate::scenario::Scenario =
+        serde_yaml_ng::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", sp.display()))?;
+    let profiles_dir = crate::scenario::data::profiles_dir(&sp, profiles);
+    let copy = dir.join(APP_PROFILES_DIR);
+    let apps = if copy.is_dir() {
+        scenario.app_profiles = Some(PathBuf::from(APP_PROFILES_DIR));
+        AppProfiles::load_copy(&copy)?
+    } else {
+        match profiles_dir.as_ref().map(|d| d.join("apps")) {
+            Some(d) if d.is_dir() && scenario.app_profiles.is_none() => {
+                scenario.app_profiles = Some(d.clone());
+                AppProfiles::load_dir(&d)?
+            }
+            _ => AppProfiles::builtin(),
+        }
+    };
+    Ok(LoadedScenario {
+        scenario,
+        path: sp,
+        source: text,
+        texts: Vec::new(),
+        profiles: apps,
+        profiles_dir,
+    })
+}
+
+/// The app profiles to analyse a campaign's record with: `apps` when
+/// given, else the campaign's copy ([`crate::campaign::record::APP_PROFILES_DIR`]),
+/// else (a folder made before copies were kept, or none) the built-in ones.
+pub fn record_profiles(
+    campaign: Option<&std::path::Path>,
+    apps: Option<&std::path::Path>,
+) -> anyhow::Result<crate::scenario::apps::AppProfiles> {
+    use crate::scenario::apps::AppProfiles;
+    let copy = campaign.map(|c| c.join(crate::campaign::record::APP_PROFILES_DIR));
+    Ok(match (apps, copy) {
+        (Some(d), _) => AppProfiles::load_dir(d)?,
+        (None, Some(c)) if c.is_dir() => AppProfiles::load_copy(&c)?,
+        _ => AppProfiles::builtin(),
+    })
+}
+
 /// The lab description as the record keeps it: the lab mmdb copied into
 /// the campaign folder (the lab folder goes away with the lab), so the
 /// report geolocates from the record alone.
@@ -344,8 +397,14 @@ pub fn dry_run_text(ls: &LoadedScenario, plan: &Plan) -> String {
 /// the correlation from the stored files, rewrites each campaign
 /// measurement's `analysis.json`, and prints (with `--json`) one object per
 /// capture, then one per measurement (`measurement`: the folder, `servers`:
-/// the correlation result).
-pub fn replay_record(paths: &[PathBuf], json: bool) -> anyhow::Result<Option<ExitCode>> {
+/// the correlation result). App profiles: `apps` (`--apps DIR`) when given,
+/// else the copy the campaign kept of those it ran with
+/// ([`record_profiles`]).
+pub fn replay_record(
+    paths: &[PathBuf],
+    json: bool,
+    apps: Option<&std::path::Path>,
+) -> anyhow::Result<Option<ExitCode>> {
     use crate::analysis::correlate::{
         CorrelateConfig, analyze_measurement, is_campaign, is_measurement, replay_campaign,
     };
@@ -356,13 +415,16 @@ pub fn replay_record(paths: &[PathBuf], json: bool) -> anyhow::Result<Option<Exi
     {
         return Ok(None);
     }
-    let profiles = std::sync::Arc::new(crate::scenario::apps::AppProfiles::builtin());
     let cfg = CorrelateConfig::default();
     let mut results = Vec::new();
     for p in paths {
         if is_measurement(p) && !is_campaign(p) {
+            // measurements/<id> of a campaign, or a standalone folder.
+            let campaign = p.parent().and_then(std::path::Path::parent);
+            let profiles = std::sync::Arc::new(record_profiles(campaign, apps)?);
             results.push((p.clone(), analyze_measurement(p, None, &profiles, &cfg)?));
         } else {
+            let profiles = std::sync::Arc::new(record_profiles(Some(p), apps)?);
             results.extend(replay_campaign(p, &profiles, &cfg)?);
         }
     }

@@ -20,7 +20,6 @@
 
 use super::GeoError;
 use std::collections::HashMap;
-use std::io::Write;
 use std::net::IpAddr;
 use std::path::Path;
 
@@ -400,16 +399,11 @@ impl MmdbWriter {
     /// a reader never sees a half-written file).
     pub fn write(&self, path: &Path) -> Result<(), GeoError> {
         let bytes = self.to_bytes()?;
-        let tmp = path.with_extension("mmdb.tmp");
         let io = |e| GeoError::Io {
             path: path.to_path_buf(),
             source: e,
         };
-        let mut f = std::fs::File::create(&tmp).map_err(io)?;
-        f.write_all(&bytes).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        drop(f);
-        std::fs::rename(&tmp, path).map_err(io)
+        crate::atomic_file::write(path, &bytes).map_err(io)
     }
 }
 

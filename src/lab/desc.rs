@@ -180,13 +180,11 @@ impl LabDesc {
             path: path.to_path_buf(),
             source,
         };
-        let tmp = path.with_extension("json.tmp");
         let text = serde_json::to_string_pretty(self).map_err(|e| LabError::Io {
             path: path.to_path_buf(),
             source: std::io::Error::other(e),
         })?;
-        std::fs::write(&tmp, text + "\n").map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        crate::atomic_file::write(path, (text + "\n").as_bytes()).map_err(io)
     }
 
     /// Reads and checks a description.

@@ -303,7 +303,6 @@ impl StateFile {
     }
 
     fn save(&self) -> Result<(), NetError> {
-        let tmp = self.path.with_extension("tmp");
         let io = |source| NetError::Io {
             path: self.path.clone(),
             source,
@@ -312,8 +311,7 @@ impl StateFile {
             path: self.path.clone(),
             message: e.to_string(),
         })?;
-        std::fs::write(&tmp, text).map_err(io)?;
-        std::fs::rename(&tmp, &self.path).map_err(io)
+        crate::atomic_file::write(&self.path, text.as_bytes()).map_err(io)
     }
 
     /// Records a resource (call before creating it).

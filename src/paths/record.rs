@@ -46,14 +46,12 @@ pub fn write_trace(
     let dir = measurement_dir.join("traces");
     std::fs::create_dir_all(&dir).map_err(io(&dir))?;
     let path = dir.join(trace_file_name(node, trace.dst_addr));
-    let tmp = path.with_extension("json.tmp");
     let mut text = serde_json::to_string_pretty(trace).map_err(|e| PathsError::Io {
         path: path.clone(),
         source: std::io::Error::other(e),
     })?;
     text.push('\n');
-    std::fs::write(&tmp, text).map_err(io(&tmp))?;
-    std::fs::rename(&tmp, &path).map_err(io(&path))?;
+    crate::atomic_file::write(&path, text.as_bytes()).map_err(io(&path))?;
     Ok(path)
 }
 

@@ -205,7 +205,7 @@ impl StepHook for ProbeStep {
             .collect();
         let round_file = out.join("round.json");
         let json = serde_json::to_vec_pretty(&r).map_err(|e| err(&e))?;
-        std::fs::write(&round_file, json).map_err(|e| err(&e))?;
+        crate::atomic_file::write(&round_file, &json).map_err(|e| err(&e))?;
         let mut ooni = String::new();
         for (v, verd) in r.vantages.iter().zip(&r.verdicts) {
             let mm = meta.get(&v.vantage).cloned().unwrap_or_default();
@@ -214,9 +214,9 @@ impl StepHook for ProbeStep {
                 ooni.push('\n');
             }
         }
-        std::fs::write(out.join("ooni.jsonl"), ooni).map_err(|e| err(&e))?;
+        crate::atomic_file::write(&out.join("ooni.jsonl"), ooni.as_bytes()).map_err(|e| err(&e))?;
         let md = super::matrix::markdown(&r, 1, &meta, Some(&round_file), Some(&out));
-        std::fs::write(out.join("matrix.md"), md).map_err(|e| err(&e))?;
+        crate::atomic_file::write(&out.join("matrix.md"), md.as_bytes()).map_err(|e| err(&e))?;
         let mut report = StepReport::via("agent");
         report.nodes = std::iter::once(control).chain(vantages).collect();
         report.detail = Some(format!(

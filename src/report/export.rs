@@ -532,7 +532,7 @@ pub fn export(src: &Path, dst: &Path, key: &[u8]) -> Result<Manifest, ReportErro
             if let Some(parent) = out.parent() {
                 std::fs::create_dir_all(parent).map_err(io(parent))?;
             }
-            std::fs::write(&out, b).map_err(io(&out))?;
+            crate::atomic_file::write(&out, &b).map_err(io(&out))?;
         }
         entries.push(e);
     }
@@ -552,7 +552,7 @@ pub fn export(src: &Path, dst: &Path, key: &[u8]) -> Result<Manifest, ReportErro
     let mp = dst.join("export-manifest.json");
     let mut text = serde_json::to_string_pretty(&manifest).unwrap_or_default();
     text.push('\n');
-    std::fs::write(&mp, text).map_err(io(&mp))?;
+    crate::atomic_file::write(&mp, text.as_bytes()).map_err(io(&mp))?;
     Ok(manifest)
 }
 

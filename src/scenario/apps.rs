@@ -400,6 +400,9 @@ pub struct AppProfile {
     pub ui: serde_yaml_ng::Value,
     /// File the profile came from (`builtin:<name>` for embedded ones).
     pub source: String,
+    /// The profile file's exact text (a campaign keeps a copy of the
+    /// profiles it used, so its replay and resume use the same).
+    pub text: String,
 }
 
 impl AppProfile {
@@ -486,9 +489,14 @@ impl AppProfile {
             },
             ui: raw.ui,
             source: file.display().to_string(),
+            text: text.to_string(),
         })
     }
 }
+
+/// The file of a profile copy ([`AppProfiles::write_dir`]) listing the app
+/// ids in load order, one per line.
+pub const LOAD_ORDER: &str = "load-order.txt";
 
 /// A set of app profiles, in load order.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -553,6 +561,53 @@ impl AppProfiles {
         Ok(())
     }
 
+    /// Writes every profile's text to `<dir>/<id>.yaml` (atomically; the
+    /// folder is created) and their order to `<dir>/`[`LOAD_ORDER`]: the
+    /// copy a campaign keeps of what it used. [`Self::load_copy`] on `dir`
+    /// gives back an equal set (but `source`) in the same order (the
+    /// analysis lists apps in profile order).
+    pub fn write_dir(&self, dir: &Path) -> Result<(), AppProfileError> {
+        let io = |file: PathBuf| move |e| AppProfileError::Io { file, source: e };
+        std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
+        let mut order = String::new();
+        for p in &self.apps {
+            let f = dir.join(format!("{}.yaml", p.id));
+            crate::atomic_file::write(&f, p.text.as_bytes()).map_err(io(f.clone()))?;
+            order.push_str(&p.id);
+            order.push('\n');
+        }
+        let f = dir.join(LOAD_ORDER);
+        crate::atomic_file::write(&f, order.as_bytes()).map_err(io(f.clone()))
+    }
+
+    /// Loads a copy made by [`Self::write_dir`]: [`Self::load_dir`], put
+    /// back in the order of its [`LOAD_ORDER`] file (when there is one).
+    pub fn load_copy(dir: &Path) -> Result<AppProfiles, AppProfileError> {
+        let mut set = Self::load_dir(dir)?;
+        let f = dir.join(LOAD_ORDER);
+        let order = match std::fs::read_to_string(&f) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(set),
+            Err(e) => return Err(AppProfileError::Io { file: f, source: e }),
+        };
+        let mut ordered = Vec::with_capacity(set.apps.len());
+        for id in order.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let Some(i) = set.apps.iter().position(|a| a.id == id) else {
+                return Err(AppProfileError::Io {
+                    file: f,
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::NotFound,
+                        format!("lists app {id:?}, whose profile is not in the folder"),
+                    ),
+                });
+            };
+            ordered.push(set.apps.remove(i));
+        }
+        // Profiles the list does not name (added by hand) come last.
+        ordered.append(&mut set.apps);
+        Ok(AppProfiles { apps: ordered })
+    }
+
     /// The profile with this id.
     pub fn get(&self, id: &str) -> Option<&AppProfile> {
         self.apps.iter().find(|a| a.id == id)
@@ -575,6 +630,26 @@ mod tests {
             assert!(!a.package.is_empty());
         }
         assert_eq!(AppProfiles::builtin(), set);
+    }
+
+    #[test]
+    fn a_written_copy_loads_back_equal() {
+        let set = AppProfiles::try_builtin().unwrap();
+        let d = tempfile::tempdir().unwrap();
+        set.write_dir(&d.path().join("copy")).unwrap();
+        let mut back = AppProfiles::load_copy(&d.path().join("copy")).unwrap();
+        for a in &mut back.apps {
+            a.source = set.get(&a.id).unwrap().source.clone();
+        }
+        assert_eq!(back, set);
+        // The shipped order is not alphabetical: the order file matters.
+        let plain = AppProfiles::load_dir(&d.path().join("copy")).unwrap();
+        assert_ne!(
+            plain.apps.iter().map(|a| &a.id).collect::<Vec<_>>(),
+            set.apps.iter().map(|a| &a.id).collect::<Vec<_>>()
+        );
+        // Each profile under its id, as `<dir>/<id>.yaml` lookups expect.
+        assert!(d.path().join("copy/whatsapp.yaml").is_file());
     }
 
     #[test]

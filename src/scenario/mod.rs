@@ -12,6 +12,7 @@
 //! with `schemars`, so it cannot drift from what the loader accepts.
 
 pub mod apps;
+pub mod data;
 pub mod locate;
 pub mod schema;
 pub mod types;
@@ -77,23 +78,56 @@ pub struct LoadedScenario {
     pub source: String,
     /// Message texts: inline `messages.texts` followed by the lines of `messages.file`.
     pub texts: Vec<String>,
-    /// App profiles: the built-in ones, or `app_profiles:` when given.
+    /// App profiles: `app_profiles:` when given, else `apps/` of
+    /// [`Self::profiles_dir`], else the built-in ones.
     pub profiles: AppProfiles,
+    /// The device-profiles folder the defaults come from (`--profiles`, or
+    /// found beside the scenario or in a data directory: [`data`]); `None`
+    /// when there is none.
+    pub profiles_dir: Option<PathBuf>,
 }
 
 impl LoadedScenario {
     /// Reads, parses and validates a scenario file.
     pub fn load(path: &Path) -> Result<LoadedScenario, ScenarioError> {
+        Self::load_with(path, None)
+    }
+
+    /// [`Self::load`] with the device-profiles folder given (`--profiles`).
+    pub fn load_with(
+        path: &Path,
+        profiles: Option<&Path>,
+    ) -> Result<LoadedScenario, ScenarioError> {
         let source = std::fs::read_to_string(path).map_err(|e| ScenarioError::Io {
             file: path.to_path_buf(),
             source: e,
         })?;
-        Self::from_str(&source, path)
+        Self::from_str_with(&source, path, profiles)
     }
 
     /// Parses and validates scenario text; `path` is used in errors and to
     /// resolve relative file names (messages file, app profiles).
     pub fn from_str(source: &str, path: &Path) -> Result<LoadedScenario, ScenarioError> {
+        Self::from_str_with(source, path, None)
+    }
+
+    /// [`Self::from_str`] with the device-profiles folder given.
+    pub fn from_str_with(
+        source: &str,
+        path: &Path,
+        profiles: Option<&Path>,
+    ) -> Result<LoadedScenario, ScenarioError> {
+        if let Some(d) = profiles
+            && !d.is_dir()
+        {
+            return Err(ScenarioError::Io {
+                file: d.to_path_buf(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "--profiles: not a folder (expected one holding apps/ and phones/)",
+                ),
+            });
+        }
         let scenario: Scenario = serde_yaml_ng::from_str(source).map_err(|e| {
             let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
             let msg = strip_location(&e.to_string());
@@ -107,7 +141,46 @@ impl LoadedScenario {
                 message: msg,
             }
         })?;
-        validate::validate(scenario, source, path)
+        validate::validate(scenario, source, path, data::profiles_dir(path, profiles))
+    }
+
+    /// Phone `id`'s profile file: the scenario's `profile:` (relative to
+    /// it), else `phones/<id>.yaml` of [`Self::profiles_dir`].
+    pub fn phone_profile(&self, id: &str) -> Result<PathBuf, ScenarioError> {
+        let base = self.path.parent().unwrap_or(Path::new("."));
+        let p = self.scenario.phones.iter().find(|p| p.id == id);
+        if let Some(f) = p.and_then(|p| p.profile.as_ref()) {
+            return Ok(base.join(f));
+        }
+        self.default_file(&format!("phones/{id}.yaml"))
+    }
+
+    /// The folder the device layer loads app profiles from:
+    /// `app_profiles:` (relative to the scenario), else `apps/` of
+    /// [`Self::profiles_dir`].
+    pub fn device_apps_dir(&self) -> Result<PathBuf, ScenarioError> {
+        match &self.scenario.app_profiles {
+            Some(d) => Ok(self.path.parent().unwrap_or(Path::new(".")).join(d)),
+            None => self.default_file("apps"),
+        }
+    }
+
+    /// `rel` in the device-profiles folder; an error names where it was
+    /// looked for.
+    fn default_file(&self, rel: &str) -> Result<PathBuf, ScenarioError> {
+        let missing = |file: PathBuf| ScenarioError::Io {
+            file,
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                data::not_found(&format!("{}/{rel}", data::DEVICE_PROFILES), &self.path),
+            ),
+        };
+        let dir = self
+            .profiles_dir
+            .clone()
+            .ok_or_else(|| missing(PathBuf::from(data::DEVICE_PROFILES).join(rel)))?;
+        let p = dir.join(rel);
+        if p.exists() { Ok(p) } else { Err(missing(p)) }
     }
 }
 

@@ -6,7 +6,7 @@ use super::apps::AppProfiles;
 use super::locate::{Seg, locate};
 use super::{LoadedScenario, Scenario, ScenarioError};
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 struct Ctx<'a> {
     text: &'a str,
@@ -51,10 +51,13 @@ fn is_name(s: &str) -> bool {
 }
 
 /// Validates and resolves the files a scenario names.
+/// `profiles_dir`: the device-profiles folder its defaults come from
+/// ([`super::data::profiles_dir`]).
 pub(super) fn validate(
     sc: Scenario,
     text: &str,
     file: &Path,
+    profiles_dir: Option<PathBuf>,
 ) -> Result<LoadedScenario, ScenarioError> {
     use Seg::{Index, Key};
     let cx = Ctx { text, file };
@@ -109,9 +112,16 @@ pub(super) fn validate(
     }
 
     // Apps.
-    let profiles = match &sc.app_profiles {
-        Some(dir) => AppProfiles::load_dir(&base.join(dir))?,
-        None => AppProfiles::builtin(),
+    // `app_profiles:`, else the default folder's `apps/` (the same files
+    // the device layer drives the apps with), else the built-in ones.
+    let default_apps = profiles_dir
+        .as_ref()
+        .map(|d| d.join("apps"))
+        .filter(|d| d.is_dir());
+    let profiles = match (&sc.app_profiles, &default_apps) {
+        (Some(dir), _) => AppProfiles::load_dir(&base.join(dir))?,
+        (None, Some(dir)) => AppProfiles::load_dir(dir)?,
+        (None, None) => AppProfiles::builtin(),
     };
     if sc.apps.is_empty() {
         return Err(cx.err(&[Key("apps")], "expected at least one app id"));
@@ -363,6 +373,7 @@ pub(super) fn validate(
         source: text.to_string(),
         texts,
         profiles,
+        profiles_dir,
     })
 }
 

@@ -40,7 +40,12 @@ pub fn topology_for(ls: &LoadedScenario) -> anyhow::Result<(Topology, PathBuf)> 
     let base_dir = ls.path.parent().unwrap_or(Path::new("."));
     let (path, named) = match &spec.topology {
         Some(p) => (base_dir.join(p), true),
-        None => (Topology::demo_path(), false),
+        None => {
+            let rel = crate::scenario::data::DEMO_LAB;
+            let p = crate::scenario::data::find(&ls.path, rel)
+                .with_context(|| crate::scenario::data::not_found(rel, &ls.path))?;
+            (p, false)
+        }
     };
     let mut t = Topology::load(&path)?;
     let ctx = |what: String| format!("scenario {} with lab {}: {what}", sc.name, path.display());
@@ -102,10 +107,7 @@ pub fn topology_for(ls: &LoadedScenario) -> anyhow::Result<(Topology, PathBuf)> 
         let mut decl = match t.phones.iter().find(|x| x.name == p.id) {
             Some(d) => d.clone(),
             None => {
-                let pp = match &p.profile {
-                    Some(f) => base_dir.join(f),
-                    None => PathBuf::from(format!("device-profiles/phones/{}.yaml", p.id)),
-                };
+                let pp = ls.phone_profile(&p.id)?;
                 let prof = crate::device::profile::PhoneProfile::load(&pp)
                     .with_context(|| ctx(format!("phone {} is not in the lab", p.id)))?;
                 PhoneDecl {

@@ -18,9 +18,7 @@ use super::{RealLab, RouterError, TunnelPlan};
 use crate::net::cmd::Cmd;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
-use std::io::Write as _;
 use std::net::Ipv4Addr;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Where dnsmasq keeps the leases (checked by `matador router check`).
@@ -536,17 +534,7 @@ pub fn write(out: &Path, files: &[GenFile]) -> Result<(), RouterError> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(io(parent))?;
         }
-        let tmp = path.with_extension("tmp-matador");
-        let _ = std::fs::remove_file(&tmp);
-        let mut w = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(f.mode)
-            .open(&tmp)
-            .map_err(io(&tmp))?;
-        w.write_all(f.text.as_bytes()).map_err(io(&tmp))?;
-        drop(w);
-        std::fs::rename(&tmp, &path).map_err(io(&path))?;
+        crate::atomic_file::write_mode(&path, f.text.as_bytes(), f.mode).map_err(io(&path))?;
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(f.mode))
             .map_err(io(&path))?;
