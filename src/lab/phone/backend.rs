@@ -71,6 +71,20 @@ const MAX_UNCONFIRMED: usize = 10_000;
 /// Accepted message ids remembered per sender.
 const MAX_ACCEPTED: usize = 4096;
 
+/// One message the backend wrote into the recipient's connection: the lab's
+/// ground truth for receive times.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// Sender's account.
+    pub from: String,
+    /// The text.
+    pub text: String,
+    /// Delivery number.
+    pub seq: u64,
+    /// Host time (unix s) right after the write into the recipient's socket.
+    pub host_s: f64,
+}
+
 /// A running backend.
 #[derive(Debug, Clone)]
 pub struct Backend {
@@ -82,6 +96,7 @@ pub struct Backend {
     pub faults: Arc<Mutex<Faults>>,
     reg: Arc<Mutex<Registry>>,
     newgetdns: Arc<std::collections::BTreeMap<String, IpAddr>>,
+    log: Arc<Mutex<Vec<Delivery>>>,
 }
 
 impl Backend {
@@ -119,6 +134,7 @@ impl Backend {
                 ..Registry::default()
             })),
             newgetdns: Arc::new(cfg.newgetdns.clone()),
+            log: Arc::new(Mutex::new(Vec::new())),
         };
         let mut tasks = Vec::new();
         for l in listeners {
@@ -136,6 +152,12 @@ impl Backend {
             }));
         }
         Ok((b, tasks))
+    }
+
+    /// Every delivery written so far (a message sent again after a lost
+    /// connection appears again), in order.
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     /// Messages relayed so far.
@@ -158,12 +180,26 @@ impl Backend {
         server_handshake(&mut sock, seed).await?;
         let (mut rd, mut wr) = sock.into_split();
         let (tx, mut rx) = mpsc::unbounded_channel::<Frame>();
+        let log = self.log.clone();
         let writer = tokio::spawn(async move {
             let mut nonce = seed;
             while let Some(f) = rx.recv().await {
                 nonce = nonce.wrapping_add(1);
                 if wr.write_all(&encode_frame(&f, nonce)).await.is_err() {
                     break;
+                }
+                if let Frame::Deliver { from, text, seq } = f {
+                    let host_s = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0.0, |d| d.as_secs_f64());
+                    if let Ok(mut l) = log.lock() {
+                        l.push(Delivery {
+                            from,
+                            text,
+                            seq,
+                            host_s,
+                        });
+                    }
                 }
             }
         });
