@@ -83,6 +83,8 @@ pub struct Delivery {
     pub seq: u64,
     /// Host time (unix s) right after the write into the recipient's socket.
     pub host_s: f64,
+    /// Host time (unix s) the sender's message arrived at the backend.
+    pub accepted_s: f64,
 }
 
 /// A running backend.
@@ -97,6 +99,8 @@ pub struct Backend {
     reg: Arc<Mutex<Registry>>,
     newgetdns: Arc<std::collections::BTreeMap<String, IpAddr>>,
     log: Arc<Mutex<Vec<Delivery>>>,
+    /// When each (sender, text) last arrived (for the delivery log).
+    accepted: Arc<Mutex<HashMap<(String, String), f64>>>,
 }
 
 impl Backend {
@@ -135,6 +139,7 @@ impl Backend {
             })),
             newgetdns: Arc::new(cfg.newgetdns.clone()),
             log: Arc::new(Mutex::new(Vec::new())),
+            accepted: Arc::new(Mutex::new(HashMap::new())),
         };
         let mut tasks = Vec::new();
         for l in listeners {
@@ -181,6 +186,7 @@ impl Backend {
         let (mut rd, mut wr) = sock.into_split();
         let (tx, mut rx) = mpsc::unbounded_channel::<Frame>();
         let log = self.log.clone();
+        let accepted = self.accepted.clone();
         let writer = tokio::spawn(async move {
             let mut nonce = seed;
             while let Some(f) = rx.recv().await {
@@ -189,6 +195,11 @@ impl Backend {
                     break;
                 }
                 if let Frame::Deliver { from, text, seq } = f {
+                    let accepted_s = accepted
+                        .lock()
+                        .ok()
+                        .and_then(|a| a.get(&(from.clone(), text.clone())).copied())
+                        .unwrap_or(f64::NAN);
                     let host_s = std::time::SystemTime::now()
                         .duration_since(std::time::UNIX_EPOCH)
                         .map_or(0.0, |d| d.as_secs_f64());
@@ -198,6 +209,7 @@ impl Backend {
                             text,
                             seq,
                             host_s,
+                            accepted_s,
                         });
                     }
                 }
@@ -243,6 +255,13 @@ impl Backend {
                     let Some(from) = account.clone() else {
                         continue;
                     };
+                    if let Ok(mut a) = self.accepted.lock() {
+                        a.entry((from.clone(), text.clone())).or_insert_with(|| {
+                            std::time::SystemTime::now()
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .map_or(0.0, |d| d.as_secs_f64())
+                        });
+                    }
                     let faults = self.faults.lock().map(|f| f.clone()).unwrap_or_default();
                     if faults.fail {
                         continue;
