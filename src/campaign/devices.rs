@@ -13,7 +13,7 @@
 //! polled (`uiautomator dump`, seconds apart).
 
 use super::env::{EnvError, PhoneControl, PhoneFacts, Stamp};
-use crate::device::api::{Phone, receipt_time, send_uncertainty};
+use crate::device::api::Phone;
 use crate::device::events::text_sha256;
 use crate::device::phone::ReceiptBaseline;
 use crate::device::profile::{AppProfile, PhoneProfile};
@@ -212,7 +212,6 @@ impl PhoneControl for DevicePhones {
     /// receiver and sends it home while the text is typed, then taps send.
     fn send_stamped(&self, phone: &str, app: &str, text: &str) -> Result<Stamp, EnvError> {
         let d = self.phone(phone)?;
-        let a = self.app(app)?.clone();
         let peer = self.peer_of(phone, app);
         if self.is_away(phone)
             && let Some(peer) = &peer
@@ -224,19 +223,12 @@ impl PhoneControl for DevicePhones {
             .filter(|q| self.peer_of(q, app).as_deref() == Some(phone))
             .map(|q| self.phone(&q).map(|r| (q, r)))
             .transpose()?;
-        let receiver_ui = receiver.as_ref().is_some_and(|(q, _)| !self.is_away(q));
-        let (base, nodes) = self.rt.block_on(async {
-            let snap = async {
-                let Some((_, r)) = &receiver else {
-                    return Ok(None);
-                };
-                let b = r.snapshot(app, text, receiver_ui).await?;
-                r.home().await?;
-                Ok::<_, crate::device::DeviceError>(Some(b))
-            };
-            let (b, n) = tokio::join!(snap, d.device().type_ready(&a, text, None));
-            Ok::<_, EnvError>((b.map_err(err)?, n.map_err(err)?))
-        })?;
+        let ui = receiver.as_ref().is_some_and(|(q, _)| !self.is_away(q));
+        let watched = receiver.as_ref().map(|(_, r)| (r.as_ref(), ui));
+        let (sent, base) = self
+            .rt
+            .block_on(d.send_watched(app, text, watched))
+            .map_err(err)?;
         if let (Some((q, _)), Some(b)) = (&receiver, base) {
             self.away.lock().map_err(err)?.insert(q.clone());
             self.pending
@@ -244,13 +236,9 @@ impl PhoneControl for DevicePhones {
                 .map_err(err)?
                 .insert((q.clone(), text_sha256(text)), b);
         }
-        let sent = self
-            .rt
-            .block_on(d.device().send_typed(&a, &nodes, None))
-            .map_err(err)?;
         Ok(Stamp {
-            t: sent.host_before_s,
-            uncertainty: Some(send_uncertainty(&sent)),
+            t: sent.ts.as_f64(),
+            uncertainty: Some(sent.uncertainty),
         })
     }
 
@@ -275,7 +263,6 @@ impl PhoneControl for DevicePhones {
         timeout: Duration,
     ) -> Result<Stamp, EnvError> {
         let d = self.phone(phone)?;
-        let a = self.app(app)?.clone();
         let base = self
             .pending
             .lock()
@@ -283,37 +270,24 @@ impl PhoneControl for DevicePhones {
             .remove(&(phone.to_string(), text_sha256(text)))
             .unwrap_or_default();
         let away = self.is_away(phone);
-        let first = if away { timeout / 2 } else { timeout };
-        let r = self.rt.block_on(d.device().wait_receipt_since(
-            &a,
-            text,
-            first,
-            None,
-            &base,
-            !away,
-        ));
-        let r = match r {
-            Err(crate::device::DeviceError::ReceiptTimeout { .. }) if away => {
-                if let Some(peer) = self.peer_of(phone, app) {
-                    self.open(phone, app, &peer)?;
-                }
-                self.rt
-                    .block_on(d.device().wait_receipt_since(
-                        &a,
-                        text,
-                        timeout - first,
-                        None,
-                        &base,
-                        true,
-                    ))
-                    .map_err(err)?
-            }
-            r => r.map_err(err)?,
+        let peer = self.peer_of(phone, app);
+        let contact = match &peer {
+            Some(p) => self.contact(app, p)?,
+            None => crate::device::api::Contact {
+                name: String::new(),
+                account: String::new(),
+            },
         };
-        let (t, u) = receipt_time(&r, d.last_clock());
+        let r = self
+            .rt
+            .block_on(d.receive_watched(app, text, timeout, &base, away && peer.is_some(), &contact))
+            .map_err(err)?;
+        if r.via == crate::device::phone::ReceiptVia::Ui {
+            self.away.lock().map_err(err)?.remove(phone);
+        }
         Ok(Stamp {
-            t,
-            uncertainty: Some(u),
+            t: r.ts.as_f64(),
+            uncertainty: Some(r.uncertainty),
         })
     }
 

@@ -241,6 +241,11 @@ impl Phone {
         self.measurement.as_deref()
     }
 
+    /// Saves a UI dump into the measurement folder (if set); its path.
+    pub fn save_dump(&self, app: &str, what: &str, xml: &str) -> Option<PathBuf> {
+        self.device.save_dump(self.diag(), app, what, xml)
+    }
+
     fn event(
         &self,
         at: Timestamp,
@@ -336,19 +341,78 @@ impl Phone {
 
     /// Types `text` into the open chat and taps send.
     pub async fn send(&self, app: &str, text: &str) -> Result<SendEvent, DeviceError> {
+        self.send_watched(app, text, None)
+            .await
+            .map(|(sent, _)| sent)
+    }
+
+    /// Sends `text` while `receiver` — the phone that will get it, with its
+    /// chat open when `.1` — is snapshotted and sent to its home screen (so
+    /// its app posts a notification); the tap waits for both. Returns the
+    /// send and the receiver's snapshot for [`Phone::receive_watched`].
+    pub async fn send_watched(
+        &self,
+        app: &str,
+        text: &str,
+        receiver: Option<(&Phone, bool)>,
+    ) -> Result<(SendEvent, Option<ReceiptBaseline>), DeviceError> {
         let a = self.app(app)?;
-        let sent = self.device.type_and_send(a, text, self.diag()).await?;
+        let snap = async {
+            let Some((r, ui)) = receiver else {
+                return Ok(None);
+            };
+            let b = r.snapshot(app, text, ui).await?;
+            r.home().await?;
+            Ok::<_, DeviceError>(Some(b))
+        };
+        let (base, nodes) = tokio::join!(snap, self.device.type_ready(a, text, self.diag()));
+        let (base, nodes) = (base?, nodes?);
+        self.event(ts(clock::host_now()), app, EventKind::Type, Some(text))?;
+        let sent = self.device.send_typed(a, &nodes, self.diag()).await?;
         let u = send_uncertainty(&sent);
-        self.event(ts(sent.host_before_s), app, EventKind::Type, Some(text))?;
         self.event_u(ts(sent.host_before_s), app, EventKind::SendTap, Some(text), Some(u))?;
         self.event(ts(sent.host_after_s), app, EventKind::Sent, Some(text))?;
-        Ok(SendEvent {
+        let ev = SendEvent {
             app: app.to_string(),
             ts: ts(sent.host_before_s),
             tap_done: ts(sent.host_after_s),
             text_sha256: text_sha256(text),
             uncertainty: u,
-        })
+        };
+        Ok((ev, base))
+    }
+
+    /// Waits for `text` sent after `base` was taken: with the phone `away`
+    /// on its home screen, a new notification for half the timeout, then the
+    /// chat with `contact` opened again and polled for a new bubble; with
+    /// the chat open, both from the start.
+    pub async fn receive_watched(
+        &self,
+        app: &str,
+        text: &str,
+        timeout: Duration,
+        base: &ReceiptBaseline,
+        away: bool,
+        contact: &Contact,
+    ) -> Result<ReceiveEvent, DeviceError> {
+        if !away {
+            return self
+                .wait_received_since(app, text, Some(timeout), base, true)
+                .await;
+        }
+        let first = timeout / 2;
+        match self
+            .wait_received_since(app, text, Some(first), base, false)
+            .await
+        {
+            Err(DeviceError::ReceiptTimeout { .. }) => {
+                self.launch(app).await?;
+                self.open_chat(app, contact).await?;
+                self.wait_received_since(app, text, Some(timeout - first), base, true)
+                    .await
+            }
+            r => r,
+        }
     }
 
     /// What this phone shows of `text` now (take it before the peer sends

@@ -435,7 +435,14 @@ impl Device {
         Ok((out.stdout, nodes))
     }
 
-    fn save_dump(&self, diag: Option<&Path>, app: &str, what: &str, xml: &str) -> Option<PathBuf> {
+    /// Saves a UI dump as `ui-<phone>-<app>-<what>.xml` into `diag`.
+    pub fn save_dump(
+        &self,
+        diag: Option<&Path>,
+        app: &str,
+        what: &str,
+        xml: &str,
+    ) -> Option<PathBuf> {
         let dir = diag?;
         std::fs::create_dir_all(dir).ok()?;
         let path = dir.join(format!(

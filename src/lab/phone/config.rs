@@ -189,6 +189,11 @@ pub struct PhoneSimConfig {
     /// `uiautomator dump` timing and failures (default: a phone's).
     #[serde(default)]
     pub ui_dump: UiDumpConfig,
+    /// How long an app takes from a message's arrival to posting its
+    /// notification, drawn between these bounds (ms): decrypting, storing,
+    /// building the notification. Default 50–300 ms.
+    #[serde(default = "default_post_lag")]
+    pub post_lag_ms: [u64; 2],
     /// Installed simulated apps by app id (`whatsapp`, `wechat`, …).
     #[serde(default)]
     pub apps: BTreeMap<String, SimAppConfig>,
@@ -207,6 +212,10 @@ pub struct PhoneSimConfig {
     /// Default gateway as `ip route` shows it.
     #[serde(default = "default_wlan_gateway")]
     pub wlan_gateway: String,
+}
+
+fn default_post_lag() -> [u64; 2] {
+    [50, 300]
 }
 
 fn default_wlan_addr() -> String {
@@ -286,10 +295,13 @@ impl PhoneSimConfig {
             ));
         }
         let d = &self.ui_dump;
-        if d.min_ms > d.max_ms || !(0.0..=1.0).contains(&d.idle_failure) {
+        if d.min_ms > d.max_ms
+            || !(0.0..=1.0).contains(&d.idle_failure)
+            || self.post_lag_ms[0] > self.post_lag_ms[1]
+        {
             return Err(format!(
-                "ui_dump: min_ms {} > max_ms {} or idle_failure {} outside 0..1",
-                d.min_ms, d.max_ms, d.idle_failure
+                "ui_dump: min_ms {} > max_ms {}, idle_failure {} outside 0..1, or post_lag_ms {:?} reversed",
+                d.min_ms, d.max_ms, d.idle_failure, self.post_lag_ms
             ));
         }
         if self.battery > 100 {
@@ -340,6 +352,7 @@ fn defaults(name: &str) -> PhoneSimConfig {
         dns: None,
         hosts: BTreeMap::new(),
         ui_dump: UiDumpConfig::default(),
+        post_lag_ms: default_post_lag(),
         apps: BTreeMap::new(),
         background: false,
         cold_start_ms: default_cold_start(),

@@ -340,6 +340,8 @@ pub struct Notification {
     pub updated_ms: i64,
     /// MessagingStyle messages: text and time (unix ms).
     pub messages: Vec<(String, i64)>,
+    /// Not in dumps before this moment (the app is still processing).
+    pub shown: Instant,
     /// Channel id.
     pub channel: &'static str,
 }
@@ -693,18 +695,26 @@ impl Phone {
             return;
         }
         // One notification per chat, updated with every new message (the
-        // system keeps its creation time and moves its update time).
+        // system keeps its creation time and moves its update time), posted
+        // once the app has processed the message.
         let title = app.name_of(from);
         let pkg = app.def.package;
         let when_ms = now - now.rem_euclid(1000);
+        let [lo, hi] = self.cfg.post_lag_ms;
+        let lag = lo + (self.random() * (hi - lo) as f64) as u64;
+        let shown = Instant::now() + Duration::from_millis(lag);
+        let now = now + lag as i64;
+        let app = &mut self.apps[idx];
+        let title_ref = &title;
         if let Some(n) = self
             .notifications
             .iter_mut()
-            .find(|n| n.package == pkg && n.title == title)
+            .find(|n| n.package == pkg && n.title == *title_ref)
         {
             n.text = text.to_string();
             n.when_ms = when_ms;
             n.updated_ms = now;
+            n.shown = shown;
             n.messages.push((text.to_string(), when_ms));
             return;
         }
@@ -717,6 +727,7 @@ impl Phone {
             when_ms,
             created_ms: now,
             updated_ms: now,
+            shown,
             messages: vec![(text.to_string(), when_ms)],
             channel: app.def.channel,
         };

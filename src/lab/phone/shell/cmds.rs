@@ -1773,9 +1773,16 @@ fn dumpsys(sh: &Shell, a: &[&str], out: &mut Vec<u8>, err: &mut Vec<u8>) -> i32 
         Some("notification") => {
             let noredact = a.contains(&"--noredact");
             let sdk = ph.cfg.sdk;
+            let now = std::time::Instant::now();
+            let posted: Vec<_> = ph
+                .notifications
+                .iter()
+                .filter(|n| n.shown <= now)
+                .cloned()
+                .collect();
             w(
                 out,
-                &super::super::notifdump::render(sdk, &ph.notifications, noredact),
+                &super::super::notifdump::render(sdk, &posted, noredact),
             );
             0
         }
