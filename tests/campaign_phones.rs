@@ -206,7 +206,10 @@ async fn single_sentence_receipts_never_precede_delivery() {
     let mut cb = phone_config('b', Some(backends.dns), 1, true);
     (cb.android_release, cb.sdk) = ("14".into(), 34);
     cb.clock_skew_ms = -2300.0;
-    assert!(ca.ui_dump.min_ms >= 1000 && ca.ui_dump.idle_failure > 0.0, "realistic dumps");
+    assert!(
+        ca.ui_dump.min_ms >= 1000 && ca.ui_dump.idle_failure > 0.0,
+        "realistic dumps"
+    );
     let a = start_phone(ca).await;
     let b = start_phone(cb).await;
     let server = AdbServer::start();
@@ -264,7 +267,10 @@ async fn single_sentence_receipts_never_precede_delivery() {
         let deliveries = backends.by_app[m.app.as_str()].deliveries();
         let ev = std::fs::read_to_string(dir.join(format!("measurements/{}/events.jsonl", m.id)))
             .unwrap();
-        let ev: Vec<serde_json::Value> = ev.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let ev: Vec<serde_json::Value> = ev
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         for msg in &m.messages {
             let d: Vec<_> = deliveries.iter().filter(|d| d.text == msg.text).collect();
             assert_eq!(d.len(), 1, "{}: delivered once", msg.id);

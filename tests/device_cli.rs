@@ -106,7 +106,12 @@ async fn devices_try_finds_every_selector_and_reports_a_broken_one() {
     let srv = server.addr().to_string();
     let tmp = tempfile::tempdir().unwrap();
     let profiles = tmp.path().join("phones");
-    write_profiles(&profiles, &srv, &a.adb_addr.to_string(), &b.adb_addr.to_string());
+    write_profiles(
+        &profiles,
+        &srv,
+        &a.adb_addr.to_string(),
+        &b.adb_addr.to_string(),
+    );
     // A copy of the app profiles with Signal's input field renamed.
     let apps = tmp.path().join("apps");
     std::fs::create_dir_all(&apps).unwrap();
@@ -125,25 +130,41 @@ async fn devices_try_finds_every_selector_and_reports_a_broken_one() {
         apps.to_str().unwrap().to_string(),
     );
     let r = tokio::task::spawn_blocking(move || {
-        let base = ["devices", "--json", "try", "--phones", "lab-a,lab-b", "--profiles", &p, "--out", &o];
-        let good = matador(
-            &[&base[..], &["--app", "whatsapp", "--send"]].concat(),
-        );
+        let base = [
+            "devices",
+            "--json",
+            "try",
+            "--phones",
+            "lab-a,lab-b",
+            "--profiles",
+            &p,
+            "--out",
+            &o,
+        ];
+        let good = matador(&[&base[..], &["--app", "whatsapp", "--send"]].concat());
         let all = matador(
-            &[&base[..], &["--app", "threema,telegram,wechat,line,kakaotalk,signal"]].concat(),
+            &[
+                &base[..],
+                &["--app", "threema,telegram,wechat,line,kakaotalk,signal"],
+            ]
+            .concat(),
         );
-        let broken = matador(&[
-            &["devices", "--apps", &ap],
-            &base[1..],
-            &["--app", "signal"],
-        ]
-        .concat());
+        let broken = matador(
+            &[
+                &["devices", "--apps", &ap],
+                &base[1..],
+                &["--app", "signal"],
+            ]
+            .concat(),
+        );
         (good, all, broken)
     })
     .await
     .unwrap();
     let parse = |s: &str| -> Vec<serde_json::Value> {
-        s.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+        s.lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
     };
     let ((ok1, j1, e1), (ok2, j2, e2), (ok3, j3, e3)) = r;
     assert!(ok1, "{j1}{e1}");
@@ -151,7 +172,13 @@ async fn devices_try_finds_every_selector_and_reports_a_broken_one() {
     assert_eq!(wa.len(), 2, "{j1}");
     for r in &wa {
         assert_eq!(r["error"], serde_json::Value::Null, "{r}");
-        assert!(r["sent"]["text"].as_str().unwrap().starts_with("matador try whatsapp"), "{r}");
+        assert!(
+            r["sent"]["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("matador try whatsapp"),
+            "{r}"
+        );
         assert!(r["received"]["uncertainty_s"]["before"].is_f64(), "{r}");
         assert!(r["android"].as_str().unwrap().contains("SDK"), "{r}");
     }
@@ -164,17 +191,30 @@ async fn devices_try_finds_every_selector_and_reports_a_broken_one() {
     assert_eq!(rest.len(), 12, "{j2}");
     for r in &rest {
         let sel = r["selectors"].as_object().unwrap();
-        assert!(sel.contains_key("text_field") && sel.contains_key("send_button"), "{r}");
+        assert!(
+            sel.contains_key("text_field") && sel.contains_key("send_button"),
+            "{r}"
+        );
         assert!(sel.values().all(|v| v == true), "{r}");
     }
     assert!(!ok3, "a broken selector fails: {j3}{e3}");
     let broken = parse(&j3);
-    let bad: Vec<_> = broken.iter().filter(|r| r["selectors"]["text_field"] == false).collect();
+    let bad: Vec<_> = broken
+        .iter()
+        .filter(|r| r["selectors"]["text_field"] == false)
+        .collect();
     assert_eq!(bad.len(), 2, "{j3}");
     for r in bad {
         let e = r["error"].as_str().unwrap();
-        assert!(e.contains("renamed_editor") && e.contains("UI dump saved to"), "{e}");
-        let path = e.rsplit("UI dump saved to ").next().unwrap().trim_end_matches(')');
+        assert!(
+            e.contains("renamed_editor") && e.contains("UI dump saved to"),
+            "{e}"
+        );
+        let path = e
+            .rsplit("UI dump saved to ")
+            .next()
+            .unwrap()
+            .trim_end_matches(')');
         let xml = std::fs::read_to_string(path).unwrap();
         assert!(xml.contains("<hierarchy"), "{path}");
     }

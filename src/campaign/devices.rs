@@ -280,7 +280,14 @@ impl PhoneControl for DevicePhones {
         };
         let r = self
             .rt
-            .block_on(d.receive_watched(app, text, timeout, &base, away && peer.is_some(), &contact))
+            .block_on(d.receive_watched(
+                app,
+                text,
+                timeout,
+                &base,
+                away && peer.is_some(),
+                &contact,
+            ))
             .map_err(err)?;
         if r.via == crate::device::phone::ReceiptVia::Ui {
             self.away.lock().map_err(err)?.remove(phone);

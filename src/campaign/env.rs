@@ -105,7 +105,8 @@ pub trait PhoneControl: Send + Sync {
         text: &str,
         timeout: Duration,
     ) -> Result<Stamp, EnvError> {
-        self.wait_receive(phone, app, text, timeout).map(Stamp::bare)
+        self.wait_receive(phone, app, text, timeout)
+            .map(Stamp::bare)
     }
     /// Force-stops the app and clears the firewall.
     fn finish(&self, phone: &str, app: &str) -> Result<(), EnvError>;

@@ -632,10 +632,24 @@ impl Runner {
                         p.open_chat(&x, &a, &y)
                     })
                     .map_err(fail)?;
-                    events.push(Stamp::bare(now()), ph, &m.app, EventKind::ChatOpen, None, None);
+                    events.push(
+                        Stamp::bare(now()),
+                        ph,
+                        &m.app,
+                        EventKind::ChatOpen,
+                        None,
+                        None,
+                    );
                 }
                 if step == Step::Baseline {
-                    events.push(Stamp::bare(now()), &m.sender, &m.app, EventKind::BaselineStart, None, None);
+                    events.push(
+                        Stamp::bare(now()),
+                        &m.sender,
+                        &m.app,
+                        EventKind::BaselineStart,
+                        None,
+                        None,
+                    );
                     let until = Instant::now() + Duration::from_secs_f64(m.baseline_secs);
                     while Instant::now() < until {
                         if self.stopped() {
@@ -650,7 +664,14 @@ impl Runner {
                                 .min(Duration::from_millis(100)),
                         );
                     }
-                    events.push(Stamp::bare(now()), &m.sender, &m.app, EventKind::BaselineEnd, None, None);
+                    events.push(
+                        Stamp::bare(now()),
+                        &m.sender,
+                        &m.app,
+                        EventKind::BaselineEnd,
+                        None,
+                        None,
+                    );
                 } else {
                     for (i, msg) in m.messages.iter().enumerate() {
                         if self.stopped() {
@@ -673,7 +694,14 @@ impl Runner {
                             p.send_stamped(&x, &a, &text)
                         })
                         .map_err(fail)?;
-                        events.push(t, from, &m.app, EventKind::SendTap, Some(&msg.id), Some(&msg.text));
+                        events.push(
+                            t,
+                            from,
+                            &m.app,
+                            EventKind::SendTap,
+                            Some(&msg.id),
+                            Some(&msg.text),
+                        );
                         let rt = self.opts.receive_timeout;
                         let (p, a, y, text) = (
                             env.phones.clone(),
@@ -687,7 +715,14 @@ impl Runner {
                             move || p.wait_receive_stamped(&y, &a, &text, rt),
                         )
                         .map_err(fail)?;
-                        events.push(t, to_ph, &m.app, EventKind::Received, Some(&msg.id), Some(&msg.text));
+                        events.push(
+                            t,
+                            to_ph,
+                            &m.app,
+                            EventKind::Received,
+                            Some(&msg.id),
+                            Some(&msg.text),
+                        );
                         if i + 1 < m.messages.len() {
                             std::thread::sleep(self.opts.interval);
                         }
@@ -955,7 +990,11 @@ impl Events {
         msg: Option<&str>,
         text: Option<&str>,
     ) {
-        let facts = self.offsets.iter().find(|(p, _)| p == device).map(|(_, f)| f);
+        let facts = self
+            .offsets
+            .iter()
+            .find(|(p, _)| p == device)
+            .map(|(_, f)| f);
         let ev = DeviceEvent {
             ts: Timestamp::from_f64(t.t),
             device: device.to_string(),

@@ -343,14 +343,23 @@ async fn try_apps(args: &DevicesArgs, t: &TryArgs) -> Result<ExitCode> {
         if args.json {
             println!("{}", serde_json::to_string(r)?);
         } else {
-            let missing: Vec<&String> = r.selectors.iter().filter(|(_, v)| !**v).map(|(k, _)| k).collect();
+            let missing: Vec<&String> = r
+                .selectors
+                .iter()
+                .filter(|(_, v)| !**v)
+                .map(|(k, _)| k)
+                .collect();
             println!(
                 "{} {} ({}, Android {}): {}",
                 r.phone,
                 r.app,
                 r.serial,
                 r.android,
-                if r.ok() { "ok".to_string() } else { format!("FAILED {missing:?}") }
+                if r.ok() {
+                    "ok".to_string()
+                } else {
+                    format!("FAILED {missing:?}")
+                }
             );
             if !r.interruptions.is_empty() {
                 println!("    dismissed: {}", r.interruptions.join(", "));

@@ -370,7 +370,13 @@ impl Phone {
         self.event(ts(clock::host_now()), app, EventKind::Type, Some(text))?;
         let sent = self.device.send_typed(a, &nodes, self.diag()).await?;
         let u = send_uncertainty(&sent);
-        self.event_u(ts(sent.host_before_s), app, EventKind::SendTap, Some(text), Some(u))?;
+        self.event_u(
+            ts(sent.host_before_s),
+            app,
+            EventKind::SendTap,
+            Some(text),
+            Some(u),
+        )?;
         self.event(ts(sent.host_after_s), app, EventKind::Sent, Some(text))?;
         let ev = SendEvent {
             app: app.to_string(),

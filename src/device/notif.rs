@@ -295,7 +295,10 @@ fn record(block: &str) -> Option<PostedNotification> {
 /// Parses the dump (any of the formats above).
 pub fn parse(dump: &str) -> Vec<PostedNotification> {
     let mut out = Vec::new();
-    let mut starts: Vec<usize> = dump.match_indices("NotificationRecord(").map(|(i, _)| i).collect();
+    let mut starts: Vec<usize> = dump
+        .match_indices("NotificationRecord(")
+        .map(|(i, _)| i)
+        .collect();
     starts.push(dump.len());
     for w in starts.windows(2) {
         if let Some(n) = record(&dump[w[0]..w[1]]) {
@@ -349,19 +352,48 @@ mod tests {
     #[test]
     fn fixtures_of_three_releases_and_seven_apps() {
         let fixtures = [
-            (9, include_str!("../../tests/fixtures/notifications/android9.txt")),
-            (11, include_str!("../../tests/fixtures/notifications/android11.txt")),
-            (14, include_str!("../../tests/fixtures/notifications/android14.txt")),
+            (
+                9,
+                include_str!("../../tests/fixtures/notifications/android9.txt"),
+            ),
+            (
+                11,
+                include_str!("../../tests/fixtures/notifications/android11.txt"),
+            ),
+            (
+                14,
+                include_str!("../../tests/fixtures/notifications/android14.txt"),
+            ),
         ];
         // (package, text shown, offset of mUpdateTimeMs, offset of when)
         let expect: [(&str, &str, i64, i64); 8] = [
             ("com.whatsapp", "see you at 5 [m0003-1]", 60_731, 60_000),
             ("com.whatsapp", "first one [m0001-1]", 60_731, 60_000),
-            ("org.thoughtcrime.securesms", "signal check, ok? [m0002-2]", 120_388, 120_000),
-            ("org.telegram.messenger", "Привет [m0004-1]", 180_542, 179_000),
-            ("ch.threema.app", "multi\nline (text) [m0005-1]", 240_911, 240_000),
+            (
+                "org.thoughtcrime.securesms",
+                "signal check, ok? [m0002-2]",
+                120_388,
+                120_000,
+            ),
+            (
+                "org.telegram.messenger",
+                "Привет [m0004-1]",
+                180_542,
+                179_000,
+            ),
+            (
+                "ch.threema.app",
+                "multi\nline (text) [m0005-1]",
+                240_911,
+                240_000,
+            ),
             ("com.tencent.mm", "你好 [m0006-1]", 301_208, 300_000),
-            ("jp.naver.line.android", "line two [m0007-3]", 361_377, 360_000),
+            (
+                "jp.naver.line.android",
+                "line two [m0007-3]",
+                361_377,
+                360_000,
+            ),
             ("com.kakao.talk", "안녕 [m0008-1]", 420_650, 420_000),
         ];
         for (rel, dump) in fixtures {
@@ -374,15 +406,29 @@ mod tests {
                     .iter()
                     .filter(|n| n.package == pkg && n.shows(text))
                     .collect();
-                assert_eq!(hits.len(), 1, "android {rel}: {pkg} shows {text:?}: {all:#?}");
-                assert_eq!(hits[0].posted_ms(), Some(base + posted), "android {rel} {pkg}");
+                assert_eq!(
+                    hits.len(),
+                    1,
+                    "android {rel}: {pkg} shows {text:?}: {all:#?}"
+                );
+                assert_eq!(
+                    hits[0].posted_ms(),
+                    Some(base + posted),
+                    "android {rel} {pkg}"
+                );
                 let w = (rel >= 11).then_some(base + when);
                 assert_eq!(hits[0].when_ms, w, "android {rel} {pkg}: when");
                 assert!(!hits[0].redacted);
             }
             // The lock-screen version (Android 14) and the summary are no message.
-            assert!(!all.iter().any(|n| n.shows("1 new message") || n.shows("2 new messages")));
-            assert!(!all.iter().any(|n| n.shows("see you at 5")), "no prefix match");
+            assert!(
+                !all.iter()
+                    .any(|n| n.shows("1 new message") || n.shows("2 new messages"))
+            );
+            assert!(
+                !all.iter().any(|n| n.shows("see you at 5")),
+                "no prefix match"
+            );
         }
     }
 }

@@ -827,10 +827,7 @@ impl Device {
                         via: ReceiptVia::Notification,
                         host_seen_s: now(),
                         host_since_s: since,
-                        phone_posted_s: n
-                            .posted_ms()
-                            .or(n.when_ms)
-                            .map(|ms| ms as f64 / 1000.0),
+                        phone_posted_s: n.posted_ms().or(n.when_ms).map(|ms| ms as f64 / 1000.0),
                         key: n.key.clone(),
                     });
                 }

@@ -83,11 +83,10 @@ async fn dismiss(p: &Phone, app: &str) -> Result<Vec<String>, DeviceError> {
         if xml.is_empty() {
             continue;
         }
-        if let Some((s, n)) = a
-            .ui
-            .dismiss
-            .iter()
-            .find_map(|s| nodes.iter().find(|n| s.matches(n)).map(|n| (s, n.clone())))
+        if let Some((s, n)) =
+            a.ui.dismiss
+                .iter()
+                .find_map(|s| nodes.iter().find(|n| s.matches(n)).map(|n| (s, n.clone())))
         {
             p.device().tap(&n).await?;
             out.push(s.to_string());
@@ -152,25 +151,32 @@ async fn check_into(
         // Many apps show the send button only once there is text.
         let nodes = p.device().type_ready(&a, "matador", None).await?;
         found = send(&nodes);
-        p.device().sh_ok(&format!("input keyevent 123 {}", ["67"; 7].join(" "))).await?;
+        p.device()
+            .sh_ok(&format!("input keyevent 123 {}", ["67"; 7].join(" ")))
+            .await?;
     }
     r.selectors.insert("send_button".into(), found);
     if !found {
         let dump = p.save_dump(app, "send_button", &xml);
-        return Err(DeviceError::SelectorNotFound(Box::new(super::SelectorMiss {
-            device: p.name().to_string(),
-            app: app.to_string(),
-            element: "send_button".into(),
-            selectors: selectors_text(&a.ui.send_button),
-            after: Duration::ZERO,
-            dump,
-        })));
+        return Err(DeviceError::SelectorNotFound(Box::new(
+            super::SelectorMiss {
+                device: p.name().to_string(),
+                app: app.to_string(),
+                element: "send_button".into(),
+                selectors: selectors_text(&a.ui.send_button),
+                after: Duration::ZERO,
+                dump,
+            },
+        )));
     }
     Ok(())
 }
 
 fn selectors_text(s: &[Selector]) -> String {
-    s.iter().map(ToString::to_string).collect::<Vec<_>>().join(" | ")
+    s.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" | ")
 }
 
 /// One marked message from `from` to `to` (the receiver's chat open; the

@@ -44,7 +44,11 @@ fn cs(class: &str, v: &str, redact: bool, f: Family) -> String {
 fn extras(out: &mut String, q: &str, n: &Notification, redact: bool, f: Family) {
     let _ = writeln!(out, "{q}extras={{");
     let k = format!("{q}    ");
-    let _ = writeln!(out, "{k}android.title={}", cs("String", &n.title, redact, f));
+    let _ = writeln!(
+        out,
+        "{k}android.title={}",
+        cs("String", &n.title, redact, f)
+    );
     let _ = writeln!(
         out,
         "{k}android.template=String (android.app.Notification$MessagingStyle)"
@@ -55,7 +59,11 @@ fn extras(out: &mut String, q: &str, n: &Notification, redact: bool, f: Family) 
         cs("SpannableString", &n.text, redact, f)
     );
     let _ = writeln!(out, "{k}android.conversationTitle=null");
-    let _ = write!(out, "{k}android.messages=Parcelable[] ({})", n.messages.len());
+    let _ = write!(
+        out,
+        "{k}android.messages=Parcelable[] ({})",
+        n.messages.len()
+    );
     if !redact {
         for (j, (text, time)) in n.messages.iter().enumerate() {
             let _ = write!(
@@ -159,10 +167,6 @@ pub fn render(sdk: u32, notifications: &[Notification], noredact: bool) -> Strin
     for n in notifications {
         record(&mut out, n, !noredact, f);
     }
-    let _ = writeln!(
-        out,
-        "\n  mNotificationList size: {}",
-        notifications.len()
-    );
+    let _ = writeln!(out, "\n  mNotificationList size: {}", notifications.len());
     out
 }
