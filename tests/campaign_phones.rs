@@ -71,6 +71,35 @@ fn profile(id: &str, serial: String, server: String, c: char, rooted: bool) -> P
     }
 }
 
+/// Runs a campaign over `DevicePhones` with the fake tunnels and captures.
+async fn run_campaign(
+    phones: Vec<PhoneProfile>,
+    apps: Vec<AppProfile>,
+    ls: &LoadedScenario,
+    rec: Record,
+    plan: Plan,
+) -> (matador::campaign::runner::Summary, Arc<NoTunnel>) {
+    let dp = Arc::new(DevicePhones::new(
+        tokio::runtime::Handle::current(),
+        phones,
+        apps,
+    ));
+    let fake = Arc::new(NoTunnel(Mutex::new(Vec::new())));
+    let env = Env {
+        phones: dp,
+        vantage: fake.clone(),
+        capture: fake.clone(),
+        paths: None,
+        probes: None,
+    };
+    let opts = RunOptions::from_scenario(&ls.scenario, ls.profiles.clone());
+    let summary = tokio::task::spawn_blocking(move || Runner::new(rec, plan, env, opts).run())
+        .await
+        .unwrap()
+        .unwrap();
+    (summary, fake)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn campaign_drives_simulated_phones() {
     assert!(country_point("DE").is_some() && country_point("ZZ").is_none());
@@ -101,24 +130,7 @@ async fn campaign_drives_simulated_phones() {
     assert_eq!(plan.measurements.len(), 2);
     let rec = Record::create(&tmp.path().join("campaigns"), &plan, &ls.source).unwrap();
     let dir = rec.dir.clone();
-    let dp = Arc::new(DevicePhones::new(
-        tokio::runtime::Handle::current(),
-        phones,
-        apps,
-    ));
-    let fake = Arc::new(NoTunnel(Mutex::new(Vec::new())));
-    let env = Env {
-        phones: dp,
-        vantage: fake.clone(),
-        capture: fake.clone(),
-        paths: None,
-        probes: None,
-    };
-    let opts = RunOptions::from_scenario(&ls.scenario, ls.profiles.clone());
-    let summary = tokio::task::spawn_blocking(move || Runner::new(rec, plan, env, opts).run())
-        .await
-        .unwrap()
-        .unwrap();
+    let (summary, fake) = run_campaign(phones, apps, &ls, rec, plan).await;
     let idx: Index =
         serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).unwrap()).unwrap();
     for e in &idx.measurements {
@@ -199,27 +211,22 @@ fn table_row(name: &str, mut v: Vec<f64>) -> (f64, f64, f64) {
 /// printed as the table of docs/devices.md.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_sentence_receipts_never_precede_delivery() {
-    let backends = start_backends(0).await;
-    let mut ca = phone_config('a', Some(backends.dns), 0, false);
-    (ca.android_release, ca.sdk) = ("9".into(), 28);
-    ca.clock_skew_ms = 1500.0;
-    let mut cb = phone_config('b', Some(backends.dns), 1, true);
-    (cb.android_release, cb.sdk) = ("14".into(), 34);
-    cb.clock_skew_ms = -2300.0;
-    assert!(
-        ca.ui_dump.min_ms >= 1000 && ca.ui_dump.idle_failure > 0.0,
-        "realistic dumps"
-    );
-    let a = start_phone(ca).await;
-    let b = start_phone(cb).await;
-    let server = AdbServer::start();
-    server.connect(a.adb_addr);
-    server.connect(b.adb_addr);
-    let srv = server.addr().to_string();
-    let phones = vec![
-        profile("lab-a", a.adb_addr.to_string(), srv.clone(), 'a', false),
-        profile("lab-b", b.adb_addr.to_string(), srv, 'b', false),
-    ];
+    let lab = two_phones(|ca, cb| {
+        (ca.android_release, ca.sdk, ca.clock_skew_ms) = ("9".into(), 28, 1500.0);
+        (cb.android_release, cb.sdk, cb.clock_skew_ms) = ("14".into(), 34, -2300.0);
+        assert!(
+            ca.ui_dump.min_ms >= 1000 && ca.ui_dump.idle_failure > 0.0,
+            "realistic dumps"
+        );
+    })
+    .await;
+    let srv = lab.server.addr().to_string();
+    let phones = ["lab-a", "lab-b"]
+        .iter()
+        .zip([(&lab.a, 'a'), (&lab.b, 'b')])
+        .map(|(id, (p, c))| profile(id, p.adb_addr.to_string(), srv.clone(), c, false))
+        .collect::<Vec<_>>();
+    let backends = &lab.backends;
     let apps = AppProfile::load_dir(&app_profiles()).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let sp = tmp.path().join("s.yaml");
@@ -242,25 +249,8 @@ async fn single_sentence_receipts_never_precede_delivery() {
     assert_eq!(unique.len(), texts.len(), "every text unique: {texts:?}");
     let rec = Record::create(&tmp.path().join("campaigns"), &plan, &ls.source).unwrap();
     let dir = rec.dir.clone();
-    let dp = Arc::new(DevicePhones::new(
-        tokio::runtime::Handle::current(),
-        phones,
-        apps.clone(),
-    ));
-    let fake = Arc::new(NoTunnel(Mutex::new(Vec::new())));
-    let env = Env {
-        phones: dp,
-        vantage: fake.clone(),
-        capture: fake.clone(),
-        paths: None,
-        probes: None,
-    };
-    let opts = RunOptions::from_scenario(&ls.scenario, ls.profiles.clone());
     let measurements = plan.measurements.clone();
-    let summary = tokio::task::spawn_blocking(move || Runner::new(rec, plan, env, opts).run())
-        .await
-        .unwrap()
-        .unwrap();
+    let (summary, _) = run_campaign(phones, apps, &ls, rec, plan).await;
     assert_eq!(summary.complete, 4, "{summary:?}");
     let (mut recv_err, mut send_err) = (Vec::new(), Vec::new());
     for m in &measurements {

@@ -97,20 +97,14 @@ fn write_profiles(dir: &std::path::Path, srv: &str, sa: &str, sb: &str) {
 /// that selector and the saved UI dump.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn devices_try_finds_every_selector_and_reports_a_broken_one() {
-    let backends = start_backends(0).await;
-    let a = start_phone(phone_config('a', Some(backends.dns), 0, false)).await;
-    let b = start_phone(phone_config('b', Some(backends.dns), 1, true)).await;
-    let server = AdbServer::start();
-    server.connect(a.adb_addr);
-    server.connect(b.adb_addr);
-    let srv = server.addr().to_string();
+    let lab = two_phones(|_, _| {}).await;
     let tmp = tempfile::tempdir().unwrap();
     let profiles = tmp.path().join("phones");
     write_profiles(
         &profiles,
-        &srv,
-        &a.adb_addr.to_string(),
-        &b.adb_addr.to_string(),
+        &lab.server.addr().to_string(),
+        &lab.a.adb_addr.to_string(),
+        &lab.b.adb_addr.to_string(),
     );
     // A copy of the app profiles with Signal's input field renamed.
     let apps = tmp.path().join("apps");

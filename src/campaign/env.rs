@@ -64,6 +64,12 @@ pub struct Stamp {
     pub uncertainty: Option<crate::device::events::TimeUncertainty>,
 }
 
+impl From<f64> for Stamp {
+    fn from(t: f64) -> Self {
+        Stamp::bare(t)
+    }
+}
+
 impl Stamp {
     /// A time without a known uncertainty.
     pub fn bare(t: f64) -> Self {

@@ -22,7 +22,7 @@ use crate::analysis::correlate::{
     CorrelateConfig, analyze_measurement, replay_campaign, write_analysis,
 };
 use crate::capture::Timestamp;
-use crate::device::events::{DeviceEvent, EventKind, text_sha256};
+use crate::device::events::{DeviceEvent, EventKind as K, text_sha256};
 use crate::scenario::apps::AppProfiles;
 use crate::scenario::{CapturePointKind, StepsSpec};
 use std::collections::BTreeSet;
@@ -632,24 +632,10 @@ impl Runner {
                         p.open_chat(&x, &a, &y)
                     })
                     .map_err(fail)?;
-                    events.push(
-                        Stamp::bare(now()),
-                        ph,
-                        &m.app,
-                        EventKind::ChatOpen,
-                        None,
-                        None,
-                    );
+                    events.push(now(), ph, &m.app, K::ChatOpen, None, None);
                 }
                 if step == Step::Baseline {
-                    events.push(
-                        Stamp::bare(now()),
-                        &m.sender,
-                        &m.app,
-                        EventKind::BaselineStart,
-                        None,
-                        None,
-                    );
+                    events.push(now(), &m.sender, &m.app, K::BaselineStart, None, None);
                     let until = Instant::now() + Duration::from_secs_f64(m.baseline_secs);
                     while Instant::now() < until {
                         if self.stopped() {
@@ -664,14 +650,7 @@ impl Runner {
                                 .min(Duration::from_millis(100)),
                         );
                     }
-                    events.push(
-                        Stamp::bare(now()),
-                        &m.sender,
-                        &m.app,
-                        EventKind::BaselineEnd,
-                        None,
-                        None,
-                    );
+                    events.push(now(), &m.sender, &m.app, K::BaselineEnd, None, None);
                 } else {
                     for (i, msg) in m.messages.iter().enumerate() {
                         if self.stopped() {
@@ -694,14 +673,7 @@ impl Runner {
                             p.send_stamped(&x, &a, &text)
                         })
                         .map_err(fail)?;
-                        events.push(
-                            t,
-                            from,
-                            &m.app,
-                            EventKind::SendTap,
-                            Some(&msg.id),
-                            Some(&msg.text),
-                        );
+                        events.push(t, from, &m.app, K::SendTap, Some(&msg.id), Some(&msg.text));
                         let rt = self.opts.receive_timeout;
                         let (p, a, y, text) = (
                             env.phones.clone(),
@@ -719,7 +691,7 @@ impl Runner {
                             t,
                             to_ph,
                             &m.app,
-                            EventKind::Received,
+                            K::Received,
                             Some(&msg.id),
                             Some(&msg.text),
                         );
@@ -983,13 +955,14 @@ impl Events {
     /// text's length in `bytes`).
     fn push(
         &mut self,
-        t: Stamp,
+        t: impl Into<Stamp>,
         device: &str,
         app: &str,
-        kind: EventKind,
+        kind: K,
         msg: Option<&str>,
         text: Option<&str>,
     ) {
+        let t: Stamp = t.into();
         let facts = self
             .offsets
             .iter()
