@@ -170,3 +170,42 @@ pub fn render(sdk: u32, notifications: &[Notification], noredact: bool) -> Strin
     let _ = writeln!(out, "\n  mNotificationList size: {}", notifications.len());
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Instant;
+
+    /// The simulator's dumps of every release family read back through the
+    /// device layer's parser (which is itself tested on fixtures written
+    /// from the AOSP sources): text, update time, redaction.
+    #[test]
+    fn every_family_parses_with_the_device_parser() {
+        let n = Notification {
+            package: "com.whatsapp".into(),
+            id: 3,
+            uid: 10123,
+            title: "Lab B".into(),
+            text: "second (2) [m0001-3]".into(),
+            when_ms: 1_765_000_001_000,
+            created_ms: 1_765_000_000_100,
+            updated_ms: 1_765_000_001_234,
+            messages: vec![
+                ("first [m0001-1]".into(), 1_765_000_000_000),
+                ("second (2) [m0001-3]".into(), 1_765_000_001_000),
+            ],
+            shown: Instant::now(),
+            channel: "msg",
+        };
+        for sdk in [28, 30, 34] {
+            let parsed = crate::device::notif::parse(&render(sdk, std::slice::from_ref(&n), true));
+            assert_eq!(parsed.len(), 1, "sdk {sdk}");
+            let p = &parsed[0];
+            assert!(p.shows("second (2) [m0001-3]") && p.shows("first [m0001-1]"), "sdk {sdk}: {p:?}");
+            assert_eq!(p.posted_ms(), Some(1_765_000_001_234), "sdk {sdk}");
+            assert_eq!(p.when_ms, (sdk > 28).then_some(1_765_000_001_000), "sdk {sdk}");
+            let redacted = crate::device::notif::parse(&render(sdk, &[n.clone()], false));
+            assert!(redacted[0].redacted && !redacted[0].shows("second (2) [m0001-3]"), "sdk {sdk}");
+        }
+    }
+}
