@@ -201,11 +201,22 @@ mod tests {
             let parsed = crate::device::notif::parse(&render(sdk, std::slice::from_ref(&n), true));
             assert_eq!(parsed.len(), 1, "sdk {sdk}");
             let p = &parsed[0];
-            assert!(p.shows("second (2) [m0001-3]") && p.shows("first [m0001-1]"), "sdk {sdk}: {p:?}");
+            assert!(
+                p.shows("second (2) [m0001-3]") && p.shows("first [m0001-1]"),
+                "sdk {sdk}: {p:?}"
+            );
             assert_eq!(p.posted_ms(), Some(1_765_000_001_234), "sdk {sdk}");
-            assert_eq!(p.when_ms, (sdk > 28).then_some(1_765_000_001_000), "sdk {sdk}");
-            let redacted = crate::device::notif::parse(&render(sdk, &[n.clone()], false));
-            assert!(redacted[0].redacted && !redacted[0].shows("second (2) [m0001-3]"), "sdk {sdk}");
+            assert_eq!(
+                p.when_ms,
+                (sdk > 28).then_some(1_765_000_001_000),
+                "sdk {sdk}"
+            );
+            let redacted =
+                crate::device::notif::parse(&render(sdk, std::slice::from_ref(&n), false));
+            assert!(
+                redacted[0].redacted && !redacted[0].shows("second (2) [m0001-3]"),
+                "sdk {sdk}"
+            );
         }
     }
 }
