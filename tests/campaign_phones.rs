@@ -71,6 +71,35 @@ fn profile(id: &str, serial: String, server: String, c: char, rooted: bool) -> P
     }
 }
 
+/// Runs a campaign over `DevicePhones` with the fake tunnels and captures.
+async fn run_campaign(
+    phones: Vec<PhoneProfile>,
+    apps: Vec<AppProfile>,
+    ls: &LoadedScenario,
+    rec: Record,
+    plan: Plan,
+) -> (matador::campaign::runner::Summary, Arc<NoTunnel>) {
+    let dp = Arc::new(DevicePhones::new(
+        tokio::runtime::Handle::current(),
+        phones,
+        apps,
+    ));
+    let fake = Arc::new(NoTunnel(Mutex::new(Vec::new())));
+    let env = Env {
+        phones: dp,
+        vantage: fake.clone(),
+        capture: fake.clone(),
+        paths: None,
+        probes: None,
+    };
+    let opts = RunOptions::from_scenario(&ls.scenario, ls.profiles.clone());
+    let summary = tokio::task::spawn_blocking(move || Runner::new(rec, plan, env, opts).run())
+        .await
+        .unwrap()
+        .unwrap();
+    (summary, fake)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn campaign_drives_simulated_phones() {
     assert!(country_point("DE").is_some() && country_point("ZZ").is_none());
@@ -101,24 +130,7 @@ async fn campaign_drives_simulated_phones() {
     assert_eq!(plan.measurements.len(), 2);
     let rec = Record::create(&tmp.path().join("campaigns"), &plan, &ls.source).unwrap();
     let dir = rec.dir.clone();
-    let dp = Arc::new(DevicePhones::new(
-        tokio::runtime::Handle::current(),
-        phones,
-        apps,
-    ));
-    let fake = Arc::new(NoTunnel(Mutex::new(Vec::new())));
-    let env = Env {
-        phones: dp,
-        vantage: fake.clone(),
-        capture: fake.clone(),
-        paths: None,
-        probes: None,
-    };
-    let opts = RunOptions::from_scenario(&ls.scenario, ls.profiles.clone());
-    let summary = tokio::task::spawn_blocking(move || Runner::new(rec, plan, env, opts).run())
-        .await
-        .unwrap()
-        .unwrap();
+    let (summary, fake) = run_campaign(phones, apps, &ls, rec, plan).await;
     let idx: Index =
         serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).unwrap()).unwrap();
     for e in &idx.measurements {
@@ -170,4 +182,113 @@ async fn campaign_drives_simulated_phones() {
         calls.iter().filter(|c| c.starts_with("disconnect")).count(),
         4
     );
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// median, p95, max (seconds) of a list of errors.
+fn table_row(name: &str, mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    let r = (percentile(&v, 0.5), percentile(&v, 0.95), v[v.len() - 1]);
+    eprintln!(
+        "| {name} | {} | {:.3} | {:.3} | {:.3} |",
+        v.len(),
+        r.0,
+        r.1,
+        r.2
+    );
+    r
+}
+
+/// The stale-bubble bug: one sentence for every message, chat history kept
+/// across measurements, both chats open during the exchange, phones with
+/// realistic `uiautomator dump` (1–3 s, idle failures) and Android 9 / 14
+/// notification dumps. No receipt may precede the backend's delivery of its
+/// message; the receive and send errors against the backend's log are
+/// printed as the table of docs/devices.md.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_sentence_receipts_never_precede_delivery() {
+    let lab = two_phones(|ca, cb| {
+        (ca.android_release, ca.sdk, ca.clock_skew_ms) = ("9".into(), 28, 1500.0);
+        (cb.android_release, cb.sdk, cb.clock_skew_ms) = ("14".into(), 34, -2300.0);
+        assert!(
+            ca.ui_dump.min_ms >= 1000 && ca.ui_dump.idle_failure > 0.0,
+            "realistic dumps"
+        );
+    })
+    .await;
+    let srv = lab.server.addr().to_string();
+    let phones = ["lab-a", "lab-b"]
+        .iter()
+        .zip([(&lab.a, 'a'), (&lab.b, 'b')])
+        .map(|(id, (p, c))| profile(id, p.adb_addr.to_string(), srv.clone(), c, false))
+        .collect::<Vec<_>>();
+    let backends = &lab.backends;
+    let apps = AppProfile::load_dir(&app_profiles()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let sp = tmp.path().join("s.yaml");
+    std::fs::write(
+        &sp,
+        "name: one-sentence\nphones: [{id: lab-a}, {id: lab-b}]\napps: [whatsapp, wechat]\n\
+         countries: {DE: [de-1], BR: [br-1]}\npairs: {all: [DE, BR]}\n\
+         messages: {per_direction: 2, texts: [same words every time], interval: 0s}\n\
+         repetitions: 2\nbaseline: {runs: 0}\ntimeouts: {step: 90s, receive: 40s, measurement: 10m}\nretries: 0\nlab: {}\n",
+    )
+    .unwrap();
+    let ls = LoadedScenario::load(&sp).unwrap();
+    let plan = Plan::expand(&ls);
+    let texts: Vec<&str> = plan
+        .measurements
+        .iter()
+        .flat_map(|m| m.messages.iter().map(|x| x.text.as_str()))
+        .collect();
+    let unique: std::collections::BTreeSet<&&str> = texts.iter().collect();
+    assert_eq!(unique.len(), texts.len(), "every text unique: {texts:?}");
+    let rec = Record::create(&tmp.path().join("campaigns"), &plan, &ls.source).unwrap();
+    let dir = rec.dir.clone();
+    let measurements = plan.measurements.clone();
+    let (summary, _) = run_campaign(phones, apps, &ls, rec, plan).await;
+    assert_eq!(summary.complete, 4, "{summary:?}");
+    let (mut recv_err, mut send_err) = (Vec::new(), Vec::new());
+    for m in &measurements {
+        let deliveries = backends.by_app[m.app.as_str()].deliveries();
+        let ev = std::fs::read_to_string(dir.join(format!("measurements/{}/events.jsonl", m.id)))
+            .unwrap();
+        let ev: Vec<serde_json::Value> = ev
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        for msg in &m.messages {
+            let d: Vec<_> = deliveries.iter().filter(|d| d.text == msg.text).collect();
+            assert_eq!(d.len(), 1, "{}: delivered once", msg.id);
+            let find = |kind: &str| {
+                ev.iter()
+                    .find(|e| e["kind"] == kind && e["message_id"] == msg.id.as_str())
+                    .unwrap_or_else(|| panic!("{}: no {kind} in {ev:?}", msg.id))
+            };
+            let t = |e: &serde_json::Value| e["ts"].as_str().unwrap().parse::<f64>().unwrap();
+            let (r, s) = (find("received"), find("send_tap"));
+            assert!(r["uncertainty_ns"]["before"].is_i64(), "{r}");
+            assert!(s["uncertainty_ns"]["after"].is_i64(), "{s}");
+            // The phone's clock estimate is good to about a millisecond.
+            let slack = r["clock_uncertainty_ns"].as_i64().unwrap_or(0) as f64 / 1e9 + 0.002;
+            assert!(
+                t(r) >= d[0].host_s - slack,
+                "{} {}: received at {} before the backend delivered it at {}",
+                m.app,
+                msg.id,
+                t(r),
+                d[0].host_s
+            );
+            recv_err.push(t(r) - d[0].host_s);
+            send_err.push(d[0].accepted_s - t(s));
+        }
+    }
+    eprintln!("| times against the backend's log | n | median s | p95 s | max s |");
+    let (_, p95, _) = table_row("receive: recorded − delivered", recv_err);
+    table_row("send: accepted − recorded send tap", send_err);
+    assert!(p95 < 0.5, "receive p95 {p95:.3} s");
 }

@@ -247,8 +247,13 @@ fn hostile_scenario_values_are_refused_or_kept_as_data() {
                     plan.measurements
                         .iter()
                         .flat_map(|m| &m.messages)
-                        .any(|m| m.text == h),
-                    "{what}: the text is kept verbatim"
+                        .any(|m| m.text
+                            == matador::campaign::plan::marked(
+                                &ls.scenario.messages.marker,
+                                &h,
+                                &m.id
+                            )),
+                    "{what}: the text is kept verbatim (with its message id mark)"
                 );
             }
         }

@@ -251,3 +251,36 @@ pub async fn start_phone(cfg: PhoneSimConfig) -> PhoneSim {
 pub fn app_profiles() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("device-profiles/apps")
 }
+
+/// Backends, phones A and B (variant 0 / variant 1 on the small screen,
+/// their configurations adjusted by `edit`) and a private adb server
+/// connected to both.
+pub struct TwoPhones {
+    /// The app backends and DNS.
+    pub backends: Backends,
+    /// Phone A.
+    pub a: PhoneSim,
+    /// Phone B.
+    pub b: PhoneSim,
+    /// The adb server.
+    pub server: AdbServer,
+}
+
+/// Starts [`TwoPhones`].
+pub async fn two_phones(edit: impl FnOnce(&mut PhoneSimConfig, &mut PhoneSimConfig)) -> TwoPhones {
+    let backends = start_backends(0).await;
+    let mut ca = phone_config('a', Some(backends.dns), 0, false);
+    let mut cb = phone_config('b', Some(backends.dns), 1, true);
+    edit(&mut ca, &mut cb);
+    let a = start_phone(ca).await;
+    let b = start_phone(cb).await;
+    let server = AdbServer::start();
+    server.connect(a.adb_addr);
+    server.connect(b.adb_addr);
+    TwoPhones {
+        backends,
+        a,
+        b,
+        server,
+    }
+}

@@ -1,13 +1,23 @@
-//! [`PhoneControl`] over real (or simulated) phones through `device/`:
-//! adb_client sessions opened from the phone profiles, apps driven by the
-//! `ui:` section of their profiles, receipt by notifications, clock offsets
-//! measured at preparation so every event lands on the host clock.
+//! [`PhoneControl`] over real (or simulated) phones through the device
+//! layer's one facade, [`crate::device::Phone`]: adb_client sessions opened
+//! from the phone profiles, apps driven by the `ui:` section of their
+//! profiles, clock offsets measured at preparation so every time lands on
+//! the host clock.
+//!
+//! Receipts cannot be fooled by earlier copies of a text: before each send
+//! the receiving phone's notifications and open chat are snapshotted, then
+//! it goes to the home screen, so the app posts a notification whose posting
+//! time (`mUpdateTimeMs`) dates the arrival to the millisecond; only a
+//! notification or bubble that was not in the snapshot counts. Without a
+//! notification within half the timeout, the chat is opened again and
+//! polled (`uiautomator dump`, seconds apart).
 
-use super::env::{EnvError, PhoneControl, PhoneFacts};
-use crate::device::clock::ClockEstimate;
-use crate::device::phone::Device;
+use super::env::{EnvError, PhoneControl, PhoneFacts, Stamp};
+use crate::device::api::Phone;
+use crate::device::events::text_sha256;
+use crate::device::phone::ReceiptBaseline;
 use crate::device::profile::{AppProfile, PhoneProfile};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,16 +26,21 @@ use std::time::Duration;
 pub struct DevicePhones {
     rt: tokio::runtime::Handle,
     profiles: HashMap<String, PhoneProfile>,
-    apps: HashMap<String, AppProfile>,
-    open: Mutex<HashMap<String, Arc<Device>>>,
-    clocks: Mutex<HashMap<String, ClockEstimate>>,
-    /// Running screen recordings: their device and the recorder's answer.
+    apps: Vec<AppProfile>,
+    open: Mutex<HashMap<String, Arc<Phone>>>,
+    /// The chat each phone opened: (app, peer).
+    chats: Mutex<HashMap<String, (String, String)>>,
+    /// Phones sent to the home screen (their chat must be opened again).
+    away: Mutex<HashSet<String>>,
+    /// Snapshots taken before a send: (receiving phone, text hash).
+    pending: Mutex<HashMap<(String, String), ReceiptBaseline>>,
+    /// Running screen recordings: their phone and the recorder's answer.
     recordings: Mutex<HashMap<String, Recording>>,
 }
 
 /// A screen recording running on its own thread (and ADB connection).
 type Recording = (
-    Arc<Device>,
+    Arc<Phone>,
     std::sync::mpsc::Receiver<Result<(), String>>,
     Duration,
 );
@@ -66,14 +81,16 @@ impl DevicePhones {
         DevicePhones {
             rt,
             profiles: phones.into_iter().map(|p| (p.id.clone(), p)).collect(),
-            apps: apps.into_iter().map(|a| (a.id.clone(), a)).collect(),
+            apps,
             open: Mutex::new(HashMap::new()),
-            clocks: Mutex::new(HashMap::new()),
+            chats: Mutex::new(HashMap::new()),
+            away: Mutex::new(HashSet::new()),
+            pending: Mutex::new(HashMap::new()),
             recordings: Mutex::new(HashMap::new()),
         }
     }
 
-    fn device(&self, phone: &str) -> Result<Arc<Device>, EnvError> {
+    fn phone(&self, phone: &str) -> Result<Arc<Phone>, EnvError> {
         if let Some(d) = self.open.lock().map_err(err)?.get(phone) {
             return Ok(d.clone());
         }
@@ -81,7 +98,11 @@ impl DevicePhones {
             .profiles
             .get(phone)
             .ok_or_else(|| EnvError::new(format!("{phone}: no phone profile")))?;
-        let d = Arc::new(self.rt.block_on(Device::from_profile(p)).map_err(err)?);
+        let d = Arc::new(
+            self.rt
+                .block_on(Phone::connect(p, &self.apps))
+                .map_err(err)?,
+        );
         self.open
             .lock()
             .map_err(err)?
@@ -91,25 +112,56 @@ impl DevicePhones {
 
     fn app(&self, app: &str) -> Result<&AppProfile, EnvError> {
         self.apps
-            .get(app)
+            .iter()
+            .find(|a| a.id == app)
             .ok_or_else(|| EnvError::new(format!("app {app}: no device profile")))
     }
 
-    fn to_host(&self, phone: &str, phone_s: f64) -> Option<f64> {
-        self.clocks
+    fn contact(&self, app: &str, peer: &str) -> Result<crate::device::api::Contact, EnvError> {
+        let p = self
+            .profiles
+            .get(peer)
+            .ok_or_else(|| EnvError::new(format!("{peer}: no phone profile")))?;
+        crate::device::api::Contact::of(p, app).map_err(err)
+    }
+
+    /// Opens `phone`'s chat with `peer` in `app` (launching the app).
+    fn open(&self, phone: &str, app: &str, peer: &str) -> Result<(), EnvError> {
+        let d = self.phone(phone)?;
+        let c = self.contact(app, peer)?;
+        self.rt.block_on(async {
+            d.launch(app).await.map_err(err)?;
+            d.open_chat(app, &c).await.map_err(err)
+        })?;
+        self.away.lock().map_err(err)?.remove(phone);
+        self.chats
             .lock()
-            .ok()?
+            .map_err(err)?
+            .insert(phone.to_string(), (app.to_string(), peer.to_string()));
+        Ok(())
+    }
+
+    fn is_away(&self, phone: &str) -> bool {
+        self.away.lock().is_ok_and(|a| a.contains(phone))
+    }
+
+    /// The peer whose chat `phone` has open in `app`.
+    fn peer_of(&self, phone: &str, app: &str) -> Option<String> {
+        let chats = self.chats.lock().ok()?;
+        chats
             .get(phone)
-            .map(|c| c.to_host(phone_s))
+            .filter(|(a, _)| a == app)
+            .map(|(_, p)| p.clone())
     }
 }
 
 impl PhoneControl for DevicePhones {
     fn prepare(&self, phone: &str, app: &str, country: &str) -> Result<PhoneFacts, EnvError> {
-        let d = self.device(phone)?;
+        let p = self.phone(phone)?;
         let a = self.app(app)?.clone();
         let rooted = self.profiles.get(phone).is_some_and(|p| p.rooted);
-        self.rt.block_on(async {
+        let d = p.device();
+        let facts = self.rt.block_on(async {
             // A phone that dropped off (cable, USB reset, adbd restart) often
             // comes back within seconds: wait for it before failing the
             // attempt (the device layer reconnects on the next call).
@@ -134,11 +186,8 @@ impl PhoneControl for DevicePhones {
                 let uid = d.app_uid(&a.package).await.map_err(err)?;
                 d.firewall_allow_only(&[uid]).await.map_err(err)?;
             }
-            let clock = d.clock(5).await.map_err(err)?;
+            let clock = p.clock_offset(5).await.map_err(err)?;
             let info = d.info(&[]).await.map_err(err)?;
-            if let Ok(mut c) = self.clocks.lock() {
-                c.insert(phone.to_string(), clock);
-            }
             Ok(PhoneFacts {
                 model: info.model,
                 android: info.android,
@@ -146,34 +195,50 @@ impl PhoneControl for DevicePhones {
                 clock_offset_s: clock.offset_s,
                 clock_uncertainty_s: clock.uncertainty_s,
             })
-        })
+        })?;
+        self.chats.lock().map_err(err)?.remove(phone);
+        Ok(facts)
     }
 
     fn open_chat(&self, phone: &str, app: &str, peer: &str) -> Result<(), EnvError> {
-        let d = self.device(phone)?;
-        let a = self.app(app)?;
-        let p = self
-            .profiles
-            .get(peer)
-            .ok_or_else(|| EnvError::new(format!("{peer}: no phone profile")))?;
-        let account = p
-            .accounts
-            .get(app)
-            .ok_or_else(|| EnvError::new(format!("{peer}: no {app} account in its profile")))?;
-        let name = p.display_name.clone().unwrap_or_else(|| peer.to_string());
-        self.rt.block_on(async {
-            d.launch(a).await.map_err(err)?;
-            d.open_chat(a, account, &name, None).await.map_err(err)
-        })
+        self.open(phone, app, peer)
     }
 
     fn send(&self, phone: &str, app: &str, text: &str) -> Result<f64, EnvError> {
-        let d = self.device(phone)?;
-        let a = self.app(app)?;
-        self.rt.block_on(async {
-            d.type_text(a, text, None).await.map_err(err)?;
-            let s = d.tap_send(a, None).await.map_err(err)?;
-            Ok(s.host_before_s)
+        self.send_stamped(phone, app, text).map(|s| s.t)
+    }
+
+    /// Opens the sender's chat again if it went home, snapshots the
+    /// receiver and sends it home while the text is typed, then taps send.
+    fn send_stamped(&self, phone: &str, app: &str, text: &str) -> Result<Stamp, EnvError> {
+        let d = self.phone(phone)?;
+        let peer = self.peer_of(phone, app);
+        if self.is_away(phone)
+            && let Some(peer) = &peer
+        {
+            self.open(phone, app, peer)?;
+        }
+        // The receiver: only a phone this facade drives, with its chat open.
+        let receiver = peer
+            .filter(|q| self.peer_of(q, app).as_deref() == Some(phone))
+            .map(|q| self.phone(&q).map(|r| (q, r)))
+            .transpose()?;
+        let ui = receiver.as_ref().is_some_and(|(q, _)| !self.is_away(q));
+        let watched = receiver.as_ref().map(|(_, r)| (r.as_ref(), ui));
+        let (sent, base) = self
+            .rt
+            .block_on(d.send_watched(app, text, watched))
+            .map_err(err)?;
+        if let (Some((q, _)), Some(b)) = (&receiver, base) {
+            self.away.lock().map_err(err)?.insert(q.clone());
+            self.pending
+                .lock()
+                .map_err(err)?
+                .insert((q.clone(), text_sha256(text)), b);
+        }
+        Ok(Stamp {
+            t: sent.ts.as_f64(),
+            uncertainty: Some(sent.uncertainty),
         })
     }
 
@@ -184,35 +249,73 @@ impl PhoneControl for DevicePhones {
         text: &str,
         timeout: Duration,
     ) -> Result<f64, EnvError> {
-        let d = self.device(phone)?;
-        let a = self.app(app)?;
+        self.wait_receive_stamped(phone, app, text, timeout)
+            .map(|s| s.t)
+    }
+
+    /// A new notification showing the text; without one within half the
+    /// timeout, the chat opened again and polled for a new bubble.
+    fn wait_receive_stamped(
+        &self,
+        phone: &str,
+        app: &str,
+        text: &str,
+        timeout: Duration,
+    ) -> Result<Stamp, EnvError> {
+        let d = self.phone(phone)?;
+        let base = self
+            .pending
+            .lock()
+            .map_err(err)?
+            .remove(&(phone.to_string(), text_sha256(text)))
+            .unwrap_or_default();
+        let away = self.is_away(phone);
+        let peer = self.peer_of(phone, app);
+        let contact = match &peer {
+            Some(p) => self.contact(app, p)?,
+            None => crate::device::api::Contact {
+                name: String::new(),
+                account: String::new(),
+            },
+        };
         let r = self
             .rt
-            .block_on(d.wait_receipt(a, text, timeout, None))
+            .block_on(d.receive_watched(
+                app,
+                text,
+                timeout,
+                &base,
+                away && peer.is_some(),
+                &contact,
+            ))
             .map_err(err)?;
-        // The notification's posting time on the phone's clock is closer to
-        // the arrival than the poll that saw it.
-        Ok(r.phone_posted_s
-            .and_then(|p| self.to_host(phone, p))
-            .unwrap_or(r.host_seen_s))
+        if r.via == crate::device::phone::ReceiptVia::Ui {
+            self.away.lock().map_err(err)?.remove(phone);
+        }
+        Ok(Stamp {
+            t: r.ts.as_f64(),
+            uncertainty: Some(r.uncertainty),
+        })
     }
 
     fn finish(&self, phone: &str, app: &str) -> Result<(), EnvError> {
-        let d = self.device(phone)?;
+        let p = self.phone(phone)?;
         let a = self.app(app)?.clone();
         let rooted = self.profiles.get(phone).is_some_and(|p| p.rooted);
+        self.chats.lock().map_err(err)?.remove(phone);
+        self.away.lock().map_err(err)?.remove(phone);
         self.rt.block_on(async {
-            d.force_stop(&a).await.map_err(err)?;
+            p.device().force_stop(&a).await.map_err(err)?;
             if rooted {
-                d.firewall_clear().await.map_err(err)?;
+                p.device().firewall_clear().await.map_err(err)?;
             }
             Ok(())
         })
     }
 
     fn diagnostics(&self, phone: &str, dir: &Path) -> Result<(), EnvError> {
-        let d = self.device(phone)?;
-        let (xml, _) = self.rt.block_on(d.dump()).map_err(err)?;
+        let p = self.phone(phone)?;
+        let (xml, _) = self.rt.block_on(p.device().dump()).map_err(err)?;
         crate::atomic_file::write(&dir.join(format!("ui-{phone}.xml")), xml.as_bytes()).map_err(err)
     }
 
@@ -224,7 +327,7 @@ impl PhoneControl for DevicePhones {
     ) -> Result<(), EnvError> {
         // A recording left over (a stop that timed out) is ended first.
         self.stop_screenrecord(phone)?;
-        let d = self.device(phone)?;
+        let d = self.phone(phone)?;
         let (tx, rx) = std::sync::mpsc::channel();
         let (rt, dev, file) = (self.rt.clone(), d.clone(), file.to_path_buf());
         let secs = limit.as_secs().clamp(1, 180) as u32;
@@ -232,7 +335,7 @@ impl PhoneControl for DevicePhones {
             .name(format!("screenrecord-{phone}"))
             .spawn(move || {
                 let r = rt
-                    .block_on(dev.screenrecord(secs, &file))
+                    .block_on(dev.device().screenrecord(secs, &file))
                     .map_err(|e| e.to_string());
                 let _ = tx.send(r);
             })
@@ -255,7 +358,7 @@ impl PhoneControl for DevicePhones {
         let bound = limit + Duration::from_secs(60);
         let deadline = std::time::Instant::now() + bound;
         loop {
-            let _ = self.rt.block_on(d.sh("pkill -INT screenrecord"));
+            let _ = self.rt.block_on(d.device().sh("pkill -INT screenrecord"));
             match rx.recv_timeout(Duration::from_secs(1)) {
                 Ok(r) => {
                     return r.map_err(|e| EnvError::new(format!("{phone}: screenrecord: {e}")));

@@ -54,6 +54,32 @@ pub struct PhoneFacts {
     pub clock_uncertainty_s: f64,
 }
 
+/// A recorded host time (unix s) and, when the phone layer can say, how far
+/// the true moment may be from it (`events.jsonl`'s `uncertainty_ns`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stamp {
+    /// Host time, unix seconds.
+    pub t: f64,
+    /// Interval around `t` holding the true time.
+    pub uncertainty: Option<crate::device::events::TimeUncertainty>,
+}
+
+impl From<f64> for Stamp {
+    fn from(t: f64) -> Self {
+        Stamp::bare(t)
+    }
+}
+
+impl Stamp {
+    /// A time without a known uncertainty.
+    pub fn bare(t: f64) -> Self {
+        Stamp {
+            t,
+            uncertainty: None,
+        }
+    }
+}
+
 /// The phones.
 pub trait PhoneControl: Send + Sync {
     /// Wakes and unlocks the phone, checks the app, sets the mock location
@@ -72,6 +98,22 @@ pub trait PhoneControl: Send + Sync {
         text: &str,
         timeout: Duration,
     ) -> Result<f64, EnvError>;
+    /// [`PhoneControl::send`] with the time's uncertainty (default: none known).
+    fn send_stamped(&self, phone: &str, app: &str, text: &str) -> Result<Stamp, EnvError> {
+        self.send(phone, app, text).map(Stamp::bare)
+    }
+    /// [`PhoneControl::wait_receive`] with the time's uncertainty (default:
+    /// none known).
+    fn wait_receive_stamped(
+        &self,
+        phone: &str,
+        app: &str,
+        text: &str,
+        timeout: Duration,
+    ) -> Result<Stamp, EnvError> {
+        self.wait_receive(phone, app, text, timeout)
+            .map(Stamp::bare)
+    }
     /// Force-stops the app and clears the firewall.
     fn finish(&self, phone: &str, app: &str) -> Result<(), EnvError>;
     /// Saves diagnostics (UI dump, screenshot) into `dir` after a failure.

@@ -146,10 +146,11 @@ impl Plan {
                         .cloned()
                         .unwrap_or_default();
                     *texts += 1;
+                    let mid = format!("{id}-{}", n + 1);
                     messages.push(PlannedMessage {
-                        id: format!("{id}-{}", n + 1),
+                        text: marked(&sc.messages.marker, &text, &mid),
+                        id: mid,
                         from: side,
-                        text,
                     });
                     side = side.other();
                 }
@@ -249,6 +250,18 @@ impl Plan {
     }
 }
 
+/// A message text made unique by its id (`marker`: `{text}`, `{id}`; without
+/// `{id}`, ` [{id}]` is appended).
+pub fn marked(marker: &str, text: &str, id: &str) -> String {
+    let marker = if marker.contains("{id}") {
+        marker.to_string()
+    } else {
+        format!("{marker} [{{id}}]")
+    };
+    // `{id}` first: a scenario text containing "{id}" stays as written.
+    marker.replace("{id}", id).replace("{text}", text)
+}
+
 /// The scenario's country pairs, deduplicated (an unordered pair counts once:
 /// messages go both ways anyway), in the order written.
 pub fn expand_pairs(sc: &crate::scenario::Scenario) -> Vec<[CountryCode; 2]> {
@@ -293,5 +306,17 @@ pub fn human_secs(s: f64) -> String {
         format!("{}m {:02}s", s / 60, s % 60)
     } else {
         format!("{s}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marked_texts_carry_the_message_id() {
+        assert_eq!(marked("{text} [{id}]", "hi", "m0001-2"), "hi [m0001-2]");
+        assert_eq!(marked("{text}", "hi", "m0001-2"), "hi [m0001-2]");
+        assert_eq!(marked("#{id} {text}", "a {id} b", "m9"), "#m9 a {id} b");
     }
 }

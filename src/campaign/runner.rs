@@ -15,13 +15,16 @@
 //! cleaned and redone.
 
 use super::CampaignError;
-use super::env::{CapturePoint, EnvError, PhoneControl, PhoneFacts, StepHook, StepReport, Vantage};
+use super::env::{
+    CapturePoint, EnvError, PhoneControl, PhoneFacts, Stamp, StepHook, StepReport, Vantage,
+};
 use super::plan::{Kind, Plan, PlannedMeasurement, Side};
 use super::record::{IndexEntry, Record, Status, StepState, now};
 use crate::analysis::correlate::{
     CorrelateConfig, analyze_measurement, replay_campaign, write_analysis,
 };
 use crate::capture::Timestamp;
+use crate::device::events::{DeviceEvent, EventKind as K, text_sha256};
 use crate::scenario::apps::AppProfiles;
 use crate::scenario::{CapturePointKind, StepsSpec};
 use std::collections::BTreeSet;
@@ -701,10 +704,10 @@ impl Runner {
                         p.open_chat(&x, &a, &y)
                     })
                     .map_err(fail)?;
-                    events.push(now(), ph, &m.app, "chat_open", None, None);
+                    events.push(now(), ph, &m.app, K::ChatOpen, None, None);
                 }
                 if step == Step::Baseline {
-                    events.push(now(), &m.sender, &m.app, "baseline_start", None, None);
+                    events.push(now(), &m.sender, &m.app, K::BaselineStart, None, None);
                     let until = Instant::now() + Duration::from_secs_f64(m.baseline_secs);
                     while Instant::now() < until {
                         if self.stopped() {
@@ -719,7 +722,7 @@ impl Runner {
                                 .min(Duration::from_millis(100)),
                         );
                     }
-                    events.push(now(), &m.sender, &m.app, "baseline_end", None, None);
+                    events.push(now(), &m.sender, &m.app, K::BaselineEnd, None, None);
                 } else {
                     for (i, msg) in m.messages.iter().enumerate() {
                         if self.stopped() {
@@ -739,10 +742,10 @@ impl Runner {
                             msg.text.clone(),
                         );
                         let t = bounded(&format!("{from}: send {}", msg.id), to, move || {
-                            p.send(&x, &a, &text)
+                            p.send_stamped(&x, &a, &text)
                         })
                         .map_err(fail)?;
-                        events.push(t, from, &m.app, "send_tap", Some(&msg.id), Some(&msg.text));
+                        events.push(t, from, &m.app, K::SendTap, Some(&msg.id), Some(&msg.text));
                         let rt = self.opts.receive_timeout;
                         let (p, a, y, text) = (
                             env.phones.clone(),
@@ -753,10 +756,17 @@ impl Runner {
                         let t = bounded(
                             &format!("{to_ph}: receive {}", msg.id),
                             rt + Duration::from_secs(5),
-                            move || p.wait_receive(&y, &a, &text, rt),
+                            move || p.wait_receive_stamped(&y, &a, &text, rt),
                         )
                         .map_err(fail)?;
-                        events.push(t, to_ph, &m.app, "received", Some(&msg.id), Some(&msg.text));
+                        events.push(
+                            t,
+                            to_ph,
+                            &m.app,
+                            K::Received,
+                            Some(&msg.id),
+                            Some(&msg.text),
+                        );
                         if i + 1 < m.messages.len() {
                             std::thread::sleep(self.opts.interval);
                         }
@@ -1050,33 +1060,37 @@ impl Events {
         }
     }
 
+    /// Appends one event (the device layer's [`DeviceEvent`], plus the
+    /// text's length in `bytes`).
     fn push(
         &mut self,
-        t: f64,
+        t: impl Into<Stamp>,
         device: &str,
         app: &str,
-        kind: &str,
+        kind: K,
         msg: Option<&str>,
         text: Option<&str>,
     ) {
-        let mut o = serde_json::json!({
-            "ts": Timestamp::from_f64(t),
-            "device": device,
-            "app": app,
-            "kind": kind,
-        });
-        if let Some(m) = msg {
-            o["message_id"] = m.into();
-        }
+        let t: Stamp = t.into();
+        let facts = self
+            .offsets
+            .iter()
+            .find(|(p, _)| p == device)
+            .map(|(_, f)| f);
+        let ev = DeviceEvent {
+            ts: Timestamp::from_f64(t.t),
+            device: device.to_string(),
+            app: app.to_string(),
+            kind,
+            message_id: msg.map(str::to_string),
+            text_sha256: text.map(text_sha256),
+            clock_offset_ns: facts.map(|f| (f.clock_offset_s * 1e9) as i64),
+            clock_uncertainty_ns: facts.map(|f| (f.clock_uncertainty_s * 1e9) as i64),
+            uncertainty_ns: t.uncertainty,
+        };
+        let mut o = serde_json::to_value(&ev).unwrap_or_default();
         if let Some(t) = text {
-            let d = ring::digest::digest(&ring::digest::SHA256, t.as_bytes());
-            let hex: String = d.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-            o["text_sha256"] = hex.into();
             o["bytes"] = t.len().into();
-        }
-        if let Some((_, f)) = self.offsets.iter().find(|(p, _)| p == device) {
-            o["clock_offset_ns"] = ((f.clock_offset_s * 1e9) as i64).into();
-            o["clock_uncertainty_ns"] = ((f.clock_uncertainty_s * 1e9) as i64).into();
         }
         self.lines.push(o.to_string());
         // Each event reaches the disk as it happens (a crash keeps them).

@@ -41,6 +41,30 @@ pub struct DevicesArgs {
 pub enum DevicesAction {
     /// Checks each phone is ready for a lab campaign; prints the exact steps for what is missing.
     Prepare(PrepareArgs),
+    /// Smoke test after an app update: launch, dismiss interruptions, open
+    /// the chat, find every selector (UI dump saved when one is missing);
+    /// `--send`: one marked message each way with its receipt time.
+    Try(TryArgs),
+}
+
+/// Arguments of `matador devices try`.
+#[derive(Debug, Args)]
+pub struct TryArgs {
+    /// App ids (repeatable or comma-separated).
+    #[arg(long = "app", value_delimiter = ',', required = true)]
+    pub app: Vec<String>,
+    /// The two phone profile ids, `A,B`.
+    #[arg(long, value_delimiter = ',', num_args = 1)]
+    pub phones: Vec<String>,
+    /// Phone profiles directory.
+    #[arg(long, default_value = "device-profiles/phones")]
+    pub profiles: PathBuf,
+    /// Send one marked message each way and report the receipt times.
+    #[arg(long)]
+    pub send: bool,
+    /// Where UI dumps of missing selectors (and the events) are saved.
+    #[arg(long, default_value = "devices-try")]
+    pub out: PathBuf,
 }
 
 /// Arguments of `matador devices prepare` (the adb options are those of `matador devices`).
@@ -68,6 +92,9 @@ pub fn run(args: DevicesArgs) -> Result<ExitCode> {
         .build()?;
     if let Some(DevicesAction::Prepare(p)) = &args.action {
         return rt.block_on(prepare(&args, p));
+    }
+    if let Some(DevicesAction::Try(t)) = &args.action {
+        return rt.block_on(try_apps(&args, t));
     }
     rt.block_on(async move {
         let apps = AppProfile::load_dir(&args.apps)
@@ -265,6 +292,95 @@ async fn prepare(args: &DevicesArgs, p: &PrepareArgs) -> Result<ExitCode> {
     }
     let ready = !found.is_empty() && found.iter().all(|r| r.ready());
     Ok(if ready {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+async fn try_apps(args: &DevicesArgs, t: &TryArgs) -> Result<ExitCode> {
+    use matador_device::api::{Contact, Phone};
+    use matador_device::profile::PhoneProfile;
+    use matador_device::trial;
+    anyhow::ensure!(
+        t.phones.len() == 2,
+        "--phones takes two phone profile ids, A,B (got {:?})",
+        t.phones
+    );
+    let apps = AppProfile::load_dir(&args.apps)
+        .with_context(|| format!("app profiles in {}", args.apps.display()))?;
+    for id in &t.app {
+        anyhow::ensure!(
+            apps.iter().any(|a| &a.id == id),
+            "--app {id}: no profile in {}",
+            args.apps.display()
+        );
+    }
+    let load = |id: &str| PhoneProfile::load(&t.profiles.join(format!("{id}.yaml")));
+    let (pa, pb) = (load(&t.phones[0])?, load(&t.phones[1])?);
+    let mut a = Phone::connect(&pa, &apps).await?;
+    let mut b = Phone::connect(&pb, &apps).await?;
+    a.set_measurement(Some(&t.out));
+    b.set_measurement(Some(&t.out));
+    let mut reports = Vec::new();
+    for app in &t.app {
+        let (ca, cb) = (Contact::of(&pa, app)?, Contact::of(&pb, app)?);
+        let (mut ra, mut rb) = tokio::join!(trial::check(&a, app, &cb), trial::check(&b, app, &ca));
+        if t.send && ra.ok() && rb.ok() {
+            let bound = std::time::Duration::from_secs(60);
+            if let Err(e) = trial::exchange((&a, &mut ra), (&b, &mut rb), &ca, None, bound).await {
+                ra.error = Some(format!("sending to {}: {e}", pb.id));
+            } else if let Err(e) =
+                trial::exchange((&b, &mut rb), (&a, &mut ra), &cb, Some(&ca), bound).await
+            {
+                rb.error = Some(format!("sending to {}: {e}", pa.id));
+            }
+        }
+        reports.push(ra);
+        reports.push(rb);
+    }
+    for r in &reports {
+        if args.json {
+            println!("{}", serde_json::to_string(r)?);
+        } else {
+            let missing: Vec<&String> = r
+                .selectors
+                .iter()
+                .filter(|(_, v)| !**v)
+                .map(|(k, _)| k)
+                .collect();
+            println!(
+                "{} {} ({}, Android {}): {}",
+                r.phone,
+                r.app,
+                r.serial,
+                r.android,
+                if r.ok() {
+                    "ok".to_string()
+                } else {
+                    format!("FAILED {missing:?}")
+                }
+            );
+            if !r.interruptions.is_empty() {
+                println!("    dismissed: {}", r.interruptions.join(", "));
+            }
+            if let Some(s) = &r.sent {
+                println!("    sent {:?} at {:.3}", s.text, s.t);
+            }
+            if let Some(g) = &r.received {
+                println!(
+                    "    received at {:.3} via {:?} (−{:.3}/+{:.3} s)",
+                    g.t, g.via, g.uncertainty_s.before, g.uncertainty_s.after
+                );
+            }
+            if let Some(e) = &r.error {
+                println!("    error: {e}");
+            }
+        }
+    }
+    // Keep the phones usable: drop them (and their connections) explicitly.
+    drop((a, b));
+    Ok(if reports.iter().all(trial::TryReport::ok) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

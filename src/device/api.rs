@@ -12,8 +12,8 @@
 //! ```
 
 use super::clock::ClockEstimate;
-use super::events::{DeviceEvent, EventKind, EventLog, text_sha256};
-use super::phone::{Device, DeviceInfo, ReceiptVia};
+use super::events::{DeviceEvent, EventKind, EventLog, TimeUncertainty, text_sha256};
+use super::phone::{Device, DeviceInfo, Receipt, ReceiptBaseline, ReceiptVia, Sent};
 use super::profile::{AppProfile, PhoneProfile};
 use super::{DeviceError, clock};
 use crate::capture::Timestamp;
@@ -84,6 +84,9 @@ pub struct SendEvent {
     pub tap_done: Timestamp,
     /// SHA-256 of the text.
     pub text_sha256: String,
+    /// Where the send really happened around `ts`: the tap lands while
+    /// `input tap` runs, so up to `tap_done` later.
+    pub uncertainty: TimeUncertainty,
 }
 
 /// A received message.
@@ -104,6 +107,51 @@ pub struct ReceiveEvent {
     pub clock: Option<ClockEstimate>,
     /// SHA-256 of the text.
     pub text_sha256: String,
+    /// Where the arrival really happened around `ts` ([`receipt_uncertainty`]).
+    pub uncertainty: TimeUncertainty,
+}
+
+/// How long an app may take from a message's arrival to posting its
+/// notification (decrypting, storing, building the notification): the
+/// posting time (`mUpdateTimeMs`) is at most this much after the arrival.
+/// An estimate for real apps (the simulator posts within milliseconds), not
+/// a lab measurement.
+pub const APP_POST_LAG_S: f64 = 0.5;
+
+fn ns(s: f64) -> i64 {
+    (s.max(0.0) * 1e9).round() as i64
+}
+
+/// The uncertainty of a send recorded at the start of its tap.
+pub fn send_uncertainty(s: &Sent) -> TimeUncertainty {
+    TimeUncertainty {
+        before: 0,
+        after: ns(s.host_after_s - s.host_before_s),
+    }
+}
+
+/// The host time of a receipt and its uncertainty: a notification's posting
+/// time (phone clock, corrected by the offset; never after the poll that saw
+/// it) is at most [`APP_POST_LAG_S`] after the arrival and 1 ms before it
+/// (ms resolution); a bubble seen in a UI dump arrived between the start of
+/// the last dump that did not show it and the dump that did.
+pub fn receipt_time(r: &Receipt, clock: Option<ClockEstimate>) -> (f64, TimeUncertainty) {
+    match (r.phone_posted_s, clock) {
+        (Some(p), Some(c)) => (
+            c.to_host(p).min(r.host_seen_s),
+            TimeUncertainty {
+                before: ns(APP_POST_LAG_S),
+                after: 1_000_000,
+            },
+        ),
+        _ => (
+            r.host_seen_s,
+            TimeUncertainty {
+                before: ns(r.host_seen_s - r.host_since_s),
+                after: 0,
+            },
+        ),
+    }
 }
 
 /// One phone, ready for the orchestrator.
@@ -118,9 +166,12 @@ pub struct Phone {
     log: Option<EventLog>,
     message_id: Mutex<Option<String>>,
     videos: AtomicU32,
-    /// Post time (phone ms) of the last receipt per (app, text hash).
-    seen: Mutex<BTreeMap<(String, String), i64>>,
+    /// The notification (key, post time in ms) last reported per (app, text hash).
+    seen: Mutex<BTreeMap<(String, String), SeenNotification>>,
 }
+
+/// A notification's key and posting time (ms).
+type SeenNotification = (Option<String>, Option<i64>);
 
 fn ts(host_s: f64) -> Timestamp {
     Timestamp::from_f64(host_s)
@@ -182,12 +233,17 @@ impl Phone {
         *self.message_id.lock().unwrap_or_else(|e| e.into_inner()) = id.map(str::to_string);
     }
 
-    fn lock_seen(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), i64>> {
+    fn lock_seen(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), SeenNotification>> {
         self.seen.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn diag(&self) -> Option<&Path> {
         self.measurement.as_deref()
+    }
+
+    /// Saves a UI dump into the measurement folder (if set); its path.
+    pub fn save_dump(&self, app: &str, what: &str, xml: &str) -> Option<PathBuf> {
+        self.device.save_dump(self.diag(), app, what, xml)
     }
 
     fn event(
@@ -196,6 +252,17 @@ impl Phone {
         app: &str,
         kind: EventKind,
         text: Option<&str>,
+    ) -> Result<(), DeviceError> {
+        self.event_u(at, app, kind, text, None)
+    }
+
+    fn event_u(
+        &self,
+        at: Timestamp,
+        app: &str,
+        kind: EventKind,
+        text: Option<&str>,
+        uncertainty: Option<TimeUncertainty>,
     ) -> Result<(), DeviceError> {
         let Some(log) = &self.log else { return Ok(()) };
         let clock = *self.clock.lock().unwrap_or_else(|e| e.into_inner());
@@ -212,7 +279,7 @@ impl Phone {
             text_sha256: text.map(text_sha256),
             clock_offset_ns: clock.map(|c| (c.offset_s * 1e9).round() as i64),
             clock_uncertainty_ns: clock.map(|c| (c.uncertainty_s * 1e9).round() as i64),
-            uncertainty_ns: None,
+            uncertainty_ns: uncertainty,
         })
     }
 
@@ -274,50 +341,150 @@ impl Phone {
 
     /// Types `text` into the open chat and taps send.
     pub async fn send(&self, app: &str, text: &str) -> Result<SendEvent, DeviceError> {
+        self.send_watched(app, text, None)
+            .await
+            .map(|(sent, _)| sent)
+    }
+
+    /// Sends `text` while `receiver` — the phone that will get it, with its
+    /// chat open when `.1` — is snapshotted and sent to its home screen (so
+    /// its app posts a notification); the tap waits for both. Returns the
+    /// send and the receiver's snapshot for [`Phone::receive_watched`].
+    pub async fn send_watched(
+        &self,
+        app: &str,
+        text: &str,
+        receiver: Option<(&Phone, bool)>,
+    ) -> Result<(SendEvent, Option<ReceiptBaseline>), DeviceError> {
         let a = self.app(app)?;
-        self.device.type_text(a, text, self.diag()).await?;
+        let snap = async {
+            let Some((r, ui)) = receiver else {
+                return Ok(None);
+            };
+            let b = r.snapshot(app, text, ui).await?;
+            r.home().await?;
+            Ok::<_, DeviceError>(Some(b))
+        };
+        let (base, nodes) = tokio::join!(snap, self.device.type_ready(a, text, self.diag()));
+        let (base, nodes) = (base?, nodes?);
         self.event(ts(clock::host_now()), app, EventKind::Type, Some(text))?;
-        let sent = self.device.tap_send(a, self.diag()).await?;
-        self.event(ts(sent.host_before_s), app, EventKind::SendTap, Some(text))?;
+        let sent = self.device.send_typed(a, &nodes, self.diag()).await?;
+        let u = send_uncertainty(&sent);
+        self.event_u(
+            ts(sent.host_before_s),
+            app,
+            EventKind::SendTap,
+            Some(text),
+            Some(u),
+        )?;
         self.event(ts(sent.host_after_s), app, EventKind::Sent, Some(text))?;
-        Ok(SendEvent {
+        let ev = SendEvent {
             app: app.to_string(),
             ts: ts(sent.host_before_s),
             tap_done: ts(sent.host_after_s),
             text_sha256: text_sha256(text),
-        })
+            uncertainty: u,
+        };
+        Ok((ev, base))
+    }
+
+    /// Waits for `text` sent after `base` was taken: with the phone `away`
+    /// on its home screen, a new notification for half the timeout, then the
+    /// chat with `contact` opened again and polled for a new bubble; with
+    /// the chat open, both from the start.
+    pub async fn receive_watched(
+        &self,
+        app: &str,
+        text: &str,
+        timeout: Duration,
+        base: &ReceiptBaseline,
+        away: bool,
+        contact: &Contact,
+    ) -> Result<ReceiveEvent, DeviceError> {
+        if !away {
+            return self
+                .wait_received_since(app, text, Some(timeout), base, true)
+                .await;
+        }
+        let first = timeout / 2;
+        match self
+            .wait_received_since(app, text, Some(first), base, false)
+            .await
+        {
+            Err(DeviceError::ReceiptTimeout { .. }) => {
+                self.launch(app).await?;
+                self.open_chat(app, contact).await?;
+                self.wait_received_since(app, text, Some(timeout - first), base, true)
+                    .await
+            }
+            r => r,
+        }
+    }
+
+    /// What this phone shows of `text` now (take it before the peer sends
+    /// it); `ui`: also count the open chat's bubbles (one UI dump).
+    pub async fn snapshot(
+        &self,
+        app: &str,
+        text: &str,
+        ui: bool,
+    ) -> Result<ReceiptBaseline, DeviceError> {
+        let a = self.app(app)?;
+        self.device.receipt_baseline(a, text, ui).await
+    }
+
+    /// Leaves the app for the home screen (it keeps running and posts
+    /// notifications for every chat).
+    pub async fn home(&self) -> Result<(), DeviceError> {
+        self.device.home().await
     }
 
     /// Waits until `text` arrives in `app` (notification, else the open
     /// conversation); `timeout` defaults to the app profile's bound. A
     /// notification already reported for the same text is not reported
-    /// again, so a repeated text waits for its new copy (the UI fallback
-    /// cannot tell copies apart: use unique texts, e.g. with the message id).
+    /// again, so a repeated text waits for its new copy; use
+    /// [`Phone::wait_received_since`] with a [`Phone::snapshot`] taken before
+    /// the send to rule out the open chat's earlier bubbles too.
     pub async fn wait_received(
         &self,
         app: &str,
         text: &str,
         timeout: Option<Duration>,
     ) -> Result<ReceiveEvent, DeviceError> {
+        let key = (app.to_string(), text_sha256(text));
+        let base = ReceiptBaseline {
+            notifications: self.lock_seen().get(&key).cloned().into_iter().collect(),
+            bubbles: None,
+        };
+        self.wait_received_since(app, text, timeout, &base, true)
+            .await
+    }
+
+    /// Waits until `text` arrives, counting only what `base` did not show;
+    /// `ui`: also poll the open chat.
+    pub async fn wait_received_since(
+        &self,
+        app: &str,
+        text: &str,
+        timeout: Option<Duration>,
+        base: &ReceiptBaseline,
+        ui: bool,
+    ) -> Result<ReceiveEvent, DeviceError> {
         let a = self.app(app)?;
         let timeout = timeout
             .unwrap_or_else(|| Duration::from_secs_f64(a.ui.receipt_timeout_s.clamp(1.0, 3600.0)));
-        let key = (app.to_string(), text_sha256(text));
-        let after = self.lock_seen().get(&key).copied();
         let r = self
             .device
-            .wait_receipt_after(a, text, timeout, self.diag(), after)
+            .wait_receipt_since(a, text, timeout, self.diag(), base, ui)
             .await?;
         if let Some(p) = r.phone_posted_s {
-            self.lock_seen().insert(key, (p * 1000.0).round() as i64);
+            let key = (app.to_string(), text_sha256(text));
+            let seen = (r.key.clone(), Some((p * 1000.0).round() as i64));
+            self.lock_seen().insert(key, seen);
         }
         let clock = self.last_clock();
-        // The post time on the host clock; never later than the poll that saw it.
-        let host_s = match (r.phone_posted_s, clock) {
-            (Some(p), Some(c)) => c.to_host(p).min(r.host_seen_s),
-            _ => r.host_seen_s,
-        };
-        self.event(ts(host_s), app, EventKind::Received, Some(text))?;
+        let (host_s, u) = receipt_time(&r, clock);
+        self.event_u(ts(host_s), app, EventKind::Received, Some(text), Some(u))?;
         Ok(ReceiveEvent {
             app: app.to_string(),
             ts: ts(host_s),
@@ -326,6 +493,7 @@ impl Phone {
             phone_posted: r.phone_posted_s.map(ts),
             clock,
             text_sha256: text_sha256(text),
+            uncertainty: u,
         })
     }
 

@@ -24,6 +24,7 @@ pub mod notif;
 pub mod phone;
 pub mod prepare;
 pub mod profile;
+pub mod trial;
 pub mod typing;
 pub mod uidump;
 

@@ -18,6 +18,11 @@ use std::time::{Duration, Instant};
 
 const CMD_TIMEOUT: Duration = Duration::from_secs(20);
 const POLL: Duration = Duration::from_millis(250);
+/// Where `uiautomator dump` writes.
+const DUMP_FILE: &str = "/sdcard/window_dump.xml";
+/// A UI wait fails only after this many complete dumps, however short its
+/// bound: one dump that never sees the screen idle takes ~10 s on a phone.
+const MIN_DUMPS: u32 = 2;
 
 /// What `matador devices` shows about a phone.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -74,8 +79,54 @@ pub struct Receipt {
     pub via: ReceiptVia,
     /// Host time when the poll saw it (unix s).
     pub host_seen_s: f64,
+    /// Host time since which it may have been there: the start of the
+    /// last look that did not show it (or of the wait).
+    pub host_since_s: f64,
     /// Phone time the notification was posted (unix s), if known.
     pub phone_posted_s: Option<f64>,
+    /// The notification's key, if by notification.
+    pub key: Option<String>,
+}
+
+/// What a receiving phone showed of a text before it was sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ReceiptBaseline {
+    /// Notifications that already showed it: (key, posting time in ms).
+    pub notifications: Vec<(Option<String>, Option<i64>)>,
+    /// Bubbles with it in the open chat (`None`: no chat on screen).
+    pub bubbles: Option<usize>,
+}
+
+/// The selectors of a message bubble with `text`.
+fn bubble_selectors(app: &AppProfile, text: &str) -> Vec<Selector> {
+    if app.ui.message_bubble.is_empty() {
+        return vec![
+            Selector {
+                text: Some(text.to_string()),
+                ..Default::default()
+            },
+            Selector {
+                content_desc: Some(text.to_string()),
+                ..Default::default()
+            },
+        ];
+    }
+    app.ui
+        .message_bubble
+        .iter()
+        .map(|s| s.fill(&[("text", text)]))
+        .collect()
+}
+
+/// Bubbles of `app` showing `text` (the input field excluded).
+fn count_bubbles(app: &AppProfile, text: &str, nodes: &[UiNode]) -> usize {
+    let sels = bubble_selectors(app, text);
+    let field = uidump::find(nodes, &app.ui.text_field).map(|f| f.bounds);
+    nodes
+        .iter()
+        .filter(|n| n.package == app.package && Some(n.bounds) != field)
+        .filter(|n| sels.iter().any(|s| s.matches(n)))
+        .count()
 }
 
 /// One phone.
@@ -366,15 +417,32 @@ impl Device {
         }
     }
 
-    /// The current UI: raw XML and nodes (empty with the screen off).
+    /// The current UI: raw XML and nodes; both empty when the dump failed
+    /// (screen off, or never idle) — never an earlier screen. AOSP's
+    /// DumpCommand (cmds/uiautomator) reports `ERROR: could not get idle
+    /// state.` on stderr with exit status 0 and leaves the previous file in
+    /// place, so the file is removed first and only a `<hierarchy` counts.
     pub async fn dump(&self) -> Result<(String, Vec<UiNode>), DeviceError> {
-        let out = self.sh("uiautomator dump /sdcard/window_dump.xml >/dev/null && cat /sdcard/window_dump.xml").await?;
-        let xml = out.stdout;
-        let nodes = uidump::parse(&xml);
-        Ok((xml, nodes))
+        let out = self
+            .sh(&format!(
+                "rm -f {DUMP_FILE}; uiautomator dump {DUMP_FILE} >/dev/null 2>&1; cat {DUMP_FILE} 2>/dev/null"
+            ))
+            .await?;
+        if !out.stdout.contains("<hierarchy") {
+            return Ok((String::new(), Vec::new()));
+        }
+        let nodes = uidump::parse(&out.stdout);
+        Ok((out.stdout, nodes))
     }
 
-    fn save_dump(&self, diag: Option<&Path>, app: &str, what: &str, xml: &str) -> Option<PathBuf> {
+    /// Saves a UI dump as `ui-<phone>-<app>-<what>.xml` into `diag`.
+    pub fn save_dump(
+        &self,
+        diag: Option<&Path>,
+        app: &str,
+        what: &str,
+        xml: &str,
+    ) -> Option<PathBuf> {
         let dir = diag?;
         std::fs::create_dir_all(dir).ok()?;
         let path = dir.join(format!(
@@ -398,13 +466,15 @@ impl Device {
     ) -> Result<UiNode, DeviceError> {
         let start = Instant::now();
         let mut last = String::new();
+        let mut dumps = 0;
         loop {
             let (xml, nodes) = self.dump().await?;
+            dumps += 1;
             if let Some(n) = uidump::find(&nodes, sels) {
                 return Ok(n.clone());
             }
             last = if xml.is_empty() { last } else { xml };
-            if start.elapsed() >= timeout {
+            if start.elapsed() >= timeout && dumps >= MIN_DUMPS {
                 let dump = self.save_dump(diag, app, what, &last);
                 return Err(DeviceError::SelectorNotFound(Box::new(SelectorMiss {
                     device: self.name.clone(),
@@ -525,11 +595,75 @@ impl Device {
         text: &str,
         diag: Option<&Path>,
     ) -> Result<(), DeviceError> {
+        self.type_nodes(app, text, diag).await.map(|_| ())
+    }
+
+    /// Types `text` (see [`Device::type_text`]) and taps send, finding the
+    /// button in the dump that showed the typed text (one dump less);
+    /// returns host times around the tap.
+    pub async fn type_and_send(
+        &self,
+        app: &AppProfile,
+        text: &str,
+        diag: Option<&Path>,
+    ) -> Result<Sent, DeviceError> {
+        let nodes = self.type_nodes(app, text, diag).await?;
+        self.send_typed(app, &nodes, diag).await
+    }
+
+    /// Types `text` and checks the field shows it; returns that dump's
+    /// nodes for [`Device::send_typed`] (split so that something else can
+    /// happen between typing and the tap).
+    pub async fn type_ready(
+        &self,
+        app: &AppProfile,
+        text: &str,
+        diag: Option<&Path>,
+    ) -> Result<Vec<UiNode>, DeviceError> {
+        self.type_nodes(app, text, diag).await
+    }
+
+    /// Taps send, found in `nodes` (the dump after typing) or waited for.
+    pub async fn send_typed(
+        &self,
+        app: &AppProfile,
+        nodes: &[UiNode],
+        diag: Option<&Path>,
+    ) -> Result<Sent, DeviceError> {
+        match uidump::find(nodes, &app.ui.send_button) {
+            Some(n) => self.tap_timed(app, n).await,
+            None => self.tap_send(app, diag).await,
+        }
+    }
+
+    async fn tap_timed(&self, app: &AppProfile, n: &UiNode) -> Result<Sent, DeviceError> {
+        let host_before_s = now();
+        self.tap(n).await?;
+        Ok(Sent {
+            app: app.id.clone(),
+            host_before_s,
+            host_after_s: now(),
+        })
+    }
+
+    async fn type_nodes(
+        &self,
+        app: &AppProfile,
+        text: &str,
+        diag: Option<&Path>,
+    ) -> Result<Vec<UiNode>, DeviceError> {
         let step = Duration::from_secs_f64(app.ui.ui_timeout_s.max(1.0));
         let field = self
             .wait_element(&app.id, "text_field", &app.ui.text_field, step, diag)
             .await?;
         self.tap(&field).await?;
+        // A draft left by a failed attempt would get the text appended:
+        // delete whatever the field shows (extra deletes do nothing).
+        let old = field.text.chars().count();
+        if old > 0 {
+            let dels = vec!["67"; old.min(500)].join(" ");
+            self.sh_ok(&format!("input keyevent 123 {dels}")).await?;
+        }
         match typing::plan(text) {
             Typing::InputText(cmd) => {
                 self.sh_ok(&cmd).await?;
@@ -550,14 +684,27 @@ impl Device {
                 r?;
             }
         }
-        // Check the field shows the text (typing can be lost).
+        self.typed_check(app, text, step, diag).await
+    }
+
+    /// Waits until the input field shows exactly `text` (typing can be
+    /// lost); returns the nodes of that dump.
+    async fn typed_check(
+        &self,
+        app: &AppProfile,
+        text: &str,
+        step: Duration,
+        diag: Option<&Path>,
+    ) -> Result<Vec<UiNode>, DeviceError> {
         let deadline = Instant::now() + step;
+        let mut dumps = 0;
         loop {
             let (xml, nodes) = self.dump().await?;
+            dumps += 1;
             if uidump::find(&nodes, &app.ui.text_field).is_some_and(|n| n.text == text) {
-                return Ok(());
+                return Ok(nodes);
             }
-            if Instant::now() > deadline {
+            if Instant::now() > deadline && dumps >= MIN_DUMPS {
                 let dump = self.save_dump(diag, &app.id, "typed_text", &xml);
                 return Err(DeviceError::SelectorNotFound(Box::new(SelectorMiss {
                     device: self.name.clone(),
@@ -588,13 +735,7 @@ impl Device {
         let n = self
             .wait_element(&app.id, "send_button", &app.ui.send_button, step, diag)
             .await?;
-        let host_before_s = now();
-        self.tap(&n).await?;
-        Ok(Sent {
-            app: app.id.clone(),
-            host_before_s,
-            host_after_s: now(),
-        })
+        self.tap_timed(app, &n).await
     }
 
     /// Opens the chat, types and sends one message.
@@ -618,8 +759,38 @@ impl Device {
         ))
     }
 
-    /// Waits until `text` arrives in `app`: a notification with exactly this
-    /// text, or (fallback) the text shown in the open conversation.
+    /// What the phone shows of `text` in `app` now (notifications, and with
+    /// `ui` the open chat's bubbles): take it before the text is sent, so a
+    /// receipt counts only for something new.
+    pub async fn receipt_baseline(
+        &self,
+        app: &AppProfile,
+        text: &str,
+        ui: bool,
+    ) -> Result<ReceiptBaseline, DeviceError> {
+        let notifications = self
+            .notifications()
+            .await?
+            .iter()
+            .filter(|n| n.package == app.package && n.shows(text))
+            .map(|n| (n.key.clone(), n.posted_ms()))
+            .collect();
+        let mut bubbles = None;
+        if ui {
+            let (_, nodes) = self.dump().await?;
+            if uidump::find(&nodes, &app.ui.text_field).is_some() {
+                bubbles = Some(count_bubbles(app, text, &nodes));
+            }
+        }
+        Ok(ReceiptBaseline {
+            notifications,
+            bubbles,
+        })
+    }
+
+    /// Waits until `text` arrives in `app`: a notification showing it, or
+    /// (fallback, every third round) a bubble in the open conversation;
+    /// nothing in an empty baseline counts as new.
     pub async fn wait_receipt(
         &self,
         app: &AppProfile,
@@ -627,73 +798,59 @@ impl Device {
         timeout: Duration,
         diag: Option<&Path>,
     ) -> Result<Receipt, DeviceError> {
-        self.wait_receipt_after(app, text, timeout, diag, None)
+        self.wait_receipt_since(app, text, timeout, diag, &ReceiptBaseline::default(), true)
             .await
     }
 
-    /// [`Device::wait_receipt`], ignoring notifications posted at or before
-    /// `after_ms` (phone clock, unix ms): a repeated text is not mistaken for
-    /// an earlier one still in the shade.
-    pub async fn wait_receipt_after(
+    /// [`Device::wait_receipt`] counting only what `base` did not show: a
+    /// notification whose (key, posting time) is new, or more bubbles with
+    /// the text than before. `ui`: also poll the open chat.
+    pub async fn wait_receipt_since(
         &self,
         app: &AppProfile,
         text: &str,
         timeout: Duration,
         diag: Option<&Path>,
-        after_ms: Option<i64>,
+        base: &ReceiptBaseline,
+        ui: bool,
     ) -> Result<Receipt, DeviceError> {
         let start = Instant::now();
         let mut round = 0u32;
         let mut last_xml = String::new();
+        let mut since = now();
         loop {
             for n in self.notifications().await? {
-                let fresh = match (after_ms, n.when_ms) {
-                    (Some(a), Some(w)) => w > a,
-                    _ => true,
-                };
-                if fresh && n.package == app.package && n.text.as_deref() == Some(text) {
+                let known = base.notifications.contains(&(n.key.clone(), n.posted_ms()));
+                if n.package == app.package && !known && n.shows(text) {
                     return Ok(Receipt {
                         app: app.id.clone(),
                         via: ReceiptVia::Notification,
                         host_seen_s: now(),
-                        phone_posted_s: n.when_ms.map(|ms| ms as f64 / 1000.0),
+                        host_since_s: since,
+                        phone_posted_s: n.posted_ms().or(n.when_ms).map(|ms| ms as f64 / 1000.0),
+                        key: n.key.clone(),
                     });
                 }
             }
-            if round % 3 == 2 {
+            if ui && round % 3 == 2 {
+                let ui_start = now();
                 let (xml, nodes) = self.dump().await?;
-                let bubble: Vec<Selector> = if app.ui.message_bubble.is_empty() {
-                    vec![
-                        Selector {
-                            text: Some(text.to_string()),
-                            ..Default::default()
-                        },
-                        Selector {
-                            content_desc: Some(text.to_string()),
-                            ..Default::default()
-                        },
-                    ]
-                } else {
-                    app.ui
-                        .message_bubble
-                        .iter()
-                        .map(|s| s.fill(&[("text", text)]))
-                        .collect()
-                };
-                let in_app = nodes.iter().any(|n| n.package == app.package);
-                let field = uidump::find(&nodes, &app.ui.text_field);
-                if in_app
-                    && uidump::find(&nodes, &bubble)
-                        .is_some_and(|b| field.is_none_or(|f| f.bounds != b.bounds))
-                {
-                    return Ok(Receipt {
-                        app: app.id.clone(),
-                        via: ReceiptVia::Ui,
-                        host_seen_s: now(),
-                        phone_posted_s: None,
-                    });
+                if !xml.is_empty() {
+                    if count_bubbles(app, text, &nodes) > base.bubbles.unwrap_or(0) {
+                        return Ok(Receipt {
+                            app: app.id.clone(),
+                            via: ReceiptVia::Ui,
+                            host_seen_s: now(),
+                            host_since_s: since,
+                            phone_posted_s: None,
+                            key: None,
+                        });
+                    }
+                    // The dump showed the screen at some moment after it
+                    // started: the message was not there yet then.
+                    since = ui_start;
+                    last_xml = xml;
                 }
-                last_xml = xml;
             }
             round += 1;
             if start.elapsed() >= timeout {
@@ -706,6 +863,12 @@ impl Device {
             }
             tokio::time::sleep(POLL).await;
         }
+    }
+
+    /// Sends the key that leaves the app for the home screen (the app keeps
+    /// running and, like on a phone, posts notifications again).
+    pub async fn home(&self) -> Result<(), DeviceError> {
+        self.sh_ok("input keyevent KEYCODE_HOME").await.map(|_| ())
     }
 
     /// Stops an app.

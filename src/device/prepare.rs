@@ -76,6 +76,50 @@ fn missing(name: &str, detail: impl Into<String>, steps: Vec<String>) -> Item {
     }
 }
 
+/// Android 9+ (the notification dump formats parsed, docs/devices.md) and
+/// 12+ for the mock location (`cmd location providers …`, no fallback yet).
+async fn android_release(d: &Device) -> Result<Item, DeviceError> {
+    let out = d
+        .sh("getprop ro.build.version.release; getprop ro.build.version.sdk")
+        .await?
+        .stdout;
+    let mut l = out.lines().map(str::trim);
+    let (release, sdk) = (l.next().unwrap_or(""), l.next().unwrap_or(""));
+    let detail = format!("Android {release} (SDK {sdk})");
+    Ok(match sdk.parse::<u32>() {
+        Ok(n) if n >= 31 => ok("android release", detail),
+        Ok(n) if n >= 28 => missing(
+            "android release",
+            format!("{detail}: mock location needs Android 12 (SDK 31) or newer"),
+            vec!["update the phone to Android 12+, or run without a mock location".into()],
+        ),
+        _ => missing(
+            "android release",
+            format!("{detail}: Android 9 (SDK 28) or newer is needed"),
+            vec!["use a phone with Android 9 or newer (12+ for mock location)".into()],
+        ),
+    })
+}
+
+/// The ADBKeyboard IME, needed for any text that is not printable ASCII.
+async fn ime(d: &Device, serial: &str) -> Result<Item, DeviceError> {
+    let ime = super::typing::ADB_KEYBOARD;
+    let listed = d.sh("ime list -a -s").await?.stdout;
+    Ok(if listed.lines().any(|l| l.trim() == ime) {
+        ok("input method", format!("{ime} installed"))
+    } else {
+        missing(
+            "input method",
+            format!("{ime} not installed: texts beyond printable ASCII cannot be typed"),
+            vec![
+                "install ADBKeyboard (github.com/senzhk/ADBKeyBoard): adb install ADBKeyboard.apk"
+                    .into(),
+                adb(serial, &format!("ime enable {ime}")),
+            ],
+        )
+    })
+}
+
 /// Readiness of a phone the adb server lists in a state other than `device`.
 pub fn not_usable(serial: &str, state: &str) -> PhoneReadiness {
     let steps = match state {
@@ -159,6 +203,9 @@ pub async fn check_phone(
             items.push(missing("wifi", detail, steps));
         }
     }
+
+    items.push(android_release(d).await?);
+    items.push(ime(d, serial).await?);
 
     match d.wake_unlock().await {
         Ok(()) => items.push(ok("screen lock", "wakes and unlocks without a PIN")),

@@ -109,6 +109,11 @@ pub struct AppUi {
     /// Selectors of a received message bubble (UI fallback; `{text}`).
     #[serde(default)]
     pub message_bubble: Vec<Selector>,
+    /// Buttons that dismiss the interruptions the app shows (update and
+    /// permission dialogs, backup reminders, "what's new" sheets), tried in
+    /// order; localized alternatives side by side.
+    #[serde(default)]
+    pub dismiss: Vec<Selector>,
 }
 
 /// An app profile as the device layer needs it.

@@ -202,6 +202,16 @@ pub struct Messages {
     /// Pause after a message was received before the next one is sent.
     #[serde(default = "default_interval")]
     pub interval: Dur,
+    /// How a text is made unique within the campaign: `{text}` is the
+    /// scenario's text, `{id}` the message id (`m0007-2`); a format without
+    /// `{id}` gets ` [{id}]` appended. A receipt is then never an earlier
+    /// message with the same text still shown in the chat.
+    #[serde(default = "default_marker")]
+    pub marker: String,
+}
+
+fn default_marker() -> String {
+    "{text} [{id}]".into()
 }
 
 fn default_interval() -> Dur {

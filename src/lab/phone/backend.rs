@@ -71,6 +71,22 @@ const MAX_UNCONFIRMED: usize = 10_000;
 /// Accepted message ids remembered per sender.
 const MAX_ACCEPTED: usize = 4096;
 
+/// One message the backend wrote into the recipient's connection: the lab's
+/// ground truth for receive times.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    /// Sender's account.
+    pub from: String,
+    /// The text.
+    pub text: String,
+    /// Delivery number.
+    pub seq: u64,
+    /// Host time (unix s) right after the write into the recipient's socket.
+    pub host_s: f64,
+    /// Host time (unix s) the sender's message arrived at the backend.
+    pub accepted_s: f64,
+}
+
 /// A running backend.
 #[derive(Debug, Clone)]
 pub struct Backend {
@@ -82,6 +98,9 @@ pub struct Backend {
     pub faults: Arc<Mutex<Faults>>,
     reg: Arc<Mutex<Registry>>,
     newgetdns: Arc<std::collections::BTreeMap<String, IpAddr>>,
+    log: Arc<Mutex<Vec<Delivery>>>,
+    /// When each (sender, text) last arrived (for the delivery log).
+    accepted: Arc<Mutex<HashMap<(String, String), f64>>>,
 }
 
 impl Backend {
@@ -119,6 +138,8 @@ impl Backend {
                 ..Registry::default()
             })),
             newgetdns: Arc::new(cfg.newgetdns.clone()),
+            log: Arc::new(Mutex::new(Vec::new())),
+            accepted: Arc::new(Mutex::new(HashMap::new())),
         };
         let mut tasks = Vec::new();
         for l in listeners {
@@ -136,6 +157,12 @@ impl Backend {
             }));
         }
         Ok((b, tasks))
+    }
+
+    /// Every delivery written so far (a message sent again after a lost
+    /// connection appears again), in order.
+    pub fn deliveries(&self) -> Vec<Delivery> {
+        self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
     /// Messages relayed so far.
@@ -158,12 +185,33 @@ impl Backend {
         server_handshake(&mut sock, seed).await?;
         let (mut rd, mut wr) = sock.into_split();
         let (tx, mut rx) = mpsc::unbounded_channel::<Frame>();
+        let log = self.log.clone();
+        let accepted = self.accepted.clone();
         let writer = tokio::spawn(async move {
             let mut nonce = seed;
             while let Some(f) = rx.recv().await {
                 nonce = nonce.wrapping_add(1);
                 if wr.write_all(&encode_frame(&f, nonce)).await.is_err() {
                     break;
+                }
+                if let Frame::Deliver { from, text, seq } = f {
+                    let accepted_s = accepted
+                        .lock()
+                        .ok()
+                        .and_then(|a| a.get(&(from.clone(), text.clone())).copied())
+                        .unwrap_or(f64::NAN);
+                    let host_s = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0.0, |d| d.as_secs_f64());
+                    if let Ok(mut l) = log.lock() {
+                        l.push(Delivery {
+                            from,
+                            text,
+                            seq,
+                            host_s,
+                            accepted_s,
+                        });
+                    }
                 }
             }
         });
@@ -207,6 +255,13 @@ impl Backend {
                     let Some(from) = account.clone() else {
                         continue;
                     };
+                    if let Ok(mut a) = self.accepted.lock() {
+                        a.entry((from.clone(), text.clone())).or_insert_with(|| {
+                            std::time::SystemTime::now()
+                                .duration_since(std::time::UNIX_EPOCH)
+                                .map_or(0.0, |d| d.as_secs_f64())
+                        });
+                    }
                     let faults = self.faults.lock().map(|f| f.clone()).unwrap_or_default();
                     if faults.fail {
                         continue;

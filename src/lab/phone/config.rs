@@ -72,6 +72,56 @@ pub struct SimAppConfig {
     pub server: Option<String>,
 }
 
+/// How `uiautomator dump` behaves. The default is a phone's:
+/// AOSP's DumpCommand (cmds/uiautomator, `waitForIdle(1000, 1000 * 10)`)
+/// waits for the screen to be unchanged for 1 s, gives up after 10 s with
+/// `ERROR: could not get idle state.` on stderr, exit status 0 and the
+/// previous dump file left in place; starting its process takes about a
+/// second, a dump 1–3 s in all. [`UiDumpConfig::fast`] is for unit tests only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UiDumpConfig {
+    /// Shortest time a dump takes (ms).
+    pub min_ms: u64,
+    /// Longest time a dump takes without waiting for idle (ms).
+    pub max_ms: u64,
+    /// The screen must have been unchanged this long (ms).
+    pub idle_ms: u64,
+    /// Probability that a dump never sees the screen idle and fails.
+    pub idle_failure: f64,
+    /// How long a failing dump takes (ms).
+    pub idle_timeout_ms: u64,
+    /// Seed of the phone's random draws (mixed with its name).
+    pub seed: u64,
+}
+
+impl Default for UiDumpConfig {
+    fn default() -> Self {
+        UiDumpConfig {
+            min_ms: 1000,
+            max_ms: 3000,
+            idle_ms: 1000,
+            idle_failure: 0.02,
+            idle_timeout_ms: 10_000,
+            seed: 1,
+        }
+    }
+}
+
+impl UiDumpConfig {
+    /// Instant dumps that never fail: unit tests of other behaviour only.
+    pub fn fast() -> Self {
+        UiDumpConfig {
+            min_ms: 40,
+            max_ms: 40,
+            idle_ms: 0,
+            idle_failure: 0.0,
+            idle_timeout_ms: 0,
+            seed: 1,
+        }
+    }
+}
+
 /// A simulated phone.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -136,6 +186,14 @@ pub struct PhoneSimConfig {
     /// Static host entries consulted before DNS (like `/system/etc/hosts`).
     #[serde(default)]
     pub hosts: BTreeMap<String, IpAddr>,
+    /// `uiautomator dump` timing and failures (default: a phone's).
+    #[serde(default)]
+    pub ui_dump: UiDumpConfig,
+    /// How long an app takes from a message's arrival to posting its
+    /// notification, drawn between these bounds (ms): decrypting, storing,
+    /// building the notification. Default 50–300 ms.
+    #[serde(default = "default_post_lag")]
+    pub post_lag_ms: [u64; 2],
     /// Installed simulated apps by app id (`whatsapp`, `wechat`, …).
     #[serde(default)]
     pub apps: BTreeMap<String, SimAppConfig>,
@@ -154,6 +212,10 @@ pub struct PhoneSimConfig {
     /// Default gateway as `ip route` shows it.
     #[serde(default = "default_wlan_gateway")]
     pub wlan_gateway: String,
+}
+
+fn default_post_lag() -> [u64; 2] {
+    [50, 300]
 }
 
 fn default_wlan_addr() -> String {
@@ -232,6 +294,16 @@ impl PhoneSimConfig {
                 self.width, self.height
             ));
         }
+        let d = &self.ui_dump;
+        if d.min_ms > d.max_ms
+            || !(0.0..=1.0).contains(&d.idle_failure)
+            || self.post_lag_ms[0] > self.post_lag_ms[1]
+        {
+            return Err(format!(
+                "ui_dump: min_ms {} > max_ms {}, idle_failure {} outside 0..1, or post_lag_ms {:?} reversed",
+                d.min_ms, d.max_ms, d.idle_failure, self.post_lag_ms
+            ));
+        }
         if self.battery > 100 {
             return Err(format!("battery {} > 100", self.battery));
         }
@@ -279,6 +351,8 @@ fn defaults(name: &str) -> PhoneSimConfig {
         netns: None,
         dns: None,
         hosts: BTreeMap::new(),
+        ui_dump: UiDumpConfig::default(),
+        post_lag_ms: default_post_lag(),
         apps: BTreeMap::new(),
         background: false,
         cold_start_ms: default_cold_start(),

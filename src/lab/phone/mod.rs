@@ -20,6 +20,7 @@ pub mod dns;
 pub mod firewall;
 pub mod net;
 pub mod noise;
+pub mod notifdump;
 pub mod proto;
 pub mod screen;
 pub mod shell;

@@ -331,8 +331,17 @@ pub struct Notification {
     pub title: String,
     /// Text (message).
     pub text: String,
-    /// Phone time when posted (unix ms).
+    /// `when`: the latest message's time in whole seconds (unix ms), as
+    /// messengers set it (often from the sender's or server's clock).
     pub when_ms: i64,
+    /// Phone time the notification was first posted (`mCreationTimeMs`).
+    pub created_ms: i64,
+    /// Phone time it was last posted or updated (`mUpdateTimeMs`).
+    pub updated_ms: i64,
+    /// MessagingStyle messages: text and time (unix ms).
+    pub messages: Vec<(String, i64)>,
+    /// Not in dumps before this moment (the app is still processing).
+    pub shown: Instant,
     /// Channel id.
     pub channel: &'static str,
 }
@@ -401,6 +410,11 @@ pub struct Phone {
     pub net_tx: Option<tokio::sync::mpsc::UnboundedSender<NetRequest>>,
     /// Files written by `screenrecord` that are still "recording" (path → end).
     pub recordings: Vec<(String, Instant)>,
+    /// When the screen content last changed (`uiautomator dump` waits for
+    /// it to be idle).
+    pub ui_changed: Instant,
+    /// Random generator state (dump latency, failures).
+    pub rng: u64,
 }
 
 impl Phone {
@@ -530,6 +544,14 @@ impl Phone {
             clipboard: String::new(),
             net_tx: None,
             recordings: Vec::new(),
+            ui_changed: Instant::now(),
+            rng: cfg
+                .name
+                .bytes()
+                .fold(cfg.ui_dump.seed | 1, |h, b| {
+                    (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+                })
+                .max(1),
             cfg,
         }
     }
@@ -546,6 +568,7 @@ impl Phone {
 
     /// Brings an app to the foreground (cold start shows a splash first).
     pub fn launch(&mut self, idx: usize) {
+        self.ui_changed = Instant::now();
         let cold = Duration::from_millis(self.cfg.cold_start_ms);
         let app = &mut self.apps[idx];
         if !app.running {
@@ -559,6 +582,7 @@ impl Phone {
 
     /// Stops an app (`am force-stop`).
     pub fn force_stop(&mut self, idx: usize) {
+        self.ui_changed = Instant::now();
         let app = &mut self.apps[idx];
         app.running = false;
         app.screen = AppScreen::List;
@@ -576,6 +600,7 @@ impl Phone {
             if let AppScreen::Splash(until) = app.screen
                 && now >= until
             {
+                self.ui_changed = self.ui_changed.max(until);
                 app.screen = match app.after_splash.take() {
                     Some(account) => AppScreen::Chat(account),
                     None => AppScreen::List,
@@ -665,19 +690,58 @@ impl Phone {
                 status: "received",
                 id: 0,
             });
+        self.ui_changed = Instant::now();
         if visible {
             return;
         }
+        // One notification per chat, updated with every new message (the
+        // system keeps its creation time and moves its update time), posted
+        // once the app has processed the message.
+        let title = app.name_of(from);
+        let pkg = app.def.package;
+        let when_ms = now - now.rem_euclid(1000);
+        let [lo, hi] = self.cfg.post_lag_ms;
+        let lag = lo + (self.random() * (hi - lo) as f64) as u64;
+        let shown = Instant::now() + Duration::from_millis(lag);
+        let now = now + lag as i64;
+        let app = &mut self.apps[idx];
+        let title_ref = &title;
+        if let Some(n) = self
+            .notifications
+            .iter_mut()
+            .find(|n| n.package == pkg && n.title == *title_ref)
+        {
+            n.text = text.to_string();
+            n.when_ms = when_ms;
+            n.updated_ms = now;
+            n.shown = shown;
+            n.messages.push((text.to_string(), when_ms));
+            return;
+        }
         let n = Notification {
-            package: app.def.package.to_string(),
+            package: pkg.to_string(),
             id: self.next_notification,
             uid: app.uid,
-            title: app.name_of(from),
+            title,
             text: text.to_string(),
-            when_ms: now,
+            when_ms,
+            created_ms: now,
+            updated_ms: now,
+            shown,
+            messages: vec![(text.to_string(), when_ms)],
             channel: app.def.channel,
         };
         self.next_notification += 1;
         self.notifications.push(n);
+    }
+
+    /// Draws from the phone's random generator (xorshift64*): `[0, 1)`.
+    pub fn random(&mut self) -> f64 {
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11) as f64 / (1u64 << 53) as f64
     }
 }

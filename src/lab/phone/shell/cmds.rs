@@ -943,6 +943,7 @@ fn keycode(k: &str) -> Option<u32> {
         "POWER" => 26,
         "ENTER" => 66,
         "DEL" => 67,
+        "MOVE_END" => 123,
         "MENU" => 82,
         "APP_SWITCH" => 187,
         "SLEEP" => 223,
@@ -979,6 +980,8 @@ fn input(sh: &Shell, a: &[&str], _out: &mut Vec<u8>, err: &mut Vec<u8>) -> i32 {
     };
     let mut ph = sh.phone();
     ph.tick();
+    // Any input redraws something (uiautomator dump waits for idle).
+    ph.ui_changed = std::time::Instant::now();
     match a {
         ["text", text, ..] => match android_input_text(text) {
             Some(t) => {
@@ -1769,43 +1772,17 @@ fn dumpsys(sh: &Shell, a: &[&str], out: &mut Vec<u8>, err: &mut Vec<u8>) -> i32 
     match a.first().copied() {
         Some("notification") => {
             let noredact = a.contains(&"--noredact");
+            let sdk = ph.cfg.sdk;
+            let now = std::time::Instant::now();
+            let posted: Vec<_> = ph
+                .notifications
+                .iter()
+                .filter(|n| n.shown <= now)
+                .cloned()
+                .collect();
             w(
                 out,
-                "Current Notification Manager state:\n  Notification List:\n",
-            );
-            for n in &ph.notifications {
-                let text = if noredact {
-                    format!("String ({})", n.text)
-                } else {
-                    format!("String [length={}]", n.text.chars().count())
-                };
-                let title = if noredact {
-                    format!("String ({})", n.title)
-                } else {
-                    format!("String [length={}]", n.title.chars().count())
-                };
-                let key = format!("0|{}|{}|null|{}", n.package, n.id, n.uid);
-                w(
-                    out,
-                    &format!(
-                        "    NotificationRecord(0x{:08x}: pkg={} user=UserHandle{{0}} id={} tag=null importance=4 key={key}: Notification(channel={} shortcut=null contentView=null vibrate=null sound=null defaults=0x0 flags=0x10 color=0xff075e54 category=msg actions=2 vis=PRIVATE))\n      uid={} userId=0\n      opPkg={}\n      icon=Icon(typ=RESOURCE pkg={} id=0x7f080a4d)\n      pri=1\n      key={key}\n      seen=false\n      groupKey=0|{}|g:messages\n      notification=\n        fullscreenIntent=null\n        contentIntent=PendingIntent{{a1b2c3: PendingIntentRecord{{d4e5f6 {} startActivity}}}}\n        tickerText=null\n        when={}\n        extras={{\n          android.title={title}\n          android.text={text}\n          android.subText=null\n          android.showWhen=Boolean (true)\n        }}\n      stats=SingleNotificationStats{{posttimeElapsedMs=0}}\n      mInterruptionTimeMs={}\n",
-                        0x1000_0000u32.wrapping_add(n.id as u32 * 7919),
-                        n.package,
-                        n.id,
-                        n.channel,
-                        n.uid,
-                        n.package,
-                        n.package,
-                        n.package,
-                        n.package,
-                        n.when_ms,
-                        n.when_ms
-                    ),
-                );
-            }
-            w(
-                out,
-                &format!("\n  mNotificationList size: {}\n", ph.notifications.len()),
+                &super::super::notifdump::render(sdk, &posted, noredact),
             );
             0
         }
@@ -1943,6 +1920,44 @@ fn dumpsys(sh: &Shell, a: &[&str], out: &mut Vec<u8>, err: &mut Vec<u8>) -> i32 
     }
 }
 
+/// Waits like `uiautomator dump` on a phone (start-up 1–3 s, then until the
+/// screen has been unchanged for `idle_ms`) and returns the screen then, or
+/// `None` when the dump gives up (`idle_failure`, after `idle_timeout_ms`).
+/// The phone is not locked while waiting.
+fn settle_for_dump(sh: &Shell) -> Option<Option<ui::Node>> {
+    let (latency, fails, cfg) = {
+        let mut ph = sh.phone();
+        let c = ph.cfg.ui_dump.clone();
+        let span = c.max_ms.saturating_sub(c.min_ms) as f64;
+        let latency = c.min_ms + (ph.random() * span) as u64;
+        let fails = ph.random() < c.idle_failure;
+        (latency, fails, c)
+    };
+    if fails {
+        std::thread::sleep(Duration::from_millis(cfg.idle_timeout_ms.max(latency)));
+        return None;
+    }
+    std::thread::sleep(Duration::from_millis(latency));
+    let idle = Duration::from_millis(cfg.idle_ms);
+    let give_up = std::time::Instant::now() + Duration::from_millis(cfg.idle_timeout_ms);
+    loop {
+        let wait = {
+            let mut ph = sh.phone();
+            ph.tick();
+            let quiet = ph.ui_changed.elapsed();
+            if quiet >= idle {
+                return Some(ui::screen(&ph));
+            }
+            idle - quiet
+        };
+        if std::time::Instant::now() + wait > give_up {
+            std::thread::sleep(give_up.saturating_duration_since(std::time::Instant::now()));
+            return None;
+        }
+        std::thread::sleep(wait);
+    }
+}
+
 fn uiautomator(sh: &Shell, a: &[&str], out: &mut Vec<u8>, err: &mut Vec<u8>) -> i32 {
     if a.first() != Some(&"dump") {
         w(
@@ -1957,18 +1972,21 @@ fn uiautomator(sh: &Shell, a: &[&str], out: &mut Vec<u8>, err: &mut Vec<u8>) -> 
         .copied()
         .unwrap_or("/sdcard/window_dump.xml")
         .to_string();
-    // A dump takes a moment on a real phone too.
-    std::thread::sleep(Duration::from_millis(40));
-    let root = sh.uid == 0;
-    let mut ph = sh.phone();
-    ph.tick();
-    let Some(tree) = ui::screen(&ph) else {
+    let Some(screen) = settle_for_dump(sh) else {
+        // DumpCommand.java: waitForIdle timed out; stderr, exit status 0,
+        // and the previous dump file is left where it was.
+        w(err, "ERROR: could not get idle state.\n");
+        return 0;
+    };
+    let Some(tree) = screen else {
         w(
-            out,
+            err,
             "ERROR: null root node returned by UiTestAutomationBridge.\n",
         );
         return 0;
     };
+    let root = sh.uid == 0;
+    let mut ph = sh.phone();
     let xml = ui::to_xml(&tree);
     if path == "/dev/tty" || path == "/dev/stdout" {
         w(out, &xml);
