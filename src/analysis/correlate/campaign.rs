@@ -237,7 +237,13 @@ pub fn prepare(
                 .flat_map(|b| captures_of(&b.1.logs, ph))
                 .collect()
         };
-        tally(&scanned.logs, &scanned.events, &background, cfg)
+        tally(
+            &scanned.logs,
+            &scanned.events,
+            &background,
+            cfg,
+            &mut warnings,
+        )
     };
     Ok(Prepared {
         dir: dir.to_path_buf(),

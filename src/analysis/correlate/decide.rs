@@ -31,10 +31,11 @@ pub fn consistent(c: &Counts, cfg: &CorrelateConfig) -> bool {
         && c.recv_hits + allowed_misses(c.recvs, cfg) >= c.recvs
 }
 
-/// The campaign's part: enough odds overall, and no direction with events
-/// speaking against it.
+/// The campaign's part: enough odds overall, no direction with events
+/// speaking against it, and most events explained beyond chance.
 pub fn convincing(c: &Counts, cfg: &CorrelateConfig) -> bool {
     c.odds() >= cfg.min_log10_odds
+        && c.scores().2 >= cfg.min_share
         && (c.sends == 0 || c.send_odds >= 0.0)
         && (c.recvs == 0 || c.recv_odds >= 0.0)
 }

@@ -306,13 +306,35 @@ fn active_intervals(logs: &PhoneLogs<'_>, ep: &Endpoint) -> BTreeSet<i64> {
     bins
 }
 
+/// The windows of a phone's events that its captures cover (window start
+/// and event time inside the captures' span), and how many are not.
+fn covered_windows(
+    events: &[Event],
+    phone: &str,
+    span: Option<(f64, f64)>,
+    cfg: &CorrelateConfig,
+) -> (Vec<Window>, usize) {
+    let mut outside = 0;
+    let mut wins = Vec::new();
+    for e in events.iter().filter(|e| e.phone == phone) {
+        let Some(w) = window(e, cfg) else { continue };
+        match span {
+            Some((a, b)) if w.from >= a && e.t <= b => wins.push(w),
+            _ => outside += 1,
+        }
+    }
+    (wins, outside)
+}
+
 /// Counts every endpoint of a measurement (`logs`, `events`) against
-/// chance; `baseline(phone)` gives that phone's baseline captures.
+/// chance; `baseline(phone)` gives that phone's baseline captures. Events
+/// outside their phone's captures are left out and noted in `notes`.
 pub fn tally<'a>(
     logs: &'a [CaptureLog],
     events: &[Event],
     baseline: &dyn Fn(&str) -> Vec<&'a CaptureLog>,
     cfg: &CorrelateConfig,
+    notes: &mut Vec<String>,
 ) -> Vec<Tallied> {
     let phones: BTreeSet<&str> = events
         .iter()
@@ -323,11 +345,12 @@ pub fn tally<'a>(
     for ph in phones {
         let own = PhoneLogs::new(captures_of(logs, ph));
         let base = PhoneLogs::new(baseline(ph));
-        let wins: Vec<Window> = events
-            .iter()
-            .filter(|e| e.phone == ph)
-            .filter_map(|e| window(e, cfg))
-            .collect();
+        let (wins, outside) = covered_windows(events, ph, own.span(), cfg);
+        if outside > 0 {
+            notes.push(format!(
+                "{outside} send/receive events of {ph} lie outside its captures' time span (capture started late, stopped early or is damaged); not counted"
+            ));
+        }
         let endpoints: BTreeSet<Endpoint> = own
             .logs
             .iter()

@@ -16,7 +16,8 @@
 //! (the same server across measurements and pairs). An endpoint is a
 //! messaging server of a measurement when it explains (almost) every
 //! message of the phones that used it there *and* the campaign's odds are
-//! at least 10⁴:1 with no direction against it. See docs/correlation.md
+//! at least 10⁴:1 with no direction against it, explaining at least 80 %
+//! of the campaign's events beyond chance. See docs/correlation.md
 //! for a worked example.
 //!
 //! DNS names, SNI and the app [`attribution`](super::attribution) are
@@ -117,6 +118,11 @@ pub struct CorrelateConfig {
     /// Share of a measurement's events (per direction) a messaging server
     /// may leave unexplained (rounded down: none below 10 events).
     pub miss_share: f64,
+    /// Campaign score (share of the pooled events explained beyond chance,
+    /// the lower direction) a messaging server needs: a decoy that shows up
+    /// near some messages only (an analytics call after some sends) has
+    /// strong odds where it appears but explains too few of them.
+    pub min_share: f64,
     /// Payload bytes above which an app server is called `media`.
     pub media_bytes: u64,
     /// Corrected score above which an app's receive-only server is `push`.
@@ -134,6 +140,7 @@ impl Default for CorrelateConfig {
             clock_slack: 0.5,
             min_log10_odds: 4.0,
             miss_share: 0.1,
+            min_share: 0.8,
             media_bytes: 200_000,
             threshold: 0.6,
         }
