@@ -19,16 +19,26 @@ fn main() {
             .map(|c| c.with_messages(2, 3))
             .collect()
     } else if mode == "full" {
-        grid(
+        // Every lag × clock × noise with baselines; without baselines and
+        // without any written uncertainty at the realistic corner and beyond.
+        let mut v = grid(
             &[1.0, 3.0, 6.0],
             &[0.1, 0.3, 0.5],
             &[5.0, 30.0, 60.0],
-            &[true, false],
+            &[true],
             &[1.0],
-        )
-        .into_iter()
-        .chain(grid(&[3.0, 6.0], &[0.3], &[30.0], &[true], &[0.0]))
-        .collect::<Vec<_>>()
+        );
+        v.extend(grid(
+            &[3.0, 6.0],
+            &[0.3, 0.5],
+            &[30.0, 60.0],
+            &[false],
+            &[1.0],
+        ));
+        v.extend(grid(&[3.0, 6.0], &[0.3], &[30.0], &[true, false], &[0.0]));
+        v.push(grid(&[3.0], &[0.3], &[30.0], &[false], &[1.0])[0].with_messages(2, 3));
+        v.push(grid(&[6.0], &[0.5], &[60.0], &[false], &[0.0])[0].with_messages(2, 3));
+        v
     } else {
         grid(&[3.0, 6.0], &[0.3, 0.5], &[30.0, 60.0], &[true], &[1.0])
     };

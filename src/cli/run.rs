@@ -470,9 +470,19 @@ pub fn replay_record(paths: &[PathBuf], json: bool) -> anyhow::Result<Option<Exi
         return Ok(None);
     }
     let profiles = std::sync::Arc::new(crate::scenario::apps::AppProfiles::builtin());
-    let cfg = CorrelateConfig::default();
     let mut results = Vec::new();
     for p in paths {
+        // A virtual-lab campaign (or a measurement inside one) passes the
+        // lab's address space as its explicit exemption.
+        let campaign = if is_campaign(p) {
+            p.as_path()
+        } else {
+            p.ancestors().nth(2).unwrap_or(p)
+        };
+        let cfg = CorrelateConfig {
+            exempt: crate::lab::topology::lab_exemption(campaign),
+            ..CorrelateConfig::default()
+        };
         if is_measurement(p) && !is_campaign(p) {
             results.push((p.clone(), analyze_measurement(p, None, &profiles, &cfg)?));
         } else {

@@ -139,7 +139,7 @@ fn alone(
     verbose: bool,
 ) -> Score {
     use matador::analysis::correlate::{finish, measurement_dirs, prepare, scan_baselines};
-    let cache = scan_baselines(dir, profiles).unwrap();
+    let cache = scan_baselines(dir, profiles, cfg).unwrap();
     let prepared: Vec<_> = measurement_dirs(dir)
         .unwrap()
         .iter()

@@ -35,6 +35,7 @@ pub struct Scanned {
 pub fn scan_measurement(
     files: &MeasurementFiles,
     profiles: &Arc<AppProfiles>,
+    cfg: &CorrelateConfig,
 ) -> Result<Scanned, CorrelateError> {
     let events = match &files.events {
         Some(p) => read_events(p)?,
@@ -42,6 +43,7 @@ pub fn scan_measurement(
     };
     let opts = ReplayOptions {
         apps: profiles.clone(),
+        exempt: cfg.exempt.clone(),
         ..ReplayOptions::default()
     };
     let (reports, logs) = files
@@ -75,9 +77,10 @@ fn baseline_dirs(campaign: &Path) -> Result<Vec<(PathBuf, Meta)>, CorrelateError
 pub fn scan_baselines(
     campaign: &Path,
     profiles: &Arc<AppProfiles>,
+    cfg: &CorrelateConfig,
 ) -> Result<Baselines, CorrelateError> {
     let cache = BaselineCache::default();
-    cache.update(campaign, profiles)
+    cache.update(campaign, profiles, cfg)
 }
 
 /// Baselines scanned once per campaign for callers that analyse its
@@ -94,6 +97,7 @@ impl BaselineCache {
         &self,
         campaign: &Path,
         profiles: &Arc<AppProfiles>,
+        cfg: &CorrelateConfig,
     ) -> Result<Baselines, CorrelateError> {
         use rayon::prelude::*;
         let known: BTreeSet<PathBuf> = self.lock().keys().cloned().collect();
@@ -104,7 +108,7 @@ impl BaselineCache {
         let scanned: Vec<(PathBuf, Arc<(Meta, Scanned)>)> = new
             .into_par_iter()
             .map(|(d, m)| {
-                let s = scan_measurement(&MeasurementFiles::of(&d), profiles)?;
+                let s = scan_measurement(&MeasurementFiles::of(&d), profiles, cfg)?;
                 Ok((d, Arc::new((m, s))))
             })
             .collect::<Result<_, CorrelateError>>()?;
@@ -196,7 +200,7 @@ pub fn prepare(
     let baselines = match (cache, campaign) {
         (Some(c), _) => c,
         (None, Some(c)) if meta.kind != "baseline" => {
-            own = scan_baselines(c, profiles)?;
+            own = scan_baselines(c, profiles, cfg)?;
             &own
         }
         _ => {
@@ -208,7 +212,7 @@ pub fn prepare(
     let scanned: &Scanned = match baselines.get(dir) {
         Some(b) => &b.1,
         None => {
-            fresh = scan_measurement(&files, profiles)?;
+            fresh = scan_measurement(&files, profiles, cfg)?;
             &fresh
         }
     };
@@ -295,7 +299,7 @@ pub fn analyze_measurement_cached(
     cfg: &CorrelateConfig,
     cache: &BaselineCache,
 ) -> Result<MeasurementAnalysis, CorrelateError> {
-    let baselines = cache.update(campaign, profiles)?;
+    let baselines = cache.update(campaign, profiles, cfg)?;
     let p = prepare(dir, Some(campaign), profiles, cfg, Some(&baselines))?;
     Ok(finish(p, None, cfg))
 }
@@ -327,7 +331,7 @@ pub fn replay_campaign(
     cfg: &CorrelateConfig,
 ) -> Result<Vec<(PathBuf, MeasurementAnalysis)>, CorrelateError> {
     use rayon::prelude::*;
-    let cache = scan_baselines(campaign, profiles)?;
+    let cache = scan_baselines(campaign, profiles, cfg)?;
     let prepared: Vec<Prepared> = measurement_dirs(campaign)?
         .par_iter()
         .map(|d| prepare(d, Some(campaign), profiles, cfg, Some(&cache)))

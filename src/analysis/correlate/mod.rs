@@ -127,6 +127,10 @@ pub struct CorrelateConfig {
     pub media_bytes: u64,
     /// Corrected score above which an app's receive-only server is `push`.
     pub threshold: f64,
+    /// Address ranges the caller declares its own, never bogons for the
+    /// captures' interference detection ([`crate::analysis::replay::ReplayOptions::exempt`]):
+    /// the virtual lab's, passed explicitly; empty by default.
+    pub exempt: Vec<ipnetwork::IpNetwork>,
 }
 
 impl Default for CorrelateConfig {
@@ -143,6 +147,7 @@ impl Default for CorrelateConfig {
             min_share: 0.8,
             media_bytes: 200_000,
             threshold: 0.6,
+            exempt: Vec::new(),
         }
     }
 }
