@@ -1,5 +1,5 @@
 //! The grid evaluation of server identification (docs/correlation.md):
-//! `cargo run --release --example correlation_grid -- [MEASUREMENTS_PER_CELL] [SEED] [quick|full]`
+//! `cargo run --release --example correlation_grid -- [MEASUREMENTS_PER_CELL] [SEED] [quick|final|full|hard]`
 //! prints a Markdown table of precision and recall per condition cell on
 //! campaigns from the independent generator `bench/measgen`.
 
@@ -18,6 +18,17 @@ fn main() {
             .into_iter()
             .map(|c| c.with_messages(2, 3))
             .collect()
+    } else if mode == "final" {
+        // The realistic corners and the hardest cells of the full grid.
+        let mut v = grid(&[1.0], &[0.1], &[5.0], &[true], &[1.0]);
+        v.extend(grid(&[3.0], &[0.3], &[30.0], &[true, false], &[1.0, 0.0]));
+        v.extend(grid(&[3.0], &[0.3], &[60.0], &[true], &[1.0]));
+        v.extend(grid(&[1.0], &[0.5], &[30.0], &[true], &[1.0]));
+        v.extend(grid(&[6.0], &[0.5], &[5.0, 60.0], &[true], &[1.0]));
+        v.extend(grid(&[6.0], &[0.5], &[60.0], &[false], &[1.0, 0.0]));
+        v.push(grid(&[3.0], &[0.3], &[30.0], &[false], &[1.0])[0].with_messages(2, 3));
+        v.push(grid(&[6.0], &[0.5], &[60.0], &[false], &[0.0])[0].with_messages(2, 3));
+        v
     } else if mode == "full" {
         // Every lag × clock × noise with baselines; without baselines and
         // without any written uncertainty at the realistic corner and beyond.

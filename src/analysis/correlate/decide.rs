@@ -32,9 +32,12 @@ pub fn consistent(c: &Counts, cfg: &CorrelateConfig) -> bool {
 }
 
 /// The campaign's part: enough odds overall, no direction with events
-/// speaking against it, and most events explained beyond chance.
-pub fn convincing(c: &Counts, cfg: &CorrelateConfig) -> bool {
-    c.odds() >= cfg.min_log10_odds
+/// speaking against it, and most events explained beyond chance. The odds
+/// needed grow with the number of `candidates` (endpoints the phones used):
+/// among 40 endpoints one is 40 times likelier to meet the events by
+/// chance than a single one is.
+pub fn convincing(c: &Counts, cfg: &CorrelateConfig, candidates: usize) -> bool {
+    c.odds() >= cfg.min_log10_odds + (candidates.max(1) as f64).log10()
         && c.scores().2 >= cfg.min_share
         && (c.sends == 0 || c.send_odds >= 0.0)
         && (c.recvs == 0 || c.recv_odds >= 0.0)
@@ -86,8 +89,11 @@ pub fn classify(
             .attr
             .as_ref()
             .is_some_and(|s| s.evidence.iter().any(|e| e.contains("doh")));
-        let messaging =
-            consistent(c, cfg) && convincing(&pooled, cfg) && !other_app && !x.is_dns && !doh;
+        let messaging = consistent(c, cfg)
+            && convincing(&pooled, cfg, tallied.len())
+            && !other_app
+            && !x.is_dns
+            && !doh;
         let role = if messaging {
             Role::Messaging
         } else {

@@ -306,8 +306,8 @@ fn active_intervals(logs: &PhoneLogs<'_>, ep: &Endpoint) -> BTreeSet<i64> {
     bins
 }
 
-/// The windows of a phone's events that its captures cover (window start
-/// and event time inside the captures' span), and how many are not.
+/// The windows of a phone's events that its captures cover (the window
+/// overlaps the captures' span), and how many are not.
 fn covered_windows(
     events: &[Event],
     phone: &str,
@@ -319,7 +319,7 @@ fn covered_windows(
     for e in events.iter().filter(|e| e.phone == phone) {
         let Some(w) = window(e, cfg) else { continue };
         match span {
-            Some((a, b)) if w.from >= a && e.t <= b => wins.push(w),
+            Some((a, b)) if w.to >= a && w.from <= b => wins.push(w),
             _ => outside += 1,
         }
     }

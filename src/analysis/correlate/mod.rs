@@ -16,7 +16,7 @@
 //! (the same server across measurements and pairs). An endpoint is a
 //! messaging server of a measurement when it explains (almost) every
 //! message of the phones that used it there *and* the campaign's odds are
-//! at least 10⁴:1 with no direction against it, explaining at least 80 %
+//! at least 10⁴:1 per candidate endpoint with no direction against it, explaining at least 80 %
 //! of the campaign's events beyond chance. See docs/correlation.md
 //! for a worked example.
 //!
@@ -113,7 +113,8 @@ pub struct CorrelateConfig {
     /// Residual clock error of a phone beyond its stated clock uncertainty
     /// (docs/real-lab.md asks for ±0.5 s at most).
     pub clock_slack: f64,
-    /// Campaign log10-odds an endpoint needs to be `messaging`.
+    /// Campaign log10-odds an endpoint needs to be `messaging`, plus
+    /// log10 of the number of endpoints the measurement's phones used.
     pub min_log10_odds: f64,
     /// Share of a measurement's events (per direction) a messaging server
     /// may leave unexplained (rounded down: none below 10 events).
