@@ -105,7 +105,7 @@ pub fn run_cell(
         measurements,
         messages: cell.messages,
         seed,
-        dialect: if seed % 2 == 0 {
+        dialect: if seed.is_multiple_of(2) {
             Dialect::Record
         } else {
             Dialect::Open
