@@ -37,10 +37,11 @@ if [ ! -f "$CAMPAIGN/truth.json" ]; then
     "$CAMPAIGN" --measurements 1624 --messages 4-4 --seed 2016
   rm -f bench/measgen/Cargo.lock
 fi
-CAPS=$(find "$CAMPAIGN/measurements" -name 'capture-*.pcap' | sort)
-NCAPS=$(echo "$CAPS" | wc -l)
+CAPS="$BENCH_DIR/paper-captures.txt"
+find "$CAMPAIGN/measurements" -name 'capture-*.pcap' | sort > "$CAPS"
+NCAPS=$(wc -l < "$CAPS")
 MB=$(du -sm "$CAMPAIGN/measurements" | cut -f1)
-echo "$CAPS" | xargs cat >/dev/null   # warm the page cache
+xargs cat < "$CAPS" >/dev/null   # warm the page cache
 
 best() { # best TAG CMD... : keeps the run with the least CPU time
   local tag=$1; shift
@@ -55,7 +56,7 @@ best() { # best TAG CMD... : keeps the run with the least CPU time
   echo "$keep"
 }
 M=$(best matador "$MATADOR" replay "$CAMPAIGN")
-T=$(best tcpdump sh -c "echo \"$CAPS\" | xargs -n 64 sh -c 'for f; do tcpdump -nr \"\$f\" 2>/dev/null; done' _ >/dev/null")
+T=$(best tcpdump sh -c "xargs -n 64 sh -c 'for f; do tcpdump -nr \"\$f\" 2>/dev/null; done' _ < '$CAPS' >/dev/null")
 echo "campaign: $(ls "$CAMPAIGN/measurements" | wc -l) measurements, 6496 messages, $NCAPS captures, $MB MB ($PROFILE build)"
 echo "$M" | awk '{printf "matador replay: wall %.1f s, cpu %.1f s (user %.1f + sys %.1f), peak RSS %.0f MB\n", $1, $2+$3, $2, $3, $4/1024}'
 echo "$T" | awk '{printf "tcpdump -nr, every capture: wall %.1f s, cpu %.1f s\n", $1, $2+$3}'
