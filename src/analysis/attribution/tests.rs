@@ -85,14 +85,38 @@ fn fingerprints_from_real_first_payloads() {
         fingerprint(&mmtls, false, false),
         Some((Fingerprint::WechatMmtls, false))
     );
-    // nDPI telegram.pcap frame 170 (48-byte UDP reflector request)
-    let refl = hex(
-        "dc4c00291565b7acbc236da9eda0d597fffffffffffffffffffffffffeffffff28f946112601a2f0ffffffffffffffff",
-    );
+    // nDPI telegram.pcap frame 170 (40-byte UDP reflector request) and
+    // frame 176 (its 64-byte answer, sent by the reflector).
+    let refl = hex("dc4c00291565b7acbc236da9eda0d597fffffffffffffffffffffffffeffffff28f946112601a2f0");
     assert_eq!(
         fingerprint(&refl, true, true),
         Some((Fingerprint::TelegramReflector, true))
     );
+    let answer = hex(concat!(
+        "dc4c00291565b7acbc236da9eda0d597ffffffffffffffffffffffffc77215c0",
+        "60dab25e28f946112601a2f000000000000000000000ffff570bcdc35ddc0000"
+    ));
+    assert_eq!(
+        fingerprint(&answer, true, true),
+        Some((Fingerprint::TelegramReflector, false))
+    );
+}
+
+/// nDPI skinny.pcap: G.711 µ-law silence in plain RTP between two office
+/// IP phones (192.168.195.58:32150 -> 192.168.193.24:9395, 172-byte
+/// payloads, all 0xff after the 12-byte RTP header) is not a reflector, at
+/// any length.
+#[test]
+fn rtp_silence_is_not_a_telegram_reflector() {
+    let mut rtp = hex("8080059b0002e0c0f6bf57e2");
+    rtp.extend(vec![0xff; 160]);
+    for len in [32, 40, 48, 64, 72, 172] {
+        assert_eq!(fingerprint(&rtp[..len], true, true), None, "{len}");
+    }
+    // Silence after a run-length tag, with the request's marker word.
+    let mut fake = vec![0xffu8; 28];
+    fake.extend([0xfe, 0xff, 0xff, 0xff, 1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(fingerprint(&fake, true, true), None);
 }
 
 #[test]
