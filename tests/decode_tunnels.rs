@@ -48,7 +48,16 @@ fn tshark_inner(file: &Path) -> Vec<Tuple> {
             let last_ip = protos.iter().rposition(|p| *p == "ip" || *p == "ipv6")?;
             let ip_src = if protos[last_ip] == "ip" { f[1] } else { f[2] };
             let ip_dst = if protos[last_ip] == "ip" { f[5] } else { f[6] };
-            let port = |t: &str, u: &str| t.parse().or_else(|_| u.parse()).unwrap_or(0);
+            // Ports only when TCP/UDP follows that IP layer (ESP has none,
+            // and the last udp field would be the tunnel's own).
+            let inner_l4 = protos[last_ip..].iter().any(|p| *p == "tcp" || *p == "udp");
+            let port = |t: &str, u: &str| {
+                if inner_l4 {
+                    t.parse().or_else(|_| u.parse()).unwrap_or(0)
+                } else {
+                    0
+                }
+            };
             Some((
                 f[0].parse().ok()?,
                 ip_src.parse().ok()?,

@@ -844,3 +844,52 @@ fn garbage_never_panics_and_events_stay_well_formed() {
         assert!(e.kind == "dns_forgery" || e.kind == "injected_packet");
     }
 }
+
+/// Sandvine/PacketLogic style (issue 22): the injector sends its HTTP 307
+/// with FIN and a bare ACK, both with its IP-ID and window; both frames are
+/// one injection, reported as one event.
+#[test]
+fn injection_with_bare_ack_is_one_event() {
+    let mut p = Pcap::default();
+    http_start(&mut p, "line.me");
+    let page = b"HTTP/1.1 307 Temporary Redirect\r\nLocation: http://198.18.0.9/\r\n\r\n";
+    p.tcp(
+        0.15,
+        ip(SERVER, CLIENT, 44, 0x3412),
+        80,
+        50000,
+        7001,
+        1050,
+        "PAF",
+        32120,
+        page,
+    ); // 6
+    p.tcp(
+        0.1502,
+        ip(SERVER, CLIENT, 44, 0x3412),
+        80,
+        50000,
+        7001 + page.len() as u32 + 1,
+        1050,
+        "A",
+        32120,
+        b"",
+    ); // 7
+    p.tcp(
+        0.3,
+        ip(SERVER, CLIENT, 50, 0x2002),
+        80,
+        50000,
+        7001,
+        1050,
+        "A",
+        509,
+        b"",
+    ); // 8: the genuine server, another IP-ID and window: not part of it
+    let ev = p.events();
+    assert_eq!(rules(&ev), vec![("injected_http_response", vec![6, 7])]);
+    assert_eq!(
+        ev[0].evidence["injection_frames"],
+        serde_json::json!([6, 7])
+    );
+}

@@ -226,7 +226,13 @@ fn capwap_data_payload(d: &[u8]) -> Option<&[u8]> {
 /// An IEEE 802.11 data frame's IP payload: MAC header (24 bytes, +6 with
 /// four addresses, +2 QoS control, +4 HT control), then LLC/SNAP.
 fn wlan_payload(d: &[u8]) -> Option<&[u8]> {
-    let (fc0, fc1) = (*d.first()?, *d.get(1)?);
+    let (mut fc0, mut fc1) = (*d.first()?, *d.get(1)?);
+    // Cisco controllers send the frame control bytes swapped (Wireshark's
+    // CAPWAP "swap frame control" preference; nDPI capwap_data.pcapng:
+    // `11 08` for a data frame with flags 0x11).
+    if fc0 & 0x0c != 0x08 && fc1 & 0x0c == 0x08 {
+        std::mem::swap(&mut fc0, &mut fc1);
+    }
     if fc0 & 0x0c != 0x08 || fc0 & 0x40 != 0 {
         return None; // not a data frame, or a null-data subtype
     }

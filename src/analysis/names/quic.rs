@@ -76,6 +76,9 @@ struct VersionParams {
     v2_labels: bool,
     initial_type: u8,
     gquic_chlo: bool,
+    /// Type of the CRYPTO frame: 0x06 (RFC 9000), 0x08 in Google's own
+    /// frame numbering (Q050, T050, T051: tshark `quic_t51.pcap`).
+    crypto_type: u64,
 }
 
 /// Versions whose Initials we open. Every version but v2 uses the v1
@@ -97,6 +100,11 @@ fn version_params(version: u32) -> Option<VersionParams> {
         v2_labels: version == V2,
         initial_type: if version == V2 { 1 } else { 0 },
         gquic_chlo: version == 0x5130_3530,
+        crypto_type: if matches!(version, 0x5130_3530 | 0x5430_3530 | 0x5430_3531) {
+            0x08
+        } else {
+            0x06
+        },
     })
 }
 
@@ -283,7 +291,7 @@ fn open(pkt: &[u8], pn_offset: usize, keys: &Keys, largest: Option<u64>) -> Opti
 
 /// Appends the CRYPTO frames of a decrypted Initial payload to `out`
 /// (`(offset, data)`); stops at the first frame it cannot skip.
-fn crypto_frames(plain: &[u8], out: &mut Vec<(u64, Vec<u8>)>) {
+fn crypto_frames(plain: &[u8], crypto_type: u64, out: &mut Vec<(u64, Vec<u8>)>) {
     let mut pos = 0;
     while pos < plain.len() {
         let Some(ftype) = varint(plain, &mut pos) else {
@@ -310,7 +318,7 @@ fn crypto_frames(plain: &[u8], out: &mut Vec<(u64, Vec<u8>)>) {
                 }
                 Some(())
             })(),
-            0x06 => (|| {
+            t if t == crypto_type => (|| {
                 let offset = varint(plain, &mut pos)?;
                 let len = usize::try_from(varint(plain, &mut pos)?).ok()?;
                 let data = plain.get(pos..pos.checked_add(len)?)?;
@@ -381,6 +389,8 @@ struct Conn {
     keys: Option<Keys>,
     /// Q050: the CRYPTO data is a Google QUIC `CHLO`, not a TLS ClientHello.
     gquic_chlo: bool,
+    /// The version's CRYPTO frame type (see [`VersionParams::crypto_type`]).
+    crypto_type: u64,
     crypto: CryptoStream,
     largest_pn: Option<u64>,
     initials: u8,
@@ -447,7 +457,9 @@ impl QuicTracker {
             self.make_room();
             let conn = self.conns.entry(dir).or_default();
             conn.keys = Some(keys);
-            conn.gquic_chlo = version_params(h.version).is_some_and(|p| p.gquic_chlo);
+            let params = version_params(h.version)?;
+            conn.gquic_chlo = params.gquic_chlo;
+            conn.crypto_type = params.crypto_type;
             return Self::absorb(conn, pn, &plain);
         }
         let conn = self.conns.get_mut(&dir)?;
@@ -504,7 +516,7 @@ impl QuicTracker {
             });
         }
         let mut frames = Vec::new();
-        crypto_frames(plain, &mut frames);
+        crypto_frames(plain, conn.crypto_type, &mut frames);
         for (off, data) in frames {
             if !conn.crypto.add(off, data) {
                 conn.done = true;
@@ -779,9 +791,9 @@ mod tests {
             }
         }
         let mut out = Vec::new();
-        crypto_frames(&[0x02, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], &mut out);
-        crypto_frames(&[0x06, 0x00, 0x7f, 0xff, 1, 2], &mut out);
-        crypto_frames(&[0x03, 0, 0, 0x7f, 0xff, 0xff, 0xff, 0], &mut out);
+        crypto_frames(&[0x02, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], 0x06, &mut out);
+        crypto_frames(&[0x06, 0x00, 0x7f, 0xff, 1, 2], 0x06, &mut out);
+        crypto_frames(&[0x03, 0, 0, 0x7f, 0xff, 0xff, 0xff, 0], 0x06, &mut out);
         assert!(out.is_empty());
     }
 
