@@ -13,7 +13,7 @@
 //!
 //! Targets (issue 22): precision ≥ 0.95 and recall ≥ 0.90 over all
 //! captures, and not one flow of a negative capture (no positive flow in
-//! nDPI's results) attributed to any app. The figures per capture are
+//! nDPI's results) attributed to any app, whatever nDPI calls the flow. The figures per capture are
 //! printed (`cargo test --test attribution_ndpi -- --nocapture`).
 
 use matador::analysis::replay::{ReplayOptions, analyze_file};
@@ -84,7 +84,10 @@ fn endpoint(s: &str) -> Option<SocketAddr> {
         return Some(a);
     }
     let (ip, port) = s.rsplit_once(':')?;
-    Some(SocketAddr::new(ip.parse::<IpAddr>().ok()?, port.parse().ok()?))
+    Some(SocketAddr::new(
+        ip.parse::<IpAddr>().ok()?,
+        port.parse().ok()?,
+    ))
 }
 
 /// The label of a `[proto: …]` value such as `91.185/TLS.Telegram`,
@@ -149,8 +152,9 @@ struct Figures {
     unmatched: u32,
 }
 
-/// Replays one capture and compares it with its `.out` file.
-fn compare(dir: &Path, file: &str) -> (Figures, Vec<String>) {
+/// Replays one capture and compares it with its `.out` file; also returns
+/// every flow we attributed (whatever nDPI's label).
+fn compare(dir: &Path, file: &str) -> (Figures, Vec<String>, Vec<String>) {
     let labels = ndpi_labels(&dir.join("results").join(format!("{file}.out")));
     let report = analyze_file(&dir.join(file), &ReplayOptions::default());
     let mut ours: BTreeMap<Key, Option<String>> = BTreeMap::new();
@@ -188,16 +192,17 @@ fn compare(dir: &Path, file: &str) -> (Figures, Vec<String>) {
             (Label::Other(_), None) => fig.negatives += 1,
         }
     }
+    let mut attributed = Vec::new();
     for (k, g) in &ours {
-        if let Some(g) = g
-            && !labels.contains_key(k)
-        {
+        let Some(g) = g else { continue };
+        attributed.push(format!("{file}: {k:?} ours {g}, nDPI {:?}", labels.get(k)));
+        if !labels.contains_key(k) {
             fig.unmatched += 1;
             fig.fp += 1;
             wrong.push(format!("{file}: {k:?} not in nDPI's list, ours {g}"));
         }
     }
-    (fig, wrong)
+    (fig, wrong, attributed)
 }
 
 #[test]
@@ -213,13 +218,24 @@ fn ndpi_line_parser() {
     )
     .unwrap();
     assert_eq!(l, Label::App("telegram".into()));
-    assert_eq!(k.2, "[2001:b07:a3d:c112:9a00:ba78:86b1:e177]:48616".parse().unwrap());
+    assert_eq!(
+        k.2,
+        "[2001:b07:a3d:c112:9a00:ba78:86b1:e177]:48616"
+            .parse()
+            .unwrap()
+    );
     let dns = "\t1\tUDP 82.178.113.245:47255 <-> 82.178.158.181:53 [VLAN: 785][proto: 5.142/DNS.WhatsApp][IP: 0/Unknown]";
     assert!(matches!(parse_line(dns).unwrap().1, Label::Excluded(_)));
     assert!(matches!(classify("91/TLS"), Label::Excluded(_)));
     assert!(matches!(classify("7.48/HTTP.QQ"), Label::Other(_)));
-    assert!(matches!(classify("VXLAN:91.119/TLS.Facebook"), Label::Other(_)));
-    assert!(matches!(classify("338.45/SRTP.WhatsAppCall"), Label::App(_)));
+    assert!(matches!(
+        classify("VXLAN:91.119/TLS.Facebook"),
+        Label::Other(_)
+    ));
+    assert!(matches!(
+        classify("338.45/SRTP.WhatsAppCall"),
+        Label::App(_)
+    ));
     assert_eq!(parse_line("Acceptable 591 133689 13"), None);
 }
 
@@ -232,20 +248,28 @@ fn attribution_matches_ndpi_on_ndpi_dev() {
         .filter(|n| n.ends_with(".pcap") || n.ends_with(".pcapng"))
         .collect();
     files.sort();
-    assert!(files.len() >= 20, "only {} captures in {}", files.len(), dir.display());
+    assert!(
+        files.len() >= 20,
+        "only {} captures in {}",
+        files.len(),
+        dir.display()
+    );
     let mut total = Figures::default();
     let mut wrong_all = Vec::new();
     let mut negative_hits = Vec::new();
     println!("| capture | TP | FP | FN | negatives | excluded |");
     println!("|---|---|---|---|---|---|");
     for file in &files {
-        let (f, wrong) = compare(&dir, file);
+        let (f, wrong, attributed) = compare(&dir, file);
         println!(
             "| `{file}` | {} | {} | {} | {} | {} |",
             f.tp, f.fp, f.fn_, f.negatives, f.excluded
         );
-        if f.tp + f.fn_ == 0 && f.fp > 0 {
-            negative_hits.extend(wrong.iter().cloned());
+        // A negative capture: no flow of the seven apps in nDPI's results;
+        // none of its flows may be attributed, generic-labelled ones
+        // included (skinny.pcap's RTP is "RTP" to nDPI, not Telegram).
+        if f.tp + f.fn_ == 0 {
+            negative_hits.extend(attributed);
         }
         wrong_all.extend(wrong);
         total.tp += f.tp;
@@ -270,7 +294,10 @@ fn attribution_matches_ndpi_on_ndpi_dev() {
         negative_hits.is_empty(),
         "flows of negative captures attributed: {negative_hits:#?}"
     );
-    assert!(precision >= 0.95, "precision {precision:.3} < 0.95: {wrong_all:#?}");
+    assert!(
+        precision >= 0.95,
+        "precision {precision:.3} < 0.95: {wrong_all:#?}"
+    );
     assert!(recall >= 0.90, "recall {recall:.3} < 0.90: {wrong_all:#?}");
 }
 
@@ -291,14 +318,23 @@ fn quic_versions_give_the_sni_tshark_reads() {
             .arg("-r")
             .arg(&path)
             .args(["-T", "fields", "-e", "quic.version", "-e"])
-            .args(["tls.handshake.extensions_server_name", "-e", "gquic.tag.sni"])
+            .args([
+                "tls.handshake.extensions_server_name",
+                "-e",
+                "gquic.tag.sni",
+            ])
             .output()
             .expect("tshark runs");
         let text = String::from_utf8_lossy(&out.stdout);
         let mut want: Vec<String> = text
             .lines()
             .filter(|l| l.starts_with(version))
-            .flat_map(|l| l.split('\t').skip(1).filter(|s| !s.is_empty()).map(String::from))
+            .flat_map(|l| {
+                l.split('\t')
+                    .skip(1)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+            })
             .collect();
         want.sort();
         want.dedup();
@@ -309,4 +345,24 @@ fn quic_versions_give_the_sni_tshark_reads() {
         got.dedup();
         assert_eq!(got, want, "{file}");
     }
+}
+
+/// DNS defects of issue 22: one malformed record no longer drops the valid
+/// `A` answer beside it (`malformed_dns.pcap`, tshark shows `66.66.66.66`),
+/// and the `e7.whatsapp.net` lookup inside a PPPoE session of `dns.pcap`
+/// is seen.
+#[test]
+fn dns_inside_tunnels_and_beside_malformed_records() {
+    let dir = ndpi_dev();
+    let report = analyze_file(&dir.join("malformed_dns.pcap"), &ReplayOptions::default());
+    let answers: Vec<(&str, &str)> = report
+        .dns
+        .iter()
+        .flat_map(|d| d.answers.iter())
+        .map(|a| (a.rtype.as_str(), a.data.as_str()))
+        .collect();
+    assert!(answers.contains(&("A", "66.66.66.66")), "{answers:?}");
+    let report = analyze_file(&dir.join("dns.pcap"), &ReplayOptions::default());
+    let names: Vec<&str> = report.dns.iter().map(|d| d.query.as_str()).collect();
+    assert!(names.contains(&"e7.whatsapp.net"), "{names:?}");
 }

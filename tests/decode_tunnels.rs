@@ -29,9 +29,32 @@ fn tshark_inner(file: &Path) -> Vec<Tuple> {
         .args(["-r"])
         .arg(file)
         .args([
-            "-T", "fields", "-E", "occurrence=l", "-E", "separator=|", "-e", "frame.number", "-e",
-            "ip.src", "-e", "ipv6.src", "-e", "tcp.srcport", "-e", "udp.srcport", "-e", "ip.dst",
-            "-e", "ipv6.dst", "-e", "tcp.dstport", "-e", "udp.dstport", "-e", "frame.protocols",
+            "-T",
+            "fields",
+            "-E",
+            "occurrence=l",
+            "-E",
+            "separator=|",
+            "-e",
+            "frame.number",
+            "-e",
+            "ip.src",
+            "-e",
+            "ipv6.src",
+            "-e",
+            "tcp.srcport",
+            "-e",
+            "udp.srcport",
+            "-e",
+            "ip.dst",
+            "-e",
+            "ipv6.dst",
+            "-e",
+            "tcp.dstport",
+            "-e",
+            "udp.dstport",
+            "-e",
+            "frame.protocols",
         ])
         .output()
         .expect("tshark runs");
@@ -107,6 +130,9 @@ fn tunnels_are_opened_like_tshark() {
             let g = got.iter().find(|g| g.0 == w.0);
             assert_eq!(g, Some(w), "{file} frame {}", w.0);
         }
-        println!("{file}: {} frames with the same innermost tuple as tshark", want.len());
+        println!(
+            "{file}: {} frames with the same innermost tuple as tshark",
+            want.len()
+        );
     }
 }

@@ -387,7 +387,9 @@ impl Attributor {
                 resolved: self.resolved.get(&ip).map_or(&[], Vec::as_slice),
                 http: &flow_http,
                 hit,
-                realm: realm.filter(|(_, server)| *server == (ip, port)).map(|(r, _)| r.as_str()),
+                realm: realm
+                    .filter(|(_, server)| *server == (ip, port))
+                    .map(|(r, _)| r.as_str()),
                 socket: self.call_socket(flow, ends[1 - n]),
             };
             for (i, app) in self.profiles.apps.iter().enumerate() {
@@ -603,11 +605,17 @@ impl Attributor {
     /// the message itself (WhatsApp attributes, REALM) and the address
     /// (prefix on one of the app's prefix ports, or a DNS name resolved
     /// earlier).
-    fn stun_server_app(&self, ts: Timestamp, server: (IpAddr, u16), info: &stun::StunInfo) -> Option<usize> {
+    fn stun_server_app(
+        &self,
+        ts: Timestamp,
+        server: (IpAddr, u16),
+        info: &stun::StunInfo,
+    ) -> Option<usize> {
         let resolved = self.resolved.get(&server.0).map_or(&[][..], Vec::as_slice);
         self.profiles.apps.iter().enumerate().find_map(|(i, app)| {
             let net = &app.network;
-            let by_attr = info.whatsapp_attr && net.fingerprints.contains(&Fingerprint::WhatsappStun);
+            let by_attr =
+                info.whatsapp_attr && net.fingerprints.contains(&Fingerprint::WhatsappStun);
             let by_realm = info.realm.as_deref().is_some_and(|r| net.matches_domain(r));
             let by_prefix =
                 net.prefix_of(server.0).is_some() && net.prefix_port_ok("udp", server.1);

@@ -125,7 +125,14 @@ fn tunnel_payload<'a>(proto: u8, t: &Transport<'a>, d: &'a [u8]) -> Option<&'a [
     match (proto, t) {
         (4 | 41, _) => Some(d),
         (47, _) => gre_payload(d),
-        (17, Transport::Udp { sport, dport, payload }) => {
+        (
+            17,
+            Transport::Udp {
+                sport,
+                dport,
+                payload,
+            },
+        ) => {
             let on = |p: u16| *sport == p || *dport == p;
             if on(4789) {
                 vxlan_payload(payload)
@@ -250,7 +257,10 @@ fn wlan_payload(d: &[u8]) -> Option<&[u8]> {
     if llc.get(..6)? != [0xaa, 0xaa, 0x03, 0, 0, 0] {
         return None;
     }
-    ethertype_payload(u16::from_be_bytes([*llc.get(6)?, *llc.get(7)?]), llc.get(8..)?)
+    ethertype_payload(
+        u16::from_be_bytes([*llc.get(6)?, *llc.get(7)?]),
+        llc.get(8..)?,
+    )
 }
 
 fn decode_ip<'a>(bytes: &'a [u8], pkt: &mut Packet<'a>) {

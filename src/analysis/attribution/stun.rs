@@ -228,7 +228,11 @@ mod tests {
         let v6 = hex("0002a1470113a9faa5d3f179bc25f4b5bed2b9d9");
         assert_eq!(
             xor_address(&v6, &key),
-            Some("[2001:db8:1234:5678:11:2233:4455:6677]:32853".parse().unwrap())
+            Some(
+                "[2001:db8:1234:5678:11:2233:4455:6677]:32853"
+                    .parse()
+                    .unwrap()
+            )
         );
     }
 
@@ -239,6 +243,9 @@ mod tests {
         let rtp = hex("8000059c0002e160f6bf57e27d7dfcfefdf8fcfafb7fff7e");
         assert_eq!(parse(&rtp), None);
         // Right cookie, length beyond the payload.
-        assert_eq!(parse(&hex("000100402112a442b7e7a701bc34d686fa87dfae")), None);
+        assert_eq!(
+            parse(&hex("000100402112a442b7e7a701bc34d686fa87dfae")),
+            None
+        );
     }
 }

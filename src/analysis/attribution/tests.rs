@@ -87,7 +87,8 @@ fn fingerprints_from_real_first_payloads() {
     );
     // nDPI telegram.pcap frame 170 (40-byte UDP reflector request) and
     // frame 176 (its 64-byte answer, sent by the reflector).
-    let refl = hex("dc4c00291565b7acbc236da9eda0d597fffffffffffffffffffffffffeffffff28f946112601a2f0");
+    let refl =
+        hex("dc4c00291565b7acbc236da9eda0d597fffffffffffffffffffffffffeffffff28f946112601a2f0");
     assert_eq!(
         fingerprint(&refl, true, true),
         Some((Fingerprint::TelegramReflector, true))

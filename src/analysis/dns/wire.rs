@@ -162,7 +162,9 @@ fn walk_answers(data: &[u8], qdcount: u16, ancount: u16) -> Vec<DnsAnswer> {
         let Some(rdata) = data.get(start..start + usize::from(rdlen)) else {
             break;
         };
-        if let (Some((name, _)), Some(value)) = (read_name(data, pos), rdata_wire(data, t, start, rdata)) {
+        if let (Some((name, _)), Some(value)) =
+            (read_name(data, pos), rdata_wire(data, t, start, rdata))
+        {
             out.push(DnsAnswer {
                 name,
                 rtype: type_name(t),

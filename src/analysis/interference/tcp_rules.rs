@@ -804,7 +804,9 @@ fn stands_out(b: &Baseline, h: &Head, data: &RuleData) -> bool {
     let odd_window = b.windows.is_some_and(|(lo, hi)| {
         u32::from(h.window) < u32::from(lo) / 2 || u32::from(h.window) > u32::from(hi) * 2
     });
-    odd_window || h.ip_id.is_some_and(|i| data.injector_ip_ids.contains_key(&i))
+    odd_window
+        || h.ip_id
+            .is_some_and(|i| data.injector_ip_ids.contains_key(&i))
 }
 
 /// Groups one flow's injected packets by injector fingerprint (IP-ID and
