@@ -852,29 +852,13 @@ fn garbage_never_panics_and_events_stay_well_formed() {
 fn injection_with_bare_ack_is_one_event() {
     let mut p = Pcap::default();
     http_start(&mut p, "line.me");
-    let page = b"HTTP/1.1 307 Temporary Redirect\r\nLocation: http://198.18.0.9/\r\n\r\n";
-    p.tcp(
-        0.15,
-        ip(SERVER, CLIENT, 44, 0x3412),
-        80,
-        50000,
-        7001,
-        1050,
-        "PAF",
-        32120,
-        page,
-    ); // 6
-    p.tcp(
-        0.1502,
-        ip(SERVER, CLIENT, 44, 0x3412),
-        80,
-        50000,
-        7001 + page.len() as u32 + 1,
-        1050,
-        "A",
-        32120,
-        b"",
-    ); // 7
+    let page: &[u8] = b"HTTP/1.1 307 Temporary Redirect\r\nLocation: http://198.18.0.9/\r\n\r\n";
+    // Frames 6 (307 + FIN) and 7 (bare ACK): TTL 44, IP-ID 0x3412, window 32120.
+    let fin_seq = 7001 + page.len() as u32 + 1;
+    for (t, seq, flags, payload) in [(0.15, 7001, "PAF", page), (0.1502, fin_seq, "A", &[][..])] {
+        let injector = ip(SERVER, CLIENT, 44, 0x3412);
+        p.tcp(t, injector, 80, 50000, seq, 1050, flags, 32120, payload);
+    }
     p.tcp(
         0.3,
         ip(SERVER, CLIENT, 50, 0x2002),

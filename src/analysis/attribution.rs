@@ -23,11 +23,11 @@ use crate::analysis::names::stream::{DirKey, FastMap};
 use crate::analysis::packet::{Packet, PacketSink, Transport, tcp_flags};
 use crate::capture::Timestamp;
 use crate::scenario::apps::{AppProfile, AppProfiles, Fingerprint, NetworkProfile};
-
-pub mod stun;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
+
+pub mod stun;
 
 /// Addresses whose DNS names are remembered; beyond this the half with the
 /// oldest resolutions is forgotten, so memory stays bounded on captures

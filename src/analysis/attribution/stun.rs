@@ -165,13 +165,7 @@ pub fn xor_address(v: &[u8], xor_key: &[u8]) -> Option<SocketAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::analysis::attribution::tests::hex;
 
     /// nDPI `wa_voice.pcap` frame 215 (tshark `udp.payload`): WhatsApp's
     /// Allocate request, attribute 0x4000 of 102 bytes, length 106.

@@ -3,7 +3,8 @@ use crate::analysis::model::DnsAnswer;
 use crate::analysis::names::stream::testpkt::{tcp, udp};
 use crate::analysis::packet::tcp_flags::{ACK, PSH, SYN};
 
-fn hex(s: &str) -> Vec<u8> {
+/// Bytes from a hex string (test data copied from tshark).
+pub(super) fn hex(s: &str) -> Vec<u8> {
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
@@ -405,4 +406,56 @@ fn state_is_dropped_on_close_and_udp_noise_never_panics() {
     assert!(a.state.len() <= 300, "{}", a.state.len());
     assert!(a.state.keys().all(|k| k.proto == 17));
     assert!(a.hits.is_empty());
+}
+
+/// A TURN Allocate answered with `REALM signal.org` (how a Signal call's
+/// exchange reads in clear; layout RFC 8656 §7.2), then a media leg from
+/// the same socket to a peer: the relay flow by `stun-realm`, the peer leg
+/// by `relay-from`. A socket that only talked to a STUN server of nobody's
+/// (Zoom-like, no app address or attribute) ties nothing.
+#[test]
+fn stun_realm_and_call_legs_of_the_same_socket() {
+    let mut a = attributor();
+    let mut err = hex("011300182112a442b7e7a701bc34d686fa87dfae");
+    err.extend(hex("0014000a7369676e616c2e6f72670000")); // REALM "signal.org"
+    err.extend(hex("0009000400000401")); // ERROR-CODE 401
+    err[3] = (err.len() - 20) as u8;
+    let req = hex("000300002112a442b7e7a701bc34d686fa87dfae");
+    a.packet(&udp(1, "192.168.1.2", 40000, "35.158.183.167", 3478, &req));
+    a.packet(&udp(2, "35.158.183.167", 3478, "192.168.1.2", 40000, &err));
+    a.packet(&udp(
+        3,
+        "192.168.1.2",
+        40000,
+        "203.0.113.9",
+        50000,
+        &[0x90; 60],
+    ));
+    // Another socket, a STUN server of no app.
+    a.packet(&udp(4, "192.168.1.2", 40002, "198.51.100.7", 3478, &req));
+    a.packet(&udp(
+        5,
+        "192.168.1.2",
+        40002,
+        "203.0.113.10",
+        50002,
+        &[0x90; 60],
+    ));
+    let mut flows = vec![
+        flow("udp", "192.168.1.2", 40000, "35.158.183.167", 3478, 1),
+        flow("udp", "192.168.1.2", 40000, "203.0.113.9", 50000, 3),
+        flow("udp", "192.168.1.2", 40002, "198.51.100.7", 3478, 4),
+        flow("udp", "192.168.1.2", 40002, "203.0.113.10", 50002, 5),
+        // The same socket hours later: another call, or another app.
+        flow("udp", "192.168.1.2", 40000, "203.0.113.11", 50004, 9000),
+    ];
+    let servers = a.finish(&mut flows, &[], &[], &[]);
+    let apps: Vec<Option<&str>> = flows.iter().map(|f| f.app.as_deref()).collect();
+    assert_eq!(apps, [Some("signal"), Some("signal"), None, None, None]);
+    let ev: Vec<&str> = servers
+        .iter()
+        .flat_map(|s| s.evidence.iter().map(String::as_str))
+        .collect();
+    assert!(ev.contains(&"stun-realm:signal.org"), "{ev:?}");
+    assert!(ev.contains(&"relay-from:35.158.183.167:3478"), "{ev:?}");
 }

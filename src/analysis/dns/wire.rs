@@ -452,6 +452,7 @@ fn svcb_str(s: &SVCB<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::dns::tests::hex;
 
     /// Builds a response for `name` with the given answer records (raw).
     fn response(id: u16, name: &str, qtype: u16, answers: &[(u16, u32, Vec<u8>)]) -> Vec<u8> {
@@ -597,13 +598,6 @@ mod tests {
             .map(|a| (a.name.as_str(), a.rtype.as_str(), a.data.as_str()))
             .collect();
         assert_eq!(got, [("www.xt.com", "A", "66.66.66.66")]);
-    }
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
     }
 
     #[test]
