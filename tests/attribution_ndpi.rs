@@ -254,7 +254,7 @@ fn attribution_matches_ndpi_on_ndpi_dev() {
         files.len(),
         dir.display()
     );
-    let mut total = Figures::default();
+    let mut per: Vec<Figures> = Vec::new();
     let mut wrong_all = Vec::new();
     let mut negative_hits = Vec::new();
     println!("| capture | TP | FP | FN | negatives | excluded |");
@@ -272,13 +272,17 @@ fn attribution_matches_ndpi_on_ndpi_dev() {
             negative_hits.extend(attributed);
         }
         wrong_all.extend(wrong);
-        total.tp += f.tp;
-        total.fp += f.fp;
-        total.fn_ += f.fn_;
-        total.negatives += f.negatives;
-        total.excluded += f.excluded;
-        total.unmatched += f.unmatched;
+        per.push(f);
     }
+    let sum = |field: fn(&Figures) -> u32| per.iter().map(field).sum::<u32>();
+    let total = Figures {
+        tp: sum(|f| f.tp),
+        fp: sum(|f| f.fp),
+        fn_: sum(|f| f.fn_),
+        negatives: sum(|f| f.negatives),
+        excluded: sum(|f| f.excluded),
+        unmatched: sum(|f| f.unmatched),
+    };
     let precision = f64::from(total.tp) / f64::from((total.tp + total.fp).max(1));
     let recall = f64::from(total.tp) / f64::from((total.tp + total.fn_).max(1));
     println!(

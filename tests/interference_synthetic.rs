@@ -853,23 +853,21 @@ fn injection_with_bare_ack_is_one_event() {
     let mut p = Pcap::default();
     http_start(&mut p, "line.me");
     let page: &[u8] = b"HTTP/1.1 307 Temporary Redirect\r\nLocation: http://198.18.0.9/\r\n\r\n";
-    // Frames 6 (307 + FIN) and 7 (bare ACK): TTL 44, IP-ID 0x3412, window 32120.
+    // Frames 6 (307 + FIN) and 7 (bare ACK) from the injector: TTL 44,
+    // IP-ID 0x3412, window 32120; frame 8 from the genuine server (TTL 50,
+    // its counter, window 509) is not part of the injection.
     let fin_seq = 7001 + page.len() as u32 + 1;
-    for (t, seq, flags, payload) in [(0.15, 7001, "PAF", page), (0.1502, fin_seq, "A", &[][..])] {
-        let injector = ip(SERVER, CLIENT, 44, 0x3412);
-        p.tcp(t, injector, 80, 50000, seq, 1050, flags, 32120, payload);
+    /// time, TTL, IP-ID, seq, flags, window, payload
+    type Sent<'a> = (f64, u8, u16, u32, &'a str, u16, &'a [u8]);
+    let packets: [Sent<'_>; 3] = [
+        (0.15, 44, 0x3412, 7001, "PAF", 32120, page),
+        (0.1502, 44, 0x3412, fin_seq, "A", 32120, b""),
+        (0.3, 50, 0x2002, 7001, "A", 509, b""),
+    ];
+    for (t, ttl, id, seq, flags, window, payload) in packets {
+        let h = ip(SERVER, CLIENT, ttl, id);
+        p.tcp(t, h, 80, 50000, seq, 1050, flags, window, payload);
     }
-    p.tcp(
-        0.3,
-        ip(SERVER, CLIENT, 50, 0x2002),
-        80,
-        50000,
-        7001,
-        1050,
-        "A",
-        509,
-        b"",
-    ); // 8: the genuine server, another IP-ID and window: not part of it
     let ev = p.events();
     assert_eq!(rules(&ev), vec![("injected_http_response", vec![6, 7])]);
     assert_eq!(
