@@ -845,3 +845,34 @@ fn garbage_never_panics_and_events_stay_well_formed() {
         assert!(e.kind == "dns_forgery" || e.kind == "injected_packet");
     }
 }
+
+/// Sandvine/PacketLogic style (issue 22): the injector sends its HTTP 307
+/// with FIN and a bare ACK, both with its IP-ID and window; both frames are
+/// one injection, reported as one event.
+#[test]
+fn injection_with_bare_ack_is_one_event() {
+    let mut p = Pcap::default();
+    http_start(&mut p, "line.me");
+    let page: &[u8] = b"HTTP/1.1 307 Temporary Redirect\r\nLocation: http://198.18.0.9/\r\n\r\n";
+    // Frames 6 (307 + FIN) and 7 (bare ACK) from the injector: TTL 44,
+    // IP-ID 0x3412, window 32120; frame 8 from the genuine server (TTL 50,
+    // its counter, window 509) is not part of the injection.
+    let fin_seq = 7001 + page.len() as u32 + 1;
+    /// time, TTL, IP-ID, seq, flags, window, payload
+    type Sent<'a> = (f64, u8, u16, u32, &'a str, u16, &'a [u8]);
+    let packets: [Sent<'_>; 3] = [
+        (0.15, 44, 0x3412, 7001, "PAF", 32120, page),
+        (0.1502, 44, 0x3412, fin_seq, "A", 32120, b""),
+        (0.3, 50, 0x2002, 7001, "A", 509, b""),
+    ];
+    for (t, ttl, id, seq, flags, window, payload) in packets {
+        let h = ip(SERVER, CLIENT, ttl, id);
+        p.tcp(t, h, 80, 50000, seq, 1050, flags, window, payload);
+    }
+    let ev = p.events();
+    assert_eq!(rules(&ev), vec![("injected_http_response", vec![6, 7])]);
+    assert_eq!(
+        ev[0].evidence["injection_frames"],
+        serde_json::json!([6, 7])
+    );
+}

@@ -27,6 +27,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 
+pub mod stun;
+
 /// Addresses whose DNS names are remembered; beyond this the half with the
 /// oldest resolutions is forgotten, so memory stays bounded on captures
 /// with endless distinct answers.
@@ -36,13 +38,22 @@ const MAX_RESOLVED: usize = 1 << 16;
 /// reset (fingerprints already found are kept).
 const MAX_TRACKED: usize = 1 << 20;
 
+/// STUN client sockets remembered at once (see [`SocketFact`]); beyond this
+/// the ones idle longest are forgotten.
+const MAX_SOCKETS: usize = 1 << 16;
+
+/// How far (seconds) before its first or after its last STUN exchange a
+/// socket's other flows still count as the same call.
+const CALL_SLACK_SECS: i64 = 120;
+
 /// Strength of an evidence kind (higher is stronger).
 fn strength(evidence: &str) -> u8 {
     match evidence.split(':').next().unwrap_or("") {
         "dns" | "wechat-httpdns" => 5,
         "sni" | "host" => 4,
+        "stun-realm" => 4,
         "fingerprint" => 3,
-        "prefix" => 2,
+        "prefix" | "relay-from" => 2,
         "asn" => 1,
         _ => 0,
     }
@@ -59,11 +70,7 @@ pub fn fingerprint(payload: &[u8], udp: bool, first_dir: bool) -> Option<(Finger
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     };
     if udp {
-        // tgcalls reflector: 16-byte peer tag, then twelve 0xff bytes.
-        if p.len() >= 32 && p[16..28].iter().all(|&b| b == 0xff) {
-            return Some((Fingerprint::TelegramReflector, first_dir));
-        }
-        return None;
+        return telegram_reflector(p).map(|to_server| (Fingerprint::TelegramReflector, to_server));
     }
     // WhatsApp: Noise prologue "WA" + major/minor version, or the edge
     // routing header "ED\0\1" that precedes it.
@@ -124,6 +131,29 @@ pub fn fingerprint(payload: &[u8], udp: bool, first_dir: bool) -> Option<(Finger
     None
 }
 
+/// Telegram's call reflector ping (tgcalls, nDPI `telegram.pcap` frames
+/// 170 and 176): a 16-byte peer tag, twelve `0xff` bytes, then either the
+/// 40-byte request (`fe ff ff ff` + 8-byte query id; receiver = server) or
+/// the 64-byte answer (8 bytes, the echoed query id, the client's mapped
+/// IPv6/IPv4-mapped address and port; receiver = client). Exact lengths and
+/// the `fe ff ff ff` / non-`ff` word keep G.711 µ-law silence (all `0xff`
+/// after a 12-byte RTP header, nDPI `skinny.pcap`) from matching.
+fn telegram_reflector(p: &[u8]) -> Option<bool> {
+    if p.len() < 32 || !p[16..28].iter().all(|&b| b == 0xff) {
+        return None;
+    }
+    // A peer tag is random: a run of one byte value is padding or silence.
+    if p[..16].iter().all(|&b| b == p[0]) {
+        return None;
+    }
+    let word = &p[28..32];
+    match p.len() {
+        40 if word == [0xfe, 0xff, 0xff, 0xff] => Some(true),
+        64 if word != [0xff; 4] && word != [0xfe, 0xff, 0xff, 0xff] => Some(false),
+        _ => None,
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default)]
 struct FpState {
     /// Directions whose first payload was examined (bit 0: canonical order, bit 1: reversed).
@@ -142,6 +172,20 @@ struct FpHit {
     server: (IpAddr, u16),
 }
 
+/// A local UDP socket that ran a STUN/TURN exchange with one app's server
+/// (by fingerprint, REALM, prefix or DNS name): the other flows of that
+/// socket around the same time are the call's peer and relay legs.
+#[derive(Debug, Clone)]
+struct SocketFact {
+    app: usize,
+    /// `relay-from:<server ip:port>`.
+    evidence: String,
+    /// The server it was learned from.
+    server: (IpAddr, u16),
+    first: Timestamp,
+    last: Timestamp,
+}
+
 /// An address → autonomous system number lookup (e.g. from an mmdb).
 pub type AsnLookup = Box<dyn Fn(IpAddr) -> Option<u32> + Send + Sync>;
 
@@ -156,6 +200,10 @@ pub struct Attributor {
     resolved: FastMap<IpAddr, Vec<Resolution>>,
     /// SNI per flow (first ClientHello wins).
     sni: FastMap<FlowKey, String>,
+    /// STUN REALM per flow (first wins), with the STUN server endpoint.
+    realms: FastMap<FlowKey, (String, (IpAddr, u16))>,
+    /// STUN client sockets tied to an app.
+    sockets: FastMap<(IpAddr, u16), SocketFact>,
     /// HTTP requests by (client, server, port).
     hosts: HashMap<(IpAddr, IpAddr, u16), Vec<HttpRecord>>,
     /// What was found per server endpoint so far.
@@ -183,6 +231,8 @@ impl Attributor {
             next_sweep: None,
             resolved: FastMap::default(),
             sni: FastMap::default(),
+            realms: FastMap::default(),
+            sockets: FastMap::default(),
             hosts: HashMap::new(),
             servers: BTreeMap::new(),
         }
@@ -276,6 +326,7 @@ impl Attributor {
         if let Some(key) = flow_key(flow) {
             self.sni.remove(&key);
             self.hits.remove(&key);
+            self.realms.remove(&key);
         }
     }
 
@@ -304,6 +355,7 @@ impl Attributor {
             }
         }
         let hit = self.hits.get(&key).copied();
+        let realm = self.realms.get(&key);
         // The flow's names (SNI, then HTTP Hosts), without a `:port`.
         let names: Vec<(&'static str, &str)> = flow
             .sni
@@ -324,7 +376,8 @@ impl Attributor {
             })
             .collect();
         let mut best: Option<Candidate> = None;
-        for (ip, port) in [(flow.dst, flow.dport), (flow.src, flow.sport)] {
+        let ends = [(flow.dst, flow.dport), (flow.src, flow.sport)];
+        for (n, (ip, port)) in ends.into_iter().enumerate() {
             let ctx = FlowCtx {
                 ip,
                 port,
@@ -334,6 +387,10 @@ impl Attributor {
                 resolved: self.resolved.get(&ip).map_or(&[], Vec::as_slice),
                 http: &flow_http,
                 hit,
+                realm: realm
+                    .filter(|(_, server)| *server == (ip, port))
+                    .map(|(r, _)| r.as_str()),
+                socket: self.call_socket(flow, ends[1 - n]),
             };
             for (i, app) in self.profiles.apps.iter().enumerate() {
                 let ev = self.evidence(i, app, &ctx);
@@ -451,8 +508,16 @@ impl Attributor {
         {
             ev.push(format!("fingerprint:{}", Fingerprint::WechatMmtls.name()));
         }
+        if let Some(r) = ctx.realm
+            && net.matches_domain(r)
+        {
+            ev.push(format!("stun-realm:{r}"));
+        }
         let named = ev.iter().any(|e| strength(e) >= 4);
         if !foreign_name || named {
+            if let Some(s) = ctx.socket.filter(|s| s.app == i) {
+                ev.push(s.evidence.clone());
+            }
             if let Some(n) = net.prefix_of(ctx.ip)
                 && net.prefix_port_ok(ctx.proto, ctx.port)
             {
@@ -468,6 +533,97 @@ impl Attributor {
         ev.sort();
         ev.dedup();
         ev
+    }
+
+    /// The call a UDP flow's `local` endpoint belongs to: a STUN exchange of
+    /// that socket with an app's server within [`CALL_SLACK_SECS`] of the flow.
+    fn call_socket(&self, flow: &FlowRecord, local: (IpAddr, u16)) -> Option<&SocketFact> {
+        if flow.proto != "udp" {
+            return None;
+        }
+        self.sockets.get(&local).filter(|s| {
+            flow.first_ts.secs <= s.last.secs + CALL_SLACK_SECS
+                && flow.last_ts.secs + CALL_SLACK_SECS >= s.first.secs
+        })
+    }
+
+    /// Learns from one STUN message: WhatsApp's relay attributes and the
+    /// REALM for its flow, and which app the client socket calls with.
+    fn stun_packet(&mut self, ts: Timestamp, dir: DirKey, key: FlowKey, payload: &[u8]) {
+        let Some(info) = stun::parse(payload) else {
+            return;
+        };
+        let (client, server) = if info.from_client {
+            ((dir.src, dir.sport), (dir.dst, dir.dport))
+        } else {
+            ((dir.dst, dir.dport), (dir.src, dir.sport))
+        };
+        if info.whatsapp_attr {
+            self.hits.entry(key).or_insert(FpHit {
+                fp: Fingerprint::WhatsappStun,
+                server,
+            });
+        }
+        if let Some(r) = &info.realm {
+            self.realms
+                .entry(key)
+                .or_insert_with(|| (r.clone(), server));
+        }
+        if let Some(s) = self.sockets.get_mut(&client)
+            && s.server == server
+        {
+            s.last = s.last.max(ts);
+            return;
+        }
+        if self.sockets.contains_key(&client) {
+            return; // the first server the socket was tied to wins
+        }
+        let Some(app) = self.stun_server_app(ts, server, &info) else {
+            return;
+        };
+        if self.sockets.len() >= MAX_SOCKETS {
+            let horizon = ts.secs - CALL_SLACK_SECS;
+            self.sockets.retain(|_, s| s.last.secs >= horizon);
+            if self.sockets.len() >= MAX_SOCKETS {
+                self.sockets.clear();
+            }
+        }
+        let sock = std::net::SocketAddr::new(server.0, server.1);
+        self.sockets.insert(
+            client,
+            SocketFact {
+                app,
+                evidence: format!("relay-from:{sock}"),
+                server,
+                first: ts,
+                last: ts,
+            },
+        );
+    }
+
+    /// The app whose STUN/TURN server `server` is, judged at time `ts` from
+    /// the message itself (WhatsApp attributes, REALM) and the address
+    /// (prefix on one of the app's prefix ports, or a DNS name resolved
+    /// earlier).
+    fn stun_server_app(
+        &self,
+        ts: Timestamp,
+        server: (IpAddr, u16),
+        info: &stun::StunInfo,
+    ) -> Option<usize> {
+        let resolved = self.resolved.get(&server.0).map_or(&[][..], Vec::as_slice);
+        self.profiles.apps.iter().enumerate().find_map(|(i, app)| {
+            let net = &app.network;
+            let by_attr =
+                info.whatsapp_attr && net.fingerprints.contains(&Fingerprint::WhatsappStun);
+            let by_realm = info.realm.as_deref().is_some_and(|r| net.matches_domain(r));
+            let by_prefix =
+                net.prefix_of(server.0).is_some() && net.prefix_port_ok("udp", server.1);
+            let by_dns = resolved
+                .iter()
+                .any(|r| r.ts <= ts && r.matches_domain_of(i, net));
+            (by_attr || by_realm || by_prefix || by_dns).then_some(i)
+        })
     }
 
     fn make_room(&mut self) {
@@ -504,6 +660,10 @@ struct FlowCtx<'a> {
     resolved: &'a [Resolution],
     http: &'a [&'a HttpRecord],
     hit: Option<FpHit>,
+    /// The flow's STUN REALM, when this endpoint is the STUN server.
+    realm: Option<&'a str>,
+    /// The app call the *other* endpoint's socket belongs to.
+    socket: Option<&'a SocketFact>,
 }
 
 /// A name that resolved to an address, and when.
@@ -627,6 +787,9 @@ impl PacketSink for Attributor {
             self.next_sweep = Some(pkt.ts.secs + crate::analysis::names::SWEEP_SECS);
         }
         let key = dir.canonical();
+        if udp && stun::looks_like_stun(payload) {
+            self.stun_packet(pkt.ts, dir, key, payload);
+        }
         if flags & tcp_flags::SYN != 0 && flags & tcp_flags::ACK == 0 {
             self.state.remove(&key); // a new connection on a reused tuple
         }

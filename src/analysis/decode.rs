@@ -5,6 +5,15 @@
 //!
 //! Decoding never fails: whatever cannot be understood is left out
 //! (`ip: None` or `Transport::Other`).
+//!
+//! Tunnels are opened, so that a flow inside one is seen with its inner
+//! 5-tuple (nDPI's test captures `dns.pcap`, `gre.pcapng`, `vxlan.pcap`,
+//! `ipv6_in_gtp.pcap`, `capwap_data.pcapng`, `4in6tunnel.pcap`,
+//! `6in4tunnel.pcap`, `dlt_ppp.pcap`): PPP links and PPPoE sessions (RFC
+//! 1661/1662, RFC 2516), IP in IP (protocols 4 and 41), GRE (RFC 2784/2890,
+//! and PPTP's enhanced GRE, RFC 2637), VXLAN (RFC 7348, UDP 4789), GTP-U
+//! (3GPP TS 29.281, UDP 2152) and CAPWAP data (RFC 5415, UDP 5247, 802.3 or
+//! 802.11 payloads). The packet then carries the innermost IP header.
 
 use super::packet::{IpInfo, Packet, Transport};
 use crate::capture::{LinkType, RawFrame};
@@ -16,6 +25,15 @@ const ETH_IPV6: u16 = 0x86dd;
 const ETH_VLAN: u16 = 0x8100;
 const ETH_QINQ: u16 = 0x88a8;
 const ETH_QINQ_OLD: u16 = 0x9100;
+/// PPPoE session stage (RFC 2516).
+const ETH_PPPOE_SESSION: u16 = 0x8864;
+/// Transparent Ethernet bridging inside GRE.
+const ETH_TEB: u16 = 0x6558;
+/// PPP inside (PPTP) GRE.
+const ETH_PPP: u16 = 0x880b;
+
+/// Tunnels opened inside one another at most this deep.
+const MAX_TUNNELS: u8 = 3;
 
 /// Decodes a frame. Non-IP frames give `ip: None`.
 pub fn decode<'a>(raw: &RawFrame<'a>) -> Packet<'a> {
@@ -66,11 +84,25 @@ fn link_payload(link: LinkType, d: &[u8]) -> Option<&[u8]> {
             let proto = u16::from_be_bytes([*d.first()?, *d.get(1)?]);
             ethertype_payload(proto, d.get(20..)?)
         }
+        LinkType::PPP | LinkType::PPP_HDLC => ppp_payload(d),
         _ => None,
     }
 }
 
-/// Follows up to three VLAN tags to an IP payload.
+/// The IP packet in a PPP frame: optional `ff 03` address/control (RFC
+/// 1662), then the protocol field (1 byte when compressed, RFC 1661 §6.5):
+/// 0x0021 IPv4, 0x0057 IPv6.
+fn ppp_payload(d: &[u8]) -> Option<&[u8]> {
+    let d = d.strip_prefix(&[0xff, 0x03]).unwrap_or(d);
+    let (proto, rest) = if d.first()? & 1 == 1 {
+        (u16::from(d[0]), d.get(1..)?)
+    } else {
+        (u16::from_be_bytes([d[0], *d.get(1)?]), d.get(2..)?)
+    };
+    matches!(proto, 0x0021 | 0x0057).then_some(rest)
+}
+
+/// Follows up to three VLAN tags (and a PPPoE session header) to an IP payload.
 fn ethertype_payload(mut ether_type: u16, mut d: &[u8]) -> Option<&[u8]> {
     for _ in 0..3 {
         match ether_type {
@@ -79,13 +111,164 @@ fn ethertype_payload(mut ether_type: u16, mut d: &[u8]) -> Option<&[u8]> {
                 ether_type = u16::from_be_bytes([*d.get(2)?, *d.get(3)?]);
                 d = d.get(4..)?;
             }
+            // RFC 2516 §4: ver/type 0x11, code 0, session id, length, then PPP.
+            ETH_PPPOE_SESSION if d.first() == Some(&0x11) => return ppp_payload(d.get(6..)?),
             _ => return None,
         }
     }
     matches!(ether_type, ETH_IPV4 | ETH_IPV6).then_some(d)
 }
 
+/// The inner IP packet of a tunnel carried by `proto` with IP payload `d`
+/// (whose transport header decoded to `t`), if this is a tunnel we open.
+fn tunnel_payload<'a>(proto: u8, t: &Transport<'a>, d: &'a [u8]) -> Option<&'a [u8]> {
+    match (proto, t) {
+        (4 | 41, _) => Some(d),
+        (47, _) => gre_payload(d),
+        (
+            17,
+            Transport::Udp {
+                sport,
+                dport,
+                payload,
+            },
+        ) => {
+            let on = |p: u16| *sport == p || *dport == p;
+            if on(4789) {
+                vxlan_payload(payload)
+            } else if on(2152) {
+                gtpu_payload(payload)
+            } else if on(5247) {
+                capwap_data_payload(payload)
+            } else {
+                None
+            }
+        }
+        _ => None,
+    }
+}
+
+/// GRE (RFC 2784, keys and sequence numbers RFC 2890; version 1 is PPTP's
+/// enhanced GRE, RFC 2637 §4.1, with an optional acknowledgement number).
+fn gre_payload(d: &[u8]) -> Option<&[u8]> {
+    let (f0, f1) = (*d.first()?, *d.get(1)?);
+    let version = f1 & 0x07;
+    let mut len = 4;
+    if f0 & 0xc0 != 0 {
+        len += 4; // checksum (+ reserved), or routing present
+    }
+    if f0 & 0x20 != 0 {
+        len += 4; // key
+    }
+    if f0 & 0x10 != 0 {
+        len += 4; // sequence number
+    }
+    if version == 1 && f1 & 0x80 != 0 {
+        len += 4; // acknowledgement number
+    }
+    if version > 1 || f0 & 0x40 != 0 {
+        return None; // unknown version, or source routing (obsolete)
+    }
+    let proto = u16::from_be_bytes([*d.get(2)?, *d.get(3)?]);
+    let inner = d.get(len..)?;
+    match proto {
+        ETH_TEB => link_payload(LinkType::ETHERNET, inner),
+        ETH_PPP => ppp_payload(inner),
+        p => ethertype_payload(p, inner),
+    }
+}
+
+/// VXLAN (RFC 7348 §5): 8-byte header with the I flag, then Ethernet.
+fn vxlan_payload(d: &[u8]) -> Option<&[u8]> {
+    (d.first()? & 0x08 != 0).then_some(())?;
+    link_payload(LinkType::ETHERNET, d.get(8..)?)
+}
+
+/// GTP-U G-PDU (3GPP TS 29.281 §5.1): version 1, message type 255; with
+/// any of E/S/PN set, 4 more bytes and a chain of extension headers (length
+/// in 4-byte units, next type in the last byte).
+fn gtpu_payload(d: &[u8]) -> Option<&[u8]> {
+    let flags = *d.first()?;
+    if flags >> 5 != 1 || flags & 0x10 == 0 || *d.get(1)? != 0xff {
+        return None;
+    }
+    let mut pos = 8;
+    if flags & 0x07 != 0 {
+        let mut next = *d.get(11)?;
+        pos = 12;
+        for _ in 0..8 {
+            if next == 0 {
+                break;
+            }
+            let units = usize::from(*d.get(pos)?);
+            if units == 0 {
+                return None;
+            }
+            pos += units * 4;
+            next = *d.get(pos - 1)?;
+        }
+    }
+    let inner = d.get(pos..)?;
+    matches!(inner.first()? >> 4, 4 | 6).then_some(inner)
+}
+
+/// CAPWAP data channel (RFC 5415 §4.3): preamble 0, header length HLEN in
+/// 4-byte words, T set = native frames of binding WBID (1 = IEEE 802.11),
+/// T clear = IEEE 802.3. Fragments (F) are not reassembled.
+fn capwap_data_payload(d: &[u8]) -> Option<&[u8]> {
+    let w = u32::from_be_bytes(d.get(..4)?.try_into().ok()?);
+    if w >> 24 != 0 || (w >> 7) & 1 == 1 {
+        return None;
+    }
+    let hlen = ((w >> 19) & 0x1f) as usize * 4;
+    let wbid = (w >> 9) & 0x1f;
+    let frame = d.get(hlen.max(8)..)?;
+    match ((w >> 8) & 1, wbid) {
+        (0, _) => link_payload(LinkType::ETHERNET, frame),
+        (1, 1) => wlan_payload(frame),
+        _ => None,
+    }
+}
+
+/// An IEEE 802.11 data frame's IP payload: MAC header (24 bytes, +6 with
+/// four addresses, +2 QoS control, +4 HT control), then LLC/SNAP.
+fn wlan_payload(d: &[u8]) -> Option<&[u8]> {
+    let (mut fc0, mut fc1) = (*d.first()?, *d.get(1)?);
+    // Cisco controllers send the frame control bytes swapped (Wireshark's
+    // CAPWAP "swap frame control" preference; nDPI capwap_data.pcapng:
+    // `11 08` for a data frame with flags 0x11).
+    if fc0 & 0x0c != 0x08 && fc1 & 0x0c == 0x08 {
+        std::mem::swap(&mut fc0, &mut fc1);
+    }
+    if fc0 & 0x0c != 0x08 || fc0 & 0x40 != 0 {
+        return None; // not a data frame, or a null-data subtype
+    }
+    let mut len = 24;
+    if fc1 & 0x03 == 0x03 {
+        len += 6;
+    }
+    if fc0 & 0x80 != 0 {
+        len += 2;
+        if fc1 & 0x80 != 0 {
+            len += 4;
+        }
+    }
+    let llc = d.get(len..)?;
+    if llc.get(..6)? != [0xaa, 0xaa, 0x03, 0, 0, 0] {
+        return None;
+    }
+    ethertype_payload(
+        u16::from_be_bytes([*llc.get(6)?, *llc.get(7)?]),
+        llc.get(8..)?,
+    )
+}
+
 fn decode_ip<'a>(bytes: &'a [u8], pkt: &mut Packet<'a>) {
+    decode_ip_at(bytes, pkt, 0);
+}
+
+/// Decodes an IP packet `depth` tunnels deep, and the tunnel inside it.
+fn decode_ip_at<'a>(bytes: &'a [u8], pkt: &mut Packet<'a>, depth: u8) {
     let Ok((ip, _ext_err)) = LaxIpSlice::from_slice(bytes) else {
         return;
     };
@@ -128,6 +311,17 @@ fn decode_ip<'a>(bytes: &'a [u8], pkt: &mut Packet<'a>) {
     pkt.ip = Some(info);
     if !later {
         pkt.transport = transport(info.proto, payload.payload);
+        if depth < MAX_TUNNELS
+            && let Some(inner) = tunnel_payload(info.proto, &pkt.transport, payload.payload)
+        {
+            let mut inner_pkt = *pkt;
+            inner_pkt.ip = None;
+            inner_pkt.transport = Transport::Other;
+            decode_ip_at(inner, &mut inner_pkt, depth + 1);
+            if inner_pkt.ip.is_some() {
+                *pkt = inner_pkt;
+            }
+        }
     }
 }
 

@@ -11,6 +11,10 @@ impl LinkType {
     pub const NULL: LinkType = LinkType(0);
     /// Ethernet II (with optional 802.1Q / 802.1ad tags).
     pub const ETHERNET: LinkType = LinkType(1);
+    /// PPP (RFC 1661), optionally with the HDLC-like `ff 03` header (RFC 1662).
+    pub const PPP: LinkType = LinkType(9);
+    /// PPP in HDLC-like framing (RFC 1662), e.g. from Cisco routers.
+    pub const PPP_HDLC: LinkType = LinkType(50);
     /// Raw IP as written by some BSDs (DLT_RAW = 12).
     pub const RAW_12: LinkType = LinkType(12);
     /// Raw IP as written by OpenBSD (DLT_RAW = 14).
@@ -33,6 +37,8 @@ impl LinkType {
         match self {
             LinkType::NULL => "null".into(),
             LinkType::ETHERNET => "ethernet".into(),
+            LinkType::PPP => "ppp".into(),
+            LinkType::PPP_HDLC => "ppp_hdlc".into(),
             LinkType::RAW | LinkType::RAW_12 | LinkType::RAW_14 => "raw".into(),
             LinkType::LOOP => "loop".into(),
             LinkType::LINUX_SLL => "linux_sll".into(),
@@ -49,6 +55,8 @@ impl LinkType {
             self,
             LinkType::NULL
                 | LinkType::ETHERNET
+                | LinkType::PPP
+                | LinkType::PPP_HDLC
                 | LinkType::RAW
                 | LinkType::RAW_12
                 | LinkType::RAW_14

@@ -187,18 +187,21 @@ pub enum Fingerprint {
     KakaoLoco,
     /// Telegram MTProto transport headers (abridged `0xef`, intermediate `0xeeeeeeee`, padded `0xdddddddd`).
     TelegramMtproto,
-    /// Telegram call reflectors (UDP: 16-byte peer tag then twelve `0xff` bytes).
+    /// Telegram call reflectors (UDP: 16-byte peer tag, twelve `0xff` bytes, then a ping or its answer).
     TelegramReflector,
+    /// WhatsApp call relays: STUN messages carrying WhatsApp's private attributes 0x4000–0x4007.
+    WhatsappStun,
 }
 
 impl Fingerprint {
     /// All fingerprints.
-    pub const ALL: [Fingerprint; 5] = [
+    pub const ALL: [Fingerprint; 6] = [
         Fingerprint::WhatsappNoise,
         Fingerprint::WechatMmtls,
         Fingerprint::KakaoLoco,
         Fingerprint::TelegramMtproto,
         Fingerprint::TelegramReflector,
+        Fingerprint::WhatsappStun,
     ];
 
     /// The name used in profiles and evidence strings.
@@ -209,6 +212,7 @@ impl Fingerprint {
             Fingerprint::KakaoLoco => "kakao-loco",
             Fingerprint::TelegramMtproto => "telegram-mtproto",
             Fingerprint::TelegramReflector => "telegram-reflector",
+            Fingerprint::WhatsappStun => "whatsapp-stun",
         }
     }
 }

@@ -3,7 +3,8 @@ use crate::analysis::model::DnsAnswer;
 use crate::analysis::names::stream::testpkt::{tcp, udp};
 use crate::analysis::packet::tcp_flags::{ACK, PSH, SYN};
 
-fn hex(s: &str) -> Vec<u8> {
+/// Bytes from a hex string (test data copied from tshark).
+pub(super) fn hex(s: &str) -> Vec<u8> {
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
@@ -85,14 +86,39 @@ fn fingerprints_from_real_first_payloads() {
         fingerprint(&mmtls, false, false),
         Some((Fingerprint::WechatMmtls, false))
     );
-    // nDPI telegram.pcap frame 170 (48-byte UDP reflector request)
-    let refl = hex(
-        "dc4c00291565b7acbc236da9eda0d597fffffffffffffffffffffffffeffffff28f946112601a2f0ffffffffffffffff",
-    );
+    // nDPI telegram.pcap frame 170 (40-byte UDP reflector request) and
+    // frame 176 (its 64-byte answer, sent by the reflector).
+    let refl =
+        hex("dc4c00291565b7acbc236da9eda0d597fffffffffffffffffffffffffeffffff28f946112601a2f0");
     assert_eq!(
         fingerprint(&refl, true, true),
         Some((Fingerprint::TelegramReflector, true))
     );
+    let answer = hex(concat!(
+        "dc4c00291565b7acbc236da9eda0d597ffffffffffffffffffffffffc77215c0",
+        "60dab25e28f946112601a2f000000000000000000000ffff570bcdc35ddc0000"
+    ));
+    assert_eq!(
+        fingerprint(&answer, true, true),
+        Some((Fingerprint::TelegramReflector, false))
+    );
+}
+
+/// nDPI skinny.pcap: G.711 µ-law silence in plain RTP between two office
+/// IP phones (192.168.195.58:32150 -> 192.168.193.24:9395, 172-byte
+/// payloads, all 0xff after the 12-byte RTP header) is not a reflector, at
+/// any length.
+#[test]
+fn rtp_silence_is_not_a_telegram_reflector() {
+    let mut rtp = hex("8080059b0002e0c0f6bf57e2");
+    rtp.extend(vec![0xff; 160]);
+    for len in [32, 40, 48, 64, 72, 172] {
+        assert_eq!(fingerprint(&rtp[..len], true, true), None, "{len}");
+    }
+    // Silence after a run-length tag, with the request's marker word.
+    let mut fake = vec![0xffu8; 28];
+    fake.extend([0xfe, 0xff, 0xff, 0xff, 1, 2, 3, 4, 5, 6, 7, 8]);
+    assert_eq!(fingerprint(&fake, true, true), None);
 }
 
 #[test]
@@ -380,4 +406,56 @@ fn state_is_dropped_on_close_and_udp_noise_never_panics() {
     assert!(a.state.len() <= 300, "{}", a.state.len());
     assert!(a.state.keys().all(|k| k.proto == 17));
     assert!(a.hits.is_empty());
+}
+
+/// A TURN Allocate answered with `REALM signal.org` (how a Signal call's
+/// exchange reads in clear; layout RFC 8656 §7.2), then a media leg from
+/// the same socket to a peer: the relay flow by `stun-realm`, the peer leg
+/// by `relay-from`. A socket that only talked to a STUN server of nobody's
+/// (Zoom-like, no app address or attribute) ties nothing.
+#[test]
+fn stun_realm_and_call_legs_of_the_same_socket() {
+    let mut a = attributor();
+    let mut err = hex("011300182112a442b7e7a701bc34d686fa87dfae");
+    err.extend(hex("0014000a7369676e616c2e6f72670000")); // REALM "signal.org"
+    err.extend(hex("0009000400000401")); // ERROR-CODE 401
+    err[3] = (err.len() - 20) as u8;
+    let req = hex("000300002112a442b7e7a701bc34d686fa87dfae");
+    a.packet(&udp(1, "192.168.1.2", 40000, "35.158.183.167", 3478, &req));
+    a.packet(&udp(2, "35.158.183.167", 3478, "192.168.1.2", 40000, &err));
+    a.packet(&udp(
+        3,
+        "192.168.1.2",
+        40000,
+        "203.0.113.9",
+        50000,
+        &[0x90; 60],
+    ));
+    // Another socket, a STUN server of no app.
+    a.packet(&udp(4, "192.168.1.2", 40002, "198.51.100.7", 3478, &req));
+    a.packet(&udp(
+        5,
+        "192.168.1.2",
+        40002,
+        "203.0.113.10",
+        50002,
+        &[0x90; 60],
+    ));
+    let mut flows = vec![
+        flow("udp", "192.168.1.2", 40000, "35.158.183.167", 3478, 1),
+        flow("udp", "192.168.1.2", 40000, "203.0.113.9", 50000, 3),
+        flow("udp", "192.168.1.2", 40002, "198.51.100.7", 3478, 4),
+        flow("udp", "192.168.1.2", 40002, "203.0.113.10", 50002, 5),
+        // The same socket hours later: another call, or another app.
+        flow("udp", "192.168.1.2", 40000, "203.0.113.11", 50004, 9000),
+    ];
+    let servers = a.finish(&mut flows, &[], &[], &[]);
+    let apps: Vec<Option<&str>> = flows.iter().map(|f| f.app.as_deref()).collect();
+    assert_eq!(apps, [Some("signal"), Some("signal"), None, None, None]);
+    let ev: Vec<&str> = servers
+        .iter()
+        .flat_map(|s| s.evidence.iter().map(String::as_str))
+        .collect();
+    assert!(ev.contains(&"stun-realm:signal.org"), "{ev:?}");
+    assert!(ev.contains(&"relay-from:35.158.183.167:3478"), "{ev:?}");
 }

@@ -2,7 +2,8 @@ use super::*;
 use crate::analysis::names::stream::testpkt::{tcp, udp, with_ttl_id};
 use crate::analysis::packet::tcp_flags::{ACK, FIN, PSH, SYN};
 
-fn hex(s: &str) -> Vec<u8> {
+/// Bytes from a hex string (test data copied from tshark).
+pub(super) fn hex(s: &str) -> Vec<u8> {
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())

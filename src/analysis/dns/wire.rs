@@ -113,7 +113,94 @@ pub fn parse_message(data: &[u8]) -> Result<DnsMessage, DnsError> {
             return Ok(msg);
         }
     }
+    // simple-dns gives up on the whole message for one bad name (nDPI
+    // malformed_dns.pcap: a question whose name is a chain of forward
+    // pointers). Walk the records by their wire framing instead and keep
+    // every answer that decodes; the message stays flagged incomplete.
+    msg.answers = walk_answers(data, qdcount, be16(6));
     Ok(msg)
+}
+
+/// The offset just after a name *on the wire* (labels up to the root or the
+/// first pointer), without following pointers: enough to step over a
+/// record whose name cannot be decoded.
+fn skip_name(data: &[u8], mut pos: usize) -> Option<usize> {
+    loop {
+        let len = *data.get(pos)?;
+        match len & 0xc0 {
+            0x00 if len == 0 => return Some(pos + 1),
+            0x00 => pos += 1 + usize::from(len),
+            0xc0 => return (pos + 2 <= data.len()).then_some(pos + 2),
+            _ => return None,
+        }
+    }
+}
+
+/// Decodes the answer section record by record from the wire framing
+/// (RFC 1035 §4.1.3); a record whose owner or data does not decode is left
+/// out, the ones after it are still read. Stops where the framing ends.
+fn walk_answers(data: &[u8], qdcount: u16, ancount: u16) -> Vec<DnsAnswer> {
+    let be16 = |i: usize| Some(u16::from_be_bytes([*data.get(i)?, *data.get(i + 1)?]));
+    let mut pos = 12;
+    for _ in 0..qdcount {
+        let Some(end) = skip_name(data, pos) else {
+            return Vec::new();
+        };
+        pos = end + 4;
+    }
+    let mut out = Vec::new();
+    for _ in 0..ancount {
+        let Some(end) = skip_name(data, pos) else {
+            break;
+        };
+        let (Some(t), Some(hi), Some(lo), Some(rdlen)) =
+            (be16(end), be16(end + 4), be16(end + 6), be16(end + 8))
+        else {
+            break;
+        };
+        let start = end + 10;
+        let Some(rdata) = data.get(start..start + usize::from(rdlen)) else {
+            break;
+        };
+        if let (Some((name, _)), Some(value)) =
+            (read_name(data, pos), rdata_wire(data, t, start, rdata))
+        {
+            out.push(DnsAnswer {
+                name,
+                rtype: type_name(t),
+                data: value,
+                ttl: (u32::from(hi) << 16) | u32::from(lo),
+            });
+        }
+        pos = start + rdata.len();
+    }
+    out
+}
+
+/// Presentation form of one record's data read straight from the wire:
+/// addresses, names (which must end inside the record), and RFC 3597's
+/// `\# <len> <hex>` for everything else. `None` when it does not decode.
+fn rdata_wire(data: &[u8], t: u16, start: usize, rdata: &[u8]) -> Option<String> {
+    match (t, rdata.len()) {
+        (1, 4) => Some(Ipv4Addr::new(rdata[0], rdata[1], rdata[2], rdata[3]).to_string()),
+        (28, 16) => Some(Ipv6Addr::from(<[u8; 16]>::try_from(rdata).ok()?).to_string()),
+        (1 | 28, _) => None,
+        // CNAME, NS, PTR
+        (5 | 2 | 12, _) => {
+            let (name, end) = read_name(data, start)?;
+            (end <= start + rdata.len()).then_some(name)
+        }
+        _ => {
+            let mut s = format!("\\# {}", rdata.len());
+            if !rdata.is_empty() {
+                s.push(' ');
+            }
+            for b in rdata.iter().take(128) {
+                let _ = write!(s, "{b:02x}");
+            }
+            Some(s)
+        }
+    }
 }
 
 /// Reads a (possibly compressed) name at `pos`; returns it and the offset
@@ -365,6 +452,7 @@ fn svcb_str(s: &SVCB<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::dns::tests::hex;
 
     /// Builds a response for `name` with the given answer records (raw).
     fn response(id: u16, name: &str, qtype: u16, answers: &[(u16, u32, Vec<u8>)]) -> Vec<u8> {
@@ -482,6 +570,34 @@ mod tests {
         assert!(!m.complete);
         let got: Vec<&str> = m.answers.iter().map(|a| a.data.as_str()).collect();
         assert_eq!(got, ["10.0.0.0", "10.0.0.1", "10.0.0.2", "10.0.0.3"]);
+    }
+
+    /// nDPI malformed_dns.pcap frame 2 (1388-byte reply, tshark
+    /// `udp.payload`): the second question's name is a chain of forward
+    /// compression pointers (tshark: `<Name too long>`), the answers are `A
+    /// 66.66.66.66` and a CNAME whose target is unreadable. tshark shows the
+    /// A record; so must we, flagged incomplete.
+    #[test]
+    fn malformed_record_keeps_the_valid_answer() {
+        let mut m = hex("84b4810000020002000000000377777702787403636f6d0000010001");
+        // Stand-in for the real 1250-byte name (tests/attribution_ndpi.rs
+        // reads the capture itself): labels ending in a forward pointer.
+        m.push(0x22);
+        m.extend(std::iter::repeat_n(b'A', 34));
+        m.push(0x3f);
+        m.extend(std::iter::repeat_n(b'?', 63));
+        m.extend(hex("c0ff00010001"));
+        m.extend(hex("c00c0001000100000000000442424242"));
+        m.extend(hex("c00c0005000100000000000703414141c0ff00"));
+        let m2 = parse_message(&m).unwrap();
+        assert!(!m2.complete);
+        assert_eq!(m2.question, Some(("www.xt.com".into(), 1)));
+        let got: Vec<(&str, &str, &str)> = m2
+            .answers
+            .iter()
+            .map(|a| (a.name.as_str(), a.rtype.as_str(), a.data.as_str()))
+            .collect();
+        assert_eq!(got, [("www.xt.com", "A", "66.66.66.66")]);
     }
 
     #[test]

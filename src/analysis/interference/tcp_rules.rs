@@ -24,6 +24,15 @@
 //! initial TTL (64, 128, 255, 32: no router crossed) come from the capturing
 //! host itself and are never suspects.
 //!
+//! One injection, one event: an injector often sends several packets with
+//! the same fingerprint (Sandvine/PacketLogic: the HTTP 307 with FIN and a
+//! bare ACK, all with its IP-ID and window). Events of one flow whose
+//! packets share IP-ID and window become one event listing every frame,
+//! and the server's other packets of the flow with that IP-ID and window
+//! within [`GROUP_SECS`] — kept aside when they arrive because their window
+//! or IP-ID already stood out ([`MAX_ODD`] per flow) — join it
+//! (`injection_frames` in the evidence).
+//!
 //! `bogus_synack`: a SYN/ACK acknowledging a SYN the client sent to that
 //! address, but on other ports than the SYN — no TCP stack does that; the
 //! Great Firewall answers SYNs to its forged DNS addresses this way.
@@ -66,6 +75,11 @@ const SWEEP_EVERY: u64 = 16_384;
 const TRIGGER_SECS: f64 = 5.0;
 /// SYNs remembered per destination for `bogus_synack`.
 const SYNS_PER_DST: usize = 16;
+/// Server packets of one flow that stood out (window far outside the
+/// baseline, or a known injector IP-ID) kept to join an injection event.
+const MAX_ODD: usize = 4;
+/// Packets of one injection arrive within this many seconds of each other.
+const GROUP_SECS: f64 = 2.0;
 
 type Endpoint = (IpAddr, u16);
 
@@ -237,6 +251,9 @@ struct Flow {
     last_ts: Timestamp,
     /// A FIN or RST was seen (either side).
     closed: bool,
+    /// Server packets, not suspects, whose window or IP-ID stood out: an
+    /// injector's companions of a suspect (e.g. its bare ACK).
+    odd: Vec<Head>,
 }
 
 impl Flow {
@@ -442,6 +459,7 @@ impl TcpTracker {
                 probe: None,
                 last_ts: pkt.ts,
                 closed: false,
+                odd: Vec::new(),
             })
         });
         flow.last_ts = pkt.ts;
@@ -484,7 +502,8 @@ impl TcpTracker {
         }
         let suspect = flags & (tcp_flags::RST | tcp_flags::FIN) != 0 || is_http;
         let local = hops_from_ttl(ip.ttl) == 0;
-        if suspect && !local {
+        let suspect = suspect && !local;
+        if suspect {
             if flow.suspects.len() < MAX_SUSPECTS {
                 // Most flows get one suspect (the server's FIN): no spare room.
                 flow.suspects.reserve_exact(1);
@@ -499,6 +518,13 @@ impl TcpTracker {
                 flow.suspects.push(s);
             }
         } else if flags & tcp_flags::RST == 0
+            && flow.odd.len() < MAX_ODD
+            && stands_out(&flow.baseline, &head, data)
+        {
+            flow.odd.push(head);
+        }
+        if !suspect
+            && flags & tcp_flags::RST == 0
             && !flow.baseline.is_full()
             && !ip
                 .ip_id
@@ -561,13 +587,16 @@ impl TcpTracker {
     }
 
     fn evaluate(&mut self, f: &Flow, data: &RuleData) {
-        let mut injected = false;
+        let mut found: Vec<(Head, InterferenceEvent)> = Vec::new();
         for s in &f.suspects {
             if let Some(e) = self.judge(f, s, data) {
-                injected = true;
-                let group = f.probe.map(|p| ((f.server.0, f.server.1, p.kind), p.ttl));
-                self.events.push((group, e));
+                found.push((s.head, e));
             }
+        }
+        let injected = !found.is_empty();
+        for e in group_injection(found, &f.odd) {
+            let group = f.probe.map(|p| ((f.server.0, f.server.1, p.kind), p.ttl));
+            self.events.push((group, e));
         }
         if let Some(p) = f.probe {
             self.probes
@@ -766,6 +795,56 @@ impl TcpTracker {
         e.evidence = ev.0.unwrap_or_default();
         Some(e)
     }
+}
+
+/// True when a server packet's window is far outside the flow's baseline so
+/// far, or its IP-ID is a known injector's: a candidate companion of an
+/// injected packet.
+fn stands_out(b: &Baseline, h: &Head, data: &RuleData) -> bool {
+    let odd_window = b.windows.is_some_and(|(lo, hi)| {
+        u32::from(h.window) < u32::from(lo) / 2 || u32::from(h.window) > u32::from(hi) * 2
+    });
+    odd_window
+        || h.ip_id
+            .is_some_and(|i| data.injector_ip_ids.contains_key(&i))
+}
+
+/// Groups one flow's injected packets by injector fingerprint (IP-ID and
+/// window): one event per group, listing every frame (in order) with the
+/// first event's rule and evidence, plus the flow's `odd` packets with the
+/// same fingerprint within [`GROUP_SECS`] of the group.
+fn group_injection(found: Vec<(Head, InterferenceEvent)>, odd: &[Head]) -> Vec<InterferenceEvent> {
+    let mut groups: Vec<(Head, InterferenceEvent)> = Vec::new();
+    let same = |a: &Head, b: &Head| {
+        a.ip_id.is_some() && a.ip_id == b.ip_id && a.window == b.window && {
+            let dt = a.ts.since(&b.ts).abs();
+            dt <= GROUP_SECS
+        }
+    };
+    for (h, e) in found {
+        match groups.iter_mut().find(|(g, _)| same(g, &h)) {
+            Some((_, g)) => {
+                g.frames.extend(e.frames);
+                g.confidence = g.confidence.max(e.confidence);
+            }
+            None => groups.push((h, e)),
+        }
+    }
+    for (h, e) in &mut groups {
+        let before = e.frames.len();
+        e.frames
+            .extend(odd.iter().filter(|o| same(h, o)).map(|o| o.frame));
+        e.frames.sort_unstable();
+        e.frames.dedup();
+        if e.frames.len() > 1 {
+            e.evidence
+                .insert("injection_frames".into(), json!(e.frames.clone()));
+            if e.frames.len() > before {
+                e.summary.push_str(" (with the injector's other packets)");
+            }
+        }
+    }
+    groups.into_iter().map(|(_, e)| e).collect()
 }
 
 /// Evidence of a judgement, collected only when asked for.

@@ -37,38 +37,75 @@ const SALT_DRAFT29: [u8; 20] = [
     0xaf, 0xbf, 0xec, 0x28, 0x99, 0x93, 0xd2, 0x4c, 0x9e, 0x97, 0x86, 0xf1, 0x9c, 0x61, 0x11, 0xe0,
     0x43, 0x90, 0xa8, 0x99,
 ];
+/// Draft 22 (draft-ietf-quic-tls-22 §5.2), also Facebook mvfst `0xfaceb001`.
+const SALT_DRAFT22: [u8; 20] = [
+    0x7f, 0xbc, 0xdb, 0x0e, 0x7c, 0x66, 0xbb, 0xe9, 0x19, 0x3a, 0x96, 0xcd, 0x21, 0x51, 0x9e, 0xbd,
+    0x7a, 0x02, 0x64, 0x4a,
+];
+/// Drafts 23–28 (draft-ietf-quic-tls-23 §5.2), also mvfst `0xfaceb002`/`0xfaceb00e`.
+const SALT_DRAFT23: [u8; 20] = [
+    0xc3, 0xee, 0xf7, 0x12, 0xc7, 0x2e, 0xbb, 0x5a, 0x11, 0xa7, 0xd2, 0x43, 0x2b, 0xb4, 0x63, 0x65,
+    0xbe, 0xf9, 0xf5, 0x02,
+];
+/// Google QUIC Q050 Initial protection (Chromium `quic_crypto_stream`
+/// salts, as Wireshark's packet-quic.c lists them).
+const SALT_Q050: [u8; 20] = [
+    0x50, 0x45, 0x74, 0xef, 0xd0, 0x66, 0xfe, 0x2f, 0x9d, 0x94, 0x5c, 0xfc, 0xdb, 0xd3, 0xa7, 0xf0,
+    0xd3, 0xb5, 0x6b, 0x45,
+];
+/// Google QUIC T050 (TLS handshake over Google's QUIC).
+const SALT_T050: [u8; 20] = [
+    0x7f, 0xf5, 0x79, 0xe5, 0xac, 0xd0, 0x72, 0x91, 0x55, 0x80, 0x30, 0x4c, 0x43, 0xa2, 0x36, 0x7c,
+    0x60, 0x48, 0x83, 0x10,
+];
+/// Google QUIC T051.
+const SALT_T051: [u8; 20] = [
+    0x7a, 0x4e, 0xde, 0xf4, 0xe7, 0xcc, 0xee, 0x5f, 0xa4, 0x50, 0x6c, 0x19, 0x12, 0x4f, 0xc8, 0xcc,
+    0xda, 0x6e, 0x03, 0x3d,
+];
 
 /// Give up on a connection after this many client Initial packets.
 const MAX_INITIALS: u8 = 8;
 /// Connections tracked at once (a flood of junk Initials cannot grow memory further).
 const MAX_CONNS: usize = 16_384;
 
-/// Salt, label prefix and Initial packet type of a version.
+/// Salt, label prefix and Initial packet type of a version, and whether
+/// its handshake is Google's QUIC crypto (`CHLO`) instead of TLS.
 struct VersionParams {
     salt: &'static [u8; 20],
     v2_labels: bool,
     initial_type: u8,
+    gquic_chlo: bool,
+    /// Type of the CRYPTO frame: 0x06 (RFC 9000), 0x08 in Google's own
+    /// frame numbering (Q050, T050, T051: tshark `quic_t51.pcap`).
+    crypto_type: u64,
 }
 
+/// Versions whose Initials we open. Every version but v2 uses the v1
+/// labels and packet type 0; drafts 33 and 34 already use the v1 salt.
 fn version_params(version: u32) -> Option<VersionParams> {
-    match version {
-        V1 => Some(VersionParams {
-            salt: &SALT_V1,
-            v2_labels: false,
-            initial_type: 0,
-        }),
-        V2 => Some(VersionParams {
-            salt: &SALT_V2,
-            v2_labels: true,
-            initial_type: 1,
-        }),
-        0xff00_001d..=0xff00_0020 => Some(VersionParams {
-            salt: &SALT_DRAFT29,
-            v2_labels: false,
-            initial_type: 0,
-        }),
-        _ => None,
-    }
+    let salt: &'static [u8; 20] = match version {
+        V1 | 0xff00_0021..=0xff00_0022 => &SALT_V1,
+        V2 => &SALT_V2,
+        0xff00_001d..=0xff00_0020 => &SALT_DRAFT29,
+        0xff00_0017..=0xff00_001c | 0xface_b002 | 0xface_b00e => &SALT_DRAFT23,
+        0xff00_0016 | 0xface_b001 => &SALT_DRAFT22,
+        0x5130_3530 => &SALT_Q050,
+        0x5430_3530 => &SALT_T050,
+        0x5430_3531 => &SALT_T051,
+        _ => return None,
+    };
+    Some(VersionParams {
+        salt,
+        v2_labels: version == V2,
+        initial_type: if version == V2 { 1 } else { 0 },
+        gquic_chlo: version == 0x5130_3530,
+        crypto_type: if matches!(version, 0x5130_3530 | 0x5430_3530 | 0x5430_3531) {
+            0x08
+        } else {
+            0x06
+        },
+    })
 }
 
 /// Output length for `ring`'s HKDF-Expand.
@@ -254,7 +291,7 @@ fn open(pkt: &[u8], pn_offset: usize, keys: &Keys, largest: Option<u64>) -> Opti
 
 /// Appends the CRYPTO frames of a decrypted Initial payload to `out`
 /// (`(offset, data)`); stops at the first frame it cannot skip.
-fn crypto_frames(plain: &[u8], out: &mut Vec<(u64, Vec<u8>)>) {
+fn crypto_frames(plain: &[u8], crypto_type: u64, out: &mut Vec<(u64, Vec<u8>)>) {
     let mut pos = 0;
     while pos < plain.len() {
         let Some(ftype) = varint(plain, &mut pos) else {
@@ -281,7 +318,7 @@ fn crypto_frames(plain: &[u8], out: &mut Vec<(u64, Vec<u8>)>) {
                 }
                 Some(())
             })(),
-            0x06 => (|| {
+            t if t == crypto_type => (|| {
                 let offset = varint(plain, &mut pos)?;
                 let len = usize::try_from(varint(plain, &mut pos)?).ok()?;
                 let data = plain.get(pos..pos.checked_add(len)?)?;
@@ -350,6 +387,10 @@ impl CryptoStream {
 #[derive(Default)]
 struct Conn {
     keys: Option<Keys>,
+    /// Q050: the CRYPTO data is a Google QUIC `CHLO`, not a TLS ClientHello.
+    gquic_chlo: bool,
+    /// The version's CRYPTO frame type (see [`VersionParams::crypto_type`]).
+    crypto_type: u64,
     crypto: CryptoStream,
     largest_pn: Option<u64>,
     initials: u8,
@@ -416,6 +457,9 @@ impl QuicTracker {
             self.make_room();
             let conn = self.conns.entry(dir).or_default();
             conn.keys = Some(keys);
+            let params = version_params(h.version)?;
+            conn.gquic_chlo = params.gquic_chlo;
+            conn.crypto_type = params.crypto_type;
             return Self::absorb(conn, pn, &plain);
         }
         let conn = self.conns.get_mut(&dir)?;
@@ -460,8 +504,19 @@ impl QuicTracker {
 
     fn absorb(conn: &mut Conn, pn: u64, plain: &[u8]) -> Option<HelloInfo> {
         conn.largest_pn = Some(conn.largest_pn.map_or(pn, |l| l.max(pn)));
+        // Q050 may frame its handshake the Google way: a whole CHLO in
+        // one packet is read wherever it sits.
+        if conn.gquic_chlo
+            && let Some(sni) = chlo_sni(plain)
+        {
+            Self::finish(conn);
+            return Some(HelloInfo {
+                sni: Some(sni),
+                alpn: Vec::new(),
+            });
+        }
         let mut frames = Vec::new();
-        crypto_frames(plain, &mut frames);
+        crypto_frames(plain, conn.crypto_type, &mut frames);
         for (off, data) in frames {
             if !conn.crypto.add(off, data) {
                 conn.done = true;
@@ -469,6 +524,8 @@ impl QuicTracker {
         }
         let progress = if conn.done {
             Progress::NotClientHello
+        } else if conn.gquic_chlo {
+            chlo_progress(&conn.crypto.contiguous())
         } else {
             tls::client_hello_from_handshake(&conn.crypto.contiguous())
         };
@@ -502,7 +559,32 @@ pub fn gquic_chlo_sni(d: &[u8]) -> Option<String> {
     if !head.windows(2).any(|w| w == b"Q0") {
         return None;
     }
-    let window = &d[..d.len().min(1500)];
+    chlo_sni(&d[..d.len().min(1500)])
+}
+
+/// A Q050 CRYPTO stream so far: the CHLO's SNI once its tag table and
+/// values are all there.
+fn chlo_progress(stream: &[u8]) -> Progress {
+    let Some(start) = stream.windows(4).position(|w| w == b"CHLO") else {
+        return if stream.len() > MAX_HELLO {
+            Progress::NotClientHello
+        } else {
+            Progress::NeedMore
+        };
+    };
+    match chlo_sni(&stream[start..]) {
+        Some(sni) => Progress::Done(HelloInfo {
+            sni: Some(sni),
+            alpn: Vec::new(),
+        }),
+        None if stream.len() > MAX_HELLO => Progress::NotClientHello,
+        None => Progress::NeedMore,
+    }
+}
+
+/// The `SNI` value of the first `CHLO` message in `window`: tag count
+/// (u16le), 2 bytes padding, a table of (tag, u32le end offset), values.
+fn chlo_sni(window: &[u8]) -> Option<String> {
     let start = window.windows(4).position(|w| w == b"CHLO")?;
     let msg = &window[start..];
     let n = usize::from(u16::from_le_bytes([*msg.get(4)?, *msg.get(5)?]));
@@ -709,9 +791,13 @@ mod tests {
             }
         }
         let mut out = Vec::new();
-        crypto_frames(&[0x02, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff], &mut out);
-        crypto_frames(&[0x06, 0x00, 0x7f, 0xff, 1, 2], &mut out);
-        crypto_frames(&[0x03, 0, 0, 0x7f, 0xff, 0xff, 0xff, 0], &mut out);
+        crypto_frames(
+            &[0x02, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff],
+            0x06,
+            &mut out,
+        );
+        crypto_frames(&[0x06, 0x00, 0x7f, 0xff, 1, 2], 0x06, &mut out);
+        crypto_frames(&[0x03, 0, 0, 0x7f, 0xff, 0xff, 0xff, 0], 0x06, &mut out);
         assert!(out.is_empty());
     }
 
