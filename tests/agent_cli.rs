@@ -20,7 +20,8 @@ fn agent_process_answers_and_exits_on_eof() {
         .args(["--allow", "uname"])
         .write_stdin(
             "{\"id\":1,\"op\":\"hello\",\"protocol\":1}\nnot json\n\
-             {\"id\":2,\"op\":\"trace\",\"target\":\"198.18.0.1\"}\n{\"id\":3,\"op\":\"health\"}\n",
+             {\"id\":2,\"op\":\"teleport\",\"target\":\"198.18.0.1\"}\n\
+             {\"id\":4,\"op\":\"trace\",\"target\":\"198.18.0.1\"}\n{\"id\":3,\"op\":\"health\"}\n",
         )
         .timeout(std::time::Duration::from_secs(20))
         .assert()
@@ -36,9 +37,18 @@ fn agent_process_answers_and_exits_on_eof() {
     assert_eq!(l[2]["id"], serde_json::Value::Null);
     assert_eq!(l[2]["error"]["kind"], "bad_request");
     assert_eq!(l[3]["error"]["kind"], "unknown_op");
-    assert!(l[3]["error"]["message"].as_str().unwrap().contains("trace"));
+    assert!(
+        l[3]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("teleport")
+    );
+    // `trace` is an op now (docs/agent.md): a request without its `trace`
+    // object is refused as malformed, naming the request.
+    assert_eq!(l[4]["id"], 4);
+    assert_eq!(l[4]["error"]["kind"], "bad_request");
     assert_eq!(
-        l[4]["result"]["dir"],
+        l[5]["result"]["dir"],
         dir.path().join("a").display().to_string()
     );
     assert!(dir.path().join("a").is_dir());
