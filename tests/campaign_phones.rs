@@ -184,6 +184,66 @@ async fn campaign_drives_simulated_phones() {
     );
 }
 
+/// Issue 19, timeouts that stop work: phone A's first `input text` stalls
+/// past the step's deadline (longer than the step, shorter than the device
+/// layer's own command timeout). The runner must cancel the send on the
+/// phone — its adb stream closed before the held command starts — and only
+/// then retry; the retry completes and the stalled keystrokes never reach
+/// the phone (without the cancel they run during the retry).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timed_out_send_is_cancelled_before_the_retry() {
+    let backends = start_backends(0).await;
+    let a = start_phone(phone_config('a', Some(backends.dns), 0, false)).await;
+    let b = start_phone(phone_config('b', Some(backends.dns), 1, false)).await;
+    let server = AdbServer::start();
+    server.connect(a.adb_addr);
+    server.connect(b.adb_addr);
+    let srv = server.addr().to_string();
+    let phones = vec![
+        profile("lab-a", a.adb_addr.to_string(), srv.clone(), 'a', false),
+        profile("lab-b", b.adb_addr.to_string(), srv, 'b', false),
+    ];
+    let apps = AppProfile::load_dir(&app_profiles()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let sp = tmp.path().join("s.yaml");
+    std::fs::write(
+        &sp,
+        "name: stall\nphones: [{id: lab-a}, {id: lab-b}]\napps: [whatsapp]\n\
+         countries: {DE: [de-1], BR: [br-1]}\npairs: {all: [DE, BR]}\n\
+         messages: {per_direction: 1, texts: [hello from A, hi from B], interval: 0s}\n\
+         baseline: {runs: 0}\ntimeouts: {step: 8s, receive: 20s, measurement: 5m}\nretries: 1\nlab: {}\n",
+    )
+    .unwrap();
+    let ls = LoadedScenario::load(&sp).unwrap();
+    let plan = Plan::expand(&ls);
+    assert_eq!(plan.measurements.len(), 1);
+    let rec = Record::create(&tmp.path().join("campaigns"), &plan, &ls.source).unwrap();
+    let dir = rec.dir.clone();
+    // Held 15 s: past the 8 s step, within the device layer's 20 s bound.
+    let stalled = a.stall_next_input(std::time::Duration::from_secs(15));
+    let (summary, _) = run_campaign(phones, apps, &ls, rec, plan).await;
+    let journal = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap();
+    assert!(
+        journal.contains("the action was cancelled on the phone"),
+        "{journal}"
+    );
+    // The held command's fate is known once its stream closed or the hold
+    // ended: a bounded wait on that answer, not a sleep.
+    let ran = tokio::time::timeout(std::time::Duration::from_secs(30), stalled)
+        .await
+        .expect("the stalled command was never resolved")
+        .unwrap();
+    assert!(!ran, "the abandoned send's keystrokes reached the phone");
+    let idx: Index =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).unwrap()).unwrap();
+    let e = &idx.measurements[0];
+    assert_eq!(e.status, Status::Complete, "{e:?}\n{journal}");
+    assert_eq!(e.attempts, 2, "{e:?}");
+    assert_eq!(summary.complete, 1);
+    // One message each way, each relayed once: nothing typed twice.
+    assert_eq!(backends.by_app["whatsapp"].relayed(), 2);
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i.min(sorted.len() - 1)]
