@@ -374,8 +374,10 @@ pub enum Foreground {
 /// A phone that stops answering one command for a while, as a phone whose
 /// input service is stuck (system_server busy, ANR): the command is held
 /// before it starts and then runs late — unless the host closed its adb
-/// stream meanwhile, in which case it never starts (a real adbd kills the
-/// subprocess of a closed shell stream). The outcome says which happened.
+/// stream meanwhile, in which case it never starts. (Modelled as not yet
+/// started: a command already running on a real phone may still complete,
+/// which is why a cancel also force-stops the app.) The outcome says which
+/// happened.
 #[derive(Debug)]
 pub struct InputStall {
     /// How long the command is held.
