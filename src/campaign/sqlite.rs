@@ -188,7 +188,7 @@ fn put(tx: &Transaction<'_>, dir: &Path, m: &IndexEntry) -> rusqlite::Result<()>
                 s.ip.to_string(),
                 s.port,
                 s.proto,
-                s.role.as_str(),
+                s.role,
                 s.score,
                 s.hits,
                 s.events,
