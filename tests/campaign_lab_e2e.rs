@@ -2,12 +2,19 @@
 //! virtual lab up, runs a (reduced) demo campaign through it, writes the
 //! record, prints the report and tears the lab down. Needs root and
 //! network namespaces (it fails, never skips, without them).
+//!
+//! It runs from a working directory that holds nothing of the repository,
+//! with the scenario in yet another folder: the defaults (phone and app
+//! profiles, lab topology) are found as docs/campaign.md#files says, the
+//! record goes to `campaigns/` under the working directory and nothing is
+//! written anywhere else. (The shipped `scenarios/lab-demo.yaml` itself is
+//! the README's main job; `tests/scenario_check.rs` checks it.)
 
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// The demo reduced for time: 2 apps, 1 repetition, no baseline, one
 /// message each way, a same-country pair (DE–DE, so the locality tables
@@ -67,25 +74,38 @@ fn lab_demo_campaign_end_to_end() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let scenario = tmp.path().join("lab-e2e.yaml");
     std::fs::write(&scenario, SCENARIO).expect("write scenario");
-    let out_dir = tmp.path().join("campaigns");
+    let cwd = tempfile::tempdir().expect("tempdir");
     let t0 = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_matador"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["run", "--lab", "--out"])
-        .arg(&out_dir)
+        .current_dir(cwd.path())
+        .args(["run", "--lab"])
         .arg(&scenario)
+        // Found from the scenario's place or the data directories, not from
+        // a data directory named in the environment. (`--out` defaults to
+        // campaigns/ under the working directory.)
+        .env_remove("MATADOR_DATA_DIR")
         .output()
         .expect("run matador");
-    let took = t0.elapsed();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "matador run --lab failed ({:?})\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        "matador run --lab from {} failed ({:?})\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        cwd.path().display(),
         out.status
     );
-    eprintln!("campaign + lab up/down: {:.1} s", took.as_secs_f64());
-    assert!(took < Duration::from_secs(170), "took {took:?}");
+    // Printed for the record; speed is bench/'s business, not a test's.
+    eprintln!(
+        "campaign + lab up/down: {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+    let out_dir = cwd.path().join("campaigns");
+    // Nothing was written outside the working directory's campaigns/.
+    let entries: Vec<_> = std::fs::read_dir(cwd.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(entries, ["campaigns"], "{entries:?}");
 
     // The record.
     let dirs: Vec<PathBuf> = std::fs::read_dir(&out_dir)
@@ -97,6 +117,15 @@ fn lab_demo_campaign_end_to_end() {
     let index = read_json(&dir.join("index.json"));
     let ms = index["measurements"].as_array().expect("measurements");
     assert_eq!(ms.len(), 4, "2 pairs × 2 apps");
+    // The app profiles it ran with are the repository's, kept in the record.
+    let copy = dir.join(matador::campaign::record::APP_PROFILES_DIR);
+    let kept = matador::scenario::apps::AppProfiles::load_copy(&copy).expect("app-profiles/");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("device-profiles/apps");
+    let shipped = matador::scenario::apps::AppProfiles::load_dir(&repo).unwrap();
+    let texts = |s: &matador::scenario::apps::AppProfiles| {
+        s.apps.iter().map(|a| a.text.clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(texts(&kept), texts(&shipped));
     let lab = read_json(&dir.join("lab.json"));
     // Ground truth: the lab's app → server address map.
     let mut truth = BTreeSet::new();
@@ -311,7 +340,13 @@ fn lab_demo_campaign_end_to_end() {
     let last = stdout.lines().last().unwrap_or("");
     assert_eq!(
         last,
-        format!("report: {}", dir.join("report.html").display()),
+        format!(
+            "report: {}",
+            Path::new("campaigns")
+                .join(dir.file_name().expect("campaign folder name"))
+                .join("report.html")
+                .display()
+        ),
         "the run must end by saying where the report is"
     );
     let html = std::fs::read_to_string(dir.join("report.html")).expect("report.html");
