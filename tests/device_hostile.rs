@@ -99,8 +99,13 @@ fn quoting_agrees_with_mksh_and_never_executes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_texts_arrive_verbatim_and_never_run() {
     let backends = start_backends(0).await;
-    let a = start_phone(phone_config('a', Some(backends.dns), 0, false)).await;
-    let b = start_phone(phone_config('b', Some(backends.dns), 1, true)).await;
+    // About quoting, not timing: quick UI dumps (40 texts each way).
+    let mut ca = phone_config('a', Some(backends.dns), 0, false);
+    let mut cb = phone_config('b', Some(backends.dns), 1, true);
+    not_about_timing(&mut ca);
+    not_about_timing(&mut cb);
+    let a = start_phone(ca).await;
+    let b = start_phone(cb).await;
     let server = AdbServer::start();
     server.connect(a.adb_addr);
     server.connect(b.adb_addr);

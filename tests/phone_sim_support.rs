@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 use matador::lab::phone::backend::Backend;
-use matador::lab::phone::config::{BackendConfig, PhoneSimConfig, SimAppConfig, SimContact};
+use matador::lab::phone::config::{
+    BackendConfig, PhoneSimConfig, SimAppConfig, SimContact, UiDumpConfig,
+};
 use matador::lab::phone::sim::PhoneSim;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -240,6 +242,16 @@ pub fn phone_config(
         );
     }
     c
+}
+
+/// Quick `uiautomator dump`s that never fail, for a test whose subject is
+/// not timing (quoting, selectors): such a test sends tens of messages and a
+/// phone's 1–3 s dumps would make it minutes long. Said explicitly in each
+/// test that uses it; the tests of the device layer's timing and the lab
+/// campaigns (device_phone_api, campaign_phones, chaos_campaign,
+/// campaign_lab_e2e) keep the phone's realistic dumps.
+pub fn not_about_timing(c: &mut PhoneSimConfig) {
+    c.ui_dump = UiDumpConfig::fast();
 }
 
 /// Starts a simulated phone.
