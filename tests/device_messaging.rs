@@ -15,7 +15,10 @@ use support::*;
 async fn seven_apps_a_to_b_via_notifications() {
     let backends = start_backends(0).await;
     let a = start_phone(phone_config('a', Some(backends.dns), 0, false)).await;
-    let b = start_phone(phone_config('b', Some(backends.dns), 1, true)).await;
+    // Phone B starts with its (insecure) lock screen showing.
+    let mut cb = phone_config('b', Some(backends.dns), 1, true);
+    cb.start_locked = true;
+    let b = start_phone(cb).await;
     let server = AdbServer::start();
     server.connect(a.adb_addr);
     server.connect(b.adb_addr);
@@ -31,8 +34,11 @@ async fn seven_apps_a_to_b_via_notifications() {
     })
     .await
     .unwrap();
+    assert_eq!(db.info(&[]).await.unwrap().locked, Some(true));
     da.wake_unlock().await.unwrap();
     db.wake_unlock().await.unwrap();
+    let info = db.info(&[]).await.unwrap();
+    assert!(info.awake && info.locked == Some(false), "{info:?}");
     let apps = AppProfile::load_dir(&app_profiles()).unwrap();
     assert_eq!(apps.len(), 7);
     let diag = tempfile::tempdir().unwrap();

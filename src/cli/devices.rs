@@ -171,7 +171,11 @@ pub fn run(args: DevicesArgs) -> Result<ExitCode> {
                                 .unwrap_or_else(|| "?".into()),
                             i.screen,
                             if i.awake { "on" } else { "off" },
-                            if i.locked { " locked" } else { "" },
+                            match i.locked {
+                                Some(true) => " locked",
+                                Some(false) => "",
+                                None => " lock-state-unknown",
+                            },
                             i.wifi,
                             if i.root { "yes" } else { "no" }
                         );

@@ -20,6 +20,7 @@ pub mod adb;
 pub mod api;
 pub mod clock;
 pub mod events;
+pub mod keyguard;
 pub mod notif;
 pub mod phone;
 pub mod prepare;

@@ -5,6 +5,7 @@
 
 use super::adb::{Adb, ShellOutput, Target, connect_device, default_server};
 use super::clock::{self, ClockEstimate};
+use super::keyguard::{self, KeyguardState};
 use super::notif;
 use super::profile::{AppProfile, PhoneProfile};
 use super::typing::{self, ADB_KEYBOARD, Typing};
@@ -39,8 +40,9 @@ pub struct DeviceInfo {
     pub screen: String,
     /// Screen on.
     pub awake: bool,
-    /// Keyguard shown.
-    pub locked: bool,
+    /// The lock screen stands in front of the apps (`None`: the phone's
+    /// `dumpsys window` holds none of the markers [`keyguard::parse`] knows).
+    pub locked: Option<bool>,
     /// Wi-Fi state line.
     pub wifi: String,
     /// `su` works.
@@ -336,9 +338,10 @@ impl Device {
         let awake = parts
             .get(3)
             .is_some_and(|p| p.contains("mWakefulness=Awake"));
-        let locked = parts.get(4).is_some_and(|w| {
-            w.contains("isKeyguardShowing=true") || w.contains("mShowingLockscreen=true")
-        });
+        let locked = parts
+            .get(4)
+            .and_then(|w| keyguard::parse(w))
+            .map(|k| k.blocks_ui());
         let wifi = parts
             .get(5)
             .and_then(|w| w.lines().rfind(|l| l.contains("Wifi is")))
@@ -363,13 +366,18 @@ impl Device {
         })
     }
 
-    async fn lock_state(&self) -> Result<(bool, bool), DeviceError> {
+    /// Screen awake, and the keyguard's state (an error when the phone's
+    /// `dumpsys window` has no keyguard state this parser knows).
+    async fn lock_state(&self) -> Result<(bool, KeyguardState), DeviceError> {
         let p = self.sh("dumpsys power").await?.stdout;
         let w = self.sh("dumpsys window").await?.stdout;
-        Ok((
-            p.contains("mWakefulness=Awake"),
-            w.contains("isKeyguardShowing=true") || w.contains("mShowingLockscreen=true"),
-        ))
+        let k = keyguard::parse(&w).ok_or_else(|| DeviceError::Command {
+            device: self.name.clone(),
+            command: "dumpsys window".into(),
+            rc: 0,
+            output: "no keyguard state in the output (looked for the KeyguardServiceDelegate and KeyguardStateMonitor blocks and mDreamingLockscreen=)".into(),
+        })?;
+        Ok((p.contains("mWakefulness=Awake"), k))
     }
 
     /// Wakes the screen and dismisses an insecure keyguard.
@@ -377,9 +385,18 @@ impl Device {
         self.sh_ok("input keyevent KEYCODE_WAKEUP").await?;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            let (awake, locked) = self.lock_state().await?;
+            let (awake, k) = self.lock_state().await?;
+            let locked = k.blocks_ui();
             if awake && !locked {
                 return Ok(());
+            }
+            if locked && k.secure == Some(true) {
+                return Err(DeviceError::Command {
+                    device: self.name.clone(),
+                    command: "wake/unlock".into(),
+                    rc: 1,
+                    output: "a secure lock screen (PIN, pattern or password) is set: automation needs Screen lock \"None\" or \"Swipe\"".into(),
+                });
             }
             if Instant::now() > deadline {
                 return Err(DeviceError::Command {

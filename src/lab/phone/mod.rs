@@ -28,4 +28,5 @@ pub mod sim;
 pub mod state;
 pub mod sync;
 pub mod ui;
+pub mod windowdump;
 pub mod wire;

@@ -1792,17 +1792,14 @@ fn dumpsys(sh: &Shell, a: &[&str], out: &mut Vec<u8>, err: &mut Vec<u8>) -> i32 
                 Foreground::Launcher => "com.google.android.apps.nexuslauncher/com.google.android.apps.nexuslauncher.NexusLauncherActivity".into(),
                 Foreground::App(i) => ph.apps[i].def.activity.to_string(),
             };
-            w(
-                out,
-                &format!(
-                    "WINDOW MANAGER DISPLAY CONTENTS (dumpsys window displays)\n  Display: mDisplayId=0 rootTasks=3\n    init={w}x{h} {d}dpi cur={w}x{h} app={w}x{h}\n  mCurrentFocus=Window{{5e2d1f u0 {focus}}}\n  mFocusedApp=ActivityRecord{{8c3b2a u0 {focus} t42}}\n\nWINDOW MANAGER POLICY STATE (dumpsys window policy)\n    mAwake={awake}\n    mScreenOnEarly={awake} mScreenOnFully={awake}\n    mKeyguardDrawComplete=true mWindowManagerDrawComplete=true\n    mShowingLockscreen={locked} mShowingDream=false mDreamingLockscreen={locked}\n    KeyguardServiceDelegate\n      showing={locked}\n      isKeyguardShowing={locked}\n",
-                    w = ph.cfg.width,
-                    h = ph.cfg.height,
-                    d = ph.cfg.density,
-                    awake = ph.awake,
-                    locked = ph.locked
-                ),
-            );
+            let state = super::super::windowdump::WindowState {
+                sdk: ph.cfg.sdk,
+                size: (ph.cfg.width, ph.cfg.height, ph.cfg.density),
+                focus: &focus,
+                awake: ph.awake,
+                locked: ph.locked,
+            };
+            w(out, &super::super::windowdump::render(&state));
             0
         }
         Some("power") => {
