@@ -213,6 +213,8 @@ fn table_row(name: &str, mut v: Vec<f64>) -> (f64, f64, f64) {
 async fn single_sentence_receipts_never_precede_delivery() {
     let lab = two_phones(|ca, cb| {
         (ca.android_release, ca.sdk, ca.clock_skew_ms) = ("9".into(), 28, 1500.0);
+        // Android 9 takes a mock location through Appium Settings only.
+        ca.appium_settings = true;
         (cb.android_release, cb.sdk, cb.clock_skew_ms) = ("14".into(), 34, -2300.0);
         assert!(
             ca.ui_dump.min_ms >= 1000 && ca.ui_dump.idle_failure > 0.0,

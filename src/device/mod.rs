@@ -21,6 +21,7 @@ pub mod api;
 pub mod clock;
 pub mod events;
 pub mod keyguard;
+pub mod location;
 pub mod notif;
 pub mod phone;
 pub mod prepare;

@@ -6,6 +6,7 @@
 use super::adb::{Adb, ShellOutput, Target, connect_device, default_server};
 use super::clock::{self, ClockEstimate};
 use super::keyguard::{self, KeyguardState};
+use super::location::{self, APPIUM_SETTINGS, MockMethod};
 use super::notif;
 use super::profile::{AppProfile, PhoneProfile};
 use super::typing::{self, ADB_KEYBOARD, Typing};
@@ -976,7 +977,19 @@ impl Device {
         self.su("iptables -w -D OUTPUT -j matador 2>/dev/null; iptables -w -F matador 2>/dev/null; iptables -w -X matador 2>/dev/null; true").await.map(|_| ())
     }
 
-    /// Makes apps see a location (test provider `gps`), replacing XPrivacy.
+    /// `ro.build.version.sdk`.
+    pub async fn sdk(&self) -> Result<u32, DeviceError> {
+        let out = self.sh_ok("getprop ro.build.version.sdk").await?;
+        out.trim().parse().map_err(|_| DeviceError::Command {
+            device: self.name.clone(),
+            command: "getprop ro.build.version.sdk".into(),
+            rc: 0,
+            output: format!("not an SDK level: {:?}", out.trim()),
+        })
+    }
+
+    /// Makes apps see a location (test provider `gps`; by release, see
+    /// [`location::MockMethod`]), replacing XPrivacy.
     pub async fn mock_location(&self, lat: f64, lon: f64) -> Result<(), DeviceError> {
         if !(-90.0..=90.0).contains(&lat) || !(-180.0..=180.0).contains(&lon) {
             return Err(DeviceError::Command {
@@ -986,25 +999,47 @@ impl Device {
                 output: format!("{lat},{lon} is not a coordinate"),
             });
         }
-        self.sh_ok("appops set com.android.shell android:mock_location allow")
-            .await?;
-        self.sh_ok("cmd location set-location-enabled true").await?;
-        self.sh_ok("cmd location providers add-test-provider gps")
-            .await?;
-        self.sh_ok("cmd location providers set-test-provider-enabled gps true")
-            .await?;
-        self.sh_ok(&format!(
-            "cmd location providers set-test-provider-location gps --location {lat:.6},{lon:.6}"
-        ))
-        .await?;
-        let d = self.sh_ok("dumpsys location").await?;
-        if !d.contains(&format!("{lat:.6},{lon:.6}")) {
+        let sdk = self.sdk().await?;
+        let method = MockMethod::for_sdk(sdk).ok_or_else(|| DeviceError::Command {
+            device: self.name.clone(),
+            command: "mock location".into(),
+            rc: 2,
+            output: format!("SDK {sdk}: a mock location needs Android 9 (SDK 28) or newer"),
+        })?;
+        if method == MockMethod::AppiumSettings
+            && self.sh(&format!("pm path {APPIUM_SETTINGS}")).await?.rc != 0
+        {
             return Err(DeviceError::Command {
                 device: self.name.clone(),
-                command: "dumpsys location".into(),
+                command: "mock location".into(),
                 rc: 1,
-                output: "mock location not active".into(),
+                output: format!(
+                    "SDK {sdk} has no `cmd location`: install Appium Settings ({APPIUM_SETTINGS}) for a mock location on Android 9–11"
+                ),
             });
+        }
+        for c in method.commands(lat, lon) {
+            self.sh_ok(&c).await?;
+        }
+        // The app's service sets the provider asynchronously: poll.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let d = self.sh_ok("dumpsys location").await?;
+            if location::active(&d, lat, lon) {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(DeviceError::Command {
+                    device: self.name.clone(),
+                    command: "dumpsys location".into(),
+                    rc: 1,
+                    output: format!(
+                        "mock location {} not active ({method:?})",
+                        location::coordinates(lat, lon)
+                    ),
+                });
+            }
+            tokio::time::sleep(POLL).await;
         }
         Ok(())
     }

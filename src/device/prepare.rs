@@ -13,6 +13,7 @@
 //! waking the screen.
 
 use super::DeviceError;
+use super::location::MockMethod;
 use super::phone::Device;
 use super::profile::AppProfile;
 use serde::Serialize;
@@ -76,8 +77,8 @@ fn missing(name: &str, detail: impl Into<String>, steps: Vec<String>) -> Item {
     }
 }
 
-/// Android 9+ (the notification dump formats parsed, docs/devices.md) and
-/// 12+ for the mock location (`cmd location providers …`, no fallback yet).
+/// Android 9+ (the notification dump formats parsed, docs/devices.md; the
+/// mock location by [`MockMethod`]).
 async fn android_release(d: &Device) -> Result<Item, DeviceError> {
     let out = d
         .sh("getprop ro.build.version.release; getprop ro.build.version.sdk")
@@ -86,18 +87,54 @@ async fn android_release(d: &Device) -> Result<Item, DeviceError> {
     let mut l = out.lines().map(str::trim);
     let (release, sdk) = (l.next().unwrap_or(""), l.next().unwrap_or(""));
     let detail = format!("Android {release} (SDK {sdk})");
-    Ok(match sdk.parse::<u32>() {
-        Ok(n) if n >= 31 => ok("android release", detail),
-        Ok(n) if n >= 28 => missing(
-            "android release",
-            format!("{detail}: mock location needs Android 12 (SDK 31) or newer"),
-            vec!["update the phone to Android 12+, or run without a mock location".into()],
-        ),
-        _ => missing(
-            "android release",
-            format!("{detail}: Android 9 (SDK 28) or newer is needed"),
-            vec!["use a phone with Android 9 or newer (12+ for mock location)".into()],
-        ),
+    Ok(
+        match sdk.parse::<u32>().ok().and_then(MockMethod::for_sdk) {
+            Some(m) => ok(
+                "android release",
+                format!("{detail}, mock location by {m:?}"),
+            ),
+            None => missing(
+                "android release",
+                format!("{detail}: Android 9 (SDK 28) or newer is needed"),
+                vec!["use a phone with Android 9 or newer".into()],
+            ),
+        },
+    )
+}
+
+/// The package that sets the mock location holds the `MOCK_LOCATION` op
+/// (the shell on Android 12+, Appium Settings on 9–11, installed).
+async fn mock_location(d: &Device, serial: &str) -> Result<Item, DeviceError> {
+    let Some(m) = MockMethod::for_sdk(d.sdk().await?) else {
+        return Ok(missing("mock location", "Android older than 9", Vec::new()));
+    };
+    let pkg = m.package();
+    if m == MockMethod::AppiumSettings && d.sh(&format!("pm path {pkg}")).await?.rc != 0 {
+        return Ok(missing(
+            "mock location",
+            format!("Android 9–11 has no `cmd location`: {pkg} (Appium Settings) is not installed"),
+            vec![
+                "download settings_apk-debug.apk from github.com/appium/io.appium.settings releases".into(),
+                format!("`adb -s {serial} install settings_apk-debug.apk`"),
+                adb(serial, &format!("appops set {pkg} MOCK_LOCATION allow")),
+            ],
+        ));
+    }
+    let mode = d
+        .sh(&format!("appops get {pkg} MOCK_LOCATION"))
+        .await?
+        .stdout;
+    Ok(if mode.contains("MOCK_LOCATION: allow") {
+        ok("mock location", format!("{pkg} may mock the location"))
+    } else {
+        missing(
+            "mock location",
+            format!("{pkg} is not the mock-location app"),
+            vec![
+                adb(serial, &format!("appops set {pkg} MOCK_LOCATION allow")),
+                format!("or Developer options → Select mock location app → {pkg}"),
+            ],
+        )
     })
 }
 
@@ -274,22 +311,7 @@ pub async fn check_phone(
         ));
     }
 
-    let mock = d
-        .sh("appops get com.android.shell MOCK_LOCATION")
-        .await?
-        .stdout;
-    if mock.contains("MOCK_LOCATION: allow") {
-        items.push(ok("mock location", "shell may mock the location"));
-    } else {
-        items.push(missing(
-            "mock location",
-            "the shell is not the mock-location app".to_string(),
-            vec![
-                adb(serial, "appops set com.android.shell MOCK_LOCATION allow"),
-                "or Developer options → Select mock location app → Shell".into(),
-            ],
-        ));
-    }
+    items.push(mock_location(d, serial).await?);
 
     if o.firewall {
         if d.has_root().await? {

@@ -206,6 +206,10 @@ pub struct PhoneSimConfig {
     /// Start with the screen off and the keyguard shown.
     #[serde(default)]
     pub start_locked: bool,
+    /// Appium Settings (`io.appium.settings`) is installed: the way to a
+    /// mock location on Android 9–11 (`device::location`).
+    #[serde(default)]
+    pub appium_settings: bool,
     /// Address of the phone's `wlan0` as `ip addr` shows it (CIDR).
     #[serde(default = "default_wlan_addr")]
     pub wlan_addr: String,
@@ -357,6 +361,7 @@ fn defaults(name: &str) -> PhoneSimConfig {
         background: false,
         cold_start_ms: default_cold_start(),
         start_locked: false,
+        appium_settings: false,
         wlan_addr: default_wlan_addr(),
         wlan_gateway: default_wlan_gateway(),
     }

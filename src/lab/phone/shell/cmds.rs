@@ -1189,6 +1189,9 @@ fn am(sh: &Shell, a: &[&str], out: &mut Vec<u8>, err: &mut Vec<u8>) -> i32 {
             }
             0
         }
+        "start-foreground-service" | "startservice" | "start-service" => {
+            appium_location_service(&mut ph, &a[1..], out, err)
+        }
         "start" | "start-activity" => {
             let it = match parse_intent(&a[1..]) {
                 Ok(it) => it,
@@ -1368,6 +1371,54 @@ fn list_packages(ph: &Phone, a: &[&str], out: &mut Vec<u8>) {
     }
 }
 
+/// The Appium Settings package, installed when the phone's config says so.
+const APPIUM_SETTINGS: &str = "io.appium.settings";
+
+/// A package on the phone: a simulated app, a system package or Appium
+/// Settings.
+fn has_package(ph: &Phone, p: &str) -> bool {
+    ph.app_index(p).is_some()
+        || SYSTEM_PACKAGES.contains(&p)
+        || (ph.cfg.appium_settings && p == APPIUM_SETTINGS)
+}
+
+/// Appium Settings' `LocationService` (github.com/appium/io.appium.settings):
+/// started with `--es latitude`/`--es longitude`, it sets the `gps` test
+/// provider when the app holds the `MOCK_LOCATION` op. Any other service is
+/// not found, as `am` says for an unknown component.
+fn appium_location_service(
+    ph: &mut Phone,
+    a: &[&str],
+    out: &mut Vec<u8>,
+    err: &mut Vec<u8>,
+) -> i32 {
+    let comp = a.windows(2).find(|p| p[0] == "-n").map(|p| p[1]);
+    let extra = |k: &str| {
+        a.windows(3)
+            .find(|p| p[0] == "--es" && p[1] == k)
+            .and_then(|p| p[2].parse::<f64>().ok())
+    };
+    let ours = comp == Some("io.appium.settings/.LocationService");
+    if !ours || !has_package(ph, APPIUM_SETTINGS) {
+        w(err, "Error: Not found; no service started.\n");
+        return 255;
+    }
+    w(
+        out,
+        "Starting service: Intent { cmp=io.appium.settings/.LocationService (has extras) }\n",
+    );
+    let allowed = ph
+        .appops
+        .get(&(APPIUM_SETTINGS.to_string(), "MOCK_LOCATION".to_string()))
+        .is_some_and(|m| m == "allow");
+    if let (true, Some(lat), Some(lon)) = (allowed, extra("latitude"), extra("longitude")) {
+        ph.settings
+            .insert("secure location_mode".into(), "3".into());
+        ph.test_providers.insert("gps".into(), Some((lat, lon)));
+    }
+    0
+}
+
 fn pm(sh: &Shell, a: &[&str], out: &mut Vec<u8>, err: &mut Vec<u8>) -> i32 {
     let ph = sh.phone();
     match a {
@@ -1375,8 +1426,8 @@ fn pm(sh: &Shell, a: &[&str], out: &mut Vec<u8>, err: &mut Vec<u8>) -> i32 {
             list_packages(&ph, a, out);
             0
         }
-        ["path", p] => match ph.app_index(p) {
-            Some(_) => {
+        ["path", p] => match has_package(&ph, p).then_some(()) {
+            Some(()) => {
                 w(
                     out,
                     &format!("package:/data/app/~~Zm9v{p}==/{p}-YmFy==/base.apk\n"),
@@ -1430,6 +1481,13 @@ fn cmd(sh: &Shell, a: &[&str], out: &mut Vec<u8>, err: &mut Vec<u8>) -> i32 {
 
 fn location(sh: &Shell, a: &[&str], out: &mut Vec<u8>, err: &mut Vec<u8>) -> i32 {
     let mut ph = sh.phone();
+    if ph.cfg.sdk < 31 {
+        // The location service has shell commands from Android 12 on (AOSP
+        // LocationShellCommand); before, `cmd location` fails. The wording
+        // is Binder's default `onShellCommand`, not checked on a phone.
+        w(err, "No shell command implementation.\n");
+        return 255;
+    }
     let mock_ok = sh.uid == 0
         || ph
             .appops
@@ -1549,7 +1607,7 @@ fn appops(sh: &Shell, a: &[&str], out: &mut Vec<u8>, err: &mut Vec<u8>) -> i32 {
     };
     let op_name = |s: &str| s.trim_start_matches("android:").to_uppercase();
     let mut ph = sh.phone();
-    let installed = |ph: &Phone, p: &str| ph.app_index(p).is_some() || SYSTEM_PACKAGES.contains(&p);
+    let installed = has_package;
     match a.as_slice() {
         ["set", pkg, op, mode] => {
             if !installed(&ph, pkg) {
