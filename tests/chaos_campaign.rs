@@ -536,8 +536,10 @@ impl Ctx {
                     continue;
                 }
             }
+            // A hang detector, not a speed target: generous, so that a
+            // loaded machine (CI's 2 cores) does not read as a hang.
             assert!(
-                t0.elapsed() < Duration::from_secs(240),
+                t0.elapsed() < Duration::from_secs(600),
                 "run {n} hangs (next action {:?}); stderr:\n{}",
                 actions.get(next),
                 std::fs::read_to_string(&err).unwrap_or_default()

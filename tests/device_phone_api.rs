@@ -304,12 +304,20 @@ async fn clock_drift_is_recovered_from_two_estimates() {
         .unwrap();
     let d = d.device();
     let e1 = d.clock(9).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let e2 = d.clock(9).await.unwrap();
+    // Drift shows only over time, and a loaded machine widens each
+    // estimate: estimate again until the pair bounds the drift to under
+    // 2000 ppm (the condition), giving up after 60 s.
+    let (e2, dt, bound) = loop {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let e2 = d.clock(9).await.unwrap();
+        let dt = e2.at_host_s - e1.at_host_s;
+        let bound = (e1.uncertainty_s + e2.uncertainty_s) / dt * 1e6 + 100.0;
+        if bound < 2000.0 || dt > 60.0 {
+            break (e2, dt, bound);
+        }
+    };
     let ppm = e1.drift_ppm(&e2).unwrap();
-    let dt = e2.at_host_s - e1.at_host_s;
-    let bound = (e1.uncertainty_s + e2.uncertainty_s) / dt * 1e6 + 100.0;
-    eprintln!("drift {ppm:.0} ppm (±{bound:.0}), offsets {e1:?} {e2:?}");
+    eprintln!("drift {ppm:.0} ppm (±{bound:.0}) over {dt:.1} s, offsets {e1:?} {e2:?}");
     assert!(bound < 2000.0, "estimates too loose: ±{bound} ppm");
     assert!((ppm - 5000.0).abs() < bound, "{ppm} ppm");
     assert!(e2.offset_s > e1.offset_s);
