@@ -292,8 +292,12 @@ async fn hostile_contact_names_and_texts_arrive_verbatim_on_the_phones() {
             }
         }
     }
+    // About quoting, not timing: quick UI dumps.
+    not_about_timing(&mut ca);
+    let mut cb = phone_config('b', Some(backends.dns), 1, true);
+    not_about_timing(&mut cb);
     let a = start_phone(ca).await;
-    let b = start_phone(phone_config('b', Some(backends.dns), 1, true)).await;
+    let b = start_phone(cb).await;
     let server = AdbServer::start();
     server.connect(a.adb_addr);
     server.connect(b.adb_addr);

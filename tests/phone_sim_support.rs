@@ -213,6 +213,9 @@ pub fn phone_config(
     c.dns = dns;
     c.rooted = name == 'a';
     c.cold_start_ms = 300;
+    // Prepared as docs/real-lab.md asks: ADBKeyboard installed (a phone
+    // without it is built by clearing this).
+    c.adb_keyboard = true;
     if small {
         c.width = 720;
         c.height = 1600;

@@ -694,7 +694,18 @@ impl Device {
                     .trim()
                     .to_string();
                 self.sh(&format!("ime enable {ADB_KEYBOARD}")).await?;
-                self.sh_ok(&format!("ime set {ADB_KEYBOARD}")).await?;
+                let set = self.sh(&format!("ime set {ADB_KEYBOARD}")).await?;
+                if set.rc != 0 {
+                    return Err(DeviceError::Command {
+                        device: self.name.clone(),
+                        command: format!("ime set {ADB_KEYBOARD}"),
+                        rc: set.rc,
+                        output: format!(
+                            "{}: the ADBKeyboard IME is needed to type text that is not printable ASCII ({text:?}); install it (docs/real-lab.md) or use ASCII texts",
+                            set.stderr.trim()
+                        ),
+                    });
+                }
                 let r = self.sh_ok(&cmd).await;
                 if !prev.is_empty() && prev != "null" && prev != ADB_KEYBOARD {
                     self.sh(&format!("ime set {}", quote(&prev))).await?;

@@ -1234,6 +1234,8 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
     if opts.phones {
         for (i, p) in t.phones.iter().enumerate() {
             let mut c = PhoneSimConfig::new(&p.name);
+            // Set up as docs/real-lab.md asks of a lab's phones.
+            c.adb_keyboard = true;
             c.netns = Some(b.ns(&p.name));
             c.dns = Some(SocketAddr::new(IpAddr::V4(RESOLVER), 53));
             c.background = p.background;

@@ -66,6 +66,8 @@ pub fn start(
     let mut phones = Vec::new();
     for (i, (name, ns, mac)) in wlan.iter().enumerate() {
         let mut c = PhoneSimConfig::new(name);
+        // Prepared as docs/real-lab.md asks (ADBKeyboard installed).
+        c.adb_keyboard = true;
         c.netns = Some(ns.clone());
         c.dns = Some("198.18.98.53:53".parse().unwrap());
         c.rooted = true;

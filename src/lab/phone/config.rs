@@ -210,6 +210,11 @@ pub struct PhoneSimConfig {
     /// mock location on Android 9–11 (`device::location`).
     #[serde(default)]
     pub appium_settings: bool,
+    /// The ADBKeyboard IME (`com.android.adbkeyboard`) is installed. A phone
+    /// out of the box has none, so the default is false: texts that are not
+    /// printable ASCII cannot be typed until a lab installs it.
+    #[serde(default)]
+    pub adb_keyboard: bool,
     /// Address of the phone's `wlan0` as `ip addr` shows it (CIDR).
     #[serde(default = "default_wlan_addr")]
     pub wlan_addr: String,
@@ -362,6 +367,7 @@ fn defaults(name: &str) -> PhoneSimConfig {
         cold_start_ms: default_cold_start(),
         start_locked: false,
         appium_settings: false,
+        adb_keyboard: false,
         wlan_addr: default_wlan_addr(),
         wlan_gateway: default_wlan_gateway(),
     }

@@ -20,8 +20,10 @@ const SYSTEM_PACKAGES: &[&str] = &[
     "com.google.android.gms",
     "com.google.android.apps.nexuslauncher",
     "com.google.android.inputmethod.latin",
-    "com.android.adbkeyboard",
 ];
+
+/// The ADBKeyboard package, installed when the phone's config says so.
+const ADB_KEYBOARD_PACKAGE: &str = "com.android.adbkeyboard";
 
 const KNOWN: &[&str] = &[
     "echo",
@@ -526,13 +528,20 @@ pub fn run(
         }
         "ime" => {
             let mut ph = sh.phone();
+            // ADBKeyboard is an input method only where it is installed.
+            let known = |id: &str| id == LATIN_IME || (id == ADB_IME && ph.cfg.adb_keyboard);
             match a.as_slice() {
-                ["list", ..] => w(out, &format!("{LATIN_IME}\n{ADB_IME}\n")),
+                ["list", ..] => {
+                    w(out, &format!("{LATIN_IME}\n"));
+                    if ph.cfg.adb_keyboard {
+                        w(out, &format!("{ADB_IME}\n"));
+                    }
+                }
                 ["enable", id] => w(
                     out,
                     &format!(
                         "Input method {id}: {}\n",
-                        if *id == ADB_IME || *id == LATIN_IME {
+                        if known(id) {
                             "now enabled"
                         } else {
                             "Unknown input method"
@@ -540,7 +549,7 @@ pub fn run(
                     ),
                 ),
                 ["set", id] => {
-                    if *id == ADB_IME || *id == LATIN_IME {
+                    if known(id) {
                         ph.ime = id.to_string();
                         ph.settings
                             .insert("secure default_input_method".into(), id.to_string());
@@ -1366,6 +1375,15 @@ fn list_packages(ph: &Phone, a: &[&str], out: &mut Vec<u8>) {
         pkgs.extend(SYSTEM_PACKAGES.iter().map(|s| s.to_string()));
     }
     pkgs.extend(ph.apps.iter().map(|a| a.def.package.to_string()));
+    // Installed by the user, so listed with `-3` too.
+    for (on, p) in [
+        (ph.cfg.adb_keyboard, ADB_KEYBOARD_PACKAGE),
+        (ph.cfg.appium_settings, APPIUM_SETTINGS),
+    ] {
+        if on {
+            pkgs.push(p.to_string());
+        }
+    }
     for p in pkgs.iter().filter(|p| filter.is_none_or(|f| p.contains(f))) {
         w(out, &format!("package:{p}\n"));
     }
@@ -1380,6 +1398,7 @@ fn has_package(ph: &Phone, p: &str) -> bool {
     ph.app_index(p).is_some()
         || SYSTEM_PACKAGES.contains(&p)
         || (ph.cfg.appium_settings && p == APPIUM_SETTINGS)
+        || (ph.cfg.adb_keyboard && p == ADB_KEYBOARD_PACKAGE)
 }
 
 /// Appium Settings' `LocationService` (github.com/appium/io.appium.settings):

@@ -1,7 +1,9 @@
-//! A mock location by Android release (`device::location`): Android 12+
-//! through the shell's `cmd location`, Android 9–11 through Appium Settings'
-//! `LocationService`, and a clear error when an Android 11 phone lacks the
-//! app. Simulated phones reached directly over ADB (no adb server).
+//! What a phone needs set up, by Android release: a mock location
+//! (`device::location`: Android 12+ through the shell's `cmd location`,
+//! Android 9–11 through Appium Settings' `LocationService`, a clear error
+//! when an Android 9 phone lacks the app) and the ADBKeyboard IME, which a
+//! phone lacks until a lab installs it. Simulated phones reached directly
+//! over ADB (no adb server).
 
 #[path = "phone_sim_support.rs"]
 mod support;
@@ -37,4 +39,24 @@ async fn mock_location_by_release() {
     let (_p9, d9) = phone('c', "9", 28, false).await;
     let e = d9.mock_location(48.85, 2.35).await.unwrap_err().to_string();
     assert!(e.contains("io.appium.settings"), "{e}");
+}
+
+/// A phone out of the box has no ADBKeyboard: a text that is not printable
+/// ASCII is refused with the reason, not typed as garbage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_ascii_text_needs_the_ime() {
+    let mut c = phone_config('a', None, 0, false);
+    c.adb_keyboard = false;
+    let p = start_phone(c).await;
+    let d = Device::open(Target::Direct(p.adb_addr)).await.unwrap();
+    let ime = d.sh_ok("ime list -a -s").await.unwrap();
+    assert!(!ime.contains("adbkeyboard"), "{ime}");
+    let apps = matador::device::profile::AppProfile::load_dir(&app_profiles()).unwrap();
+    let wa = apps.iter().find(|a| a.id == "whatsapp").unwrap();
+    let e = d
+        .send_message(wa, &account("whatsapp", 'b'), "Lab B", "grüße", None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("ADBKeyboard"), "{e}");
 }
