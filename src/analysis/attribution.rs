@@ -23,11 +23,14 @@ use crate::analysis::names::stream::{DirKey, FastMap};
 use crate::analysis::packet::{Packet, PacketSink, Transport, tcp_flags};
 use crate::capture::Timestamp;
 use crate::scenario::apps::{AppProfile, AppProfiles, Fingerprint, NetworkProfile};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::IpAddr;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+pub mod evidence;
 pub mod stun;
+
+pub use evidence::Evidence;
 
 /// Addresses whose DNS names are remembered; beyond this the half with the
 /// oldest resolutions is forgotten, so memory stays bounded on captures
@@ -45,19 +48,6 @@ const MAX_SOCKETS: usize = 1 << 16;
 /// How far (seconds) before its first or after its last STUN exchange a
 /// socket's other flows still count as the same call.
 const CALL_SLACK_SECS: i64 = 120;
-
-/// Strength of an evidence kind (higher is stronger).
-fn strength(evidence: &str) -> u8 {
-    match evidence.split(':').next().unwrap_or("") {
-        "dns" | "wechat-httpdns" => 5,
-        "sni" | "host" => 4,
-        "stun-realm" => 4,
-        "fingerprint" => 3,
-        "prefix" | "relay-from" => 2,
-        "asn" => 1,
-        _ => 0,
-    }
-}
 
 /// Recognises a protocol fingerprint in the first payload of a direction.
 /// `first_dir` is true for the direction that sent the flow's first payload.
@@ -179,7 +169,7 @@ struct FpHit {
 struct SocketFact {
     app: usize,
     /// `relay-from:<server ip:port>`.
-    evidence: String,
+    evidence: Evidence,
     /// The server it was learned from.
     server: (IpAddr, u16),
     first: Timestamp,
@@ -357,15 +347,15 @@ impl Attributor {
         let hit = self.hits.get(&key).copied();
         let realm = self.realms.get(&key);
         // The flow's names (SNI, then HTTP Hosts), without a `:port`.
-        let names: Vec<(&'static str, &str)> = flow
+        let names: Vec<(NameKind, &str)> = flow
             .sni
             .as_deref()
-            .map(|s| ("sni", s))
+            .map(|s| (NameKind::Sni, s))
             .into_iter()
             .chain(
                 flow_http
                     .iter()
-                    .filter_map(|h| h.host.as_deref().map(|host| ("host", host))),
+                    .filter_map(|h| h.host.as_deref().map(|host| (NameKind::Host, host))),
             )
             .map(|(kind, name)| {
                 let bare = name
@@ -394,7 +384,7 @@ impl Attributor {
             };
             for (i, app) in self.profiles.apps.iter().enumerate() {
                 let ev = self.evidence(i, app, &ctx);
-                let Some(top) = ev.iter().map(|e| strength(e)).max() else {
+                let Some(top) = ev.iter().map(Evidence::strength).max() else {
                     continue;
                 };
                 let better = match &best {
@@ -410,6 +400,7 @@ impl Attributor {
             return;
         };
         flow.app = Some(self.profiles.apps[i].id.clone());
+        flow.evidence.clone_from(&evidence);
         let entry = self
             .servers
             .entry((i, ip, port, flow.proto.clone()))
@@ -448,9 +439,10 @@ impl Attributor {
                     names,
                     dns_role,
                 } = acc;
-                let mut evidence: Vec<String> = evidence.into_iter().collect();
-                evidence.sort_by(|a, b| strength(b).cmp(&strength(a)).then(a.cmp(b)));
-                let top = evidence.first().map_or(0, |e| strength(e));
+                let mut evidence: Vec<Evidence> = evidence.into_iter().collect();
+                Evidence::sort(&mut evidence);
+                let top = evidence.first().map_or(0, Evidence::strength);
+                let evidence: Vec<String> = evidence.iter().map(|e| e.to_string()).collect();
                 (
                     i,
                     top,
@@ -478,18 +470,18 @@ impl Attributor {
     }
 
     /// Evidence that endpoint `ctx.ip:ctx.port` of a flow belongs to `app`.
-    fn evidence(&self, i: usize, app: &AppProfile, ctx: &FlowCtx<'_>) -> Vec<String> {
+    fn evidence(&self, i: usize, app: &AppProfile, ctx: &FlowCtx<'_>) -> Vec<Evidence> {
         let net = &app.network;
         let mut ev = Vec::new();
         for r in ctx.resolved.iter().filter(|r| r.ts <= ctx.first_ts) {
             if r.matches_domain_of(i, net) {
-                ev.push(format!("{}:{}", r.kind, r.name));
+                ev.push(r.evidence());
             }
         }
         let mut foreign_name = false;
         for &(kind, bare) in ctx.names {
             if net.matches_sni(bare) {
-                ev.push(format!("{kind}:{bare}"));
+                ev.push(kind.evidence(bare));
             } else {
                 foreign_name = true;
             }
@@ -498,7 +490,7 @@ impl Attributor {
             && hit.server == (ctx.ip, ctx.port)
             && net.fingerprints.contains(&hit.fp)
         {
-            ev.push(format!("fingerprint:{}", hit.fp.name()));
+            ev.push(Evidence::Fingerprint(hit.fp));
         }
         if net.fingerprints.contains(&Fingerprint::WechatMmtls)
             && ctx
@@ -506,14 +498,14 @@ impl Attributor {
                 .iter()
                 .any(|h| h.dst == ctx.ip && h.path.starts_with("/mmtls/"))
         {
-            ev.push(format!("fingerprint:{}", Fingerprint::WechatMmtls.name()));
+            ev.push(Evidence::Fingerprint(Fingerprint::WechatMmtls));
         }
         if let Some(r) = ctx.realm
             && net.matches_domain(r)
         {
-            ev.push(format!("stun-realm:{r}"));
+            ev.push(Evidence::StunRealm(r.to_string()));
         }
-        let named = ev.iter().any(|e| strength(e) >= 4);
+        let named = ev.iter().any(|e| e.strength() >= 4);
         if !foreign_name || named {
             if let Some(s) = ctx.socket.filter(|s| s.app == i) {
                 ev.push(s.evidence.clone());
@@ -521,17 +513,16 @@ impl Attributor {
             if let Some(n) = net.prefix_of(ctx.ip)
                 && net.prefix_port_ok(ctx.proto, ctx.port)
             {
-                ev.push(format!("prefix:{n}"));
+                ev.push(Evidence::Prefix(*n));
             }
             if let Some(asn) = self.asn.as_ref().and_then(|f| f(ctx.ip))
                 && net.asns.contains(&asn)
                 && net.uses_port(ctx.proto, ctx.port)
             {
-                ev.push(format!("asn:AS{asn}"));
+                ev.push(Evidence::Asn(asn));
             }
         }
-        ev.sort();
-        ev.dedup();
+        Evidence::sort(&mut ev);
         ev
     }
 
@@ -588,12 +579,11 @@ impl Attributor {
                 self.sockets.clear();
             }
         }
-        let sock = std::net::SocketAddr::new(server.0, server.1);
         self.sockets.insert(
             client,
             SocketFact {
                 app,
-                evidence: format!("relay-from:{sock}"),
+                evidence: Evidence::RelayFrom(SocketAddr::new(server.0, server.1)),
                 server,
                 first: ts,
                 last: ts,
@@ -637,12 +627,12 @@ impl Attributor {
 type ServerKey = (usize, IpAddr, u16, String);
 
 /// The best app for a flow so far: app index, server endpoint, evidence, top strength.
-type Candidate = (usize, (IpAddr, u16), Vec<String>, u8);
+type Candidate = (usize, (IpAddr, u16), Vec<Evidence>, u8);
 
 /// What is collected for one server.
 #[derive(Debug, Default)]
 struct ServerAcc {
-    evidence: BTreeSet<String>,
+    evidence: HashSet<Evidence>,
     names: BTreeSet<String>,
     /// Serves WeChat's HTTP DNS.
     dns_role: bool,
@@ -655,7 +645,7 @@ struct FlowCtx<'a> {
     proto: &'a str,
     first_ts: Timestamp,
     /// SNI and HTTP Hosts of the flow (kind, name without port).
-    names: &'a [(&'static str, &'a str)],
+    names: &'a [(NameKind, &'a str)],
     /// Names that resolved to `ip` (looked up once for all apps).
     resolved: &'a [Resolution],
     http: &'a [&'a HttpRecord],
@@ -666,19 +656,46 @@ struct FlowCtx<'a> {
     socket: Option<&'a SocketFact>,
 }
 
+/// Where a flow's own name comes from.
+#[derive(Debug, Clone, Copy)]
+enum NameKind {
+    /// TLS/QUIC ClientHello.
+    Sni,
+    /// HTTP `Host` header.
+    Host,
+}
+
+impl NameKind {
+    fn evidence(self, name: &str) -> Evidence {
+        match self {
+            NameKind::Sni => Evidence::Sni(name.to_string()),
+            NameKind::Host => Evidence::Host(name.to_string()),
+        }
+    }
+}
+
 /// A name that resolved to an address, and when.
 #[derive(Debug, Clone)]
 struct Resolution {
     ts: Timestamp,
     name: String,
-    /// `dns` or `wechat-httpdns`.
-    kind: &'static str,
+    /// Learnt from WeChat's HTTP DNS (else from DNS).
+    httpdns: bool,
     /// Bit `i` set when app `i`'s `domains` match `name` (apps 0..64),
     /// worked out once per name instead of once per flow and app.
     domain_apps: u64,
 }
 
 impl Resolution {
+    /// The evidence this resolution gives.
+    fn evidence(&self) -> Evidence {
+        if self.httpdns {
+            Evidence::WechatHttpDns(self.name.clone())
+        } else {
+            Evidence::Dns(self.name.clone())
+        }
+    }
+
     /// True when the name matches the `domains` of app `i` (profile `net`).
     fn matches_domain_of(&self, i: usize, net: &NetworkProfile) -> bool {
         if i < 64 {
@@ -710,11 +727,7 @@ fn add_resolutions(
     if d.rcode.is_none() {
         return;
     }
-    let kind = if d.transport == "wechat-httpdns" {
-        "wechat-httpdns"
-    } else {
-        "dns"
-    };
+    let httpdns = d.transport == "wechat-httpdns";
     let mut names: Vec<&str> = vec![d.query.as_str()];
     names.extend(d.answers.iter().map(|a| a.name.as_str()));
     names.sort_unstable();
@@ -734,13 +747,16 @@ fn add_resolutions(
             if n.is_empty() {
                 continue;
             }
-            match list.iter_mut().find(|r| r.name == *n && r.kind == kind) {
+            match list
+                .iter_mut()
+                .find(|r| r.name == *n && r.httpdns == httpdns)
+            {
                 Some(r) if r.ts > d.ts => r.ts = d.ts,
                 Some(_) => {}
                 None => list.push(Resolution {
                     ts: d.ts,
                     name: n.to_string(),
-                    kind,
+                    httpdns,
                     domain_apps: domain_apps(profiles, n),
                 }),
             }

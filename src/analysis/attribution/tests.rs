@@ -29,6 +29,8 @@ fn flow(proto: &str, src: &str, sport: u16, dst: &str, dport: u16, first: i64) -
         tcp_flags: String::new(),
         sni: None,
         app: None,
+        evidence: Vec::new(),
+        encap: Vec::new(),
     }
 }
 
