@@ -194,6 +194,10 @@ pub struct Attributor {
     realms: FastMap<FlowKey, (String, (IpAddr, u16))>,
     /// STUN client sockets tied to an app.
     sockets: FastMap<(IpAddr, u16), SocketFact>,
+    /// Peer and relayed transport addresses (XOR-PEER-ADDRESS,
+    /// XOR-RELAYED-ADDRESS) an app's TURN exchange handed out: the far
+    /// ends of the call's relay and peer legs.
+    legs: FastMap<(IpAddr, u16), SocketFact>,
     /// HTTP requests by (client, server, port).
     hosts: HashMap<(IpAddr, IpAddr, u16), Vec<HttpRecord>>,
     /// What was found per server endpoint so far.
@@ -223,6 +227,7 @@ impl Attributor {
             sni: FastMap::default(),
             realms: FastMap::default(),
             sockets: FastMap::default(),
+            legs: FastMap::default(),
             hosts: HashMap::new(),
             servers: BTreeMap::new(),
         }
@@ -380,7 +385,8 @@ impl Attributor {
                 realm: realm
                     .filter(|(_, server)| *server == (ip, port))
                     .map(|(r, _)| r.as_str()),
-                socket: self.call_socket(flow, ends[1 - n]),
+                socket: call_fact(&self.sockets, flow, ends[1 - n]),
+                leg: call_fact(&self.legs, flow, (ip, port)),
             };
             for (i, app) in self.profiles.apps.iter().enumerate() {
                 let ev = self.evidence(i, app, &ctx);
@@ -507,8 +513,10 @@ impl Attributor {
         }
         let named = ev.iter().any(|e| e.strength() >= 4);
         if !foreign_name || named {
-            if let Some(s) = ctx.socket.filter(|s| s.app == i) {
-                ev.push(s.evidence.clone());
+            for s in [ctx.socket, ctx.leg].into_iter().flatten() {
+                if s.app == i {
+                    ev.push(s.evidence.clone());
+                }
             }
             if let Some(n) = net.prefix_of(ctx.ip)
                 && net.prefix_port_ok(ctx.proto, ctx.port)
@@ -524,18 +532,6 @@ impl Attributor {
         }
         Evidence::sort(&mut ev);
         ev
-    }
-
-    /// The call a UDP flow's `local` endpoint belongs to: a STUN exchange of
-    /// that socket with an app's server within [`CALL_SLACK_SECS`] of the flow.
-    fn call_socket(&self, flow: &FlowRecord, local: (IpAddr, u16)) -> Option<&SocketFact> {
-        if flow.proto != "udp" {
-            return None;
-        }
-        self.sockets.get(&local).filter(|s| {
-            flow.first_ts.secs <= s.last.secs + CALL_SLACK_SECS
-                && flow.last_ts.secs + CALL_SLACK_SECS >= s.first.secs
-        })
     }
 
     /// Learns from one STUN message: WhatsApp's relay attributes and the
@@ -560,35 +556,42 @@ impl Attributor {
                 .entry(key)
                 .or_insert_with(|| (r.clone(), server));
         }
-        if let Some(s) = self.sockets.get_mut(&client)
-            && s.server == server
-        {
-            s.last = s.last.max(ts);
-            return;
-        }
-        if self.sockets.contains_key(&client) {
-            return; // the first server the socket was tied to wins
-        }
-        let Some(app) = self.stun_server_app(ts, server, &info) else {
+        let Some(app) = self.tie_socket(ts, client, server, &info) else {
             return;
         };
-        if self.sockets.len() >= MAX_SOCKETS {
-            let horizon = ts.secs - CALL_SLACK_SECS;
-            self.sockets.retain(|_, s| s.last.secs >= horizon);
-            if self.sockets.len() >= MAX_SOCKETS {
-                self.sockets.clear();
+        for a in &info.addresses {
+            let leg = (a.ip().to_canonical(), a.port());
+            if leg == server || leg == client {
+                continue; // WhatsApp names the relay itself as the peer
+            }
+            match self.legs.get_mut(&leg) {
+                Some(f) if f.app == app => f.last = f.last.max(ts),
+                Some(_) => {} // the first app an address was handed out by wins
+                None => remember(&mut self.legs, ts, leg, app, server),
             }
         }
-        self.sockets.insert(
-            client,
-            SocketFact {
-                app,
-                evidence: Evidence::RelayFrom(SocketAddr::new(server.0, server.1)),
-                server,
-                first: ts,
-                last: ts,
-            },
-        );
+    }
+
+    /// Ties the STUN `client` socket to the app whose server `server` is
+    /// (the first server a socket is tied to wins); the app, when this
+    /// exchange is with that server.
+    fn tie_socket(
+        &mut self,
+        ts: Timestamp,
+        client: (IpAddr, u16),
+        server: (IpAddr, u16),
+        info: &stun::StunInfo,
+    ) -> Option<usize> {
+        if let Some(s) = self.sockets.get_mut(&client) {
+            if s.server != server {
+                return None;
+            }
+            s.last = s.last.max(ts);
+            return Some(s.app);
+        }
+        let app = self.stun_server_app(ts, server, info)?;
+        remember(&mut self.sockets, ts, client, app, server);
+        Some(app)
     }
 
     /// The app whose STUN/TURN server `server` is, judged at time `ts` from
@@ -623,6 +626,50 @@ impl Attributor {
     }
 }
 
+/// Adds a call fact for `key` (a client socket or a leg address) learnt
+/// from `app`'s STUN/TURN server `server` at `ts`, keeping the map bounded.
+fn remember(
+    map: &mut FastMap<(IpAddr, u16), SocketFact>,
+    ts: Timestamp,
+    key: (IpAddr, u16),
+    app: usize,
+    server: (IpAddr, u16),
+) {
+    if map.len() >= MAX_SOCKETS {
+        let horizon = ts.secs - CALL_SLACK_SECS;
+        map.retain(|_, s| s.last.secs >= horizon);
+        if map.len() >= MAX_SOCKETS {
+            map.clear();
+        }
+    }
+    map.insert(
+        key,
+        SocketFact {
+            app,
+            evidence: Evidence::RelayFrom(SocketAddr::new(server.0, server.1)),
+            server,
+            first: ts,
+            last: ts,
+        },
+    );
+}
+
+/// The call fact for a UDP flow's endpoint `end` (its local socket, or a
+/// leg address), when learnt within [`CALL_SLACK_SECS`] of the flow.
+fn call_fact<'a>(
+    map: &'a FastMap<(IpAddr, u16), SocketFact>,
+    flow: &FlowRecord,
+    end: (IpAddr, u16),
+) -> Option<&'a SocketFact> {
+    if flow.proto != "udp" {
+        return None;
+    }
+    map.get(&end).filter(|s| {
+        flow.first_ts.secs <= s.last.secs + CALL_SLACK_SECS
+            && flow.last_ts.secs + CALL_SLACK_SECS >= s.first.secs
+    })
+}
+
 /// (app index, server address, port, protocol).
 type ServerKey = (usize, IpAddr, u16, String);
 
@@ -654,6 +701,8 @@ struct FlowCtx<'a> {
     realm: Option<&'a str>,
     /// The app call the *other* endpoint's socket belongs to.
     socket: Option<&'a SocketFact>,
+    /// The app call whose TURN exchange handed out this endpoint's address.
+    leg: Option<&'a SocketFact>,
 }
 
 /// Where a flow's own name comes from.

@@ -461,3 +461,52 @@ fn stun_realm_and_call_legs_of_the_same_socket() {
     assert!(ev.contains(&"stun-realm:signal.org"), "{ev:?}");
     assert!(ev.contains(&"relay-from:35.158.183.167:3478"), "{ev:?}");
 }
+
+/// TURN addresses as evidence (RFC 8656 §7.3, §9): a CreatePermission
+/// with REALM `signal.org` names the peer 203.0.113.7:50000 in
+/// XOR-PEER-ADDRESS, the Allocate success hands out the relayed address
+/// 35.158.183.167:49152. A flow from *another* socket to the peer, and the
+/// far phone's flow to the relayed address, are Signal's call legs by
+/// `relay-from`; the same addresses hours later, and a peer named by a
+/// STUN server of nobody's, are not.
+#[test]
+fn turn_peer_and_relayed_addresses_tie_call_legs() {
+    let mut a = attributor();
+    let id = "2112a442b7e7a701bc34d686fa87dfae";
+    let mut perm = hex(&format!("00080000{id}"));
+    perm.extend(hex("0014000a7369676e616c2e6f72670000")); // REALM "signal.org"
+    perm.extend(hex("001200080001e242ea12d545")); // XOR-PEER-ADDRESS 203.0.113.7:50000
+    perm[3] = (perm.len() - 20) as u8;
+    let mut alloc_ok = hex(&format!("01030000{id}"));
+    alloc_ok.extend(hex("001600080001e112028c13e5")); // XOR-RELAYED 35.158.183.167:49152
+    alloc_ok[3] = (alloc_ok.len() - 20) as u8;
+    a.packet(&udp(1, "192.168.1.2", 40000, "35.158.183.167", 3478, &perm));
+    a.packet(&udp(
+        2,
+        "35.158.183.167",
+        3478,
+        "192.168.1.2",
+        40000,
+        &alloc_ok,
+    ));
+    // A STUN server of nobody's naming a peer.
+    let mut other = hex(&format!("00080000{id}"));
+    other.extend(hex("001200080001e240ea12d553")); // 203.0.113.17:50002
+    other[3] = (other.len() - 20) as u8;
+    a.packet(&udp(3, "192.168.1.2", 40002, "198.51.100.7", 3478, &other));
+    let mut flows = vec![
+        flow("udp", "192.168.1.2", 40010, "203.0.113.7", 50000, 5),
+        flow("udp", "192.168.1.3", 41000, "35.158.183.167", 49152, 6),
+        flow("udp", "192.168.1.2", 40012, "203.0.113.17", 50002, 7),
+        flow("udp", "192.168.1.2", 40014, "203.0.113.7", 50000, 9000),
+        flow("tcp", "192.168.1.2", 40016, "203.0.113.7", 50000, 8),
+    ];
+    a.finish(&mut flows, &[], &[], &[]);
+    let apps: Vec<Option<&str>> = flows.iter().map(|f| f.app.as_deref()).collect();
+    assert_eq!(apps, [Some("signal"), Some("signal"), None, None, None]);
+    for f in &flows[..2] {
+        let ev: Vec<String> = f.evidence.iter().map(|e| e.to_string()).collect();
+        assert_eq!(ev, ["relay-from:35.158.183.167:3478"], "{f:?}");
+    }
+    assert!(flows[2..].iter().all(|f| f.evidence.is_empty()));
+}
