@@ -60,7 +60,16 @@ pub fn fingerprint(payload: &[u8], udp: bool, first_dir: bool) -> Option<(Finger
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     };
     if udp {
-        return telegram_reflector(p).map(|to_server| (Fingerprint::TelegramReflector, to_server));
+        if let Some(to_server) = telegram_reflector(p) {
+            return Some((Fingerprint::TelegramReflector, to_server));
+        }
+        if line_call(p) {
+            return Some((Fingerprint::LineCall, first_dir));
+        }
+        if p.starts_with(&[0x81, 0xc8, 0x00, 0x0c]) {
+            return Some((Fingerprint::KakaoVoice, first_dir));
+        }
+        return None;
     }
     // WhatsApp: Noise prologue "WA" + major/minor version, or the edge
     // routing header "ED\0\1" that precedes it.
@@ -119,6 +128,58 @@ pub fn fingerprint(payload: &[u8], udp: bool, first_dir: bool) -> Option<(Finger
         }
     }
     None
+}
+
+/// LINE's call signalling, the byte patterns of nDPI's `protocols/line.c`
+/// (ntop/nDPI, LineCall dissector, "from reverse engineering packet
+/// traces"): fixed-length messages starting `b6 18 00 6a` (110 bytes),
+/// `b6 13 00 06` (46), `b6 07 00 04` (8), `b6 09 00 0c` (16), and longer
+/// ones starting `da`/`db` (≥ 738 bytes) or `d8`/`d9` with a high nibble
+/// 9/d/e in byte 1 (≥ 150 bytes), both with `06 02` at bytes 4–5. nDPI
+/// applies them only to LINE's addresses, and so does the attributor
+/// (see [`fingerprint_at`]). nDPI's looser rules (`d0 b3…` of any length,
+/// RTP sequence counting) are left out.
+fn line_call(p: &[u8]) -> bool {
+    let head = |h: [u8; 4]| p.starts_with(&h);
+    let tag = p.get(4..6) == Some(&[0x06, 0x02]);
+    match p.len() {
+        110 if head([0xb6, 0x18, 0x00, 0x6a]) => true,
+        46 if head([0xb6, 0x13, 0x00, 0x06]) => true,
+        8 if head([0xb6, 0x07, 0x00, 0x04]) => true,
+        16 if head([0xb6, 0x09, 0x00, 0x0c]) => true,
+        n if n >= 738 && matches!(p[0], 0xda | 0xdb) && tag => true,
+        n if n >= 150
+            && matches!(p[0], 0xd8 | 0xd9)
+            && matches!(p[1] & 0xf0, 0x90 | 0xd0 | 0xe0) =>
+        {
+            tag
+        }
+        _ => false,
+    }
+}
+
+/// Kakao's voice servers (nDPI `protocols/kakaotalk_voice.c`: inetnum
+/// 1.201.0.0 – 1.201.255.255, KINXINC-KR). KINX hosts other customers, so
+/// the block counts only with the `kakao-voice` fingerprint, never as a
+/// `prefix` of the profile.
+const KAKAO_VOICE_BLOCK: (std::net::Ipv4Addr, u32) = (std::net::Ipv4Addr::new(1, 201, 0, 0), 16);
+
+/// True when a fingerprint found in a flow counts for endpoint `ctx` of
+/// an app with profile `net`: the call fingerprints are bound to the
+/// app's addresses (as nDPI binds them), the others to the endpoint the
+/// payload pointed at.
+fn fingerprint_at(hit: FpHit, ctx: &FlowCtx<'_>, net: &NetworkProfile) -> bool {
+    match hit.fp {
+        Fingerprint::LineCall => net.prefix_of(ctx.ip).is_some(),
+        Fingerprint::KakaoVoice => match ctx.ip.to_canonical() {
+            IpAddr::V4(v4) => {
+                let (net4, len) = KAKAO_VOICE_BLOCK;
+                u32::from(v4) >> (32 - len) == u32::from(net4) >> (32 - len)
+            }
+            IpAddr::V6(_) => false,
+        },
+        _ => hit.server == (ctx.ip, ctx.port),
+    }
 }
 
 /// Telegram's call reflector ping (tgcalls, nDPI `telegram.pcap` frames
@@ -493,8 +554,8 @@ impl Attributor {
             }
         }
         if let Some(hit) = ctx.hit
-            && hit.server == (ctx.ip, ctx.port)
             && net.fingerprints.contains(&hit.fp)
+            && fingerprint_at(hit, ctx, net)
         {
             ev.push(Evidence::Fingerprint(hit.fp));
         }

@@ -510,3 +510,64 @@ fn turn_peer_and_relayed_addresses_tie_call_legs() {
     }
     assert!(flows[2..].iter().all(|f| f.evidence.is_empty()));
 }
+
+/// LINE and KakaoTalk call fingerprints (byte patterns of nDPI's
+/// `line.c` and `kakaotalk_voice.c`; no LINE or KakaoTalk call capture is
+/// available here, so the payloads follow those dissectors): they count
+/// only at the apps' own addresses, as nDPI applies them. The same bytes
+/// to any other address, or an RTCP sender report between LAN phones,
+/// give nothing.
+#[test]
+fn line_and_kakao_call_fingerprints_are_bound_to_their_addresses() {
+    let mut a = attributor();
+    let mut line = vec![0xb6, 0x13, 0x00, 0x06];
+    line.resize(46, 0x5a);
+    let mut rtcp_sr = vec![0x81, 0xc8, 0x00, 0x0c];
+    rtcp_sr.resize(52, 0x11);
+    let mut long_line = vec![0xd9, 0x93, 0x01, 0x02, 0x06, 0x02];
+    long_line.resize(200, 0x33);
+    let sends = [
+        ("147.92.130.10", 20000, &line),
+        ("203.0.113.5", 20000, &line),
+        ("1.201.10.10", 10000, &rtcp_sr),
+        ("192.168.1.50", 10000, &rtcp_sr),
+        ("147.92.131.1", 20002, &long_line),
+    ];
+    let mut flows = Vec::new();
+    for (n, (dst, port, payload)) in sends.iter().enumerate() {
+        let sport = 50000 + n as u16;
+        a.packet(&udp(
+            n as u64 + 1,
+            "192.168.1.2",
+            sport,
+            dst,
+            *port,
+            payload,
+        ));
+        flows.push(flow("udp", "192.168.1.2", sport, dst, *port, n as i64 + 1));
+    }
+    a.finish(&mut flows, &[], &[], &[]);
+    let got: Vec<(Option<&str>, Vec<String>)> = flows
+        .iter()
+        .map(|f| {
+            let ev = f.evidence.iter().map(|e| e.to_string()).collect();
+            (f.app.as_deref(), ev)
+        })
+        .collect();
+    let line_ev = vec!["fingerprint:line-call".to_string()];
+    assert_eq!(
+        got,
+        [
+            (Some("line"), line_ev.clone()),
+            (None, vec![]),
+            (
+                Some("kakaotalk"),
+                vec!["fingerprint:kakao-voice".to_string()]
+            ),
+            (None, vec![]),
+            (Some("line"), line_ev),
+        ]
+    );
+    assert!(!super::line_call(&line[..45]));
+    assert!(!super::line_call(&[0xff; 110]));
+}
