@@ -26,26 +26,25 @@ fn ndpi_dev() -> PathBuf {
 /// (frame, src, sport, dst, dport) of the innermost IP header per frame.
 type Tuple = (u64, IpAddr, u16, IpAddr, u16);
 
+/// tshark's fields (last occurrence, `|`-separated), one line per frame.
+fn tshark_fields(file: &Path, fields: &[&str]) -> String {
+    let mut cmd = Command::new("tshark");
+    cmd.arg("-r").arg(file);
+    cmd.args(["-T", "fields", "-E", "occurrence=l", "-E", "separator=|"]);
+    for f in fields {
+        cmd.args(["-e", f]);
+    }
+    let out = cmd.output().expect("tshark runs");
+    assert!(out.status.success(), "tshark failed on {}", file.display());
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// tshark's `frame.protocols` per frame.
 fn tshark_protocols(file: &Path) -> Vec<(u64, String)> {
-    let out = Command::new("tshark")
-        .arg("-r")
-        .arg(file)
-        .args([
-            "-T",
-            "fields",
-            "-e",
-            "frame.number",
-            "-e",
-            "frame.protocols",
-        ])
-        .output()
-        .expect("tshark runs");
-    assert!(out.status.success(), "tshark failed on {}", file.display());
-    String::from_utf8_lossy(&out.stdout)
+    tshark_fields(file, &["frame.number", "frame.protocols"])
         .lines()
         .filter_map(|l| {
-            let (n, p) = l.split_once('\t')?;
+            let (n, p) = l.split_once('|')?;
             Some((n.parse().ok()?, p.to_string()))
         })
         .collect()
@@ -80,41 +79,19 @@ fn tshark_encap(protocols: &str) -> Vec<String> {
 }
 
 fn tshark_inner(file: &Path) -> Vec<Tuple> {
-    let out = Command::new("tshark")
-        .args(["-r"])
-        .arg(file)
-        .args([
-            "-T",
-            "fields",
-            "-E",
-            "occurrence=l",
-            "-E",
-            "separator=|",
-            "-e",
-            "frame.number",
-            "-e",
-            "ip.src",
-            "-e",
-            "ipv6.src",
-            "-e",
-            "tcp.srcport",
-            "-e",
-            "udp.srcport",
-            "-e",
-            "ip.dst",
-            "-e",
-            "ipv6.dst",
-            "-e",
-            "tcp.dstport",
-            "-e",
-            "udp.dstport",
-            "-e",
-            "frame.protocols",
-        ])
-        .output()
-        .expect("tshark runs");
-    assert!(out.status.success(), "tshark failed on {}", file.display());
-    String::from_utf8_lossy(&out.stdout)
+    let fields = [
+        "frame.number",
+        "ip.src",
+        "ipv6.src",
+        "tcp.srcport",
+        "udp.srcport",
+        "ip.dst",
+        "ipv6.dst",
+        "tcp.dstport",
+        "udp.dstport",
+        "frame.protocols",
+    ];
+    tshark_fields(file, &fields)
         .lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split('|').collect();

@@ -494,13 +494,18 @@ fn turn_peer_and_relayed_addresses_tie_call_legs() {
     other.extend(hex("001200080001e240ea12d553")); // 203.0.113.17:50002
     other[3] = (other.len() - 20) as u8;
     a.packet(&udp(3, "192.168.1.2", 40002, "198.51.100.7", 3478, &other));
-    let mut flows = vec![
-        flow("udp", "192.168.1.2", 40010, "203.0.113.7", 50000, 5),
-        flow("udp", "192.168.1.3", 41000, "35.158.183.167", 49152, 6),
-        flow("udp", "192.168.1.2", 40012, "203.0.113.17", 50002, 7),
-        flow("udp", "192.168.1.2", 40014, "203.0.113.7", 50000, 9000),
-        flow("tcp", "192.168.1.2", 40016, "203.0.113.7", 50000, 8),
+    // (proto, local, local port, far end, far port, start)
+    let legs = [
+        ("udp", "192.168.1.2", 40010, "203.0.113.7", 50000, 5),
+        ("udp", "192.168.1.3", 41000, "35.158.183.167", 49152, 6),
+        ("udp", "192.168.1.2", 40012, "203.0.113.17", 50002, 7),
+        ("udp", "192.168.1.2", 40014, "203.0.113.7", 50000, 9000),
+        ("tcp", "192.168.1.2", 40016, "203.0.113.7", 50000, 8),
     ];
+    let mut flows: Vec<FlowRecord> = legs
+        .iter()
+        .map(|&(p, s, sp, d, dp, t)| flow(p, s, sp, d, dp, t))
+        .collect();
     a.finish(&mut flows, &[], &[], &[]);
     let apps: Vec<Option<&str>> = flows.iter().map(|f| f.app.as_deref()).collect();
     assert_eq!(apps, [Some("signal"), Some("signal"), None, None, None]);
