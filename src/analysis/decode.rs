@@ -13,7 +13,11 @@
 //! 1661/1662, RFC 2516), IP in IP (protocols 4 and 41), GRE (RFC 2784/2890,
 //! and PPTP's enhanced GRE, RFC 2637), VXLAN (RFC 7348, UDP 4789), GTP-U
 //! (3GPP TS 29.281, UDP 2152) and CAPWAP data (RFC 5415, UDP 5247, 802.3 or
-//! 802.11 payloads). The packet then carries the innermost IP header.
+//! 802.11 payloads). The packet then carries the innermost IP header and
+//! names the tunnels in `Packet.encap`; a tunnel recognised but not opened
+//! (MPLS, L2TP, Geneve, Teredo, GRE carrying another protocol, CAPWAP
+//! fragments, nesting beyond [`MAX_TUNNELS`]) is named in
+//! `Encaps::unopened` so the replay can warn about it.
 
 use super::packet::{Encap, Encaps, IpInfo, Packet, Transport, Unopened};
 use crate::capture::{LinkType, RawFrame};
