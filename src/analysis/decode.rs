@@ -16,7 +16,7 @@
 //! 802.11 payloads). The packet then carries the innermost IP header and
 //! names the tunnels in `Packet.encap`; a tunnel recognised but not opened
 //! (MPLS, L2TP, Geneve, Teredo, GRE carrying another protocol, CAPWAP
-//! fragments, nesting beyond [`MAX_TUNNELS`]) is named in
+//! fragments, nesting beyond `MAX_TUNNELS`) is named in
 //! `Encaps::unopened` so the replay can warn about it.
 
 use super::packet::{Encap, Encaps, IpInfo, Packet, Transport, Unopened};
