@@ -195,8 +195,9 @@ fn udp_tunnel_payload<'a>(
         capwap_data_payload(payload, enc)
     } else {
         let unopened = match payload {
-            // RFC 2661 §3.1 / RFC 3931 §4.1.2.1: version 2 or 3 in the low nibble of byte 1.
-            [_, v, ..] if on(1701) && matches!(v & 0x0f, 2 | 3) => Some(Unopened::L2tp),
+            [b0, b1, b2, b3, ..] if on(1701) && l2tp_header([*b0, *b1, *b2, *b3]) => {
+                Some(Unopened::L2tp)
+            }
             // RFC 8926 §3.4: version 0, protocol type Ethernet or IP.
             [b0, _, p0, p1, ..]
                 if on(6081)
@@ -208,9 +209,10 @@ fn udp_tunnel_payload<'a>(
             {
                 Some(Unopened::Geneve)
             }
-            // RFC 4380 §5.1.1: an IPv6 packet, possibly behind an
-            // authentication (0x0001) or origin indication (0x0000) header.
-            [b0, b1, ..] if on(3544) && (b0 >> 4 == 6 || (*b0 == 0 && *b1 <= 1)) => {
+            // RFC 4380 §5.1.1: an IPv6 packet whose payload length fills
+            // the datagram, possibly behind an authentication (0x0001) or
+            // origin indication (0x0000) header.
+            [b0, b1, ..] if on(3544) && (teredo_ipv6(payload) || (*b0 == 0 && *b1 <= 1)) => {
                 Some(Unopened::Teredo)
             }
             _ => None,
@@ -218,6 +220,23 @@ fn udp_tunnel_payload<'a>(
         enc.unopened = unopened.or(enc.unopened);
         None
     }
+}
+
+/// An L2TP header's first word: version 2 (RFC 2661 §3.1: reserved flag
+/// bits 2, 3, 5 and 8–11 zero) or version 3 over UDP (RFC 3931 §4.1.2.1:
+/// T bit, then zeros, version 3, reserved 16 bits zero).
+fn l2tp_header(w: [u8; 4]) -> bool {
+    match w[1] {
+        0x02 => w[0] & 0x34 == 0,
+        0x03 => w[0] & 0x7f == 0 && w[2] == 0 && w[3] == 0,
+        _ => false,
+    }
+}
+
+/// A whole IPv6 packet (Teredo's plain form): version 6 and a payload
+/// length that accounts for the rest of the datagram.
+fn teredo_ipv6(p: &[u8]) -> bool {
+    p.len() >= 40 && p[0] >> 4 == 6 && usize::from(u16::from_be_bytes([p[4], p[5]])) + 40 == p.len()
 }
 
 /// GRE (RFC 2784, keys and sequence numbers RFC 2890; version 1 is PPTP's
@@ -709,8 +728,25 @@ mod tests {
             .unwrap();
         let p = decode(&raw(LinkType::RAW, &teredo));
         assert_eq!(p.encap.unopened, Some(Unopened::Teredo));
-        // Plain DNS on a tunnel port is nothing.
+        // Plain DNS on a tunnel port is nothing, nor a DNS-like payload
+        // whose first byte looks like IPv6 or an L2TP version.
         assert_eq!(decode(&raw(LinkType::RAW, &udp_v4())).encap, Encaps::NONE);
+        for (port, payload) in [
+            (3544, [0x61u8, 0x02, 1, 0, 0, 1, 0, 0]),
+            (1701, [0x94, 0x02, 1, 0, 0, 1, 0, 0]),
+        ] {
+            let mut v = Vec::new();
+            PacketBuilder::ipv4([198, 18, 0, 1], [198, 18, 0, 2], 64)
+                .udp(port, 53)
+                .write(&mut v, &payload)
+                .unwrap();
+            assert_eq!(
+                decode(&raw(LinkType::RAW, &v)).encap,
+                Encaps::NONE,
+                "{port}"
+            );
+        }
+        assert!(l2tp_header([0xc8, 0x02, 0, 0]) && l2tp_header([0x80, 0x03, 0, 0]));
     }
 
     #[test]
