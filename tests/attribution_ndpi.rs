@@ -157,6 +157,7 @@ struct Figures {
 fn compare(dir: &Path, file: &str) -> (Figures, Vec<String>, Vec<String>) {
     let labels = ndpi_labels(&dir.join("results").join(format!("{file}.out")));
     let report = analyze_file(&dir.join(file), &ReplayOptions::default());
+    check_flow_evidence(file, &report);
     let mut ours: BTreeMap<Key, Option<String>> = BTreeMap::new();
     for f in &report.flows {
         let k = key(
@@ -203,6 +204,37 @@ fn compare(dir: &Path, file: &str) -> (Figures, Vec<String>, Vec<String>) {
         }
     }
     (fig, wrong, attributed)
+}
+
+/// Every attributed flow names its evidence (typed, `kind:value`), and
+/// each item is among the evidence of that app's server for the flow;
+/// prints how many flows each kind of evidence backs.
+fn check_flow_evidence(file: &str, report: &matador::analysis::model::CaptureReport) {
+    let mut kinds: BTreeMap<&str, u32> = BTreeMap::new();
+    for f in &report.flows {
+        let Some(app) = &f.app else {
+            assert!(
+                f.evidence.is_empty(),
+                "{file}: unattributed {f:?} has evidence"
+            );
+            continue;
+        };
+        assert!(!f.evidence.is_empty(), "{file}: {f:?} has no evidence");
+        let strings: Vec<String> = f.evidence.iter().map(|e| e.to_string()).collect();
+        let server = report.servers.iter().find(|s| {
+            &s.app == app
+                && s.proto == f.proto
+                && ((s.ip, s.port) == (f.dst, f.dport) || (s.ip, s.port) == (f.src, f.sport))
+                && strings.iter().all(|e| s.evidence.contains(e))
+        });
+        assert!(server.is_some(), "{file}: {f:?} evidence not on its server");
+        for e in &f.evidence {
+            *kinds.entry(e.kind()).or_default() += 1;
+        }
+    }
+    if !kinds.is_empty() {
+        println!("  {file}: flows backed per evidence kind {kinds:?}");
+    }
 }
 
 #[test]

@@ -118,6 +118,7 @@ fn feed_all(
         cap_len: payload.len() as u32,
         ip: Some(ip4([10, 0, 0, 1], [10, 0, 0, 2], if udp { 17 } else { 6 })),
         transport,
+        encap: Default::default(),
     };
     for s in sinks.iter_mut() {
         s.packet(&pkt);
@@ -292,6 +293,7 @@ fn http_and_wechat_bodies_survive_mutations() {
                 window: 1,
                 payload: m,
             },
+            encap: Default::default(),
         };
         n.packet(&pkt);
         let r = n.finish();

@@ -112,6 +112,7 @@ fn feed(file: &Path, sinks: &mut [&mut dyn PacketSink]) -> Vec<FlowRecord> {
             cap_len: b.caplen,
             ip: Some(ip),
             transport,
+            encap: Default::default(),
         };
         for sink in sinks.iter_mut() {
             sink.packet(&pkt);
@@ -134,6 +135,8 @@ fn feed(file: &Path, sinks: &mut [&mut dyn PacketSink]) -> Vec<FlowRecord> {
                 tcp_flags: String::new(),
                 sni: None,
                 app: None,
+                evidence: Vec::new(),
+                encap: Vec::new(),
             });
             f.packets += 1;
             f.last_ts = pkt.ts;

@@ -23,11 +23,14 @@ use crate::analysis::names::stream::{DirKey, FastMap};
 use crate::analysis::packet::{Packet, PacketSink, Transport, tcp_flags};
 use crate::capture::Timestamp;
 use crate::scenario::apps::{AppProfile, AppProfiles, Fingerprint, NetworkProfile};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::IpAddr;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
+pub mod evidence;
 pub mod stun;
+
+pub use evidence::Evidence;
 
 /// Addresses whose DNS names are remembered; beyond this the half with the
 /// oldest resolutions is forgotten, so memory stays bounded on captures
@@ -46,19 +49,6 @@ const MAX_SOCKETS: usize = 1 << 16;
 /// socket's other flows still count as the same call.
 const CALL_SLACK_SECS: i64 = 120;
 
-/// Strength of an evidence kind (higher is stronger).
-fn strength(evidence: &str) -> u8 {
-    match evidence.split(':').next().unwrap_or("") {
-        "dns" | "wechat-httpdns" => 5,
-        "sni" | "host" => 4,
-        "stun-realm" => 4,
-        "fingerprint" => 3,
-        "prefix" | "relay-from" => 2,
-        "asn" => 1,
-        _ => 0,
-    }
-}
-
 /// Recognises a protocol fingerprint in the first payload of a direction.
 /// `first_dir` is true for the direction that sent the flow's first payload.
 /// Returns the fingerprint and whether the *receiver* of this payload is the
@@ -70,7 +60,16 @@ pub fn fingerprint(payload: &[u8], udp: bool, first_dir: bool) -> Option<(Finger
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     };
     if udp {
-        return telegram_reflector(p).map(|to_server| (Fingerprint::TelegramReflector, to_server));
+        if let Some(to_server) = telegram_reflector(p) {
+            return Some((Fingerprint::TelegramReflector, to_server));
+        }
+        if line_call(p) {
+            return Some((Fingerprint::LineCall, first_dir));
+        }
+        if p.starts_with(&[0x81, 0xc8, 0x00, 0x0c]) {
+            return Some((Fingerprint::KakaoVoice, first_dir));
+        }
+        return None;
     }
     // WhatsApp: Noise prologue "WA" + major/minor version, or the edge
     // routing header "ED\0\1" that precedes it.
@@ -131,6 +130,58 @@ pub fn fingerprint(payload: &[u8], udp: bool, first_dir: bool) -> Option<(Finger
     None
 }
 
+/// LINE's call signalling, the byte patterns of nDPI's `protocols/line.c`
+/// (ntop/nDPI, LineCall dissector, "from reverse engineering packet
+/// traces"): fixed-length messages starting `b6 18 00 6a` (110 bytes),
+/// `b6 13 00 06` (46), `b6 07 00 04` (8), `b6 09 00 0c` (16), and longer
+/// ones starting `da`/`db` (≥ 738 bytes) or `d8`/`d9` with a high nibble
+/// 9/d/e in byte 1 (≥ 150 bytes), both with `06 02` at bytes 4–5. nDPI
+/// applies them only to LINE's addresses, and so does the attributor
+/// (see [`fingerprint_at`]). nDPI's looser rules (`d0 b3…` of any length,
+/// RTP sequence counting) are left out.
+fn line_call(p: &[u8]) -> bool {
+    let head = |h: [u8; 4]| p.starts_with(&h);
+    let tag = p.get(4..6) == Some(&[0x06, 0x02]);
+    match p.len() {
+        110 if head([0xb6, 0x18, 0x00, 0x6a]) => true,
+        46 if head([0xb6, 0x13, 0x00, 0x06]) => true,
+        8 if head([0xb6, 0x07, 0x00, 0x04]) => true,
+        16 if head([0xb6, 0x09, 0x00, 0x0c]) => true,
+        n if n >= 738 && matches!(p[0], 0xda | 0xdb) && tag => true,
+        n if n >= 150
+            && matches!(p[0], 0xd8 | 0xd9)
+            && matches!(p[1] & 0xf0, 0x90 | 0xd0 | 0xe0) =>
+        {
+            tag
+        }
+        _ => false,
+    }
+}
+
+/// Kakao's voice servers (nDPI `protocols/kakaotalk_voice.c`: inetnum
+/// 1.201.0.0 – 1.201.255.255, KINXINC-KR). KINX hosts other customers, so
+/// the block counts only with the `kakao-voice` fingerprint, never as a
+/// `prefix` of the profile.
+const KAKAO_VOICE_BLOCK: (std::net::Ipv4Addr, u32) = (std::net::Ipv4Addr::new(1, 201, 0, 0), 16);
+
+/// True when a fingerprint found in a flow counts for endpoint `ctx` of
+/// an app with profile `net`: the call fingerprints are bound to the
+/// app's addresses (as nDPI binds them), the others to the endpoint the
+/// payload pointed at.
+fn fingerprint_at(hit: FpHit, ctx: &FlowCtx<'_>, net: &NetworkProfile) -> bool {
+    match hit.fp {
+        Fingerprint::LineCall => net.prefix_of(ctx.ip).is_some(),
+        Fingerprint::KakaoVoice => match ctx.ip.to_canonical() {
+            IpAddr::V4(v4) => {
+                let (net4, len) = KAKAO_VOICE_BLOCK;
+                u32::from(v4) >> (32 - len) == u32::from(net4) >> (32 - len)
+            }
+            IpAddr::V6(_) => false,
+        },
+        _ => hit.server == (ctx.ip, ctx.port),
+    }
+}
+
 /// Telegram's call reflector ping (tgcalls, nDPI `telegram.pcap` frames
 /// 170 and 176): a 16-byte peer tag, twelve `0xff` bytes, then either the
 /// 40-byte request (`fe ff ff ff` + 8-byte query id; receiver = server) or
@@ -179,7 +230,7 @@ struct FpHit {
 struct SocketFact {
     app: usize,
     /// `relay-from:<server ip:port>`.
-    evidence: String,
+    evidence: Evidence,
     /// The server it was learned from.
     server: (IpAddr, u16),
     first: Timestamp,
@@ -204,6 +255,10 @@ pub struct Attributor {
     realms: FastMap<FlowKey, (String, (IpAddr, u16))>,
     /// STUN client sockets tied to an app.
     sockets: FastMap<(IpAddr, u16), SocketFact>,
+    /// Peer and relayed transport addresses (XOR-PEER-ADDRESS,
+    /// XOR-RELAYED-ADDRESS) an app's TURN exchange handed out: the far
+    /// ends of the call's relay and peer legs.
+    legs: FastMap<(IpAddr, u16), SocketFact>,
     /// HTTP requests by (client, server, port).
     hosts: HashMap<(IpAddr, IpAddr, u16), Vec<HttpRecord>>,
     /// What was found per server endpoint so far.
@@ -233,6 +288,7 @@ impl Attributor {
             sni: FastMap::default(),
             realms: FastMap::default(),
             sockets: FastMap::default(),
+            legs: FastMap::default(),
             hosts: HashMap::new(),
             servers: BTreeMap::new(),
         }
@@ -357,15 +413,15 @@ impl Attributor {
         let hit = self.hits.get(&key).copied();
         let realm = self.realms.get(&key);
         // The flow's names (SNI, then HTTP Hosts), without a `:port`.
-        let names: Vec<(&'static str, &str)> = flow
+        let names: Vec<(NameKind, &str)> = flow
             .sni
             .as_deref()
-            .map(|s| ("sni", s))
+            .map(|s| (NameKind::Sni, s))
             .into_iter()
             .chain(
                 flow_http
                     .iter()
-                    .filter_map(|h| h.host.as_deref().map(|host| ("host", host))),
+                    .filter_map(|h| h.host.as_deref().map(|host| (NameKind::Host, host))),
             )
             .map(|(kind, name)| {
                 let bare = name
@@ -390,11 +446,12 @@ impl Attributor {
                 realm: realm
                     .filter(|(_, server)| *server == (ip, port))
                     .map(|(r, _)| r.as_str()),
-                socket: self.call_socket(flow, ends[1 - n]),
+                socket: call_fact(&self.sockets, flow, ends[1 - n]),
+                leg: call_fact(&self.legs, flow, (ip, port)),
             };
             for (i, app) in self.profiles.apps.iter().enumerate() {
                 let ev = self.evidence(i, app, &ctx);
-                let Some(top) = ev.iter().map(|e| strength(e)).max() else {
+                let Some(top) = ev.iter().map(Evidence::strength).max() else {
                     continue;
                 };
                 let better = match &best {
@@ -410,6 +467,7 @@ impl Attributor {
             return;
         };
         flow.app = Some(self.profiles.apps[i].id.clone());
+        flow.evidence.clone_from(&evidence);
         let entry = self
             .servers
             .entry((i, ip, port, flow.proto.clone()))
@@ -448,9 +506,10 @@ impl Attributor {
                     names,
                     dns_role,
                 } = acc;
-                let mut evidence: Vec<String> = evidence.into_iter().collect();
-                evidence.sort_by(|a, b| strength(b).cmp(&strength(a)).then(a.cmp(b)));
-                let top = evidence.first().map_or(0, |e| strength(e));
+                let mut evidence: Vec<Evidence> = evidence.into_iter().collect();
+                Evidence::sort(&mut evidence);
+                let top = evidence.first().map_or(0, Evidence::strength);
+                let evidence: Vec<String> = evidence.iter().map(|e| e.to_string()).collect();
                 (
                     i,
                     top,
@@ -478,27 +537,27 @@ impl Attributor {
     }
 
     /// Evidence that endpoint `ctx.ip:ctx.port` of a flow belongs to `app`.
-    fn evidence(&self, i: usize, app: &AppProfile, ctx: &FlowCtx<'_>) -> Vec<String> {
+    fn evidence(&self, i: usize, app: &AppProfile, ctx: &FlowCtx<'_>) -> Vec<Evidence> {
         let net = &app.network;
         let mut ev = Vec::new();
         for r in ctx.resolved.iter().filter(|r| r.ts <= ctx.first_ts) {
             if r.matches_domain_of(i, net) {
-                ev.push(format!("{}:{}", r.kind, r.name));
+                ev.push(r.evidence());
             }
         }
         let mut foreign_name = false;
         for &(kind, bare) in ctx.names {
             if net.matches_sni(bare) {
-                ev.push(format!("{kind}:{bare}"));
+                ev.push(kind.evidence(bare));
             } else {
                 foreign_name = true;
             }
         }
         if let Some(hit) = ctx.hit
-            && hit.server == (ctx.ip, ctx.port)
             && net.fingerprints.contains(&hit.fp)
+            && fingerprint_at(hit, ctx, net)
         {
-            ev.push(format!("fingerprint:{}", hit.fp.name()));
+            ev.push(Evidence::Fingerprint(hit.fp));
         }
         if net.fingerprints.contains(&Fingerprint::WechatMmtls)
             && ctx
@@ -506,45 +565,34 @@ impl Attributor {
                 .iter()
                 .any(|h| h.dst == ctx.ip && h.path.starts_with("/mmtls/"))
         {
-            ev.push(format!("fingerprint:{}", Fingerprint::WechatMmtls.name()));
+            ev.push(Evidence::Fingerprint(Fingerprint::WechatMmtls));
         }
         if let Some(r) = ctx.realm
             && net.matches_domain(r)
         {
-            ev.push(format!("stun-realm:{r}"));
+            ev.push(Evidence::StunRealm(r.to_string()));
         }
-        let named = ev.iter().any(|e| strength(e) >= 4);
+        let named = ev.iter().any(|e| e.strength() >= 4);
         if !foreign_name || named {
-            if let Some(s) = ctx.socket.filter(|s| s.app == i) {
-                ev.push(s.evidence.clone());
+            for s in [ctx.socket, ctx.leg].into_iter().flatten() {
+                if s.app == i {
+                    ev.push(s.evidence.clone());
+                }
             }
             if let Some(n) = net.prefix_of(ctx.ip)
                 && net.prefix_port_ok(ctx.proto, ctx.port)
             {
-                ev.push(format!("prefix:{n}"));
+                ev.push(Evidence::Prefix(*n));
             }
             if let Some(asn) = self.asn.as_ref().and_then(|f| f(ctx.ip))
                 && net.asns.contains(&asn)
                 && net.uses_port(ctx.proto, ctx.port)
             {
-                ev.push(format!("asn:AS{asn}"));
+                ev.push(Evidence::Asn(asn));
             }
         }
-        ev.sort();
-        ev.dedup();
+        Evidence::sort(&mut ev);
         ev
-    }
-
-    /// The call a UDP flow's `local` endpoint belongs to: a STUN exchange of
-    /// that socket with an app's server within [`CALL_SLACK_SECS`] of the flow.
-    fn call_socket(&self, flow: &FlowRecord, local: (IpAddr, u16)) -> Option<&SocketFact> {
-        if flow.proto != "udp" {
-            return None;
-        }
-        self.sockets.get(&local).filter(|s| {
-            flow.first_ts.secs <= s.last.secs + CALL_SLACK_SECS
-                && flow.last_ts.secs + CALL_SLACK_SECS >= s.first.secs
-        })
     }
 
     /// Learns from one STUN message: WhatsApp's relay attributes and the
@@ -569,36 +617,42 @@ impl Attributor {
                 .entry(key)
                 .or_insert_with(|| (r.clone(), server));
         }
-        if let Some(s) = self.sockets.get_mut(&client)
-            && s.server == server
-        {
-            s.last = s.last.max(ts);
-            return;
-        }
-        if self.sockets.contains_key(&client) {
-            return; // the first server the socket was tied to wins
-        }
-        let Some(app) = self.stun_server_app(ts, server, &info) else {
+        let Some(app) = self.tie_socket(ts, client, server, &info) else {
             return;
         };
-        if self.sockets.len() >= MAX_SOCKETS {
-            let horizon = ts.secs - CALL_SLACK_SECS;
-            self.sockets.retain(|_, s| s.last.secs >= horizon);
-            if self.sockets.len() >= MAX_SOCKETS {
-                self.sockets.clear();
+        for a in &info.addresses {
+            let leg = (a.ip().to_canonical(), a.port());
+            if leg == server || leg == client {
+                continue; // WhatsApp names the relay itself as the peer
+            }
+            match self.legs.get_mut(&leg) {
+                Some(f) if f.app == app => f.last = f.last.max(ts),
+                Some(_) => {} // the first app an address was handed out by wins
+                None => remember(&mut self.legs, ts, leg, app, server),
             }
         }
-        let sock = std::net::SocketAddr::new(server.0, server.1);
-        self.sockets.insert(
-            client,
-            SocketFact {
-                app,
-                evidence: format!("relay-from:{sock}"),
-                server,
-                first: ts,
-                last: ts,
-            },
-        );
+    }
+
+    /// Ties the STUN `client` socket to the app whose server `server` is
+    /// (the first server a socket is tied to wins); the app, when this
+    /// exchange is with that server.
+    fn tie_socket(
+        &mut self,
+        ts: Timestamp,
+        client: (IpAddr, u16),
+        server: (IpAddr, u16),
+        info: &stun::StunInfo,
+    ) -> Option<usize> {
+        if let Some(s) = self.sockets.get_mut(&client) {
+            if s.server != server {
+                return None;
+            }
+            s.last = s.last.max(ts);
+            return Some(s.app);
+        }
+        let app = self.stun_server_app(ts, server, info)?;
+        remember(&mut self.sockets, ts, client, app, server);
+        Some(app)
     }
 
     /// The app whose STUN/TURN server `server` is, judged at time `ts` from
@@ -633,16 +687,60 @@ impl Attributor {
     }
 }
 
+/// Adds a call fact for `key` (a client socket or a leg address) learnt
+/// from `app`'s STUN/TURN server `server` at `ts`, keeping the map bounded.
+fn remember(
+    map: &mut FastMap<(IpAddr, u16), SocketFact>,
+    ts: Timestamp,
+    key: (IpAddr, u16),
+    app: usize,
+    server: (IpAddr, u16),
+) {
+    if map.len() >= MAX_SOCKETS {
+        let horizon = ts.secs - CALL_SLACK_SECS;
+        map.retain(|_, s| s.last.secs >= horizon);
+        if map.len() >= MAX_SOCKETS {
+            map.clear();
+        }
+    }
+    map.insert(
+        key,
+        SocketFact {
+            app,
+            evidence: Evidence::RelayFrom(SocketAddr::new(server.0, server.1)),
+            server,
+            first: ts,
+            last: ts,
+        },
+    );
+}
+
+/// The call fact for a UDP flow's endpoint `end` (its local socket, or a
+/// leg address), when learnt within [`CALL_SLACK_SECS`] of the flow.
+fn call_fact<'a>(
+    map: &'a FastMap<(IpAddr, u16), SocketFact>,
+    flow: &FlowRecord,
+    end: (IpAddr, u16),
+) -> Option<&'a SocketFact> {
+    if flow.proto != "udp" {
+        return None;
+    }
+    map.get(&end).filter(|s| {
+        flow.first_ts.secs <= s.last.secs + CALL_SLACK_SECS
+            && flow.last_ts.secs + CALL_SLACK_SECS >= s.first.secs
+    })
+}
+
 /// (app index, server address, port, protocol).
 type ServerKey = (usize, IpAddr, u16, String);
 
 /// The best app for a flow so far: app index, server endpoint, evidence, top strength.
-type Candidate = (usize, (IpAddr, u16), Vec<String>, u8);
+type Candidate = (usize, (IpAddr, u16), Vec<Evidence>, u8);
 
 /// What is collected for one server.
 #[derive(Debug, Default)]
 struct ServerAcc {
-    evidence: BTreeSet<String>,
+    evidence: HashSet<Evidence>,
     names: BTreeSet<String>,
     /// Serves WeChat's HTTP DNS.
     dns_role: bool,
@@ -655,7 +753,7 @@ struct FlowCtx<'a> {
     proto: &'a str,
     first_ts: Timestamp,
     /// SNI and HTTP Hosts of the flow (kind, name without port).
-    names: &'a [(&'static str, &'a str)],
+    names: &'a [(NameKind, &'a str)],
     /// Names that resolved to `ip` (looked up once for all apps).
     resolved: &'a [Resolution],
     http: &'a [&'a HttpRecord],
@@ -664,6 +762,26 @@ struct FlowCtx<'a> {
     realm: Option<&'a str>,
     /// The app call the *other* endpoint's socket belongs to.
     socket: Option<&'a SocketFact>,
+    /// The app call whose TURN exchange handed out this endpoint's address.
+    leg: Option<&'a SocketFact>,
+}
+
+/// Where a flow's own name comes from.
+#[derive(Debug, Clone, Copy)]
+enum NameKind {
+    /// TLS/QUIC ClientHello.
+    Sni,
+    /// HTTP `Host` header.
+    Host,
+}
+
+impl NameKind {
+    fn evidence(self, name: &str) -> Evidence {
+        match self {
+            NameKind::Sni => Evidence::Sni(name.to_string()),
+            NameKind::Host => Evidence::Host(name.to_string()),
+        }
+    }
 }
 
 /// A name that resolved to an address, and when.
@@ -671,14 +789,23 @@ struct FlowCtx<'a> {
 struct Resolution {
     ts: Timestamp,
     name: String,
-    /// `dns` or `wechat-httpdns`.
-    kind: &'static str,
+    /// Learnt from WeChat's HTTP DNS (else from DNS).
+    httpdns: bool,
     /// Bit `i` set when app `i`'s `domains` match `name` (apps 0..64),
     /// worked out once per name instead of once per flow and app.
     domain_apps: u64,
 }
 
 impl Resolution {
+    /// The evidence this resolution gives.
+    fn evidence(&self) -> Evidence {
+        if self.httpdns {
+            Evidence::WechatHttpDns(self.name.clone())
+        } else {
+            Evidence::Dns(self.name.clone())
+        }
+    }
+
     /// True when the name matches the `domains` of app `i` (profile `net`).
     fn matches_domain_of(&self, i: usize, net: &NetworkProfile) -> bool {
         if i < 64 {
@@ -710,11 +837,7 @@ fn add_resolutions(
     if d.rcode.is_none() {
         return;
     }
-    let kind = if d.transport == "wechat-httpdns" {
-        "wechat-httpdns"
-    } else {
-        "dns"
-    };
+    let httpdns = d.transport == "wechat-httpdns";
     let mut names: Vec<&str> = vec![d.query.as_str()];
     names.extend(d.answers.iter().map(|a| a.name.as_str()));
     names.sort_unstable();
@@ -734,13 +857,16 @@ fn add_resolutions(
             if n.is_empty() {
                 continue;
             }
-            match list.iter_mut().find(|r| r.name == *n && r.kind == kind) {
+            match list
+                .iter_mut()
+                .find(|r| r.name == *n && r.httpdns == httpdns)
+            {
                 Some(r) if r.ts > d.ts => r.ts = d.ts,
                 Some(_) => {}
                 None => list.push(Resolution {
                     ts: d.ts,
                     name: n.to_string(),
-                    kind,
+                    httpdns,
                     domain_apps: domain_apps(profiles, n),
                 }),
             }

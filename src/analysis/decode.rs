@@ -13,9 +13,13 @@
 //! 1661/1662, RFC 2516), IP in IP (protocols 4 and 41), GRE (RFC 2784/2890,
 //! and PPTP's enhanced GRE, RFC 2637), VXLAN (RFC 7348, UDP 4789), GTP-U
 //! (3GPP TS 29.281, UDP 2152) and CAPWAP data (RFC 5415, UDP 5247, 802.3 or
-//! 802.11 payloads). The packet then carries the innermost IP header.
+//! 802.11 payloads). The packet then carries the innermost IP header and
+//! names the tunnels in `Packet.encap`; a tunnel recognised but not opened
+//! (MPLS, L2TP, Geneve, Teredo, GRE carrying another protocol, CAPWAP
+//! fragments, nesting beyond `MAX_TUNNELS`) is named in
+//! `Encaps::unopened` so the replay can warn about it.
 
-use super::packet::{IpInfo, Packet, Transport};
+use super::packet::{Encap, Encaps, IpInfo, Packet, Transport, Unopened};
 use crate::capture::{LinkType, RawFrame};
 use etherparse::LaxIpSlice;
 use std::net::IpAddr;
@@ -31,6 +35,9 @@ const ETH_PPPOE_SESSION: u16 = 0x8864;
 const ETH_TEB: u16 = 0x6558;
 /// PPP inside (PPTP) GRE.
 const ETH_PPP: u16 = 0x880b;
+/// MPLS unicast and multicast (RFC 3032): recognised, not opened.
+const ETH_MPLS: u16 = 0x8847;
+const ETH_MPLS_MC: u16 = 0x8848;
 
 /// Tunnels opened inside one another at most this deep.
 const MAX_TUNNELS: u8 = 3;
@@ -44,19 +51,22 @@ pub fn decode<'a>(raw: &RawFrame<'a>) -> Packet<'a> {
         cap_len: raw.cap_len,
         ip: None,
         transport: Transport::Other,
+        encap: Encaps::NONE,
     };
-    if let Some(ip) = link_payload(raw.link_type, raw.data) {
+    if let Some(ip) = link_payload(raw.link_type, raw.data, &mut pkt.encap) {
         decode_ip(ip, &mut pkt);
     }
     pkt
 }
 
 /// Strips the link-layer header; returns the IP packet bytes, if IP.
-fn link_payload(link: LinkType, d: &[u8]) -> Option<&[u8]> {
+/// Sessions opened on the way (PPPoE) and tunnels recognised but not
+/// opened (MPLS) are noted in `enc`.
+fn link_payload<'a>(link: LinkType, d: &'a [u8], enc: &mut Encaps) -> Option<&'a [u8]> {
     match link {
         LinkType::ETHERNET => {
             let ether_type = u16::from_be_bytes([*d.get(12)?, *d.get(13)?]);
-            ethertype_payload(ether_type, d.get(14..)?)
+            ethertype_payload(ether_type, d.get(14..)?, enc)
         }
         LinkType::RAW | LinkType::RAW_12 | LinkType::RAW_14 | LinkType::IPV4 | LinkType::IPV6 => {
             Some(d)
@@ -78,11 +88,11 @@ fn link_payload(link: LinkType, d: &[u8]) -> Option<&[u8]> {
         }
         LinkType::LINUX_SLL => {
             let proto = u16::from_be_bytes([*d.get(14)?, *d.get(15)?]);
-            ethertype_payload(proto, d.get(16..)?)
+            ethertype_payload(proto, d.get(16..)?, enc)
         }
         LinkType::LINUX_SLL2 => {
             let proto = u16::from_be_bytes([*d.first()?, *d.get(1)?]);
-            ethertype_payload(proto, d.get(20..)?)
+            ethertype_payload(proto, d.get(20..)?, enc)
         }
         LinkType::PPP | LinkType::PPP_HDLC => ppp_payload(d),
         _ => None,
@@ -103,7 +113,11 @@ fn ppp_payload(d: &[u8]) -> Option<&[u8]> {
 }
 
 /// Follows up to three VLAN tags (and a PPPoE session header) to an IP payload.
-fn ethertype_payload(mut ether_type: u16, mut d: &[u8]) -> Option<&[u8]> {
+fn ethertype_payload<'a>(
+    mut ether_type: u16,
+    mut d: &'a [u8],
+    enc: &mut Encaps,
+) -> Option<&'a [u8]> {
     for _ in 0..3 {
         match ether_type {
             ETH_IPV4 | ETH_IPV6 => return Some(d),
@@ -112,7 +126,15 @@ fn ethertype_payload(mut ether_type: u16, mut d: &[u8]) -> Option<&[u8]> {
                 d = d.get(4..)?;
             }
             // RFC 2516 §4: ver/type 0x11, code 0, session id, length, then PPP.
-            ETH_PPPOE_SESSION if d.first() == Some(&0x11) => return ppp_payload(d.get(6..)?),
+            ETH_PPPOE_SESSION if d.first() == Some(&0x11) => {
+                let ip = ppp_payload(d.get(6..)?)?;
+                enc.push(Encap::Pppoe);
+                return Some(ip);
+            }
+            ETH_MPLS | ETH_MPLS_MC => {
+                enc.unopened = Some(Unopened::Mpls);
+                return None;
+            }
             _ => return None,
         }
     }
@@ -120,11 +142,27 @@ fn ethertype_payload(mut ether_type: u16, mut d: &[u8]) -> Option<&[u8]> {
 }
 
 /// The inner IP packet of a tunnel carried by `proto` with IP payload `d`
-/// (whose transport header decoded to `t`), if this is a tunnel we open.
-fn tunnel_payload<'a>(proto: u8, t: &Transport<'a>, d: &'a [u8]) -> Option<&'a [u8]> {
+/// (whose transport header decoded to `t`), if this is a tunnel we open;
+/// the tunnel (and any session inside it) is pushed onto `enc`, a tunnel
+/// recognised but not opened is set as `enc.unopened`. `outer` is the
+/// carrying IP version.
+fn tunnel_payload<'a>(
+    proto: u8,
+    t: &Transport<'a>,
+    d: &'a [u8],
+    outer: u8,
+    enc: &mut Encaps,
+) -> Option<&'a [u8]> {
     match (proto, t) {
-        (4 | 41, _) => Some(d),
-        (47, _) => gre_payload(d),
+        (4 | 41, _) => {
+            let inner = if proto == 4 { 4 } else { 6 };
+            enc.push(Encap::IpInIp { inner, outer });
+            Some(d)
+        }
+        (47, _) => {
+            enc.push(Encap::Gre);
+            gre_payload(d, enc)
+        }
         (
             17,
             Transport::Udp {
@@ -132,25 +170,78 @@ fn tunnel_payload<'a>(proto: u8, t: &Transport<'a>, d: &'a [u8]) -> Option<&'a [
                 dport,
                 payload,
             },
-        ) => {
-            let on = |p: u16| *sport == p || *dport == p;
-            if on(4789) {
-                vxlan_payload(payload)
-            } else if on(2152) {
-                gtpu_payload(payload)
-            } else if on(5247) {
-                capwap_data_payload(payload)
-            } else {
-                None
-            }
-        }
+        ) => udp_tunnel_payload(*sport, *dport, payload, enc),
         _ => None,
     }
 }
 
+/// The UDP tunnels: VXLAN, GTP-U and CAPWAP data are opened; L2TP, Geneve
+/// and Teredo are recognised by port *and* header shape and named.
+fn udp_tunnel_payload<'a>(
+    sport: u16,
+    dport: u16,
+    payload: &'a [u8],
+    enc: &mut Encaps,
+) -> Option<&'a [u8]> {
+    let on = |p: u16| sport == p || dport == p;
+    if on(4789) {
+        enc.push(Encap::Vxlan);
+        vxlan_payload(payload, enc)
+    } else if on(2152) {
+        enc.push(Encap::GtpU);
+        gtpu_payload(payload)
+    } else if on(5247) {
+        enc.push(Encap::Capwap);
+        capwap_data_payload(payload, enc)
+    } else {
+        let unopened = match payload {
+            [b0, b1, b2, b3, ..] if on(1701) && l2tp_header([*b0, *b1, *b2, *b3]) => {
+                Some(Unopened::L2tp)
+            }
+            // RFC 8926 §3.4: version 0, protocol type Ethernet or IP.
+            [b0, _, p0, p1, ..]
+                if on(6081)
+                    && b0 >> 6 == 0
+                    && matches!(
+                        u16::from_be_bytes([*p0, *p1]),
+                        ETH_TEB | ETH_IPV4 | ETH_IPV6
+                    ) =>
+            {
+                Some(Unopened::Geneve)
+            }
+            // RFC 4380 §5.1.1: an IPv6 packet whose payload length fills
+            // the datagram, possibly behind an authentication (0x0001) or
+            // origin indication (0x0000) header.
+            [b0, b1, ..] if on(3544) && (teredo_ipv6(payload) || (*b0 == 0 && *b1 <= 1)) => {
+                Some(Unopened::Teredo)
+            }
+            _ => None,
+        };
+        enc.unopened = unopened.or(enc.unopened);
+        None
+    }
+}
+
+/// An L2TP header's first word: version 2 (RFC 2661 §3.1: reserved flag
+/// bits 2, 3, 5 and 8–11 zero) or version 3 over UDP (RFC 3931 §4.1.2.1:
+/// T bit, then zeros, version 3, reserved 16 bits zero).
+fn l2tp_header(w: [u8; 4]) -> bool {
+    match w[1] {
+        0x02 => w[0] & 0x34 == 0,
+        0x03 => w[0] & 0x7f == 0 && w[2] == 0 && w[3] == 0,
+        _ => false,
+    }
+}
+
+/// A whole IPv6 packet (Teredo's plain form): version 6 and a payload
+/// length that accounts for the rest of the datagram.
+fn teredo_ipv6(p: &[u8]) -> bool {
+    p.len() >= 40 && p[0] >> 4 == 6 && usize::from(u16::from_be_bytes([p[4], p[5]])) + 40 == p.len()
+}
+
 /// GRE (RFC 2784, keys and sequence numbers RFC 2890; version 1 is PPTP's
 /// enhanced GRE, RFC 2637 §4.1, with an optional acknowledgement number).
-fn gre_payload(d: &[u8]) -> Option<&[u8]> {
+fn gre_payload<'a>(d: &'a [u8], enc: &mut Encaps) -> Option<&'a [u8]> {
     let (f0, f1) = (*d.first()?, *d.get(1)?);
     let version = f1 & 0x07;
     let mut len = 4;
@@ -172,16 +263,21 @@ fn gre_payload(d: &[u8]) -> Option<&[u8]> {
     let proto = u16::from_be_bytes([*d.get(2)?, *d.get(3)?]);
     let inner = d.get(len..)?;
     match proto {
-        ETH_TEB => link_payload(LinkType::ETHERNET, inner),
+        ETH_TEB => link_payload(LinkType::ETHERNET, inner, enc),
         ETH_PPP => ppp_payload(inner),
-        p => ethertype_payload(p, inner),
+        ETH_IPV4 | ETH_IPV6 | ETH_VLAN | ETH_QINQ | ETH_QINQ_OLD | ETH_PPPOE_SESSION | ETH_MPLS
+        | ETH_MPLS_MC => ethertype_payload(proto, inner, enc),
+        p => {
+            enc.unopened = Some(Unopened::GreProto(p));
+            None
+        }
     }
 }
 
 /// VXLAN (RFC 7348 §5): 8-byte header with the I flag, then Ethernet.
-fn vxlan_payload(d: &[u8]) -> Option<&[u8]> {
+fn vxlan_payload<'a>(d: &'a [u8], enc: &mut Encaps) -> Option<&'a [u8]> {
     (d.first()? & 0x08 != 0).then_some(())?;
-    link_payload(LinkType::ETHERNET, d.get(8..)?)
+    link_payload(LinkType::ETHERNET, d.get(8..)?, enc)
 }
 
 /// GTP-U G-PDU (3GPP TS 29.281 §5.1): version 1, message type 255; with
@@ -215,24 +311,31 @@ fn gtpu_payload(d: &[u8]) -> Option<&[u8]> {
 /// CAPWAP data channel (RFC 5415 §4.3): preamble 0, header length HLEN in
 /// 4-byte words, T set = native frames of binding WBID (1 = IEEE 802.11),
 /// T clear = IEEE 802.3. Fragments (F) are not reassembled.
-fn capwap_data_payload(d: &[u8]) -> Option<&[u8]> {
+fn capwap_data_payload<'a>(d: &'a [u8], enc: &mut Encaps) -> Option<&'a [u8]> {
     let w = u32::from_be_bytes(d.get(..4)?.try_into().ok()?);
-    if w >> 24 != 0 || (w >> 7) & 1 == 1 {
+    if w >> 24 != 0 {
+        return None; // not a CAPWAP preamble (DTLS-protected data starts 0x01)
+    }
+    if (w >> 7) & 1 == 1 {
+        enc.unopened = Some(Unopened::CapwapOther);
         return None;
     }
     let hlen = ((w >> 19) & 0x1f) as usize * 4;
     let wbid = (w >> 9) & 0x1f;
     let frame = d.get(hlen.max(8)..)?;
     match ((w >> 8) & 1, wbid) {
-        (0, _) => link_payload(LinkType::ETHERNET, frame),
-        (1, 1) => wlan_payload(frame),
-        _ => None,
+        (0, _) => link_payload(LinkType::ETHERNET, frame, enc),
+        (1, 1) => wlan_payload(frame, enc),
+        _ => {
+            enc.unopened = Some(Unopened::CapwapOther);
+            None
+        }
     }
 }
 
 /// An IEEE 802.11 data frame's IP payload: MAC header (24 bytes, +6 with
 /// four addresses, +2 QoS control, +4 HT control), then LLC/SNAP.
-fn wlan_payload(d: &[u8]) -> Option<&[u8]> {
+fn wlan_payload<'a>(d: &'a [u8], enc: &mut Encaps) -> Option<&'a [u8]> {
     let (mut fc0, mut fc1) = (*d.first()?, *d.get(1)?);
     // Cisco controllers send the frame control bytes swapped (Wireshark's
     // CAPWAP "swap frame control" preference; nDPI capwap_data.pcapng:
@@ -260,6 +363,7 @@ fn wlan_payload(d: &[u8]) -> Option<&[u8]> {
     ethertype_payload(
         u16::from_be_bytes([*llc.get(6)?, *llc.get(7)?]),
         llc.get(8..)?,
+        enc,
     )
 }
 
@@ -311,16 +415,26 @@ fn decode_ip_at<'a>(bytes: &'a [u8], pkt: &mut Packet<'a>, depth: u8) {
     pkt.ip = Some(info);
     if !later {
         pkt.transport = transport(info.proto, payload.payload);
-        if depth < MAX_TUNNELS
-            && let Some(inner) = tunnel_payload(info.proto, &pkt.transport, payload.payload)
-        {
-            let mut inner_pkt = *pkt;
-            inner_pkt.ip = None;
-            inner_pkt.transport = Transport::Other;
-            decode_ip_at(inner, &mut inner_pkt, depth + 1);
-            if inner_pkt.ip.is_some() {
-                *pkt = inner_pkt;
+        let outer = if matches!(ip, LaxIpSlice::Ipv4(_)) {
+            4
+        } else {
+            6
+        };
+        let mut enc = pkt.encap;
+        let tunnel = tunnel_payload(info.proto, &pkt.transport, payload.payload, outer, &mut enc);
+        match tunnel {
+            Some(_) if depth >= MAX_TUNNELS => pkt.encap.unopened = Some(Unopened::TooDeep),
+            Some(inner) => {
+                let mut inner_pkt = *pkt;
+                inner_pkt.ip = None;
+                inner_pkt.transport = Transport::Other;
+                inner_pkt.encap = enc;
+                decode_ip_at(inner, &mut inner_pkt, depth + 1);
+                if inner_pkt.ip.is_some() {
+                    *pkt = inner_pkt;
+                }
             }
+            None => pkt.encap.unopened = enc.unopened.or(pkt.encap.unopened),
         }
     }
 }
@@ -561,6 +675,78 @@ mod tests {
         looped[6] = 0;
         looped.extend_from_slice(&[0, 255]);
         assert_eq!(ipv6_fragment(&looped), (false, false));
+    }
+
+    /// IPv4 with protocol `proto` around `inner`.
+    fn ip4(proto: u8, inner: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        etherparse::Ipv4Header::new(
+            inner.len() as u16,
+            64,
+            etherparse::IpNumber(proto),
+            [198, 18, 0, 1],
+            [198, 18, 0, 2],
+        )
+        .unwrap()
+        .write(&mut v)
+        .unwrap();
+        v.extend_from_slice(inner);
+        v
+    }
+
+    #[test]
+    fn tunnels_named_opened_or_not() {
+        // IP in IP in IP: two layers named, the innermost UDP reached.
+        let two = ip4(4, &ip4(4, &udp_v4()));
+        let p = decode(&raw(LinkType::RAW, &two));
+        let names: Vec<String> = p.encap.iter().map(|e| e.to_string()).collect();
+        assert_eq!(names, ["4in4", "4in4"]);
+        assert_eq!(p.ports(), Some((5353, 53)));
+        // Four levels: the fourth is recognised, not opened.
+        let deep = ip4(4, &ip4(4, &ip4(4, &ip4(4, &udp_v4()))));
+        let p = decode(&raw(LinkType::RAW, &deep));
+        assert_eq!(p.encap.iter().count(), 3);
+        assert_eq!(p.encap.unopened, Some(Unopened::TooDeep));
+        // GRE carrying ERSPAN type II (0x88be): named by its protocol type.
+        let mut gre = vec![0x10, 0, 0x88, 0xbe, 0, 0, 0, 1];
+        gre.extend_from_slice(&[0; 8]);
+        let gre = ip4(47, &gre);
+        let p = decode(&raw(LinkType::RAW, &gre));
+        assert_eq!(p.encap.unopened, Some(Unopened::GreProto(0x88be)));
+        assert!(p.encap.is_empty() && p.ip.unwrap().proto == 47);
+        assert_eq!(
+            Unopened::GreProto(0x88be).to_string(),
+            "gre carrying 0x88be"
+        );
+        // Teredo (RFC 4380): IPv6 straight in UDP 3544.
+        let mut v6 = vec![0x60, 0, 0, 0, 0, 0, 59, 64];
+        v6.extend_from_slice(&[0; 32]);
+        let mut teredo = Vec::new();
+        PacketBuilder::ipv4([198, 18, 0, 1], [198, 18, 0, 2], 64)
+            .udp(3544, 40000)
+            .write(&mut teredo, &v6)
+            .unwrap();
+        let p = decode(&raw(LinkType::RAW, &teredo));
+        assert_eq!(p.encap.unopened, Some(Unopened::Teredo));
+        // Plain DNS on a tunnel port is nothing, nor a DNS-like payload
+        // whose first byte looks like IPv6 or an L2TP version.
+        assert_eq!(decode(&raw(LinkType::RAW, &udp_v4())).encap, Encaps::NONE);
+        for (port, payload) in [
+            (3544, [0x61u8, 0x02, 1, 0, 0, 1, 0, 0]),
+            (1701, [0x94, 0x02, 1, 0, 0, 1, 0, 0]),
+        ] {
+            let mut v = Vec::new();
+            PacketBuilder::ipv4([198, 18, 0, 1], [198, 18, 0, 2], 64)
+                .udp(port, 53)
+                .write(&mut v, &payload)
+                .unwrap();
+            assert_eq!(
+                decode(&raw(LinkType::RAW, &v)).encap,
+                Encaps::NONE,
+                "{port}"
+            );
+        }
+        assert!(l2tp_header([0xc8, 0x02, 0, 0]) && l2tp_header([0x80, 0x03, 0, 0]));
     }
 
     #[test]

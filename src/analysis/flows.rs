@@ -5,7 +5,7 @@
 
 use super::model::FlowRecord;
 use super::names::stream::{FastMap, endpoint_le, hash_addr};
-use super::packet::{Packet, PacketSink, Transport, tcp_flags};
+use super::packet::{Encaps, Packet, PacketSink, Transport, tcp_flags};
 use crate::capture::Timestamp;
 use std::net::IpAddr;
 
@@ -95,6 +95,8 @@ struct State {
     last: Timestamp,
     first_frame: u64,
     flags: u8,
+    /// Tunnels around the flow's packets (the first packet's that had any).
+    encap: Encaps,
 }
 
 impl State {
@@ -270,6 +272,9 @@ impl PacketSink for FlowTable {
                     s.first = pkt.ts;
                 }
                 s.flags |= flags;
+                if s.encap.is_empty() {
+                    s.encap = pkt.encap;
+                }
                 return;
             }
             // Idle too long: the old flow ends, a new one starts below.
@@ -286,6 +291,7 @@ impl PacketSink for FlowTable {
             last: pkt.ts,
             first_frame: pkt.frame,
             flags,
+            encap: pkt.encap,
         };
         self.live.insert(key, state);
         self.peak_live = self.peak_live.max(self.live.len());
@@ -311,6 +317,8 @@ fn record(k: &Key, s: &State) -> FlowRecord {
         tcp_flags: flag_names(s.flags),
         sni: None,
         app: None,
+        evidence: Vec::new(),
+        encap: s.encap.iter().collect(),
     }
 }
 
@@ -387,6 +395,7 @@ mod tests {
                 window: 0,
                 payload: &[],
             },
+            encap: Default::default(),
         }
     }
 

@@ -3,6 +3,8 @@
 //! the documented output contract (docs/replay-json.md); add fields, never
 //! rename them.
 
+use crate::analysis::attribution::Evidence;
+use crate::analysis::packet::Encap;
 use crate::capture::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -74,6 +76,18 @@ pub struct FlowRecord {
     /// App id this flow is attributed to.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub app: Option<String>,
+    /// Why the flow is attributed to `app`, strongest first
+    /// (`stun-realm:signal.org`, `sni:…`, `dns:…`, `prefix:…`,
+    /// `relay-from:…`; docs/attribution.md). Empty (and left out) when
+    /// `app` is.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub evidence: Vec<Evidence>,
+    /// Tunnels the flow's packets were carried in, outermost first
+    /// (`pppoe`, `gre`, `vxlan`, `gtp-u`, `capwap`, `4in4`, `6in4`, `4in6`,
+    /// `6in6`); the addresses and ports above are the innermost ones.
+    /// Empty (and left out) for a flow outside any tunnel.
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub encap: Vec<Encap>,
 }
 
 impl crate::analysis::spill::JsonRecord for FlowRecord {
@@ -112,9 +126,32 @@ impl crate::analysis::spill::JsonRecord for FlowRecord {
             out.extend_from_slice(b",\"app\":");
             json_str(out, app)?;
         }
+        json_list(out, b",\"evidence\":[", &self.evidence)?;
+        json_list(out, b",\"encap\":[", &self.encap)?;
         out.push(b'}');
         Ok(())
     }
+}
+
+/// Appends `key` (ending in `[`) and the items as JSON strings, then `]`;
+/// nothing for an empty list (serde's `skip_serializing_if = "Vec::is_empty"`).
+fn json_list<T: std::fmt::Display>(
+    out: &mut Vec<u8>,
+    key: &[u8],
+    items: &[T],
+) -> std::io::Result<()> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    out.extend_from_slice(key);
+    for (i, e) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        json_str(out, &e.to_string())?;
+    }
+    out.push(b']');
+    Ok(())
 }
 
 /// Appends a JSON string (quoted and escaped as `serde_json` does).
@@ -327,6 +364,8 @@ mod tests {
             tcp_flags: "SYN,ACK".into(),
             sni: None,
             app: None,
+            evidence: Vec::new(),
+            encap: Vec::new(),
         };
         let variants = [
             base.clone(),
@@ -337,6 +376,10 @@ mod tests {
                 sni: Some("a\"b\\c\u{1}\u{7f}é\u{fffd}.example".into()),
                 app: Some("whatsapp".into()),
                 tcp_flags: String::new(),
+                evidence: ["stun-realm:signal.org", "relay-from:[fd00::1]:3478"]
+                    .map(|e| e.parse().unwrap())
+                    .to_vec(),
+                encap: vec![Encap::Pppoe, Encap::IpInIp { inner: 6, outer: 4 }],
                 ..base.clone()
             },
             FlowRecord {
@@ -345,6 +388,7 @@ mod tests {
                 app: Some("line".into()),
                 sni: Some("é\u{7f}x\u{1f}".into()),
                 tcp_flags: "SYN\tACK".into(),
+                evidence: vec!["sni:é\u{7f}x\u{1f}\"".parse().unwrap()],
                 first_ts: Timestamp::new(0, 5, 6),
                 ..base.clone()
             },
@@ -360,6 +404,10 @@ mod tests {
                 String::from_utf8(got).unwrap(),
                 serde_json::to_string(&f).unwrap()
             );
+            let back: FlowRecord =
+                serde_json::from_str(&serde_json::to_string(&f).unwrap()).unwrap();
+            // (timestamps are printed to their digits, so compare the lists)
+            assert_eq!((back.evidence, back.encap), (f.evidence, f.encap));
         }
     }
 }

@@ -10,7 +10,7 @@ use super::dns::DnsExtractor;
 use super::flows::{FlowConfig, FlowTable};
 use super::model::{CaptureReport, DnsRecord, ErrorRecord, FlowRecord, HttpRecord, TlsRecord};
 use super::names::NameExtractor;
-use super::packet::{Packet, PacketSink};
+use super::packet::{Packet, PacketSink, Unopened};
 use super::spill::{Records, SortKey, SpillConfig};
 use crate::capture::{CaptureError, CaptureReader, LinkType, Timestamp, is_capture_magic};
 use crate::scenario::apps::AppProfiles;
@@ -346,7 +346,7 @@ pub fn stream_reader_with<R: Read>(
         links.dedup();
     }
     report.link_types = links.iter().map(|l| l.name()).collect();
-    report.warnings = warnings(&reader, &stats);
+    report.warnings = warnings(name, &reader, &stats);
     let spill_errors = [
         out.flows.spill_error(),
         out.dns.spill_error(),
@@ -481,6 +481,8 @@ struct Stats {
     undecoded_links: u64,
     /// Frames captured shorter than on the wire.
     cut_frames: u64,
+    /// Frames inside a tunnel recognised but not opened, per kind.
+    unopened: std::collections::BTreeMap<Unopened, u64>,
 }
 
 fn pump<R: Read>(
@@ -506,12 +508,16 @@ fn pump<R: Read>(
         if raw.cap_len < raw.orig_len {
             stats.cut_frames += 1;
         }
-        engine.packet(&decode(&raw));
+        let pkt = decode(&raw);
+        if let Some(u) = pkt.encap.unopened {
+            *stats.unopened.entry(u).or_default() += 1;
+        }
+        engine.packet(&pkt);
     }
     Ok(())
 }
 
-fn warnings<R: Read>(reader: &CaptureReader<R>, stats: &Stats) -> Vec<String> {
+fn warnings<R: Read>(name: &str, reader: &CaptureReader<R>, stats: &Stats) -> Vec<String> {
     let mut out = Vec::new();
     for i in reader.interfaces() {
         if i.snaplen > 0 && i.snaplen < MIN_SNAPLEN {
@@ -543,6 +549,11 @@ fn warnings<R: Read>(reader: &CaptureReader<R>, stats: &Stats) -> Vec<String> {
             "{} frames of unsupported link type {} were counted but not decoded",
             stats.undecoded_links,
             names.join(", ")
+        ));
+    }
+    for (kind, n) in &stats.unopened {
+        out.push(format!(
+            "{name}: {n} frames inside an unsupported encapsulation ({kind}): analysed by their outer headers only, the traffic inside is not"
         ));
     }
     out

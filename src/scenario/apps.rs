@@ -191,17 +191,25 @@ pub enum Fingerprint {
     TelegramReflector,
     /// WhatsApp call relays: STUN messages carrying WhatsApp's private attributes 0x4000–0x4007.
     WhatsappStun,
+    /// LINE call signalling on UDP (nDPI `protocols/line.c` byte patterns);
+    /// counts only when the server is in one of the LINE profile's prefixes.
+    LineCall,
+    /// KakaoTalk voice: an RTCP sender report (`81 c8 00 0c`) to or from
+    /// Kakao's voice block 1.201.0.0/16 (nDPI `protocols/kakaotalk_voice.c`).
+    KakaoVoice,
 }
 
 impl Fingerprint {
     /// All fingerprints.
-    pub const ALL: [Fingerprint; 6] = [
+    pub const ALL: [Fingerprint; 8] = [
         Fingerprint::WhatsappNoise,
         Fingerprint::WechatMmtls,
         Fingerprint::KakaoLoco,
         Fingerprint::TelegramMtproto,
         Fingerprint::TelegramReflector,
         Fingerprint::WhatsappStun,
+        Fingerprint::LineCall,
+        Fingerprint::KakaoVoice,
     ];
 
     /// The name used in profiles and evidence strings.
@@ -213,6 +221,8 @@ impl Fingerprint {
             Fingerprint::TelegramMtproto => "telegram-mtproto",
             Fingerprint::TelegramReflector => "telegram-reflector",
             Fingerprint::WhatsappStun => "whatsapp-stun",
+            Fingerprint::LineCall => "line-call",
+            Fingerprint::KakaoVoice => "kakao-voice",
         }
     }
 }

@@ -29,6 +29,8 @@ fn flow(proto: &str, src: &str, sport: u16, dst: &str, dport: u16, first: i64) -
         tcp_flags: String::new(),
         sni: None,
         app: None,
+        evidence: Vec::new(),
+        encap: Vec::new(),
     }
 }
 
@@ -458,4 +460,119 @@ fn stun_realm_and_call_legs_of_the_same_socket() {
         .collect();
     assert!(ev.contains(&"stun-realm:signal.org"), "{ev:?}");
     assert!(ev.contains(&"relay-from:35.158.183.167:3478"), "{ev:?}");
+}
+
+/// TURN addresses as evidence (RFC 8656 §7.3, §9): a CreatePermission
+/// with REALM `signal.org` names the peer 203.0.113.7:50000 in
+/// XOR-PEER-ADDRESS, the Allocate success hands out the relayed address
+/// 35.158.183.167:49152. A flow from *another* socket to the peer, and the
+/// far phone's flow to the relayed address, are Signal's call legs by
+/// `relay-from`; the same addresses hours later, and a peer named by a
+/// STUN server of nobody's, are not.
+#[test]
+fn turn_peer_and_relayed_addresses_tie_call_legs() {
+    let mut a = attributor();
+    let id = "2112a442b7e7a701bc34d686fa87dfae";
+    let mut perm = hex(&format!("00080000{id}"));
+    perm.extend(hex("0014000a7369676e616c2e6f72670000")); // REALM "signal.org"
+    perm.extend(hex("001200080001e242ea12d545")); // XOR-PEER-ADDRESS 203.0.113.7:50000
+    perm[3] = (perm.len() - 20) as u8;
+    let mut alloc_ok = hex(&format!("01030000{id}"));
+    alloc_ok.extend(hex("001600080001e112028c13e5")); // XOR-RELAYED 35.158.183.167:49152
+    alloc_ok[3] = (alloc_ok.len() - 20) as u8;
+    a.packet(&udp(1, "192.168.1.2", 40000, "35.158.183.167", 3478, &perm));
+    a.packet(&udp(
+        2,
+        "35.158.183.167",
+        3478,
+        "192.168.1.2",
+        40000,
+        &alloc_ok,
+    ));
+    // A STUN server of nobody's naming a peer.
+    let mut other = hex(&format!("00080000{id}"));
+    other.extend(hex("001200080001e240ea12d553")); // 203.0.113.17:50002
+    other[3] = (other.len() - 20) as u8;
+    a.packet(&udp(3, "192.168.1.2", 40002, "198.51.100.7", 3478, &other));
+    // (proto, local, local port, far end, far port, start)
+    let legs = [
+        ("udp", "192.168.1.2", 40010, "203.0.113.7", 50000, 5),
+        ("udp", "192.168.1.3", 41000, "35.158.183.167", 49152, 6),
+        ("udp", "192.168.1.2", 40012, "203.0.113.17", 50002, 7),
+        ("udp", "192.168.1.2", 40014, "203.0.113.7", 50000, 9000),
+        ("tcp", "192.168.1.2", 40016, "203.0.113.7", 50000, 8),
+    ];
+    let mut flows: Vec<FlowRecord> = legs
+        .iter()
+        .map(|&(p, s, sp, d, dp, t)| flow(p, s, sp, d, dp, t))
+        .collect();
+    a.finish(&mut flows, &[], &[], &[]);
+    let apps: Vec<Option<&str>> = flows.iter().map(|f| f.app.as_deref()).collect();
+    assert_eq!(apps, [Some("signal"), Some("signal"), None, None, None]);
+    for f in &flows[..2] {
+        let ev: Vec<String> = f.evidence.iter().map(|e| e.to_string()).collect();
+        assert_eq!(ev, ["relay-from:35.158.183.167:3478"], "{f:?}");
+    }
+    assert!(flows[2..].iter().all(|f| f.evidence.is_empty()));
+}
+
+/// LINE and KakaoTalk call fingerprints (byte patterns of nDPI's
+/// `line.c` and `kakaotalk_voice.c`; no LINE or KakaoTalk call capture is
+/// available here, so the payloads follow those dissectors): they count
+/// only at the apps' own addresses, as nDPI applies them. The same bytes
+/// to any other address, or an RTCP sender report between LAN phones,
+/// give nothing.
+#[test]
+fn line_and_kakao_call_fingerprints_are_bound_to_their_addresses() {
+    let mut a = attributor();
+    let mut line = vec![0xb6, 0x13, 0x00, 0x06];
+    line.resize(46, 0x5a);
+    let mut rtcp_sr = vec![0x81, 0xc8, 0x00, 0x0c];
+    rtcp_sr.resize(52, 0x11);
+    let mut long_line = vec![0xd9, 0x93, 0x01, 0x02, 0x06, 0x02];
+    long_line.resize(200, 0x33);
+    let sends = [
+        ("147.92.130.10", 20000, &line),
+        ("203.0.113.5", 20000, &line),
+        ("1.201.10.10", 10000, &rtcp_sr),
+        ("192.168.1.50", 10000, &rtcp_sr),
+        ("147.92.131.1", 20002, &long_line),
+    ];
+    let mut flows = Vec::new();
+    for (n, (dst, port, payload)) in sends.iter().enumerate() {
+        let sport = 50000 + n as u16;
+        a.packet(&udp(
+            n as u64 + 1,
+            "192.168.1.2",
+            sport,
+            dst,
+            *port,
+            payload,
+        ));
+        flows.push(flow("udp", "192.168.1.2", sport, dst, *port, n as i64 + 1));
+    }
+    a.finish(&mut flows, &[], &[], &[]);
+    let got: Vec<(Option<&str>, Vec<String>)> = flows
+        .iter()
+        .map(|f| {
+            let ev = f.evidence.iter().map(|e| e.to_string()).collect();
+            (f.app.as_deref(), ev)
+        })
+        .collect();
+    let line_ev = vec!["fingerprint:line-call".to_string()];
+    assert_eq!(
+        got,
+        [
+            (Some("line"), line_ev.clone()),
+            (None, vec![]),
+            (
+                Some("kakaotalk"),
+                vec!["fingerprint:kakao-voice".to_string()]
+            ),
+            (None, vec![]),
+            (Some("line"), line_ev),
+        ]
+    );
+    assert!(!super::line_call(&line[..45]));
+    assert!(!super::line_call(&[0xff; 110]));
 }

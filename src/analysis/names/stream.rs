@@ -375,6 +375,7 @@ pub(crate) mod testpkt {
                 dport,
                 payload,
             },
+            encap: Default::default(),
         }
     }
 
@@ -405,6 +406,7 @@ pub(crate) mod testpkt {
                 window: 65535,
                 payload,
             },
+            encap: Default::default(),
         }
     }
 
