@@ -21,7 +21,7 @@ use super::env::{
 use super::plan::{Kind, Plan, PlannedMeasurement, Side};
 use super::record::{IndexEntry, Record, Status, StepState, now};
 use crate::analysis::correlate::{
-    CorrelateConfig, analyze_measurement, replay_campaign, write_analysis,
+    BaselineCache, CorrelateConfig, analyze_measurement_cached, replay_campaign, write_analysis,
 };
 use crate::capture::Timestamp;
 use crate::device::events::{DeviceEvent, EventKind as K, text_sha256};
@@ -277,6 +277,8 @@ pub struct Runner {
     failed_nodes: BTreeSet<String>,
     /// Phones whose screen is being recorded.
     recording: Vec<String>,
+    /// The campaign's baseline runs, each decoded once for all analyses.
+    baselines: BaselineCache,
 }
 
 impl std::fmt::Debug for Runner {
@@ -289,6 +291,15 @@ impl std::fmt::Debug for Runner {
 }
 
 impl Runner {
+    /// The correlation's settings: the virtual lab's address space is
+    /// passed explicitly as an exemption for lab campaigns.
+    fn correlate_config(&self) -> CorrelateConfig {
+        CorrelateConfig {
+            exempt: crate::lab::topology::lab_exemption(&self.record.dir),
+            ..CorrelateConfig::default()
+        }
+    }
+
     /// A runner over an open record and its plan.
     pub fn new(record: Record, plan: Plan, env: Env, opts: RunOptions) -> Runner {
         Runner {
@@ -298,6 +309,7 @@ impl Runner {
             opts,
             failed_nodes: BTreeSet::new(),
             recording: Vec::new(),
+            baselines: BaselineCache::default(),
         }
     }
 
@@ -367,7 +379,7 @@ impl Runner {
             let r = replay_campaign(
                 &self.record.dir,
                 &self.opts.profiles,
-                &CorrelateConfig::default(),
+                &self.correlate_config(),
             );
             let (state, detail) = match &r {
                 Ok(v) => (StepState::Done, format!("{} measurements", v.len())),
@@ -787,11 +799,12 @@ impl Runner {
                 let campaign = self.record.dir.clone();
                 let d = dir.to_path_buf();
                 let profiles = self.opts.profiles.clone();
-                let a = analyze_measurement(
+                let a = analyze_measurement_cached(
                     &d,
-                    Some(&campaign),
+                    &campaign,
                     &profiles,
-                    &CorrelateConfig::default(),
+                    &self.correlate_config(),
+                    &self.baselines,
                 )
                 .map_err(|e| fail(EnvError::new(e.to_string())))?;
                 write_analysis(dir, &a).map_err(|e| fail(EnvError::new(e.to_string())))?;

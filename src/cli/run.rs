@@ -415,9 +415,19 @@ pub fn replay_record(
     {
         return Ok(None);
     }
-    let cfg = CorrelateConfig::default();
     let mut results = Vec::new();
     for p in paths {
+        // A virtual-lab campaign (or a measurement inside one) passes the
+        // lab's address space as its explicit exemption.
+        let campaign = if is_campaign(p) {
+            p.as_path()
+        } else {
+            p.ancestors().nth(2).unwrap_or(p)
+        };
+        let cfg = CorrelateConfig {
+            exempt: crate::lab::topology::lab_exemption(campaign),
+            ..CorrelateConfig::default()
+        };
         if is_measurement(p) && !is_campaign(p) {
             // measurements/<id> of a campaign, or a standalone folder.
             let campaign = p.parent().and_then(std::path::Path::parent);

@@ -1,0 +1,155 @@
+//! The decision: which endpoints are messaging servers, and a role for the
+//! app's other servers.
+
+use super::capture::Endpoint;
+use super::evidence::{Counts, Tallied};
+use super::{CorrelateConfig, CorrelatedServer, Role};
+use std::collections::HashMap;
+
+/// Counts pooled over a campaign's message measurements, per (app, endpoint).
+pub type Pool = HashMap<(String, Endpoint), Counts>;
+
+/// Adds a measurement's counts to a campaign pool.
+pub fn pool_add(pool: &mut Pool, app: &str, t: &[Tallied]) {
+    for x in t {
+        pool.entry((app.to_string(), x.ep))
+            .or_default()
+            .add(&x.counts);
+    }
+}
+
+/// Events of one direction a messaging server may leave unexplained.
+fn allowed_misses(events: u32, cfg: &CorrelateConfig) -> u32 {
+    (f64::from(events) * cfg.miss_share).floor() as u32
+}
+
+/// The measurement's part: the endpoint explains (almost) every event of
+/// the phones that used it, in each direction, and at least one.
+pub fn consistent(c: &Counts, cfg: &CorrelateConfig) -> bool {
+    c.send_hits + c.recv_hits > 0
+        && c.send_hits + allowed_misses(c.sends, cfg) >= c.sends
+        && c.recv_hits + allowed_misses(c.recvs, cfg) >= c.recvs
+}
+
+/// The campaign's part: enough odds overall, no direction with events
+/// speaking against it, and most events explained beyond chance. The odds
+/// needed grow with the number of `candidates` (endpoints the phones used):
+/// among 40 endpoints one is 40 times likelier to meet the events by
+/// chance than a single one is.
+pub fn convincing(c: &Counts, cfg: &CorrelateConfig, candidates: usize) -> bool {
+    c.odds() >= cfg.min_log10_odds + (candidates.max(1) as f64).log10()
+        && c.scores().2 >= cfg.min_share
+        && (c.sends == 0 || c.send_odds >= 0.0)
+        && (c.recvs == 0 || c.recv_odds >= 0.0)
+}
+
+/// The role of an endpoint that is not a messaging server (`None`: not the
+/// app's, left out as background).
+fn other_role(x: &Tallied, app: &str, cfg: &CorrelateConfig) -> Option<Role> {
+    let attr = x.attr.as_ref()?;
+    if attr.app != app {
+        return None;
+    }
+    let doh = attr.evidence.iter().any(|e| e.contains("doh"));
+    let (cs, cr, _) = x.counts.scores();
+    Some(if x.is_dns || doh {
+        Role::Dns
+    } else if x.counts.recvs > 0 && cr >= cfg.threshold && cs < cfg.threshold {
+        Role::Push
+    } else if x.bytes >= cfg.media_bytes {
+        Role::Media
+    } else if x.active_intervals >= 3 && x.bytes / x.packets.max(1) < 300 {
+        Role::KeepAlive
+    } else {
+        Role::Auxiliary
+    })
+}
+
+/// Classifies a measurement's endpoints. An endpoint is `messaging` when
+/// it is [`consistent`] in this measurement, [`convincing`] over the pool
+/// (all the campaign's measurements of the app where it was used; `None`:
+/// this measurement alone), it is not a DNS server and attribution does not
+/// give it to another app. The app's other servers get a role; the rest is
+/// background and left out.
+pub fn classify(
+    tallied: &[Tallied],
+    app: &str,
+    pool: Option<&Pool>,
+    cfg: &CorrelateConfig,
+) -> Vec<CorrelatedServer> {
+    let mut out = Vec::new();
+    for x in tallied {
+        let c = &x.counts;
+        let pooled = pool
+            .and_then(|p| p.get(&(app.to_string(), x.ep)))
+            .copied()
+            .unwrap_or(*c);
+        let other_app = x.attr.as_ref().is_some_and(|s| s.app != app);
+        let doh = x
+            .attr
+            .as_ref()
+            .is_some_and(|s| s.evidence.iter().any(|e| e.contains("doh")));
+        let messaging = consistent(c, cfg)
+            && convincing(&pooled, cfg, tallied.len())
+            && !other_app
+            && !x.is_dns
+            && !doh;
+        let role = if messaging {
+            Role::Messaging
+        } else {
+            match other_role(x, app, cfg) {
+                Some(r) => r,
+                None => continue,
+            }
+        };
+        out.push(server(x, app, role, &pooled));
+    }
+    out.sort_by(|a, b| {
+        (b.role == Role::Messaging)
+            .cmp(&(a.role == Role::Messaging))
+            .then(b.score.total_cmp(&a.score))
+            .then((a.ip, a.port).cmp(&(b.ip, b.port)))
+    });
+    out
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let f = 10f64.powi(digits);
+    (x * f).round() / f
+}
+
+fn server(x: &Tallied, app: &str, role: Role, pooled: &Counts) -> CorrelatedServer {
+    let c = &x.counts;
+    let mut evidence = vec![
+        format!("sends:{}/{}", c.send_hits, c.sends),
+        format!("receives:{}/{}", c.recv_hits, c.recvs),
+        format!("chance:{:.2}/{:.2}", c.send_chance, c.recv_chance),
+        format!("background:{}/{}", c.bg_hits, c.bg_n),
+        format!("log10-odds:{:.1}/{:.1}", c.send_odds, c.recv_odds),
+        format!(
+            "campaign-log10-odds:{:.1}/{:.1}",
+            pooled.send_odds, pooled.recv_odds
+        ),
+        format!("campaign-score:{:.3}", pooled.scores().2),
+    ];
+    if let Some(s) = &x.attr {
+        evidence.extend(s.evidence.iter().cloned());
+    }
+    CorrelatedServer {
+        app: app.to_string(),
+        ip: x.ep.ip,
+        port: x.ep.port,
+        proto: x.ep.proto_name().to_string(),
+        role,
+        score: round(c.scores().2, 3),
+        hits: c.send_hits + c.recv_hits,
+        events: c.sends + c.recvs,
+        baseline_hits: c.base_hits,
+        baseline_windows: c.base_n,
+        phones: x.phones.iter().cloned().collect(),
+        names: x.names.iter().cloned().collect(),
+        evidence,
+        log10_odds: Some(round(c.odds(), 2)),
+        campaign_log10_odds: Some(round(pooled.odds(), 2)),
+    }
+}
