@@ -176,6 +176,9 @@ pub struct RunOptions {
     pub profiles: Arc<AppProfiles>,
     /// Progress bar (hidden when not on a terminal).
     pub progress: Option<indicatif::ProgressBar>,
+    /// Address ranges the operator declares its own (the scenario's
+    /// `exempt_networks`; `--lab` adds the virtual lab's): never bogons.
+    pub exempt: Vec<ipnetwork::IpNetwork>,
 }
 
 impl RunOptions {
@@ -198,6 +201,7 @@ impl RunOptions {
             stop: Arc::new(AtomicBool::new(false)),
             profiles: Arc::new(profiles),
             progress: None,
+            exempt: sc.exempt_networks(),
         }
     }
 }
@@ -295,7 +299,11 @@ impl Runner {
     /// passed explicitly as an exemption for lab campaigns.
     fn correlate_config(&self) -> CorrelateConfig {
         CorrelateConfig {
-            exempt: crate::lab::topology::lab_exemption(&self.record.dir),
+            exempt: {
+                let mut v = self.opts.exempt.clone();
+                v.extend(crate::lab::topology::lab_exemption(&self.record.dir));
+                v
+            },
             ..CorrelateConfig::default()
         }
     }

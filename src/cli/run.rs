@@ -67,6 +67,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let mut opts = RunOptions::from_scenario(&ls.scenario, ls.profiles.clone());
+    if args.lab {
+        // The virtual lab's own address space, passed explicitly.
+        opts.exempt.extend(crate::lab::topology::lab_networks());
+    }
     // Ctrl-C: finish the current step, tear down, leave a resumable record
     // (during `--lab` bring-up it cancels the lab, which removes itself).
     let stop = opts.stop.clone();

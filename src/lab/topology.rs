@@ -187,13 +187,35 @@ pub fn lab_networks() -> Vec<ipnetwork::IpNetwork> {
 }
 
 /// The exemption a campaign record asks for: the lab's networks when the
-/// campaign ran in the virtual lab (it holds `lab-topology.yaml`), else none.
+/// campaign ran in the virtual lab (it holds `lab-topology.yaml`), plus the
+/// `exempt_networks` its recorded `scenario.yaml` declares (a real lab in
+/// the benchmarking range), else none.
 pub fn lab_exemption(campaign: &Path) -> Vec<ipnetwork::IpNetwork> {
-    if campaign.join("lab-topology.yaml").is_file() {
+    let mut out = if campaign.join("lab-topology.yaml").is_file() {
         lab_networks()
     } else {
         Vec::new()
-    }
+    };
+    out.extend(recorded_exemption(campaign));
+    out
+}
+
+/// `exempt_networks` of a campaign's recorded `scenario.yaml` (none when
+/// the file or the key is absent; a campaign record's scenario was checked
+/// when it ran).
+fn recorded_exemption(campaign: &Path) -> Vec<ipnetwork::IpNetwork> {
+    let Ok(text) = std::fs::read_to_string(campaign.join("scenario.yaml")) else {
+        return Vec::new();
+    };
+    let Ok(v) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&text) else {
+        return Vec::new();
+    };
+    v.get("exempt_networks")
+        .and_then(|l| l.as_sequence())
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.as_str()?.parse().ok())
+        .collect()
 }
 
 /// Whether an address is allowed in the lab ([`LAB_NETWORKS`]).

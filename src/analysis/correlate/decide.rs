@@ -31,13 +31,70 @@ pub fn consistent(c: &Counts, cfg: &CorrelateConfig) -> bool {
         && c.recv_hits + allowed_misses(c.recvs, cfg) >= c.recvs
 }
 
-/// The campaign's part: enough odds overall, no direction with events
-/// speaking against it, and most events explained beyond chance. The odds
-/// needed grow with the number of `candidates` (endpoints the phones used):
-/// among 40 endpoints one is 40 times likelier to meet the events by
-/// chance than a single one is.
-pub fn convincing(c: &Counts, cfg: &CorrelateConfig, candidates: usize) -> bool {
-    c.odds() >= cfg.min_log10_odds + (candidates.max(1) as f64).log10()
+/// How the measurement's endpoints split for the prior: those that may be
+/// the app's messaging server at all (`eligible`: not a DNS server, not
+/// attributed to another app) and, of those, the ones attribution (the
+/// app profile's domains, SNI, prefixes on chat ports) gives to the app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Candidates {
+    /// Endpoints that may be the messaging server.
+    pub eligible: usize,
+    /// Of those, attributed to the measured app.
+    pub attributed: usize,
+}
+
+impl Candidates {
+    /// Counts the candidates among a measurement's endpoints.
+    pub fn of(tallied: &[Tallied], app: &str) -> Candidates {
+        let eligible: Vec<&Tallied> = tallied.iter().filter(|x| eligible(x, app)).collect();
+        Candidates {
+            eligible: eligible.len(),
+            attributed: eligible.iter().filter(|x| own_app(x, app)).count(),
+        }
+    }
+}
+
+fn own_app(x: &Tallied, app: &str) -> bool {
+    x.attr.as_ref().is_some_and(|s| s.app == app)
+}
+
+fn is_doh(x: &Tallied) -> bool {
+    x.attr
+        .as_ref()
+        .is_some_and(|s| s.evidence.iter().any(|e| e.contains("doh")))
+}
+
+/// Whether an endpoint may be the app's messaging server at all.
+fn eligible(x: &Tallied, app: &str) -> bool {
+    let other_app = x.attr.as_ref().is_some_and(|s| s.app != app);
+    !other_app && !x.is_dns && !is_doh(x)
+}
+
+/// log10 prior odds that the endpoint is the app's messaging server,
+/// before any timing evidence. With probability `outside_share` the
+/// carrier is not among the captured endpoints at all; otherwise it is
+/// one of the `eligible` ones, among the app's `attributed` endpoints with
+/// probability `attributed_share` when attribution names any (then
+/// uniform within each group), uniform over all when it names none.
+pub fn prior_log10_odds(attributed_to_app: bool, c: Candidates, cfg: &CorrelateConfig) -> f64 {
+    let inside = 1.0 - cfg.outside_share;
+    let n = c.eligible.max(1) as f64;
+    let p = if c.attributed == 0 || c.attributed >= c.eligible {
+        inside / n
+    } else if attributed_to_app {
+        inside * cfg.attributed_share / c.attributed as f64
+    } else {
+        inside * (1.0 - cfg.attributed_share) / (c.eligible - c.attributed) as f64
+    };
+    let p = p.clamp(1e-9, 1.0 - 1e-9);
+    (p / (1.0 - p)).log10()
+}
+
+/// The campaign's part: the posterior odds (prior × the pooled timing
+/// evidence) reach `min_log10_odds`, no direction with events speaks
+/// against it, and most events are explained beyond chance.
+pub fn convincing(c: &Counts, cfg: &CorrelateConfig, prior_log10_odds: f64) -> bool {
+    c.odds() + prior_log10_odds >= cfg.min_log10_odds
         && c.scores().2 >= cfg.min_share
         && (c.sends == 0 || c.send_odds >= 0.0)
         && (c.recvs == 0 || c.recv_odds >= 0.0)
@@ -50,9 +107,8 @@ fn other_role(x: &Tallied, app: &str, cfg: &CorrelateConfig) -> Option<Role> {
     if attr.app != app {
         return None;
     }
-    let doh = attr.evidence.iter().any(|e| e.contains("doh"));
     let (cs, cr, _) = x.counts.scores();
-    Some(if x.is_dns || doh {
+    Some(if x.is_dns || is_doh(x) {
         Role::Dns
     } else if x.counts.recvs > 0 && cr >= cfg.threshold && cs < cfg.threshold {
         Role::Push
@@ -78,22 +134,15 @@ pub fn classify(
     cfg: &CorrelateConfig,
 ) -> Vec<CorrelatedServer> {
     let mut out = Vec::new();
+    let cands = Candidates::of(tallied, app);
     for x in tallied {
         let c = &x.counts;
         let pooled = pool
             .and_then(|p| p.get(&(app.to_string(), x.ep)))
             .copied()
             .unwrap_or(*c);
-        let other_app = x.attr.as_ref().is_some_and(|s| s.app != app);
-        let doh = x
-            .attr
-            .as_ref()
-            .is_some_and(|s| s.evidence.iter().any(|e| e.contains("doh")));
-        let messaging = consistent(c, cfg)
-            && convincing(&pooled, cfg, tallied.len())
-            && !other_app
-            && !x.is_dns
-            && !doh;
+        let prior = prior_log10_odds(own_app(x, app), cands, cfg);
+        let messaging = eligible(x, app) && consistent(c, cfg) && convincing(&pooled, cfg, prior);
         let role = if messaging {
             Role::Messaging
         } else {
@@ -102,7 +151,7 @@ pub fn classify(
                 None => continue,
             }
         };
-        out.push(server(x, app, role, &pooled));
+        out.push(server(x, app, role, &pooled, prior));
     }
     out.sort_by(|a, b| {
         (b.role == Role::Messaging)
@@ -118,7 +167,7 @@ fn round(x: f64, digits: i32) -> f64 {
     (x * f).round() / f
 }
 
-fn server(x: &Tallied, app: &str, role: Role, pooled: &Counts) -> CorrelatedServer {
+fn server(x: &Tallied, app: &str, role: Role, pooled: &Counts, prior: f64) -> CorrelatedServer {
     let c = &x.counts;
     let mut evidence = vec![
         format!("sends:{}/{}", c.send_hits, c.sends),
@@ -131,6 +180,8 @@ fn server(x: &Tallied, app: &str, role: Role, pooled: &Counts) -> CorrelatedServ
             pooled.send_odds, pooled.recv_odds
         ),
         format!("campaign-score:{:.3}", pooled.scores().2),
+        format!("prior-log10-odds:{prior:.2}"),
+        format!("posterior-log10-odds:{:.2}", pooled.odds() + prior),
     ];
     if let Some(s) = &x.attr {
         evidence.extend(s.evidence.iter().cloned());

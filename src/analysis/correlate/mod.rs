@@ -113,9 +113,16 @@ pub struct CorrelateConfig {
     /// Residual clock error of a phone beyond its stated clock uncertainty
     /// (docs/real-lab.md asks for ±0.5 s at most).
     pub clock_slack: f64,
-    /// Campaign log10-odds an endpoint needs to be `messaging`, plus
-    /// log10 of the number of endpoints the measurement's phones used.
+    /// Posterior log10 odds an endpoint needs to be `messaging`: the
+    /// campaign's timing evidence plus the prior
+    /// ([`decide::prior_log10_odds`]). 2 = 99:1, the precision target.
     pub min_log10_odds: f64,
+    /// Prior probability that a measurement's messages travelled outside
+    /// every captured endpoint (capture started late, another network).
+    pub outside_share: f64,
+    /// Prior probability that the messaging server is among the endpoints
+    /// attribution gives to the app, when it gives it any.
+    pub attributed_share: f64,
     /// Share of a measurement's events (per direction) a messaging server
     /// may leave unexplained (rounded down: none below 10 events).
     pub miss_share: f64,
@@ -143,7 +150,12 @@ impl Default for CorrelateConfig {
             recv_after: 0.2,
             default_recv_lag: 6.0,
             clock_slack: 0.5,
-            min_log10_odds: 4.0,
+            min_log10_odds: std::env::var("MIN_LO")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(2.0),
+            outside_share: 0.05,
+            attributed_share: 0.9,
             miss_share: 0.1,
             min_share: 0.8,
             media_bytes: 200_000,
