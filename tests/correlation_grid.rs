@@ -51,6 +51,38 @@ fn few_messages_per_measurement_still_pool() {
     check(&cells, 600);
 }
 
+/// Small campaigns (issue 21 reland): one measurement of 2 messages — the
+/// `alone` score, each measurement being its own campaign — and 2–3
+/// messages, without baselines, with attribution (the apps' profiles) and
+/// without any: precision ≥ 0.99 alone and pooled, recall ≥ 0.95 pooled;
+/// the recall alone is printed, not a target (docs/correlation.md).
+#[test]
+fn small_campaigns_keep_precision() {
+    let mut cells = Vec::new();
+    for (lo, hi) in [(2, 2), (2, 3)] {
+        for attr in [true, false] {
+            let c = grid(&[3.0], &[0.3], &[30.0], &[false], &[1.0])[0];
+            cells.push(c.with_messages(lo, hi).with_attribution(attr));
+        }
+    }
+    let cfg = CorrelateConfig::default();
+    let mut failed = Vec::new();
+    for (i, c) in cells.iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, alone) = run_cell(dir.path(), c, PER_CELL, 800 + i as u64, &cfg, false);
+        let line = row(c, &s, &alone);
+        eprintln!("{line}");
+        if s.precision() < 0.99 || alone.precision() < 0.99 || s.recall() < 0.95 {
+            failed.push(line);
+        }
+    }
+    assert!(
+        failed.is_empty(),
+        "cells below target:\n{}",
+        failed.join("\n")
+    );
+}
+
 /// The evaluation can fail: a decision that ignores the events'
 /// uncertainty and assumes receipts are noticed at once misses the
 /// messaging servers of late receipts, and the scoring says so.

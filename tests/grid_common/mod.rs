@@ -113,7 +113,14 @@ pub fn run_cell(
         ..Spec::default()
     };
     let c = write_campaign(dir, &spec).expect("measgen writes the campaign");
-    let profiles = Arc::new(AppProfiles::builtin());
+    // Without attribution no app profile is loaded: nothing names any
+    // endpoint (the generator writes no DNS; with the shipped profiles its
+    // servers inside the apps' prefixes on chat ports are attributed).
+    let profiles = Arc::new(if cell.attribution {
+        AppProfiles::builtin()
+    } else {
+        AppProfiles::default()
+    });
     let t = std::time::Instant::now();
     let out = replay_campaign(&c.dir, &profiles, cfg).expect("replay");
     let secs = t.elapsed().as_secs_f64();
@@ -209,12 +216,20 @@ pub struct Cell {
     pub realistic: bool,
     /// Messages per measurement (uniform, inclusive).
     pub messages: (u32, u32),
+    /// The shipped app profiles attribute endpoints (else none is named).
+    pub attribution: bool,
 }
 
 impl Cell {
     /// The same cell with `messages` per measurement.
     pub fn with_messages(mut self, lo: u32, hi: u32) -> Cell {
         self.messages = (lo, hi);
+        self
+    }
+
+    /// The same cell with attribution on or off.
+    pub fn with_attribution(mut self, on: bool) -> Cell {
+        self.attribution = on;
         self
     }
 }
@@ -246,6 +261,7 @@ pub fn grid(
                                 && clock_error <= 0.3
                                 && noise_per_min <= 30.0,
                             messages: (2, 20),
+                            attribution: true,
                         });
                     }
                 }
@@ -258,12 +274,13 @@ pub fn grid(
 /// A table row.
 pub fn row(c: &Cell, s: &Score, alone: &Score) -> String {
     format!(
-        "| {:.1} | {:.1} | {:.0} | {} | {:.0}% | {}–{} | {} | {} | {:.3} | {:.3} | {}/{}/{} | {:.3} | {:.3} |",
+        "| {:.1} | {:.1} | {:.0} | {} | {:.0}% | {} | {}–{} | {} | {} | {:.3} | {:.3} | {}/{}/{} | {:.3} | {:.3} | {}/{}/{} |",
         c.cond.lag_max,
         c.cond.clock_error,
         c.cond.noise_per_min,
         if c.cond.baselines { "yes" } else { "no" },
         c.cond.uncertainty_share * 100.0,
+        if c.attribution { "yes" } else { "no" },
         c.messages.0,
         c.messages.1,
         s.measurements,
@@ -274,9 +291,12 @@ pub fn row(c: &Cell, s: &Score, alone: &Score) -> String {
         s.fp,
         s.fn_,
         alone.precision(),
-        alone.recall()
+        alone.recall(),
+        alone.tp,
+        alone.fp,
+        alone.fn_
     )
 }
 
 /// The table header.
-pub const HEADER: &str = "| lag ≤ s | clock ± s | noise /min | baselines | uncertainty written | messages per measurement | measurements | messages | precision | recall | tp/fp/fn | precision alone | recall alone |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|";
+pub const HEADER: &str = "| lag ≤ s | clock ± s | noise /min | baselines | uncertainty written | attribution | messages per measurement | measurements | messages | precision | recall | tp/fp/fn | precision alone | recall alone | tp/fp/fn alone |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|";

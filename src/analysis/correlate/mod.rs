@@ -150,10 +150,7 @@ impl Default for CorrelateConfig {
             recv_after: 0.2,
             default_recv_lag: 6.0,
             clock_slack: 0.5,
-            min_log10_odds: std::env::var("MIN_LO")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(2.0),
+            min_log10_odds: 2.0,
             outside_share: 0.05,
             attributed_share: 0.9,
             miss_share: 0.1,
