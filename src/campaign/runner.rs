@@ -21,7 +21,8 @@ use super::env::{
 use super::plan::{Kind, Plan, PlannedMeasurement, Side};
 use super::record::{IndexEntry, Record, Status, StepState, now};
 use crate::analysis::correlate::{
-    BaselineCache, CorrelateConfig, analyze_measurement_cached, replay_campaign, write_analysis,
+    BaselineCache, CorrelateConfig, LivePool, analyze_measurement_cached, replay_campaign,
+    write_analysis,
 };
 use crate::capture::Timestamp;
 use crate::device::events::{DeviceEvent, EventKind as K, text_sha256};
@@ -283,6 +284,9 @@ pub struct Runner {
     recording: Vec<String>,
     /// The campaign's baseline runs, each decoded once for all analyses.
     baselines: BaselineCache,
+    /// The evidence of the measurements analysed so far (rebuilt from the
+    /// folder on `--resume`), pooled into each live analysis.
+    live: LivePool,
 }
 
 impl std::fmt::Debug for Runner {
@@ -318,6 +322,7 @@ impl Runner {
             failed_nodes: BTreeSet::new(),
             recording: Vec::new(),
             baselines: BaselineCache::default(),
+            live: LivePool::default(),
         }
     }
 
@@ -813,6 +818,7 @@ impl Runner {
                     &profiles,
                     &self.correlate_config(),
                     &self.baselines,
+                    &self.live,
                 )
                 .map_err(|e| fail(EnvError::new(e.to_string())))?;
                 write_analysis(dir, &a).map_err(|e| fail(EnvError::new(e.to_string())))?;

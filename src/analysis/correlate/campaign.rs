@@ -290,18 +290,88 @@ pub fn analyze_measurement(
     Ok(finish(p, None, cfg))
 }
 
-/// [`analyze_measurement`] for a campaign measurement with the campaign's
-/// baselines from `cache` (each baseline decoded once per campaign).
+/// The live campaign pool of the campaign runner: the counts of the
+/// measurements analysed so far, per folder, and their sum per (app,
+/// endpoint). Built from the folder on first use (a resumed campaign: the
+/// measurements that already hold an `analysis.json` are decoded once),
+/// then grown by each measurement; a measurement analysed again (redone)
+/// replaces its earlier counts.
+#[derive(Debug, Default)]
+pub struct LivePool {
+    state: Mutex<Option<LiveState>>,
+}
+
+#[derive(Debug, Default)]
+struct LiveState {
+    entries: BTreeMap<PathBuf, (String, Vec<Tallied>)>,
+    pool: Pool,
+}
+
+impl LiveState {
+    fn insert(&mut self, dir: PathBuf, app: String, tallied: Vec<Tallied>) {
+        let replaced = self.entries.contains_key(&dir);
+        if !replaced {
+            pool_add(&mut self.pool, &app, &tallied);
+        }
+        self.entries.insert(dir, (app, tallied));
+        if replaced {
+            self.pool = Pool::new();
+            for (app, t) in self.entries.values() {
+                pool_add(&mut self.pool, app, t);
+            }
+        }
+    }
+}
+
+impl LivePool {
+    /// The state, rebuilt from the campaign folder on first use: every
+    /// measurement other than `except` that already has its analysis.
+    fn rebuild(
+        campaign: &Path,
+        except: &Path,
+        profiles: &Arc<AppProfiles>,
+        cfg: &CorrelateConfig,
+        baselines: &Baselines,
+    ) -> Result<LiveState, CorrelateError> {
+        use rayon::prelude::*;
+        let done: Vec<PathBuf> = measurement_dirs(campaign)?
+            .into_iter()
+            .filter(|d| d != except && d.join("analysis.json").is_file())
+            .collect();
+        let prepared: Vec<Prepared> = done
+            .par_iter()
+            .map(|d| prepare(d, Some(campaign), profiles, cfg, Some(baselines)))
+            .collect::<Result<_, _>>()?;
+        let mut st = LiveState::default();
+        for p in prepared {
+            st.insert(p.dir, p.app, p.tallied);
+        }
+        Ok(st)
+    }
+}
+
+/// [`analyze_measurement`] for a campaign measurement right after it ran:
+/// the campaign's baselines from `cache` (each decoded once per campaign)
+/// and the evidence pooled over the measurements analysed so far (`live`,
+/// this one included), so a small campaign's later measurements stand on
+/// its earlier ones. `matador replay` of the finished campaign pools all.
 pub fn analyze_measurement_cached(
     dir: &Path,
     campaign: &Path,
     profiles: &Arc<AppProfiles>,
     cfg: &CorrelateConfig,
     cache: &BaselineCache,
+    live: &LivePool,
 ) -> Result<MeasurementAnalysis, CorrelateError> {
     let baselines = cache.update(campaign, profiles, cfg)?;
     let p = prepare(dir, Some(campaign), profiles, cfg, Some(&baselines))?;
-    Ok(finish(p, None, cfg))
+    let mut g = live.state.lock().unwrap_or_else(|p| p.into_inner());
+    if g.is_none() {
+        *g = Some(LivePool::rebuild(campaign, dir, profiles, cfg, &baselines)?);
+    }
+    let st = g.get_or_insert_with(LiveState::default);
+    st.insert(p.dir.clone(), p.app.clone(), p.tallied.clone());
+    Ok(finish(p, Some(&st.pool), cfg))
 }
 
 /// Writes `analysis.json` atomically and durably ([`crate::atomic_file`]).

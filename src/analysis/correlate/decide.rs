@@ -77,6 +77,12 @@ fn eligible(x: &Tallied, app: &str) -> bool {
 /// probability `attributed_share` when attribution names any (then
 /// uniform within each group), uniform over all when it names none.
 pub fn prior_log10_odds(attributed_to_app: bool, c: Candidates, cfg: &CorrelateConfig) -> f64 {
+    let p = prior(attributed_to_app, c, cfg);
+    (p / (1.0 - p)).log10()
+}
+
+/// The prior probability behind [`prior_log10_odds`].
+fn prior(attributed_to_app: bool, c: Candidates, cfg: &CorrelateConfig) -> f64 {
     let inside = 1.0 - cfg.outside_share;
     let n = c.eligible.max(1) as f64;
     let p = if c.attributed == 0 || c.attributed >= c.eligible {
@@ -86,15 +92,46 @@ pub fn prior_log10_odds(attributed_to_app: bool, c: Candidates, cfg: &CorrelateC
     } else {
         inside * (1.0 - cfg.attributed_share) / (c.eligible - c.attributed) as f64
     };
-    let p = p.clamp(1e-9, 1.0 - 1e-9);
-    (p / (1.0 - p)).log10()
+    p.clamp(1e-9, 1.0 - 1e-9)
 }
 
-/// The campaign's part: the posterior odds (prior × the pooled timing
-/// evidence) reach `min_log10_odds`, no direction with events speaks
-/// against it, and most events are explained beyond chance.
-pub fn convincing(c: &Counts, cfg: &CorrelateConfig, prior_log10_odds: f64) -> bool {
-    c.odds() + prior_log10_odds >= cfg.min_log10_odds
+/// An eligible endpoint's prior probability and pooled log10 timing odds.
+struct Standing<'a> {
+    x: &'a Tallied,
+    prior: f64,
+    lr: f64,
+}
+
+/// log10 posterior odds that `e` carries its phones' messages, against
+/// the hypotheses that one of its `rivals` (eligible endpoints sharing a
+/// phone with it: a phone's messages have one carrier) carries them, or
+/// that nothing captured does (the remaining prior mass, without timing
+/// evidence). With no rival this is the prior odds plus the timing odds.
+fn posterior(e: &Standing<'_>, all: &[Standing<'_>]) -> f64 {
+    let rivals: Vec<&Standing<'_>> = all
+        .iter()
+        .filter(|k| k.x.ep != e.x.ep && !k.x.phones.is_disjoint(&e.x.phones))
+        .collect();
+    let rest = (1.0 - e.prior - rivals.iter().map(|k| k.prior).sum::<f64>()).max(1e-9);
+    // log10(rest + Σ prior·10^lr), computed without overflow.
+    let terms: Vec<f64> = std::iter::once(rest.log10())
+        .chain(rivals.iter().map(|k| k.prior.log10() + k.lr))
+        .collect();
+    let top = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let against = top
+        + terms
+            .iter()
+            .map(|t| 10f64.powf(t - top))
+            .sum::<f64>()
+            .log10();
+    e.prior.log10() + e.lr - against
+}
+
+/// The campaign's part: the posterior odds (see [`classify`]) reach
+/// `min_log10_odds`, no direction with events speaks against it, and most
+/// of the pooled events are explained beyond chance.
+pub fn convincing(c: &Counts, cfg: &CorrelateConfig, posterior_log10_odds: f64) -> bool {
+    posterior_log10_odds >= cfg.min_log10_odds
         && c.scores().2 >= cfg.min_share
         && (c.sends == 0 || c.send_odds >= 0.0)
         && (c.recvs == 0 || c.recv_odds >= 0.0)
@@ -135,14 +172,29 @@ pub fn classify(
 ) -> Vec<CorrelatedServer> {
     let mut out = Vec::new();
     let cands = Candidates::of(tallied, app);
+    let pooled_of = |x: &Tallied| {
+        pool.and_then(|p| p.get(&(app.to_string(), x.ep)))
+            .copied()
+            .unwrap_or(x.counts)
+    };
+    let standing: Vec<Standing<'_>> = tallied
+        .iter()
+        .filter(|x| eligible(x, app))
+        .map(|x| Standing {
+            x,
+            prior: prior(own_app(x, app), cands, cfg),
+            lr: pooled_of(x).odds(),
+        })
+        .collect();
     for x in tallied {
         let c = &x.counts;
-        let pooled = pool
-            .and_then(|p| p.get(&(app.to_string(), x.ep)))
-            .copied()
-            .unwrap_or(*c);
+        let pooled = pooled_of(x);
         let prior = prior_log10_odds(own_app(x, app), cands, cfg);
-        let messaging = eligible(x, app) && consistent(c, cfg) && convincing(&pooled, cfg, prior);
+        let post = standing
+            .iter()
+            .find(|s| s.x.ep == x.ep)
+            .map_or(f64::NEG_INFINITY, |s| posterior(s, &standing));
+        let messaging = eligible(x, app) && consistent(c, cfg) && convincing(&pooled, cfg, post);
         let role = if messaging {
             Role::Messaging
         } else {
@@ -151,7 +203,7 @@ pub fn classify(
                 None => continue,
             }
         };
-        out.push(server(x, app, role, &pooled, prior));
+        out.push(server(x, app, role, &pooled, (prior, post)));
     }
     out.sort_by(|a, b| {
         (b.role == Role::Messaging)
@@ -167,7 +219,13 @@ fn round(x: f64, digits: i32) -> f64 {
     (x * f).round() / f
 }
 
-fn server(x: &Tallied, app: &str, role: Role, pooled: &Counts, prior: f64) -> CorrelatedServer {
+fn server(
+    x: &Tallied,
+    app: &str,
+    role: Role,
+    pooled: &Counts,
+    (prior, post): (f64, f64),
+) -> CorrelatedServer {
     let c = &x.counts;
     let mut evidence = vec![
         format!("sends:{}/{}", c.send_hits, c.sends),
@@ -181,7 +239,7 @@ fn server(x: &Tallied, app: &str, role: Role, pooled: &Counts, prior: f64) -> Co
         ),
         format!("campaign-score:{:.3}", pooled.scores().2),
         format!("prior-log10-odds:{prior:.2}"),
-        format!("posterior-log10-odds:{:.2}", pooled.odds() + prior),
+        format!("posterior-log10-odds:{post:.2}"),
     ];
     if let Some(s) = &x.attr {
         evidence.extend(s.evidence.iter().cloned());

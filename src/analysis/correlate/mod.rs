@@ -45,9 +45,9 @@ pub mod folder;
 pub mod orient;
 
 pub use campaign::{
-    BaselineCache, Baselines, Prepared, Scanned, analyze_measurement, analyze_measurement_cached,
-    campaign_servers, finish, prepare, replay_campaign, scan_baselines, scan_measurement,
-    write_analysis,
+    BaselineCache, Baselines, LivePool, Prepared, Scanned, analyze_measurement,
+    analyze_measurement_cached, campaign_servers, finish, prepare, replay_campaign, scan_baselines,
+    scan_measurement, write_analysis,
 };
 pub use capture::{CaptureLog, Endpoint, scan_capture};
 pub use decide::{Pool, classify, pool_add};
