@@ -293,11 +293,8 @@ impl World {
             node_capture_if,
             state,
             lab_only: true,
-            exempt: {
-                let mut v = ls.scenario.exempt_networks();
-                v.extend(crate::lab::topology::lab_networks());
-                v
-            },
+            // The probe step's lab mode adds the lab's own space.
+            exempt: ls.scenario.exempt_networks(),
             resolver: Some(resolver),
         })
     }

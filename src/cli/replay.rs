@@ -72,8 +72,10 @@ pub struct ReplayArgs {
     pub apps: Option<PathBuf>,
 
     /// The captures come from matador's virtual lab: its address space
-    /// (198.18.0.0/15, fd00::/8) is not reported as bogon answers. Lab
-    /// campaign folders (with lab-topology.yaml) get this automatically.
+    /// (198.18.0.0/15, fd00::/8) is not reported as bogon answers. A
+    /// campaign folder passes its own exemption: the virtual lab's space
+    /// when it holds lab-topology.yaml, and the `exempt_networks` of its
+    /// recorded scenario.yaml.
     #[arg(long)]
     pub lab: bool,
 }

@@ -196,7 +196,12 @@ impl StepHook for ProbeStep {
         let out = dir.join("probes");
         std::fs::create_dir_all(&out).map_err(|e| err(&e))?;
         let mut runner = |name: &str, s: &ProbeSpec| self.vantage(name, s, &out);
-        let knowledge = Knowledge::shipped(&self.exempt);
+        // Lab mode: the virtual lab's own space is exempt, explicitly.
+        let mut exempt = self.exempt.clone();
+        if self.lab {
+            exempt.extend(crate::lab::topology::lab_networks());
+        }
+        let knowledge = Knowledge::shipped(&exempt);
         let r = session::round(&spec, &control, &vantages, &knowledge, &mut runner)
             .map_err(|e| err(&e))?;
         let meta: BTreeMap<String, VantageMeta> = self

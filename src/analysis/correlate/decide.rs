@@ -262,3 +262,84 @@ fn server(
         campaign_log10_odds: Some(round(pooled.odds(), 2)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    fn tallied(last: u8, phones: &[&str], odds: f64) -> Tallied {
+        Tallied {
+            ep: Endpoint {
+                ip: std::net::IpAddr::from([203, 0, 113, last]),
+                port: 443,
+                proto: 6,
+            },
+            counts: Counts {
+                send_hits: 2,
+                sends: 2,
+                recv_hits: 2,
+                recvs: 2,
+                send_odds: odds / 2.0,
+                recv_odds: odds / 2.0,
+                ..Counts::default()
+            },
+            phones: phones
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<BTreeSet<_>>(),
+            attr: None,
+            names: BTreeSet::new(),
+            is_dns: false,
+            bytes: 1000,
+            packets: 10,
+            active_intervals: 1,
+        }
+    }
+
+    fn messaging(t: &[Tallied]) -> Vec<u8> {
+        let cfg = CorrelateConfig::default();
+        classify(t, "x", None, &cfg)
+            .iter()
+            .filter(|s| s.role == Role::Messaging)
+            .map(|s| match s.ip {
+                std::net::IpAddr::V4(a) => a.octets()[3],
+                std::net::IpAddr::V6(_) => 0,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn prior_follows_candidates_and_attribution() {
+        let cfg = CorrelateConfig::default();
+        let one = Candidates {
+            eligible: 1,
+            attributed: 0,
+        };
+        // A lone candidate: 0.95 against the 0.05 of "not captured".
+        assert!((prior_log10_odds(false, one, &cfg) - 19f64.log10()).abs() < 1e-9);
+        let many = Candidates {
+            eligible: 50,
+            attributed: 3,
+        };
+        let own = prior_log10_odds(true, many, &cfg);
+        let other = prior_log10_odds(false, many, &cfg);
+        assert!((own - (0.285f64 / 0.715).log10()).abs() < 1e-9, "{own}");
+        assert!(other < -2.6 && other > -2.8, "{other}");
+    }
+
+    #[test]
+    fn a_lone_candidate_with_weak_timing_passes_a_decoy_beside_a_strong_one_does_not() {
+        // The rehearsal's case: one endpoint, timing odds 1.25 → posterior 2.53.
+        assert_eq!(messaging(&[tallied(1, &["a", "b"], 1.25)]), vec![1]);
+        // Below the prior's reach: timing 0.5 → posterior 1.78 < 2.
+        assert!(messaging(&[tallied(1, &["a", "b"], 0.5)]).is_empty());
+        // A decoy that met all 4 events by chance (3.65) beside the real
+        // server of the same phones (12.8): the server only.
+        let t = [tallied(1, &["a", "b"], 12.8), tallied(2, &["a", "b"], 3.65)];
+        assert_eq!(messaging(&t), vec![1]);
+        // Split servers (one per phone) are not rivals.
+        let t = [tallied(1, &["a"], 6.0), tallied(2, &["b"], 6.0)];
+        assert_eq!(messaging(&t), vec![1, 2]);
+    }
+}
