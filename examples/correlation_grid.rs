@@ -14,15 +14,7 @@ fn main() {
     let seed: u64 = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(1000);
     let mode = args.get(2).map_or("full", |s| s.as_str());
     let cells = if mode == "small" {
-        // Small campaigns: 2 and 2–3 messages, no baselines, attribution on/off.
-        let mut v = Vec::new();
-        for (lo, hi) in [(2, 2), (2, 3)] {
-            for attr in [true, false] {
-                let c = grid(&[3.0], &[0.3], &[30.0], &[false], &[1.0])[0];
-                v.push(c.with_messages(lo, hi).with_attribution(attr));
-            }
-        }
-        v
+        grid_common::small_cells()
     } else if mode == "hard" {
         grid(&[6.0], &[0.5], &[60.0], &[false], &[0.0, 1.0])
             .into_iter()

@@ -159,7 +159,7 @@ fn alone(
         .into_iter()
         .map(|p| (p.id.clone(), finish(p, None, cfg)))
         .collect();
-    score(truth, &by_id, false)
+    score(truth, &by_id, verbose)
 }
 
 /// Prints the strongest non-messaging endpoints (pooled odds) and the
@@ -266,6 +266,20 @@ pub fn grid(
                     }
                 }
             }
+        }
+    }
+    v
+}
+
+/// Small campaigns: 2 and 2–3 messages per measurement at the realistic
+/// corner (lag 3 s, clock 0.3 s, noise 30/min), no baselines, with the
+/// shipped app profiles' attribution and without any.
+pub fn small_cells() -> Vec<Cell> {
+    let mut v = Vec::new();
+    for (lo, hi) in [(2, 2), (2, 3)] {
+        for attr in [true, false] {
+            let c = grid(&[3.0], &[0.3], &[30.0], &[false], &[1.0])[0];
+            v.push(c.with_messages(lo, hi).with_attribution(attr));
         }
     }
     v

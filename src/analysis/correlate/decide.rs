@@ -324,8 +324,10 @@ mod tests {
         };
         let own = prior_log10_odds(true, many, &cfg);
         let other = prior_log10_odds(false, many, &cfg);
-        assert!((own - (0.285f64 / 0.715).log10()).abs() < 1e-9, "{own}");
-        assert!(other < -2.6 && other > -2.8, "{other}");
+        let p: f64 = 0.95 * 0.5 / 3.0;
+        assert!((own - (p / (1.0 - p)).log10()).abs() < 1e-9, "{own}");
+        let p: f64 = 0.95 * 0.5 / 47.0;
+        assert!((other - (p / (1.0 - p)).log10()).abs() < 1e-9, "{other}");
     }
 
     #[test]

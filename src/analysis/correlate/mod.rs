@@ -121,7 +121,9 @@ pub struct CorrelateConfig {
     /// every captured endpoint (capture started late, another network).
     pub outside_share: f64,
     /// Prior probability that the messaging server is among the endpoints
-    /// attribution gives to the app, when it gives it any.
+    /// attribution gives to the app, when it gives it any: an even chance
+    /// (profiles do not cover every carrier: relays by IP only, ports
+    /// outside `prefix_ports`); docs/correlation.md.
     pub attributed_share: f64,
     /// Share of a measurement's events (per direction) a messaging server
     /// may leave unexplained (rounded down: none below 10 events).
@@ -152,7 +154,7 @@ impl Default for CorrelateConfig {
             clock_slack: 0.5,
             min_log10_odds: 2.0,
             outside_share: 0.05,
-            attributed_share: 0.9,
+            attributed_share: 0.5,
             miss_share: 0.1,
             min_share: 0.8,
             media_bytes: 200_000,
