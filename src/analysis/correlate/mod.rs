@@ -15,10 +15,12 @@
 //! `log10(0.05/(1-p))` when not), per direction, summed over the campaign
 //! (the same server across measurements and pairs). An endpoint is a
 //! messaging server of a measurement when it explains (almost) every
-//! message of the phones that used it there *and* the campaign's odds are
-//! at least 10⁴:1 per candidate endpoint with no direction against it, explaining at least 80 %
-//! of the campaign's events beyond chance. See docs/correlation.md
-//! for a worked example.
+//! message of the phones that used it there *and* its posterior odds —
+//! a prior over the eligible endpoints (attribution shifts it), times the
+//! campaign's timing odds, against its rivals on the same phones — reach
+//! 100:1, with no direction against it, explaining at least 80 % of the
+//! campaign's events beyond chance. See docs/correlation.md for the prior
+//! and a worked example.
 //!
 //! DNS names, SNI and the app [`attribution`](super::attribution) are
 //! supporting evidence (names, a veto for servers of *another* app, roles of
