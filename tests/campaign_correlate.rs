@@ -317,3 +317,53 @@ fn replay_cli_on_campaign_folder_is_deterministic() {
         analysis
     );
 }
+
+/// The campaign runner's live analysis pools the measurements analysed so
+/// far; a fresh pool (a resumed campaign) rebuilds the same evidence from
+/// the folder.
+#[test]
+fn live_analysis_pools_what_was_done_so_far() {
+    use matador::analysis::correlate::{
+        BaselineCache, LivePool, analyze_measurement_cached, measurement_dirs, write_analysis,
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (dir, _) = campaign(
+        tmp.path(),
+        &SynOpts {
+            repetitions: 2,
+            seed: 9,
+            ..SynOpts::default()
+        },
+    );
+    let profiles = Arc::new(AppProfiles::builtin());
+    let cfg = CorrelateConfig::default();
+    let (cache, live) = (BaselineCache::default(), LivePool::default());
+    let mut last = None;
+    for d in measurement_dirs(&dir).unwrap() {
+        let a = analyze_measurement_cached(&d, &dir, &profiles, &cfg, &cache, &live).unwrap();
+        write_analysis(&d, &a).unwrap();
+        last = Some((d, a));
+    }
+    let (d, a) = last.unwrap();
+    let m = a
+        .servers
+        .iter()
+        .find(|s| s.role == "messaging")
+        .expect("messaging server");
+    // Pooled over this app's measurements (two repetitions): more than its own.
+    assert!(
+        m.campaign_log10_odds.unwrap() > m.log10_odds.unwrap() + 1.0,
+        "{m:?}"
+    );
+    // Resume: a fresh pool rebuilt from the folder gives the same analysis.
+    let again = analyze_measurement_cached(
+        &d,
+        &dir,
+        &profiles,
+        &cfg,
+        &BaselineCache::default(),
+        &LivePool::default(),
+    )
+    .unwrap();
+    assert_eq!(again.servers, a.servers);
+}

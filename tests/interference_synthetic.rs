@@ -413,6 +413,7 @@ fn control_inconsistency() {
         control,
         asn: Some(Arc::new(asn)),
         keywords: vec![],
+        exempt: vec![],
     });
     assert_eq!(rules(&ev), vec![("control_inconsistency", vec![2])]);
     assert_eq!(ev[0].confidence, 0.7);

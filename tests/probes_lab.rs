@@ -172,7 +172,7 @@ fn probes_recover_exactly_the_configured_censorship() {
         run_in_netns(name, node.netns.as_deref().unwrap(), &s)
     };
     let t0 = Instant::now();
-    let knowledge = Knowledge::shipped(true);
+    let knowledge = Knowledge::shipped(&matador::lab::topology::lab_networks());
     let r = session::round(
         &spec,
         "ca-1",

@@ -128,6 +128,10 @@ fn bad_values_say_what_was_expected() {
     let (l, _, m) = err_at(&GOOD.replace("lab: {}\n", ""));
     assert_eq!(l, 8, "{m}");
     assert!(m.contains("not defined under `nodes:`"), "{m}");
+    let (l, _, m) = err_at(&format!("{GOOD}exempt_networks: [198.18.0.0/99]\n"));
+    assert!(l == 18 && m.contains("address range"), "{l}: {m}");
+    let ok = parse(&format!("{GOOD}exempt_networks: [198.18.0.0/15]\n")).unwrap();
+    assert_eq!(ok.scenario.exempt_networks().len(), 1);
     let (l, _, m) = err_at(&GOOD.replace("repetitions: 2", "repetitions: -1"));
     assert_eq!(l, 15, "{m}");
     let (l, _, m) = err_at("name: [unclosed\n");

@@ -31,6 +31,10 @@ pub struct ReplayOptions {
     pub flows: FlowConfig,
     /// App profiles used for attribution (default: the shipped ones).
     pub apps: Arc<AppProfiles>,
+    /// Address ranges the caller declares its own (never bogons for
+    /// interference detection): the virtual lab passes its address space
+    /// here explicitly; empty by default.
+    pub exempt: Vec<ipnetwork::IpNetwork>,
 }
 
 impl Default for ReplayOptions {
@@ -38,6 +42,7 @@ impl Default for ReplayOptions {
         ReplayOptions {
             flows: FlowConfig::default(),
             apps: Arc::new(AppProfiles::builtin()),
+            exempt: Vec::new(),
         }
     }
 }
@@ -64,11 +69,13 @@ pub trait ReportSink: PacketSink {
 /// The extra analysers of a replay, one line per analyser. Each gets every
 /// decoded packet after the built-in sinks (flows, DNS, names, attribution)
 /// and finishes after them, in list order.
-pub fn extra_sinks(_opts: &ReplayOptions) -> Vec<Box<dyn ReportSink>> {
+pub fn extra_sinks(opts: &ReplayOptions) -> Vec<Box<dyn ReportSink>> {
     vec![
         // Interference (src/analysis/interference/) registers its
         // InterferenceDetector here; it fills `report.interference`.
-        Box::new(super::interference::InterferenceDetector::fed_by_replay()),
+        Box::new(
+            super::interference::InterferenceDetector::fed_by_replay().exempting(&opts.exempt),
+        ),
     ]
 }
 

@@ -21,7 +21,8 @@ use super::env::{
 use super::plan::{Kind, Plan, PlannedMeasurement, Side};
 use super::record::{IndexEntry, Record, Status, StepState, now};
 use crate::analysis::correlate::{
-    CorrelateConfig, analyze_measurement, replay_campaign, write_analysis,
+    BaselineCache, CorrelateConfig, LivePool, analyze_measurement_cached, replay_campaign,
+    write_analysis,
 };
 use crate::capture::Timestamp;
 use crate::device::events::{DeviceEvent, EventKind as K, text_sha256};
@@ -176,6 +177,9 @@ pub struct RunOptions {
     pub profiles: Arc<AppProfiles>,
     /// Progress bar (hidden when not on a terminal).
     pub progress: Option<indicatif::ProgressBar>,
+    /// Address ranges the operator declares its own (the scenario's
+    /// `exempt_networks`; `--lab` adds the virtual lab's): never bogons.
+    pub exempt: Vec<ipnetwork::IpNetwork>,
 }
 
 impl RunOptions {
@@ -198,6 +202,7 @@ impl RunOptions {
             stop: Arc::new(AtomicBool::new(false)),
             profiles: Arc::new(profiles),
             progress: None,
+            exempt: sc.exempt_networks(),
         }
     }
 }
@@ -277,6 +282,11 @@ pub struct Runner {
     failed_nodes: BTreeSet<String>,
     /// Phones whose screen is being recorded.
     recording: Vec<String>,
+    /// The campaign's baseline runs, each decoded once for all analyses.
+    baselines: BaselineCache,
+    /// The evidence of the measurements analysed so far (rebuilt from the
+    /// folder on `--resume`), pooled into each live analysis.
+    live: LivePool,
 }
 
 impl std::fmt::Debug for Runner {
@@ -289,6 +299,19 @@ impl std::fmt::Debug for Runner {
 }
 
 impl Runner {
+    /// The correlation's settings: the virtual lab's address space is
+    /// passed explicitly as an exemption for lab campaigns.
+    fn correlate_config(&self) -> CorrelateConfig {
+        CorrelateConfig {
+            exempt: {
+                let mut v = self.opts.exempt.clone();
+                v.extend(crate::lab::topology::lab_exemption(&self.record.dir));
+                v
+            },
+            ..CorrelateConfig::default()
+        }
+    }
+
     /// A runner over an open record and its plan.
     pub fn new(record: Record, plan: Plan, env: Env, opts: RunOptions) -> Runner {
         Runner {
@@ -298,6 +321,8 @@ impl Runner {
             opts,
             failed_nodes: BTreeSet::new(),
             recording: Vec::new(),
+            baselines: BaselineCache::default(),
+            live: LivePool::default(),
         }
     }
 
@@ -367,7 +392,7 @@ impl Runner {
             let r = replay_campaign(
                 &self.record.dir,
                 &self.opts.profiles,
-                &CorrelateConfig::default(),
+                &self.correlate_config(),
             );
             let (state, detail) = match &r {
                 Ok(v) => (StepState::Done, format!("{} measurements", v.len())),
@@ -787,11 +812,13 @@ impl Runner {
                 let campaign = self.record.dir.clone();
                 let d = dir.to_path_buf();
                 let profiles = self.opts.profiles.clone();
-                let a = analyze_measurement(
+                let a = analyze_measurement_cached(
                     &d,
-                    Some(&campaign),
+                    &campaign,
                     &profiles,
-                    &CorrelateConfig::default(),
+                    &self.correlate_config(),
+                    &self.baselines,
+                    &self.live,
                 )
                 .map_err(|e| fail(EnvError::new(e.to_string())))?;
                 write_analysis(dir, &a).map_err(|e| fail(EnvError::new(e.to_string())))?;

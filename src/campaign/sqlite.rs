@@ -188,7 +188,7 @@ fn put(tx: &Transaction<'_>, dir: &Path, m: &IndexEntry) -> rusqlite::Result<()>
                 s.ip.to_string(),
                 s.port,
                 s.proto,
-                s.role,
+                s.role.as_str(),
                 s.score,
                 s.hits,
                 s.events,

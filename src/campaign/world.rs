@@ -80,6 +80,9 @@ pub struct World {
     pub state: StateFile,
     /// Paths and probes refuse targets outside the virtual lab's space.
     pub lab_only: bool,
+    /// Address ranges never judged bogons by the probes (the scenario's
+    /// `exempt_networks`; the virtual lab adds its own space).
+    pub exempt: Vec<ipnetwork::IpNetwork>,
     /// Resolver the probes ask (absent: each node's own).
     pub resolver: Option<SocketAddr>,
 }
@@ -196,6 +199,7 @@ impl World {
             node_capture_if: router.node_capture_if.clone(),
             state,
             lab_only: false,
+            exempt: ls.scenario.exempt_networks(),
             resolver: None,
         })
     }
@@ -289,6 +293,8 @@ impl World {
             node_capture_if,
             state,
             lab_only: true,
+            // The probe step's lab mode adds the lab's own space.
+            exempt: ls.scenario.exempt_networks(),
             resolver: Some(resolver),
         })
     }
@@ -391,12 +397,14 @@ impl World {
                     (k.clone(), p)
                 })
                 .collect();
-            let step = ProbeStep::new(nodes, pool.clone(), None, self.lab_only).with(
-                self.resolver,
-                None,
-                crate::probes::limit::Limits::default(),
-                Some(self.apps_dir.clone()),
-            );
+            let step = ProbeStep::new(nodes, pool.clone(), None, self.lab_only)
+                .exempting(self.exempt.clone())
+                .with(
+                    self.resolver,
+                    None,
+                    crate::probes::limit::Limits::default(),
+                    Some(self.apps_dir.clone()),
+                );
             Arc::new(step) as Arc<dyn super::env::StepHook>
         });
         let vantage = NetVantage::new(

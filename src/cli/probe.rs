@@ -236,7 +236,12 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         max_requests: args.max_requests,
     };
     spec.lab = lab;
-    let mut knowledge = Knowledge::shipped(lab);
+    let exempt = if lab {
+        crate::lab::topology::lab_networks()
+    } else {
+        Vec::new()
+    };
+    let mut knowledge = Knowledge::shipped(&exempt);
     let mmdb = args
         .asn_db
         .clone()

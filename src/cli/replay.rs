@@ -70,6 +70,14 @@ pub struct ReplayArgs {
     /// with, in its app-profiles/).
     #[arg(long, value_name = "DIR")]
     pub apps: Option<PathBuf>,
+
+    /// The captures come from matador's virtual lab: its address space
+    /// (198.18.0.0/15, fd00::/8) is not reported as bogon answers. A
+    /// campaign folder passes its own exemption: the virtual lab's space
+    /// when it holds lab-topology.yaml, and the `exempt_networks` of its
+    /// recorded scenario.yaml.
+    #[arg(long)]
+    pub lab: bool,
 }
 
 /// Runs `matador replay`.
@@ -112,6 +120,11 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
         .max(1);
     let opts = ReplayOptions {
         apps: Arc::new(apps),
+        exempt: if args.lab {
+            crate::lab::topology::lab_networks()
+        } else {
+            Vec::new()
+        },
         ..ReplayOptions::default()
     };
     // Finished records spill to unnamed temporary files (under --out when

@@ -67,6 +67,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     let mut opts = RunOptions::from_scenario(&ls.scenario, ls.profiles.clone());
+    if args.lab {
+        // The virtual lab's own address space, passed explicitly.
+        opts.exempt.extend(crate::lab::topology::lab_networks());
+    }
     // Ctrl-C: finish the current step, tear down, leave a resumable record
     // (during `--lab` bring-up it cancels the lab, which removes itself).
     let stop = opts.stop.clone();
@@ -415,9 +419,19 @@ pub fn replay_record(
     {
         return Ok(None);
     }
-    let cfg = CorrelateConfig::default();
     let mut results = Vec::new();
     for p in paths {
+        // A virtual-lab campaign (or a measurement inside one) passes the
+        // lab's address space as its explicit exemption.
+        let campaign = if is_campaign(p) {
+            p.as_path()
+        } else {
+            p.ancestors().nth(2).unwrap_or(p)
+        };
+        let cfg = CorrelateConfig {
+            exempt: crate::lab::topology::lab_exemption(campaign),
+            ..CorrelateConfig::default()
+        };
         if is_measurement(p) && !is_campaign(p) {
             // measurements/<id> of a campaign, or a standalone folder.
             let campaign = p.parent().and_then(std::path::Path::parent);

@@ -1421,7 +1421,7 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
         mmdb: Some(mmdb),
         state: Some(b.st.path().to_path_buf()),
         node_matador: Some(opts.exe.clone()),
-        allowed_targets: vec!["198.18.0.0/15".into(), "fd00::/8".into()],
+        allowed_targets: super::topology::LAB_NETWORKS.map(String::from).to_vec(),
         adb_server,
     };
     for c in tunnel_checks(&desc) {

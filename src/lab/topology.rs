@@ -175,15 +175,52 @@ pub fn control_resolver_ok(ip: Ipv4Addr) -> bool {
     (CONTROL_RESOLVER_RANGE.0..=CONTROL_RESOLVER_RANGE.1).contains(&ip)
 }
 
-/// Whether an address is allowed in the lab (198.18.0.0/15 or fd00::/8).
+/// The lab's address space, the one definition: RFC 2544 benchmarking
+/// (IPv4) and the locally assigned half of unique-local (IPv6). Bogons to
+/// the world (analysis/interference/data/bogons.txt); whatever analyses lab
+/// traffic passes [`lab_networks`] as its explicit exemption.
+pub const LAB_NETWORKS: [&str; 2] = ["198.18.0.0/15", "fd00::/8"];
+
+/// [`LAB_NETWORKS`] parsed.
+pub fn lab_networks() -> Vec<ipnetwork::IpNetwork> {
+    LAB_NETWORKS.iter().filter_map(|n| n.parse().ok()).collect()
+}
+
+/// The exemption a campaign record asks for: the lab's networks when the
+/// campaign ran in the virtual lab (it holds `lab-topology.yaml`), plus the
+/// `exempt_networks` its recorded `scenario.yaml` declares (a real lab in
+/// the benchmarking range), else none.
+pub fn lab_exemption(campaign: &Path) -> Vec<ipnetwork::IpNetwork> {
+    let mut out = if campaign.join("lab-topology.yaml").is_file() {
+        lab_networks()
+    } else {
+        Vec::new()
+    };
+    out.extend(recorded_exemption(campaign));
+    out
+}
+
+/// `exempt_networks` of a campaign's recorded `scenario.yaml` (none when
+/// the file or the key is absent; a campaign record's scenario was checked
+/// when it ran).
+fn recorded_exemption(campaign: &Path) -> Vec<ipnetwork::IpNetwork> {
+    let Ok(text) = std::fs::read_to_string(campaign.join("scenario.yaml")) else {
+        return Vec::new();
+    };
+    let Ok(v) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&text) else {
+        return Vec::new();
+    };
+    v.get("exempt_networks")
+        .and_then(|l| l.as_sequence())
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.as_str()?.parse().ok())
+        .collect()
+}
+
+/// Whether an address is allowed in the lab ([`LAB_NETWORKS`]).
 pub fn lab_address(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(a) => {
-            let o = a.octets();
-            o[0] == 198 && (o[1] == 18 || o[1] == 19)
-        }
-        IpAddr::V6(a) => a.octets()[0] == 0xfd,
-    }
+    lab_networks().iter().any(|n| n.contains(ip))
 }
 
 fn valid_name(s: &str) -> bool {

@@ -43,6 +43,7 @@ pub struct ProbeStep {
     neutral: Option<SocketAddr>,
     limits: Limits,
     lab: bool,
+    exempt: Vec<ipnetwork::IpNetwork>,
     profiles: Option<PathBuf>,
     race_window_ms: u64,
 }
@@ -66,9 +67,17 @@ impl ProbeStep {
             neutral: None,
             limits: Limits::default(),
             lab,
+            exempt: Vec::new(),
             profiles: None,
             race_window_ms: 250,
         }
+    }
+
+    /// Declares `nets` the operator's own address space: answers inside
+    /// them are never judged bogons (a lab in the benchmarking range).
+    pub fn exempting(mut self, nets: Vec<ipnetwork::IpNetwork>) -> Self {
+        self.exempt = nets;
+        self
     }
 
     /// Sets the resolver, the neutral address of the Host test, the limits
@@ -187,7 +196,12 @@ impl StepHook for ProbeStep {
         let out = dir.join("probes");
         std::fs::create_dir_all(&out).map_err(|e| err(&e))?;
         let mut runner = |name: &str, s: &ProbeSpec| self.vantage(name, s, &out);
-        let knowledge = Knowledge::shipped(self.lab);
+        // Lab mode: the virtual lab's own space is exempt, explicitly.
+        let mut exempt = self.exempt.clone();
+        if self.lab {
+            exempt.extend(crate::lab::topology::lab_networks());
+        }
+        let knowledge = Knowledge::shipped(&exempt);
         let r = session::round(&spec, &control, &vantages, &knowledge, &mut runner)
             .map_err(|e| err(&e))?;
         let meta: BTreeMap<String, VantageMeta> = self

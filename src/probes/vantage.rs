@@ -366,6 +366,12 @@ pub fn run(name: &str, spec: &ProbeSpec) -> VantageResult {
             }
             let cfg = InterferenceConfig {
                 control,
+                // Lab mode: the lab's own address space, passed explicitly.
+                exempt: if spec.lab {
+                    crate::lab::topology::lab_networks()
+                } else {
+                    Vec::new()
+                },
                 ..Default::default()
             };
             match analyze_capture(f, cfg) {

@@ -127,9 +127,6 @@ pub struct Knowledge {
     pub data: RuleData,
     /// ASN lookup for the consistency rule.
     pub asn: Option<Arc<dyn AsnLookup>>,
-    /// Lab mode: 198.18.0.0/15 (benchmarking, a bogon) is the lab's own
-    /// address space, not a bogon.
-    pub lab: bool,
 }
 
 impl std::fmt::Debug for Knowledge {
@@ -137,27 +134,24 @@ impl std::fmt::Debug for Knowledge {
         f.debug_struct("Knowledge")
             .field("forged", &self.data.forged.len())
             .field("asn", &self.asn.is_some())
-            .field("lab", &self.lab)
+            .field("exempt", &self.data.exempt)
             .finish()
     }
 }
 
 impl Knowledge {
-    /// The shipped rule data, no ASN lookup.
-    pub fn shipped(lab: bool) -> Knowledge {
-        Knowledge {
-            data: RuleData::shipped().unwrap_or_default(),
-            asn: None,
-            lab,
-        }
+    /// The shipped rule data, no ASN lookup; `exempt`: address ranges the
+    /// caller declares its own (never bogons: the virtual lab's space, a
+    /// real lab's declared `exempt_networks`).
+    pub fn shipped(exempt: &[ipnetwork::IpNetwork]) -> Knowledge {
+        let mut data = RuleData::shipped().unwrap_or_default();
+        data.exempt.extend_from_slice(exempt);
+        Knowledge { data, asn: None }
     }
 
     fn suspicious(&self, ip: IpAddr) -> Option<String> {
         if let Some(note) = self.data.forged.get(&ip) {
             return Some(format!("{ip} is a known forged answer ({note})"));
-        }
-        if self.lab && super::limit::lab_address(ip) {
-            return None;
         }
         self.data
             .bogon(ip)
@@ -606,7 +600,7 @@ mod tests {
 
     #[test]
     fn verdicts_from_synthetic_results() {
-        let k = Knowledge::shipped(false);
+        let k = Knowledge::shipped(&[]);
         let ctl = ep(&["119.235.235.44"], None);
         // Same answer: ok.
         let v = judge_endpoint(&ep(&["119.235.235.44"], None), &ctl, &k);
@@ -677,7 +671,7 @@ mod tests {
 
     #[test]
     fn consistency_by_address_or_asn() {
-        let mut k = Knowledge::shipped(true);
+        let mut k = Knowledge::shipped(&crate::lab::topology::lab_networks());
         let a: IpAddr = "198.19.7.10".parse().unwrap();
         let b: IpAddr = "198.19.7.11".parse().unwrap();
         let f: IpAddr = "198.18.250.1".parse().unwrap();
@@ -688,8 +682,9 @@ mod tests {
         assert!(k.consistent(&[b], &[a]));
         assert!(!k.consistent(&[f], &[a]));
         assert!(k.suspicious(f).is_none());
+        assert!(Knowledge::shipped(&[]).suspicious(f).is_some());
         assert!(
-            Knowledge::shipped(false)
+            Knowledge::shipped(&[])
                 .suspicious("10.1.2.3".parse().unwrap())
                 .is_some()
         );

@@ -63,6 +63,24 @@ pub struct Scenario {
     /// The router of a real lab (phones' addresses and interfaces).
     #[serde(default)]
     pub router: Option<RouterSpec>,
+    /// Address ranges (CIDR) the lab team declares its own: hosts of a real
+    /// lab built in a bogon range such as the benchmarking 198.18.0.0/15.
+    /// The correlation, the interference rules and the probe verdicts never
+    /// call an address inside them a bogon. Empty by default; `matador run
+    /// --exempt-network` adds to it, `--lab` adds the virtual lab's space.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exempt_networks: Vec<String>,
+}
+
+impl Scenario {
+    /// [`Scenario::exempt_networks`] parsed (checked when the scenario is
+    /// loaded, so nothing is dropped here for a loaded scenario).
+    pub fn exempt_networks(&self) -> Vec<ipnetwork::IpNetwork> {
+        self.exempt_networks
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .collect()
+    }
 }
 
 fn one() -> u32 {

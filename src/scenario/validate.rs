@@ -72,6 +72,15 @@ pub(super) fn validate(
         ));
     }
 
+    for (i, n) in sc.exempt_networks.iter().enumerate() {
+        if let Err(e) = n.parse::<ipnetwork::IpNetwork>() {
+            return Err(cx.err(
+                &[Key("exempt_networks"), Index(i)],
+                format!("expected an address range such as 198.18.0.0/15, found {n:?}: {e}"),
+            ));
+        }
+    }
+
     // Phones: exactly two, distinct.
     if sc.phones.len() != 2 {
         return Err(cx.err(

@@ -212,6 +212,7 @@ mod tests {
             control,
             asn: Some(Arc::new(asns)),
             keywords: vec![],
+            exempt: vec![],
         };
         let recs = vec![
             rec(1, "chat.example.org", &["203.0.113.10"], "NOERROR"), // same address

@@ -50,6 +50,9 @@ pub struct RuleData {
     pub injector_ip_ids: BTreeMap<u16, String>,
     /// Trigger keywords (lower case).
     pub keywords: HashSet<String>,
+    /// Ranges the caller declares its own address space (never bogons),
+    /// e.g. the virtual lab's; empty for the shipped data.
+    pub exempt: Vec<IpNetwork>,
 }
 
 /// Splits `line` into its data part and its comment; `None` for blank or
@@ -112,7 +115,7 @@ impl RuleData {
                 "loopback" | "unspecified" | "reserved" | "multicast" | "documentation" => {
                     BogonKind::Impossible
                 }
-                "private" | "shared" | "link-local" => BogonKind::Private,
+                "private" | "shared" | "link-local" | "benchmarking" => BogonKind::Private,
                 other => return Err(err(format!("unknown bogon category `{other}`"))),
             };
             self.bogons.push(Bogon {
@@ -150,8 +153,11 @@ impl RuleData {
         }
     }
 
-    /// The bogon range containing `ip`, if any.
+    /// The bogon range containing `ip`, if any (none inside [`Self::exempt`]).
     pub fn bogon(&self, ip: IpAddr) -> Option<&Bogon> {
+        if self.exempt.iter().any(|n| n.contains(ip)) {
+            return None;
+        }
         self.bogons.iter().find(|b| b.net.contains(ip))
     }
 
@@ -223,8 +229,23 @@ mod tests {
             d.bogon("192.168.1.1".parse().unwrap()).unwrap().kind,
             BogonKind::Private
         );
-        assert!(d.bogon("198.18.0.1".parse().unwrap()).is_none());
-        assert!(d.bogon("fd00::1".parse().unwrap()).is_none());
+        // The lab's ranges are bogons unless the caller exempts them.
+        assert_eq!(
+            d.bogon("198.18.0.1".parse().unwrap()).unwrap().category,
+            "benchmarking"
+        );
+        assert_eq!(
+            d.bogon("fd00::1".parse().unwrap()).unwrap().kind,
+            BogonKind::Private
+        );
+        let mut lab = d.clone();
+        lab.exempt = vec![
+            "198.18.0.0/15".parse().unwrap(),
+            "fd00::/8".parse().unwrap(),
+        ];
+        assert!(lab.bogon("198.18.0.1".parse().unwrap()).is_none());
+        assert!(lab.bogon("fd00::1".parse().unwrap()).is_none());
+        assert!(lab.bogon("fc00::1".parse().unwrap()).is_some());
         assert!(d.bogon("8.8.8.8".parse().unwrap()).is_none());
         assert!(d.injector_ip_ids.contains_key(&0x3412));
         assert_eq!(d.keyword_in("Host: LINE.naver.jp"), Some("line.naver.jp"));

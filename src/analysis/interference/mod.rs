@@ -102,6 +102,9 @@ pub struct InterferenceConfig {
     pub asn: Option<Arc<dyn AsnLookup>>,
     /// Extra trigger keywords (added to `data/keywords.txt`).
     pub keywords: Vec<String>,
+    /// Address ranges the caller declares its own, never bogons (the
+    /// virtual lab passes its address space explicitly).
+    pub exempt: Vec<ipnetwork::IpNetwork>,
 }
 
 impl fmt::Debug for InterferenceConfig {
@@ -110,6 +113,7 @@ impl fmt::Debug for InterferenceConfig {
             .field("control", &self.control)
             .field("asn", &self.asn.as_ref().map(|_| "<lookup>"))
             .field("keywords", &self.keywords)
+            .field("exempt", &self.exempt)
             .finish()
     }
 }
@@ -192,6 +196,7 @@ impl InterferenceDetector {
         // (never a panic) is the fallback should that ever regress.
         let mut data = RuleData::shipped().unwrap_or_default();
         data.add_keywords(&cfg.keywords.join("\n"));
+        data.exempt.extend_from_slice(&cfg.exempt);
         Self::with_data(cfg, data)
     }
 
@@ -218,6 +223,13 @@ impl InterferenceDetector {
             dns: None,
             ..Self::default()
         }
+    }
+
+    /// The same detector with `nets` declared the caller's own address
+    /// space (never bogons; the virtual lab passes its ranges here).
+    pub fn exempting(mut self, nets: &[ipnetwork::IpNetwork]) -> Self {
+        self.data.exempt.extend_from_slice(nets);
+        self
     }
 
     /// Applies every rule and returns the events, ordered by first frame.
