@@ -54,6 +54,12 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "error: cargo not found; install the Rust toolchain (rustup) first" >&2
   exit 1
 fi
+# The test runner (scripts/test.sh, .config/nextest.toml): on this kind of
+# machine from the start; elsewhere built once from crates.io.
+if [ "$what" = test ] && ! cargo nextest --version >/dev/null 2>&1; then
+  echo "installing: cargo-nextest (crates.io)" >&2
+  cargo install --locked cargo-nextest
+fi
 if [ "$geo" = 1 ]; then
   bash scripts/install-geo.sh
 fi

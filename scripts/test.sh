@@ -17,4 +17,10 @@ cargo build --locked --bin matador
 MATADOR_BIN=target/debug/matador bash scripts/install-geo.sh
 cargo fmt --check
 cargo clippy --all-targets --locked -- -D warnings
-cargo test --locked --no-fail-fast 2>&1 | tee target/test.log
+# cargo-nextest runs the test binaries side by side, the lab tests one at a
+# time (.config/nextest.toml); the library has no doc tests but they are run
+# so that a new one is not missed.
+status=0
+cargo nextest run --locked --no-fail-fast 2>&1 | tee target/test.log || status=1
+cargo test --locked --doc 2>&1 | tee -a target/test.log || status=1
+exit $status
