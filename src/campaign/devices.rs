@@ -19,7 +19,7 @@ use crate::device::phone::ReceiptBaseline;
 use crate::device::profile::{AppProfile, PhoneProfile};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 /// Phones driven over ADB.
@@ -36,7 +36,30 @@ pub struct DevicePhones {
     pending: Mutex<HashMap<(String, String), ReceiptBaseline>>,
     /// Running screen recordings: their phone and the recorder's answer.
     recordings: Mutex<HashMap<String, Recording>>,
+    /// Actions in flight per phone, to wait on when one is cancelled.
+    busy: Arc<(Mutex<HashMap<String, usize>>, Condvar)>,
 }
+
+/// One action in flight on a phone (counted until dropped).
+struct Busy {
+    phone: String,
+    busy: Arc<(Mutex<HashMap<String, usize>>, Condvar)>,
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let (m, cv) = &*self.busy;
+        let mut map = m.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.phone) {
+            *n = n.saturating_sub(1);
+        }
+        cv.notify_all();
+    }
+}
+
+/// How long a cancel waits for the abandoned action to end (its calls fail
+/// at once once cancelled; only a sleep between calls can hold it).
+pub const CANCEL_WAIT: Duration = Duration::from_secs(60);
 
 /// A screen recording running on its own thread (and ADB connection).
 type Recording = (
@@ -87,7 +110,36 @@ impl DevicePhones {
             away: Mutex::new(HashSet::new()),
             pending: Mutex::new(HashMap::new()),
             recordings: Mutex::new(HashMap::new()),
+            busy: Arc::default(),
         }
+    }
+
+    /// Counts an action on `phone` until the guard is dropped.
+    fn enter(&self, phone: &str) -> Busy {
+        let (m, _) = &*self.busy;
+        *m.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(phone.to_string())
+            .or_default() += 1;
+        Busy {
+            phone: phone.to_string(),
+            busy: self.busy.clone(),
+        }
+    }
+
+    /// Waits until no action is in flight on `phone`, at most `limit`.
+    fn wait_idle(&self, phone: &str, limit: Duration) -> Result<(), EnvError> {
+        let (m, cv) = &*self.busy;
+        let map = m.lock().unwrap_or_else(|e| e.into_inner());
+        let (_map, r) = cv
+            .wait_timeout_while(map, limit, |map| map.get(phone).is_some_and(|n| *n > 0))
+            .unwrap_or_else(|e| e.into_inner());
+        if r.timed_out() {
+            return Err(EnvError::new(format!(
+                "{phone}: the cancelled action did not end within {limit:?}"
+            )));
+        }
+        Ok(())
     }
 
     fn phone(&self, phone: &str) -> Result<Arc<Phone>, EnvError> {
@@ -157,6 +209,7 @@ impl DevicePhones {
 
 impl PhoneControl for DevicePhones {
     fn prepare(&self, phone: &str, app: &str, country: &str) -> Result<PhoneFacts, EnvError> {
+        let _busy = self.enter(phone);
         let p = self.phone(phone)?;
         let a = self.app(app)?.clone();
         let rooted = self.profiles.get(phone).is_some_and(|p| p.rooted);
@@ -201,6 +254,7 @@ impl PhoneControl for DevicePhones {
     }
 
     fn open_chat(&self, phone: &str, app: &str, peer: &str) -> Result<(), EnvError> {
+        let _busy = self.enter(phone);
         self.open(phone, app, peer)
     }
 
@@ -211,6 +265,7 @@ impl PhoneControl for DevicePhones {
     /// Opens the sender's chat again if it went home, snapshots the
     /// receiver and sends it home while the text is typed, then taps send.
     fn send_stamped(&self, phone: &str, app: &str, text: &str) -> Result<Stamp, EnvError> {
+        let _busy = self.enter(phone);
         let d = self.phone(phone)?;
         let peer = self.peer_of(phone, app);
         if self.is_away(phone)
@@ -262,6 +317,7 @@ impl PhoneControl for DevicePhones {
         text: &str,
         timeout: Duration,
     ) -> Result<Stamp, EnvError> {
+        let _busy = self.enter(phone);
         let d = self.phone(phone)?;
         let base = self
             .pending
@@ -299,6 +355,7 @@ impl PhoneControl for DevicePhones {
     }
 
     fn finish(&self, phone: &str, app: &str) -> Result<(), EnvError> {
+        let _busy = self.enter(phone);
         let p = self.phone(phone)?;
         let a = self.app(app)?.clone();
         let rooted = self.profiles.get(phone).is_some_and(|p| p.rooted);
@@ -313,7 +370,31 @@ impl PhoneControl for DevicePhones {
         })
     }
 
+    /// Closes the phone's adb streams, makes its calls fail until the
+    /// action in flight has ended (waits for it), then force-stops the app
+    /// whose chat was open: text typed by the abandoned action may sit in
+    /// the compose field, and the next attempt opens the chat anew.
+    fn cancel(&self, phone: &str) -> Result<(), EnvError> {
+        let Some(p) = self.open.lock().map_err(err)?.get(phone).cloned() else {
+            // Never connected: nothing of ours can be in flight on it.
+            return self.wait_idle(phone, CANCEL_WAIT);
+        };
+        let adb = &p.device().adb;
+        adb.cancel();
+        let ended = self.wait_idle(phone, CANCEL_WAIT);
+        adb.resume();
+        ended?;
+        let chat = self.chats.lock().map_err(err)?.remove(phone);
+        self.away.lock().map_err(err)?.remove(phone);
+        if let Some((app, _)) = chat {
+            let a = self.app(&app)?.clone();
+            self.rt.block_on(p.device().force_stop(&a)).map_err(err)?;
+        }
+        Ok(())
+    }
+
     fn diagnostics(&self, phone: &str, dir: &Path) -> Result<(), EnvError> {
+        let _busy = self.enter(phone);
         let p = self.phone(phone)?;
         let (xml, _) = self.rt.block_on(p.device().dump()).map_err(err)?;
         crate::atomic_file::write(&dir.join(format!("ui-{phone}.xml")), xml.as_bytes()).map_err(err)

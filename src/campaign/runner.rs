@@ -246,6 +246,16 @@ fn bounded<T: Send + 'static>(
     timeout: Duration,
     f: impl FnOnce() -> Result<T, EnvError> + Send + 'static,
 ) -> Result<T, EnvError> {
+    run_bounded(what, timeout, f).unwrap_or_else(Err)
+}
+
+/// [`bounded`] telling a passed deadline (the outer `Err`) from the call's
+/// own answer (`Ok`).
+fn run_bounded<T: Send + 'static>(
+    what: &str,
+    timeout: Duration,
+    f: impl FnOnce() -> Result<T, EnvError> + Send + 'static,
+) -> Result<Result<T, EnvError>, EnvError> {
     let (tx, rx) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new()
         .name("campaign-step".into())
@@ -255,15 +265,52 @@ fn bounded<T: Send + 'static>(
             let _ = tx.send(r);
         });
     if let Err(e) = spawned {
-        return Err(EnvError::new(format!("{what}: cannot start a thread: {e}")));
+        return Ok(Err(EnvError::new(format!(
+            "{what}: cannot start a thread: {e}"
+        ))));
     }
     match rx.recv_timeout(timeout) {
-        Ok(r) => r.map_err(|e| EnvError {
+        Ok(r) => Ok(r.map_err(|e| EnvError {
             message: format!("{what}: {}", e.message),
             node_failed: e.node_failed,
-        }),
+        })),
         Err(_) => Err(EnvError::new(format!(
             "{what}: no answer within {timeout:?}"
+        ))),
+    }
+}
+
+/// How long the runner gives a phone to stop an action whose deadline
+/// passed (the phone layer bounds its own wait below this).
+const CANCEL_LIMIT: Duration = Duration::from_secs(90);
+
+/// A phone action under its step's deadline. When the deadline passes the
+/// action is cancelled on `phone` ([`PhoneControl::cancel`]: streams
+/// closed, app force-stopped) and the failure is returned only once it has
+/// ended, so a retry never runs beside it (the thread [`bounded`] leaves
+/// behind could otherwise go on typing into the phone).
+fn bounded_phone<T: Send + 'static>(
+    phones: &Arc<dyn PhoneControl>,
+    phone: &str,
+    what: &str,
+    timeout: Duration,
+    f: impl FnOnce() -> Result<T, EnvError> + Send + 'static,
+) -> Result<T, EnvError> {
+    let late = match run_bounded(what, timeout, f) {
+        Ok(r) => return r,
+        Err(late) => late,
+    };
+    let (p, ph) = (phones.clone(), phone.to_string());
+    match bounded(&format!("{phone}: cancel"), CANCEL_LIMIT, move || {
+        p.cancel(&ph)
+    }) {
+        Ok(()) => Err(EnvError::new(format!(
+            "{}; the action was cancelled on the phone",
+            late.message
+        ))),
+        Err(e) => Err(EnvError::new(format!(
+            "{}; cancelling it failed: {}",
+            late.message, e.message
         ))),
     }
 }
@@ -653,10 +700,11 @@ impl Runner {
                         country.clone(),
                         ph.clone(),
                     );
-                    let f = bounded(&format!("{ph}: prepare"), to, move || {
-                        p.prepare(&pc, &a, &c)
-                    })
-                    .map_err(fail)?;
+                    let f =
+                        bounded_phone(&env.phones, ph, &format!("{ph}: prepare"), to, move || {
+                            p.prepare(&pc, &a, &c)
+                        })
+                        .map_err(fail)?;
                     events.offsets.push((ph.clone(), f.clone()));
                     facts.push(serde_json::json!({"phone": ph, "facts": f}));
                 }
@@ -700,9 +748,13 @@ impl Runner {
                 for (ph, peer) in [(&m.sender, &m.receiver), (&m.receiver, &m.sender)] {
                     let (p, a, x, y) =
                         (env.phones.clone(), m.app.clone(), ph.clone(), peer.clone());
-                    bounded(&format!("{ph}: open chat"), to, move || {
-                        p.open_chat(&x, &a, &y)
-                    })
+                    bounded_phone(
+                        &env.phones,
+                        ph,
+                        &format!("{ph}: open chat"),
+                        to,
+                        move || p.open_chat(&x, &a, &y),
+                    )
                     .map_err(fail)?;
                     events.push(now(), ph, &m.app, K::ChatOpen, None, None);
                 }
@@ -741,9 +793,13 @@ impl Runner {
                             from.clone(),
                             msg.text.clone(),
                         );
-                        let t = bounded(&format!("{from}: send {}", msg.id), to, move || {
-                            p.send_stamped(&x, &a, &text)
-                        })
+                        let t = bounded_phone(
+                            &env.phones,
+                            from,
+                            &format!("{from}: send {}", msg.id),
+                            to,
+                            move || p.send_stamped(&x, &a, &text),
+                        )
                         .map_err(fail)?;
                         events.push(t, from, &m.app, K::SendTap, Some(&msg.id), Some(&msg.text));
                         let rt = self.opts.receive_timeout;
@@ -753,7 +809,9 @@ impl Runner {
                             to_ph.clone(),
                             msg.text.clone(),
                         );
-                        let t = bounded(
+                        let t = bounded_phone(
+                            &env.phones,
+                            to_ph,
                             &format!("{to_ph}: receive {}", msg.id),
                             rt + Duration::from_secs(5),
                             move || p.wait_receive_stamped(&y, &a, &text, rt),
@@ -953,7 +1011,13 @@ impl Runner {
         }
         for ph in [&m.sender, &m.receiver] {
             let (p, a, x) = (self.env.phones.clone(), m.app.clone(), ph.clone());
-            if let Err(e) = bounded(&format!("{ph}: finish"), to, move || p.finish(&x, &a)) {
+            if let Err(e) = bounded_phone(
+                &self.env.phones,
+                ph,
+                &format!("{ph}: finish"),
+                to,
+                move || p.finish(&x, &a),
+            ) {
                 problems.push(e.message);
             }
             let (v, x) = (self.env.vantage.clone(), ph.clone());

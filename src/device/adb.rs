@@ -456,6 +456,8 @@ pub struct Adb {
     name: String,
     jobs: std::sync::mpsc::Sender<Job>,
     relay: Arc<Relay>,
+    /// Set by [`Adb::cancel`]: every call fails at once until [`Adb::resume`].
+    cancelled: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl std::fmt::Debug for Adb {
@@ -554,6 +556,7 @@ impl Adb {
             target,
             jobs: tx,
             relay,
+            cancelled: Arc::default(),
         };
         if let Target::Direct(addr) = adb.target {
             // Connect now so an unanswered AUTH prompt shows up as such.
@@ -584,6 +587,29 @@ impl Adb {
         self.name = name.to_string();
     }
 
+    /// Cancels what is in flight: the relay resets its connections (an adb
+    /// shell stream in progress is closed) and every call, queued or new,
+    /// fails until [`Adb::resume`]. A step that timed out uses it so the
+    /// abandoned action cannot go on driving the phone during a retry.
+    pub fn cancel(&self) {
+        self.cancelled
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        self.relay.reset_all();
+    }
+
+    /// Accepts calls again after [`Adb::cancel`].
+    pub fn resume(&self) {
+        self.cancelled
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn cancelled_error(&self, what: &str) -> DeviceError {
+        DeviceError::Adb {
+            device: self.name.clone(),
+            message: format!("{what}: cancelled (the step's deadline passed)"),
+        }
+    }
+
     /// Runs `f` with the adb_client device on the worker thread, under a
     /// timeout enforced by the watchdog relay.
     pub async fn call<T: Send + 'static>(
@@ -592,10 +618,24 @@ impl Adb {
         what: &str,
         f: impl FnOnce(&mut dyn ADBDeviceExt) -> Result<T, adb_client::RustADBError> + Send + 'static,
     ) -> Result<T, DeviceError> {
+        use std::sync::atomic::Ordering;
+        if self.cancelled.load(Ordering::SeqCst) {
+            return Err(self.cancelled_error(what));
+        }
         let (otx, orx) = tokio::sync::oneshot::channel();
         let name = self.name.clone();
         let name2 = name.clone();
+        let cancelled = self.cancelled.clone();
+        let what2 = what.to_string();
         let job: Job = Box::new(move |conn: &mut Conn| {
+            // A job queued before a cancel must not reach the phone after it.
+            if cancelled.load(Ordering::SeqCst) {
+                let _ = otx.send(Err(DeviceError::Adb {
+                    device: name2,
+                    message: format!("{what2}: cancelled (the step's deadline passed)"),
+                }));
+                return;
+            }
             let r = match conn {
                 Conn::Server(addr, serial) => {
                     let mut d = ADBServerDevice::new(serial.clone(), Some(*addr));
@@ -629,6 +669,9 @@ impl Adb {
         })?;
         let mut orx = orx;
         match tokio::time::timeout(timeout, &mut orx).await {
+            Ok(Ok(Err(_))) if self.cancelled.load(Ordering::SeqCst) => {
+                Err(self.cancelled_error(what))
+            }
             Ok(Ok(Err(e))) => Err(self.explain(e).await),
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(DeviceError::Adb {
@@ -704,6 +747,9 @@ impl Adb {
             .await?;
         let out = String::from_utf8_lossy(&out).into_owned();
         let Some((stdout, rc)) = split_rc(&out) else {
+            if self.cancelled.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(self.cancelled_error(cmd));
+            }
             // The stream ended before the command did: the connection was lost.
             let state = match &self.target {
                 Target::Server { server, serial } => match list_devices(*server).await {

@@ -152,6 +152,16 @@ impl PhoneSim {
         }
     }
 
+    /// Arms a stall of the next `input text` command for `hold`; the
+    /// receiver says whether the held command ran (`true`) or was dropped
+    /// because the host closed its stream first (`false`).
+    pub fn stall_next_input(&self, hold: Duration) -> tokio::sync::oneshot::Receiver<bool> {
+        let (outcome, rx) = tokio::sync::oneshot::channel();
+        let mut p = self.phone.lock().unwrap_or_else(|e| e.into_inner());
+        p.stall_input = Some(super::state::InputStall { hold, outcome });
+        rx
+    }
+
     /// Adds a task to stop with the phone.
     pub fn attach(&mut self, task: tokio::task::JoinHandle<()>) {
         self.tasks.push(task);
