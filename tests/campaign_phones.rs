@@ -76,7 +76,7 @@ fn profile(id: &str, serial: String, server: String, c: char, rooted: bool) -> P
 struct SimLab {
     backends: Backends,
     a: PhoneSim,
-    _b: PhoneSim,
+    b: PhoneSim,
     _server: AdbServer,
     phones: Vec<PhoneProfile>,
 }
@@ -98,7 +98,7 @@ impl SimLab {
         SimLab {
             backends,
             a,
-            _b: b,
+            b,
             _server: server,
             phones,
         }
@@ -259,6 +259,107 @@ async fn timed_out_send_is_cancelled_before_the_retry() {
     assert_eq!(summary.complete, 1);
     // One message each way, each relayed once: nothing typed twice.
     assert_eq!(backends.by_app["whatsapp"].relayed(), 2);
+}
+
+/// Issue 19: phone B is unplugged for good while phone A's send is in
+/// flight, in the middle of a call on B (the send sends B to the home
+/// screen: that key is held on B and B's cable pulled the moment it
+/// arrives, as in the chaos campaign). The send's step deadline passes; the cancel must not wait on
+/// the phone that is gone: every step fails within a bound derived from the
+/// step timeout (twice the step plus 3 s: the step itself, then a cancel
+/// bounded by the step), never the minutes a held call could take, and the
+/// measurement fails with a reason naming phone B, every attempt's failure
+/// kept in the journal and the last attempt's files in the record.
+/// `direct`: phones reached over direct TCP (as the virtual lab does) rather
+/// than through the adb server.
+async fn unplugged_mid_action_fails_fast(direct: bool) {
+    let mut lab = SimLab::start((false, false), (false, false)).await;
+    if direct {
+        for (p, sim) in lab.phones.iter_mut().zip([&lab.a, &lab.b]) {
+            (p.direct, p.address) = (true, Some(sim.adb_addr.to_string()));
+        }
+    }
+    let apps = AppProfile::load_dir(&app_profiles()).unwrap();
+    let step = std::time::Duration::from_secs(6);
+    let (tmp, ls) = scenario(&format!(
+        "apps: [whatsapp]\nmessages: {{per_direction: 1, texts: [hello from A, hi from B], interval: 0s}}\n\
+         timeouts: {{step: {}s, receive: 5s, measurement: 5m}}\nretries: 1\n\
+         capture: {{screenrecord_limit: 20s}}\n",
+        step.as_secs()
+    ));
+    let plan = Plan::expand(&ls);
+    let rec = Record::create(&tmp.path().join("campaigns"), &plan, &ls.source).unwrap();
+    let dir = rec.dir.clone();
+    // Held far past every bound: only a closed stream ends it early.
+    let (begun, _outcome) = lab
+        .b
+        .stall_next_command("KEYCODE_HOME", std::time::Duration::from_secs(240));
+    let b = lab.b;
+    let pull = tokio::spawn(async move {
+        begun.await.expect("phone B never received the home key");
+        b.unplug();
+        b
+    });
+    let t0 = std::time::Instant::now();
+    let (summary, _) = run_campaign(lab.phones, apps, &ls, rec, plan).await;
+    let took = t0.elapsed();
+    let _b = pull.await.unwrap();
+    let journal = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = journal
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ts = |l: &serde_json::Value| l["ts"].as_str().unwrap().parse::<f64>().unwrap();
+    let bound = (step * 2).as_secs_f64() + 3.0;
+    // Every journal line follows the one before within the bound: a step
+    // started, a step failed, a recording stopped, a teardown.
+    let mut slow = Vec::new();
+    for w in lines.windows(2) {
+        let d = ts(&w[1]) - ts(&w[0]);
+        eprintln!(
+            "+{d:5.1} s {} {} {}",
+            w[1]["step"], w[1]["state"], w[1]["detail"]
+        );
+        if d > bound {
+            slow.push(format!("{d:.1} s before {}", w[1]));
+        }
+    }
+    assert!(slow.is_empty(), "longer than {bound} s: {slow:#?}");
+    let idx: Index =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).unwrap()).unwrap();
+    let e = &idx.measurements[0];
+    eprintln!("campaign took {:.1} s; {e:?}", took.as_secs_f64());
+    assert_eq!(e.status, Status::Failed, "{e:?}\n{journal}");
+    assert_eq!(summary.complete, 0);
+    let why = e.error.clone().unwrap_or_default();
+    assert!(why.contains("lab-b"), "the reason names the phone: {why}");
+    // Both attempts' failures are in the journal, each naming phone B.
+    let failures: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["step"] == "measurement" && l["state"] == "failed")
+        .collect();
+    assert_eq!(failures.len(), 2, "{journal}");
+    for f in failures {
+        assert!(f["detail"].as_str().unwrap().contains("lab-b"), "{f}");
+    }
+    // What the record lists is there.
+    assert!(!e.files.is_empty(), "{e:?}");
+    for f in &e.files {
+        assert!(
+            dir.join("measurements/m0001").join(f).is_file(),
+            "{f} listed, missing"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unplugged_mid_action_fails_fast_through_the_adb_server() {
+    unplugged_mid_action_fails_fast(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unplugged_mid_action_fails_fast_over_direct_tcp() {
+    unplugged_mid_action_fails_fast(true).await;
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

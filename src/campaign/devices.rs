@@ -57,10 +57,6 @@ impl Drop for Busy {
     }
 }
 
-/// How long a cancel waits for the abandoned action to end (its calls fail
-/// at once once cancelled; only a sleep between calls can hold it).
-pub const CANCEL_WAIT: Duration = Duration::from_secs(60);
-
 /// A screen recording running on its own thread (and ADB connection).
 type Recording = (
     Arc<Phone>,
@@ -127,19 +123,42 @@ impl DevicePhones {
         }
     }
 
-    /// Waits until no action is in flight on `phone`, at most `limit`.
-    fn wait_idle(&self, phone: &str, limit: Duration) -> Result<(), EnvError> {
+    /// Waits until no action is in flight on any of `phones`, at most `limit`.
+    fn wait_idle(&self, phones: &[String], limit: Duration) -> Result<(), EnvError> {
         let (m, cv) = &*self.busy;
         let map = m.lock().unwrap_or_else(|e| e.into_inner());
         let (_map, r) = cv
-            .wait_timeout_while(map, limit, |map| map.get(phone).is_some_and(|n| *n > 0))
+            .wait_timeout_while(map, limit, |map| {
+                phones.iter().any(|p| map.get(p).is_some_and(|n| *n > 0))
+            })
             .unwrap_or_else(|e| e.into_inner());
         if r.timed_out() {
             return Err(EnvError::new(format!(
-                "{phone}: the cancelled action did not end within {limit:?}"
+                "{}: the cancelled action did not end within {limit:?}",
+                phones.join(", ")
             )));
         }
         Ok(())
+    }
+
+    /// The phones an action of `phone` may drive: itself and the peer of
+    /// its open chat (a send snapshots the receiver and sends it home), with
+    /// their sessions when open.
+    fn involved(&self, phone: &str) -> Result<Vec<(String, Option<Arc<Phone>>)>, EnvError> {
+        let peer = self
+            .chats
+            .lock()
+            .map_err(err)?
+            .get(phone)
+            .map(|c| c.1.clone());
+        let open = self.open.lock().map_err(err)?;
+        Ok(std::iter::once(phone.to_string())
+            .chain(peer.filter(|q| q != phone))
+            .map(|q| {
+                let p = open.get(&q).cloned();
+                (q, p)
+            })
+            .collect())
     }
 
     fn phone(&self, phone: &str) -> Result<Arc<Phone>, EnvError> {
@@ -268,6 +287,8 @@ impl PhoneControl for DevicePhones {
         let _busy = self.enter(phone);
         let d = self.phone(phone)?;
         let peer = self.peer_of(phone, app);
+        // The receiver is driven too: a cancel waits for it as well.
+        let _peer_busy = peer.as_deref().map(|q| self.enter(q));
         if self.is_away(phone)
             && let Some(peer) = &peer
         {
@@ -370,27 +391,45 @@ impl PhoneControl for DevicePhones {
         })
     }
 
-    /// Closes the phone's adb streams, makes its calls fail until the
-    /// action in flight has ended (waits for it), then force-stops the app
-    /// whose chat was open: text typed by the abandoned action may sit in
-    /// the compose field, and the next attempt opens the chat anew.
-    fn cancel(&self, phone: &str) -> Result<(), EnvError> {
-        let Some(p) = self.open.lock().map_err(err)?.get(phone).cloned() else {
-            // Never connected: nothing of ours can be in flight on it.
-            return self.wait_idle(phone, CANCEL_WAIT);
-        };
-        let adb = &p.device().adb;
-        adb.cancel();
-        let ended = self.wait_idle(phone, CANCEL_WAIT);
-        adb.resume();
+    /// Closes the adb streams of the phone and of the peer its action may
+    /// drive, makes their calls fail at once (also those waiting for an
+    /// answer) until the action has ended (waited for, at most half of
+    /// `limit`), then force-stops the app whose chat was open: text typed by
+    /// the abandoned action may sit in the compose field, and the next
+    /// attempt opens the chat anew. A phone that is gone (unplugged: not
+    /// listed as `device`, adbd refusing) is not waited on nor force-stopped;
+    /// the answer names it and why.
+    fn cancel(&self, phone: &str, limit: Duration) -> Result<Option<String>, EnvError> {
+        let involved = self.involved(phone)?;
+        let adbs: Vec<&crate::device::adb::Adb> = involved
+            .iter()
+            .filter_map(|(_, p)| p.as_ref().map(|p| &p.device().adb))
+            .collect();
+        for a in &adbs {
+            a.cancel();
+        }
+        let names: Vec<String> = involved.iter().map(|(q, _)| q.clone()).collect();
+        let ended = self.wait_idle(&names, limit / 2);
+        for a in &adbs {
+            a.resume();
+        }
         ended?;
+        let mut gone = Vec::new();
+        for (q, p) in &involved {
+            if let Some(p) = p
+                && let Err(why) = self.rt.block_on(p.device().adb.presence())
+            {
+                gone.push(format!("{q} is gone ({why})"));
+            }
+        }
         let chat = self.chats.lock().map_err(err)?.remove(phone);
         self.away.lock().map_err(err)?.remove(phone);
-        if let Some((app, _)) = chat {
+        let here = involved.first().and_then(|(_, p)| p.clone());
+        if let (Some((app, _)), Some(p), true) = (chat, here, gone.is_empty()) {
             let a = self.app(&app)?.clone();
             self.rt.block_on(p.device().force_stop(&a)).map_err(err)?;
         }
-        Ok(())
+        Ok((!gone.is_empty()).then(|| gone.join("; ")))
     }
 
     fn diagnostics(&self, phone: &str, dir: &Path) -> Result<(), EnvError> {

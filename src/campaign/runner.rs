@@ -280,15 +280,13 @@ fn run_bounded<T: Send + 'static>(
     }
 }
 
-/// How long the runner gives a phone to stop an action whose deadline
-/// passed (the phone layer bounds its own wait below this).
-const CANCEL_LIMIT: Duration = Duration::from_secs(90);
-
 /// A phone action under its step's deadline. When the deadline passes the
 /// action is cancelled on `phone` ([`PhoneControl::cancel`]: streams
-/// closed, app force-stopped) and the failure is returned only once it has
-/// ended, so a retry never runs beside it (the thread [`bounded`] leaves
-/// behind could otherwise go on typing into the phone).
+/// closed, calls failed at once, app force-stopped) and the failure is
+/// returned only once it has ended, so a retry never runs beside it (the
+/// thread [`bounded`] leaves behind could otherwise go on typing into the
+/// phone). The cancel is bounded by the step's timeout too: a failed step
+/// takes at most twice its timeout, whatever state the phones are in.
 fn bounded_phone<T: Send + 'static>(
     phones: &Arc<dyn PhoneControl>,
     phone: &str,
@@ -301,18 +299,14 @@ fn bounded_phone<T: Send + 'static>(
         Err(late) => late,
     };
     let (p, ph) = (phones.clone(), phone.to_string());
-    match bounded(&format!("{phone}: cancel"), CANCEL_LIMIT, move || {
-        p.cancel(&ph)
-    }) {
-        Ok(()) => Err(EnvError::new(format!(
-            "{}; the action was cancelled on the phone",
-            late.message
-        ))),
-        Err(e) => Err(EnvError::new(format!(
-            "{}; cancelling it failed: {}",
-            late.message, e.message
-        ))),
-    }
+    let cancelled = bounded(&format!("{phone}: cancel"), timeout, move || {
+        p.cancel(&ph, timeout)
+    });
+    Err(EnvError::new(match cancelled {
+        Ok(None) => format!("{}; the action was cancelled on the phone", late.message),
+        Ok(Some(gone)) => format!("{}; the action was cancelled: {gone}", late.message),
+        Err(e) => format!("{}; cancelling it failed: {}", late.message, e.message),
+    }))
 }
 
 /// The campaign runner.

@@ -351,14 +351,20 @@ fn v2_packet(id: u8, data: &[u8]) -> Vec<u8> {
 
 /// Holds a command while a stall is armed ([`super::state::InputStall`]);
 /// false when the host closed the stream meanwhile (the command never runs).
-async fn hold_stalled(io: &mut StreamIo, ctx: &AdbContext) -> bool {
+async fn hold_stalled(io: &mut StreamIo, ctx: &AdbContext, cmd: &str) -> bool {
     let stall = {
         let mut p = ctx.phone.lock().unwrap_or_else(|e| e.into_inner());
-        p.stall_input.take()
+        match &p.stall_input {
+            Some(s) if cmd.contains(&s.command) => p.stall_input.take(),
+            _ => None,
+        }
     };
-    let Some(stall) = stall else {
+    let Some(mut stall) = stall else {
         return true;
     };
+    if let Some(b) = stall.begun.take() {
+        let _ = b.send(());
+    }
     let until = tokio::time::Instant::now() + stall.hold;
     let ran = loop {
         tokio::select! {
@@ -389,7 +395,7 @@ impl std::io::Write for ChanWriter {
 }
 
 async fn shell(io: &mut StreamIo, ctx: Arc<AdbContext>, cmd: String, v2: bool) {
-    if cmd.contains("input text") && !hold_stalled(io, &ctx).await {
+    if !hold_stalled(io, &ctx, &cmd).await {
         return;
     }
     let (otx, mut orx) = mpsc::unbounded_channel::<(u8, Vec<u8>)>();

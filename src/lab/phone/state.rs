@@ -380,11 +380,16 @@ pub enum Foreground {
 /// happened.
 #[derive(Debug)]
 pub struct InputStall {
+    /// The first command containing this text is held.
+    pub command: String,
     /// How long the command is held.
     pub hold: std::time::Duration,
     /// `true`: the held command ran after the hold; `false`: its stream was
     /// closed first and it never ran.
     pub outcome: tokio::sync::oneshot::Sender<bool>,
+    /// Told when the command arrives and the hold begins (a test pulls a
+    /// cable at that moment: mid-action, not before it).
+    pub begun: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// The whole simulated phone.
@@ -429,7 +434,7 @@ pub struct Phone {
     /// When the screen content last changed (`uiautomator dump` waits for
     /// it to be idle).
     pub ui_changed: Instant,
-    /// A stall armed for the next `input text` shell command (fault knob).
+    /// A stall armed for the next matching shell command (fault knob).
     pub stall_input: Option<InputStall>,
     /// Random generator state (dump latency, failures).
     pub rng: u64,
