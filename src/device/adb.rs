@@ -331,6 +331,9 @@ impl Relay {
     }
 }
 
+/// How long the relay waits for the upstream (adb server, device) to accept.
+const UPSTREAM_CONNECT: Duration = Duration::from_secs(10);
+
 /// Copies one client connection to and from the upstream until either side
 /// ends or a reset is requested.
 async fn relay_conn(
@@ -339,7 +342,14 @@ async fn relay_conn(
     direct: bool,
     mut rx: watch::Receiver<u64>,
 ) {
-    let Ok(up) = TcpStream::connect(upstream).await else {
+    // A device that is gone may leave the connect unanswered (a dropped
+    // SYN): bounded, and a reset (timeout, cancel) ends it at once, so the
+    // host side gets a reset instead of waiting for a CNXN forever.
+    let up = tokio::select! {
+        r = tokio::time::timeout(UPSTREAM_CONNECT, TcpStream::connect(upstream)) => r.ok().and_then(Result::ok),
+        _ = rx.changed() => None,
+    };
+    let Some(up) = up else {
         let _ = down.set_zero_linger();
         return;
     };
