@@ -57,6 +57,9 @@ impl Drop for Busy {
     }
 }
 
+/// A phone an action may drive, with its session when open.
+type Involved = (String, Option<Arc<Phone>>);
+
 /// A screen recording running on its own thread (and ADB connection).
 type Recording = (
     Arc<Phone>,
@@ -144,7 +147,7 @@ impl DevicePhones {
     /// The phones an action of `phone` may drive: itself and the peer of
     /// its open chat (a send snapshots the receiver and sends it home), with
     /// their sessions when open.
-    fn involved(&self, phone: &str) -> Result<Vec<(String, Option<Arc<Phone>>)>, EnvError> {
+    fn involved(&self, phone: &str) -> Result<Vec<Involved>, EnvError> {
         let peer = self
             .chats
             .lock()
