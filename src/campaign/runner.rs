@@ -562,7 +562,18 @@ impl Runner {
                         )?;
                     }
                     for ph in [&m.sender, &m.receiver] {
-                        let _ = self.env.phones.diagnostics(ph, &dir);
+                        // Under the step's deadline and cancelled past it, as
+                        // a phone step: a dump of a phone that is gone must
+                        // not hold the failure until the call's own timeout.
+                        // Best effort: the attempt's failure is recorded below.
+                        let (p, x, d) = (self.env.phones.clone(), ph.clone(), dir.clone());
+                        let _ = bounded_phone(
+                            &self.env.phones,
+                            ph,
+                            &format!("{ph}: diagnostics"),
+                            self.opts.step_timeout,
+                            move || p.diagnostics(&x, &d),
+                        );
                     }
                     self.record.journal(
                         Some(&m.id),
