@@ -14,6 +14,7 @@ use matador::campaign::plan::Plan;
 use matador::campaign::record::{Index, Record, Status};
 use matador::campaign::runner::{Env, RunOptions, Runner};
 use matador::device::profile::{AppProfile, PhoneProfile};
+use matador::lab::phone::sim::PhoneSim;
 use matador::scenario::LoadedScenario;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -71,6 +72,54 @@ fn profile(id: &str, serial: String, server: String, c: char, rooted: bool) -> P
     }
 }
 
+/// Two simulated phones behind one adb server, with their backends.
+struct SimLab {
+    backends: Backends,
+    a: PhoneSim,
+    b: PhoneSim,
+    _server: AdbServer,
+    phones: Vec<PhoneProfile>,
+}
+
+impl SimLab {
+    /// Flags per phone: (simulator with the small screen, profile rooted).
+    async fn start(fa: (bool, bool), fb: (bool, bool)) -> SimLab {
+        let backends = start_backends(0).await;
+        let a = start_phone(phone_config('a', Some(backends.dns), 0, fa.0)).await;
+        let b = start_phone(phone_config('b', Some(backends.dns), 1, fb.0)).await;
+        let server = AdbServer::start();
+        server.connect(a.adb_addr);
+        server.connect(b.adb_addr);
+        let srv = server.addr().to_string();
+        let phones = vec![
+            profile("lab-a", a.adb_addr.to_string(), srv.clone(), 'a', fa.1),
+            profile("lab-b", b.adb_addr.to_string(), srv, 'b', fb.1),
+        ];
+        SimLab {
+            backends,
+            a,
+            b,
+            _server: server,
+            phones,
+        }
+    }
+}
+
+/// A scenario over the two phones, DE to BR, with `rest` (apps, messages,
+/// timeouts, retries) added.
+fn scenario(rest: &str) -> (tempfile::TempDir, LoadedScenario) {
+    let tmp = tempfile::tempdir().unwrap();
+    let sp = tmp.path().join("s.yaml");
+    let text = format!(
+        "name: sim\nphones: [{{id: lab-a}}, {{id: lab-b}}]\n\
+         countries: {{DE: [de-1], BR: [br-1]}}\npairs: {{all: [DE, BR]}}\n\
+         baseline: {{runs: 0}}\nlab: {{}}\n{rest}"
+    );
+    std::fs::write(&sp, text).unwrap();
+    let ls = LoadedScenario::load(&sp).unwrap();
+    (tmp, ls)
+}
+
 /// Runs a campaign over `DevicePhones` with the fake tunnels and captures.
 async fn run_campaign(
     phones: Vec<PhoneProfile>,
@@ -103,29 +152,13 @@ async fn run_campaign(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn campaign_drives_simulated_phones() {
     assert!(country_point("DE").is_some() && country_point("ZZ").is_none());
-    let backends = start_backends(0).await;
-    let a = start_phone(phone_config('a', Some(backends.dns), 0, false)).await;
-    let b = start_phone(phone_config('b', Some(backends.dns), 1, true)).await;
-    let server = AdbServer::start();
-    server.connect(a.adb_addr);
-    server.connect(b.adb_addr);
-    let srv = server.addr().to_string();
-    let phones = vec![
-        profile("lab-a", a.adb_addr.to_string(), srv.clone(), 'a', true),
-        profile("lab-b", b.adb_addr.to_string(), srv, 'b', false),
-    ];
+    let lab = SimLab::start((false, true), (true, false)).await;
+    let (backends, phones) = (lab.backends, lab.phones);
     let apps = AppProfile::load_dir(&app_profiles()).unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let sp = tmp.path().join("s.yaml");
-    std::fs::write(
-        &sp,
-        "name: sim\nphones: [{id: lab-a}, {id: lab-b}]\napps: [whatsapp, telegram]\n\
-         countries: {DE: [de-1], BR: [br-1]}\npairs: {all: [DE, BR]}\n\
-         messages: {per_direction: 2, texts: [hello from A, hi from B], interval: 0s}\n\
-         baseline: {runs: 0}\ntimeouts: {step: 60s, receive: 20s, measurement: 5m}\nretries: 0\nlab: {}\n",
-    )
-    .unwrap();
-    let ls = LoadedScenario::load(&sp).unwrap();
+    let (tmp, ls) = scenario(
+        "apps: [whatsapp, telegram]\nmessages: {per_direction: 2, texts: [hello from A, hi from B], interval: 0s}\n\
+         timeouts: {step: 60s, receive: 20s, measurement: 5m}\nretries: 0\n",
+    );
     let plan = Plan::expand(&ls);
     assert_eq!(plan.measurements.len(), 2);
     let rec = Record::create(&tmp.path().join("campaigns"), &plan, &ls.source).unwrap();
@@ -182,6 +215,151 @@ async fn campaign_drives_simulated_phones() {
         calls.iter().filter(|c| c.starts_with("disconnect")).count(),
         4
     );
+}
+
+/// Issue 19, timeouts that stop work: phone A's first `input text` stalls
+/// past the step's deadline (longer than the step, shorter than the device
+/// layer's own command timeout). The runner must cancel the send on the
+/// phone — its adb stream closed before the held command starts — and only
+/// then retry; the retry completes and the stalled keystrokes never reach
+/// the phone (without the cancel they run during the retry).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timed_out_send_is_cancelled_before_the_retry() {
+    let lab = SimLab::start((false, false), (false, false)).await;
+    let (backends, phones, a) = (lab.backends, lab.phones, lab.a);
+    let apps = AppProfile::load_dir(&app_profiles()).unwrap();
+    let (tmp, ls) = scenario(
+        "apps: [whatsapp]\nmessages: {per_direction: 1, texts: [hello from A, hi from B], interval: 0s}\n\
+         timeouts: {step: 8s, receive: 20s, measurement: 5m}\nretries: 1\n",
+    );
+    let plan = Plan::expand(&ls);
+    assert_eq!(plan.measurements.len(), 1);
+    let rec = Record::create(&tmp.path().join("campaigns"), &plan, &ls.source).unwrap();
+    let dir = rec.dir.clone();
+    // Held 15 s: past the 8 s step, within the device layer's 20 s bound.
+    let stalled = a.stall_next_input(std::time::Duration::from_secs(15));
+    let (summary, _) = run_campaign(phones, apps, &ls, rec, plan).await;
+    let journal = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap();
+    assert!(
+        journal.contains("the action was cancelled on the phone"),
+        "{journal}"
+    );
+    // The held command's fate is known once its stream closed or the hold
+    // ended: a bounded wait on that answer, not a sleep.
+    let ran = tokio::time::timeout(std::time::Duration::from_secs(30), stalled)
+        .await
+        .expect("the stalled command was never resolved")
+        .unwrap();
+    assert!(!ran, "the abandoned send's keystrokes reached the phone");
+    let idx: Index =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).unwrap()).unwrap();
+    let e = &idx.measurements[0];
+    assert_eq!(e.status, Status::Complete, "{e:?}\n{journal}");
+    assert_eq!(e.attempts, 2, "{e:?}");
+    assert_eq!(summary.complete, 1);
+    // One message each way, each relayed once: nothing typed twice.
+    assert_eq!(backends.by_app["whatsapp"].relayed(), 2);
+}
+
+/// Issue 19: phone B is unplugged for good while phone A's send is in
+/// flight, in the middle of a call on B (the send sends B to the home
+/// screen: that key is held on B and B's cable pulled the moment it
+/// arrives, as in the chaos campaign). The send's step deadline passes; the cancel must not wait on
+/// the phone that is gone: every step fails within a bound derived from the
+/// step timeout (twice the step plus 3 s: the step itself, then a cancel
+/// bounded by the step), never the minutes a held call could take, and the
+/// measurement fails with a reason naming phone B, every attempt's failure
+/// kept in the journal and the last attempt's files in the record.
+/// `direct`: phones reached over direct TCP (as the virtual lab does) rather
+/// than through the adb server.
+async fn unplugged_mid_action_fails_fast(direct: bool) {
+    let mut lab = SimLab::start((false, false), (false, false)).await;
+    if direct {
+        for (p, sim) in lab.phones.iter_mut().zip([&lab.a, &lab.b]) {
+            (p.direct, p.address) = (true, Some(sim.adb_addr.to_string()));
+        }
+    }
+    let apps = AppProfile::load_dir(&app_profiles()).unwrap();
+    let step = std::time::Duration::from_secs(6);
+    let (tmp, ls) = scenario(&format!(
+        "apps: [whatsapp]\nmessages: {{per_direction: 1, texts: [hello from A, hi from B], interval: 0s}}\n\
+         timeouts: {{step: {}s, receive: 5s, measurement: 5m}}\nretries: 1\n\
+         capture: {{screenrecord_limit: 20s}}\n",
+        step.as_secs()
+    ));
+    let plan = Plan::expand(&ls);
+    let rec = Record::create(&tmp.path().join("campaigns"), &plan, &ls.source).unwrap();
+    let dir = rec.dir.clone();
+    // Held far past every bound: only a closed stream ends it early.
+    let (begun, _outcome) = lab
+        .b
+        .stall_next_command("KEYCODE_HOME", std::time::Duration::from_secs(240));
+    let b = lab.b;
+    let pull = tokio::spawn(async move {
+        begun.await.expect("phone B never received the home key");
+        b.unplug();
+        b
+    });
+    let t0 = std::time::Instant::now();
+    let (summary, _) = run_campaign(lab.phones, apps, &ls, rec, plan).await;
+    let took = t0.elapsed();
+    let _b = pull.await.unwrap();
+    let journal = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = journal
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let ts = |l: &serde_json::Value| l["ts"].as_str().unwrap().parse::<f64>().unwrap();
+    let bound = (step * 2).as_secs_f64() + 3.0;
+    // Every journal line follows the one before within the bound: a step
+    // started, a step failed, a recording stopped, a teardown.
+    let mut slow = Vec::new();
+    for w in lines.windows(2) {
+        let d = ts(&w[1]) - ts(&w[0]);
+        eprintln!(
+            "+{d:5.1} s {} {} {}",
+            w[1]["step"], w[1]["state"], w[1]["detail"]
+        );
+        if d > bound {
+            slow.push(format!("{d:.1} s before {}", w[1]));
+        }
+    }
+    assert!(slow.is_empty(), "longer than {bound} s: {slow:#?}");
+    let idx: Index =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("index.json")).unwrap()).unwrap();
+    let e = &idx.measurements[0];
+    eprintln!("campaign took {:.1} s; {e:?}", took.as_secs_f64());
+    assert_eq!(e.status, Status::Failed, "{e:?}\n{journal}");
+    assert_eq!(summary.complete, 0);
+    let why = e.error.clone().unwrap_or_default();
+    assert!(why.contains("lab-b"), "the reason names the phone: {why}");
+    // Both attempts' failures are in the journal, each naming phone B.
+    let failures: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["step"] == "measurement" && l["state"] == "failed")
+        .collect();
+    assert_eq!(failures.len(), 2, "{journal}");
+    for f in failures {
+        assert!(f["detail"].as_str().unwrap().contains("lab-b"), "{f}");
+    }
+    // What the record lists is there.
+    assert!(!e.files.is_empty(), "{e:?}");
+    for f in &e.files {
+        assert!(
+            dir.join("measurements/m0001").join(f).is_file(),
+            "{f} listed, missing"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unplugged_mid_action_fails_fast_through_the_adb_server() {
+    unplugged_mid_action_fails_fast(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unplugged_mid_action_fails_fast_over_direct_tcp() {
+    unplugged_mid_action_fails_fast(true).await;
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

@@ -19,7 +19,7 @@ use crate::device::phone::ReceiptBaseline;
 use crate::device::profile::{AppProfile, PhoneProfile};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 /// Phones driven over ADB.
@@ -36,7 +36,29 @@ pub struct DevicePhones {
     pending: Mutex<HashMap<(String, String), ReceiptBaseline>>,
     /// Running screen recordings: their phone and the recorder's answer.
     recordings: Mutex<HashMap<String, Recording>>,
+    /// Actions in flight per phone, to wait on when one is cancelled.
+    busy: Arc<(Mutex<HashMap<String, usize>>, Condvar)>,
 }
+
+/// One action in flight on a phone (counted until dropped).
+struct Busy {
+    phone: String,
+    busy: Arc<(Mutex<HashMap<String, usize>>, Condvar)>,
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let (m, cv) = &*self.busy;
+        let mut map = m.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.phone) {
+            *n = n.saturating_sub(1);
+        }
+        cv.notify_all();
+    }
+}
+
+/// A phone an action may drive, with its session when open.
+type Involved = (String, Option<Arc<Phone>>);
 
 /// A screen recording running on its own thread (and ADB connection).
 type Recording = (
@@ -87,7 +109,59 @@ impl DevicePhones {
             away: Mutex::new(HashSet::new()),
             pending: Mutex::new(HashMap::new()),
             recordings: Mutex::new(HashMap::new()),
+            busy: Arc::default(),
         }
+    }
+
+    /// Counts an action on `phone` until the guard is dropped.
+    fn enter(&self, phone: &str) -> Busy {
+        let (m, _) = &*self.busy;
+        *m.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(phone.to_string())
+            .or_default() += 1;
+        Busy {
+            phone: phone.to_string(),
+            busy: self.busy.clone(),
+        }
+    }
+
+    /// Waits until no action is in flight on any of `phones`, at most `limit`.
+    fn wait_idle(&self, phones: &[String], limit: Duration) -> Result<(), EnvError> {
+        let (m, cv) = &*self.busy;
+        let map = m.lock().unwrap_or_else(|e| e.into_inner());
+        let (_map, r) = cv
+            .wait_timeout_while(map, limit, |map| {
+                phones.iter().any(|p| map.get(p).is_some_and(|n| *n > 0))
+            })
+            .unwrap_or_else(|e| e.into_inner());
+        if r.timed_out() {
+            return Err(EnvError::new(format!(
+                "{}: the cancelled action did not end within {limit:?}",
+                phones.join(", ")
+            )));
+        }
+        Ok(())
+    }
+
+    /// The phones an action of `phone` may drive: itself and the peer of
+    /// its open chat (a send snapshots the receiver and sends it home), with
+    /// their sessions when open.
+    fn involved(&self, phone: &str) -> Result<Vec<Involved>, EnvError> {
+        let peer = self
+            .chats
+            .lock()
+            .map_err(err)?
+            .get(phone)
+            .map(|c| c.1.clone());
+        let open = self.open.lock().map_err(err)?;
+        Ok(std::iter::once(phone.to_string())
+            .chain(peer.filter(|q| q != phone))
+            .map(|q| {
+                let p = open.get(&q).cloned();
+                (q, p)
+            })
+            .collect())
     }
 
     fn phone(&self, phone: &str) -> Result<Arc<Phone>, EnvError> {
@@ -157,6 +231,7 @@ impl DevicePhones {
 
 impl PhoneControl for DevicePhones {
     fn prepare(&self, phone: &str, app: &str, country: &str) -> Result<PhoneFacts, EnvError> {
+        let _busy = self.enter(phone);
         let p = self.phone(phone)?;
         let a = self.app(app)?.clone();
         let rooted = self.profiles.get(phone).is_some_and(|p| p.rooted);
@@ -201,6 +276,7 @@ impl PhoneControl for DevicePhones {
     }
 
     fn open_chat(&self, phone: &str, app: &str, peer: &str) -> Result<(), EnvError> {
+        let _busy = self.enter(phone);
         self.open(phone, app, peer)
     }
 
@@ -211,8 +287,11 @@ impl PhoneControl for DevicePhones {
     /// Opens the sender's chat again if it went home, snapshots the
     /// receiver and sends it home while the text is typed, then taps send.
     fn send_stamped(&self, phone: &str, app: &str, text: &str) -> Result<Stamp, EnvError> {
+        let _busy = self.enter(phone);
         let d = self.phone(phone)?;
         let peer = self.peer_of(phone, app);
+        // The receiver is driven too: a cancel waits for it as well.
+        let _peer_busy = peer.as_deref().map(|q| self.enter(q));
         if self.is_away(phone)
             && let Some(peer) = &peer
         {
@@ -262,6 +341,7 @@ impl PhoneControl for DevicePhones {
         text: &str,
         timeout: Duration,
     ) -> Result<Stamp, EnvError> {
+        let _busy = self.enter(phone);
         let d = self.phone(phone)?;
         let base = self
             .pending
@@ -299,6 +379,7 @@ impl PhoneControl for DevicePhones {
     }
 
     fn finish(&self, phone: &str, app: &str) -> Result<(), EnvError> {
+        let _busy = self.enter(phone);
         let p = self.phone(phone)?;
         let a = self.app(app)?.clone();
         let rooted = self.profiles.get(phone).is_some_and(|p| p.rooted);
@@ -313,7 +394,49 @@ impl PhoneControl for DevicePhones {
         })
     }
 
+    /// Closes the adb streams of the phone and of the peer its action may
+    /// drive, makes their calls fail at once (also those waiting for an
+    /// answer) until the action has ended (waited for, at most half of
+    /// `limit`), then force-stops the app whose chat was open: text typed by
+    /// the abandoned action may sit in the compose field, and the next
+    /// attempt opens the chat anew. A phone that is gone (unplugged: not
+    /// listed as `device`, adbd refusing) is not waited on nor force-stopped;
+    /// the answer names it and why.
+    fn cancel(&self, phone: &str, limit: Duration) -> Result<Option<String>, EnvError> {
+        let involved = self.involved(phone)?;
+        let adbs: Vec<&crate::device::adb::Adb> = involved
+            .iter()
+            .filter_map(|(_, p)| p.as_ref().map(|p| &p.device().adb))
+            .collect();
+        for a in &adbs {
+            a.cancel();
+        }
+        let names: Vec<String> = involved.iter().map(|(q, _)| q.clone()).collect();
+        let ended = self.wait_idle(&names, limit / 2);
+        for a in &adbs {
+            a.resume();
+        }
+        ended?;
+        let mut gone = Vec::new();
+        for (q, p) in &involved {
+            if let Some(p) = p
+                && let Err(why) = self.rt.block_on(p.device().adb.presence())
+            {
+                gone.push(format!("{q} is gone ({why})"));
+            }
+        }
+        let chat = self.chats.lock().map_err(err)?.remove(phone);
+        self.away.lock().map_err(err)?.remove(phone);
+        let here = involved.first().and_then(|(_, p)| p.clone());
+        if let (Some((app, _)), Some(p), true) = (chat, here, gone.is_empty()) {
+            let a = self.app(&app)?.clone();
+            self.rt.block_on(p.device().force_stop(&a)).map_err(err)?;
+        }
+        Ok((!gone.is_empty()).then(|| gone.join("; ")))
+    }
+
     fn diagnostics(&self, phone: &str, dir: &Path) -> Result<(), EnvError> {
+        let _busy = self.enter(phone);
         let p = self.phone(phone)?;
         let (xml, _) = self.rt.block_on(p.device().dump()).map_err(err)?;
         crate::atomic_file::write(&dir.join(format!("ui-{phone}.xml")), xml.as_bytes()).map_err(err)

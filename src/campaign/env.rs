@@ -114,6 +114,16 @@ pub trait PhoneControl: Send + Sync {
         self.wait_receive(phone, app, text, timeout)
             .map(Stamp::bare)
     }
+    /// Stops the action in flight on `phone` after its step's deadline
+    /// passed (its adb streams closed, the app force-stopped if needed) and
+    /// returns only once that action has ended, so a retry cannot race it;
+    /// `limit` bounds the wait (a phone that is gone is not waited on).
+    /// `Some(note)`: a phone involved is gone, and why.
+    /// Default: nothing to stop (in-process fakes end with their thread).
+    fn cancel(&self, phone: &str, limit: Duration) -> Result<Option<String>, EnvError> {
+        let _ = (phone, limit);
+        Ok(None)
+    }
     /// Force-stops the app and clears the firewall.
     fn finish(&self, phone: &str, app: &str) -> Result<(), EnvError>;
     /// Saves diagnostics (UI dump, screenshot) into `dir` after a failure.

@@ -251,6 +251,16 @@ fn bounded<T: Send + 'static>(
     timeout: Duration,
     f: impl FnOnce() -> Result<T, EnvError> + Send + 'static,
 ) -> Result<T, EnvError> {
+    run_bounded(what, timeout, f).unwrap_or_else(Err)
+}
+
+/// [`bounded`] telling a passed deadline (the outer `Err`) from the call's
+/// own answer (`Ok`).
+fn run_bounded<T: Send + 'static>(
+    what: &str,
+    timeout: Duration,
+    f: impl FnOnce() -> Result<T, EnvError> + Send + 'static,
+) -> Result<Result<T, EnvError>, EnvError> {
     let (tx, rx) = std::sync::mpsc::channel();
     let spawned = std::thread::Builder::new()
         .name("campaign-step".into())
@@ -260,17 +270,48 @@ fn bounded<T: Send + 'static>(
             let _ = tx.send(r);
         });
     if let Err(e) = spawned {
-        return Err(EnvError::new(format!("{what}: cannot start a thread: {e}")));
+        return Ok(Err(EnvError::new(format!(
+            "{what}: cannot start a thread: {e}"
+        ))));
     }
     match rx.recv_timeout(timeout) {
-        Ok(r) => r.map_err(|e| EnvError {
+        Ok(r) => Ok(r.map_err(|e| EnvError {
             message: format!("{what}: {}", e.message),
             node_failed: e.node_failed,
-        }),
+        })),
         Err(_) => Err(EnvError::new(format!(
             "{what}: no answer within {timeout:?}"
         ))),
     }
+}
+
+/// A phone action under its step's deadline. When the deadline passes the
+/// action is cancelled on `phone` ([`PhoneControl::cancel`]: streams
+/// closed, calls failed at once, app force-stopped) and the failure is
+/// returned only once it has ended, so a retry never runs beside it (the
+/// thread [`bounded`] leaves behind could otherwise go on typing into the
+/// phone). The cancel is bounded by the step's timeout too: a failed step
+/// takes at most twice its timeout, whatever state the phones are in.
+fn bounded_phone<T: Send + 'static>(
+    phones: &Arc<dyn PhoneControl>,
+    phone: &str,
+    what: &str,
+    timeout: Duration,
+    f: impl FnOnce() -> Result<T, EnvError> + Send + 'static,
+) -> Result<T, EnvError> {
+    let late = match run_bounded(what, timeout, f) {
+        Ok(r) => return r,
+        Err(late) => late,
+    };
+    let (p, ph) = (phones.clone(), phone.to_string());
+    let cancelled = bounded(&format!("{phone}: cancel"), timeout, move || {
+        p.cancel(&ph, timeout)
+    });
+    Err(EnvError::new(match cancelled {
+        Ok(None) => format!("{}; the action was cancelled on the phone", late.message),
+        Ok(Some(gone)) => format!("{}; the action was cancelled: {gone}", late.message),
+        Err(e) => format!("{}; cancelling it failed: {}", late.message, e.message),
+    }))
 }
 
 /// The campaign runner.
@@ -546,7 +587,18 @@ impl Runner {
                         )?;
                     }
                     for ph in [&m.sender, &m.receiver] {
-                        let _ = self.env.phones.diagnostics(ph, &dir);
+                        // Under the step's deadline and cancelled past it, as
+                        // a phone step: a dump of a phone that is gone must
+                        // not hold the failure until the call's own timeout.
+                        // Best effort: the attempt's failure is recorded below.
+                        let (p, x, d) = (self.env.phones.clone(), ph.clone(), dir.clone());
+                        let _ = bounded_phone(
+                            &self.env.phones,
+                            ph,
+                            &format!("{ph}: diagnostics"),
+                            self.opts.step_timeout,
+                            move || p.diagnostics(&x, &d),
+                        );
                     }
                     self.record.journal(
                         Some(&m.id),
@@ -678,10 +730,11 @@ impl Runner {
                         country.clone(),
                         ph.clone(),
                     );
-                    let f = bounded(&format!("{ph}: prepare"), to, move || {
-                        p.prepare(&pc, &a, &c)
-                    })
-                    .map_err(fail)?;
+                    let f =
+                        bounded_phone(&env.phones, ph, &format!("{ph}: prepare"), to, move || {
+                            p.prepare(&pc, &a, &c)
+                        })
+                        .map_err(fail)?;
                     events.offsets.push((ph.clone(), f.clone()));
                     facts.push(serde_json::json!({"phone": ph, "facts": f}));
                 }
@@ -725,9 +778,13 @@ impl Runner {
                 for (ph, peer) in [(&m.sender, &m.receiver), (&m.receiver, &m.sender)] {
                     let (p, a, x, y) =
                         (env.phones.clone(), m.app.clone(), ph.clone(), peer.clone());
-                    bounded(&format!("{ph}: open chat"), to, move || {
-                        p.open_chat(&x, &a, &y)
-                    })
+                    bounded_phone(
+                        &env.phones,
+                        ph,
+                        &format!("{ph}: open chat"),
+                        to,
+                        move || p.open_chat(&x, &a, &y),
+                    )
                     .map_err(fail)?;
                     events.push(now(), ph, &m.app, K::ChatOpen, None, None);
                 }
@@ -766,9 +823,13 @@ impl Runner {
                             from.clone(),
                             msg.text.clone(),
                         );
-                        let t = bounded(&format!("{from}: send {}", msg.id), to, move || {
-                            p.send_stamped(&x, &a, &text)
-                        })
+                        let t = bounded_phone(
+                            &env.phones,
+                            from,
+                            &format!("{from}: send {}", msg.id),
+                            to,
+                            move || p.send_stamped(&x, &a, &text),
+                        )
                         .map_err(fail)?;
                         events.push(t, from, &m.app, K::SendTap, Some(&msg.id), Some(&msg.text));
                         let rt = self.opts.receive_timeout;
@@ -778,7 +839,9 @@ impl Runner {
                             to_ph.clone(),
                             msg.text.clone(),
                         );
-                        let t = bounded(
+                        let t = bounded_phone(
+                            &env.phones,
+                            to_ph,
                             &format!("{to_ph}: receive {}", msg.id),
                             rt + Duration::from_secs(5),
                             move || p.wait_receive_stamped(&y, &a, &text, rt),
@@ -980,7 +1043,13 @@ impl Runner {
         }
         for ph in [&m.sender, &m.receiver] {
             let (p, a, x) = (self.env.phones.clone(), m.app.clone(), ph.clone());
-            if let Err(e) = bounded(&format!("{ph}: finish"), to, move || p.finish(&x, &a)) {
+            if let Err(e) = bounded_phone(
+                &self.env.phones,
+                ph,
+                &format!("{ph}: finish"),
+                to,
+                move || p.finish(&x, &a),
+            ) {
                 problems.push(e.message);
             }
             let (v, x) = (self.env.vantage.clone(), ph.clone());

@@ -331,6 +331,9 @@ impl Relay {
     }
 }
 
+/// How long the relay waits for the upstream (adb server, device) to accept.
+const UPSTREAM_CONNECT: Duration = Duration::from_secs(10);
+
 /// Copies one client connection to and from the upstream until either side
 /// ends or a reset is requested.
 async fn relay_conn(
@@ -339,7 +342,14 @@ async fn relay_conn(
     direct: bool,
     mut rx: watch::Receiver<u64>,
 ) {
-    let Ok(up) = TcpStream::connect(upstream).await else {
+    // A device that is gone may leave the connect unanswered (a dropped
+    // SYN): bounded, and a reset (timeout, cancel) ends it at once, so the
+    // host side gets a reset instead of waiting for a CNXN forever.
+    let up = tokio::select! {
+        r = tokio::time::timeout(UPSTREAM_CONNECT, TcpStream::connect(upstream)) => r.ok().and_then(Result::ok),
+        _ = rx.changed() => None,
+    };
+    let Some(up) = up else {
         let _ = down.set_zero_linger();
         return;
     };
@@ -418,10 +428,13 @@ impl Drop for Relay {
 
 enum Conn {
     Server(SocketAddrV4, String),
-    Direct(SocketAddr, Option<ADBTcpDevice>),
+    /// The relay's address and the session with the relay generation it
+    /// was opened in: a reset since then poisoned it, so it is reopened.
+    Direct(SocketAddr, Option<(ADBTcpDevice, u64)>),
 }
 
-type Job = Box<dyn FnOnce(&mut Conn) + Send>;
+/// A call for the worker thread: the connection and the relay generation.
+type Job = Box<dyn FnOnce(&mut Conn, u64) + Send>;
 
 /// Output of a shell command.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -456,6 +469,9 @@ pub struct Adb {
     name: String,
     jobs: std::sync::mpsc::Sender<Job>,
     relay: Arc<Relay>,
+    /// Set by [`Adb::cancel`]: every call fails at once (also one already
+    /// waiting for its answer) until [`Adb::resume`].
+    cancelled: Arc<watch::Sender<bool>>,
 }
 
 impl std::fmt::Debug for Adb {
@@ -535,6 +551,7 @@ impl Adb {
         let relay = Arc::new(Relay::start(upstream, direct).await?);
         let relay_addr = relay.addr;
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let generation = relay.reset.subscribe();
         let mut conn = match &target {
             Target::Server { serial, .. } => Conn::Server(
                 SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, relay_addr.port()),
@@ -546,7 +563,20 @@ impl Adb {
             .name(format!("adb-{name}"))
             .spawn(move || {
                 while let Ok(job) = rx.recv() {
-                    job(&mut conn);
+                    // Copied out: a borrow held during the job would block
+                    // the reset that is to unblock it.
+                    let now = *generation.borrow();
+                    if let Conn::Direct(_, Some((_, g))) = &conn
+                        && *g != now
+                    {
+                        // Reset (a timeout or a cancel) since it was opened:
+                        // the relay poisoned it, so it is opened anew.
+                        conn = match conn {
+                            Conn::Direct(a, _) => Conn::Direct(a, None),
+                            other => other,
+                        };
+                    }
+                    job(&mut conn, now);
                 }
             })?;
         let adb = Adb {
@@ -554,6 +584,7 @@ impl Adb {
             target,
             jobs: tx,
             relay,
+            cancelled: Arc::new(watch::channel(false).0),
         };
         if let Target::Direct(addr) = adb.target {
             // Connect now so an unanswered AUTH prompt shows up as such.
@@ -584,6 +615,54 @@ impl Adb {
         self.name = name.to_string();
     }
 
+    /// Cancels what is in flight: the relay resets its connections (an adb
+    /// shell stream in progress is closed) and every call, queued or new,
+    /// fails until [`Adb::resume`]. A step that timed out uses it so the
+    /// abandoned action cannot go on driving the phone during a retry.
+    pub fn cancel(&self) {
+        self.cancelled.send_replace(true);
+        self.relay.reset_all();
+    }
+
+    /// Accepts calls again after [`Adb::cancel`].
+    pub fn resume(&self) {
+        self.cancelled.send_replace(false);
+    }
+
+    fn is_cancelled(&self) -> bool {
+        *self.cancelled.borrow()
+    }
+
+    /// How the device looks now: `Ok` when it answers (listed as `device`
+    /// by the adb server; its adbd accepts a TCP connection), else why it
+    /// is gone. A cancel uses it not to wait on a phone that is unplugged.
+    pub async fn presence(&self) -> Result<(), String> {
+        match &self.target {
+            Target::Server { server, serial } => match list_devices(*server).await {
+                Ok(l) => match l.iter().find(|d| &d.serial == serial) {
+                    Some(d) if d.state == "device" => Ok(()),
+                    Some(d) => Err(format!("the adb server lists it as {}", d.state)),
+                    None => Err("the adb server no longer lists it".into()),
+                },
+                Err(e) => Err(e.to_string()),
+            },
+            Target::Direct(addr) => {
+                match tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr)).await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) => Err(format!("its adbd at {addr} refuses connections: {e}")),
+                    Err(_) => Err(format!("its adbd at {addr} does not answer")),
+                }
+            }
+        }
+    }
+
+    fn cancelled_error(&self, what: &str) -> DeviceError {
+        DeviceError::Adb {
+            device: self.name.clone(),
+            message: format!("{what}: cancelled (the step's deadline passed)"),
+        }
+    }
+
     /// Runs `f` with the adb_client device on the worker thread, under a
     /// timeout enforced by the watchdog relay.
     pub async fn call<T: Send + 'static>(
@@ -592,10 +671,23 @@ impl Adb {
         what: &str,
         f: impl FnOnce(&mut dyn ADBDeviceExt) -> Result<T, adb_client::RustADBError> + Send + 'static,
     ) -> Result<T, DeviceError> {
+        if self.is_cancelled() {
+            return Err(self.cancelled_error(what));
+        }
         let (otx, orx) = tokio::sync::oneshot::channel();
         let name = self.name.clone();
         let name2 = name.clone();
-        let job: Job = Box::new(move |conn: &mut Conn| {
+        let cancelled = self.cancelled.clone();
+        let what2 = what.to_string();
+        let job: Job = Box::new(move |conn: &mut Conn, generation: u64| {
+            // A job queued before a cancel must not reach the phone after it.
+            if *cancelled.borrow() {
+                let _ = otx.send(Err(DeviceError::Adb {
+                    device: name2,
+                    message: format!("{what2}: cancelled (the step's deadline passed)"),
+                }));
+                return;
+            }
             let r = match conn {
                 Conn::Server(addr, serial) => {
                     let mut d = ADBServerDevice::new(serial.clone(), Some(*addr));
@@ -605,14 +697,14 @@ impl Adb {
                     if dev.is_none() {
                         let key = std::env::temp_dir().join("matador-adbkey");
                         match ADBTcpDevice::new_with_custom_private_key(*addr, &key) {
-                            Ok(d) => *dev = Some(d),
+                            Ok(d) => *dev = Some((d, generation)),
                             Err(e) => {
                                 let _ = otx.send(Err(map_adb(&name2, e)));
                                 return;
                             }
                         }
                     }
-                    let Some(d) = dev.as_mut() else { return };
+                    let Some((d, _)) = dev.as_mut() else { return };
                     let r = f(d).map_err(|e| map_adb(&name2, e));
                     if r.is_err() {
                         // The session may be broken: reconnect next time.
@@ -628,7 +720,16 @@ impl Adb {
             message: "adb worker thread ended".into(),
         })?;
         let mut orx = orx;
-        match tokio::time::timeout(timeout, &mut orx).await {
+        let mut cancel = self.cancelled.subscribe();
+        // A cancel ends the wait at once, whatever the worker is blocked on
+        // (a transport that never answers included); the relay reset it
+        // made unblocks the worker for the next call.
+        let answer = tokio::select! {
+            a = tokio::time::timeout(timeout, &mut orx) => a,
+            _ = cancel.wait_for(|c| *c) => return Err(self.cancelled_error(what)),
+        };
+        match answer {
+            Ok(Ok(Err(_))) if self.is_cancelled() => Err(self.cancelled_error(what)),
             Ok(Ok(Err(e))) => Err(self.explain(e).await),
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(DeviceError::Adb {
@@ -704,6 +805,9 @@ impl Adb {
             .await?;
         let out = String::from_utf8_lossy(&out).into_owned();
         let Some((stdout, rc)) = split_rc(&out) else {
+            if self.is_cancelled() {
+                return Err(self.cancelled_error(cmd));
+            }
             // The stream ended before the command did: the connection was lost.
             let state = match &self.target {
                 Target::Server { server, serial } => match list_devices(*server).await {

@@ -349,6 +349,33 @@ fn v2_packet(id: u8, data: &[u8]) -> Vec<u8> {
     p
 }
 
+/// Holds a command while a stall is armed ([`super::state::InputStall`]);
+/// false when the host closed the stream meanwhile (the command never runs).
+async fn hold_stalled(io: &mut StreamIo, ctx: &AdbContext, cmd: &str) -> bool {
+    let stall = {
+        let mut p = ctx.phone.lock().unwrap_or_else(|e| e.into_inner());
+        match &p.stall_input {
+            Some(s) if cmd.contains(&s.command) => p.stall_input.take(),
+            _ => None,
+        }
+    };
+    let Some(mut stall) = stall else {
+        return true;
+    };
+    if let Some(b) = stall.begun.take() {
+        let _ = b.send(());
+    }
+    let until = tokio::time::Instant::now() + stall.hold;
+    let ran = loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(until) => break true,
+            d = io.read() => if d.is_none() { break false },
+        }
+    };
+    let _ = stall.outcome.send(ran);
+    ran
+}
+
 /// Writes shell output into a channel (from the blocking interpreter thread).
 struct ChanWriter {
     kind: u8,
@@ -368,6 +395,9 @@ impl std::io::Write for ChanWriter {
 }
 
 async fn shell(io: &mut StreamIo, ctx: Arc<AdbContext>, cmd: String, v2: bool) {
+    if !hold_stalled(io, &ctx, &cmd).await {
+        return;
+    }
     let (otx, mut orx) = mpsc::unbounded_channel::<(u8, Vec<u8>)>();
     let (ltx, lrx) = std::sync::mpsc::channel::<Option<String>>();
     let interactive = cmd.trim().is_empty();

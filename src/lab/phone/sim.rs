@@ -152,6 +152,46 @@ impl PhoneSim {
         }
     }
 
+    /// Arms a stall of the next `input text` command for `hold`; the
+    /// receiver says whether the held command ran (`true`) or was dropped
+    /// because the host closed its stream first (`false`).
+    pub fn stall_next_input(&self, hold: Duration) -> tokio::sync::oneshot::Receiver<bool> {
+        self.arm_stall("input text", hold, None)
+    }
+
+    /// Holds the next shell command containing `command` (as
+    /// [`PhoneSim::stall_next_input`]) and also tells (first receiver) when
+    /// it has arrived. The outcome's sender is dropped unanswered when the
+    /// phone is unplugged during the hold.
+    pub fn stall_next_command(
+        &self,
+        command: &str,
+        hold: Duration,
+    ) -> (
+        tokio::sync::oneshot::Receiver<()>,
+        tokio::sync::oneshot::Receiver<bool>,
+    ) {
+        let (begun, rx) = tokio::sync::oneshot::channel();
+        (rx, self.arm_stall(command, hold, Some(begun)))
+    }
+
+    fn arm_stall(
+        &self,
+        command: &str,
+        hold: Duration,
+        begun: Option<tokio::sync::oneshot::Sender<()>>,
+    ) -> tokio::sync::oneshot::Receiver<bool> {
+        let (outcome, rx) = tokio::sync::oneshot::channel();
+        let mut p = self.phone.lock().unwrap_or_else(|e| e.into_inner());
+        p.stall_input = Some(super::state::InputStall {
+            command: command.to_string(),
+            hold,
+            outcome,
+            begun,
+        });
+        rx
+    }
+
     /// Adds a task to stop with the phone.
     pub fn attach(&mut self, task: tokio::task::JoinHandle<()>) {
         self.tasks.push(task);

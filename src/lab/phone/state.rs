@@ -371,6 +371,27 @@ pub enum Foreground {
     App(usize),
 }
 
+/// A phone that stops answering one command for a while, as a phone whose
+/// input service is stuck (system_server busy, ANR): the command is held
+/// before it starts and then runs late — unless the host closed its adb
+/// stream meanwhile, in which case it never starts. (Modelled as not yet
+/// started: a command already running on a real phone may still complete,
+/// which is why a cancel also force-stops the app.) The outcome says which
+/// happened.
+#[derive(Debug)]
+pub struct InputStall {
+    /// The first command containing this text is held.
+    pub command: String,
+    /// How long the command is held.
+    pub hold: std::time::Duration,
+    /// `true`: the held command ran after the hold; `false`: its stream was
+    /// closed first and it never ran.
+    pub outcome: tokio::sync::oneshot::Sender<bool>,
+    /// Told when the command arrives and the hold begins (a test pulls a
+    /// cable at that moment: mid-action, not before it).
+    pub begun: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
 /// The whole simulated phone.
 #[derive(Debug)]
 pub struct Phone {
@@ -413,6 +434,8 @@ pub struct Phone {
     /// When the screen content last changed (`uiautomator dump` waits for
     /// it to be idle).
     pub ui_changed: Instant,
+    /// A stall armed for the next matching shell command (fault knob).
+    pub stall_input: Option<InputStall>,
     /// Random generator state (dump latency, failures).
     pub rng: u64,
 }
@@ -545,6 +568,7 @@ impl Phone {
             net_tx: None,
             recordings: Vec::new(),
             ui_changed: Instant::now(),
+            stall_input: None,
             rng: cfg
                 .name
                 .bytes()
