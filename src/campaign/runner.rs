@@ -934,7 +934,11 @@ impl Runner {
                 ph.clone(),
                 dir.join(format!("screen-{ph}.mp4")),
             );
-            let r = bounded(
+            // A phone action like any other: on its deadline it is
+            // cancelled on the phone before the measurement goes on.
+            let r = bounded_phone(
+                &self.env.phones,
+                ph,
                 &format!("{ph}: screenrecord"),
                 self.opts.step_timeout,
                 move || p.start_screenrecord(&x, limit, &file),
@@ -962,9 +966,9 @@ impl Runner {
             let handles: Vec<_> = std::mem::take(&mut self.recording)
                 .into_iter()
                 .map(|ph| {
-                    let (p, x) = (self.env.phones.clone(), ph.clone());
+                    let (p, x, phones) = (self.env.phones.clone(), ph.clone(), &self.env.phones);
                     let h = s.spawn(move || {
-                        bounded(&format!("{x}: screenrecord"), limit, {
+                        bounded_phone(phones, &x, &format!("{x}: screenrecord"), limit, {
                             let x = x.clone();
                             move || p.stop_screenrecord(&x)
                         })
