@@ -654,6 +654,7 @@ impl Runner {
                 pb.set_message(format!("{} {} {}", m.id, m.app, step.name()));
             }
             let r = self.step(step, m, dir, na, nb, &mut events);
+            self.journal_interruptions(m);
             let (state, detail, nodes, via) = match &r {
                 Ok(Some(rep)) => (
                     StepState::Done,
@@ -678,6 +679,22 @@ impl Runner {
             );
         }
         Ok(())
+    }
+
+    /// Journals the interruptions (dialogs dismissed, BACK pressed) the
+    /// phones handled during the last step: a measurement that needed them
+    /// is still valid, but the record says what was on the screens.
+    fn journal_interruptions(&mut self, m: &PlannedMeasurement) {
+        for ph in [&m.sender, &m.receiver] {
+            for (_, what) in self.env.phones.take_interruptions(ph) {
+                let _ = self.record.journal(
+                    Some(&m.id),
+                    "interruption",
+                    StepState::Done,
+                    Some(format!("{ph}: {what}")),
+                );
+            }
+        }
     }
 
     /// The nodes a paths/probes step works on and how it reaches them (for
