@@ -300,6 +300,8 @@ pub struct AppState {
     pub uid: u32,
     /// Conversation to show once the splash screen ends (deep link).
     pub after_splash: Option<String>,
+    /// The notification permission (Android 13+): `None` never asked.
+    pub notifications_allowed: Option<bool>,
 }
 
 impl AppState {
@@ -438,6 +440,8 @@ pub struct Phone {
     pub stall_input: Option<InputStall>,
     /// Random generator state (dump latency, failures).
     pub rng: u64,
+    /// The interruption in front of an app, if any ([`super::dialog`]).
+    pub dialog: Option<super::dialog::Dialog>,
 }
 
 impl Phone {
@@ -487,6 +491,7 @@ impl Phone {
             ("ro.serialno", serial),
             ("ro.sf.lcd_density", cfg.density.to_string()),
             ("persist.sys.timezone", "Etc/UTC".into()),
+            ("persist.sys.locale", cfg.locale.clone()),
             ("gsm.operator.alpha", String::new()),
             ("sys.boot_completed", "1".into()),
             (
@@ -525,6 +530,7 @@ impl Phone {
                 online: false,
                 uid: 10100 + i as u32 * 17,
                 after_splash: None,
+                notifications_allowed: None,
             });
         }
         let mut settings = BTreeMap::new();
@@ -576,6 +582,7 @@ impl Phone {
                     (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
                 })
                 .max(1),
+            dialog: None,
             cfg,
         }
     }
@@ -595,18 +602,25 @@ impl Phone {
         self.ui_changed = Instant::now();
         let cold = Duration::from_millis(self.cfg.cold_start_ms);
         let app = &mut self.apps[idx];
-        if !app.running {
+        let cold_start = !app.running;
+        if cold_start {
             app.running = true;
             app.screen = AppScreen::Splash(Instant::now() + cold);
             app.draft.clear();
             app.focused = false;
         }
         self.fg = Foreground::App(idx);
+        if cold_start {
+            super::dialog::on_cold_start(self, idx);
+        }
     }
 
     /// Stops an app (`am force-stop`).
     pub fn force_stop(&mut self, idx: usize) {
         self.ui_changed = Instant::now();
+        if self.dialog.is_some_and(|d| d.app() == idx) {
+            self.dialog = None;
+        }
         let app = &mut self.apps[idx];
         app.running = false;
         app.screen = AppScreen::List;
@@ -704,6 +718,10 @@ impl Phone {
             && !self.locked
             && self.fg == Foreground::App(idx)
             && self.apps[idx].screen == AppScreen::Chat(from.to_string());
+        // Android 13+: no notification without POST_NOTIFICATIONS.
+        let silenced = self.cfg.interruptions.notification_prompt
+            && self.cfg.sdk >= 33
+            && self.apps[idx].notifications_allowed != Some(true);
         let app = &mut self.apps[idx];
         app.chats
             .entry(from.to_string())
@@ -715,7 +733,7 @@ impl Phone {
                 id: 0,
             });
         self.ui_changed = Instant::now();
-        if visible {
+        if visible || silenced {
             return;
         }
         // One notification per chat, updated with every new message (the
