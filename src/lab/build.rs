@@ -1236,6 +1236,13 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
             let mut c = PhoneSimConfig::new(&p.name);
             // Set up as docs/real-lab.md asks of a lab's phones.
             c.adb_keyboard = true;
+            // Interrupting as real phones do: Android 13's notification
+            // prompt on each app's first start, and one cold start in ten
+            // shows a "what's new" sheet, the store, or an ANR dialog.
+            c.interruptions = super::phone::dialog::InterruptionConfig {
+                notification_prompt: true,
+                rate: 0.1,
+            };
             c.netns = Some(b.ns(&p.name));
             c.dns = Some(SocketAddr::new(IpAddr::V4(RESOLVER), 53));
             c.background = p.background;

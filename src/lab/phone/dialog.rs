@@ -76,7 +76,7 @@ pub fn on_cold_start(phone: &mut Phone, idx: usize) {
     let cfg = phone.cfg.interruptions.clone();
     let asks = cfg.notification_prompt
         && phone.cfg.sdk >= 33
-        && phone.apps[idx].notifications_allowed.is_none();
+        && phone.notifications_allowed(idx).is_none();
     let dialog = if asks {
         Some(Dialog::Permission(idx))
     } else if cfg.rate > 0.0 && phone.random() < cfg.rate {
@@ -201,10 +201,8 @@ pub fn close(phone: &mut Phone, choice: Choice) {
     let Some(d) = phone.dialog.take() else { return };
     phone.ui_changed = Instant::now();
     match (d, choice) {
-        (Dialog::Permission(i), Choice::Dismiss) => {
-            phone.apps[i].notifications_allowed = Some(true)
-        }
-        (Dialog::Permission(i), _) => phone.apps[i].notifications_allowed = Some(false),
+        (Dialog::Permission(i), Choice::Dismiss) => phone.set_notifications_allowed(i, true),
+        (Dialog::Permission(i), _) => phone.set_notifications_allowed(i, false),
         (Dialog::NotResponding(i), Choice::Close) => phone.force_stop(i),
         // The store's page: its button opens the download, the dialog stays.
         (Dialog::StoreUpdate(_), Choice::Deny) => phone.dialog = Some(d),
@@ -218,7 +216,7 @@ pub fn back(phone: &mut Phone) {
     if let Some(d) = phone.dialog.take() {
         phone.ui_changed = Instant::now();
         if let Dialog::Permission(i) = d {
-            phone.apps[i].notifications_allowed = Some(false);
+            phone.set_notifications_allowed(i, false);
         }
     }
 }
@@ -243,7 +241,13 @@ mod tests {
         p.tick();
         assert_eq!(visible(&p), Some(Dialog::Permission(0)));
         back(&mut p);
-        assert_eq!(p.apps[0].notifications_allowed, Some(false));
+        assert_eq!(p.notifications_allowed(0), Some(false));
+        // As the app op too (what `devices prepare` reads with appops get).
+        let op = (
+            "org.thoughtcrime.securesms".to_string(),
+            "POST_NOTIFICATION".to_string(),
+        );
+        assert_eq!(p.appops.get(&op).map(String::as_str), Some("ignore"));
         p.force_stop(0);
         p.launch(0);
         assert_eq!(p.dialog, None, "asked once");

@@ -300,8 +300,6 @@ pub struct AppState {
     pub uid: u32,
     /// Conversation to show once the splash screen ends (deep link).
     pub after_splash: Option<String>,
-    /// The notification permission (Android 13+): `None` never asked.
-    pub notifications_allowed: Option<bool>,
 }
 
 impl AppState {
@@ -530,7 +528,6 @@ impl Phone {
                 online: false,
                 uid: 10100 + i as u32 * 17,
                 after_splash: None,
-                notifications_allowed: None,
             });
         }
         let mut settings = BTreeMap::new();
@@ -590,6 +587,28 @@ impl Phone {
     /// Phone time in unix seconds (for mtimes).
     pub fn now_secs(&self) -> u32 {
         (self.clock.now_ms() / 1000).max(0) as u32
+    }
+
+    /// Whether app `idx` may post notifications: the `POST_NOTIFICATION`
+    /// app op, which Android 13+ keeps in step with the `POST_NOTIFICATIONS`
+    /// permission (so `appops get/set` show and change it, as
+    /// `devices prepare` does); `None`: never decided.
+    pub fn notifications_allowed(&self, idx: usize) -> Option<bool> {
+        let key = (
+            self.apps[idx].def.package.to_string(),
+            "POST_NOTIFICATION".to_string(),
+        );
+        self.appops.get(&key).map(|m| m == "allow")
+    }
+
+    /// Decides app `idx`'s notification permission (the prompt's answer).
+    pub fn set_notifications_allowed(&mut self, idx: usize, allowed: bool) {
+        let key = (
+            self.apps[idx].def.package.to_string(),
+            "POST_NOTIFICATION".to_string(),
+        );
+        self.appops
+            .insert(key, if allowed { "allow" } else { "ignore" }.to_string());
     }
 
     /// Index of an installed app by package.
@@ -721,7 +740,7 @@ impl Phone {
         // Android 13+: no notification without POST_NOTIFICATIONS.
         let silenced = self.cfg.interruptions.notification_prompt
             && self.cfg.sdk >= 33
-            && self.apps[idx].notifications_allowed != Some(true);
+            && self.notifications_allowed(idx) != Some(true);
         let app = &mut self.apps[idx];
         app.chats
             .entry(from.to_string())
