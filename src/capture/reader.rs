@@ -1221,11 +1221,11 @@ mod tests {
         }
     }
 
-    /// Every frame of a reader: number, time, interface and bytes, then the
-    /// error that ended it (as text), if any.
-    fn all_frames<R: Read>(
-        mut r: CaptureReader<R>,
-    ) -> (Vec<(u64, String, u32, Vec<u8>)>, Option<String>) {
+    /// A frame as compared in tests: number, time, interface and bytes.
+    type Seen = (u64, String, u32, Vec<u8>);
+
+    /// Every frame of a reader, then the error that ended it (as text), if any.
+    fn all_frames<R: Read>(mut r: CaptureReader<R>) -> (Vec<Seen>, Option<String>) {
         let mut got = Vec::new();
         loop {
             match r.next_frame() {
