@@ -1,7 +1,7 @@
 //! The replay engine: one pass over a capture, every decoded packet handed
 //! to every [`PacketSink`], one [`CaptureReport`] out.
 //!
-//! Memory is bounded by the reader's buffer (or mapped window) plus each sink's live state
+//! Memory is bounded by the reader's buffer plus each sink's live state
 //! (e.g. open flows), never by the size of the file.
 
 use super::attribution::Attributor;
@@ -253,11 +253,7 @@ impl StreamedReport {
 }
 
 /// [`analyze_file_with_progress`] in streaming form: records spill under
-/// `spill.dir` (when given) as the capture is read. The file is
-/// memory-mapped when it is a regular file ([`CaptureReader::open_mapped`]:
-/// no copy into a buffer), so it must be a stored capture that nothing
-/// truncates meanwhile; captures still being written go through
-/// [`stream_reader_with`] or [`analyze_reader`].
+/// `spill.dir` (when given) as the capture is read.
 pub fn stream_file(
     path: &Path,
     opts: &ReplayOptions,
@@ -265,8 +261,24 @@ pub fn stream_file(
     progress: &dyn Fn(u64),
 ) -> StreamedReport {
     let name = path.display().to_string();
-    let reader = CaptureReader::open_mapped(path);
-    stream_capture(&name, reader, opts, spill, extra_sinks(opts), progress)
+    match File::open(path) {
+        Ok(f) => stream_reader_with(
+            &name,
+            Counting { inner: f, progress },
+            opts,
+            spill,
+            extra_sinks(opts),
+        ),
+        Err(source) => {
+            let e = CaptureError::Open {
+                file: name.clone(),
+                source,
+            };
+            let mut s = StreamedReport::empty(name, spill);
+            s.report.errors.push(error_record(&e));
+            s
+        }
+    }
 }
 
 impl StreamedReport {
@@ -295,26 +307,8 @@ pub fn stream_reader_with<R: Read>(
     spill: Option<&SpillConfig>,
     extra: Vec<Box<dyn ReportSink>>,
 ) -> StreamedReport {
-    let reader = CaptureReader::new(src, name);
-    stream_capture(name, reader, opts, spill, extra, &|_| {})
-}
-
-/// Bytes of capture between two progress reports of a replay.
-const PROGRESS_STEP: u64 = 1 << 20;
-
-/// The streaming replay engine over an opened reader (or the error that
-/// kept it from opening); `progress(n)` is told each time about
-/// [`PROGRESS_STEP`] more bytes of the capture have been read.
-fn stream_capture<R: Read>(
-    name: &str,
-    reader: Result<CaptureReader<R>, CaptureError>,
-    opts: &ReplayOptions,
-    spill: Option<&SpillConfig>,
-    extra: Vec<Box<dyn ReportSink>>,
-    progress: &dyn Fn(u64),
-) -> StreamedReport {
     let mut out = StreamedReport::empty(name.to_string(), spill);
-    let mut reader = match reader {
+    let mut reader = match CaptureReader::new(src, name) {
         Ok(r) => r,
         Err(e) => {
             out.report.errors.push(error_record(&e));
@@ -332,7 +326,7 @@ fn stream_capture<R: Read>(
         out,
     };
     let mut stats = Stats::default();
-    if let Err(err) = pump(&mut reader, &mut stats, &mut e, progress) {
+    if let Err(err) = pump(&mut reader, &mut stats, &mut e) {
         e.out.report.errors.push(error_record(&err));
     }
 
@@ -502,9 +496,7 @@ fn pump<R: Read>(
     reader: &mut CaptureReader<R>,
     stats: &mut Stats,
     engine: &mut Engine,
-    progress: &dyn Fn(u64),
 ) -> Result<(), CaptureError> {
-    let mut told = 0;
     while let Some(raw) = reader.next_frame()? {
         stats.packets += 1;
         stats.bytes += u64::from(raw.orig_len);
@@ -528,13 +520,7 @@ fn pump<R: Read>(
             *stats.unopened.entry(u).or_default() += 1;
         }
         engine.packet(&pkt);
-        let at = reader.offset();
-        if at - told >= PROGRESS_STEP {
-            progress(at - told);
-            told = at;
-        }
     }
-    progress(reader.offset() - told);
     Ok(())
 }
 

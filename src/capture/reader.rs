@@ -1,22 +1,14 @@
 //! Streaming pcap / pcapng reader over `pcap-parser`'s record parsers.
 //!
-//! The reader finds the length of the next record from its header, makes
-//! sure the whole record is in view and hands the exact record bytes to
-//! `pcap-parser`. Doing the framing here, rather than through
-//! `pcap-parser`'s own reader loop, is what lets every error name the byte
-//! offset and the frame number, and keeps memory independent of the file
-//! size. The bytes come from one of two stores:
-//!
-//! - a bounded buffer the source is read into in large chunks (growing only
-//!   up to [`MAX_BLOCK`]): any [`Read`], including pipes and files still
-//!   being written;
-//! - windows of a memory-mapped file ([`CaptureReader::open_mapped`]), for
-//!   stored files: the frames are the page cache's own pages, so the kernel
-//!   does not copy the file into a buffer first (that copy was a third of a
-//!   replay's CPU time).
+//! The reader owns a bounded buffer: it reads the file in large chunks, finds
+//! the length of the next record from its header, makes sure the whole
+//! record is buffered (growing the buffer only up to [`MAX_BLOCK`]) and hands
+//! the exact record bytes to `pcap-parser`. Doing the framing here, rather
+//! than through `pcap-parser`'s own reader loop, is what lets every error
+//! name the byte offset and the frame number, and keeps memory independent
+//! of the file size.
 
 use super::{CaptureError, LinkType, Timestamp};
-use memmap2::{Mmap, MmapOptions};
 use pcap_parser::pcapng::{
     CB_MAGIC, DCB_MAGIC, EPB_MAGIC, IDB_MAGIC, SHB_MAGIC, SJE_MAGIC, SPB_MAGIC,
     parse_enhancedpacketblock_be, parse_enhancedpacketblock_le, parse_interfacedescriptionblock_be,
@@ -30,9 +22,6 @@ use std::path::Path;
 
 /// Initial buffer size; records are read in chunks of about this size.
 const INITIAL_BUFFER: usize = 1 << 20;
-/// Bytes of a mapped file in view at a time: bounds the pages the reader
-/// holds mapped (they count in its resident memory), whatever the file size.
-const MAP_WINDOW: usize = 4 << 20;
 /// Largest pcapng block accepted (Wireshark's limit too); larger means corrupt.
 const MAX_BLOCK: usize = 16 << 20;
 /// Largest classic-pcap record accepted (libpcap's maximum snap length).
@@ -138,7 +127,7 @@ struct Block {
     offset: u64,
     /// Block type.
     btype: u32,
-    /// Where the block starts in the store's bytes.
+    /// Where the block starts in the reader's buffer.
     start: usize,
     /// Total block length (header and trailer included).
     len: usize,
@@ -147,56 +136,9 @@ struct Block {
 }
 
 impl Block {
-    /// Index just past the block in the store's bytes.
+    /// Index just past the block in the reader's buffer.
     fn end(&self) -> usize {
         self.start + self.len
-    }
-}
-
-/// Where a reader's bytes are held.
-enum Store<R> {
-    /// Read from `src` into `buf` (valid bytes: `pos..end`).
-    Stream { src: R, buf: Vec<u8> },
-    /// A window of a mapped file (valid bytes: all of it).
-    Mapped(Window),
-}
-
-/// A mapped file, viewed [`MAP_WINDOW`] bytes (or one record) at a time.
-struct Window {
-    file: File,
-    /// File size when opened: the mapping never reaches past it.
-    size: u64,
-    /// The bytes in view (`None` while nothing is mapped, e.g. an empty file).
-    map: Option<Mmap>,
-}
-
-impl Window {
-    fn bytes(&self) -> &[u8] {
-        self.map.as_deref().unwrap_or(&[])
-    }
-}
-
-/// Maps `len` bytes of `file` from `offset` (neither need be page-aligned),
-/// with the page tables filled at once (one system call instead of a page
-/// fault per few pages).
-#[allow(unsafe_code)]
-fn map_range(file: &File, offset: u64, len: usize) -> io::Result<Mmap> {
-    // SAFETY: the mapping is read-only and only ever read through bounds-
-    // checked slices, and the file's bytes are untrusted input anyway (every
-    // length in them is checked before use). What the compiler cannot see is
-    // another process changing the file while it is mapped: bytes rewritten
-    // in place can change between two reads of them (garbage results, not
-    // memory unsafety: the slices' bounds do not move), and a file truncated
-    // below the mapped range makes the next access to the lost pages raise
-    // SIGBUS, which ends the process. So only stored files that nobody is
-    // writing are mapped (see `CaptureReader::open_mapped`); files that may
-    // still change (live captures, pipes) go through the read path.
-    unsafe {
-        MmapOptions::new()
-            .offset(offset)
-            .len(len)
-            .populate()
-            .map(file)
     }
 }
 
@@ -205,12 +147,13 @@ fn map_range(file: &File, offset: u64, len: usize) -> io::Result<Mmap> {
 /// returns `Ok(None)`).
 pub struct CaptureReader<R: Read> {
     file: String,
-    store: Store<R>,
-    /// Next unread byte in the store's bytes.
+    src: R,
+    buf: Vec<u8>,
+    /// Next unread byte in `buf`.
     pos: usize,
-    /// End of the valid bytes in the store's bytes.
+    /// End of the valid bytes in `buf`.
     end: usize,
-    /// File offset of the store's first byte.
+    /// File offset of `buf[0]`.
     base: u64,
     eof: bool,
     done: bool,
@@ -225,8 +168,7 @@ pub struct CaptureReader<R: Read> {
 }
 
 impl CaptureReader<File> {
-    /// Opens a file and reads its header. The file is read in chunks, so it
-    /// may still be growing (a capture being written).
+    /// Opens a file and reads its header.
     pub fn open(path: &Path) -> Result<Self, CaptureError> {
         let name = path.display().to_string();
         let f = File::open(path).map_err(|source| CaptureError::Open {
@@ -235,60 +177,17 @@ impl CaptureReader<File> {
         })?;
         CaptureReader::new(f, name)
     }
-
-    /// Opens a stored file and reads its header, memory-mapping the file
-    /// rather than reading it when it is a regular file (the frames then
-    /// borrow the page cache: no copy into a buffer). Only bytes present at
-    /// opening are read. The file must not be truncated or rewritten while
-    /// the reader lives: a truncated mapping raises SIGBUS and ends the
-    /// process. Use [`CaptureReader::open`] for files that may still
-    /// change. Pipes, devices and files that cannot be mapped are read as
-    /// by [`CaptureReader::open`].
-    pub fn open_mapped(path: &Path) -> Result<Self, CaptureError> {
-        let name = path.display().to_string();
-        let open_err = |source| CaptureError::Open {
-            file: name.clone(),
-            source,
-        };
-        let f = File::open(path).map_err(open_err)?;
-        let meta = f.metadata().map_err(open_err)?;
-        if !meta.is_file() {
-            return CaptureReader::new(f, name);
-        }
-        let size = meta.len();
-        let first = usize::try_from(size).unwrap_or(usize::MAX).min(MAP_WINDOW);
-        let map = match first {
-            0 => None,
-            n => match map_range(&f, 0, n) {
-                Ok(m) => Some(m),
-                // A file system that cannot map: read it instead.
-                Err(_) => return CaptureReader::new(f, name),
-            },
-        };
-        let store = Store::Mapped(Window { file: f, size, map });
-        CaptureReader::with_store(store, name, first)
-    }
 }
 
 impl<R: Read> CaptureReader<R> {
     /// Wraps any byte source; `file` names it in errors.
     pub fn new(src: R, file: impl Into<String>) -> Result<Self, CaptureError> {
-        let buf = vec![0; INITIAL_BUFFER];
-        CaptureReader::with_store(Store::Stream { src, buf }, file, 0)
-    }
-
-    /// A reader over `store`, whose first `end` bytes are valid, with the
-    /// file header read.
-    fn with_store(
-        store: Store<R>,
-        file: impl Into<String>,
-        end: usize,
-    ) -> Result<Self, CaptureError> {
         let mut r = CaptureReader {
             file: file.into(),
-            store,
+            src,
+            buf: vec![0; INITIAL_BUFFER],
             pos: 0,
-            end,
+            end: 0,
             base: 0,
             eof: false,
             done: false,
@@ -309,11 +208,6 @@ impl<R: Read> CaptureReader<R> {
             Kind::Pcap { .. } => CaptureFormat::Pcap,
             Kind::PcapNg { .. } => CaptureFormat::PcapNg,
         }
-    }
-
-    /// True when the file is memory-mapped rather than read into a buffer.
-    pub fn is_mapped(&self) -> bool {
-        matches!(self.store, Store::Mapped(_))
     }
 
     /// Every interface declared so far (all sections), with its snap length.
@@ -337,14 +231,6 @@ impl<R: Read> CaptureReader<R> {
         &self.file
     }
 
-    /// The store's bytes (valid: `pos..end`).
-    fn bytes(&self) -> &[u8] {
-        match &self.store {
-            Store::Stream { buf, .. } => buf,
-            Store::Mapped(w) => w.bytes(),
-        }
-    }
-
     fn corrupt(&self, offset: u64, reason: impl Into<String>) -> CaptureError {
         CaptureError::Corrupt {
             file: self.file.clone(),
@@ -354,41 +240,21 @@ impl<R: Read> CaptureReader<R> {
         }
     }
 
-    fn io_error(&self, offset: u64, source: io::Error) -> CaptureError {
-        CaptureError::Io {
-            file: self.file.clone(),
-            offset,
-            frame: self.frames + 1,
-            source,
-        }
-    }
-
     /// Makes at least `need` bytes available from `pos`; false at end of file.
     fn fill(&mut self, need: usize) -> Result<bool, CaptureError> {
         if self.end - self.pos >= need {
             return Ok(true);
         }
-        match self.store {
-            Store::Stream { .. } => self.fill_stream(need),
-            Store::Mapped(_) => self.fill_mapped(need),
-        }
-    }
-
-    /// [`Self::fill`] for a read source: moves or grows the buffer, then reads.
-    fn fill_stream(&mut self, need: usize) -> Result<bool, CaptureError> {
-        let Store::Stream { src, buf } = &mut self.store else {
-            return Ok(false);
-        };
-        if need > buf.len() {
+        if need > self.buf.len() {
             // Only records up to MAX_BLOCK get here (callers check lengths).
             let mut grown = vec![0; need.next_power_of_two()];
-            grown[..self.end - self.pos].copy_from_slice(&buf[self.pos..self.end]);
-            *buf = grown;
+            grown[..self.end - self.pos].copy_from_slice(&self.buf[self.pos..self.end]);
+            self.buf = grown;
             self.base += self.pos as u64;
             self.end -= self.pos;
             self.pos = 0;
-        } else if self.pos + need > buf.len() {
-            buf.copy_within(self.pos..self.end, 0);
+        } else if self.pos + need > self.buf.len() {
+            self.buf.copy_within(self.pos..self.end, 0);
             self.base += self.pos as u64;
             self.end -= self.pos;
             self.pos = 0;
@@ -397,51 +263,21 @@ impl<R: Read> CaptureReader<R> {
             if self.eof {
                 return Ok(false);
             }
-            match src.read(&mut buf[self.end..]) {
+            match self.src.read(&mut self.buf[self.end..]) {
                 Ok(0) => self.eof = true,
                 Ok(n) => self.end += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(source) => {
-                    let offset = self.base + self.end as u64;
-                    return Err(self.io_error(offset, source));
+                    return Err(CaptureError::Io {
+                        file: self.file.clone(),
+                        offset: self.base + self.end as u64,
+                        frame: self.frames + 1,
+                        source,
+                    });
                 }
             }
         }
         Ok(true)
-    }
-
-    /// [`Self::fill`] for a mapped file: maps a new window starting at
-    /// `pos`, of [`MAP_WINDOW`] bytes or `need` if larger, clipped to the
-    /// file; false when the file ends before `need` bytes (all that is left
-    /// is then in view, as the read path leaves it).
-    fn fill_mapped(&mut self, need: usize) -> Result<bool, CaptureError> {
-        let start = self.offset();
-        let Store::Mapped(w) = &mut self.store else {
-            return Ok(false);
-        };
-        let left = w.size.saturating_sub(start);
-        if self.base + self.end as u64 >= w.size {
-            // Everything up to the end of the file is in view already.
-            return Ok(false);
-        }
-        let len = usize::try_from(left)
-            .unwrap_or(usize::MAX)
-            .min(need.max(MAP_WINDOW));
-        // The old window goes first: at most one is mapped at a time.
-        w.map = None;
-        match map_range(&w.file, start, len) {
-            Ok(m) => w.map = Some(m),
-            Err(source) => {
-                self.base = start;
-                self.pos = 0;
-                self.end = 0;
-                return Err(self.io_error(start, source));
-            }
-        }
-        self.base = start;
-        self.pos = 0;
-        self.end = len;
-        Ok(len >= need)
     }
 
     fn truncated(&self, needed: usize) -> CaptureError {
@@ -460,10 +296,10 @@ impl<R: Read> CaptureReader<R> {
         if avail < 4 {
             return Err(CaptureError::NotACapture {
                 file: self.file.clone(),
-                magic: hex(&self.bytes()[..avail]),
+                magic: hex(&self.buf[..avail]),
             });
         }
-        let magic = u32::from_le_bytes(self.bytes()[0..4].try_into().unwrap_or_default());
+        let magic = u32::from_le_bytes(self.buf[0..4].try_into().unwrap_or_default());
         let (big_endian, nanos, modified) = match magic {
             0xa1b2_c3d4 => (false, false, false),
             0xd4c3_b2a1 => (true, false, false),
@@ -479,14 +315,14 @@ impl<R: Read> CaptureReader<R> {
             _ => {
                 return Err(CaptureError::NotACapture {
                     file: self.file.clone(),
-                    magic: hex(&self.bytes()[..4]),
+                    magic: hex(&self.buf[..4]),
                 });
             }
         };
         if !self.fill(24)? {
             return Err(self.truncated(24));
         }
-        let h = &self.bytes()[self.pos..self.pos + 24];
+        let h = &self.buf[self.pos..self.pos + 24];
         let rd = |o: usize| read_u32(&h[o..o + 4], big_endian);
         let major = if big_endian {
             u16::from_be_bytes([h[4], h[5]])
@@ -545,7 +381,7 @@ impl<R: Read> CaptureReader<R> {
         };
         self.frames += 1;
         self.last_ts = found.ts;
-        let data = &self.bytes()[found.start..found.start + found.len];
+        let data = &self.buf[found.start..found.start + found.len];
         Ok(Some(RawFrame {
             frame: self.frames,
             ts: found.ts,
@@ -571,7 +407,7 @@ impl<R: Read> CaptureReader<R> {
             return Err(self.truncated(hdr));
         }
         let offset = self.offset();
-        let caplen = read_u32(&self.bytes()[self.pos + 8..self.pos + 12], big_endian);
+        let caplen = read_u32(&self.buf[self.pos + 8..self.pos + 12], big_endian);
         if caplen > MAX_PCAP_CAPLEN {
             return Err(self.corrupt(
                 offset,
@@ -584,7 +420,7 @@ impl<R: Read> CaptureReader<R> {
         if !self.fill(total)? {
             return Err(self.truncated(total));
         }
-        let rec = &self.bytes()[self.pos..self.pos + total];
+        let rec = &self.buf[self.pos..self.pos + total];
         let parsed = if modified {
             parse_pcap_frame_modified(rec)
         } else if big_endian {
@@ -640,14 +476,14 @@ impl<R: Read> CaptureReader<R> {
             Kind::PcapNg { big_endian } => big_endian,
             Kind::Pcap { .. } => false,
         };
-        let head = &self.bytes()[self.pos..self.pos + 12];
+        let head = &self.buf[self.pos..self.pos + 12];
         let (btype, len, big_endian) =
             block_header(head, current).map_err(|reason| self.corrupt(offset, reason))?;
         if !self.fill(len)? {
             return Err(self.truncated(len));
         }
         let start = self.pos;
-        let trailer = read_u32(&self.bytes()[start + len - 4..start + len], big_endian) as usize;
+        let trailer = read_u32(&self.buf[start + len - 4..start + len], big_endian) as usize;
         if trailer != len {
             return Err(self.corrupt(
                 offset,
@@ -683,7 +519,7 @@ impl<R: Read> CaptureReader<R> {
 
     /// The bytes of a framed block.
     fn block_bytes(&self, b: Block) -> &[u8] {
-        &self.bytes()[b.start..b.end()]
+        &self.buf[b.start..b.end()]
     }
 
     /// A Section Header Block: a new section, its interfaces to come.
@@ -1236,66 +1072,79 @@ mod tests {
         }
     }
 
+    /// A source that hands out at most `step` bytes per read, so records
+    /// straddle every refill of the reader's buffer.
+    struct Trickle<'a> {
+        bytes: &'a [u8],
+        step: usize,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.bytes.len().min(buf.len()).min(self.step);
+            buf[..n].copy_from_slice(&self.bytes[..n]);
+            self.bytes = &self.bytes[n..];
+            Ok(n)
+        }
+    }
+
     #[test]
-    fn mapped_reading_equals_buffered_reading_across_windows() {
-        // Records of many sizes, so some straddle each window boundary,
-        // and one larger than a window.
-        let mut frames: Vec<(u32, u32, Vec<u8>)> = (0..5000u32)
+    fn chunked_reading_equals_reading_at_once() {
+        // Records of many sizes, several buffers' worth, so records straddle
+        // refills, and one block larger than the initial buffer (it grows).
+        let frames: Vec<(u32, u32, Vec<u8>)> = (0..1500u32)
             .map(|i| (i, i * 7, vec![i as u8; (i as usize * 37) % 4000]))
             .collect();
-        frames.insert(2400, (9000, 0, vec![0xab; 200_000]));
         let refs: Vec<(u32, u32, &[u8])> =
             frames.iter().map(|(s, f, d)| (*s, *f, &d[..])).collect();
         let pcap = pcap_bytes(false, true, &refs);
         let mut ng = shb(false);
         ng.extend(idb(false, 1, 0));
-        let big = vec![0x5a; MAP_WINDOW + 4096];
+        let big = vec![0x5a; INITIAL_BUFFER + 4096];
         for (i, (_, _, d)) in frames.iter().enumerate() {
             ng.extend(epb(false, 0, i as u64, d));
-            if i == 1000 {
+            if i == 700 {
                 ng.extend(epb(false, 0, 0, &big));
             }
         }
-        assert!(pcap.len() > 2 * MAP_WINDOW && ng.len() > 3 * MAP_WINDOW);
+        assert!(pcap.len() > 2 * INITIAL_BUFFER && ng.len() > 3 * INITIAL_BUFFER);
         for bytes in [pcap, ng] {
-            let mut f = tempfile::NamedTempFile::new().unwrap();
-            std::io::Write::write_all(&mut f, &bytes).unwrap();
-            let mapped = CaptureReader::open_mapped(f.path()).unwrap();
-            assert!(mapped.is_mapped());
-            let (want, none) =
-                all_frames(CaptureReader::new(&bytes[..], f.path().display().to_string()).unwrap());
-            assert_eq!(none, None);
-            assert_eq!(all_frames(mapped), (want.clone(), None));
-            // Cut in the last record: the same frames, then the same error.
-            let cut = bytes.len() - 3;
-            f.as_file().set_len(cut as u64).unwrap();
-            let (want, err) = all_frames(
-                CaptureReader::new(&bytes[..cut], f.path().display().to_string()).unwrap(),
+            let (want, none) = all_frames(CaptureReader::new(&bytes[..], "x").unwrap());
+            assert_eq!(
+                (want.len(), none),
+                (
+                    1500 + bytes.starts_with(&SHB_MAGIC.to_le_bytes()) as usize,
+                    None
+                )
             );
+            for step in [1 << 16, 4093] {
+                let r = CaptureReader::new(
+                    Trickle {
+                        bytes: &bytes,
+                        step,
+                    },
+                    "x",
+                )
+                .unwrap();
+                assert_eq!(all_frames(r), (want.clone(), None));
+            }
+            // Cut in the last record: the same frames, then the same error.
+            let cut = &bytes[..bytes.len() - 3];
+            let (want, err) = all_frames(CaptureReader::new(cut, "x").unwrap());
             assert!(
                 err.as_deref()
                     .is_some_and(|e| e.contains("truncated at byte")),
                 "{err:?}"
             );
-            assert_eq!(
-                all_frames(CaptureReader::open_mapped(f.path()).unwrap()),
-                (want.clone(), err)
-            );
+            let r = CaptureReader::new(
+                Trickle {
+                    bytes: cut,
+                    step: 4093,
+                },
+                "x",
+            )
+            .unwrap();
+            assert_eq!(all_frames(r), (want, err));
         }
-    }
-
-    #[test]
-    fn mapped_open_of_tiny_and_special_files() {
-        for bytes in [&b""[..], b"ab", b"not a capture at all"] {
-            let mut f = tempfile::NamedTempFile::new().unwrap();
-            std::io::Write::write_all(&mut f, bytes).unwrap();
-            let e = CaptureReader::open_mapped(f.path()).err();
-            assert!(matches!(e, Some(CaptureError::NotACapture { .. })), "{e:?}");
-        }
-        // A character device is read, not mapped (and is empty here).
-        let e = CaptureReader::open_mapped(Path::new("/dev/null")).err();
-        assert!(matches!(e, Some(CaptureError::NotACapture { .. })), "{e:?}");
-        let e = CaptureReader::open_mapped(Path::new("/nonexistent/x.pcap")).err();
-        assert!(matches!(e, Some(CaptureError::Open { .. })), "{e:?}");
     }
 }
