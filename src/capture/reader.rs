@@ -1108,15 +1108,15 @@ mod tests {
             }
         }
         assert!(pcap.len() > 2 * INITIAL_BUFFER && ng.len() > 3 * INITIAL_BUFFER);
-        for bytes in [pcap, ng] {
+        let last = &frames[1499].2;
+        let last_record = [16 + last.len(), epb(false, 0, 0, last).len()];
+        for (bytes, last_record) in [pcap, ng].into_iter().zip(last_record) {
             let (want, none) = all_frames(CaptureReader::new(&bytes[..], "x").unwrap());
-            assert_eq!(
-                (want.len(), none),
-                (
-                    1500 + bytes.starts_with(&SHB_MAGIC.to_le_bytes()) as usize,
-                    None
-                )
-            );
+            assert_eq!(none, None);
+            let big_too = bytes.starts_with(&SHB_MAGIC.to_le_bytes()) as usize;
+            assert_eq!(want.len(), 1500 + big_too);
+            assert_eq!(&want[700].3, &frames[700].2);
+            assert_eq!(&want[1499 + big_too].3, last);
             for step in [1 << 16, 4093] {
                 let r = CaptureReader::new(
                     Trickle {
@@ -1131,11 +1131,9 @@ mod tests {
             // Cut in the last record: the same frames, then the same error.
             let cut = &bytes[..bytes.len() - 3];
             let (want, err) = all_frames(CaptureReader::new(cut, "x").unwrap());
-            assert!(
-                err.as_deref()
-                    .is_some_and(|e| e.contains("truncated at byte")),
-                "{err:?}"
-            );
+            // The offset is the last record's, counted independently.
+            let at = format!("truncated at byte {}:", bytes.len() - last_record);
+            assert!(err.as_deref().is_some_and(|e| e.contains(&at)), "{err:?}");
             let r = CaptureReader::new(
                 Trickle {
                     bytes: cut,
