@@ -13,7 +13,7 @@
 //! polled (`uiautomator dump`, seconds apart).
 
 use super::env::{EnvError, PhoneControl, PhoneFacts, Stamp};
-use crate::device::api::Phone;
+use crate::device::api::{Phone, Watched};
 use crate::device::events::text_sha256;
 use crate::device::phone::ReceiptBaseline;
 use crate::device::profile::{AppProfile, PhoneProfile};
@@ -34,6 +34,10 @@ pub struct DevicePhones {
     away: Mutex<HashSet<String>>,
     /// Snapshots taken before a send: (receiving phone, text hash).
     pending: Mutex<HashMap<(String, String), ReceiptBaseline>>,
+    /// (phone, app) whose app may not post notifications (the user denied
+    /// them: `POST_NOTIFICATION` app op), read at each prepare: such a
+    /// receiver keeps its chat open and its receipt is the new bubble.
+    silent: Mutex<HashSet<(String, String)>>,
     /// Running screen recordings: their phone and the recorder's answer.
     recordings: Mutex<HashMap<String, Recording>>,
     /// Actions in flight per phone, to wait on when one is cancelled.
@@ -108,6 +112,7 @@ impl DevicePhones {
             chats: Mutex::new(HashMap::new()),
             away: Mutex::new(HashSet::new()),
             pending: Mutex::new(HashMap::new()),
+            silent: Mutex::new(HashSet::new()),
             recordings: Mutex::new(HashMap::new()),
             busy: Arc::default(),
         }
@@ -249,6 +254,15 @@ impl PhoneControl for DevicePhones {
                 }
             }
             let version = d.require_app(&a).await.map_err(err)?;
+            let denied = d.notifications_denied(&a).await.map_err(err)?;
+            let mut silent = self.silent.lock().map_err(err)?;
+            let key = (phone.to_string(), a.id.clone());
+            if denied {
+                silent.insert(key);
+            } else {
+                silent.remove(&key);
+            }
+            drop(silent);
             // Every attempt starts from a stopped app: after a failover the
             // phone's route moves to another node, and a connection opened
             // through the previous node is dead behind its NAT without
@@ -303,13 +317,27 @@ impl PhoneControl for DevicePhones {
             .map(|q| self.phone(&q).map(|r| (q, r)))
             .transpose()?;
         let ui = receiver.as_ref().is_some_and(|(q, _)| !self.is_away(q));
-        let watched = receiver.as_ref().map(|(_, r)| (r.as_ref(), ui));
+        // A receiver whose app may not post notifications stays in its
+        // chat: the bubble is its receipt (when its chat is open).
+        let stay = receiver.as_ref().is_some_and(|(q, _)| {
+            ui && self
+                .silent
+                .lock()
+                .is_ok_and(|s| s.contains(&(q.clone(), app.to_string())))
+        });
+        let watched = receiver.as_ref().map(|(_, r)| Watched {
+            phone: r.as_ref(),
+            chat_open: ui,
+            go_home: !stay,
+        });
         let (sent, base) = self
             .rt
             .block_on(d.send_watched(app, text, watched))
             .map_err(err)?;
         if let (Some((q, _)), Some(b)) = (&receiver, base) {
-            self.away.lock().map_err(err)?.insert(q.clone());
+            if !stay {
+                self.away.lock().map_err(err)?.insert(q.clone());
+            }
             self.pending
                 .lock()
                 .map_err(err)?

@@ -177,6 +177,20 @@ fn ts(host_s: f64) -> Timestamp {
     Timestamp::from_f64(host_s)
 }
 
+/// The phone that will receive a message, as [`Phone::send_watched`]
+/// prepares it.
+#[derive(Debug, Clone, Copy)]
+pub struct Watched<'a> {
+    /// The receiving phone.
+    pub phone: &'a Phone,
+    /// Its chat with the sender is open (count the chat's bubbles too).
+    pub chat_open: bool,
+    /// Send it to its home screen so that its app posts a notification
+    /// (false: the app may not post any, its chat stays open for the
+    /// bubble).
+    pub go_home: bool,
+}
+
 impl Phone {
     /// Connects to the phone a profile describes (`adb connect` through the
     /// adb server when it has an address, or direct TCP) with the app
@@ -354,15 +368,17 @@ impl Phone {
         &self,
         app: &str,
         text: &str,
-        receiver: Option<(&Phone, bool)>,
+        receiver: Option<Watched<'_>>,
     ) -> Result<(SendEvent, Option<ReceiptBaseline>), DeviceError> {
         let a = self.app(app)?;
         let snap = async {
-            let Some((r, ui)) = receiver else {
+            let Some(w) = receiver else {
                 return Ok(None);
             };
-            let b = r.snapshot(app, text, ui).await?;
-            r.home().await?;
+            let b = w.phone.snapshot(app, text, w.chat_open).await?;
+            if w.go_home {
+                w.phone.home().await?;
+            }
             Ok::<_, DeviceError>(Some(b))
         };
         let (base, nodes) = tokio::join!(snap, self.device.type_ready(a, text, self.diag()));

@@ -133,6 +133,19 @@ fn count_bubbles(app: &AppProfile, text: &str, nodes: &[UiNode]) -> usize {
         .count()
 }
 
+/// Reads `appops get … POST_NOTIFICATION` output: denied when the op's
+/// mode is `ignore` or `deny` (AOSP `AppOpsService` shell command format,
+/// `<OP>: <mode>` per line, optionally followed by `; time=…`).
+pub fn notifications_denied_by(appops_get: &str) -> bool {
+    appops_get.lines().any(|l| {
+        let Some((op, rest)) = l.split_once(':') else {
+            return false;
+        };
+        let mode = rest.split(';').next().unwrap_or("").trim();
+        op.trim() == "POST_NOTIFICATION" && matches!(mode, "ignore" | "deny")
+    })
+}
+
 /// One phone.
 #[derive(Debug)]
 pub struct Device {
@@ -932,6 +945,21 @@ impl Device {
         self.sh_ok("input keyevent KEYCODE_HOME").await.map(|_| ())
     }
 
+    /// Whether the user denied `app` its notifications: the
+    /// `POST_NOTIFICATION` app op (which Android 13+ keeps in step with the
+    /// `POST_NOTIFICATIONS` permission) set to `ignore` or `deny`, as AOSP's
+    /// `appops get <package> <op>` prints it (`POST_NOTIFICATION: ignore`;
+    /// "No operations." when never set). The raw answer comes back too.
+    pub async fn notifications_denied(&self, app: &AppProfile) -> Result<bool, DeviceError> {
+        let out = self
+            .sh(&format!(
+                "appops get {} POST_NOTIFICATION",
+                quote(&app.package)
+            ))
+            .await?;
+        Ok(notifications_denied_by(&out.stdout))
+    }
+
     /// Stops an app.
     pub async fn force_stop(&self, app: &AppProfile) -> Result<(), DeviceError> {
         self.sh_ok(&format!("am force-stop {}", quote(&app.package)))
@@ -1113,5 +1141,24 @@ impl Device {
             rc: 1,
             output: "no parseable time".into(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::notifications_denied_by;
+
+    #[test]
+    fn post_notification_op_as_appops_prints_it() {
+        // AOSP AppOpsService.Shell `get`: "<OP>: <mode>[; time=…]" lines.
+        assert!(notifications_denied_by("POST_NOTIFICATION: ignore\n"));
+        assert!(notifications_denied_by(
+            "POST_NOTIFICATION: deny; rejectTime=+1h2m3s4ms ago\n"
+        ));
+        assert!(!notifications_denied_by("POST_NOTIFICATION: allow\n"));
+        assert!(!notifications_denied_by("No operations.\n"));
+        assert!(!notifications_denied_by(
+            "CAMERA: ignore\nPOST_NOTIFICATION: allow\n"
+        ));
     }
 }

@@ -286,7 +286,7 @@ pub async fn check_phone(
                     .sh(&format!("appops get {} POST_NOTIFICATION", app.package))
                     .await?
                     .stdout;
-                if ops.contains(": ignore") || ops.contains(": deny") {
+                if super::phone::notifications_denied_by(&ops) {
                     items.push(missing(
                         &format!("notifications {}", app.id),
                         format!("{} may not post notifications: {}", app.package, ops.trim()),

@@ -5,7 +5,7 @@
 //! message each way with its receipt time.
 
 use super::DeviceError;
-use super::api::{Contact, Phone};
+use super::api::{Contact, Phone, Watched};
 use super::interrupt;
 use super::phone::ReceiptVia;
 use super::uidump::{self, Selector};
@@ -198,7 +198,17 @@ pub async fn exchange(
         fp.name(),
         tp.name()
     );
-    let (sent, base) = fp.send_watched(&app, &text, Some((tp, true))).await?;
+    let (sent, base) = fp
+        .send_watched(
+            &app,
+            &text,
+            Some(Watched {
+                phone: tp,
+                chat_open: true,
+                go_home: true,
+            }),
+        )
+        .await?;
     fr.sent = Some(TrySent {
         text: text.clone(),
         t: sent.ts.as_f64(),

@@ -598,7 +598,9 @@ impl Phone {
             self.apps[idx].def.package.to_string(),
             "POST_NOTIFICATION".to_string(),
         );
-        self.appops.get(&key).map(|m| m == "allow")
+        self.appops
+            .get(&key)
+            .map(|m| !matches!(m.as_str(), "ignore" | "deny"))
     }
 
     /// Decides app `idx`'s notification permission (the prompt's answer).
@@ -737,10 +739,12 @@ impl Phone {
             && !self.locked
             && self.fg == Foreground::App(idx)
             && self.apps[idx].screen == AppScreen::Chat(from.to_string());
-        // Android 13+: no notification without POST_NOTIFICATIONS.
-        let silenced = self.cfg.interruptions.notification_prompt
-            && self.cfg.sdk >= 33
-            && self.notifications_allowed(idx) != Some(true);
+        // Denied by the user (any release), or, on Android 13+, not yet
+        // allowed: no notification.
+        let silenced = self.notifications_allowed(idx) == Some(false)
+            || (self.cfg.interruptions.notification_prompt
+                && self.cfg.sdk >= 33
+                && self.notifications_allowed(idx) != Some(true));
         let app = &mut self.apps[idx];
         app.chats
             .entry(from.to_string())
