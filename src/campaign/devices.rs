@@ -220,6 +220,18 @@ impl DevicePhones {
         Ok(())
     }
 
+    /// Records whether `phone`'s `app` may not post notifications.
+    fn mark_silent(&self, phone: &str, app: &str, denied: bool) -> Result<(), EnvError> {
+        let mut silent = self.silent.lock().map_err(err)?;
+        let key = (phone.to_string(), app.to_string());
+        if denied {
+            silent.insert(key);
+        } else {
+            silent.remove(&key);
+        }
+        Ok(())
+    }
+
     fn is_away(&self, phone: &str) -> bool {
         self.away.lock().is_ok_and(|a| a.contains(phone))
     }
@@ -255,14 +267,7 @@ impl PhoneControl for DevicePhones {
             }
             let version = d.require_app(&a).await.map_err(err)?;
             let denied = d.notifications_denied(&a).await.map_err(err)?;
-            let mut silent = self.silent.lock().map_err(err)?;
-            let key = (phone.to_string(), a.id.clone());
-            if denied {
-                silent.insert(key);
-            } else {
-                silent.remove(&key);
-            }
-            drop(silent);
+            self.mark_silent(phone, &a.id, denied)?;
             // Every attempt starts from a stopped app: after a failover the
             // phone's route moves to another node, and a connection opened
             // through the previous node is dead behind its NAT without
