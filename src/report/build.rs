@@ -4,6 +4,7 @@ use super::ReportError;
 use super::model::*;
 use super::record::{Campaign, Measurement, Problem, StoredServer, TraceFile};
 use super::stats::Share;
+use crate::analysis::model::Role;
 use crate::geo::db::{GeoDb, MmdbFile};
 use crate::geo::groups::GroupSet;
 use crate::geo::locality::{accessible_to_group, leaves_region};
@@ -147,17 +148,17 @@ fn is_locality_measurement(m: &Measurement) -> bool {
 }
 
 /// Servers of a measurement (correlated first, then attributed per capture).
-fn servers_of(m: &Measurement) -> impl Iterator<Item = (&str, IpAddr, Option<&str>)> {
+fn servers_of(m: &Measurement) -> impl Iterator<Item = (&str, IpAddr, Option<Role>)> {
     let a = m.analysis.as_ref();
     let top = a
         .into_iter()
         .flat_map(|a| a.servers.iter())
-        .map(|s| (s.app.as_str(), s.ip.to_canonical(), s.role.as_deref()));
+        .map(|s| (s.app.as_str(), s.ip.to_canonical(), s.role));
     let caps = a
         .into_iter()
         .flat_map(|a| a.captures.iter())
         .flat_map(|c| c.servers.iter())
-        .map(|s| (s.app.as_str(), s.ip.to_canonical(), s.role.as_deref()));
+        .map(|s| (s.app.as_str(), s.ip.to_canonical(), s.role));
     top.chain(caps)
 }
 
@@ -622,7 +623,7 @@ pub fn build(
 
 /// Messaging servers: correlation role `messaging`.
 fn is_messaging(s: &StoredServer) -> bool {
-    s.role.as_deref() == Some("messaging")
+    s.role == Some(Role::Messaging)
 }
 
 fn dns_table(c: &Campaign, geo: &mut Geo) -> Result<(Vec<DnsRow>, usize), ReportError> {
@@ -659,7 +660,7 @@ fn dns_table(c: &Campaign, geo: &mut Geo) -> Result<(Vec<DnsRow>, usize), Report
                         .or_default()
                         .insert(s.app.clone());
                 }
-                if s.role.as_deref() == Some("messaging") {
+                if s.role == Some(Role::Messaging) {
                     messaging_ips.insert((s.app.clone(), s.ip.to_canonical()));
                 }
             }
@@ -760,7 +761,7 @@ type PrefixAcc = (Option<u32>, Option<String>, BTreeSet<String>, usize);
 type ServerKey = (String, String, IpAddr, u16, String);
 
 struct ServerAcc {
-    role: Option<String>,
+    role: Option<Role>,
     score: Option<f64>,
     measurements: BTreeSet<String>,
     names: BTreeSet<String>,
@@ -771,7 +772,7 @@ fn server_table(c: &Campaign, geo: &mut Geo) -> Result<Vec<ServerRow>, ReportErr
     let mut acc: BTreeMap<ServerKey, ServerAcc> = BTreeMap::new();
     let mut add = |key: ServerKey,
                    mid: &str,
-                   role: Option<&str>,
+                   role: Option<Role>,
                    score: Option<f64>,
                    names: &[String],
                    evidence: &[String]| {
@@ -783,7 +784,7 @@ fn server_table(c: &Campaign, geo: &mut Geo) -> Result<Vec<ServerRow>, ReportErr
             evidence: Vec::new(),
         });
         if e.role.is_none() {
-            e.role = role.map(str::to_string);
+            e.role = role;
         }
         if let Some(s) = score.filter(|s| s.is_finite()) {
             e.score = Some(e.score.map_or(s, |x: f64| x.max(s)));
@@ -825,7 +826,7 @@ fn server_table(c: &Campaign, geo: &mut Geo) -> Result<Vec<ServerRow>, ReportErr
                 add(
                     (s.app.clone(), v, ip, s.port, s.proto.clone()),
                     id,
-                    s.role.as_deref(),
+                    s.role,
                     s.score,
                     &s.names,
                     &s.evidence,
@@ -844,7 +845,7 @@ fn server_table(c: &Campaign, geo: &mut Geo) -> Result<Vec<ServerRow>, ReportErr
                         s.proto.clone(),
                     ),
                     id,
-                    s.role.as_deref(),
+                    s.role,
                     s.score,
                     &s.names,
                     &s.evidence,

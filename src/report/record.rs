@@ -8,7 +8,7 @@
 //! report on.
 
 use super::ReportError;
-use crate::analysis::model::CaptureReport;
+use crate::analysis::model::{CaptureReport, Role};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
@@ -167,9 +167,9 @@ pub struct StoredServer {
     /// Evidence, strongest first.
     #[serde(default)]
     pub evidence: Vec<String>,
-    /// `messaging`, `media`, `push`, `dns`, …
+    /// What the server does for the app, when correlation or attribution said so.
     #[serde(default)]
-    pub role: Option<String>,
+    pub role: Option<Role>,
     /// Correlation score in [0, 1].
     #[serde(default)]
     pub score: Option<f64>,

@@ -18,7 +18,7 @@
 //!   injector constant) does not fit the resolver's other replies.
 
 use super::data::{BogonKind, RuleData, is_public_name};
-use super::{DNS_FORGERY, DnsMeta, PortUnreachable, event, round2};
+use super::{DNS_FORGERY, DnsFindings, DnsMeta, PortUnreachable, event, round2};
 use crate::analysis::model::{DnsRecord, InterferenceEvent};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -37,7 +37,7 @@ pub fn check(
     meta: &HashMap<u64, DnsMeta>,
     unreachable: &[PortUnreachable],
     data: &RuleData,
-) -> Vec<InterferenceEvent> {
+) -> DnsFindings {
     let responses: Vec<&DnsRecord> = records
         .iter()
         .filter(|r| r.rcode.is_some() && (r.transport == "udp" || r.transport == "tcp"))
@@ -61,7 +61,7 @@ pub fn check(
         })
         .collect();
 
-    let mut events = Vec::new();
+    let mut found = DnsFindings::default();
     let mut covered = BTreeSet::new();
     for r in &responses {
         let known: Vec<(IpAddr, &String)> = addresses(r)
@@ -91,7 +91,7 @@ pub fn check(
                 json!(known.iter().map(|k| k.1).collect::<Vec<_>>()),
             );
             add_misfit(&mut e.evidence, misfits.get(&r.frame));
-            events.push(e);
+            found.push(e, known.iter().map(|k| k.0));
             continue;
         }
         if !is_public_name(&r.query) {
@@ -139,15 +139,15 @@ pub fn check(
                 json!(bogons.iter().map(|b| b.1).collect::<Vec<_>>()),
             );
             add_misfit(&mut e.evidence, misfits.get(&r.frame));
-            events.push(e);
+            found.push(e, bogons.iter().map(|b| b.0));
         }
     }
 
-    for e in duplicates(&responses, meta, unreachable, &misfits, &covered) {
+    for (e, forged) in duplicates(&responses, meta, unreachable, &misfits, &covered) {
         for f in &e.frames {
             covered.insert(*f);
         }
-        events.push(e);
+        found.push(e, forged);
     }
 
     for r in &responses {
@@ -173,9 +173,9 @@ pub fn check(
         );
         base_evidence(&mut e.evidence, r, meta.get(&r.frame));
         add_misfit(&mut e.evidence, Some(m));
-        events.push(e);
+        found.push(e, []);
     }
-    events
+    found
 }
 
 /// A/AAAA answer addresses of a record.
@@ -445,7 +445,7 @@ fn duplicates(
     unreachable: &[PortUnreachable],
     misfits: &HashMap<u64, Misfit>,
     flagged: &BTreeSet<u64>,
-) -> Vec<InterferenceEvent> {
+) -> Vec<(InterferenceEvent, Vec<IpAddr>)> {
     let mut groups: BTreeMap<DupKey, Vec<&DnsRecord>> = BTreeMap::new();
     for r in responses {
         let Some(m) = meta.get(&r.frame) else {
@@ -582,12 +582,11 @@ fn duplicates(
             .filter(|r| !suspects.contains(&r.frame))
             .flat_map(|r| addresses(r))
             .collect();
-        let forged: Vec<String> = replies
+        let forged: Vec<IpAddr> = replies
             .iter()
             .filter(|r| suspects.contains(&r.frame))
             .flat_map(|r| addresses(r))
             .filter(|a| !genuine.contains(a))
-            .map(|a| a.to_string())
             .collect();
         let first = replies[0];
         let mut e = event(
@@ -627,7 +626,10 @@ fn duplicates(
         e.evidence.insert("replies".into(), Value::Array(detail));
         e.evidence.insert("suspect_frames".into(), json!(suspects));
         e.evidence.insert("suspect_reason".into(), json!(reason));
-        e.evidence.insert("forged_addresses".into(), json!(forged));
+        e.evidence.insert(
+            "forged_addresses".into(),
+            json!(forged.iter().map(IpAddr::to_string).collect::<Vec<_>>()),
+        );
         e.evidence.insert("client_port".into(), json!(port));
         if !icmp.is_empty() {
             e.evidence
@@ -636,7 +638,7 @@ fn duplicates(
         if retransmitted {
             e.evidence.insert("query_retransmitted".into(), json!(true));
         }
-        out.push(e);
+        out.push((e, forged));
     }
     out
 }
@@ -688,7 +690,7 @@ mod tests {
             (0x1000 + 25_000u16).wrapping_add(0x8000),
             "45.33.12.7",
         );
-        let ev = check(&recs, &HashMap::new(), &[], &data);
+        let ev = check(&recs, &HashMap::new(), &[], &data).events;
         assert_eq!(ev.len(), 1, "{ev:?}");
         assert_eq!(ev[0].rule, "resolver_misfit");
         assert_eq!(ev[0].frames, vec![25_000]);
@@ -729,7 +731,18 @@ mod tests {
                 );
             }
         }
-        let ev = check(&recs, &meta, &[], &data);
+        let found = check(&recs, &meta, &[], &data);
+        // The typed forged addresses are the ones the evidence lists.
+        let listed: Vec<IpAddr> = found
+            .events
+            .iter()
+            .filter_map(|e| e.evidence.get("forged_addresses")?.as_array().cloned())
+            .flatten()
+            .map(|v| v.as_str().unwrap().parse().unwrap())
+            .collect();
+        assert!(!listed.is_empty());
+        assert_eq!(found.forged, listed);
+        let ev = found.events;
         let dup: Vec<_> = ev.iter().filter(|e| e.rule == "duplicate_reply").collect();
         assert_eq!(dup.len(), 4, "{ev:#?}");
         for (q, e) in dup.iter().enumerate() {
@@ -743,12 +756,12 @@ mod tests {
         let data = RuleData::shipped().unwrap();
         let mut recs: Vec<DnsRecord> = (0..5).map(|f| reply(f, 57, 0, "93.184.216.34")).collect();
         recs.push(reply(5, 57, 0x4242, "45.33.12.7"));
-        let ev = check(&recs, &HashMap::new(), &[], &data);
+        let ev = check(&recs, &HashMap::new(), &[], &data).events;
         assert_eq!(ev.len(), 1);
         assert_eq!(ev[0].evidence["expected_ip_id_pattern"], "zero");
         // A known injector constant is a misfit even without a baseline.
         let recs = vec![reply(1, 57, 0x3412, "45.33.12.7")];
-        let ev = check(&recs, &HashMap::new(), &[], &data);
+        let ev = check(&recs, &HashMap::new(), &[], &data).events;
         assert_eq!(
             ev[0].evidence["expected_ip_id_pattern"],
             "known_injector_constant"
@@ -759,7 +772,7 @@ mod tests {
             .enumerate()
             .map(|(f, &id)| reply(f as u64, 57, id, "93.184.216.34"))
             .collect();
-        assert!(check(&recs, &HashMap::new(), &[], &data).is_empty());
+        assert!(check(&recs, &HashMap::new(), &[], &data).events.is_empty());
     }
 
     #[test]
