@@ -2,9 +2,11 @@
 
 use super::ReportError;
 use super::model::*;
-use super::record::{Campaign, Measurement, Problem, StoredServer, TraceFile};
+use super::record::{Campaign, Measurement, Problem, StoredServer, TraceFile, given};
 use super::stats::Share;
 use crate::analysis::model::Role;
+use crate::campaign::record::MeasurementKind as Kind;
+use crate::campaign::record::Status as RunStatus;
 use crate::geo::db::{GeoDb, MmdbFile};
 use crate::geo::groups::GroupSet;
 use crate::geo::locality::{accessible_to_group, leaves_region};
@@ -134,17 +136,17 @@ fn phone_node(c: &Campaign, m: &Measurement, phone: &str) -> Option<String> {
         return Some(n);
     }
     let e = &m.entry;
-    if e.sender.as_deref() == Some(phone) {
-        e.sender_node.clone()
-    } else if e.receiver.as_deref() == Some(phone) {
-        e.receiver_node.clone()
+    if given(&e.sender) == Some(phone) {
+        given(&e.sender_node).map(str::to_string)
+    } else if given(&e.receiver) == Some(phone) {
+        given(&e.receiver_node).map(str::to_string)
     } else {
         None
     }
 }
 
 fn is_locality_measurement(m: &Measurement) -> bool {
-    m.entry.status == "complete" && matches!(m.entry.kind.as_str(), "message" | "path" | "")
+    m.entry.status == RunStatus::Complete && matches!(m.entry.kind, Kind::Message | Kind::Path)
 }
 
 /// Servers of a measurement (correlated first, then attributed per capture).
@@ -167,7 +169,12 @@ fn classify(c: &Campaign, m: &Measurement, t: &TraceFile) -> Class {
     match t.trace.kind.as_deref() {
         Some("direct") => return Class::Direct,
         Some("application") => {
-            if let Some(app) = t.trace.app.clone().or_else(|| e.app.clone()) {
+            if let Some(app) = t
+                .trace
+                .app
+                .clone()
+                .or_else(|| given(&e.app).map(str::to_string))
+            {
                 return Class::Application(app);
             }
         }
@@ -179,8 +186,8 @@ fn classify(c: &Campaign, m: &Measurement, t: &TraceFile) -> Class {
             .is_some_and(|n| n.kind.as_deref().is_none_or(|k| k == "node"))
             || l.node(&t.target)
                 .is_some_and(|n| n.kind.as_deref().is_none_or(|k| k == "node"))
-    }) || e.sender_node.as_deref() == Some(t.target.as_str())
-        || e.receiver_node.as_deref() == Some(t.target.as_str());
+    }) || given(&e.sender_node) == Some(t.target.as_str())
+        || given(&e.receiver_node) == Some(t.target.as_str());
     if is_node {
         return Class::Direct;
     }
@@ -194,7 +201,7 @@ fn classify(c: &Campaign, m: &Measurement, t: &TraceFile) -> Class {
         .collect();
     apps.sort();
     apps.dedup();
-    if let Some(a) = e.app.as_deref().filter(|a| apps.contains(a)) {
+    if let Some(a) = given(&e.app).filter(|a| apps.contains(a)) {
         return Class::Application(a.to_string());
     }
     if let Some(a) = apps.first() {
@@ -203,9 +210,9 @@ fn classify(c: &Campaign, m: &Measurement, t: &TraceFile) -> Class {
     // Without a readable analysis the target list is the only guide: the
     // paths stage traces the measurement's servers.
     if m.analysis.is_none()
-        && let Some(app) = &e.app
+        && let Some(app) = given(&e.app)
     {
-        return Class::Application(app.clone());
+        return Class::Application(app.to_string());
     }
     Class::Other
 }
@@ -354,8 +361,12 @@ pub fn build(
     let mut by_status = BTreeMap::new();
     let mut by_kind = BTreeMap::new();
     for m in &c.measurements {
-        *by_status.entry(m.entry.status.clone()).or_insert(0) += 1;
-        *by_kind.entry(m.entry.kind.clone()).or_insert(0) += 1;
+        *by_status
+            .entry(m.entry.status.as_str().to_string())
+            .or_insert(0) += 1;
+        *by_kind
+            .entry(m.entry.kind.as_str().to_string())
+            .or_insert(0) += 1;
     }
     let geo_changes = match opts.old_geo_db {
         Some(old) => {
@@ -490,14 +501,12 @@ fn pair_runs<'a>(
             continue;
         }
         let e = &m.entry;
-        let sc = e
-            .sender_country
-            .clone()
-            .or_else(|| e.sender_node.as_deref().and_then(|n| c.node_country(n)));
-        let rc = e
-            .receiver_country
-            .clone()
-            .or_else(|| e.receiver_node.as_deref().and_then(|n| c.node_country(n)));
+        let sc = given(&e.sender_country)
+            .map(str::to_string)
+            .or_else(|| given(&e.sender_node).and_then(|n| c.node_country(n)));
+        let rc = given(&e.receiver_country)
+            .map(str::to_string)
+            .or_else(|| given(&e.receiver_node).and_then(|n| c.node_country(n)));
         let (Some(sc), Some(rc)) = (sc, rc) else {
             problems.push(Problem {
                 file: format!("measurements/{}/meta.json", e.id),
@@ -506,9 +515,13 @@ fn pair_runs<'a>(
             continue;
         };
         let key = (
-            e.sender_node.clone().unwrap_or_else(|| sc.clone()),
-            e.receiver_node.clone().unwrap_or_else(|| rc.clone()),
-            e.repetition.unwrap_or(0),
+            given(&e.sender_node)
+                .map(str::to_string)
+                .unwrap_or_else(|| sc.clone()),
+            given(&e.receiver_node)
+                .map(str::to_string)
+                .unwrap_or_else(|| rc.clone()),
+            e.repetition,
         );
         runs.entry(key)
             .or_insert_with(|| Run {
@@ -526,8 +539,8 @@ fn run_apps(runs: &BTreeMap<(String, String, u32), Run>) -> Vec<String> {
     let mut apps: BTreeSet<String> = BTreeSet::new();
     for r in runs.values() {
         for (m, info) in &r.measurements {
-            if let Some(a) = &m.entry.app {
-                apps.insert(a.clone());
+            if let Some(a) = given(&m.entry.app) {
+                apps.insert(a.to_string());
             }
             for p in info {
                 if let Class::Application(a) = &p.class {
@@ -577,7 +590,7 @@ fn area_runs<'r, 'a>(
 /// Whether the run measured the app or traced a path to its server.
 fn run_has_app(r: &Run, app: &str) -> bool {
     r.measurements.iter().any(|(m, info)| {
-        m.entry.app.as_deref() == Some(app)
+        given(&m.entry.app) == Some(app)
             || info
                 .iter()
                 .any(|p| matches!(&p.class, Class::Application(a) if a == app))
@@ -732,7 +745,7 @@ fn dns_table(c: &Campaign, geo: &mut Geo) -> Result<(Vec<DnsRow>, usize), Report
                     messaging_ips.insert((s.app.clone(), s.ip.to_canonical()));
                 }
             }
-            if m.entry.kind == "baseline" {
+            if m.entry.kind == Kind::Baseline {
                 for d in &cap.dns {
                     baseline.insert(norm_name(&d.query));
                 }
@@ -744,7 +757,7 @@ fn dns_table(c: &Campaign, geo: &mut Geo) -> Result<(Vec<DnsRow>, usize), Report
     let mut acc: BTreeMap<(String, String), Acc> = BTreeMap::new();
     let mut noise: BTreeSet<String> = BTreeSet::new();
     for m in &c.measurements {
-        if m.entry.kind == "baseline" {
+        if m.entry.kind == Kind::Baseline {
             continue;
         }
         let Some(a) = &m.analysis else { continue };
@@ -760,8 +773,8 @@ fn dns_table(c: &Campaign, geo: &mut Geo) -> Result<(Vec<DnsRow>, usize), Report
                         noise.insert(name.clone());
                         continue;
                     }
-                    None => match &m.entry.app {
-                        Some(app) => vec![app.clone()],
+                    None => match given(&m.entry.app) {
+                        Some(app) => vec![app.to_string()],
                         None => continue,
                     },
                 };
@@ -985,19 +998,19 @@ fn failures(c: &Campaign) -> Vec<Failure> {
     let mut v: Vec<Failure> = c
         .measurements
         .iter()
-        .filter(|m| m.entry.status != "complete")
+        .filter(|m| m.entry.status != RunStatus::Complete)
         .map(|m| {
             let e = &m.entry;
             Failure {
                 measurement: e.id.clone(),
-                kind: e.kind.clone(),
-                app: e.app.clone(),
+                kind: e.kind.as_str().to_string(),
+                app: given(&e.app).map(str::to_string),
                 pair: format!(
                     "{} → {}",
-                    e.sender_country.as_deref().unwrap_or("?"),
-                    e.receiver_country.as_deref().unwrap_or("?")
+                    given(&e.sender_country).unwrap_or("?"),
+                    given(&e.receiver_country).unwrap_or("?")
                 ),
-                status: e.status.clone(),
+                status: e.status.as_str().to_string(),
                 error: e.error.clone(),
             }
         })
