@@ -1091,7 +1091,11 @@ fn paths_trace_from_the_failover_node() {
         "{seen:?}"
     );
     let idx = index(&dir);
-    for m in idx.measurements.iter().filter(|m| m.kind == "message") {
+    for m in idx
+        .measurements
+        .iter()
+        .filter(|m| m.kind == matador::campaign::record::MeasurementKind::Message)
+    {
         assert_eq!(m.sender_node, "de-2");
         let traces = dir.join("measurements").join(&m.id).join("traces");
         assert!(traces.join("de-2--198.19.1.10.json").is_file(), "{m:?}");
@@ -1100,7 +1104,11 @@ fn paths_trace_from_the_failover_node() {
     // Probes are off in this scenario: journalled as such for every
     // complete message measurement, never as skipped.
     let j = read_journal(&dir.join("journal.jsonl")).unwrap();
-    for m in idx.measurements.iter().filter(|m| m.kind == "message") {
+    for m in idx
+        .measurements
+        .iter()
+        .filter(|m| m.kind == matador::campaign::record::MeasurementKind::Message)
+    {
         let off = j.iter().filter(|l| {
             l.measurement.as_deref() == Some(m.id.as_str())
                 && l.step == "probes"
@@ -1144,7 +1152,11 @@ fn a_dead_agent_in_the_paths_step_fails_over() {
     let s = Runner::new(rec, plan, e, opts(&ls)).run().unwrap();
     assert_eq!((s.complete, s.failed), (3, 0), "{s:?}");
     let idx = index(&dir);
-    for m in idx.measurements.iter().filter(|m| m.kind == "message") {
+    for m in idx
+        .measurements
+        .iter()
+        .filter(|m| m.kind == matador::campaign::record::MeasurementKind::Message)
+    {
         assert_eq!(m.sender_node, "de-2", "{m:?}");
     }
     let j = read_journal(&dir.join("journal.jsonl")).unwrap();

@@ -463,7 +463,7 @@ fn wechat_servers_in_the_citizenlab_capture() {
         .iter()
         .find(|s| endpoint(s) == "43.130.30.240:8080/tcp")
         .unwrap();
-    assert_eq!(dns_server.role.as_deref(), Some("dns"));
+    assert_eq!(dns_server.role, Some(matador::analysis::model::Role::Dns));
     assert_eq!(dns_server.evidence[0], "host:dns.weixin.qq.com");
     let long = s
         .iter()

@@ -316,7 +316,7 @@ fn dns_servers_interference_anomalies() {
     let wc: Vec<(String, String, Option<String>)> = r
         .servers
         .iter()
-        .filter(|s| s.app == "wechat" && s.role.as_deref() == Some("messaging"))
+        .filter(|s| s.app == "wechat" && s.role == Some(matador::analysis::model::Role::Messaging))
         .map(|s| (s.vantage.clone(), s.ip.to_string(), s.country.clone()))
         .collect();
     assert_eq!(

@@ -18,7 +18,7 @@
 //! address alone (4, 5), which keeps shared cloud and CDN blocks from
 //! pulling unrelated traffic in.
 
-use crate::analysis::model::{DnsRecord, FlowRecord, HttpRecord, ServerRecord, TlsRecord};
+use crate::analysis::model::{DnsRecord, FlowRecord, HttpRecord, Role, ServerRecord, TlsRecord};
 use crate::analysis::names::stream::{DirKey, FastMap};
 use crate::analysis::packet::{Packet, PacketSink, Transport, tcp_flags};
 use crate::capture::Timestamp;
@@ -520,7 +520,7 @@ impl Attributor {
                         proto,
                         names: names.into_iter().collect(),
                         evidence,
-                        role: dns_role.then(|| "dns".to_string()),
+                        role: dns_role.then_some(Role::Dns),
                         score: None,
                     },
                 )

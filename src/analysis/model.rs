@@ -285,6 +285,56 @@ pub struct HttpRecord {
     pub host: Option<String>,
 }
 
+/// What a server endpoint does for the app, as correlation judged it.
+/// Serialised as the lower-case strings `analysis.json` always used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Role {
+    /// Carries the messages (identified by correlation).
+    #[serde(rename = "messaging")]
+    Messaging,
+    /// Wakes the app before receipts (explains receives, never sends).
+    #[serde(rename = "push")]
+    Push,
+    /// Large transfers (media, attachments, updates).
+    #[serde(rename = "media")]
+    Media,
+    /// Small periodic traffic through the measurement (keep-alive, presence).
+    #[serde(rename = "keep-alive")]
+    KeepAlive,
+    /// Name resolution (DNS port, a resolver, DoH).
+    #[serde(rename = "dns")]
+    Dns,
+    /// Any other server of the app.
+    #[serde(rename = "auxiliary")]
+    Auxiliary,
+}
+
+impl Role {
+    /// The string written to `analysis.json`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Messaging => "messaging",
+            Role::Push => "push",
+            Role::Media => "media",
+            Role::KeepAlive => "keep-alive",
+            Role::Dns => "dns",
+            Role::Auxiliary => "auxiliary",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for Role {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// A backend server of a messaging app and why matador thinks so.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ServerRecord {
@@ -300,9 +350,9 @@ pub struct ServerRecord {
     pub names: Vec<String>,
     /// Human-readable evidence, strongest first (e.g. `"dns:e1.whatsapp.net"`, `"sni:…"`, `"fingerprint:noise"`).
     pub evidence: Vec<String>,
-    /// Role when known from correlation: `"messaging"`, `"media"`, `"push"`, `"dns"`, …
+    /// Role when known from correlation.
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub role: Option<String>,
+    pub role: Option<Role>,
     /// Correlation score in [0, 1] (campaign analysis only).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub score: Option<f64>,

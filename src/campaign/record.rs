@@ -3,7 +3,7 @@
 //! `meta.json`, and reading them back for `--resume`.
 
 use super::CampaignError;
-use super::plan::{Plan, PlannedMeasurement};
+use super::plan::{Kind, Plan, PlannedMeasurement};
 use crate::capture::Timestamp;
 use serde::{Deserialize, Serialize};
 use std::fs::{File, OpenOptions};
@@ -18,55 +18,140 @@ pub const INDEX_SCHEMA: &str = "matador/index/1";
 pub const APP_PROFILES_DIR: &str = "app-profiles";
 
 /// Outcome of a measurement.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Ran to the end.
     Complete,
     /// Failed after its retries; `error` says why.
     Failed,
-    /// Not run (e.g. no node left for its country).
+    /// Not run (e.g. no node left for its country); also what a record
+    /// without a status is taken for.
+    #[default]
     Skipped,
 }
 
-/// One measurement in `index.json` (and its `meta.json`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+impl Status {
+    /// The name used in the record.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Complete => "complete",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+        }
+    }
+}
+
+/// One measurement in `index.json` and its `meta.json`: written by the
+/// campaign, read back by `--resume`, correlation (`meta.json`) and the
+/// report. Reading is lenient (a hand-made or older record may leave out
+/// any field but `id`); writing always writes every field.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct IndexEntry {
     /// Stable id (`m0007`).
+    #[serde(default, deserialize_with = "nullable")]
     pub id: String,
-    /// `message` or `baseline`.
-    pub kind: String,
+    /// What the measurement does.
+    #[serde(default, deserialize_with = "nullable")]
+    pub kind: MeasurementKind,
     /// App id.
+    #[serde(default, deserialize_with = "nullable")]
     pub app: String,
     /// Phone A.
+    #[serde(default, deserialize_with = "nullable")]
     pub sender: String,
     /// Phone B.
+    #[serde(default, deserialize_with = "nullable")]
     pub receiver: String,
     /// A's vantage country.
+    #[serde(default, deserialize_with = "nullable")]
     pub sender_country: String,
     /// B's vantage country.
+    #[serde(default, deserialize_with = "nullable")]
     pub receiver_country: String,
     /// Node A went through (after failover).
+    #[serde(default, deserialize_with = "nullable")]
     pub sender_node: String,
     /// Node B went through.
+    #[serde(default, deserialize_with = "nullable")]
     pub receiver_node: String,
-    /// 1-based repetition.
+    /// 1-based repetition (0: not recorded).
+    #[serde(default, deserialize_with = "nullable")]
     pub repetition: u32,
     /// Messages planned.
+    #[serde(default, deserialize_with = "nullable")]
     pub messages: u32,
     /// Outcome.
+    #[serde(default, deserialize_with = "nullable")]
     pub status: Status,
     /// Why it failed or was skipped.
+    #[serde(default)]
     pub error: Option<String>,
     /// Start of the last attempt.
+    #[serde(default, deserialize_with = "nullable")]
     pub started: Timestamp,
     /// End of the last attempt.
+    #[serde(default, deserialize_with = "nullable")]
     pub ended: Timestamp,
     /// Files of the measurement folder.
+    #[serde(default, deserialize_with = "nullable")]
     pub files: Vec<String>,
     /// Attempts made (1 + retries used).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "nullable")]
     pub attempts: u32,
+}
+
+/// What a measurement of the record does (`kind`): the plan's kinds, and
+/// the path and probe measurements older records list.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum MeasurementKind {
+    /// Messages are exchanged (also what a record without a kind held).
+    #[default]
+    Message,
+    /// Apps open, no message: background traffic.
+    Baseline,
+    /// Traceroutes only.
+    Path,
+    /// Reachability probes only.
+    Probe,
+}
+
+impl MeasurementKind {
+    /// The name used in the record.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MeasurementKind::Message => "message",
+            MeasurementKind::Baseline => "baseline",
+            MeasurementKind::Path => "path",
+            MeasurementKind::Probe => "probe",
+        }
+    }
+}
+
+impl From<Kind> for MeasurementKind {
+    fn from(k: Kind) -> Self {
+        match k {
+            Kind::Message => MeasurementKind::Message,
+            Kind::Baseline => MeasurementKind::Baseline,
+        }
+    }
+}
+
+/// A field a hand-made record wrote as `null`: its default.
+fn nullable<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// `Some(s)` unless `s` is empty (a text field the record left out).
+pub fn given(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
 }
 
 impl IndexEntry {
@@ -74,7 +159,7 @@ impl IndexEntry {
     pub fn new(m: &PlannedMeasurement) -> IndexEntry {
         IndexEntry {
             id: m.id.clone(),
-            kind: m.kind.as_str().into(),
+            kind: m.kind.into(),
             app: m.app.clone(),
             sender: m.sender.clone(),
             receiver: m.receiver.clone(),
@@ -465,6 +550,20 @@ pub fn utc_stamp(t: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn index_entries_are_read_leniently() {
+        let e: IndexEntry = serde_json::from_str(
+            r#"{"id":"m9","kind":"probe","sender_node":null,"repetition":null}"#,
+        )
+        .unwrap();
+        assert_eq!(e.kind, MeasurementKind::Probe);
+        assert_eq!((e.sender_node.as_str(), e.repetition), ("", 0));
+        assert_eq!((e.status, e.app.as_str()), (Status::Skipped, ""));
+        assert_eq!(given(&e.app), None);
+        assert_eq!(given(&e.id), Some("m9"));
+        assert!(serde_json::from_str::<IndexEntry>(r#"{"id":"m9","kind":"other"}"#).is_err());
+    }
 
     #[test]
     fn stamps() {

@@ -724,7 +724,6 @@ impl Runner {
     ) -> Result<Option<StepReport>, Failure> {
         let to = self.opts.step_timeout;
         let env = self.env.clone();
-        let fail = |e: EnvError| Failure::at(step, e);
         let phones = [
             (
                 m.sender.clone(),
@@ -738,50 +737,8 @@ impl Runner {
             ),
         ];
         match step {
-            Step::PreparePhones => {
-                let mut facts = Vec::new();
-                for (ph, country, _) in &phones {
-                    let (p, a, c, pc) = (
-                        env.phones.clone(),
-                        m.app.clone(),
-                        country.clone(),
-                        ph.clone(),
-                    );
-                    let f =
-                        bounded_phone(&env.phones, ph, &format!("{ph}: prepare"), to, move || {
-                            p.prepare(&pc, &a, &c)
-                        })
-                        .map_err(fail)?;
-                    events.offsets.push((ph.clone(), f.clone()));
-                    facts.push(serde_json::json!({"phone": ph, "facts": f}));
-                }
-                let _ = super::record::write_atomic(
-                    &dir.join("phones.json"),
-                    serde_json::to_string_pretty(&facts)
-                        .unwrap_or_default()
-                        .as_bytes(),
-                );
-            }
-            Step::Connect | Step::CheckConnectivity => {
-                for (ph, _, node) in &phones {
-                    let (v, p, n) = (env.vantage.clone(), ph.clone(), node.clone());
-                    let what = format!("{ph} via {node}");
-                    let r = if step == Step::Connect {
-                        bounded(&what, to, move || v.connect(&p, &n))
-                    } else {
-                        bounded(&what, to, move || v.check(&p, &n))
-                    };
-                    if let Err(e) = r {
-                        // Connectivity failures are the node's; a connect
-                        // failure is when the implementation says so.
-                        let blame = step == Step::CheckConnectivity || e.node_failed;
-                        return Err(Failure {
-                            node: blame.then(|| node.clone()),
-                            ..Failure::at(step, e)
-                        });
-                    }
-                }
-            }
+            Step::PreparePhones => self.prepare_phones(m, dir, &phones, events)?,
+            Step::Connect | Step::CheckConnectivity => self.connect_phones(step, &phones)?,
             Step::StartCaptures => {
                 for (point, file) in self.points(m, na, nb, dir) {
                     let c = env.capture.clone();
@@ -792,92 +749,13 @@ impl Runner {
                 self.start_screenrecords(m, dir);
             }
             Step::Exchange | Step::Baseline => {
-                for (ph, peer) in [(&m.sender, &m.receiver), (&m.receiver, &m.sender)] {
-                    let (p, a, x, y) =
-                        (env.phones.clone(), m.app.clone(), ph.clone(), peer.clone());
-                    bounded_phone(
-                        &env.phones,
-                        ph,
-                        &format!("{ph}: open chat"),
-                        to,
-                        move || p.open_chat(&x, &a, &y),
-                    )
-                    .map_err(fail)?;
-                    events.push(now(), ph, &m.app, K::ChatOpen, None, None);
-                }
+                self.open_chats(step, m, events)?;
                 if step == Step::Baseline {
-                    events.push(now(), &m.sender, &m.app, K::BaselineStart, None, None);
-                    let until = Instant::now() + Duration::from_secs_f64(m.baseline_secs);
-                    while Instant::now() < until {
-                        if self.stopped() {
-                            return Err(Failure {
-                                interrupted: true,
-                                ..Failure::at(step, EnvError::new("stopped"))
-                            });
-                        }
-                        std::thread::sleep(
-                            until
-                                .saturating_duration_since(Instant::now())
-                                .min(Duration::from_millis(100)),
-                        );
-                    }
-                    events.push(now(), &m.sender, &m.app, K::BaselineEnd, None, None);
+                    self.wait_baseline(m, events)?;
                 } else {
-                    for (i, msg) in m.messages.iter().enumerate() {
-                        if self.stopped() {
-                            return Err(Failure {
-                                interrupted: true,
-                                ..Failure::at(step, EnvError::new("stopped"))
-                            });
-                        }
-                        let (from, to_ph) = match msg.from {
-                            Side::A => (&m.sender, &m.receiver),
-                            Side::B => (&m.receiver, &m.sender),
-                        };
-                        let (p, a, x, text) = (
-                            env.phones.clone(),
-                            m.app.clone(),
-                            from.clone(),
-                            msg.text.clone(),
-                        );
-                        let t = bounded_phone(
-                            &env.phones,
-                            from,
-                            &format!("{from}: send {}", msg.id),
-                            to,
-                            move || p.send_stamped(&x, &a, &text),
-                        )
-                        .map_err(fail)?;
-                        events.push(t, from, &m.app, K::SendTap, Some(&msg.id), Some(&msg.text));
-                        let rt = self.opts.receive_timeout;
-                        let (p, a, y, text) = (
-                            env.phones.clone(),
-                            m.app.clone(),
-                            to_ph.clone(),
-                            msg.text.clone(),
-                        );
-                        let t = bounded_phone(
-                            &env.phones,
-                            to_ph,
-                            &format!("{to_ph}: receive {}", msg.id),
-                            rt + Duration::from_secs(5),
-                            move || p.wait_receive_stamped(&y, &a, &text, rt),
-                        )
-                        .map_err(fail)?;
-                        events.push(
-                            t,
-                            to_ph,
-                            &m.app,
-                            K::Received,
-                            Some(&msg.id),
-                            Some(&msg.text),
-                        );
-                        if i + 1 < m.messages.len() {
-                            std::thread::sleep(self.opts.interval);
-                        }
-                    }
+                    self.exchange_messages(m, events)?;
                 }
-                events.flush().map_err(fail)?;
+                events.flush().map_err(|e| Failure::at(step, e))?;
             }
             Step::StopCaptures => {
                 self.stop_screenrecords(m);
@@ -888,24 +766,194 @@ impl Runner {
                         .map_err(|e| blame_point(step, &point, e))?;
                 }
             }
-            Step::Analyse => {
-                let campaign = self.record.dir.clone();
-                let d = dir.to_path_buf();
-                let profiles = self.opts.profiles.clone();
-                let a = analyze_measurement_cached(
-                    &d,
-                    &campaign,
-                    &profiles,
-                    &self.correlate_config(),
-                    &self.baselines,
-                    &self.live,
-                )
-                .map_err(|e| fail(EnvError::new(e.to_string())))?;
-                write_analysis(dir, &a).map_err(|e| fail(EnvError::new(e.to_string())))?;
-            }
+            Step::Analyse => self.analyse(dir)?,
             Step::Paths | Step::Probes => return self.hook_step(step, m, dir, na, nb).map(Some),
         }
         Ok(None)
+    }
+
+    /// Prepares both phones for the app and keeps what they report
+    /// (`phones.json`, and their clock offsets for the events).
+    fn prepare_phones(
+        &self,
+        m: &PlannedMeasurement,
+        dir: &Path,
+        phones: &[(String, String, String); 2],
+        events: &mut Events,
+    ) -> Result<(), Failure> {
+        let (to, env) = (self.opts.step_timeout, &self.env);
+        let mut facts = Vec::new();
+        for (ph, country, _) in phones {
+            let (p, a, c, pc) = (
+                env.phones.clone(),
+                m.app.clone(),
+                country.clone(),
+                ph.clone(),
+            );
+            let f = bounded_phone(&env.phones, ph, &format!("{ph}: prepare"), to, move || {
+                p.prepare(&pc, &a, &c)
+            })
+            .map_err(|e| Failure::at(Step::PreparePhones, e))?;
+            events.offsets.push((ph.clone(), f.clone()));
+            facts.push(serde_json::json!({"phone": ph, "facts": f}));
+        }
+        let _ = super::record::write_atomic(
+            &dir.join("phones.json"),
+            serde_json::to_string_pretty(&facts)
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+        Ok(())
+    }
+
+    /// Connects each phone through its node, or checks that connection.
+    fn connect_phones(
+        &self,
+        step: Step,
+        phones: &[(String, String, String); 2],
+    ) -> Result<(), Failure> {
+        let to = self.opts.step_timeout;
+        for (ph, _, node) in phones {
+            let (v, p, n) = (self.env.vantage.clone(), ph.clone(), node.clone());
+            let what = format!("{ph} via {node}");
+            let r = if step == Step::Connect {
+                bounded(&what, to, move || v.connect(&p, &n))
+            } else {
+                bounded(&what, to, move || v.check(&p, &n))
+            };
+            if let Err(e) = r {
+                // Connectivity failures are the node's; a connect
+                // failure is when the implementation says so.
+                let blame = step == Step::CheckConnectivity || e.node_failed;
+                return Err(Failure {
+                    node: blame.then(|| node.clone()),
+                    ..Failure::at(step, e)
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Opens the chat with the other phone on both phones.
+    fn open_chats(
+        &self,
+        step: Step,
+        m: &PlannedMeasurement,
+        events: &mut Events,
+    ) -> Result<(), Failure> {
+        let (to, env) = (self.opts.step_timeout, &self.env);
+        for (ph, peer) in [(&m.sender, &m.receiver), (&m.receiver, &m.sender)] {
+            let (p, a, x, y) = (env.phones.clone(), m.app.clone(), ph.clone(), peer.clone());
+            bounded_phone(
+                &env.phones,
+                ph,
+                &format!("{ph}: open chat"),
+                to,
+                move || p.open_chat(&x, &a, &y),
+            )
+            .map_err(|e| Failure::at(step, e))?;
+            events.push(now(), ph, &m.app, K::ChatOpen, None, None);
+        }
+        Ok(())
+    }
+
+    /// The baseline: the chats stay open, nothing is sent, for the
+    /// baseline's duration (a stop ends it early, as interrupted).
+    fn wait_baseline(&self, m: &PlannedMeasurement, events: &mut Events) -> Result<(), Failure> {
+        events.push(now(), &m.sender, &m.app, K::BaselineStart, None, None);
+        let until = Instant::now() + Duration::from_secs_f64(m.baseline_secs);
+        while Instant::now() < until {
+            if self.stopped() {
+                return Err(interrupted(Step::Baseline));
+            }
+            std::thread::sleep(
+                until
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(100)),
+            );
+        }
+        events.push(now(), &m.sender, &m.app, K::BaselineEnd, None, None);
+        Ok(())
+    }
+
+    /// Sends each planned message and waits for it on the other phone,
+    /// recording the phones' own timestamps of the tap and the receipt.
+    fn exchange_messages(
+        &self,
+        m: &PlannedMeasurement,
+        events: &mut Events,
+    ) -> Result<(), Failure> {
+        let (to, env) = (self.opts.step_timeout, &self.env);
+        let fail = |e: EnvError| Failure::at(Step::Exchange, e);
+        for (i, msg) in m.messages.iter().enumerate() {
+            if self.stopped() {
+                return Err(interrupted(Step::Exchange));
+            }
+            let (from, to_ph) = match msg.from {
+                Side::A => (&m.sender, &m.receiver),
+                Side::B => (&m.receiver, &m.sender),
+            };
+            let (p, a, x, text) = (
+                env.phones.clone(),
+                m.app.clone(),
+                from.clone(),
+                msg.text.clone(),
+            );
+            let t = bounded_phone(
+                &env.phones,
+                from,
+                &format!("{from}: send {}", msg.id),
+                to,
+                move || p.send_stamped(&x, &a, &text),
+            )
+            .map_err(fail)?;
+            events.push(t, from, &m.app, K::SendTap, Some(&msg.id), Some(&msg.text));
+            let rt = self.opts.receive_timeout;
+            let (p, a, y, text) = (
+                env.phones.clone(),
+                m.app.clone(),
+                to_ph.clone(),
+                msg.text.clone(),
+            );
+            let t = bounded_phone(
+                &env.phones,
+                to_ph,
+                &format!("{to_ph}: receive {}", msg.id),
+                rt + Duration::from_secs(5),
+                move || p.wait_receive_stamped(&y, &a, &text, rt),
+            )
+            .map_err(fail)?;
+            events.push(
+                t,
+                to_ph,
+                &m.app,
+                K::Received,
+                Some(&msg.id),
+                Some(&msg.text),
+            );
+            if i + 1 < m.messages.len() {
+                std::thread::sleep(self.opts.interval);
+            }
+        }
+        Ok(())
+    }
+
+    /// Correlates the measurement's captures and events and writes its
+    /// `analysis.json`.
+    fn analyse(&self, dir: &Path) -> Result<(), Failure> {
+        let fail = |e: String| Failure::at(Step::Analyse, EnvError::new(e));
+        let campaign = self.record.dir.clone();
+        let profiles = self.opts.profiles.clone();
+        let a = analyze_measurement_cached(
+            dir,
+            &campaign,
+            &profiles,
+            &self.correlate_config(),
+            &self.baselines,
+            &self.live,
+        )
+        .map_err(|e| fail(e.to_string()))?;
+        write_analysis(dir, &a).map_err(|e| fail(e.to_string()))
     }
 
     /// Runs the paths or probes hook on the nodes that carried the
@@ -1111,6 +1159,14 @@ fn is_disk_full(message: &str) -> bool {
     ["(os error 28)", "(os error 122)", "No space left on device"]
         .iter()
         .any(|s| message.contains(s))
+}
+
+/// The failure of a step a stop request ended.
+fn interrupted(step: Step) -> Failure {
+    Failure {
+        interrupted: true,
+        ..Failure::at(step, EnvError::new("stopped"))
+    }
 }
 
 /// A capture failure: a node capture point reporting a node failure

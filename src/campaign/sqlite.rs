@@ -159,7 +159,7 @@ fn put(tx: &Transaction<'_>, dir: &Path, m: &IndexEntry) -> rusqlite::Result<()>
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         params![
             m.id,
-            m.kind,
+            m.kind.as_str(),
             m.app,
             m.sender,
             m.receiver,

@@ -2,8 +2,11 @@
 
 use super::ReportError;
 use super::model::*;
-use super::record::{Campaign, Measurement, Problem, StoredServer, TraceFile};
+use super::record::{Campaign, Measurement, Problem, StoredServer, TraceFile, given};
 use super::stats::Share;
+use crate::analysis::model::Role;
+use crate::campaign::record::MeasurementKind as Kind;
+use crate::campaign::record::Status as RunStatus;
 use crate::geo::db::{GeoDb, MmdbFile};
 use crate::geo::groups::GroupSet;
 use crate::geo::locality::{accessible_to_group, leaves_region};
@@ -133,31 +136,31 @@ fn phone_node(c: &Campaign, m: &Measurement, phone: &str) -> Option<String> {
         return Some(n);
     }
     let e = &m.entry;
-    if e.sender.as_deref() == Some(phone) {
-        e.sender_node.clone()
-    } else if e.receiver.as_deref() == Some(phone) {
-        e.receiver_node.clone()
+    if given(&e.sender) == Some(phone) {
+        given(&e.sender_node).map(str::to_string)
+    } else if given(&e.receiver) == Some(phone) {
+        given(&e.receiver_node).map(str::to_string)
     } else {
         None
     }
 }
 
 fn is_locality_measurement(m: &Measurement) -> bool {
-    m.entry.status == "complete" && matches!(m.entry.kind.as_str(), "message" | "path" | "")
+    m.entry.status == RunStatus::Complete && matches!(m.entry.kind, Kind::Message | Kind::Path)
 }
 
 /// Servers of a measurement (correlated first, then attributed per capture).
-fn servers_of(m: &Measurement) -> impl Iterator<Item = (&str, IpAddr, Option<&str>)> {
+fn servers_of(m: &Measurement) -> impl Iterator<Item = (&str, IpAddr, Option<Role>)> {
     let a = m.analysis.as_ref();
     let top = a
         .into_iter()
         .flat_map(|a| a.servers.iter())
-        .map(|s| (s.app.as_str(), s.ip.to_canonical(), s.role.as_deref()));
+        .map(|s| (s.app.as_str(), s.ip.to_canonical(), s.role));
     let caps = a
         .into_iter()
         .flat_map(|a| a.captures.iter())
         .flat_map(|c| c.servers.iter())
-        .map(|s| (s.app.as_str(), s.ip.to_canonical(), s.role.as_deref()));
+        .map(|s| (s.app.as_str(), s.ip.to_canonical(), s.role));
     top.chain(caps)
 }
 
@@ -166,7 +169,12 @@ fn classify(c: &Campaign, m: &Measurement, t: &TraceFile) -> Class {
     match t.trace.kind.as_deref() {
         Some("direct") => return Class::Direct,
         Some("application") => {
-            if let Some(app) = t.trace.app.clone().or_else(|| e.app.clone()) {
+            if let Some(app) = t
+                .trace
+                .app
+                .clone()
+                .or_else(|| given(&e.app).map(str::to_string))
+            {
                 return Class::Application(app);
             }
         }
@@ -178,8 +186,8 @@ fn classify(c: &Campaign, m: &Measurement, t: &TraceFile) -> Class {
             .is_some_and(|n| n.kind.as_deref().is_none_or(|k| k == "node"))
             || l.node(&t.target)
                 .is_some_and(|n| n.kind.as_deref().is_none_or(|k| k == "node"))
-    }) || e.sender_node.as_deref() == Some(t.target.as_str())
-        || e.receiver_node.as_deref() == Some(t.target.as_str());
+    }) || given(&e.sender_node) == Some(t.target.as_str())
+        || given(&e.receiver_node) == Some(t.target.as_str());
     if is_node {
         return Class::Direct;
     }
@@ -193,7 +201,7 @@ fn classify(c: &Campaign, m: &Measurement, t: &TraceFile) -> Class {
         .collect();
     apps.sort();
     apps.dedup();
-    if let Some(a) = e.app.as_deref().filter(|a| apps.contains(a)) {
+    if let Some(a) = given(&e.app).filter(|a| apps.contains(a)) {
         return Class::Application(a.to_string());
     }
     if let Some(a) = apps.first() {
@@ -202,9 +210,9 @@ fn classify(c: &Campaign, m: &Measurement, t: &TraceFile) -> Class {
     // Without a readable analysis the target list is the only guide: the
     // paths stage traces the measurement's servers.
     if m.analysis.is_none()
-        && let Some(app) = &e.app
+        && let Some(app) = given(&e.app)
     {
-        return Class::Application(app.clone());
+        return Class::Application(app.to_string());
     }
     Class::Other
 }
@@ -333,227 +341,15 @@ pub fn build(
         cache: HashMap::new(),
     };
     let mut problems: Vec<Problem> = c.problems.clone();
-    for m in &c.measurements {
-        for cap in m.analysis.iter().flat_map(|a| a.captures.iter()) {
-            for e in &cap.errors {
-                problems.push(Problem {
-                    file: format!(
-                        "measurements/{}/{}",
-                        m.entry.id,
-                        Path::new(&cap.capture)
-                            .file_name()
-                            .map_or(cap.capture.clone(), |f| f.to_string_lossy().into_owned())
-                    ),
-                    message: match (e.frame, e.offset) {
-                        (Some(f), _) => format!("frame {f}: {}", e.message),
-                        (None, Some(o)) => format!("offset {o}: {}", e.message),
-                        _ => e.message.clone(),
-                    },
-                });
-            }
-        }
-    }
+    problems.extend(capture_problems(c));
     let probes = super::probes::rows(c, &mut problems);
     problems.sort();
     problems.dedup();
 
-    // Paths of every measurement.
-    let mut paths: Vec<PathRow> = Vec::new();
-    let mut infos: Vec<Vec<PathInfo>> = Vec::with_capacity(c.measurements.len());
-    for m in &c.measurements {
-        let mut v = Vec::new();
-        for t in &m.traces {
-            let class = classify(c, m, t);
-            let hops = path_hops(&mut geo, t)?;
-            paths.push(PathRow {
-                measurement: m.entry.id.clone(),
-                class: match &class {
-                    Class::Direct => "direct",
-                    Class::Application(_) => "application",
-                    Class::Other => "other",
-                }
-                .into(),
-                app: match &class {
-                    Class::Application(a) => Some(a.clone()),
-                    _ => None,
-                },
-                node: t.node.clone(),
-                target: t.target.clone(),
-                dst: t.trace.dst_addr.to_canonical(),
-                file: t.file.clone(),
-                countries: merged_countries(&hops),
-                unknown: hops.iter().filter(|h| h.country.is_none()).count(),
-                hops: hops.clone(),
-                locality: is_locality_measurement(m),
-            });
-            v.push(PathInfo { class, hops });
-        }
-        infos.push(v);
-    }
-
-    // Pair runs of the locality tables.
-    let mut runs: BTreeMap<(String, String, u32), Run> = BTreeMap::new();
-    for (m, info) in c.measurements.iter().zip(infos) {
-        if !is_locality_measurement(m) {
-            continue;
-        }
-        let e = &m.entry;
-        let sc = e
-            .sender_country
-            .clone()
-            .or_else(|| e.sender_node.as_deref().and_then(|n| c.node_country(n)));
-        let rc = e
-            .receiver_country
-            .clone()
-            .or_else(|| e.receiver_node.as_deref().and_then(|n| c.node_country(n)));
-        let (Some(sc), Some(rc)) = (sc, rc) else {
-            problems.push(Problem {
-                file: format!("measurements/{}/meta.json", e.id),
-                message: "no sender or receiver country: left out of the locality tables".into(),
-            });
-            continue;
-        };
-        let key = (
-            e.sender_node.clone().unwrap_or_else(|| sc.clone()),
-            e.receiver_node.clone().unwrap_or_else(|| rc.clone()),
-            e.repetition.unwrap_or(0),
-        );
-        runs.entry(key)
-            .or_insert_with(|| Run {
-                countries: (sc.to_ascii_uppercase(), rc.to_ascii_uppercase()),
-                measurements: Vec::new(),
-            })
-            .measurements
-            .push((m, info));
-    }
-    let mut apps: BTreeSet<String> = BTreeSet::new();
-    for r in runs.values() {
-        for (m, info) in &r.measurements {
-            if let Some(a) = &m.entry.app {
-                apps.insert(a.clone());
-            }
-            for p in info {
-                if let Class::Application(a) = &p.class {
-                    apps.insert(a.clone());
-                }
-            }
-        }
-    }
-    let apps: Vec<String> = apps.into_iter().collect();
-
-    // Areas containing both vantages of a run.
-    let mut area_runs: BTreeMap<(u8, String), (LevelName, String, Vec<&Run>)> = BTreeMap::new();
-    for r in runs.values() {
-        let (Some(a), Some(b)) = (m49.country(&r.countries.0), m49.country(&r.countries.1)) else {
-            continue;
-        };
-        for area in [&a.region, &a.subregion, &a.intermediate]
-            .into_iter()
-            .flatten()
-        {
-            if b.in_area(&area.code) {
-                let level = m49
-                    .area(&area.code)
-                    .map(|(_, l)| level_name(*l))
-                    .unwrap_or("region");
-                area_runs
-                    .entry((level_rank(level), area.name.clone()))
-                    .or_insert_with(|| (level, area.code.clone(), Vec::new()))
-                    .2
-                    .push(r);
-            }
-        }
-    }
-
-    let run_has_app = |r: &Run, app: &str| {
-        r.measurements.iter().any(|(m, info)| {
-            m.entry.app.as_deref() == Some(app)
-                || info
-                    .iter()
-                    .any(|p| matches!(&p.class, Class::Application(a) if a == app))
-        })
-    };
-    let mut table2 = Vec::new();
-    let mut table3 = Vec::new();
-    for ((_, name), (level, code, rs)) in &area_runs {
-        let leaves = |p: &PathInfo| -> Result<Option<bool>, ReportError> {
-            Ok(leaves_region(&p.countries(), &m49, code)?.value)
-        };
-        let mut net = Vec::new();
-        let mut unknown_hops = 0;
-        for r in rs {
-            let mut vs = Vec::new();
-            for (_, info) in &r.measurements {
-                for p in info.iter().filter(|p| p.class == Class::Direct) {
-                    unknown_hops += p.hops.iter().filter(|h| h.country.is_none()).count();
-                    vs.push(leaves(p)?);
-                }
-            }
-            net.push(combine(vs));
-        }
-        let mut app_shares = BTreeMap::new();
-        for app in &apps {
-            let mut vs = Vec::new();
-            for r in rs.iter().filter(|r| run_has_app(r, app)) {
-                let mut v = Vec::new();
-                for (_, info) in &r.measurements {
-                    for p in info {
-                        if matches!(&p.class, Class::Application(a) if a == app) {
-                            v.push(leaves(p)?);
-                        }
-                    }
-                }
-                vs.push(combine(v));
-            }
-            app_shares.insert(app.clone(), Share::of(vs));
-        }
-        table2.push(RegionRow {
-            level,
-            code: code.clone(),
-            name: name.clone(),
-            pairs: rs.len(),
-            measurements: rs.iter().map(|r| r.measurements.len()).sum(),
-            network: Share::of(net),
-            network_unknown_hops: unknown_hops,
-            apps: app_shares,
-        });
-        for g in &groups.groups {
-            let acc = |p: &PathInfo| accessible_to_group(&p.countries(), &m49, g).value;
-            let net = rs.iter().map(|r| {
-                combine(
-                    r.measurements
-                        .iter()
-                        .flat_map(|(_, i)| i.iter())
-                        .filter(|p| p.class == Class::Direct)
-                        .map(acc),
-                )
-            });
-            let network = Share::of(net);
-            let mut app_shares = BTreeMap::new();
-            for app in &apps {
-                let vs = rs.iter().filter(|r| run_has_app(r, app)).map(|r| {
-                    combine(
-                        r.measurements
-                            .iter()
-                            .flat_map(|(_, i)| i.iter())
-                            .filter(|p| matches!(&p.class, Class::Application(a) if a == app))
-                            .map(acc),
-                    )
-                });
-                app_shares.insert(app.clone(), Share::of(vs));
-            }
-            table3.push(GroupRow {
-                level,
-                code: code.clone(),
-                region: name.clone(),
-                group: g.id.clone(),
-                group_name: g.name.clone(),
-                total: rs.len(),
-                network,
-                apps: app_shares,
-            });
-        }
-    }
+    let (mut paths, infos) = path_rows(c, &mut geo)?;
+    let runs = pair_runs(c, infos, &mut problems);
+    let apps = run_apps(&runs);
+    let (table2, table3) = locality_tables(&area_runs(&runs, &m49), &apps, groups, &m49)?;
 
     let (dns, noise) = dns_table(c, &mut geo)?;
     let servers = server_table(c, &mut geo)?;
@@ -565,8 +361,12 @@ pub fn build(
     let mut by_status = BTreeMap::new();
     let mut by_kind = BTreeMap::new();
     for m in &c.measurements {
-        *by_status.entry(m.entry.status.clone()).or_insert(0) += 1;
-        *by_kind.entry(m.entry.kind.clone()).or_insert(0) += 1;
+        *by_status
+            .entry(m.entry.status.as_str().to_string())
+            .or_insert(0) += 1;
+        *by_kind
+            .entry(m.entry.kind.as_str().to_string())
+            .or_insert(0) += 1;
     }
     let geo_changes = match opts.old_geo_db {
         Some(old) => {
@@ -620,9 +420,291 @@ pub fn build(
     })
 }
 
+/// Read errors of the stored captures, each named by its measurement file.
+fn capture_problems(c: &Campaign) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for m in &c.measurements {
+        for cap in m.analysis.iter().flat_map(|a| a.captures.iter()) {
+            for e in &cap.errors {
+                problems.push(Problem {
+                    file: format!(
+                        "measurements/{}/{}",
+                        m.entry.id,
+                        Path::new(&cap.capture)
+                            .file_name()
+                            .map_or(cap.capture.clone(), |f| f.to_string_lossy().into_owned())
+                    ),
+                    message: match (e.frame, e.offset) {
+                        (Some(f), _) => format!("frame {f}: {}", e.message),
+                        (None, Some(o)) => format!("offset {o}: {}", e.message),
+                        _ => e.message.clone(),
+                    },
+                });
+            }
+        }
+    }
+    problems
+}
+
+/// The path rows of every trace, and per measurement (in order) its
+/// classified, geolocated paths.
+fn path_rows(
+    c: &Campaign,
+    geo: &mut Geo,
+) -> Result<(Vec<PathRow>, Vec<Vec<PathInfo>>), ReportError> {
+    let mut paths: Vec<PathRow> = Vec::new();
+    let mut infos: Vec<Vec<PathInfo>> = Vec::with_capacity(c.measurements.len());
+    for m in &c.measurements {
+        let mut v = Vec::new();
+        for t in &m.traces {
+            let class = classify(c, m, t);
+            let hops = path_hops(geo, t)?;
+            paths.push(PathRow {
+                measurement: m.entry.id.clone(),
+                class: match &class {
+                    Class::Direct => "direct",
+                    Class::Application(_) => "application",
+                    Class::Other => "other",
+                }
+                .into(),
+                app: match &class {
+                    Class::Application(a) => Some(a.clone()),
+                    _ => None,
+                },
+                node: t.node.clone(),
+                target: t.target.clone(),
+                dst: t.trace.dst_addr.to_canonical(),
+                file: t.file.clone(),
+                countries: merged_countries(&hops),
+                unknown: hops.iter().filter(|h| h.country.is_none()).count(),
+                hops: hops.clone(),
+                locality: is_locality_measurement(m),
+            });
+            v.push(PathInfo { class, hops });
+        }
+        infos.push(v);
+    }
+    Ok((paths, infos))
+}
+
+/// Pair runs of the locality tables: the locality measurements by
+/// (sender node, receiver node, repetition). A measurement without
+/// countries is left out, as a problem.
+fn pair_runs<'a>(
+    c: &'a Campaign,
+    infos: Vec<Vec<PathInfo>>,
+    problems: &mut Vec<Problem>,
+) -> BTreeMap<(String, String, u32), Run<'a>> {
+    let mut runs: BTreeMap<(String, String, u32), Run> = BTreeMap::new();
+    for (m, info) in c.measurements.iter().zip(infos) {
+        if !is_locality_measurement(m) {
+            continue;
+        }
+        let e = &m.entry;
+        let sc = given(&e.sender_country)
+            .map(str::to_string)
+            .or_else(|| given(&e.sender_node).and_then(|n| c.node_country(n)));
+        let rc = given(&e.receiver_country)
+            .map(str::to_string)
+            .or_else(|| given(&e.receiver_node).and_then(|n| c.node_country(n)));
+        let (Some(sc), Some(rc)) = (sc, rc) else {
+            problems.push(Problem {
+                file: format!("measurements/{}/meta.json", e.id),
+                message: "no sender or receiver country: left out of the locality tables".into(),
+            });
+            continue;
+        };
+        let key = (
+            given(&e.sender_node)
+                .map(str::to_string)
+                .unwrap_or_else(|| sc.clone()),
+            given(&e.receiver_node)
+                .map(str::to_string)
+                .unwrap_or_else(|| rc.clone()),
+            e.repetition,
+        );
+        runs.entry(key)
+            .or_insert_with(|| Run {
+                countries: (sc.to_ascii_uppercase(), rc.to_ascii_uppercase()),
+                measurements: Vec::new(),
+            })
+            .measurements
+            .push((m, info));
+    }
+    runs
+}
+
+/// The apps of the runs (measured, or the target of an application path), sorted.
+fn run_apps(runs: &BTreeMap<(String, String, u32), Run>) -> Vec<String> {
+    let mut apps: BTreeSet<String> = BTreeSet::new();
+    for r in runs.values() {
+        for (m, info) in &r.measurements {
+            if let Some(a) = given(&m.entry.app) {
+                apps.insert(a.to_string());
+            }
+            for p in info {
+                if let Class::Application(a) = &p.class {
+                    apps.insert(a.clone());
+                }
+            }
+        }
+    }
+    apps.into_iter().collect()
+}
+
+/// Runs per M49 area containing both vantages, keyed by (level rank,
+/// area name), with the level and the area code.
+type AreaRuns<'r, 'a> = BTreeMap<(u8, String), (LevelName, String, Vec<&'r Run<'a>>)>;
+
+/// The areas (region, sub-region, intermediate region) that contain both
+/// vantages of a run, with those runs.
+fn area_runs<'r, 'a>(
+    runs: &'r BTreeMap<(String, String, u32), Run<'a>>,
+    m49: &M49,
+) -> AreaRuns<'r, 'a> {
+    let mut area_runs: AreaRuns = BTreeMap::new();
+    for r in runs.values() {
+        let (Some(a), Some(b)) = (m49.country(&r.countries.0), m49.country(&r.countries.1)) else {
+            continue;
+        };
+        for area in [&a.region, &a.subregion, &a.intermediate]
+            .into_iter()
+            .flatten()
+        {
+            if b.in_area(&area.code) {
+                let level = m49
+                    .area(&area.code)
+                    .map(|(_, l)| level_name(*l))
+                    .unwrap_or("region");
+                area_runs
+                    .entry((level_rank(level), area.name.clone()))
+                    .or_insert_with(|| (level, area.code.clone(), Vec::new()))
+                    .2
+                    .push(r);
+            }
+        }
+    }
+    area_runs
+}
+
+/// Whether the run measured the app or traced a path to its server.
+fn run_has_app(r: &Run, app: &str) -> bool {
+    r.measurements.iter().any(|(m, info)| {
+        given(&m.entry.app) == Some(app)
+            || info
+                .iter()
+                .any(|p| matches!(&p.class, Class::Application(a) if a == app))
+    })
+}
+
+/// Tables 2 (paths leaving the area) and 3 (paths through countries
+/// outside an interest group), one row per area (and group).
+fn locality_tables(
+    area_runs: &AreaRuns,
+    apps: &[String],
+    groups: &GroupSet,
+    m49: &M49,
+) -> Result<(Vec<RegionRow>, Vec<GroupRow>), ReportError> {
+    let mut table2 = Vec::new();
+    let mut table3 = Vec::new();
+    for ((_, name), (level, code, rs)) in area_runs {
+        table2.push(region_row(name, level, code, rs, apps, m49)?);
+        for g in &groups.groups {
+            let acc = |p: &PathInfo| accessible_to_group(&p.countries(), m49, g).value;
+            let net = rs.iter().map(|r| {
+                combine(
+                    r.measurements
+                        .iter()
+                        .flat_map(|(_, i)| i.iter())
+                        .filter(|p| p.class == Class::Direct)
+                        .map(acc),
+                )
+            });
+            let network = Share::of(net);
+            let mut app_shares = BTreeMap::new();
+            for app in apps {
+                let vs = rs.iter().filter(|r| run_has_app(r, app)).map(|r| {
+                    combine(
+                        r.measurements
+                            .iter()
+                            .flat_map(|(_, i)| i.iter())
+                            .filter(|p| matches!(&p.class, Class::Application(a) if a == app))
+                            .map(acc),
+                    )
+                });
+                app_shares.insert(app.clone(), Share::of(vs));
+            }
+            table3.push(GroupRow {
+                level,
+                code: code.clone(),
+                region: name.clone(),
+                group: g.id.clone(),
+                group_name: g.name.clone(),
+                total: rs.len(),
+                network,
+                apps: app_shares,
+            });
+        }
+    }
+    Ok((table2, table3))
+}
+
+/// One row of Table 2: the area's runs whose direct (network) and
+/// application paths leave it.
+fn region_row(
+    name: &str,
+    level: LevelName,
+    code: &str,
+    rs: &[&Run],
+    apps: &[String],
+    m49: &M49,
+) -> Result<RegionRow, ReportError> {
+    let leaves = |p: &PathInfo| -> Result<Option<bool>, ReportError> {
+        Ok(leaves_region(&p.countries(), m49, code)?.value)
+    };
+    let mut net = Vec::new();
+    let mut unknown_hops = 0;
+    for r in rs {
+        let mut vs = Vec::new();
+        for (_, info) in &r.measurements {
+            for p in info.iter().filter(|p| p.class == Class::Direct) {
+                unknown_hops += p.hops.iter().filter(|h| h.country.is_none()).count();
+                vs.push(leaves(p)?);
+            }
+        }
+        net.push(combine(vs));
+    }
+    let mut app_shares = BTreeMap::new();
+    for app in apps {
+        let mut vs = Vec::new();
+        for r in rs.iter().filter(|r| run_has_app(r, app)) {
+            let mut v = Vec::new();
+            for (_, info) in &r.measurements {
+                for p in info {
+                    if matches!(&p.class, Class::Application(a) if a == app) {
+                        v.push(leaves(p)?);
+                    }
+                }
+            }
+            vs.push(combine(v));
+        }
+        app_shares.insert(app.clone(), Share::of(vs));
+    }
+    Ok(RegionRow {
+        level,
+        code: code.to_string(),
+        name: name.to_string(),
+        pairs: rs.len(),
+        measurements: rs.iter().map(|r| r.measurements.len()).sum(),
+        network: Share::of(net),
+        network_unknown_hops: unknown_hops,
+        apps: app_shares,
+    })
+}
+
 /// Messaging servers: correlation role `messaging`.
 fn is_messaging(s: &StoredServer) -> bool {
-    s.role.as_deref() == Some("messaging")
+    s.role == Some(Role::Messaging)
 }
 
 fn dns_table(c: &Campaign, geo: &mut Geo) -> Result<(Vec<DnsRow>, usize), ReportError> {
@@ -659,11 +741,11 @@ fn dns_table(c: &Campaign, geo: &mut Geo) -> Result<(Vec<DnsRow>, usize), Report
                         .or_default()
                         .insert(s.app.clone());
                 }
-                if s.role.as_deref() == Some("messaging") {
+                if s.role == Some(Role::Messaging) {
                     messaging_ips.insert((s.app.clone(), s.ip.to_canonical()));
                 }
             }
-            if m.entry.kind == "baseline" {
+            if m.entry.kind == Kind::Baseline {
                 for d in &cap.dns {
                     baseline.insert(norm_name(&d.query));
                 }
@@ -675,7 +757,7 @@ fn dns_table(c: &Campaign, geo: &mut Geo) -> Result<(Vec<DnsRow>, usize), Report
     let mut acc: BTreeMap<(String, String), Acc> = BTreeMap::new();
     let mut noise: BTreeSet<String> = BTreeSet::new();
     for m in &c.measurements {
-        if m.entry.kind == "baseline" {
+        if m.entry.kind == Kind::Baseline {
             continue;
         }
         let Some(a) = &m.analysis else { continue };
@@ -691,8 +773,8 @@ fn dns_table(c: &Campaign, geo: &mut Geo) -> Result<(Vec<DnsRow>, usize), Report
                         noise.insert(name.clone());
                         continue;
                     }
-                    None => match &m.entry.app {
-                        Some(app) => vec![app.clone()],
+                    None => match given(&m.entry.app) {
+                        Some(app) => vec![app.to_string()],
                         None => continue,
                     },
                 };
@@ -760,7 +842,7 @@ type PrefixAcc = (Option<u32>, Option<String>, BTreeSet<String>, usize);
 type ServerKey = (String, String, IpAddr, u16, String);
 
 struct ServerAcc {
-    role: Option<String>,
+    role: Option<Role>,
     score: Option<f64>,
     measurements: BTreeSet<String>,
     names: BTreeSet<String>,
@@ -771,7 +853,7 @@ fn server_table(c: &Campaign, geo: &mut Geo) -> Result<Vec<ServerRow>, ReportErr
     let mut acc: BTreeMap<ServerKey, ServerAcc> = BTreeMap::new();
     let mut add = |key: ServerKey,
                    mid: &str,
-                   role: Option<&str>,
+                   role: Option<Role>,
                    score: Option<f64>,
                    names: &[String],
                    evidence: &[String]| {
@@ -783,7 +865,7 @@ fn server_table(c: &Campaign, geo: &mut Geo) -> Result<Vec<ServerRow>, ReportErr
             evidence: Vec::new(),
         });
         if e.role.is_none() {
-            e.role = role.map(str::to_string);
+            e.role = role;
         }
         if let Some(s) = score.filter(|s| s.is_finite()) {
             e.score = Some(e.score.map_or(s, |x: f64| x.max(s)));
@@ -825,7 +907,7 @@ fn server_table(c: &Campaign, geo: &mut Geo) -> Result<Vec<ServerRow>, ReportErr
                 add(
                     (s.app.clone(), v, ip, s.port, s.proto.clone()),
                     id,
-                    s.role.as_deref(),
+                    s.role,
                     s.score,
                     &s.names,
                     &s.evidence,
@@ -844,7 +926,7 @@ fn server_table(c: &Campaign, geo: &mut Geo) -> Result<Vec<ServerRow>, ReportErr
                         s.proto.clone(),
                     ),
                     id,
-                    s.role.as_deref(),
+                    s.role,
                     s.score,
                     &s.names,
                     &s.evidence,
@@ -916,19 +998,19 @@ fn failures(c: &Campaign) -> Vec<Failure> {
     let mut v: Vec<Failure> = c
         .measurements
         .iter()
-        .filter(|m| m.entry.status != "complete")
+        .filter(|m| m.entry.status != RunStatus::Complete)
         .map(|m| {
             let e = &m.entry;
             Failure {
                 measurement: e.id.clone(),
-                kind: e.kind.clone(),
-                app: e.app.clone(),
+                kind: e.kind.as_str().to_string(),
+                app: given(&e.app).map(str::to_string),
                 pair: format!(
                     "{} → {}",
-                    e.sender_country.as_deref().unwrap_or("?"),
-                    e.receiver_country.as_deref().unwrap_or("?")
+                    given(&e.sender_country).unwrap_or("?"),
+                    given(&e.receiver_country).unwrap_or("?")
                 ),
-                status: e.status.clone(),
+                status: e.status.as_str().to_string(),
                 error: e.error.clone(),
             }
         })
@@ -1106,4 +1188,77 @@ fn rtt_summaries(paths: &[PathRow]) -> Vec<RttSummary> {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// tests/fixtures/campaigns/small (its make_small.py says what it holds).
+    fn small() -> Campaign {
+        Campaign::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/campaigns/small"),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn pair_runs_apps_and_areas_of_the_small_campaign() {
+        let c = small();
+        let infos: Vec<Vec<PathInfo>> = c.measurements.iter().map(|_| Vec::new()).collect();
+        let mut problems = Vec::new();
+        let runs = pair_runs(&c, infos, &mut problems);
+        // (de-1,fr-1,1), (jp-1,cn-1,1), (ar-1,br-1,1), (ar-1,br-1,2), (de-1,jp-1,1)
+        assert_eq!(runs.len(), 5, "{:?}", runs.keys().collect::<Vec<_>>());
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(run_apps(&runs), ["signal", "threema", "wechat", "whatsapp"]);
+        let m49 = M49::shipped();
+        let areas = area_runs(&runs, &m49);
+        let names: Vec<&str> = areas.keys().map(|(_, n)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "Americas",
+                "Asia",
+                "Europe",
+                "Eastern Asia",
+                "Latin America and the Caribbean",
+                "Western Europe",
+                "South America",
+            ]
+        );
+        // Only the DE–FR run lies in Western Europe.
+        let we = areas
+            .iter()
+            .find(|(k, _)| k.1 == "Western Europe")
+            .unwrap()
+            .1;
+        assert_eq!((we.0, we.2.len()), ("sub-region", 1));
+        assert!(run_has_app(we.2[0], "whatsapp"));
+        assert!(!run_has_app(we.2[0], "signal"));
+    }
+
+    #[test]
+    fn capture_errors_become_problems_named_by_file() {
+        let mut c = small();
+        let m = c
+            .measurements
+            .iter_mut()
+            .find(|m| m.analysis.as_ref().is_some_and(|a| !a.captures.is_empty()))
+            .expect("a measurement with captures");
+        let id = m.entry.id.clone();
+        let cap = &mut m.analysis.as_mut().unwrap().captures[0];
+        cap.capture = "/somewhere/else/x.pcap".into();
+        cap.errors = vec![crate::analysis::model::ErrorRecord {
+            file: "x.pcap".into(),
+            frame: Some(7),
+            offset: None,
+            message: "truncated".into(),
+        }];
+        let p = capture_problems(&c);
+        let file = format!("measurements/{id}/x.pcap");
+        let ours: Vec<&Problem> = p.iter().filter(|p| p.file == file).collect();
+        assert_eq!(ours.len(), 1, "{p:?}");
+        assert_eq!(ours[0].message, "frame 7: truncated");
+    }
 }

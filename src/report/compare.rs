@@ -109,7 +109,8 @@ fn servers(r: &Report) -> BTreeSet<ServerKey> {
             ip: s.ip.to_string(),
             port: s.port,
             proto: s.proto.clone(),
-            role: s.role.clone(),
+            // (the name: the lists were always sorted by it)
+            role: s.role.map(|r| r.as_str().to_string()),
             country: s.country.clone(),
         })
         .collect()

@@ -4,6 +4,7 @@
 
 use super::record::Problem;
 use super::stats::Share;
+use crate::analysis::model::Role;
 use crate::geo::diff::DiffReport;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -200,7 +201,7 @@ pub struct ServerRow {
     /// `tcp` / `udp`.
     pub proto: String,
     /// Role from correlation (`messaging`, `media`, …).
-    pub role: Option<String>,
+    pub role: Option<Role>,
     /// Highest correlation score over the measurements.
     pub score: Option<f64>,
     /// Measurements that found the server at this vantage.

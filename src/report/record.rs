@@ -8,14 +8,13 @@
 //! report on.
 
 use super::ReportError;
-use crate::analysis::model::CaptureReport;
+use crate::analysis::model::{CaptureReport, Role};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-/// Schema of `index.json`.
-pub const INDEX_SCHEMA: &str = "matador/index/1";
+pub use crate::campaign::record::{INDEX_SCHEMA, IndexEntry, Status, given};
 /// Schema of `lab.json`.
 pub const LAB_SCHEMA: &str = "matador/lab/1";
 /// Schema of `analysis.json`.
@@ -23,64 +22,13 @@ pub const ANALYSIS_SCHEMA: &str = "matador/analysis/1";
 /// Schema a trace file may carry (RIPE Atlas results carry none).
 pub const TRACE_SCHEMA: &str = "matador/trace/1";
 
-/// One entry of `index.json` (and `meta.json`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct IndexEntry {
-    /// Stable measurement id (`m0007`).
-    pub id: String,
-    /// `message`, `baseline`, `path` or `probe`.
-    #[serde(default)]
-    pub kind: String,
-    /// App id.
-    #[serde(default)]
-    pub app: Option<String>,
-    /// Sending phone.
-    #[serde(default)]
-    pub sender: Option<String>,
-    /// Receiving phone.
-    #[serde(default)]
-    pub receiver: Option<String>,
-    /// Country of the sender's vantage (ISO alpha-2).
-    #[serde(default)]
-    pub sender_country: Option<String>,
-    /// Country of the receiver's vantage.
-    #[serde(default)]
-    pub receiver_country: Option<String>,
-    /// Remote node carrying the sender's traffic.
-    #[serde(default)]
-    pub sender_node: Option<String>,
-    /// Remote node carrying the receiver's traffic.
-    #[serde(default)]
-    pub receiver_node: Option<String>,
-    /// Repetition number.
-    #[serde(default)]
-    pub repetition: Option<u32>,
-    /// Messages per direction.
-    #[serde(default)]
-    pub messages: Option<u32>,
-    /// `complete`, `failed` or `skipped`.
-    #[serde(default)]
-    pub status: String,
-    /// Failure reason.
-    #[serde(default)]
-    pub error: Option<String>,
-    /// Start time (timestamp string).
-    #[serde(default)]
-    pub started: Option<String>,
-    /// End time (timestamp string).
-    #[serde(default)]
-    pub ended: Option<String>,
-    /// Files of the measurement folder.
-    #[serde(default)]
-    pub files: Vec<String>,
-}
-
 #[derive(Deserialize)]
 struct IndexFile {
     #[serde(default)]
     schema: Option<String>,
+    /// Entries, each parsed on its own: a bad one is a problem, not fatal.
     #[serde(default)]
-    measurements: Vec<IndexEntry>,
+    measurements: Vec<serde_json::Value>,
 }
 
 /// A node of `lab.json`.
@@ -167,9 +115,9 @@ pub struct StoredServer {
     /// Evidence, strongest first.
     #[serde(default)]
     pub evidence: Vec<String>,
-    /// `messaging`, `media`, `push`, `dns`, …
+    /// What the server does for the app, when correlation or attribution said so.
     #[serde(default)]
-    pub role: Option<String>,
+    pub role: Option<Role>,
     /// Correlation score in [0, 1].
     #[serde(default)]
     pub score: Option<f64>,
@@ -368,7 +316,17 @@ impl Campaign {
         let lab = load_lab(dir, &mut problems);
         let mut seen = std::collections::BTreeSet::new();
         let mut entries = Vec::new();
-        for e in index.measurements {
+        for (i, v) in index.measurements.into_iter().enumerate() {
+            let e: IndexEntry = match serde_json::from_value(v) {
+                Ok(e) => e,
+                Err(err) => {
+                    problems.push(Problem {
+                        file: "index.json".into(),
+                        message: format!("measurement entry {i} unreadable ({err}); skipped"),
+                    });
+                    continue;
+                }
+            };
             if !safe_id(&e.id) {
                 problems.push(Problem {
                     file: "index.json".into(),
@@ -408,9 +366,9 @@ impl Campaign {
                 (&e.sender_node, &e.sender_country),
                 (&e.receiver_node, &e.receiver_country),
             ] {
-                if let (Some(n), Some(c)) = (n, c) {
+                if let (Some(n), Some(c)) = (given(n), given(c)) {
                     node_countries
-                        .entry(n.clone())
+                        .entry(n.to_string())
                         .or_insert_with(|| c.to_ascii_uppercase());
                 }
             }
@@ -489,7 +447,8 @@ fn load_measurement(dir: &Path, entry: IndexEntry) -> (Measurement, Vec<Problem>
             }
         },
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if entry.status == "complete" && entry.files.iter().any(|f| f == "analysis.json") {
+            if entry.status == Status::Complete && entry.files.iter().any(|f| f == "analysis.json")
+            {
                 problems.push(Problem {
                     file: rel(dir, &apath),
                     message: "listed in the index but missing".into(),

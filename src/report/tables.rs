@@ -5,6 +5,7 @@
 
 use super::model::*;
 use super::stats::Share;
+use crate::analysis::model::Role;
 use std::fmt::Write as _;
 
 /// One table: file stem, title, header, rows.
@@ -226,11 +227,7 @@ pub fn servers(r: &Report) -> Table {
 /// regional choice at a glance).
 pub fn server_choice(r: &Report) -> Table {
     let mut m: std::collections::BTreeMap<(String, String), Vec<String>> = Default::default();
-    for s in r
-        .servers
-        .iter()
-        .filter(|s| s.role.as_deref() == Some("messaging"))
-    {
+    for s in r.servers.iter().filter(|s| s.role == Some(Role::Messaging)) {
         let v = match &s.vantage_country {
             Some(c) => format!("{} ({c})", s.vantage),
             None => s.vantage.clone(),

@@ -59,9 +59,32 @@ pub(super) fn validate(
     file: &Path,
     profiles_dir: Option<PathBuf>,
 ) -> Result<LoadedScenario, ScenarioError> {
-    use Seg::{Index, Key};
     let cx = Ctx { text, file };
     let base = file.parent().unwrap_or(Path::new("."));
+    // (in the order the checks always ran: the first error is the one reported)
+    check_name(&cx, &sc)?;
+    check_phones(&cx, &sc, base)?;
+    let profiles = app_profiles(&sc, base, profiles_dir.as_deref())?;
+    check_apps(&cx, &sc, &profiles)?;
+    check_countries(&cx, &sc)?;
+    check_pairs(&cx, &sc)?;
+    let texts = message_texts(&cx, &sc, base)?;
+    check_settings(&cx, &sc, base)?;
+    check_router(&cx, &sc)?;
+    check_node_steps(&cx, &sc)?;
+    Ok(LoadedScenario {
+        scenario: sc,
+        path: file.to_path_buf(),
+        source: text.to_string(),
+        texts,
+        profiles,
+        profiles_dir,
+    })
+}
+
+/// The campaign name and the exempt networks.
+fn check_name(cx: &Ctx<'_>, sc: &Scenario) -> Result<(), ScenarioError> {
+    use Seg::{Index, Key};
     if !is_name(&sc.name) {
         return Err(cx.err(
             &[Key("name")],
@@ -71,7 +94,6 @@ pub(super) fn validate(
             ),
         ));
     }
-
     for (i, n) in sc.exempt_networks.iter().enumerate() {
         if let Err(e) = n.parse::<ipnetwork::IpNetwork>() {
             return Err(cx.err(
@@ -80,8 +102,12 @@ pub(super) fn validate(
             ));
         }
     }
+    Ok(())
+}
 
-    // Phones: exactly two, distinct.
+/// Phones: exactly two, distinct, their profile files present.
+fn check_phones(cx: &Ctx<'_>, sc: &Scenario, base: &Path) -> Result<(), ScenarioError> {
+    use Seg::{Index, Key};
     if sc.phones.len() != 2 {
         return Err(cx.err(
             &[Key("phones")],
@@ -119,19 +145,27 @@ pub(super) fn validate(
             "phone B must differ from phone A",
         ));
     }
+    Ok(())
+}
 
-    // Apps.
-    // `app_profiles:`, else the default folder's `apps/` (the same files
-    // the device layer drives the apps with), else the built-in ones.
-    let default_apps = profiles_dir
-        .as_ref()
-        .map(|d| d.join("apps"))
-        .filter(|d| d.is_dir());
-    let profiles = match (&sc.app_profiles, &default_apps) {
+/// `app_profiles:`, else the default folder's `apps/` (the same files the
+/// device layer drives the apps with), else the built-in ones.
+fn app_profiles(
+    sc: &Scenario,
+    base: &Path,
+    profiles_dir: Option<&Path>,
+) -> Result<AppProfiles, ScenarioError> {
+    let default_apps = profiles_dir.map(|d| d.join("apps")).filter(|d| d.is_dir());
+    Ok(match (&sc.app_profiles, &default_apps) {
         (Some(dir), _) => AppProfiles::load_dir(&base.join(dir))?,
         (None, Some(dir)) => AppProfiles::load_dir(dir)?,
         (None, None) => AppProfiles::builtin(),
-    };
+    })
+}
+
+/// Apps: at least one, each known to the profiles, none twice.
+fn check_apps(cx: &Ctx<'_>, sc: &Scenario, profiles: &AppProfiles) -> Result<(), ScenarioError> {
+    use Seg::{Index, Key};
     if sc.apps.is_empty() {
         return Err(cx.err(&[Key("apps")], "expected at least one app id"));
     }
@@ -148,8 +182,13 @@ pub(super) fn validate(
             return Err(cx.err(&[Key("apps"), Index(i)], format!("app {a:?} listed twice")));
         }
     }
+    Ok(())
+}
 
-    // Countries and nodes.
+/// Countries and their nodes: each node named once, defined under
+/// `nodes:` for a real lab, and every defined node used.
+fn check_countries(cx: &Ctx<'_>, sc: &Scenario) -> Result<(), ScenarioError> {
+    use Seg::{Index, Key};
     if sc.countries.is_empty() {
         return Err(cx.err(&[Key("countries")], "expected at least one country"));
     }
@@ -193,8 +232,13 @@ pub(super) fn validate(
             ));
         }
     }
+    Ok(())
+}
 
-    // Pairs.
+/// Pairs: `all:` and `explicit:` name countries of `countries:`, and give
+/// at least one pair.
+fn check_pairs(cx: &Ctx<'_>, sc: &Scenario) -> Result<(), ScenarioError> {
+    use Seg::{Index, Key};
     if sc.pairs.all.is_empty() && sc.pairs.explicit.is_empty() {
         return Err(cx.err(
             &[Key("pairs")],
@@ -212,9 +256,9 @@ pub(super) fn validate(
     for (i, pair) in sc.pairs.explicit.iter().enumerate() {
         for (j, c) in pair.iter().enumerate() {
             if !sc.countries.contains_key(c) {
-                let (line, column) = locate(text, &[Key("pairs"), Key("explicit"), Index(i)]);
+                let (line, column) = locate(cx.text, &[Key("pairs"), Key("explicit"), Index(i)]);
                 return Err(ScenarioError::Invalid {
-                    file: file.to_path_buf(),
+                    file: cx.file.to_path_buf(),
                     line,
                     column,
                     field: format!("pairs.explicit[{i}][{j}]"),
@@ -232,8 +276,13 @@ pub(super) fn validate(
             "expected at least two different countries (or `include_same: true`)",
         ));
     }
+    Ok(())
+}
 
-    // Messages.
+/// The message texts: `texts:` then the lines of `file:` (relative to the
+/// scenario), at least one, none blank.
+fn message_texts(cx: &Ctx<'_>, sc: &Scenario, base: &Path) -> Result<Vec<String>, ScenarioError> {
+    use Seg::{Index, Key};
     let m = &sc.messages;
     if m.per_direction == 0 {
         return Err(cx.err(
@@ -272,7 +321,12 @@ pub(super) fn validate(
             "expected message texts: `texts: [...]` or `file: sentences.txt`",
         ));
     }
+    Ok(texts)
+}
 
+/// Repetitions, timeouts, capture and geo settings.
+fn check_settings(cx: &Ctx<'_>, sc: &Scenario, base: &Path) -> Result<(), ScenarioError> {
+    use Seg::Key;
     if sc.repetitions == 0 {
         return Err(cx.err(&[Key("repetitions")], "expected at least 1 repetition"));
     }
@@ -308,31 +362,43 @@ pub(super) fn validate(
             format!("mmdb file {} not found", db.display()),
         ));
     }
-    if let Some(r) = &sc.router {
-        for id in r.phones.keys() {
-            if !sc.phones.iter().any(|p| &p.id == id) {
-                return Err(cx.err(
-                    &[Key("router"), Key("phones"), Key(id)],
-                    format!("{id:?} is not one of the scenario's phones"),
-                ));
-            }
-        }
-        let mut seen = BTreeSet::new();
-        for (id, p) in &r.phones {
-            if !seen.insert(&p.interface) {
-                return Err(cx.err(
-                    &[Key("router"), Key("phones"), Key(id), Key("interface")],
-                    format!(
-                        "interface {:?} is already another phone's: each phone needs its own router interface",
-                        p.interface
-                    ),
-                ));
-            }
+    Ok(())
+}
+
+/// `router:`: phones of the scenario, one interface each.
+fn check_router(cx: &Ctx<'_>, sc: &Scenario) -> Result<(), ScenarioError> {
+    use Seg::Key;
+    let Some(r) = &sc.router else { return Ok(()) };
+    for id in r.phones.keys() {
+        if !sc.phones.iter().any(|p| &p.id == id) {
+            return Err(cx.err(
+                &[Key("router"), Key("phones"), Key(id)],
+                format!("{id:?} is not one of the scenario's phones"),
+            ));
         }
     }
-    // Node steps go through the node agent: a real-lab node (declared under
-    // `nodes:`) the campaign uses needs its SSH key and host key, or the
-    // step could not run (refused here rather than skipped at run time).
+    let mut seen = BTreeSet::new();
+    for (id, p) in &r.phones {
+        if !seen.insert(&p.interface) {
+            return Err(cx.err(
+                &[Key("router"), Key("phones"), Key(id), Key("interface")],
+                format!(
+                    "interface {:?} is already another phone's: each phone needs its own router interface",
+                    p.interface
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Node steps go through the node agent: a real-lab node (declared under
+/// `nodes:`) the campaign uses needs its SSH key and host key, or the
+/// step could not run (refused here rather than skipped at run time).
+/// Probes need a control vantage in a second country; a lab censor a
+/// country of the scenario.
+fn check_node_steps(cx: &Ctx<'_>, sc: &Scenario) -> Result<(), ScenarioError> {
+    use Seg::Key;
     let node_steps = [
         ("steps.paths", sc.steps.paths),
         ("steps.probes", sc.steps.probes),
@@ -375,15 +441,7 @@ pub(super) fn validate(
             ),
         ));
     }
-
-    Ok(LoadedScenario {
-        scenario: sc,
-        path: file.to_path_buf(),
-        source: text.to_string(),
-        texts,
-        profiles,
-        profiles_dir,
-    })
+    Ok(())
 }
 
 /// A groups spec is a preset name or a file relative to the scenario.
@@ -392,5 +450,116 @@ fn base_resolve(base: &Path, spec: &str) -> String {
         spec.to_string()
     } else {
         base.join(spec).display().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "\
+name: t
+phones: [{id: a}, {id: b}]
+apps: [whatsapp]
+countries: {DE: [de-1], BR: [br-1]}
+pairs: {explicit: [[DE, BR]]}
+messages: {per_direction: 1, texts: [hi]}
+lab: {}
+";
+
+    fn parse(extra: &str) -> (Scenario, String) {
+        let text = format!("{BASE}{extra}");
+        (serde_yaml_ng::from_str(&text).unwrap(), text)
+    }
+
+    fn field(r: Result<impl std::fmt::Debug, ScenarioError>) -> String {
+        match r {
+            Err(ScenarioError::Invalid { field, .. }) => field,
+            other => panic!("expected an invalid-field error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_pieces_accept_a_good_scenario() {
+        let (sc, text) = parse("");
+        let cx = Ctx {
+            text: &text,
+            file: Path::new("t.yaml"),
+        };
+        check_name(&cx, &sc).unwrap();
+        check_phones(&cx, &sc, Path::new(".")).unwrap();
+        check_apps(&cx, &sc, &AppProfiles::builtin()).unwrap();
+        check_countries(&cx, &sc).unwrap();
+        check_pairs(&cx, &sc).unwrap();
+        assert_eq!(message_texts(&cx, &sc, Path::new(".")).unwrap(), ["hi"]);
+        check_settings(&cx, &sc, Path::new(".")).unwrap();
+        check_router(&cx, &sc).unwrap();
+        check_node_steps(&cx, &sc).unwrap();
+    }
+
+    /// The field the check rejects after `edit`, on the base scenario
+    /// plus `extra` YAML.
+    fn rejected(
+        extra: &str,
+        edit: impl FnOnce(&mut Scenario),
+        check: impl FnOnce(&Ctx<'_>, &Scenario) -> Result<(), ScenarioError>,
+    ) -> String {
+        let (mut sc, text) = parse(extra);
+        edit(&mut sc);
+        let cx = Ctx {
+            text: &text,
+            file: Path::new("t.yaml"),
+        };
+        field(check(&cx, &sc))
+    }
+
+    #[test]
+    fn each_piece_names_the_field_it_rejects() {
+        let fr = || super::super::CountryCode("FR".into());
+        let br = super::super::CountryCode("BR".into());
+        assert_eq!(
+            rejected("", |sc| sc.pairs.explicit[0][1] = fr(), check_pairs),
+            "pairs.explicit[0][1]"
+        );
+        assert_eq!(
+            rejected(
+                "",
+                |sc| sc.messages.texts.push("  ".into()),
+                |cx, sc| message_texts(cx, sc, Path::new(".")).map(drop)
+            ),
+            "messages.texts[1]"
+        );
+        assert_eq!(
+            rejected(
+                "",
+                |sc| sc.apps.push("whatsapp".into()),
+                |cx, sc| check_apps(cx, sc, &AppProfiles::builtin())
+            ),
+            "apps[1]"
+        );
+        // A real lab defines its nodes under `nodes:`.
+        assert_eq!(
+            rejected("", |sc| sc.lab = None, check_countries),
+            "countries.BR[0]"
+        );
+        assert_eq!(
+            rejected(
+                "steps: {probes: true}\n",
+                |sc| {
+                    sc.countries.remove(&br);
+                },
+                check_node_steps
+            ),
+            "steps.probes"
+        );
+        assert_eq!(
+            rejected(
+                "router: {phones: {a: {addr: 10.0.0.2, interface: wlan0, priority: 100}, \
+                 b: {addr: 10.0.0.3, interface: wlan0, priority: 101}}}\n",
+                |_| {},
+                check_router
+            ),
+            "router.phones.b.interface"
+        );
     }
 }

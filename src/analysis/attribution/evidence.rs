@@ -62,6 +62,25 @@ impl Evidence {
         }
     }
 
+    /// The host name the evidence rests on (a DNS answer, an SNI, a Host
+    /// header, a WeChat HTTPDNS answer), if it rests on one.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Evidence::Dns(s)
+            | Evidence::WechatHttpDns(s)
+            | Evidence::Sni(s)
+            | Evidence::Host(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Whether the evidence names a known DNS-over-HTTPS resolver
+    /// ([`crate::analysis::names::is_doh_server`]).
+    pub fn names_doh_resolver(&self) -> bool {
+        self.name()
+            .is_some_and(crate::analysis::names::is_doh_server)
+    }
+
     /// Sorts strongest first, then by the string form, without duplicates.
     pub fn sort(list: &mut Vec<Evidence>) {
         list.sort_by_cached_key(|e| (std::cmp::Reverse(e.strength()), e.to_string()));
@@ -131,6 +150,19 @@ impl<'de> Deserialize<'de> for Evidence {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn doh_resolvers_are_named_by_name_evidence_only() {
+        let doh = |s: &str| s.parse::<Evidence>().unwrap().names_doh_resolver();
+        assert!(doh("sni:doh.pub"));
+        assert!(doh("host:dns.google"));
+        assert!(doh("dns:Cloudflare-DNS.com."));
+        // A name that merely contains "doh" is not a resolver.
+        assert!(!doh("sni:dohmain.whatsapp.net"));
+        assert!(!doh("sni:chat.signal.org"));
+        assert!(!doh("fingerprint:whatsapp-stun"));
+        assert_eq!("asn:AS32934".parse::<Evidence>().unwrap().name(), None);
+    }
 
     #[test]
     fn strings_round_trip() {

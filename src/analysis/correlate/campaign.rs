@@ -13,6 +13,8 @@ use super::{
 };
 use crate::analysis::model::CaptureReport;
 use crate::analysis::replay::ReplayOptions;
+use crate::campaign::record::MeasurementKind as Kind;
+use crate::campaign::record::Status;
 use crate::scenario::apps::AppProfiles;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -65,7 +67,7 @@ fn baseline_dirs(campaign: &Path) -> Result<Vec<(PathBuf, Meta)>, CorrelateError
     let mut out = Vec::new();
     for d in measurement_dirs(campaign)? {
         if let Ok(Some(m)) = read_meta(&d)
-            && m.kind == "baseline"
+            && m.kind == Kind::Baseline
         {
             out.push((d, m));
         }
@@ -129,8 +131,9 @@ pub struct Prepared {
     pub dir: PathBuf,
     /// Measurement id.
     pub id: String,
-    /// `message`, `baseline` (from `meta.json`; empty for a standalone folder).
-    pub kind: String,
+    /// What the measurement does (from `meta.json`; a message measurement
+    /// for a standalone folder).
+    pub kind: Kind,
     /// App id.
     pub app: String,
     /// Endpoint counts.
@@ -199,7 +202,7 @@ pub fn prepare(
     let own;
     let baselines = match (cache, campaign) {
         (Some(c), _) => c,
-        (None, Some(c)) if meta.kind != "baseline" => {
+        (None, Some(c)) if meta.kind != Kind::Baseline => {
             own = scan_baselines(c, profiles, cfg)?;
             &own
         }
@@ -224,7 +227,7 @@ pub fn prepare(
         warnings.push("no capture files".into());
     }
     damage_warnings(&scanned.reports, &mut warnings);
-    let tallied = if meta.kind == "baseline" {
+    let tallied = if meta.kind == Kind::Baseline {
         Vec::new()
     } else {
         let background = |ph: &str| -> Vec<&CaptureLog> {
@@ -233,7 +236,7 @@ pub fn prepare(
                 .filter(|b| {
                     let m = &b.0;
                     m.app == app
-                        && m.status != "failed"
+                        && m.status != Status::Failed
                         && m.sender_country == meta.sender_country
                         && m.receiver_country == meta.receiver_country
                         && (m.sender == ph || m.receiver == ph)

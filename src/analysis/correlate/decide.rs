@@ -4,6 +4,7 @@
 use super::capture::Endpoint;
 use super::evidence::{Counts, Tallied};
 use super::{CorrelateConfig, CorrelatedServer, Role};
+use crate::analysis::attribution::Evidence;
 use std::collections::HashMap;
 
 /// Counts pooled over a campaign's message measurements, per (app, endpoint).
@@ -58,10 +59,15 @@ fn own_app(x: &Tallied, app: &str) -> bool {
     x.attr.as_ref().is_some_and(|s| s.app == app)
 }
 
+/// Whether attribution's evidence for the endpoint names a DoH resolver
+/// (its evidence is stored as text; the kinds that carry no name are skipped).
 fn is_doh(x: &Tallied) -> bool {
-    x.attr
-        .as_ref()
-        .is_some_and(|s| s.evidence.iter().any(|e| e.contains("doh")))
+    x.attr.as_ref().is_some_and(|s| {
+        s.evidence
+            .iter()
+            .filter_map(|e| e.parse::<Evidence>().ok())
+            .any(|e| e.names_doh_resolver())
+    })
 }
 
 /// Whether an endpoint may be the app's messaging server at all.
@@ -266,6 +272,7 @@ fn server(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analysis::model::ServerRecord;
     use std::collections::BTreeSet;
 
     fn tallied(last: u8, phones: &[&str], odds: f64) -> Tallied {
@@ -295,6 +302,27 @@ mod tests {
             packets: 10,
             active_intervals: 1,
         }
+    }
+
+    #[test]
+    fn a_doh_resolver_is_never_the_messaging_server() {
+        let attr = |evidence: &str| ServerRecord {
+            app: "x".into(),
+            ip: std::net::IpAddr::from([203, 0, 113, 1]),
+            port: 443,
+            proto: "tcp".into(),
+            names: Vec::new(),
+            evidence: vec!["prefix:203.0.113.0/24".into(), evidence.into()],
+            role: None,
+            score: None,
+        };
+        let mut t = tallied(1, &["a", "b"], 4.0);
+        t.attr = Some(attr("sni:doh.pub"));
+        assert!(is_doh(&t));
+        assert!(!eligible(&t, "x"));
+        t.attr = Some(attr("sni:dohmain.example"));
+        assert!(!is_doh(&t));
+        assert!(eligible(&t, "x"));
     }
 
     fn messaging(t: &[Tallied]) -> Vec<u8> {

@@ -5,37 +5,11 @@
 use super::CorrelateError;
 use super::capture::CaptureLog;
 use crate::analysis::replay::collect_inputs;
-use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
-/// The fields of a measurement's `meta.json` (index entry) correlation uses.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct Meta {
-    /// Measurement id.
-    #[serde(default)]
-    pub id: String,
-    /// `message`, `baseline`, …
-    #[serde(default)]
-    pub kind: String,
-    /// App id.
-    #[serde(default)]
-    pub app: String,
-    /// Sending phone.
-    #[serde(default)]
-    pub sender: String,
-    /// Receiving phone.
-    #[serde(default)]
-    pub receiver: String,
-    /// Sender's country.
-    #[serde(default)]
-    pub sender_country: String,
-    /// Receiver's country.
-    #[serde(default)]
-    pub receiver_country: String,
-    /// `complete`, `failed`, `skipped`.
-    #[serde(default)]
-    pub status: String,
-}
+/// A measurement's `meta.json`: the campaign's index entry, read leniently
+/// (a standalone measurement folder may hold a partial one).
+pub type Meta = crate::campaign::record::IndexEntry;
 
 /// Reads `meta.json`: `Ok(None)` when the folder has none (a standalone
 /// measurement), an error naming the file when it is unreadable or invalid.

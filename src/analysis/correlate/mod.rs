@@ -57,6 +57,7 @@ pub use events::{Event, EventKind, read_events};
 pub use evidence::{Counts, Tallied, tally};
 pub use folder::{MeasurementFiles, Meta, is_campaign, is_measurement, measurement_dirs};
 
+pub use super::model::Role;
 use super::model::{CaptureReport, ServerRecord};
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
@@ -166,56 +167,6 @@ impl Default for CorrelateConfig {
     }
 }
 
-/// What a server endpoint does for the app, as correlation judged it.
-/// Serialised as the lower-case strings `analysis.json` always used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Role {
-    /// Carries the messages (identified by correlation).
-    #[serde(rename = "messaging")]
-    Messaging,
-    /// Wakes the app before receipts (explains receives, never sends).
-    #[serde(rename = "push")]
-    Push,
-    /// Large transfers (media, attachments, updates).
-    #[serde(rename = "media")]
-    Media,
-    /// Small periodic traffic through the measurement (keep-alive, presence).
-    #[serde(rename = "keep-alive")]
-    KeepAlive,
-    /// Name resolution (DNS port, a resolver, DoH).
-    #[serde(rename = "dns")]
-    Dns,
-    /// Any other server of the app.
-    #[serde(rename = "auxiliary")]
-    Auxiliary,
-}
-
-impl Role {
-    /// The string written to `analysis.json`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Messaging => "messaging",
-            Role::Push => "push",
-            Role::Media => "media",
-            Role::KeepAlive => "keep-alive",
-            Role::Dns => "dns",
-            Role::Auxiliary => "auxiliary",
-        }
-    }
-}
-
-impl std::fmt::Display for Role {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.pad(self.as_str())
-    }
-}
-
-impl PartialEq<&str> for Role {
-    fn eq(&self, other: &&str) -> bool {
-        self.as_str() == *other
-    }
-}
-
 /// A server endpoint as the correlation found it (`analysis.json` → `servers`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CorrelatedServer {
@@ -268,7 +219,7 @@ impl CorrelatedServer {
             proto: self.proto.clone(),
             names: self.names.clone(),
             evidence: self.evidence.clone(),
-            role: Some(self.role.as_str().to_string()),
+            role: Some(self.role),
             score: Some(self.score),
         }
     }

@@ -10,8 +10,8 @@
 //! addresses is inconsistent too (0.6). Names absent from the control and
 //! address families the control has no answer for are not judged.
 
-use super::{DNS_FORGERY, InterferenceConfig, InterferenceError, event};
-use crate::analysis::model::{DnsRecord, InterferenceEvent};
+use super::{DNS_FORGERY, DnsFindings, InterferenceConfig, InterferenceError, event};
+use crate::analysis::model::DnsRecord;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -76,11 +76,11 @@ fn normalise(name: &str) -> String {
 }
 
 /// Compares every reply with the control resolutions in `cfg`.
-pub fn check(records: &[DnsRecord], cfg: &InterferenceConfig) -> Vec<InterferenceEvent> {
+pub fn check(records: &[DnsRecord], cfg: &InterferenceConfig) -> DnsFindings {
+    let mut out = DnsFindings::default();
     if cfg.control.is_empty() {
-        return Vec::new();
+        return out;
     }
-    let mut out = Vec::new();
     for r in records.iter().filter(|r| r.rcode.is_some()) {
         let Some(control) = cfg.control.get(&r.query) else {
             continue;
@@ -153,7 +153,7 @@ pub fn check(records: &[DnsRecord], cfg: &InterferenceConfig) -> Vec<Interferenc
             json!(ctrl.iter().map(|a| a.to_string()).collect::<Vec<_>>()),
         );
         e.evidence = ev;
-        out.push(e);
+        out.push(e, answers);
     }
     out
 }
@@ -221,7 +221,10 @@ mod tests {
             rec(4, "chat.example.org", &[], "NXDOMAIN"),
             rec(5, "other.example.org", &["198.51.100.7"], "NOERROR"), // no control
         ];
-        let ev = check(&recs, &cfg);
+        let found = check(&recs, &cfg);
+        // The other AS's address is forged; the NXDOMAIN names none.
+        assert_eq!(found.forged, ["198.51.100.7".parse::<IpAddr>().unwrap()]);
+        let ev = found.events;
         assert_eq!(
             ev.iter().map(|e| e.frames[0]).collect::<Vec<_>>(),
             vec![3, 4]

@@ -18,7 +18,7 @@
 //!   injector constant) does not fit the resolver's other replies.
 
 use super::data::{BogonKind, RuleData, is_public_name};
-use super::{DNS_FORGERY, DnsMeta, PortUnreachable, event, round2};
+use super::{DNS_FORGERY, DnsFindings, DnsMeta, PortUnreachable, event, round2};
 use crate::analysis::model::{DnsRecord, InterferenceEvent};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -37,7 +37,7 @@ pub fn check(
     meta: &HashMap<u64, DnsMeta>,
     unreachable: &[PortUnreachable],
     data: &RuleData,
-) -> Vec<InterferenceEvent> {
+) -> DnsFindings {
     let responses: Vec<&DnsRecord> = records
         .iter()
         .filter(|r| r.rcode.is_some() && (r.transport == "udp" || r.transport == "tcp"))
@@ -61,7 +61,7 @@ pub fn check(
         })
         .collect();
 
-    let mut events = Vec::new();
+    let mut found = DnsFindings::default();
     let mut covered = BTreeSet::new();
     for r in &responses {
         let known: Vec<(IpAddr, &String)> = addresses(r)
@@ -91,7 +91,7 @@ pub fn check(
                 json!(known.iter().map(|k| k.1).collect::<Vec<_>>()),
             );
             add_misfit(&mut e.evidence, misfits.get(&r.frame));
-            events.push(e);
+            found.push(e, known.iter().map(|k| k.0));
             continue;
         }
         if !is_public_name(&r.query) {
@@ -139,15 +139,15 @@ pub fn check(
                 json!(bogons.iter().map(|b| b.1).collect::<Vec<_>>()),
             );
             add_misfit(&mut e.evidence, misfits.get(&r.frame));
-            events.push(e);
+            found.push(e, bogons.iter().map(|b| b.0));
         }
     }
 
-    for e in duplicates(&responses, meta, unreachable, &misfits, &covered) {
+    for (e, forged) in duplicates(&responses, meta, unreachable, &misfits, &covered) {
         for f in &e.frames {
             covered.insert(*f);
         }
-        events.push(e);
+        found.push(e, forged);
     }
 
     for r in &responses {
@@ -173,9 +173,9 @@ pub fn check(
         );
         base_evidence(&mut e.evidence, r, meta.get(&r.frame));
         add_misfit(&mut e.evidence, Some(m));
-        events.push(e);
+        found.push(e, []);
     }
-    events
+    found
 }
 
 /// A/AAAA answer addresses of a record.
@@ -439,13 +439,76 @@ fn same_sender(replies: &[&DnsRecord]) -> bool {
         && ids.windows(2).all(|w| w[1].wrapping_sub(w[0]) <= 256)
 }
 
+/// `duplicate_reply`: several replies to one query (same client port,
+/// server, id, name and type) with different answers, from different
+/// senders. Each event comes with the addresses only the suspect replies
+/// carried.
 fn duplicates(
     responses: &[&DnsRecord],
     meta: &HashMap<u64, DnsMeta>,
     unreachable: &[PortUnreachable],
     misfits: &HashMap<u64, Misfit>,
     flagged: &BTreeSet<u64>,
-) -> Vec<InterferenceEvent> {
+) -> Vec<(InterferenceEvent, Vec<IpAddr>)> {
+    let groups = reply_groups(responses, meta);
+    let habits = TtlHabits::new(responses, &groups);
+    let mut out = Vec::new();
+    for (key, mut replies) in groups {
+        if replies.len() < 2 {
+            continue;
+        }
+        replies.sort_by_key(|r| r.frame);
+        let sets: BTreeSet<_> = replies.iter().map(|r| answer_set(r).1).collect();
+        if sets.len() < 2 {
+            continue; // identical answers (or rcode-only differences)
+        }
+        if same_sender(&replies) {
+            continue;
+        }
+        let (suspects, reason) = suspects(&replies, flagged, misfits, habits.of(key.2));
+        let header_diff = replies
+            .iter()
+            .map(|r| r.ip_ttl)
+            .collect::<BTreeSet<_>>()
+            .len()
+            > 1;
+        let retransmitted = meta
+            .get(&replies[0].frame)
+            .is_some_and(|m| m.query_count > 1);
+        if retransmitted && reason == "first_to_arrive" && !header_diff {
+            // The client asked twice and a load-balanced name answered
+            // differently: not evidence of a race.
+            continue;
+        }
+        let (client, port, server, id, _, _) = key;
+        let icmp: Vec<u64> = unreachable
+            .iter()
+            .filter(|u| {
+                u.quoted_src == server
+                    && u.quoted_dst == client
+                    && u.dport == port
+                    && u.dns_id.is_none_or(|d| d == id)
+            })
+            .map(|u| u.frame)
+            .collect();
+        let verdict = DuplicateVerdict {
+            suspects,
+            reason,
+            header_diff,
+            icmp,
+            retransmitted,
+        };
+        out.push(duplicate_event(&key, &replies, meta, verdict));
+    }
+    out
+}
+
+/// Replies grouped by the query they answer; TCP and unmatched replies
+/// (no client port) are left out.
+fn reply_groups<'a>(
+    responses: &[&'a DnsRecord],
+    meta: &HashMap<u64, DnsMeta>,
+) -> BTreeMap<DupKey, Vec<&'a DnsRecord>> {
     let mut groups: BTreeMap<DupKey, Vec<&DnsRecord>> = BTreeMap::new();
     for r in responses {
         let Some(m) = meta.get(&r.frame) else {
@@ -463,182 +526,202 @@ fn duplicates(
             .or_default()
             .push(r);
     }
-    // The resolver's TTL habit learnt from the replies nobody disputes (not
-    // part of a multi-answer group): when an injector races many queries,
-    // its replies can be too numerous for the all-replies mode to be stable.
-    let disputed: BTreeSet<u64> = groups
-        .values()
-        .filter(|g| {
-            // (a lone reply disputes nothing: no answer sets to build)
-            g.len() > 1
-                && g.iter()
-                    .map(|r| answer_set(r).1)
-                    .collect::<BTreeSet<_>>()
-                    .len()
-                    > 1
-        })
-        .flat_map(|g| g.iter().map(|r| r.frame))
-        .collect();
-    let mut undisputed: HashMap<IpAddr, ([usize; 256], usize)> = HashMap::new();
-    for r in responses.iter().filter(|r| !disputed.contains(&r.frame)) {
-        if let Some(t) = r.ip_ttl {
-            let e = undisputed.entry(r.server).or_insert(([0; 256], 0));
-            e.0[usize::from(t)] += 1;
-            e.1 += 1;
+    groups
+}
+
+/// Each resolver's TTL habit learnt from the replies nobody disputes (not
+/// part of a multi-answer group): when an injector races many queries, its
+/// replies can be too numerous for the all-replies mode to be stable.
+struct TtlHabits(HashMap<IpAddr, ([usize; 256], usize)>);
+
+impl TtlHabits {
+    fn new(responses: &[&DnsRecord], groups: &BTreeMap<DupKey, Vec<&DnsRecord>>) -> TtlHabits {
+        let disputed: BTreeSet<u64> = groups
+            .values()
+            .filter(|g| {
+                // (a lone reply disputes nothing: no answer sets to build)
+                g.len() > 1
+                    && g.iter()
+                        .map(|r| answer_set(r).1)
+                        .collect::<BTreeSet<_>>()
+                        .len()
+                        > 1
+            })
+            .flat_map(|g| g.iter().map(|r| r.frame))
+            .collect();
+        let mut undisputed: HashMap<IpAddr, ([usize; 256], usize)> = HashMap::new();
+        for r in responses.iter().filter(|r| !disputed.contains(&r.frame)) {
+            if let Some(t) = r.ip_ttl {
+                let e = undisputed.entry(r.server).or_insert(([0; 256], 0));
+                e.0[usize::from(t)] += 1;
+                e.1 += 1;
+            }
         }
+        TtlHabits(undisputed)
     }
-    let habit = |server: IpAddr| {
-        undisputed
+
+    /// The server's usual IP TTL, when enough undisputed replies show one.
+    fn of(&self, server: IpAddr) -> Option<u8> {
+        self.0
             .get(&server)
             .and_then(|(c, n)| mode_of_counts(c, *n, MIN_BASELINE))
-    };
-    let mut out = Vec::new();
-    for ((client, port, server, id, query, _), mut replies) in groups {
-        if replies.len() < 2 {
-            continue;
-        }
-        replies.sort_by_key(|r| r.frame);
-        let sets: BTreeSet<_> = replies.iter().map(|r| answer_set(r).1).collect();
-        if sets.len() < 2 {
-            continue; // identical answers (or rcode-only differences)
-        }
-        if same_sender(&replies) {
-            continue;
-        }
-        // Which reply is the injector's: listed/bogon answer, else header
-        // misfit, else the first to arrive.
-        let by_answer: Vec<u64> = replies
-            .iter()
-            .filter(|r| flagged.contains(&r.frame))
-            .map(|r| r.frame)
-            .collect();
-        let by_misfit: Vec<u64> = replies
-            .iter()
-            .filter(|r| misfits.contains_key(&r.frame))
-            .map(|r| r.frame)
-            .collect();
-        let header_diff = {
-            let ttls: BTreeSet<_> = replies.iter().map(|r| r.ip_ttl).collect();
-            ttls.len() > 1
-        };
-        let (suspects, reason) = if !by_answer.is_empty() && by_answer.len() < replies.len() {
-            (by_answer, "listed_or_bogon_answer")
-        } else if !by_misfit.is_empty() && by_misfit.len() < replies.len() {
-            (by_misfit, "resolver_misfit")
-        } else if let Some(off) = habit(server)
-            .map(|h| {
-                replies
-                    .iter()
-                    .filter(|r| r.ip_ttl.is_some_and(|t| t.abs_diff(h) >= TTL_MISFIT))
-                    .map(|r| r.frame)
-                    .collect::<Vec<u64>>()
-            })
-            .filter(|off| !off.is_empty() && off.len() < replies.len())
-        {
-            (off, "ttl_off_undisputed_replies")
-        } else {
-            (vec![replies[0].frame], "first_to_arrive")
-        };
-        let retransmitted = meta
-            .get(&replies[0].frame)
-            .is_some_and(|m| m.query_count > 1);
-        if retransmitted && reason == "first_to_arrive" && !header_diff {
-            // The client asked twice and a load-balanced name answered
-            // differently: not evidence of a race.
-            continue;
-        }
-        let icmp: Vec<u64> = unreachable
-            .iter()
-            .filter(|u| {
-                u.quoted_src == server
-                    && u.quoted_dst == client
-                    && u.dport == port
-                    && u.dns_id.is_none_or(|d| d == id)
-            })
-            .map(|u| u.frame)
-            .collect();
-        let mut conf: f64 = 0.6;
-        if reason != "first_to_arrive" {
-            conf += 0.2;
-        }
-        if header_diff {
-            conf += 0.1;
-        }
-        if !icmp.is_empty() {
-            conf += 0.1;
-        }
-        if retransmitted {
-            conf -= 0.2;
-        }
-        let mut frames = suspects.clone();
-        frames.extend(
+    }
+}
+
+/// Which replies of a disputed group are the injector's, and why: a
+/// listed/bogon answer, else a header misfit, else a TTL off the
+/// resolver's habit, else the first to arrive.
+fn suspects(
+    replies: &[&DnsRecord],
+    flagged: &BTreeSet<u64>,
+    misfits: &HashMap<u64, Misfit>,
+    habit: Option<u8>,
+) -> (Vec<u64>, &'static str) {
+    let by_answer: Vec<u64> = replies
+        .iter()
+        .filter(|r| flagged.contains(&r.frame))
+        .map(|r| r.frame)
+        .collect();
+    let by_misfit: Vec<u64> = replies
+        .iter()
+        .filter(|r| misfits.contains_key(&r.frame))
+        .map(|r| r.frame)
+        .collect();
+    if !by_answer.is_empty() && by_answer.len() < replies.len() {
+        (by_answer, "listed_or_bogon_answer")
+    } else if !by_misfit.is_empty() && by_misfit.len() < replies.len() {
+        (by_misfit, "resolver_misfit")
+    } else if let Some(off) = habit
+        .map(|h| {
             replies
                 .iter()
+                .filter(|r| r.ip_ttl.is_some_and(|t| t.abs_diff(h) >= TTL_MISFIT))
                 .map(|r| r.frame)
-                .filter(|f| !suspects.contains(f)),
-        );
-        let genuine: BTreeSet<IpAddr> = replies
-            .iter()
-            .filter(|r| !suspects.contains(&r.frame))
-            .flat_map(|r| addresses(r))
-            .collect();
-        let forged: Vec<String> = replies
-            .iter()
-            .filter(|r| suspects.contains(&r.frame))
-            .flat_map(|r| addresses(r))
-            .filter(|a| !genuine.contains(a))
-            .map(|a| a.to_string())
-            .collect();
-        let first = replies[0];
-        let mut e = event(
-            DNS_FORGERY,
-            "duplicate_reply",
-            frames,
-            server,
-            conf.min(0.95),
-            format!(
-                "{} replies with different answers to one query for {query} (id {id:#06x}); suspect frame {}",
-                replies.len(),
-                suspects[0]
-            ),
-        );
-        base_evidence(&mut e.evidence, first, meta.get(&first.frame));
-        e.evidence.remove("answers");
-        e.evidence.remove("ip_ttl");
-        e.evidence.remove("ip_id");
-        e.evidence.remove("delay_ms");
-        let q_ts = meta.get(&first.frame).and_then(|m| m.query_ts);
-        let detail: Vec<Value> = replies
-            .iter()
-            .map(|r| {
-                let mut v = json!({
-                    "frame": r.frame,
-                    "ip_ttl": r.ip_ttl,
-                    "ip_id": r.ip_id.map(|i| format!("{i:#06x}")),
-                    "rcode": r.rcode,
-                    "answers": answer_data(r),
-                });
-                if let Some(ts) = q_ts {
-                    v["delay_ms"] = json!(round2(r.ts.since(&ts) * 1000.0));
-                }
-                v
-            })
-            .collect();
-        e.evidence.insert("replies".into(), Value::Array(detail));
-        e.evidence.insert("suspect_frames".into(), json!(suspects));
-        e.evidence.insert("suspect_reason".into(), json!(reason));
-        e.evidence.insert("forged_addresses".into(), json!(forged));
-        e.evidence.insert("client_port".into(), json!(port));
-        if !icmp.is_empty() {
-            e.evidence
-                .insert("icmp_unreachable_frames".into(), json!(icmp));
-        }
-        if retransmitted {
-            e.evidence.insert("query_retransmitted".into(), json!(true));
-        }
-        out.push(e);
+                .collect::<Vec<u64>>()
+        })
+        .filter(|off| !off.is_empty() && off.len() < replies.len())
+    {
+        (off, "ttl_off_undisputed_replies")
+    } else {
+        (vec![replies[0].frame], "first_to_arrive")
     }
-    out
+}
+
+/// What was decided about a group of duplicate replies.
+struct DuplicateVerdict {
+    /// The injector's replies (frames), never empty.
+    suspects: Vec<u64>,
+    /// How they were picked ([`suspects`]).
+    reason: &'static str,
+    /// The replies' IP TTLs differ.
+    header_diff: bool,
+    /// ICMP port-unreachable frames for the query's port (the client had
+    /// closed it: the later reply came after the first was taken).
+    icmp: Vec<u64>,
+    /// The client sent the query more than once.
+    retransmitted: bool,
+}
+
+impl DuplicateVerdict {
+    /// 0.6, more for a picked (not first-to-arrive) suspect, differing
+    /// headers and ICMP, less for a retransmitted query; at most 0.95.
+    fn confidence(&self) -> f64 {
+        let mut conf: f64 = 0.6;
+        if self.reason != "first_to_arrive" {
+            conf += 0.2;
+        }
+        if self.header_diff {
+            conf += 0.1;
+        }
+        if !self.icmp.is_empty() {
+            conf += 0.1;
+        }
+        if self.retransmitted {
+            conf -= 0.2;
+        }
+        conf.min(0.95)
+    }
+}
+
+/// The `duplicate_reply` event of a group (replies in frame order), and
+/// the addresses only its suspect replies carried.
+fn duplicate_event(
+    key: &DupKey,
+    replies: &[&DnsRecord],
+    meta: &HashMap<u64, DnsMeta>,
+    v: DuplicateVerdict,
+) -> (InterferenceEvent, Vec<IpAddr>) {
+    let (_, port, server, id, query, _) = key;
+    let suspects = &v.suspects;
+    let mut frames = suspects.clone();
+    frames.extend(
+        replies
+            .iter()
+            .map(|r| r.frame)
+            .filter(|f| !suspects.contains(f)),
+    );
+    let genuine: BTreeSet<IpAddr> = replies
+        .iter()
+        .filter(|r| !suspects.contains(&r.frame))
+        .flat_map(|r| addresses(r))
+        .collect();
+    let forged: Vec<IpAddr> = replies
+        .iter()
+        .filter(|r| suspects.contains(&r.frame))
+        .flat_map(|r| addresses(r))
+        .filter(|a| !genuine.contains(a))
+        .collect();
+    let first = replies[0];
+    let mut e = event(
+        DNS_FORGERY,
+        "duplicate_reply",
+        frames,
+        *server,
+        v.confidence(),
+        format!(
+            "{} replies with different answers to one query for {query} (id {id:#06x}); suspect frame {}",
+            replies.len(),
+            suspects[0]
+        ),
+    );
+    base_evidence(&mut e.evidence, first, meta.get(&first.frame));
+    e.evidence.remove("answers");
+    e.evidence.remove("ip_ttl");
+    e.evidence.remove("ip_id");
+    e.evidence.remove("delay_ms");
+    let q_ts = meta.get(&first.frame).and_then(|m| m.query_ts);
+    let detail: Vec<Value> = replies
+        .iter()
+        .map(|r| {
+            let mut v = json!({
+                "frame": r.frame,
+                "ip_ttl": r.ip_ttl,
+                "ip_id": r.ip_id.map(|i| format!("{i:#06x}")),
+                "rcode": r.rcode,
+                "answers": answer_data(r),
+            });
+            if let Some(ts) = q_ts {
+                v["delay_ms"] = json!(round2(r.ts.since(&ts) * 1000.0));
+            }
+            v
+        })
+        .collect();
+    e.evidence.insert("replies".into(), Value::Array(detail));
+    e.evidence.insert("suspect_frames".into(), json!(suspects));
+    e.evidence.insert("suspect_reason".into(), json!(v.reason));
+    e.evidence.insert(
+        "forged_addresses".into(),
+        json!(forged.iter().map(IpAddr::to_string).collect::<Vec<_>>()),
+    );
+    e.evidence.insert("client_port".into(), json!(port));
+    if !v.icmp.is_empty() {
+        e.evidence
+            .insert("icmp_unreachable_frames".into(), json!(v.icmp));
+    }
+    if v.retransmitted {
+        e.evidence.insert("query_retransmitted".into(), json!(true));
+    }
+    (e, forged)
 }
 
 #[cfg(test)]
@@ -671,6 +754,82 @@ mod tests {
     }
 
     #[test]
+    fn suspects_by_answer_then_misfit_then_habit_then_arrival() {
+        let (a, b) = (reply(1, 60, 1, "192.0.2.1"), reply(2, 48, 2, "192.0.2.2"));
+        let replies = [&a, &b];
+        let none = HashMap::new();
+        let flagged: BTreeSet<u64> = [2].into();
+        assert_eq!(
+            suspects(&replies, &flagged, &none, None),
+            (vec![2], "listed_or_bogon_answer")
+        );
+        // Every reply flagged says nothing: the next rule decides.
+        let all: BTreeSet<u64> = [1, 2].into();
+        assert_eq!(
+            suspects(&replies, &all, &none, Some(60)),
+            (vec![2], "ttl_off_undisputed_replies")
+        );
+        assert_eq!(
+            suspects(&replies, &BTreeSet::new(), &none, Some(59)),
+            (vec![2], "ttl_off_undisputed_replies")
+        );
+        assert_eq!(
+            suspects(&replies, &BTreeSet::new(), &none, None),
+            (vec![1], "first_to_arrive")
+        );
+    }
+
+    #[test]
+    fn duplicate_confidence() {
+        let v = |reason, header_diff, icmp: Vec<u64>, retransmitted| {
+            DuplicateVerdict {
+                suspects: vec![1],
+                reason,
+                header_diff,
+                icmp,
+                retransmitted,
+            }
+            .confidence()
+        };
+        assert!((v("first_to_arrive", false, vec![], false) - 0.6).abs() < 1e-9);
+        assert!((v("resolver_misfit", true, vec![], true) - 0.7).abs() < 1e-9);
+        assert_eq!(v("resolver_misfit", true, vec![7], false), 0.95);
+    }
+
+    #[test]
+    fn habits_ignore_disputed_replies() {
+        // Three undisputed replies at TTL 57; a disputed pair (one query,
+        // two answers) at 40 and 41 does not move the habit.
+        let mut recs: Vec<DnsRecord> = (1..=3)
+            .map(|f| reply(f, 57, f as u16, "192.0.2.1"))
+            .collect();
+        let mut x = reply(10, 40, 10, "192.0.2.1");
+        let mut y = reply(11, 41, 11, "192.0.2.9");
+        y.id = x.id;
+        y.query = x.query.clone();
+        x.answers[0].name = y.answers[0].name.clone();
+        recs.extend([x, y]);
+        let refs: Vec<&DnsRecord> = recs.iter().collect();
+        let meta: HashMap<u64, DnsMeta> = recs
+            .iter()
+            .map(|r| {
+                let m = DnsMeta {
+                    client_port: 5000 + u16::from(r.frame < 10) * r.frame as u16,
+                    query_frame: None,
+                    query_ts: None,
+                    query_count: 1,
+                };
+                (r.frame, m)
+            })
+            .collect();
+        let groups = reply_groups(&refs, &meta);
+        assert_eq!(groups.len(), 4);
+        let habits = TtlHabits::new(&refs, &groups);
+        assert_eq!(habits.of("9.9.9.9".parse().unwrap()), Some(57));
+        assert_eq!(habits.of("9.9.9.8".parse().unwrap()), None);
+    }
+
+    #[test]
     fn ipid_counter_misfit_and_scale() {
         let data = RuleData::shipped().unwrap();
         // 50 000 replies of one resolver with a counter IP-ID (wrapping),
@@ -688,7 +847,7 @@ mod tests {
             (0x1000 + 25_000u16).wrapping_add(0x8000),
             "45.33.12.7",
         );
-        let ev = check(&recs, &HashMap::new(), &[], &data);
+        let ev = check(&recs, &HashMap::new(), &[], &data).events;
         assert_eq!(ev.len(), 1, "{ev:?}");
         assert_eq!(ev[0].rule, "resolver_misfit");
         assert_eq!(ev[0].frames, vec![25_000]);
@@ -729,7 +888,18 @@ mod tests {
                 );
             }
         }
-        let ev = check(&recs, &meta, &[], &data);
+        let found = check(&recs, &meta, &[], &data);
+        // The typed forged addresses are the ones the evidence lists.
+        let listed: Vec<IpAddr> = found
+            .events
+            .iter()
+            .filter_map(|e| e.evidence.get("forged_addresses")?.as_array().cloned())
+            .flatten()
+            .map(|v| v.as_str().unwrap().parse().unwrap())
+            .collect();
+        assert!(!listed.is_empty());
+        assert_eq!(found.forged, listed);
+        let ev = found.events;
         let dup: Vec<_> = ev.iter().filter(|e| e.rule == "duplicate_reply").collect();
         assert_eq!(dup.len(), 4, "{ev:#?}");
         for (q, e) in dup.iter().enumerate() {
@@ -743,12 +913,12 @@ mod tests {
         let data = RuleData::shipped().unwrap();
         let mut recs: Vec<DnsRecord> = (0..5).map(|f| reply(f, 57, 0, "93.184.216.34")).collect();
         recs.push(reply(5, 57, 0x4242, "45.33.12.7"));
-        let ev = check(&recs, &HashMap::new(), &[], &data);
+        let ev = check(&recs, &HashMap::new(), &[], &data).events;
         assert_eq!(ev.len(), 1);
         assert_eq!(ev[0].evidence["expected_ip_id_pattern"], "zero");
         // A known injector constant is a misfit even without a baseline.
         let recs = vec![reply(1, 57, 0x3412, "45.33.12.7")];
-        let ev = check(&recs, &HashMap::new(), &[], &data);
+        let ev = check(&recs, &HashMap::new(), &[], &data).events;
         assert_eq!(
             ev[0].evidence["expected_ip_id_pattern"],
             "known_injector_constant"
@@ -759,7 +929,7 @@ mod tests {
             .enumerate()
             .map(|(f, &id)| reply(f as u64, 57, id, "93.184.216.34"))
             .collect();
-        assert!(check(&recs, &HashMap::new(), &[], &data).is_empty());
+        assert!(check(&recs, &HashMap::new(), &[], &data).events.is_empty());
     }
 
     #[test]

@@ -93,6 +93,25 @@ impl AsnLookup for BTreeMap<IpAddr, u32> {
     }
 }
 
+/// What the DNS rules found: the events, and the addresses their forged
+/// answers carried, typed, for the TCP rules (the events' evidence lists
+/// the same addresses as `forged_addresses`, for the reader).
+#[derive(Debug, Default)]
+pub struct DnsFindings {
+    /// Events, in the order the rules found them.
+    pub events: Vec<InterferenceEvent>,
+    /// Addresses of forged answers (repeats allowed).
+    pub forged: Vec<IpAddr>,
+}
+
+impl DnsFindings {
+    /// Adds an event and the forged addresses it names.
+    pub fn push(&mut self, e: InterferenceEvent, forged: impl IntoIterator<Item = IpAddr>) {
+        self.events.push(e);
+        self.forged.extend(forged);
+    }
+}
+
 /// What the detector knows beyond the capture.
 #[derive(Clone, Default)]
 pub struct InterferenceConfig {
@@ -243,17 +262,14 @@ impl InterferenceDetector {
                 r
             }
         };
-        let mut events = dns_rules::check(&records, &self.dns_meta, &self.unreachable, &self.data);
-        events.extend(control::check(&records, &self.cfg));
+        let dns = dns_rules::check(&records, &self.dns_meta, &self.unreachable, &self.data);
+        let control = control::check(&records, &self.cfg);
         // Addresses that DNS rules found forged make bogus handshakes with
         // them more certain.
-        let forged: Vec<IpAddr> = events
-            .iter()
-            .filter_map(|e| e.evidence.get("forged_addresses"))
-            .filter_map(|v| v.as_array())
-            .flatten()
-            .filter_map(|v| v.as_str()?.parse().ok())
-            .collect();
+        let mut forged = dns.forged;
+        forged.extend(control.forged);
+        let mut events = dns.events;
+        events.extend(control.events);
         events.extend(self.tcp.finish(&self.data, &forged));
         boost_repeated_ip_ids(&mut events);
         events.sort_by(|a, b| {

@@ -257,6 +257,30 @@ struct Flow {
 }
 
 impl Flow {
+    /// A new flow seen first in a packet from `src` to `dst`: the client is
+    /// the sender of a SYN (the receiver of a SYN/ACK), else the higher port.
+    fn new(src: Endpoint, dst: Endpoint, syn: bool, has_ack: bool, ts: Timestamp) -> Box<Flow> {
+        let client_is_src = if syn { !has_ack } else { src.1 > dst.1 };
+        let (client, server) = if client_is_src {
+            (src, dst)
+        } else {
+            (dst, src)
+        };
+        Box::new(Flow {
+            client,
+            server,
+            client_ttl: None,
+            syn_seen: false,
+            baseline: Baseline::default(),
+            suspects: Vec::new(),
+            last_request: None,
+            probe: None,
+            last_ts: ts,
+            closed: false,
+            odd: Vec::new(),
+        })
+    }
+
     /// Whether the flow may be evaluated after `idle` seconds without
     /// packets: closed flows after [`CLOSED_GRACE_SECS`] unless a suspect
     /// needs the server's other flows as baseline (that grows meanwhile).
@@ -391,38 +415,13 @@ impl TcpTracker {
         };
         let k = key(src, dst);
         if syn && !has_ack {
-            let q = self.syns.entry(ip.dst).or_default();
-            if q.len() >= SYNS_PER_DST {
-                q.pop_front();
-            }
-            q.push_back(Syn {
-                frame: pkt.frame,
-                ts: pkt.ts,
-                client: src,
-                dport,
-                isn: seq,
-            });
-            if self.syns.len() > MAX_FLOWS {
-                self.syns.clear();
-            }
+            self.note_syn(pkt, src, dst, seq);
         }
         // (one hash lookup per packet: the others only when needed)
         if syn && has_ack && !self.flows.get(&k).is_some_and(|f| f.syn_seen) {
             // A SYN/ACK for a connection never opened on these ports: does
             // it acknowledge a SYN sent to this address on other ports?
-            let matching = self.syns.get(&ip.src).and_then(|q| {
-                q.iter()
-                    .rev()
-                    .find(|s| {
-                        s.client.0 == ip.dst
-                            && s.isn.wrapping_add(1) == ack
-                            && pkt.ts.since(&s.ts) <= TRIGGER_SECS
-                    })
-                    .cloned()
-            });
-            if let Some(s) = matching
-                && (s.client != dst || s.dport != sport)
-            {
+            if let Some(s) = self.acknowledged_syn(pkt.ts, src, dst, ack) {
                 if self.orphans.len() < MAX_FLOWS {
                     self.orphans.push(OrphanSynAck {
                         seg: make_seg(),
@@ -435,69 +434,18 @@ impl TcpTracker {
                 return;
             }
         }
-        if self.flows.len() >= MAX_FLOWS && !self.flows.contains_key(&k) {
-            self.sweep(pkt.ts, 10.0, data);
-            if self.flows.len() >= MAX_FLOWS {
-                self.sweep(pkt.ts, -1.0, data);
-            }
-        }
-        let flow = self.flows.entry(k).or_insert_with(|| {
-            let client_is_src = if syn { !has_ack } else { sport > dport };
-            let (client, server) = if client_is_src {
-                (src, dst)
-            } else {
-                (dst, src)
-            };
-            Box::new(Flow {
-                client,
-                server,
-                client_ttl: None,
-                syn_seen: false,
-                baseline: Baseline::default(),
-                suspects: Vec::new(),
-                last_request: None,
-                probe: None,
-                last_ts: pkt.ts,
-                closed: false,
-                odd: Vec::new(),
-            })
-        });
+        self.make_room(k, pkt.ts, data);
+        let flow = self
+            .flows
+            .entry(k)
+            .or_insert_with(|| Flow::new(src, dst, syn, has_ack, pkt.ts));
         flow.last_ts = pkt.ts;
         flow.closed |= flags & (tcp_flags::RST | tcp_flags::FIN) != 0;
         if syn && !has_ack && src == flow.client {
             flow.syn_seen = true;
         }
         if src == flow.client {
-            match flow.client_ttl {
-                None => flow.client_ttl = Some(ip.ttl),
-                Some(normal)
-                    if !syn && ip.ttl <= 32 && u16::from(ip.ttl) * 2 <= u16::from(normal) =>
-                {
-                    let kind = if payload.is_empty() { "fin" } else { "data" };
-                    if (payload.is_empty() && flags & tcp_flags::FIN != 0) || !payload.is_empty() {
-                        let keep = flow.probe.is_none_or(|p| ip.ttl < p.ttl);
-                        if keep {
-                            flow.probe = Some(Probe { ttl: ip.ttl, kind });
-                        }
-                    }
-                }
-                Some(_) => {}
-            }
-            if !payload.is_empty() {
-                // Reuse the flow's buffer: no allocation per client segment.
-                let t = flow.last_request.get_or_insert(Trigger {
-                    frame: pkt.frame,
-                    ts: pkt.ts,
-                    head: None,
-                });
-                t.frame = pkt.frame;
-                t.ts = pkt.ts;
-                let mut buf = t.head.take().unwrap_or_default();
-                buf.clear();
-                if request_head(payload, &mut buf) {
-                    t.head = Some(buf);
-                }
-            }
+            client_segment(flow, pkt, ip.ttl, syn, flags, payload);
             return;
         }
         let suspect = flags & (tcp_flags::RST | tcp_flags::FIN) != 0 || is_http;
@@ -536,6 +484,59 @@ impl TcpTracker {
         }
         if self.server_ttls.len() > MAX_FLOWS {
             self.server_ttls.clear();
+        }
+    }
+
+    /// Remembers a client's SYN by destination address (the last
+    /// [`SYNS_PER_DST`] of each), for [`Self::acknowledged_syn`].
+    fn note_syn(&mut self, pkt: &Packet<'_>, client: Endpoint, dst: Endpoint, isn: u32) {
+        let (server, dport) = dst;
+        let q = self.syns.entry(server).or_default();
+        if q.len() >= SYNS_PER_DST {
+            q.pop_front();
+        }
+        q.push_back(Syn {
+            frame: pkt.frame,
+            ts: pkt.ts,
+            client,
+            dport,
+            isn,
+        });
+        if self.syns.len() > MAX_FLOWS {
+            self.syns.clear();
+        }
+    }
+
+    /// The recent SYN a SYN/ACK from `server` to `client` acknowledges when
+    /// that SYN went to `server`'s address on other ports (or from another
+    /// client port): the SYN/ACK answers a connection it does not belong to.
+    fn acknowledged_syn(
+        &self,
+        ts: Timestamp,
+        server: Endpoint,
+        client: Endpoint,
+        ack: u32,
+    ) -> Option<Syn> {
+        let s = self.syns.get(&server.0).and_then(|q| {
+            q.iter()
+                .rev()
+                .find(|s| {
+                    s.client.0 == client.0
+                        && s.isn.wrapping_add(1) == ack
+                        && ts.since(&s.ts) <= TRIGGER_SECS
+                })
+                .cloned()
+        })?;
+        (s.client != client || s.dport != server.1).then_some(s)
+    }
+
+    /// Evaluates idle flows when the table is full and `k` is new.
+    fn make_room(&mut self, k: DirKey, ts: Timestamp, data: &RuleData) {
+        if self.flows.len() >= MAX_FLOWS && !self.flows.contains_key(&k) {
+            self.sweep(ts, 10.0, data);
+            if self.flows.len() >= MAX_FLOWS {
+                self.sweep(ts, -1.0, data);
+            }
         }
     }
 
@@ -613,7 +614,8 @@ impl TcpTracker {
     }
 
     /// [`Self::judge`]'s rules; with `explain` false the event returned
-    /// (if any) has no evidence or reasons, only its verdict.
+    /// (if any) has no evidence or reasons, only its verdict. The rules
+    /// add up in a fixed order (the score is a sum of decimal fractions).
     fn score(
         &self,
         f: &Flow,
@@ -622,25 +624,37 @@ impl TcpTracker {
         explain: bool,
     ) -> Option<InterferenceEvent> {
         let rst = s.head.flags & tcp_flags::RST != 0;
-        let mut score: f64 = 0.0;
-        let mut header = false;
-        let mut reasons = Reasons::new(explain);
-        let mut ev = Evidence::new(explain);
-        ev.put("ip_ttl", || json!(s.head.ttl));
-        if let Some(id) = s.head.ip_id {
-            ev.put("ip_id", || json!(format!("{id:#06x}")));
+        let mut j = Judgement {
+            score: 0.0,
+            header: false,
+            reasons: Reasons::new(explain),
+            ev: Evidence::new(explain),
+        };
+        segment_evidence(&mut j.ev, f, s);
+        let genuine_ttl = self.ttl_rule(f, s, &mut j);
+        ipid_rules(f, s, data, rst, &mut j);
+        window_rule(f, s, rst, &mut j);
+        seq_evidence(s, &mut j.ev);
+        if rst {
+            continued_after_rst(f, s, &mut j);
         }
-        ev.put("window", || json!(s.head.window));
-        ev.put("flags", || json!(flag_names(s.head.flags)));
-        ev.put("seq", || json!(s.head.seq));
-        ev.put("payload_len", || json!(s.head.len));
-        ev.put("server_port", || json!(f.server.1));
-        ev.put("client", || json!(format!("{}:{}", f.client.0, f.client.1)));
+        trigger_rules(s, data, &mut j);
+        if let Some(line) = &s.status_line {
+            j.ev.put("http_status_line", || json!(line));
+        }
+        // (epsilon: the weights are decimal fractions)
+        if !j.header || j.score < 0.5 - 1e-9 {
+            return None;
+        }
+        Some(injection_event(f, s, rst, genuine_ttl, j))
+    }
 
-        // TTL: the flow's own baseline, else the server's other flows.
+    /// TTL: against the flow's own baseline, else the server's other
+    /// flows; returns the genuine TTL when there is one.
+    fn ttl_rule(&self, f: &Flow, s: &Seg, j: &mut Judgement) -> Option<u8> {
         let flow_ttls = f.baseline.ttls();
         let expected_ttl = if !flow_ttls.is_empty() {
-            ev.put("ttl_baseline", || json!("flow"));
+            j.ev.put("ttl_baseline", || json!("flow"));
             stable_mode_min(flow_ttls, 1)
         } else {
             let hist = self.server_ttls.get(&f.server.0);
@@ -651,149 +665,224 @@ impl TcpTracker {
                         .collect()
                 })
                 .unwrap_or_default();
-            ev.put("ttl_baseline", || json!("server"));
+            j.ev.put("ttl_baseline", || json!("server"));
             stable_mode(&all)
         };
-        let mut genuine_ttl = None;
-        if let Some(exp) = expected_ttl {
-            ev.put("expected_ip_ttl", || json!(exp));
-            genuine_ttl = Some(exp);
-            let d = s.head.ttl.abs_diff(exp);
-            if d >= 5 {
-                score += 0.5;
-                header = true;
-                reasons.push(|| format!("TTL {} vs {}", s.head.ttl, exp));
-            } else if d >= 3 {
-                score += 0.3;
-                header = true;
-                reasons.push(|| format!("TTL {} vs {}", s.head.ttl, exp));
-            }
+        let exp = expected_ttl?;
+        j.ev.put("expected_ip_ttl", || json!(exp));
+        let d = s.head.ttl.abs_diff(exp);
+        if d >= 5 {
+            j.add(0.5, true, || format!("TTL {} vs {}", s.head.ttl, exp));
+        } else if d >= 3 {
+            j.add(0.3, true, || format!("TTL {} vs {}", s.head.ttl, exp));
         }
+        Some(exp)
+    }
+}
 
-        if let Some(id) = s.head.ip_id {
-            let fit = ipid_fit(&f.baseline, s);
-            // A known injector constant counts unless the server's own
-            // counter explains it (a counter passes through 0x3412 too).
-            if let Some(note) = data.injector_ip_ids.get(&id)
-                && fit != IpIdFit::Fits
-            {
-                score += 0.5;
-                header = true;
-                reasons.push(|| format!("IP-ID {id:#06x} of a known injector"));
-                ev.put("known_injector", || json!(note));
-            }
-            if let IpIdFit::Misfit(exp) = fit {
-                score += if rst { 0.15 } else { 0.3 };
-                header = true;
-                reasons.push(|| format!("IP-ID {id:#06x} off the server's counter"));
-                ev.put("expected_ip_id_near", || json!(format!("{exp:#06x}")));
-            }
+/// A suspect's running judgement: its score, whether a header field
+/// betrayed it, and (when explaining) the reasons and the evidence.
+struct Judgement {
+    score: f64,
+    header: bool,
+    reasons: Reasons,
+    ev: Evidence,
+}
+
+impl Judgement {
+    /// Adds `points` for a reason; `header`: the reason is a header field.
+    fn add(&mut self, points: f64, header: bool, reason: impl FnOnce() -> String) {
+        self.score += points;
+        self.header |= header;
+        self.reasons.push(reason);
+    }
+}
+
+/// The suspect segment's own fields, as evidence.
+fn segment_evidence(ev: &mut Evidence, f: &Flow, s: &Seg) {
+    ev.put("ip_ttl", || json!(s.head.ttl));
+    if let Some(id) = s.head.ip_id {
+        ev.put("ip_id", || json!(format!("{id:#06x}")));
+    }
+    ev.put("window", || json!(s.head.window));
+    ev.put("flags", || json!(flag_names(s.head.flags)));
+    ev.put("seq", || json!(s.head.seq));
+    ev.put("payload_len", || json!(s.head.len));
+    ev.put("server_port", || json!(f.server.1));
+    ev.put("client", || json!(format!("{}:{}", f.client.0, f.client.1)));
+}
+
+/// IP-ID: a known injector's constant (unless the server's own counter
+/// explains it: a counter passes through 0x3412 too), or an ID off the
+/// server's counter.
+fn ipid_rules(f: &Flow, s: &Seg, data: &RuleData, rst: bool, j: &mut Judgement) {
+    let Some(id) = s.head.ip_id else { return };
+    let fit = ipid_fit(&f.baseline, s);
+    if let Some(note) = data.injector_ip_ids.get(&id)
+        && fit != IpIdFit::Fits
+    {
+        j.add(0.5, true, || format!("IP-ID {id:#06x} of a known injector"));
+        j.ev.put("known_injector", || json!(note));
+    }
+    if let IpIdFit::Misfit(exp) = fit {
+        let points = if rst { 0.15 } else { 0.3 };
+        j.add(points, true, || {
+            format!("IP-ID {id:#06x} off the server's counter")
+        });
+        j.ev.put("expected_ip_id_near", || json!(format!("{exp:#06x}")));
+    }
+}
+
+/// Window: far outside the flow's range (not judged for a RST).
+fn window_rule(f: &Flow, s: &Seg, rst: bool, j: &mut Judgement) {
+    if rst {
+        return;
+    }
+    if let Some((lo, hi)) = f.baseline.windows {
+        let lo2 = u32::from(lo) / 2;
+        let hi2 = u32::from(hi) * 2;
+        if u32::from(s.head.window) < lo2 || u32::from(s.head.window) > hi2 {
+            j.add(0.15, false, || {
+                format!("window {} vs {lo}..{hi}", s.head.window)
+            });
+            j.ev.put("expected_window", || json!([lo, hi]));
         }
+    }
+}
 
-        if !rst && let Some((lo, hi)) = f.baseline.windows {
-            let lo2 = u32::from(lo) / 2;
-            let hi2 = u32::from(hi) * 2;
-            if u32::from(s.head.window) < lo2 || u32::from(s.head.window) > hi2 {
-                score += 0.15;
-                reasons.push(|| format!("window {} vs {lo}..{hi}", s.head.window));
-                ev.put("expected_window", || json!([lo, hi]));
-            }
-        }
+/// Sequence number against the server's next one (evidence only: genuine
+/// RSTs answering stray segments use other numbers too).
+fn seq_evidence(s: &Seg, ev: &mut Evidence) {
+    if let Some((b_seq, b_len, b_flags)) = s.around.prev_seg {
+        let syn_fin =
+            u32::from(b_flags & tcp_flags::SYN != 0) + u32::from(b_flags & tcp_flags::FIN != 0);
+        let next = b_seq.wrapping_add(b_len).wrapping_add(syn_fin);
+        ev.put("expected_seq", || json!(next));
+        ev.put("seq_offset", || json!(s.head.seq.wrapping_sub(next) as i32));
+    }
+}
 
-        // Sequence number against the server's next one (evidence only:
-        // genuine RSTs answering stray segments use other numbers too).
-        if let Some((b_seq, b_len, b_flags)) = s.around.prev_seg {
-            let syn_fin =
-                u32::from(b_flags & tcp_flags::SYN != 0) + u32::from(b_flags & tcp_flags::FIN != 0);
-            let next = b_seq.wrapping_add(b_len).wrapping_add(syn_fin);
-            ev.put("expected_seq", || json!(next));
-            ev.put("seq_offset", || json!(s.head.seq.wrapping_sub(next) as i32));
-        }
-
-        if rst {
-            // Baseline frames first, then other non-RST suspects (the order
-            // the evidence always had).
-            let after: Vec<u64> = s.around.after[..usize::from(s.around.n_after)]
+/// The server kept sending after a RST that claims to close the flow.
+fn continued_after_rst(f: &Flow, s: &Seg, j: &mut Judgement) {
+    // Baseline frames first, then other non-RST suspects (the order the
+    // evidence always had).
+    let after: Vec<u64> = s.around.after[..usize::from(s.around.n_after)]
+        .iter()
+        .copied()
+        .chain(
+            f.suspects
                 .iter()
-                .copied()
-                .chain(
-                    f.suspects
-                        .iter()
-                        .filter(|o| o.head.flags & tcp_flags::RST == 0)
-                        .filter(|b| {
-                            b.head.frame > s.head.frame && b.head.ts.since(&s.head.ts) > 0.010
-                        })
-                        .map(|b| b.head.frame),
-                )
-                .take(MAX_AFTER)
-                .collect();
-            if !after.is_empty() {
-                score += 0.3;
-                reasons.push(|| "server kept sending after the RST".into());
-                ev.put("server_continued_frames", || json!(after));
-            }
-        }
+                .filter(|o| o.head.flags & tcp_flags::RST == 0)
+                .filter(|b| b.head.frame > s.head.frame && b.head.ts.since(&s.head.ts) > 0.010)
+                .map(|b| b.head.frame),
+        )
+        .take(MAX_AFTER)
+        .collect();
+    if !after.is_empty() {
+        j.add(0.3, false, || "server kept sending after the RST".into());
+        j.ev.put("server_continued_frames", || json!(after));
+    }
+}
 
-        if let Some(t) = &s.trigger {
-            score += 0.05;
-            ev.put("trigger_frame", || json!(t.frame));
-            if let Some(h) = &t.head {
-                ev.put("trigger", || json!(h));
-            }
-            ev.put("delay_ms", || {
-                json!(round2(s.head.ts.since(&t.ts) * 1000.0))
-            });
-            if let Some(k) = t.head.as_deref().and_then(|h| data.keyword_in(h)) {
-                score += 0.1;
-                ev.put("keyword", || json!(k));
-            }
-        }
-        if let Some(line) = &s.status_line {
-            ev.put("http_status_line", || json!(line));
-        }
-        // (epsilon: the weights are decimal fractions)
-        if !header || score < 0.5 - 1e-9 {
-            return None;
-        }
-        let what = if rst {
-            "RST"
-        } else if s.status_line.is_some() {
-            "HTTP response"
-        } else {
-            "FIN"
-        };
-        let rule = if rst {
-            "injected_rst"
-        } else if s.status_line.is_some() {
-            "injected_http_response"
-        } else {
-            "injected_fin"
-        };
-        let mut e = event(
-            INJECTED_PACKET,
-            rule,
-            vec![s.head.frame],
+/// The client request the suspect answers (a little more when it holds a
+/// censored keyword).
+fn trigger_rules(s: &Seg, data: &RuleData, j: &mut Judgement) {
+    let Some(t) = &s.trigger else { return };
+    j.score += 0.05;
+    j.ev.put("trigger_frame", || json!(t.frame));
+    if let Some(h) = &t.head {
+        j.ev.put("trigger", || json!(h));
+    }
+    j.ev.put("delay_ms", || {
+        json!(round2(s.head.ts.since(&t.ts) * 1000.0))
+    });
+    if let Some(k) = t.head.as_deref().and_then(|h| data.keyword_in(h)) {
+        j.score += 0.1;
+        j.ev.put("keyword", || json!(k));
+    }
+}
+
+/// The `injected_*` event of a suspect judged injected.
+fn injection_event(
+    f: &Flow,
+    s: &Seg,
+    rst: bool,
+    genuine_ttl: Option<u8>,
+    mut j: Judgement,
+) -> InterferenceEvent {
+    let (what, rule) = if rst {
+        ("RST", "injected_rst")
+    } else if s.status_line.is_some() {
+        ("HTTP response", "injected_http_response")
+    } else {
+        ("FIN", "injected_fin")
+    };
+    let mut e = event(
+        INJECTED_PACKET,
+        rule,
+        vec![s.head.frame],
+        f.server.0,
+        j.score.min(0.95),
+        format!(
+            "{what} claiming to be from {}:{} is not the server's: {}",
             f.server.0,
-            score.min(0.95),
-            format!(
-                "{what} claiming to be from {}:{} is not the server's: {}",
-                f.server.0,
-                f.server.1,
-                reasons.0.unwrap_or_default().join(", ")
-            ),
-        );
-        if let Some(g) = genuine_ttl
-            && s.head.ttl != g
-        {
-            e.injector_hops = Some(hops_from_ttl(s.head.ttl));
-            ev.put("injector_hops_from_ttl", || {
-                json!(hops_from_ttl(s.head.ttl))
-            });
-            ev.put("injector_initial_ttl", || json!(initial_ttl(s.head.ttl)));
-            ev.put("server_hops", || json!(hops_from_ttl(g)));
+            f.server.1,
+            j.reasons.0.unwrap_or_default().join(", ")
+        ),
+    );
+    if let Some(g) = genuine_ttl
+        && s.head.ttl != g
+    {
+        e.injector_hops = Some(hops_from_ttl(s.head.ttl));
+        j.ev.put("injector_hops_from_ttl", || {
+            json!(hops_from_ttl(s.head.ttl))
+        });
+        j.ev.put("injector_initial_ttl", || json!(initial_ttl(s.head.ttl)));
+        j.ev.put("server_hops", || json!(hops_from_ttl(g)));
+    }
+    e.evidence = j.ev.0.unwrap_or_default();
+    e
+}
+
+/// A client segment: the client's usual TTL, a TTL-limited probe (a
+/// segment with a TTL at most half the usual, at most 32), and the last
+/// request (HTTP request line and Host, or the ClientHello's SNI) that
+/// may trigger an injection.
+fn client_segment(
+    flow: &mut Flow,
+    pkt: &Packet<'_>,
+    ttl: u8,
+    syn: bool,
+    flags: u8,
+    payload: &[u8],
+) {
+    match flow.client_ttl {
+        None => flow.client_ttl = Some(ttl),
+        Some(normal) if !syn && ttl <= 32 && u16::from(ttl) * 2 <= u16::from(normal) => {
+            let kind = if payload.is_empty() { "fin" } else { "data" };
+            if (payload.is_empty() && flags & tcp_flags::FIN != 0) || !payload.is_empty() {
+                let keep = flow.probe.is_none_or(|p| ttl < p.ttl);
+                if keep {
+                    flow.probe = Some(Probe { ttl, kind });
+                }
+            }
         }
-        e.evidence = ev.0.unwrap_or_default();
-        Some(e)
+        Some(_) => {}
+    }
+    if !payload.is_empty() {
+        // Reuse the flow's buffer: no allocation per client segment.
+        let t = flow.last_request.get_or_insert(Trigger {
+            frame: pkt.frame,
+            ts: pkt.ts,
+            head: None,
+        });
+        t.frame = pkt.frame;
+        t.ts = pkt.ts;
+        let mut buf = t.head.take().unwrap_or_default();
+        buf.clear();
+        if request_head(payload, &mut buf) {
+            t.head = Some(buf);
+        }
     }
 }
 
@@ -1047,6 +1136,76 @@ fn bogus_synacks(orphans: &[OrphanSynAck], forged_dns: &[IpAddr]) -> Vec<Interfe
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn seg(flags: u8, window: u16, seq: u32) -> Seg {
+        Seg {
+            head: Head {
+                frame: 9,
+                ts: Timestamp::new(9, 0, 6),
+                ttl: 50,
+                ip_id: None,
+                window,
+                seq,
+                flags,
+                len: 0,
+            },
+            status_line: None,
+            trigger: None,
+            around: Around::default(),
+        }
+    }
+
+    fn judgement() -> Judgement {
+        Judgement {
+            score: 0.0,
+            header: false,
+            reasons: Reasons::new(true),
+            ev: Evidence::new(true),
+        }
+    }
+
+    #[test]
+    fn flows_are_oriented_by_syn_else_by_port() {
+        let (a, b) = (
+            ("192.0.2.1".parse().unwrap(), 40_000),
+            ("198.51.100.1".parse().unwrap(), 443),
+        );
+        let ts = Timestamp::new(1, 0, 6);
+        assert_eq!(Flow::new(a, b, true, false, ts).client, a); // SYN from a
+        assert_eq!(Flow::new(b, a, true, true, ts).client, a); // SYN/ACK to a
+        assert_eq!(Flow::new(b, a, false, true, ts).client, a); // higher port
+    }
+
+    #[test]
+    fn window_and_seq_pieces() {
+        let mut f = Flow::new(
+            ("192.0.2.1".parse().unwrap(), 40_000),
+            ("198.51.100.1".parse().unwrap(), 443),
+            true,
+            false,
+            Timestamp::new(1, 0, 6),
+        );
+        f.baseline.windows = Some((1000, 2000));
+        let mut j = judgement();
+        window_rule(&f, &seg(tcp_flags::FIN, 1500, 0), false, &mut j);
+        assert_eq!(j.score, 0.0);
+        window_rule(&f, &seg(tcp_flags::FIN, 100, 0), false, &mut j);
+        assert_eq!((j.score, j.header), (0.15, false));
+        assert_eq!(
+            j.reasons.0.as_deref(),
+            Some(&["window 100 vs 1000..2000".to_string()][..])
+        );
+        // A RST's window is not judged.
+        window_rule(&f, &seg(tcp_flags::RST, 100, 0), true, &mut j);
+        assert_eq!(j.score, 0.15);
+        let mut s = seg(tcp_flags::RST, 0, 1010);
+        s.around.prev_seg = Some((1000, 9, tcp_flags::FIN));
+        let mut ev = Evidence::new(true);
+        seq_evidence(&s, &mut ev);
+        let ev = ev.0.unwrap();
+        assert_eq!(ev["expected_seq"], json!(1010));
+        assert_eq!(ev["seq_offset"], json!(0));
+    }
 
     #[test]
     fn localization_threshold() {
