@@ -199,7 +199,7 @@ fn cli_check_and_dry_run() {
         "{text}"
     );
     assert!(
-        text.contains("16 measurements (8 message, 8 baseline), 32 messages"),
+        text.contains("16 measurements (8 message, 8 baseline), 16 messages"),
         "{text}"
     );
     let dir = tempfile::tempdir().unwrap();
