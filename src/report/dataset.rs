@@ -747,7 +747,10 @@ mod tests {
         let rd = SerializedFileReader::new(f).unwrap();
         assert_eq!(rd.metadata().file_metadata().num_rows(), 2);
         let kv = rd.metadata().file_metadata().key_value_metadata().unwrap();
-        assert!(kv.iter().any(|k| k.value.as_deref() == Some(DATASET_SCHEMA)));
+        assert!(
+            kv.iter()
+                .any(|k| k.value.as_deref() == Some(DATASET_SCHEMA))
+        );
         let rows: Vec<String> = rd
             .get_row_iter(None)
             .unwrap()
@@ -762,7 +765,10 @@ mod tests {
     fn wrong_cells_are_refused() {
         let mut tb = Table::new("hops", HOPS);
         tb.rows.push(vec![i(0)]);
-        assert!(matches!(tb.to_parquet(false), Err(DatasetError::Schema { .. })));
+        assert!(matches!(
+            tb.to_parquet(false),
+            Err(DatasetError::Schema { .. })
+        ));
         tb.rows[0] = vec![
             oi(None::<u32>),
             i(0),
