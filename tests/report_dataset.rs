@@ -459,3 +459,47 @@ fn schema_is_documented() {
         }
     }
 }
+
+/// A campaign folder holding its dataset (as `matador run` leaves it): the
+/// anonymized export leaves the Parquet files out (they hold the raw
+/// addresses) and says so in its manifest.
+#[test]
+fn export_leaves_the_dataset_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("campaign");
+    write_synthetic(
+        &dir,
+        &[RunSpec {
+            pair: ("DE", "FR"),
+            repetition: 1,
+            network: vec!["DE", "NL", "FR"],
+            apps: vec![("signal", vec![vec!["DE", "US"], vec!["FR", "US"]])],
+        }],
+    );
+    synth_db(tmp.path());
+    let db = tmp.path().join("synth.mmdb");
+    Command::cargo_bin("matador")
+        .unwrap()
+        .arg("report")
+        .arg(&dir)
+        .arg("--dataset")
+        .arg(dir.join("dataset"))
+        .arg("--geo-db")
+        .arg(&db)
+        .arg("--asn-db")
+        .arg(&db)
+        .assert()
+        .success();
+    let hops = std::fs::read(dir.join("dataset/hops.parquet")).unwrap();
+    assert_eq!(&hops[..4], b"PAR1");
+    let out = tmp.path().join("export");
+    let m = matador::report::export::export(&dir, &out, b"test key").unwrap();
+    let parquet: Vec<_> = m
+        .files
+        .iter()
+        .filter(|f| f.file.ends_with(".parquet"))
+        .collect();
+    assert_eq!(parquet.len(), matador::report::dataset::TABLES.len());
+    assert!(parquet.iter().all(|f| f.action == "not-exported"));
+    assert!(!out.join("dataset").exists());
+}
