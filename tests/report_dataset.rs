@@ -460,6 +460,103 @@ fn schema_is_documented() {
     }
 }
 
+/// `events.jsonl` of every measurement becomes the `events` table; an
+/// unreadable one is named (exit 1) and left out, the rest still written.
+#[test]
+fn events_table_and_unreadable_events_named() {
+    use matador::device::events::{DeviceEvent, EventKind, EventLog, TimeUncertainty};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("campaign");
+    write_synthetic(
+        &dir,
+        &[RunSpec {
+            pair: ("DE", "FR"),
+            repetition: 1,
+            network: vec!["DE", "NL", "FR"],
+            apps: vec![
+                ("signal", vec![vec!["DE", "US"], vec!["FR", "US"]]),
+                ("threema", vec![vec!["DE", "CH"], vec!["FR", "CH"]]),
+            ],
+        }],
+    );
+    let log = EventLog::new(&dir.join("measurements/m00001/events.jsonl"));
+    let ev = |ts: &str, kind, unc| DeviceEvent {
+        ts: ts.parse().unwrap(),
+        device: "lab-a".into(),
+        app: "signal".into(),
+        kind,
+        message_id: Some("m00001-1".into()),
+        text_sha256: None,
+        clock_offset_ns: Some(-1_500),
+        clock_uncertainty_ns: Some(200),
+        uncertainty_ns: unc,
+    };
+    log.append(&ev("1700000001.250000", EventKind::SendTap, None))
+        .unwrap();
+    log.append(&ev("1700000001.500000", EventKind::Sent, None))
+        .unwrap();
+    let late = TimeUncertainty {
+        before: 700_000_000,
+        after: 0,
+    };
+    log.append(&ev("1700000003.000000", EventKind::Received, Some(late)))
+        .unwrap();
+    std::fs::write(
+        dir.join("measurements/m00002/events.jsonl"),
+        "not json\n{}\n",
+    )
+    .unwrap();
+    synth_db(tmp.path());
+    let db = tmp.path().join("synth.mmdb");
+    let ds = tmp.path().join("ds");
+    let o = Command::cargo_bin("matador")
+        .unwrap()
+        .arg("report")
+        .arg(&dir)
+        .arg("--dataset")
+        .arg(&ds)
+        .arg("--geo-db")
+        .arg(&db)
+        .arg("--asn-db")
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("measurements/m00002/events.jsonl"), "{err}");
+    let res = duckdb(
+        &ds,
+        &[(
+            "events",
+            "SELECT measurement, seq, kind, ts, clock_offset_ns, uncertainty_before_ns \
+             FROM events ORDER BY seq",
+        )],
+    );
+    let rows = &res["events"];
+    let got: Vec<(String, u64, String, f64)> = rows
+        .iter()
+        .map(|r| {
+            (
+                r["measurement"].as_str().unwrap().to_string(),
+                int(&r["seq"]),
+                r["kind"].as_str().unwrap().to_string(),
+                r["ts"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("m00001".into(), 0, "send_tap".into(), 1_700_000_001.25),
+            ("m00001".into(), 1, "sent".into(), 1_700_000_001.5),
+            ("m00001".into(), 2, "received".into(), 1_700_000_003.0),
+        ]
+    );
+    assert_eq!(rows[0]["clock_offset_ns"], -1500);
+    assert_eq!(rows[2]["uncertainty_before_ns"], 700_000_000);
+    assert_eq!(rows[0]["uncertainty_before_ns"], Value::Null);
+}
+
 /// A campaign folder holding its dataset (as `matador run` leaves it): the
 /// anonymized export leaves the Parquet files out (they hold the raw
 /// addresses) and says so in its manifest.

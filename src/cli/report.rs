@@ -160,8 +160,15 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     for dir in &args.campaigns {
         let (campaign, rep) = build_one(&args, dir, &groups, old.as_ref())?;
         if let Some(d) = &dataset_dir {
-            let files = report::dataset::write(d, &campaign, &rep, args.redact)?;
+            let (files, left_out) = report::dataset::write(d, &campaign, &rep, args.redact)?;
             eprintln!("dataset: {} tables written to {}", files.len(), d.display());
+            for p in left_out {
+                problems.push(format!(
+                    "{}: {}",
+                    campaign.dir.join(&p.file).display(),
+                    p.message
+                ));
+            }
         }
         for p in &rep.problems {
             problems.push(format!(

@@ -1,6 +1,6 @@
 //! The campaign as a columnar dataset: one Parquet file per table
 //! (`measurements`, `paths`, `hops`, `areas`, `servers`, `dns`, `flows`,
-//! `interference`, `probes`), so analysts query a campaign with DuckDB,
+//! `events`, `interference`, `probes`), so analysts query a campaign with DuckDB,
 //! pandas or Spark without reading matador's JSON. Schema: docs/dataset.md.
 //!
 //! Rows come from the same data the report is built from: the loaded
@@ -15,8 +15,9 @@
 //! built without codecs to keep compile time low (docs/dev-notes/issue-24-dataset.md).
 
 use super::model::Report;
-use super::record::{Campaign, Measurement};
+use super::record::{Campaign, Measurement, Problem};
 use crate::capture::Timestamp;
+use crate::device::events::EventLog;
 use crate::geo::m49::M49;
 use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DoubleType, Int64Type};
 use parquet::file::properties::WriterProperties;
@@ -215,6 +216,22 @@ pub const FLOWS: &[Column] = &[
     col("app", Text, true),
 ];
 
+/// Columns of `events`: every line of every measurement's `events.jsonl`.
+pub const EVENTS: &[Column] = &[
+    col("measurement", Text, false),
+    col("seq", Int, false),
+    col("ts", Float, false),
+    col("device", Text, false),
+    col("app", Text, false),
+    col("kind", Text, false),
+    col("message_id", Text, true),
+    col("text_sha256", Text, true),
+    col("clock_offset_ns", Int, true),
+    col("clock_uncertainty_ns", Int, true),
+    col("uncertainty_before_ns", Int, true),
+    col("uncertainty_after_ns", Int, true),
+];
+
 /// Columns of `interference`: the report's interference findings.
 pub const INTERFERENCE: &[Column] = &[
     col("vantage", Text, false),
@@ -251,6 +268,7 @@ pub const TABLES: &[(&str, &[Column])] = &[
     ("servers", SERVERS),
     ("dns", DNS),
     ("flows", FLOWS),
+    ("events", EVENTS),
     ("interference", INTERFERENCE),
     ("probes", PROBES),
 ];
@@ -499,8 +517,11 @@ fn capture_vantage(c: &Campaign, m: &Measurement, capture: &str) -> Option<Strin
     }
 }
 
-/// Builds every table of the dataset from a campaign and its report.
-pub fn tables(c: &Campaign, r: &Report) -> Vec<Table> {
+/// Builds every table of the dataset from a campaign and its report, with
+/// the files that could not be read for it (unreadable `events.jsonl`; the
+/// other tables come from what the report already loaded).
+pub fn tables(c: &Campaign, r: &Report) -> (Vec<Table>, Vec<Problem>) {
+    let mut problems = Vec::new();
     let mut ms = Table::new("measurements", MEASUREMENTS);
     for m in &c.measurements {
         let e = &m.entry;
@@ -637,6 +658,45 @@ pub fn tables(c: &Campaign, r: &Report) -> Vec<Table> {
         }
     }
 
+    let mut events = Table::new("events", EVENTS);
+    for m in &c.measurements {
+        let rel = format!("measurements/{}/events.jsonl", m.entry.id);
+        let path = c.dir.join(&rel);
+        if !path.is_file() {
+            continue;
+        }
+        let evs = match EventLog::read(&path) {
+            Ok(v) => v,
+            Err(e) => {
+                problems.push(Problem {
+                    file: rel,
+                    message: format!("left out of the dataset: {e}"),
+                });
+                continue;
+            }
+        };
+        for (seq, e) in evs.iter().enumerate() {
+            let kind = match serde_json::to_value(e.kind) {
+                Ok(serde_json::Value::String(k)) => k,
+                _ => format!("{:?}", e.kind),
+            };
+            events.rows.push(vec![
+                t(&m.entry.id),
+                i(seq),
+                Cell::Float(Some(secs(e.ts))),
+                t(&e.device),
+                t(&e.app),
+                t(kind),
+                ot(e.message_id.as_deref()),
+                ot(e.text_sha256.as_deref()),
+                Cell::Int(e.clock_offset_ns),
+                Cell::Int(e.clock_uncertainty_ns),
+                Cell::Int(e.uncertainty_ns.map(|u| u.before)),
+                Cell::Int(e.uncertainty_ns.map(|u| u.after)),
+            ]);
+        }
+    }
+
     let mut interference = Table::new("interference", INTERFERENCE);
     for x in &r.interference {
         interference.rows.push(vec![
@@ -668,7 +728,7 @@ pub fn tables(c: &Campaign, r: &Report) -> Vec<Table> {
         ]);
     }
 
-    vec![
+    let tables = vec![
         ms,
         paths,
         hops,
@@ -676,26 +736,29 @@ pub fn tables(c: &Campaign, r: &Report) -> Vec<Table> {
         servers,
         dns,
         flows,
+        events,
         interference,
         probes,
-    ]
+    ];
+    (tables, problems)
 }
 
 /// Writes every table as `<dir>/<table>.parquet` (each file atomically);
 /// with `redact`, phone numbers in text cells become `+0000000` as in the
-/// report. Returns the files written.
+/// report. Returns the files written and the record files left out.
 pub fn write(
     dir: &Path,
     c: &Campaign,
     r: &Report,
     redact: bool,
-) -> Result<Vec<PathBuf>, DatasetError> {
+) -> Result<(Vec<PathBuf>, Vec<Problem>), DatasetError> {
     std::fs::create_dir_all(dir).map_err(|source| DatasetError::Io {
         path: dir.to_path_buf(),
         source,
     })?;
     let mut out = Vec::new();
-    for table in tables(c, r) {
+    let (tables, problems) = tables(c, r);
+    for table in tables {
         let bytes = table.to_parquet(redact)?;
         let path = dir.join(format!("{}.parquet", table.name));
         crate::atomic_file::write(&path, &bytes).map_err(|source| DatasetError::Io {
@@ -704,7 +767,7 @@ pub fn write(
         })?;
         out.push(path);
     }
-    Ok(out)
+    Ok((out, problems))
 }
 
 #[cfg(test)]
