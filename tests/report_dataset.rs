@@ -600,3 +600,58 @@ fn export_leaves_the_dataset_out() {
     assert!(parquet.iter().all(|f| f.action == "not-exported"));
     assert!(!out.join("dataset").exists());
 }
+
+/// `--redact` scrubs phone numbers from the dataset's text cells as from the report.
+#[test]
+fn redact_scrubs_phone_numbers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("campaign");
+    write_synthetic(
+        &dir,
+        &[RunSpec {
+            pair: ("DE", "FR"),
+            repetition: 1,
+            network: vec!["DE", "FR"],
+            apps: vec![("signal", vec![vec!["DE", "US"]])],
+        }],
+    );
+    let index = dir.join("index.json");
+    let text = std::fs::read_to_string(&index).unwrap();
+    assert!(text.contains("\"error\":null"));
+    std::fs::write(
+        &index,
+        text.replacen(
+            "\"error\":null",
+            "\"error\":\"+491701234567 did not answer\"",
+            1,
+        ),
+    )
+    .unwrap();
+    synth_db(tmp.path());
+    let db = tmp.path().join("synth.mmdb");
+    for (redact, want) in [(false, "+491701234567"), (true, "+0000000")] {
+        let ds = tmp.path().join(format!("ds-{redact}"));
+        let mut c = Command::cargo_bin("matador").unwrap();
+        c.arg("report")
+            .arg(&dir)
+            .arg("--dataset")
+            .arg(&ds)
+            .arg("--geo-db")
+            .arg(&db)
+            .arg("--asn-db")
+            .arg(&db);
+        if redact {
+            c.arg("--redact");
+        }
+        c.assert().success();
+        let res = duckdb(
+            &ds,
+            &[(
+                "e",
+                "SELECT error FROM measurements WHERE error IS NOT NULL",
+            )],
+        );
+        assert_eq!(res["e"].len(), 1);
+        assert_eq!(res["e"][0]["error"], format!("{want} did not answer"));
+    }
+}
