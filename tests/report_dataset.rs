@@ -393,6 +393,16 @@ fn duckdb_reproduces_table2_of_the_fixture_campaign() {
     // Exit 1: the fixture has a corrupt analysis.json (still reported).
     let rows = check(&fixtures().join("small"), &db, &out, 1);
     assert_eq!(rows, 7);
+    // The same record gives byte-identical files.
+    let again = tmp.path().join("again");
+    check(&fixtures().join("small"), &db, &again, 1);
+    for (t, _) in matador::report::dataset::TABLES {
+        let f = format!("dataset/{t}.parquet");
+        assert!(
+            std::fs::read(out.join(&f)).unwrap() == std::fs::read(again.join(&f)).unwrap(),
+            "{f} differs between two runs"
+        );
+    }
     // Flows are not in the report: compare with the record itself.
     let res = duckdb(&out.join("dataset"), COUNTS_SQL);
     let f = &res["flows"][0];
