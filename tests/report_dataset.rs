@@ -165,6 +165,53 @@ SELECT code, app, count(*) FILTER (WHERE v) AS k, count(v) AS n,
 FROM run_app GROUP BY code, app ORDER BY code, app
 "#;
 
+/// Table 3 from the dataset alone: per area, group and run, whether a
+/// direct path (`app` null) or an application path of the app crosses a
+/// member country of the group (a hop with a known M49 country in it).
+const TABLE3_SQL: &str = r#"
+WITH runs AS (
+  SELECT run, any_value(run_sender_country) AS sc, any_value(run_receiver_country) AS rc
+  FROM measurements WHERE run IS NOT NULL GROUP BY run),
+area_list AS (
+  SELECT country, region_code AS code FROM areas WHERE region_code IS NOT NULL
+  UNION ALL SELECT country, subregion_code FROM areas WHERE subregion_code IS NOT NULL
+  UNION ALL SELECT country, intermediate_code FROM areas WHERE intermediate_code IS NOT NULL),
+run_areas AS (
+  SELECT r.run, a.code FROM runs r JOIN area_list a ON a.country = r.sc
+  JOIN area_list b ON b.country = r.rc AND b.code = a.code),
+gs AS (SELECT DISTINCT group_id FROM groups),
+run_paths AS (
+  SELECT p.path_id, p.class, p.app, m.run FROM paths p JOIN measurements m ON m.id = p.measurement
+  WHERE m.run IS NOT NULL),
+run_apps AS (
+  SELECT DISTINCT run, app FROM measurements WHERE run IS NOT NULL AND app IS NOT NULL
+  UNION SELECT DISTINCT run, app FROM run_paths WHERE class = 'application' AND app IS NOT NULL),
+verdicts AS (
+  SELECT rp.path_id, rp.class, rp.app, rp.run, gs.group_id,
+         CASE WHEN bool_or(x.country IS NOT NULL AND gm.country IS NOT NULL) THEN true
+              WHEN count(x.country) > 0 THEN false END AS acc
+  FROM run_paths rp CROSS JOIN gs
+  JOIN hops h ON h.path_id = rp.path_id LEFT JOIN areas x ON x.country = h.country
+  LEFT JOIN groups gm ON gm.group_id = gs.group_id AND gm.country = x.country
+  GROUP BY rp.path_id, rp.class, rp.app, rp.run, gs.group_id),
+per_run AS (
+  SELECT ra.code, gs.group_id, NULL AS app, ra.run,
+         CASE WHEN bool_or(v.acc) THEN true WHEN count(v.acc) > 0 THEN false END AS v
+  FROM run_areas ra CROSS JOIN gs
+  LEFT JOIN verdicts v ON v.run = ra.run AND v.group_id = gs.group_id AND v.class = 'direct'
+  GROUP BY ra.code, gs.group_id, ra.run
+  UNION ALL
+  SELECT ra.code, gs.group_id, a.app, ra.run,
+         CASE WHEN bool_or(v.acc) THEN true WHEN count(v.acc) > 0 THEN false END
+  FROM run_areas ra JOIN run_apps a ON a.run = ra.run CROSS JOIN gs
+  LEFT JOIN verdicts v ON v.run = ra.run AND v.group_id = gs.group_id
+       AND v.class = 'application' AND v.app = a.app
+  GROUP BY ra.code, gs.group_id, a.app, ra.run)
+SELECT code, group_id, app, count(*) AS runs, count(*) FILTER (WHERE v) AS k, count(v) AS n,
+       count(*) FILTER (WHERE v IS NULL) AS unknown
+FROM per_run GROUP BY code, group_id, app ORDER BY code, group_id, app
+"#;
+
 /// Counts and sums of the other tables.
 const COUNTS_SQL: &[(&str, &str)] = &[
     (
@@ -198,6 +245,9 @@ const COUNTS_SQL: &[(&str, &str)] = &[
     ),
     ("probes", "SELECT count(*) AS n FROM probes"),
 ];
+
+/// (area code, group id, app; empty for the network column).
+type Table3Key = (String, String, String);
 
 fn int(v: &Value) -> u64 {
     match v {
@@ -236,7 +286,11 @@ fn check(campaign: &Path, db: &Path, out: &Path, want_exit: i32) -> usize {
     for (t, _) in matador::report::dataset::TABLES {
         assert!(ds.join(format!("{t}.parquet")).is_file(), "{t}.parquet");
     }
-    let mut queries = vec![("table2", TABLE2_SQL), ("table2_apps", TABLE2_APPS_SQL)];
+    let mut queries = vec![
+        ("table2", TABLE2_SQL),
+        ("table2_apps", TABLE2_APPS_SQL),
+        ("table3", TABLE3_SQL),
+    ];
     queries.extend_from_slice(COUNTS_SQL);
     let res = duckdb(&ds, &queries);
 
@@ -291,6 +345,57 @@ fn check(campaign: &Path, db: &Path, out: &Path, want_exit: i32) -> usize {
             assert_eq!(got, want, "{code} {app} (k, n, unknown)");
         }
     }
+
+    // Table 3: every (area, group) row, network and per-app shares.
+    let t3 = r["table3"].as_array().unwrap();
+    assert!(!t3.is_empty());
+    let sql3: BTreeMap<Table3Key, (u64, u64, u64, u64)> = res["table3"]
+        .iter()
+        .map(|x| {
+            (
+                (
+                    x["code"].as_str().unwrap().to_string(),
+                    x["group_id"].as_str().unwrap().to_string(),
+                    x["app"].as_str().unwrap_or("").to_string(),
+                ),
+                (
+                    int(&x["runs"]),
+                    int(&x["k"]),
+                    int(&x["n"]),
+                    int(&x["unknown"]),
+                ),
+            )
+        })
+        .collect();
+    let mut net_rows = 0;
+    for row in t3 {
+        let key = |app: &str| {
+            (
+                row["code"].as_str().unwrap().to_string(),
+                row["group"].as_str().unwrap().to_string(),
+                app.to_string(),
+            )
+        };
+        let net = &row["network"];
+        let got = sql3.get(&key("")).copied();
+        let want = (
+            int(&row["total"]),
+            int(&net["k"]),
+            int(&net["n"]),
+            int(&net["unknown"]),
+        );
+        assert_eq!(got, Some(want), "table 3 {:?} network", key(""));
+        net_rows += 1;
+        for (app, share) in row["apps"].as_object().unwrap() {
+            let got = sql3
+                .get(&key(app))
+                .map_or((0, 0, 0), |&(_, k, n, u)| (k, n, u));
+            let want = (int(&share["k"]), int(&share["n"]), int(&share["unknown"]));
+            assert_eq!(got, want, "table 3 {:?}", key(app));
+        }
+    }
+    let sql_net_rows = sql3.keys().filter(|k| k.2.is_empty()).count();
+    assert_eq!(net_rows, sql_net_rows, "table 3 rows");
 
     // The other tables: the report's counts.
     let c = &r["campaign"];
@@ -386,7 +491,7 @@ fn flows_in_record(dir: &Path) -> (u64, u64) {
 }
 
 #[test]
-fn duckdb_reproduces_table2_of_the_fixture_campaign() {
+fn duckdb_reproduces_tables_2_and_3_of_the_fixture_campaign() {
     let tmp = tempfile::tempdir().unwrap();
     let (db, _) = lab_db(tmp.path());
     let out = tmp.path().join("out");
@@ -412,7 +517,7 @@ fn duckdb_reproduces_table2_of_the_fixture_campaign() {
 }
 
 #[test]
-fn duckdb_reproduces_table2_of_a_paper_sized_campaign() {
+fn duckdb_reproduces_tables_2_and_3_of_a_paper_sized_campaign() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("paper-campaign");
     // The report_scale campaign: 28 countries, 406 pair runs, 4 apps.

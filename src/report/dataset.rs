@@ -1,11 +1,12 @@
 //! The campaign as a columnar dataset: one Parquet file per table
-//! (`measurements`, `paths`, `hops`, `areas`, `servers`, `dns`, `flows`,
+//! (`measurements`, `paths`, `hops`, `areas`, `groups`, `servers`, `dns`, `flows`,
 //! `events`, `interference`, `probes`), so analysts query a campaign with DuckDB,
 //! pandas or Spark without reading matador's JSON. Schema: docs/dataset.md.
 //!
 //! Rows come from the same data the report is built from: the loaded
 //! [`Campaign`] and the built [`Report`]. The low-level tables (paths with
-//! their hops, measurements with their pair run, the M49 areas) are enough
+//! their hops, measurements with their pair run, the M49 areas, the
+//! interest groups) are enough
 //! to recompute Tables 2 and 3 in SQL; `tests/report_dataset.rs` does so
 //! with DuckDB and compares every count with the report's.
 //!
@@ -164,6 +165,14 @@ pub const AREAS: &[Column] = &[
     col("intermediate", Text, true),
 ];
 
+/// Columns of `groups`: the interest groups of the report (`--groups`), one
+/// row per member country.
+pub const GROUPS: &[Column] = &[
+    col("group_id", Text, false),
+    col("group_name", Text, false),
+    col("country", Text, false),
+];
+
 /// Columns of `servers`: the report's identified servers.
 pub const SERVERS: &[Column] = &[
     col("app", Text, false),
@@ -265,6 +274,7 @@ pub const TABLES: &[(&str, &[Column])] = &[
     ("paths", PATHS),
     ("hops", HOPS),
     ("areas", AREAS),
+    ("groups", GROUPS),
     ("servers", SERVERS),
     ("dns", DNS),
     ("flows", FLOWS),
@@ -592,6 +602,13 @@ pub fn tables(c: &Campaign, r: &Report) -> (Vec<Table>, Vec<Problem>) {
             .push(vec![t(&k.iso2), t(&k.name), rc, rn, sc, sn, ic, iname]);
     }
 
+    let mut groups = Table::new("groups", GROUPS);
+    for g in &r.group_members {
+        for m in &g.members {
+            groups.rows.push(vec![t(&g.id), t(&g.name), t(m)]);
+        }
+    }
+
     let mut servers = Table::new("servers", SERVERS);
     for s in &r.servers {
         servers.rows.push(vec![
@@ -733,6 +750,7 @@ pub fn tables(c: &Campaign, r: &Report) -> (Vec<Table>, Vec<Problem>) {
         paths,
         hops,
         areas,
+        groups,
         servers,
         dns,
         flows,
