@@ -30,8 +30,9 @@ demo_pkgs=(libpcap-dev pkg-config curl ca-certificates adb wireguard-tools wireg
            openssh-server openssh-client iputils-ping iproute2 iptables nftables procps)
 # The tests and benchmarks add: reference peers (tshark, tcpdump, scamper,
 # ndpiReader, mmdblookup, mksh), the clean-node root (debootstrap), router
-# config checks (hostapd), report rendering (chromium), and script tools.
-test_pkgs=(tshark tcpdump scamper libndpi-bin mmdb-bin mksh psmisc jq python3 bc
+# config checks (hostapd), report rendering (chromium), and script tools
+# (python3-venv for the DuckDB venv below).
+test_pkgs=(tshark tcpdump scamper libndpi-bin mmdb-bin mksh psmisc jq python3 python3-venv bc
            chromium debootstrap util-linux hostapd)
 pkgs=("${demo_pkgs[@]}")
 [ "$what" = test ] && pkgs+=("${test_pkgs[@]}")
@@ -59,6 +60,19 @@ fi
 if [ "$what" = test ] && ! cargo nextest --version >/dev/null 2>&1; then
   echo "installing: cargo-nextest (crates.io)" >&2
   cargo install --locked cargo-nextest
+fi
+# DuckDB (PyPI), the independent reader of the Parquet dataset in
+# tests/report_dataset.rs: a venv under target/ (Debian's Python refuses
+# system-wide pip installs, PEP 668), version pinned.
+duckdb_version=2.0.1
+if [ "$what" = test ]; then
+  root="$(cd "$(dirname "$0")/.." && pwd)"
+  py="$root/target/pyenv/bin/python3"
+  if ! "$py" -c "import duckdb, sys; sys.exit(duckdb.__version__ != '$duckdb_version')" 2>/dev/null; then
+    echo "installing: duckdb $duckdb_version (PyPI) into target/pyenv" >&2
+    python3 -m venv "$root/target/pyenv"
+    "$root/target/pyenv/bin/pip" install -q "duckdb==$duckdb_version"
+  fi
 fi
 if [ "$geo" = 1 ]; then
   bash scripts/install-geo.sh

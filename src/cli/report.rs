@@ -77,6 +77,11 @@ pub struct ReportArgs {
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
 
+    /// Write the campaign's tables as Parquet files (docs/dataset.md) into
+    /// DIR; default with --out: OUT/dataset.
+    #[arg(long, value_name = "DIR", conflicts_with = "compare")]
+    pub dataset: Option<PathBuf>,
+
     /// Replace phone numbers (`+` and 7–15 digits) with `+0000000` in the
     /// output, e.g. before sharing a report.
     #[arg(long)]
@@ -147,8 +152,24 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     }
     let mut problems = Vec::new();
     let mut reports = Vec::new();
+    let dataset_dir = match (&args.dataset, &args.out) {
+        (Some(d), _) => Some(d.clone()),
+        (None, Some(out)) if !args.compare => Some(out.join("dataset")),
+        _ => None,
+    };
     for dir in &args.campaigns {
         let (campaign, rep) = build_one(&args, dir, &groups, old.as_ref())?;
+        if let Some(d) = &dataset_dir {
+            let (files, left_out) = report::dataset::write(d, &campaign, &rep, args.redact)?;
+            eprintln!("dataset: {} tables written to {}", files.len(), d.display());
+            for p in left_out {
+                problems.push(format!(
+                    "{}: {}",
+                    campaign.dir.join(&p.file).display(),
+                    p.message
+                ));
+            }
+        }
         for p in &rep.problems {
             problems.push(format!(
                 "{}: {}",

@@ -284,8 +284,8 @@ fn self_contained_lab(
     Ok(serde_json::to_value(&d)?)
 }
 
-/// The campaign's report: markdown on stdout, `report.html` in the folder
-/// (the code of `matador report`). False when it could not be made whole.
+/// The campaign's report: markdown on stdout, `report.html` and the Parquet
+/// dataset (`dataset/`) in the folder (the code of `matador report`). False when it could not be made whole.
 fn report(dir: &std::path::Path) -> bool {
     use super::report::{FormatArg, ReportArgs, run};
     let args = |format, out| ReportArgs {
@@ -297,6 +297,8 @@ fn report(dir: &std::path::Path) -> bool {
         asn_db: None,
         geo_changes: None,
         out,
+        // With out = the campaign folder: CAMPAIGN/dataset/*.parquet.
+        dataset: None,
         redact: false,
     };
     let mut ok = true;

@@ -476,7 +476,13 @@ pub fn export(src: &Path, dst: &Path, key: &[u8]) -> Result<Manifest, ReportErro
             records_truncated: 0,
             reason: None,
         };
-        let bytes: Option<Vec<u8>> = if ext == "pcap" || ext == "pcapng" {
+        let bytes: Option<Vec<u8>> = if ext == "parquet" {
+            // The dataset (docs/dataset.md) holds the raw addresses; it is
+            // derived, so `matador report` on the copy rebuilds it anonymized.
+            e.action = "not-exported".into();
+            e.reason = Some("derived dataset: run matador report on the copy".into());
+            None
+        } else if ext == "pcap" || ext == "pcapng" {
             match anonymize_pcap(&a, &data) {
                 Ok((b, cut, n)) => {
                     e.action = "pcap-truncated".into();

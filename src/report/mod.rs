@@ -16,10 +16,12 @@
 //! - [`map`], [`diagrams`], [`timeline`]: its world map, path diagrams and
 //!   interference timelines;
 //! - [`compare`]: what changed between two campaigns;
-//! - [`export`]: an anonymized, publishable copy of a campaign.
+//! - [`export`]: an anonymized, publishable copy of a campaign;
+//! - [`dataset`]: the campaign's tables as Parquet files (docs/dataset.md).
 
 pub mod build;
 pub mod compare;
+pub mod dataset;
 pub mod diagrams;
 pub mod export;
 pub mod html;
