@@ -172,9 +172,11 @@ fn report_csv_files_of_the_lab_campaign() {
         &["report", "--format", "csv", "--out", "out", "lab-snap"],
     );
     assert_eq!(code, 0);
+    // The CSV files; `dataset/` (Parquet, tests/report_dataset.rs) beside them.
     let mut files: Vec<PathBuf> = std::fs::read_dir(tmp.path().join("out"))
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
         .collect();
     files.sort();
     let mut all = String::new();

@@ -110,7 +110,7 @@ impl PathInfo {
 
 /// Vantage node of a capture, from its file name
 /// (`capture-router-<phone>.pcap`, `capture-node-<node>.pcap`).
-fn capture_vantage(c: &Campaign, m: &Measurement, capture: &str) -> Option<String> {
+pub(super) fn capture_vantage(c: &Campaign, m: &Measurement, capture: &str) -> Option<String> {
     let file = Path::new(capture)
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
@@ -500,38 +500,49 @@ fn pair_runs<'a>(
         if !is_locality_measurement(m) {
             continue;
         }
-        let e = &m.entry;
-        let sc = given(&e.sender_country)
-            .map(str::to_string)
-            .or_else(|| given(&e.sender_node).and_then(|n| c.node_country(n)));
-        let rc = given(&e.receiver_country)
-            .map(str::to_string)
-            .or_else(|| given(&e.receiver_node).and_then(|n| c.node_country(n)));
-        let (Some(sc), Some(rc)) = (sc, rc) else {
+        let Some((key, countries)) = pair_run(c, m) else {
             problems.push(Problem {
-                file: format!("measurements/{}/meta.json", e.id),
+                file: format!("measurements/{}/meta.json", m.entry.id),
                 message: "no sender or receiver country: left out of the locality tables".into(),
             });
             continue;
         };
-        let key = (
-            given(&e.sender_node)
-                .map(str::to_string)
-                .unwrap_or_else(|| sc.clone()),
-            given(&e.receiver_node)
-                .map(str::to_string)
-                .unwrap_or_else(|| rc.clone()),
-            e.repetition,
-        );
         runs.entry(key)
             .or_insert_with(|| Run {
-                countries: (sc.to_ascii_uppercase(), rc.to_ascii_uppercase()),
+                countries,
                 measurements: Vec::new(),
             })
             .measurements
             .push((m, info));
     }
     runs
+}
+
+/// A pair run's key: (sender node, receiver node, repetition).
+pub(super) type RunKey = (String, String, u32);
+
+/// The pair run a locality measurement belongs to: its key and its two
+/// vantage countries (upper case); `None` without both countries. One rule
+/// for the report and the dataset.
+pub(super) fn pair_run(c: &Campaign, m: &Measurement) -> Option<(RunKey, (String, String))> {
+    let e = &m.entry;
+    let sc = given(&e.sender_country)
+        .map(str::to_string)
+        .or_else(|| given(&e.sender_node).and_then(|n| c.node_country(n)))?;
+    let rc = given(&e.receiver_country)
+        .map(str::to_string)
+        .or_else(|| given(&e.receiver_node).and_then(|n| c.node_country(n)))?;
+    let key = (
+        given(&e.sender_node).map_or_else(|| sc.clone(), str::to_string),
+        given(&e.receiver_node).map_or_else(|| rc.clone(), str::to_string),
+        e.repetition,
+    );
+    Some((key, (sc.to_ascii_uppercase(), rc.to_ascii_uppercase())))
+}
+
+/// Whether a measurement counts in the locality tables.
+pub(super) fn counts_in_locality_tables(m: &Measurement) -> bool {
+    is_locality_measurement(m)
 }
 
 /// The apps of the runs (measured, or the target of an application path), sorted.

@@ -16,7 +16,8 @@
 //! built without codecs to keep compile time low (docs/dev-notes/issue-24-dataset.md).
 
 use super::model::Report;
-use super::record::{Campaign, Measurement, Problem};
+use super::record::{Campaign, Measurement, Problem, given};
+use crate::analysis::model::Role;
 use crate::capture::Timestamp;
 use crate::device::events::EventLog;
 use crate::geo::m49::M49;
@@ -296,6 +297,10 @@ pub enum Cell {
     Bool(Option<bool>),
 }
 
+/// A record time as text; `None` when the record left it out (zero).
+fn stamp(ts: Timestamp) -> Option<String> {
+    (ts != Timestamp::default()).then(|| ts.to_string())
+}
 fn t(s: impl Into<String>) -> Cell {
     Cell::Text(Some(s.into()))
 }
@@ -468,63 +473,19 @@ impl Table {
 }
 
 /// The pair run of a measurement counted in Tables 2 and 3: key
-/// `sender_node→receiver_node#repetition` and the two vantage countries.
-/// Mirrors the grouping of [`super::build::build`]; the DuckDB test checks
-/// that both agree on every campaign it builds.
+/// `sender_node→receiver_node#repetition` and the two vantage countries,
+/// by the report's own rule ([`super::build::pair_run`]).
 fn pair_run(c: &Campaign, m: &Measurement) -> Option<(String, String, String)> {
-    let e = &m.entry;
-    if e.status != "complete" || !matches!(e.kind.as_str(), "message" | "path" | "") {
+    if !super::build::counts_in_locality_tables(m) {
         return None;
     }
-    let sc = e
-        .sender_country
-        .clone()
-        .or_else(|| e.sender_node.as_deref().and_then(|n| c.node_country(n)))?;
-    let rc = e
-        .receiver_country
-        .clone()
-        .or_else(|| e.receiver_node.as_deref().and_then(|n| c.node_country(n)))?;
-    let key = format!(
-        "{}→{}#{}",
-        e.sender_node.clone().unwrap_or_else(|| sc.clone()),
-        e.receiver_node.clone().unwrap_or_else(|| rc.clone()),
-        e.repetition.unwrap_or(0)
-    );
-    Some((key, sc.to_ascii_uppercase(), rc.to_ascii_uppercase()))
+    let ((s, r, rep), (sc, rc)) = super::build::pair_run(c, m)?;
+    Some((format!("{s}→{r}#{rep}"), sc, rc))
 }
 
-/// Vantage node of a capture, from its file name (`capture-router-<phone>.pcap`,
-/// `capture-node-<node>.pcap`); the same rule as the report's servers and
-/// interference tables (kept here so this module only adds to the report).
+/// Vantage node of a capture ([`super::build::capture_vantage`]).
 fn capture_vantage(c: &Campaign, m: &Measurement, capture: &str) -> Option<String> {
-    let file = Path::new(capture)
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let stem = file
-        .strip_suffix(".pcapng")
-        .or_else(|| file.strip_suffix(".pcap"))
-        .unwrap_or(&file);
-    if let Some(node) = stem.strip_prefix("capture-node-") {
-        return Some(node.to_string());
-    }
-    let phone = stem.strip_prefix("capture-router-")?;
-    if let Some(n) = c
-        .lab
-        .as_ref()
-        .and_then(|l| l.phones.iter().find(|p| p.name == phone))
-        .and_then(|p| p.node.clone())
-    {
-        return Some(n);
-    }
-    let e = &m.entry;
-    if e.sender.as_deref() == Some(phone) {
-        e.sender_node.clone()
-    } else if e.receiver.as_deref() == Some(phone) {
-        e.receiver_node.clone()
-    } else {
-        None
-    }
+    super::build::capture_vantage(c, m, capture)
 }
 
 /// Builds every table of the dataset from a campaign and its report, with
@@ -538,20 +499,20 @@ pub fn tables(c: &Campaign, r: &Report) -> (Vec<Table>, Vec<Problem>) {
         let run = pair_run(c, m);
         ms.rows.push(vec![
             t(&e.id),
-            t(&e.kind),
-            ot(e.app.as_deref()),
-            t(&e.status),
+            t(e.kind.as_str()),
+            ot(given(&e.app)),
+            t(e.status.as_str()),
             ot(e.error.as_deref()),
-            ot(e.sender.as_deref()),
-            ot(e.receiver.as_deref()),
-            ot(e.sender_node.as_deref()),
-            ot(e.receiver_node.as_deref()),
-            ot(e.sender_country.as_deref()),
-            ot(e.receiver_country.as_deref()),
-            oi(e.repetition),
-            oi(e.messages),
-            ot(e.started.as_deref()),
-            ot(e.ended.as_deref()),
+            ot(given(&e.sender)),
+            ot(given(&e.receiver)),
+            ot(given(&e.sender_node)),
+            ot(given(&e.receiver_node)),
+            ot(given(&e.sender_country)),
+            ot(given(&e.receiver_country)),
+            i(e.repetition),
+            i(e.messages),
+            ot(stamp(e.started)),
+            ot(stamp(e.ended)),
             ot(run.as_ref().map(|r| r.0.as_str())),
             ot(run.as_ref().map(|r| r.1.as_str())),
             ot(run.as_ref().map(|r| r.2.as_str())),
@@ -618,7 +579,7 @@ pub fn tables(c: &Campaign, r: &Report) -> (Vec<Table>, Vec<Problem>) {
             t(s.ip.to_string()),
             i(s.port),
             t(&s.proto),
-            ot(s.role.as_deref()),
+            ot(s.role.map(Role::as_str)),
             Cell::Float(s.score),
             i(s.measurements),
             json_list(&s.names),
