@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use crate::lab::build::{self, DEFAULT_STATE_DIR, Lab, UpOptions};
-use crate::lab::topology::Topology;
+use matador_lab::build::{self, DEFAULT_STATE_DIR, Lab, UpOptions};
+use matador_lab::topology::Topology;
 
 /// Arguments of `lab`.
 #[derive(Debug, Args)]
@@ -265,7 +265,7 @@ pub fn run(args: LabArgs) -> Result<ExitCode> {
                     .map(|d| {
                         build::tunnel_checks(d)
                             .iter()
-                            .map(|c| match crate::net::health::check_tunnel(c) {
+                            .map(|c| match matador::net::health::check_tunnel(c) {
                                 Ok(h) => serde_json::json!({"node": h.node, "ok": true, "rtt_ms": h.rtt_ms, "handshake_age_s": h.handshake_age_s}),
                                 Err(e) => serde_json::json!({"node": c.node, "ok": false, "error": e.to_string()}),
                             })
@@ -333,8 +333,8 @@ pub fn run(args: LabArgs) -> Result<ExitCode> {
         LabCmd::Exec { lab, role, command } => {
             let id = only_lab(&args.state_dir, lab)?;
             let ns = format!("mt{id}-{role}");
-            crate::net::netns::check_ns_name(&ns)?;
-            if !crate::net::netns::exists(&ns) {
+            matador::net::netns::check_ns_name(&ns)?;
+            if !matador::net::netns::exists(&ns) {
                 bail!("lab {id} has no namespace {role:?} ({ns})");
             }
             let status = std::process::Command::new("ip")
@@ -347,15 +347,15 @@ pub fn run(args: LabArgs) -> Result<ExitCode> {
             ))
         }
         LabCmd::Delay { ms } => {
-            crate::lab::delay::run(Duration::from_millis(u64::from(ms)), || {
-                println!("ready delay={ms}ms queue={}", crate::lab::delay::QUEUE);
+            matador_lab::delay::run(Duration::from_millis(u64::from(ms)), || {
+                println!("ready delay={ms}ms queue={}", matador_lab::delay::QUEUE);
             })?;
             Ok(ExitCode::SUCCESS)
         }
         LabCmd::Censor { iface, config } => {
-            let cfg: crate::lab::censor::RaceConfig =
+            let cfg: matador_lab::censor::RaceConfig =
                 serde_json::from_str(&config).context("censor injector configuration")?;
-            crate::lab::censor::run(&iface, &cfg)?;
+            matador_lab::censor::run(&iface, &cfg)?;
             Ok(ExitCode::SUCCESS)
         }
         LabCmd::Noise { listen } => {
@@ -366,7 +366,7 @@ pub fn run(args: LabArgs) -> Result<ExitCode> {
                 let mut _tasks = Vec::new();
                 for ip in &listen {
                     _tasks.extend(
-                        crate::lab::noise::serve(*ip)
+                        matador_lab::noise::serve(*ip)
                             .await
                             .with_context(|| format!("noise hosts on {ip}"))?,
                     );

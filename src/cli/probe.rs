@@ -2,16 +2,16 @@
 //! vantages (lab namespaces or remote nodes through their agent), judged
 //! against a control vantage; optional monitoring rounds.
 
-use crate::lab::desc::LabDesc;
-use crate::probes::ProbeError;
-use crate::probes::limit::Limits;
-use crate::probes::monitor::{self, Round};
-use crate::probes::session::{self, RoundResult};
-use crate::probes::spec::{AppTargets, EndpointSpec, ProbeSpec, app_targets};
-use crate::probes::vantage::{VantageResult, run_in_netns};
-use crate::probes::verdict::{Knowledge, VantageMeta, ooni_measurements};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
+use matador::net::labdesc::LabDesc;
+use matador::probes::ProbeError;
+use matador::probes::limit::Limits;
+use matador::probes::monitor::{self, Round};
+use matador::probes::session::{self, RoundResult};
+use matador::probes::spec::{AppTargets, EndpointSpec, ProbeSpec, app_targets};
+use matador::probes::vantage::{VantageResult, run_in_netns};
+use matador::probes::verdict::{Knowledge, VantageMeta, ooni_measurements};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -121,12 +121,12 @@ pub struct ProbeArgs {
 struct Vantage {
     netns: Option<String>,
     uplink: Option<String>,
-    agent: Option<crate::net::agent::client::NodeConfig>,
+    agent: Option<matador::net::agent::client::NodeConfig>,
     meta: VantageMeta,
 }
 
 fn vantages(args: &ProbeArgs, desc: Option<&LabDesc>) -> anyhow::Result<BTreeMap<String, Vantage>> {
-    let file_nodes: BTreeMap<String, crate::net::agent::client::NodeConfig> = match &args.nodes {
+    let file_nodes: BTreeMap<String, matador::net::agent::client::NodeConfig> = match &args.nodes {
         Some(p) => serde_json::from_str(
             &std::fs::read_to_string(p).with_context(|| format!("{}", p.display()))?,
         )
@@ -164,7 +164,7 @@ fn vantages(args: &ProbeArgs, desc: Option<&LabDesc>) -> anyhow::Result<BTreeMap
                 .unwrap_or_else(|| {
                     std::env::temp_dir().join(format!("matador-probe-agent-{}", n.name))
                 });
-            v.agent = crate::campaign::world::lab_agent(d, n, &dir);
+            v.agent = matador::campaign::world::lab_agent(d, n, &dir);
         }
         match args.via {
             Via::Netns if v.netns.is_none() => {
@@ -237,7 +237,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     };
     spec.lab = lab;
     let exempt = if lab {
-        crate::lab::topology::lab_networks()
+        matador_lab::topology::lab_networks()
     } else {
         Vec::new()
     };
@@ -247,7 +247,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .or_else(|| desc.as_ref().and_then(|d| d.mmdb.clone()));
     if let Some(p) = mmdb {
-        let db = crate::geo::db::MmdbFile::open(&p, "ASN database", "--asn-db")?;
+        let db = matador::geo::db::MmdbFile::open(&p, "ASN database", "--asn-db")?;
         knowledge.asn = Some(Arc::new(db));
     }
     let out_dir = args.out.clone();
@@ -287,7 +287,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
                         vantage: name.to_string(),
                         message: e.to_string(),
                     };
-                    let agent = crate::net::agent::client::Agent::connect(cfg)
+                    let agent = matador::net::agent::client::Agent::connect(cfg)
                         .await
                         .map_err(|e| err(&e))?;
                     let r = agent
@@ -323,7 +323,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
             .map(|(k, v)| (k.clone(), v.meta.clone()))
             .collect();
         if !args.json {
-            for (cc, app, diff) in crate::probes::matrix::country_differences(&r, &meta) {
+            for (cc, app, diff) in matador::probes::matrix::country_differences(&r, &meta) {
                 let parts: Vec<String> = diff
                     .iter()
                     .map(|(v, x)| {
@@ -336,11 +336,11 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         }
         if let Some(d) = &out_dir {
             let round_file = d.join(format!("round-{i:04}.json"));
-            crate::atomic_file::write(&round_file, &serde_json::to_vec_pretty(&r)?)
+            matador::atomic_file::write(&round_file, &serde_json::to_vec_pretty(&r)?)
                 .with_context(|| round_file.display().to_string())?;
             append(
                 &d.join("matrix.md"),
-                &crate::probes::matrix::markdown(&r, i, &meta, Some(&round_file), Some(d)),
+                &matador::probes::matrix::markdown(&r, i, &meta, Some(&round_file), Some(d)),
             )?;
             let mut ooni = String::new();
             for (v, verd) in r.vantages.iter().zip(&r.verdicts) {
@@ -376,7 +376,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(d) = &out_dir {
         let cf = d.join("changes.json");
-        crate::atomic_file::write(&cf, &serde_json::to_vec_pretty(&changes)?)
+        matador::atomic_file::write(&cf, &serde_json::to_vec_pretty(&changes)?)
             .with_context(|| cf.display().to_string())?;
     }
     Ok(if failed {

@@ -1,9 +1,9 @@
 //! `matador run`: run a campaign (or print its plan with `--dry-run`).
 
-use crate::campaign::plan::{Kind, Plan, human_secs};
-use crate::campaign::runner::{Env, RunOptions, Runner};
-use crate::scenario::LoadedScenario;
 use clap::Args;
+use matador::campaign::plan::{Kind, Plan, human_secs};
+use matador::campaign::runner::{Env, RunOptions, Runner};
+use matador::scenario::LoadedScenario;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -42,7 +42,7 @@ pub struct RunArgs {
 
 /// Runs `matador run`.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    use crate::campaign::record::Record;
+    use matador::campaign::record::Record;
     let (record, plan, ls) = if let Some(dir) = &args.resume {
         let (record, plan) = Record::open(dir)?;
         (
@@ -69,7 +69,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut opts = RunOptions::from_scenario(&ls.scenario, ls.profiles.clone());
     if args.lab {
         // The virtual lab's own address space, passed explicitly.
-        opts.exempt.extend(crate::lab::topology::lab_networks());
+        opts.exempt.extend(matador_lab::topology::lab_networks());
     }
     // Ctrl-C: finish the current step, tear down, leave a resumable record
     // (during `--lab` bring-up it cancels the lab, which removes itself).
@@ -91,7 +91,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let t = std::time::Instant::now();
         let (l, topology) = lab_env::up(&ls, args.resume.as_deref(), opts.stop.clone())?;
         lab_topology = Some(topology);
-        let desc = crate::lab::desc::LabDesc::read(&l.desc_path)?;
+        let desc = matador::net::labdesc::LabDesc::read(&l.desc_path)?;
         eprintln!(
             "lab {} up in {:.1} s ({} phones, {} nodes)",
             desc.id,
@@ -122,7 +122,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                         ph.accounts.clear();
                     }
                     let yaml = serde_yaml_ng::to_string(&t)?;
-                    crate::campaign::record::write_atomic(
+                    matador::campaign::record::write_atomic(
                         &r.dir.join(LAB_TOPOLOGY),
                         yaml.as_bytes(),
                     )?;
@@ -141,8 +141,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .unwrap_or(std::path::Path::new("."))
             .to_path_buf()
     };
-    let geo = crate::campaign::provenance::geo_files(&record.dir, &scenario_dir, &ls.scenario.geo);
-    let nodes = crate::campaign::provenance::node_facts(
+    let geo =
+        matador::campaign::provenance::geo_files(&record.dir, &scenario_dir, &ls.scenario.geo);
+    let nodes = matador::campaign::provenance::node_facts(
         rt.handle(),
         &agents,
         std::time::Duration::from_secs(30),
@@ -154,9 +155,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             n.error.as_deref().unwrap_or("")
         );
     }
-    crate::campaign::provenance::append(
+    matador::campaign::provenance::append(
         &record.dir,
-        crate::campaign::provenance::run_provenance(resumed, geo, nodes),
+        matador::campaign::provenance::run_provenance(resumed, geo, nodes),
     )?;
     let pb = indicatif::ProgressBar::new(plan.measurements.len() as u64);
     pb.set_style(
@@ -220,14 +221,14 @@ fn resumed_scenario(
     dir: &std::path::Path,
     profiles: Option<&std::path::Path>,
 ) -> anyhow::Result<LoadedScenario> {
-    use crate::campaign::record::APP_PROFILES_DIR;
-    use crate::scenario::apps::AppProfiles;
+    use matador::campaign::record::APP_PROFILES_DIR;
+    use matador::scenario::apps::AppProfiles;
     let sp = dir.join("scenario.yaml");
     let text =
         std::fs::read_to_string(&sp).map_err(|e| anyhow::anyhow!("{}: {e}", sp.display()))?;
-    let mut scenario: crate::scenario::Scenario =
+    let mut scenario: matador::scenario::Scenario =
         serde_yaml_ng::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", sp.display()))?;
-    let profiles_dir = crate::scenario::data::profiles_dir(&sp, profiles);
+    let profiles_dir = matador::scenario::data::profiles_dir(&sp, profiles);
     let copy = dir.join(APP_PROFILES_DIR);
     let apps = if copy.is_dir() {
         scenario.app_profiles = Some(PathBuf::from(APP_PROFILES_DIR));
@@ -252,14 +253,14 @@ fn resumed_scenario(
 }
 
 /// The app profiles to analyse a campaign's record with: `apps` when
-/// given, else the campaign's copy ([`crate::campaign::record::APP_PROFILES_DIR`]),
+/// given, else the campaign's copy ([`matador::campaign::record::APP_PROFILES_DIR`]),
 /// else (a folder made before copies were kept, or none) the built-in ones.
 pub fn record_profiles(
     campaign: Option<&std::path::Path>,
     apps: Option<&std::path::Path>,
-) -> anyhow::Result<crate::scenario::apps::AppProfiles> {
-    use crate::scenario::apps::AppProfiles;
-    let copy = campaign.map(|c| c.join(crate::campaign::record::APP_PROFILES_DIR));
+) -> anyhow::Result<matador::scenario::apps::AppProfiles> {
+    use matador::scenario::apps::AppProfiles;
+    let copy = campaign.map(|c| c.join(matador::campaign::record::APP_PROFILES_DIR));
     Ok(match (apps, copy) {
         (Some(d), _) => AppProfiles::load_dir(d)?,
         (None, Some(c)) if c.is_dir() => AppProfiles::load_copy(&c)?,
@@ -271,7 +272,7 @@ pub fn record_profiles(
 /// the campaign folder (the lab folder goes away with the lab), so the
 /// report geolocates from the record alone.
 fn self_contained_lab(
-    d: &crate::lab::desc::LabDesc,
+    d: &matador::net::labdesc::LabDesc,
     dir: &std::path::Path,
 ) -> anyhow::Result<serde_json::Value> {
     let mut d = d.clone();
@@ -316,11 +317,11 @@ fn report(dir: &std::path::Path) -> bool {
 }
 
 /// The real lab's world from the scenario (`router:`, `nodes:`), built by
-/// the campaign's one builder ([`crate::campaign::world`]; `--lab` uses the
+/// the campaign's one builder ([`matador::campaign::world`]; `--lab` uses the
 /// same with the lab's description).
 fn build_env(ls: &LoadedScenario, rt: &tokio::runtime::Runtime) -> anyhow::Result<(Env, Agents)> {
     let sc = &ls.scenario;
-    let state = crate::net::state::StateFile::create(
+    let state = matador::net::state::StateFile::create(
         &PathBuf::from("/run/matador").join(format!(
             "campaign-{}-{}.json",
             sc.name,
@@ -329,12 +330,12 @@ fn build_env(ls: &LoadedScenario, rt: &tokio::runtime::Runtime) -> anyhow::Resul
         &sc.name,
         serde_json::json!({"scenario": sc.name}),
     )?;
-    let world = crate::campaign::world::World::from_scenario(ls, state)?;
+    let world = matador::campaign::world::World::from_scenario(ls, state)?;
     Ok(world.build(ls, rt.handle())?)
 }
 
 /// Agent configuration per node name.
-pub(crate) type Agents = crate::campaign::world::Agents;
+pub(crate) type Agents = matador::campaign::world::Agents;
 
 /// `lab.json` (schema matador/lab/1) of a real lab: the nodes with their
 /// countries and the phones with their router addresses.
@@ -409,7 +410,7 @@ pub fn replay_record(
     json: bool,
     apps: Option<&std::path::Path>,
 ) -> anyhow::Result<Option<ExitCode>> {
-    use crate::analysis::correlate::{
+    use matador::analysis::correlate::{
         CorrelateConfig, analyze_measurement, is_campaign, is_measurement, replay_campaign,
     };
     if paths.is_empty()
@@ -429,7 +430,7 @@ pub fn replay_record(
             p.ancestors().nth(2).unwrap_or(p)
         };
         let cfg = CorrelateConfig {
-            exempt: crate::lab::topology::lab_exemption(campaign),
+            exempt: matador::net::addrspace::recorded_exemption(campaign),
             ..CorrelateConfig::default()
         };
         if is_measurement(p) && !is_campaign(p) {

@@ -16,12 +16,12 @@
 //!   without `censor` the demo's censor is removed (a named base keeps its);
 //! - `control_resolver`: an honest resolver on the lab core.
 
-use crate::lab::censor::RaceConfig;
-use crate::lab::topology::{
+use anyhow::{Context, bail};
+use matador::scenario::LoadedScenario;
+use matador_lab::censor::RaceConfig;
+use matador_lab::topology::{
     CensorDecl, NodeDecl, PhoneDecl, Topology, control_resolver_ok, lab_address,
 };
-use crate::scenario::LoadedScenario;
-use anyhow::{Context, bail};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -33,7 +33,7 @@ const DEFAULT_FORGED: Ipv4Addr = Ipv4Addr::new(198, 18, 250, 1);
 pub fn topology_for(ls: &LoadedScenario) -> anyhow::Result<(Topology, PathBuf)> {
     let sc = &ls.scenario;
     // No `lab:` section: the lab's defaults (noise on, no censor).
-    let spec = sc.lab.clone().unwrap_or(crate::scenario::LabSpec {
+    let spec = sc.lab.clone().unwrap_or(matador::scenario::LabSpec {
         noise: true,
         ..Default::default()
     });
@@ -41,9 +41,9 @@ pub fn topology_for(ls: &LoadedScenario) -> anyhow::Result<(Topology, PathBuf)> 
     let (path, named) = match &spec.topology {
         Some(p) => (base_dir.join(p), true),
         None => {
-            let rel = crate::scenario::data::DEMO_LAB;
-            let p = crate::scenario::data::find(&ls.path, rel)
-                .with_context(|| crate::scenario::data::not_found(rel, &ls.path))?;
+            let rel = matador::scenario::data::DEMO_LAB;
+            let p = matador::scenario::data::find(&ls.path, rel)
+                .with_context(|| matador::scenario::data::not_found(rel, &ls.path))?;
             (p, false)
         }
     };
@@ -108,7 +108,7 @@ pub fn topology_for(ls: &LoadedScenario) -> anyhow::Result<(Topology, PathBuf)> 
             Some(d) => d.clone(),
             None => {
                 let pp = ls.phone_profile(&p.id)?;
-                let prof = crate::device::profile::PhoneProfile::load(&pp)
+                let prof = matador::device::profile::PhoneProfile::load(&pp)
                     .with_context(|| ctx(format!("phone {} is not in the lab", p.id)))?;
                 PhoneDecl {
                     name: p.id.clone(),
@@ -294,7 +294,7 @@ mod tests {
                     assert!(t.nodes.iter().any(|x| &x.name == n), "{f}: {n}");
                 }
             }
-            crate::lab::topology::Plan::new(&t).unwrap();
+            matador_lab::topology::Plan::new(&t).unwrap();
         }
     }
 

@@ -17,15 +17,15 @@
 //! and noise services on its server LAN.
 
 use super::LabError;
-use super::desc::{LabDesc, NodeDesc, PhoneDesc, SshEndpoint, TunnelDesc};
 use super::topology::{MGMT, P2p, Plan, RESOLVER, Topology, WLAN, v6, v6_token};
-use crate::ipl;
-use crate::lab::phone::config::{PhoneSimConfig, SimAppConfig, SimContact};
-use crate::net::cmd::{Cmd, require};
-use crate::net::health::{DnsCheck, TunnelCheck, TunnelHealth};
-use crate::net::netns;
-use crate::net::state::{Guard, Phase, Resource, StateFile, alive};
-use crate::net::{NetError, routing, wg};
+use crate::phone::config::{PhoneSimConfig, SimAppConfig, SimContact};
+use matador::ipl;
+use matador::net::cmd::{Cmd, require};
+use matador::net::health::{DnsCheck, TunnelCheck, TunnelHealth};
+use matador::net::labdesc::{LabDesc, NodeDesc, PhoneDesc, SshEndpoint, TunnelDesc};
+use matador::net::netns;
+use matador::net::state::{Guard, Phase, Resource, StateFile, alive};
+use matador::net::{NetError, routing, wg};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -240,7 +240,7 @@ impl Builder<'_> {
                 if text.contains(p.needle) {
                     continue;
                 }
-                let dead = crate::net::state::process_start(p.pid).is_none();
+                let dead = matador::net::state::process_start(p.pid).is_none();
                 if dead || t.elapsed() > timeout {
                     return Err(LabError::Process {
                         what: p.what.clone(),
@@ -350,7 +350,7 @@ impl Lab {
             require("ssh-keygen")?;
         }
         mkdir_private(&opts.state_dir)?;
-        crate::net::state::sweep_stale(&opts.state_dir);
+        matador::net::state::sweep_stale(&opts.state_dir);
         let t = &opts.topology;
         let plan = Plan::new(t).map_err(|message| LabError::Topology {
             path: PathBuf::from(&t.name),
@@ -421,7 +421,7 @@ impl Lab {
     pub fn health(&self) -> Vec<Result<TunnelHealth, NetError>> {
         tunnel_checks(&self.desc)
             .iter()
-            .map(crate::net::health::check_tunnel)
+            .map(matador::net::health::check_tunnel)
             .collect()
     }
 
@@ -1003,7 +1003,7 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
     let mut zone: BTreeMap<String, Ipv4Addr> = BTreeMap::new();
     for dp in &plan.dcs {
         for (app, ip) in &dp.apps {
-            if let Some(def) = crate::lab::phone::apps::app_def(app) {
+            if let Some(def) = crate::phone::apps::app_def(app) {
                 zone.insert(def.host.to_string(), *ip);
             }
         }
@@ -1073,7 +1073,7 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
     for (d, dp) in t.datacenters.iter().zip(&plan.dcs) {
         let dc = b.ns(&d.name);
         for (app, ip) in &dp.apps {
-            let Some(def) = crate::lab::phone::apps::app_def(app) else {
+            let Some(def) = crate::phone::apps::app_def(app) else {
                 continue;
             };
             let cmd = Cmd::new(opts.exe.to_string_lossy().into_owned())
@@ -1247,7 +1247,7 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
             c.wlan_gateway = plan.gateway.to_string();
             c.serialno = Some(format!("LAB{}{:02}", b.id.to_ascii_uppercase(), i));
             let apps: Vec<String> = p.apps.clone().unwrap_or_else(|| {
-                crate::lab::phone::apps::APPS
+                crate::phone::apps::APPS
                     .iter()
                     .map(|a| a.id.to_string())
                     .collect()
@@ -1409,7 +1409,7 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
     let mmdb = b.dir.join("lab.mmdb");
     super::geo::write_mmdb(t, plan, &mmdb)?;
     let desc = LabDesc {
-        schema: super::desc::SCHEMA.into(),
+        schema: matador::net::labdesc::SCHEMA.into(),
         name: t.name.clone(),
         id: b.id.clone(),
         virtual_lab: true,
@@ -1426,7 +1426,7 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
     };
     for c in tunnel_checks(&desc) {
         b.cancelled()?;
-        crate::net::health::check_tunnel(&c)?;
+        matador::net::health::check_tunnel(&c)?;
     }
     Ok(desc)
 }

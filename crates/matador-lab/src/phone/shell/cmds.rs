@@ -2,9 +2,9 @@
 //! only; output and errors are worded like Android 13's toybox and services.
 
 use super::Shell;
-use crate::lab::phone::apps::APPS;
-use crate::lab::phone::state::{AppScreen, Foreground, Phone, normalize};
-use crate::lab::phone::ui;
+use crate::phone::apps::APPS;
+use crate::phone::state::{AppScreen, Foreground, Phone, normalize};
+use crate::phone::ui;
 use base64::Engine;
 use std::time::Duration;
 
@@ -303,7 +303,7 @@ pub fn run(
                     }
                 }
                 if let Err(e) = ph.fs.remove(&path, root)
-                    && !(force && e == crate::lab::phone::state::FsError::NotFound)
+                    && !(force && e == crate::phone::state::FsError::NotFound)
                 {
                     w(err, &format!("rm: {p}: {e}\n"));
                     st = 1;
@@ -445,7 +445,7 @@ pub fn run(
                         rest.get(1).map(|s| s.to_string()).unwrap_or_default()
                     } else {
                         rest.iter()
-                            .map(|s| super::parse::quote(s))
+                            .map(|s| matador::device::shell_quote::quote(s))
                             .collect::<Vec<_>>()
                             .join(" ")
                     }
@@ -667,7 +667,7 @@ fn ls(sh: &Shell, a: &[&str], out: &mut Vec<u8>, err: &mut Vec<u8>) -> i32 {
     }
     let ph = sh.phone();
     let mut st = 0;
-    let fmt = |name: &str, e: &crate::lab::phone::state::FsEntry| {
+    let fmt = |name: &str, e: &crate::phone::state::FsEntry| {
         if long {
             let kind = if e.is_dir() { 'd' } else { '-' };
             let perms: String = (0..9)
@@ -2124,7 +2124,7 @@ fn screenrecord(sh: &Shell, a: &[&str], out: &mut Vec<u8>, err: &mut Vec<u8>) ->
         (ph.cfg.width, ph.cfg.height)
     };
     // A frame a second until the time limit or `pkill screenrecord`.
-    let mut frames: Vec<(crate::lab::phone::screen::Frame, u32)> = Vec::new();
+    let mut frames: Vec<(crate::phone::screen::Frame, u32)> = Vec::new();
     let mut last = std::time::Instant::now();
     loop {
         let (frame, end) = {
@@ -2132,10 +2132,7 @@ fn screenrecord(sh: &Shell, a: &[&str], out: &mut Vec<u8>, err: &mut Vec<u8>) ->
             ph.tick();
             let end = ph.recordings.iter().find(|(p, _)| *p == key).map(|r| r.1);
             let tree = ui::screen(&ph);
-            (
-                crate::lab::phone::screen::render(tree.as_ref(), wd, ht),
-                end,
-            )
+            (crate::phone::screen::render(tree.as_ref(), wd, ht), end)
         };
         let now = std::time::Instant::now();
         if let Some(prev) = frames.last_mut() {
@@ -2170,7 +2167,7 @@ fn screenrecord(sh: &Shell, a: &[&str], out: &mut Vec<u8>, err: &mut Vec<u8>) ->
     let now = ph.now_secs();
     let _ = ph.fs.write(
         &path,
-        crate::lab::phone::screen::mp4(&frames, wd, ht),
+        crate::phone::screen::mp4(&frames, wd, ht),
         0o660,
         now,
         root,
