@@ -28,6 +28,46 @@ pub struct Firewall {
 
 const BUILTIN: &[&str] = &["INPUT", "OUTPUT", "FORWARD", "PREROUTING", "POSTROUTING"];
 
+/// What an `iptables` invocation prints and returns: (stdout, stderr, status).
+pub type Reply = (String, String, i32);
+
+/// Success, silent.
+fn done() -> Reply {
+    (String::new(), String::new(), 0)
+}
+
+/// A usage error, as iptables 1.8.7 words it.
+fn usage(m: &str) -> Reply {
+    (
+        String::new(),
+        format!(
+            "iptables v1.8.7 (legacy): {m}\nTry `iptables -h' or 'iptables --help' for more information.\n"
+        ),
+        2,
+    )
+}
+
+/// The table an invocation names (`-t`, default `filter`) and its other
+/// words, without the options that change nothing here (`-w`, `-n`, `-v`,
+/// `--line-numbers`).
+fn split_table(args: &[String]) -> (String, Vec<String>) {
+    let mut table = "filter".to_string();
+    let mut rest = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "-t" | "--table" => {
+                i += 1;
+                table = args.get(i).cloned().unwrap_or_default();
+            }
+            "-w" | "--wait" | "-n" | "-v" | "--line-numbers" => {}
+            a => rest.push(a.to_string()),
+        }
+        i += 1;
+    }
+    (table, rest)
+}
+
 /// An outgoing packet's properties that rules can match.
 #[derive(Debug, Clone, Copy)]
 pub struct Packet {
@@ -55,7 +95,7 @@ impl Firewall {
     }
 
     /// Runs one `iptables` invocation; returns (stdout, stderr, status).
-    pub fn command(&mut self, args: &[String], root: bool) -> (String, String, i32) {
+    pub fn command(&mut self, args: &[String], root: bool) -> Reply {
         if !root {
             return (
                 String::new(),
@@ -63,20 +103,7 @@ impl Firewall {
                 4,
             );
         }
-        let mut table = "filter".to_string();
-        let mut i = 0;
-        let mut rest: Vec<String> = Vec::new();
-        while i < args.len() {
-            match args[i].as_str() {
-                "-t" | "--table" => {
-                    i += 1;
-                    table = args.get(i).cloned().unwrap_or_default();
-                }
-                "-w" | "--wait" | "-n" | "-v" | "--line-numbers" => {}
-                a => rest.push(a.to_string()),
-            }
-            i += 1;
-        }
+        let (table, rest) = split_table(args);
         if !["filter", "nat", "mangle", "raw"].contains(&table.as_str()) {
             return (
                 String::new(),
@@ -86,189 +113,203 @@ impl Firewall {
                 3,
             );
         }
-        let usage = |m: &str| {
-            (
-                String::new(),
-                format!(
-                    "iptables v1.8.7 (legacy): {m}\nTry `iptables -h' or 'iptables --help' for more information.\n"
-                ),
-                2,
-            )
-        };
         let Some(op) = rest.first().cloned() else {
             return usage("no command specified");
         };
-        let chain = rest.get(1).cloned();
-        let need_chain = |c: &Option<String>| c.clone().filter(|c| !c.starts_with('-'));
+        let chain = rest.get(1).cloned().filter(|c| !c.starts_with('-'));
         match op.as_str() {
             "-A" | "--append" | "-I" | "--insert" | "-D" | "--delete" => {
-                let Some(chain) = need_chain(&chain) else {
+                let Some(chain) = chain else {
                     return usage("option requires a chain");
                 };
-                if !self.chain_exists(&table, &chain) {
-                    return (
-                        String::new(),
-                        "iptables: No chain/target/match by that name.\n".into(),
-                        1,
-                    );
-                }
-                let mut spec: Vec<String> = rest[2..].to_vec();
-                let mut pos = None;
-                if (op.starts_with("-I") || op == "--insert")
-                    && let Some(n) = spec.first().and_then(|s| s.parse::<usize>().ok())
-                {
-                    pos = Some(n.max(1) - 1);
-                    spec.remove(0);
-                }
-                if let Err(m) = validate(&spec, self, &table) {
-                    return usage(&m);
-                }
-                let rule = Rule {
-                    table: table.clone(),
-                    chain: chain.clone(),
-                    spec,
-                };
-                match op.as_str() {
-                    "-A" | "--append" => self.rules.push(rule),
-                    "-I" | "--insert" => {
-                        let idx = self
-                            .rules
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, r)| r.table == table && r.chain == chain)
-                            .map(|(i, _)| i)
-                            .nth(pos.unwrap_or(0))
-                            .unwrap_or_else(|| {
-                                self.rules
-                                    .iter()
-                                    .position(|r| r.table == table && r.chain == chain)
-                                    .unwrap_or(self.rules.len())
-                            });
-                        self.rules.insert(idx.min(self.rules.len()), rule);
-                    }
-                    _ => {
-                        match self.rules.iter().position(|r| *r == rule) {
-                            Some(i) => {
-                                self.rules.remove(i);
-                            }
-                            None => return (
-                                String::new(),
-                                "iptables: Bad rule (does a matching rule exist in that chain?).\n"
-                                    .into(),
-                                1,
-                            ),
-                        }
-                    }
-                }
-                (String::new(), String::new(), 0)
+                self.edit_rule(&op, table, chain, rest[2..].to_vec())
             }
             "-F" | "--flush" => {
-                let c = need_chain(&chain);
                 self.rules
-                    .retain(|r| r.table != table || c.as_ref().is_some_and(|c| &r.chain != c));
-                (String::new(), String::new(), 0)
+                    .retain(|r| r.table != table || chain.as_ref().is_some_and(|c| &r.chain != c));
+                done()
             }
             "-N" | "--new-chain" => {
-                let Some(c) = need_chain(&chain) else {
+                let Some(c) = chain else {
                     return usage("option requires a chain");
                 };
-                if self.chain_exists(&table, &c) {
-                    return (String::new(), "iptables: Chain already exists.\n".into(), 1);
-                }
-                self.chains.push((table, c));
-                (String::new(), String::new(), 0)
+                self.new_chain(table, c)
             }
-            "-X" | "--delete-chain" => {
-                let Some(c) = need_chain(&chain) else {
-                    self.chains.retain(|(t, _)| *t != table);
-                    return (String::new(), String::new(), 0);
-                };
-                if self
-                    .rules
-                    .iter()
-                    .any(|r| r.spec.windows(2).any(|w| w[0] == "-j" && w[1] == c))
-                {
-                    return (String::new(), "iptables: Too many links.\n".into(), 1);
-                }
-                self.chains.retain(|(t, ch)| !(*t == table && *ch == c));
-                (String::new(), String::new(), 0)
-            }
+            "-X" | "--delete-chain" => self.delete_chain(&table, chain),
             "-P" | "--policy" => {
-                let (Some(c), Some(target)) = (need_chain(&chain), rest.get(2).cloned()) else {
+                let (Some(c), Some(target)) = (chain, rest.get(2).cloned()) else {
                     return usage("-P requires a chain and a policy");
                 };
-                if !BUILTIN.contains(&c.as_str()) || !["ACCEPT", "DROP"].contains(&target.as_str())
-                {
-                    return (
-                        String::new(),
-                        "iptables: Bad built-in chain name.\n".into(),
-                        1,
-                    );
-                }
-                self.policies
-                    .retain(|((t, ch), _)| !(*t == table && *ch == c));
-                self.policies.push(((table, c), target));
-                (String::new(), String::new(), 0)
+                self.set_policy(table, c, target)
             }
             "-S" | "--list-rules" | "-L" | "--list" => {
-                let only = need_chain(&chain);
-                let mut out = String::new();
                 let list = op == "-L" || op == "--list";
-                let mut chains: Vec<String> = ["INPUT", "FORWARD", "OUTPUT"]
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect();
-                chains.extend(
-                    self.chains
-                        .iter()
-                        .filter(|(t, _)| *t == table)
-                        .map(|(_, c)| c.clone()),
-                );
-                for c in chains
-                    .iter()
-                    .filter(|c| only.as_ref().is_none_or(|o| o == *c))
-                {
-                    let builtin = BUILTIN.contains(&c.as_str());
-                    if list {
-                        if builtin {
-                            out.push_str(&format!(
-                                "Chain {c} (policy {})\n",
-                                self.policy(&table, c)
-                            ));
-                        } else {
-                            out.push_str(&format!("Chain {c} (0 references)\n"));
-                        }
-                        out.push_str("target     prot opt source               destination\n");
-                    } else if builtin {
-                        out.push_str(&format!("-P {c} {}\n", self.policy(&table, c)));
-                    } else {
-                        out.push_str(&format!("-N {c}\n"));
-                    }
-                    for r in self
-                        .rules
-                        .iter()
-                        .filter(|r| r.table == table && &r.chain == c)
-                    {
-                        if list {
-                            let target = r
-                                .spec
-                                .windows(2)
-                                .find(|w| w[0] == "-j")
-                                .map(|w| w[1].clone())
-                                .unwrap_or_default();
-                            out.push_str(&format!("{target:<10} all  --  0.0.0.0/0            0.0.0.0/0            {}\n", r.spec.join(" ")));
-                        } else {
-                            out.push_str(&format!("-A {c} {}\n", r.spec.join(" ")));
-                        }
-                    }
-                    if list {
-                        out.push('\n');
-                    }
-                }
-                (out, String::new(), 0)
+                (
+                    self.listing(&table, chain.as_deref(), list),
+                    String::new(),
+                    0,
+                )
             }
             o => usage(&format!("unknown option \"{o}\"")),
         }
+    }
+
+    /// `-A`/`-I [N]`/`-D CHAIN SPEC…`: appends, inserts (at rule N of the
+    /// chain, 1-based) or deletes the first equal rule.
+    fn edit_rule(
+        &mut self,
+        op: &str,
+        table: String,
+        chain: String,
+        mut spec: Vec<String>,
+    ) -> Reply {
+        if !self.chain_exists(&table, &chain) {
+            return (
+                String::new(),
+                "iptables: No chain/target/match by that name.\n".into(),
+                1,
+            );
+        }
+        let mut pos = None;
+        if (op.starts_with("-I") || op == "--insert")
+            && let Some(n) = spec.first().and_then(|s| s.parse::<usize>().ok())
+        {
+            pos = Some(n.max(1) - 1);
+            spec.remove(0);
+        }
+        if let Err(m) = validate(&spec, self, &table) {
+            return usage(&m);
+        }
+        let rule = Rule { table, chain, spec };
+        match op {
+            "-A" | "--append" => self.rules.push(rule),
+            "-I" | "--insert" => {
+                let in_chain = |r: &Rule| r.table == rule.table && r.chain == rule.chain;
+                let idx = self
+                    .rules
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, r)| in_chain(r))
+                    .map(|(i, _)| i)
+                    .nth(pos.unwrap_or(0))
+                    .unwrap_or_else(|| {
+                        self.rules
+                            .iter()
+                            .position(in_chain)
+                            .unwrap_or(self.rules.len())
+                    });
+                self.rules.insert(idx.min(self.rules.len()), rule);
+            }
+            _ => match self.rules.iter().position(|r| *r == rule) {
+                Some(i) => {
+                    self.rules.remove(i);
+                }
+                None => {
+                    return (
+                        String::new(),
+                        "iptables: Bad rule (does a matching rule exist in that chain?).\n".into(),
+                        1,
+                    );
+                }
+            },
+        }
+        done()
+    }
+
+    /// `-N CHAIN`.
+    fn new_chain(&mut self, table: String, c: String) -> Reply {
+        if self.chain_exists(&table, &c) {
+            return (String::new(), "iptables: Chain already exists.\n".into(), 1);
+        }
+        self.chains.push((table, c));
+        done()
+    }
+
+    /// `-X [CHAIN]`: one unreferenced chain, or every user chain of the table.
+    fn delete_chain(&mut self, table: &str, chain: Option<String>) -> Reply {
+        let Some(c) = chain else {
+            self.chains.retain(|(t, _)| *t != table);
+            return done();
+        };
+        if self
+            .rules
+            .iter()
+            .any(|r| r.spec.windows(2).any(|w| w[0] == "-j" && w[1] == c))
+        {
+            return (String::new(), "iptables: Too many links.\n".into(), 1);
+        }
+        self.chains.retain(|(t, ch)| !(*t == table && *ch == c));
+        done()
+    }
+
+    /// `-P CHAIN ACCEPT|DROP` (built-in chains only).
+    fn set_policy(&mut self, table: String, c: String, target: String) -> Reply {
+        if !BUILTIN.contains(&c.as_str()) || !["ACCEPT", "DROP"].contains(&target.as_str()) {
+            return (
+                String::new(),
+                "iptables: Bad built-in chain name.\n".into(),
+                1,
+            );
+        }
+        self.policies
+            .retain(|((t, ch), _)| !(*t == table && *ch == c));
+        self.policies.push(((table, c), target));
+        done()
+    }
+
+    /// `-S` (rule form) or, with `list`, `-L` (table form) of a table's
+    /// chains, or of `only`.
+    fn listing(&self, table: &str, only: Option<&str>, list: bool) -> String {
+        let mut out = String::new();
+        let mut chains: Vec<String> = ["INPUT", "FORWARD", "OUTPUT"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        chains.extend(
+            self.chains
+                .iter()
+                .filter(|(t, _)| *t == table)
+                .map(|(_, c)| c.clone()),
+        );
+        for c in chains.iter().filter(|c| only.is_none_or(|o| o == *c)) {
+            let builtin = BUILTIN.contains(&c.as_str());
+            if list {
+                if builtin {
+                    out.push_str(&format!("Chain {c} (policy {})\n", self.policy(table, c)));
+                } else {
+                    out.push_str(&format!("Chain {c} (0 references)\n"));
+                }
+                out.push_str("target     prot opt source               destination\n");
+            } else if builtin {
+                out.push_str(&format!("-P {c} {}\n", self.policy(table, c)));
+            } else {
+                out.push_str(&format!("-N {c}\n"));
+            }
+            for r in self
+                .rules
+                .iter()
+                .filter(|r| r.table == table && &r.chain == c)
+            {
+                if list {
+                    let target = r
+                        .spec
+                        .windows(2)
+                        .find(|w| w[0] == "-j")
+                        .map(|w| w[1].clone())
+                        .unwrap_or_default();
+                    out.push_str(&format!(
+                        "{target:<10} all  --  0.0.0.0/0            0.0.0.0/0            {}\n",
+                        r.spec.join(" ")
+                    ));
+                } else {
+                    out.push_str(&format!("-A {c} {}\n", r.spec.join(" ")));
+                }
+            }
+            if list {
+                out.push('\n');
+            }
+        }
+        out
     }
 
     /// Whether an outgoing packet passes the filter table's OUTPUT chain.
@@ -463,5 +504,63 @@ mod tests {
         assert!(fw.allows(&pkt(10050, "tcp", 5228)));
         assert_eq!(run(&mut fw, "-F matador"), 0);
         assert_eq!(run(&mut fw, "-X matador"), 0);
+    }
+
+    #[test]
+    fn table_and_ignored_options() {
+        let args: Vec<String> = "-w -t nat -n -A OUTPUT -j ACCEPT"
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        let (t, rest) = split_table(&args);
+        assert_eq!(t, "nat");
+        assert_eq!(rest, ["-A", "OUTPUT", "-j", "ACCEPT"]);
+        assert_eq!(split_table(&[]).0, "filter");
+    }
+
+    #[test]
+    fn insert_positions_policies_and_listings() {
+        let mut fw = Firewall::default();
+        assert_eq!(run(&mut fw, "-A OUTPUT -p tcp -j ACCEPT"), 0);
+        assert_eq!(run(&mut fw, "-A OUTPUT -p udp -j ACCEPT"), 0);
+        // -I 2 goes before the second rule of the chain; -I alone first.
+        assert_eq!(run(&mut fw, "-I OUTPUT 2 -j DROP"), 0);
+        assert_eq!(run(&mut fw, "-I OUTPUT -j REJECT"), 0);
+        assert_eq!(run(&mut fw, "-P OUTPUT DROP"), 0);
+        assert_eq!(run(&mut fw, "-P matador DROP"), 1);
+        assert_eq!(run(&mut fw, "-P OUTPUT"), 2);
+        let (s, _, _) = fw.command(&["-S".into(), "OUTPUT".into()], true);
+        assert_eq!(
+            s,
+            "-P OUTPUT DROP\n-A OUTPUT -j REJECT\n-A OUTPUT -p tcp -j ACCEPT\n-A OUTPUT -j DROP\n-A OUTPUT -p udp -j ACCEPT\n"
+        );
+        let (l, _, _) = fw.command(&["-L".into(), "OUTPUT".into()], true);
+        assert!(l.starts_with("Chain OUTPUT (policy DROP)\ntarget "), "{l}");
+        assert_eq!(l.lines().filter(|x| x.starts_with("ACCEPT ")).count(), 2);
+        assert_eq!(run(&mut fw, "-D OUTPUT -j NOTHERE"), 2);
+        assert_eq!(run(&mut fw, "-D OUTPUT -p icmp -j ACCEPT"), 1);
+    }
+
+    #[test]
+    fn chains_and_errors() {
+        let mut fw = Firewall::default();
+        assert_eq!(run(&mut fw, "-t bogus -S"), 3);
+        assert_eq!(run(&mut fw, ""), 2);
+        assert_eq!(run(&mut fw, "-Z"), 2);
+        assert_eq!(run(&mut fw, "-A"), 2);
+        assert_eq!(run(&mut fw, "-A nochain -j ACCEPT"), 1);
+        assert_eq!(run(&mut fw, "-N c1"), 0);
+        assert_eq!(run(&mut fw, "-N c1"), 1);
+        assert_eq!(run(&mut fw, "-A OUTPUT -j c1"), 0);
+        // A referenced chain stays; -X without a chain removes every one.
+        assert_eq!(run(&mut fw, "-X c1"), 1);
+        assert_eq!(run(&mut fw, "-X"), 0);
+        assert!(fw.chains.is_empty());
+        // -F CHAIN empties that chain only, -F the whole table.
+        assert_eq!(run(&mut fw, "-A INPUT -j ACCEPT"), 0);
+        assert_eq!(run(&mut fw, "-F INPUT"), 0);
+        assert_eq!(fw.rules.len(), 1);
+        assert_eq!(run(&mut fw, "-F"), 0);
+        assert!(fw.rules.is_empty());
     }
 }

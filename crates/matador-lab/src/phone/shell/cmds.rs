@@ -7,6 +7,7 @@ use crate::phone::apps::APPS;
 use crate::phone::state::{AppScreen, Foreground, Phone, normalize};
 use crate::phone::ui;
 use base64::Engine;
+use std::sync::MutexGuard;
 use std::time::Duration;
 
 /// The ADBKeyboard input method (text through broadcasts, any Unicode).
@@ -877,141 +878,160 @@ fn am(sh: &Shell, a: &[&str], out: &mut Vec<u8>, err: &mut Vec<u8>) -> i32 {
         "start-foreground-service" | "startservice" | "start-service" => {
             appium_location_service(&mut ph, &a[1..], out, err)
         }
-        "start" | "start-activity" => {
-            let it = match parse_intent(&a[1..]) {
-                Ok(it) => it,
-                Err(e) => {
-                    w(err, &format!("{e}\n"));
-                    return 1;
-                }
-            };
-            w(out, &format!("Starting: {}\n", intent_desc(&it)));
-            if !ph.awake {
-                // Activities start behind the keyguard; nothing visible.
-            }
-            let pkg = it
-                .component
-                .as_ref()
-                .map(|c| c.split('/').next().unwrap_or("").to_string())
-                .or(it.package.clone());
-            let target = if let Some(data) = &it.data {
-                APPS.iter().find_map(|def| {
-                    if pkg.as_ref().is_some_and(|p| p != def.package) {
-                        return None;
-                    }
-                    let rest = def.links.iter().find_map(|l| data.strip_prefix(l))?;
-                    let idx = ph.app_index(def.package)?;
-                    let raw = rest.split(['&', '#']).next().unwrap_or("").to_string();
-                    let app = &ph.apps[idx];
-                    let account = app
-                        .contacts
-                        .iter()
-                        .map(|(_, acc)| acc.clone())
-                        .find(|acc| {
-                            (!digits(acc).is_empty() && digits(acc) == digits(&raw))
-                                || acc.eq_ignore_ascii_case(&raw)
-                        })
-                        .unwrap_or(raw);
-                    Some((idx, Some(account)))
-                })
-            } else {
-                pkg.as_ref()
-                    .and_then(|p| ph.app_index(p))
-                    .map(|i| (i, None))
-            };
-            let Some((idx, account)) = target else {
-                if let Some(c) = &it.component {
-                    w(
-                        err,
-                        &format!("Error type 3\nError: Activity class {{{c}}} does not exist.\n"),
-                    );
-                } else {
-                    w(
-                        err,
-                        &format!(
-                            "Error: Activity not started, unable to resolve {}\n",
-                            intent_desc(&it)
-                        ),
-                    );
-                }
-                return 1;
-            };
-            if it.stop {
-                ph.force_stop(idx);
-            }
-            let cold = !ph.apps[idx].running;
-            match account {
-                Some(acc) => ph.open_chat(idx, &acc),
-                None => ph.launch(idx),
-            }
-            if it.wait {
-                let ms = if cold { ph.cfg.cold_start_ms } else { 80 };
-                let act = ph.apps[idx].def.activity.to_string();
-                drop(ph);
-                std::thread::sleep(Duration::from_millis(ms.min(5000)));
-                w(
-                    out,
-                    &format!(
-                        "Status: ok\nLaunchState: {}\nActivity: {act}\nTotalTime: {ms}\nWaitTime: {}\nComplete\n",
-                        if cold { "COLD" } else { "HOT" },
-                        ms + 4
-                    ),
-                );
-            }
-            0
-        }
-        "broadcast" => {
-            let it = match parse_intent(&a[1..]) {
-                Ok(it) => it,
-                Err(e) => {
-                    w(err, &format!("{e}\n"));
-                    return 1;
-                }
-            };
-            w(
-                out,
-                &format!(
-                    "Broadcasting: Intent {{ act={} flg=0x400000{} }}\n",
-                    it.action.clone().unwrap_or_default(),
-                    if it.extras.is_empty() {
-                        ""
-                    } else {
-                        " (has extras)"
-                    }
-                ),
-            );
-            if ph.ime == ADB_IME {
-                let msg = it
-                    .extras
-                    .iter()
-                    .find(|(k, _)| k == "msg")
-                    .map(|(_, v)| v.clone());
-                match (it.action.as_deref(), msg) {
-                    (Some("ADB_INPUT_TEXT"), Some(m)) => type_into(&mut ph, &m),
-                    (Some("ADB_INPUT_B64"), Some(m)) => {
-                        if let Ok(bytes) =
-                            base64::engine::general_purpose::STANDARD.decode(m.trim())
-                        {
-                            type_into(&mut ph, &String::from_utf8_lossy(&bytes));
-                        }
-                    }
-                    (Some("ADB_CLEAR_TEXT"), _) => {
-                        if let Foreground::App(i) = ph.fg
-                            && ph.apps[i].focused
-                        {
-                            ph.apps[i].draft.clear();
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            w(out, "Broadcast completed: result=0\n");
-            0
-        }
+        "start" | "start-activity" => am_start(ph, &a[1..], out, err),
+        "broadcast" => am_broadcast(&mut ph, &a[1..], out, err),
         _ => {
             w(err, &format!("Error: Unknown command: {sub}\n"));
             1
         }
+    }
+}
+
+/// `am start [-W] [-S] INTENT`: launches an app or opens a chat by deep
+/// link; with `-W` waits like Android and prints the launch state.
+fn am_start(
+    mut ph: MutexGuard<'_, Phone>,
+    a: &[&str],
+    out: &mut Vec<u8>,
+    err: &mut Vec<u8>,
+) -> i32 {
+    let it = match parse_intent(a) {
+        Ok(it) => it,
+        Err(e) => {
+            w(err, &format!("{e}\n"));
+            return 1;
+        }
+    };
+    w(out, &format!("Starting: {}\n", intent_desc(&it)));
+    if !ph.awake {
+        // Activities start behind the keyguard; nothing visible.
+    }
+    let target = intent_target(&ph, &it);
+    let Some((idx, account)) = target else {
+        if let Some(c) = &it.component {
+            w(
+                err,
+                &format!("Error type 3\nError: Activity class {{{c}}} does not exist.\n"),
+            );
+        } else {
+            w(
+                err,
+                &format!(
+                    "Error: Activity not started, unable to resolve {}\n",
+                    intent_desc(&it)
+                ),
+            );
+        }
+        return 1;
+    };
+    if it.stop {
+        ph.force_stop(idx);
+    }
+    let cold = !ph.apps[idx].running;
+    match account {
+        Some(acc) => ph.open_chat(idx, &acc),
+        None => ph.launch(idx),
+    }
+    if it.wait {
+        let ms = if cold { ph.cfg.cold_start_ms } else { 80 };
+        let act = ph.apps[idx].def.activity.to_string();
+        drop(ph);
+        std::thread::sleep(Duration::from_millis(ms.min(5000)));
+        w(
+            out,
+            &format!(
+                "Status: ok\nLaunchState: {}\nActivity: {act}\nTotalTime: {ms}\nWaitTime: {}\nComplete\n",
+                if cold { "COLD" } else { "HOT" },
+                ms + 4
+            ),
+        );
+    }
+    0
+}
+
+/// `am broadcast INTENT`: ADBKeyboard's text intents type into the focused
+/// field while it is the input method.
+fn am_broadcast(ph: &mut Phone, a: &[&str], out: &mut Vec<u8>, err: &mut Vec<u8>) -> i32 {
+    let it = match parse_intent(a) {
+        Ok(it) => it,
+        Err(e) => {
+            w(err, &format!("{e}\n"));
+            return 1;
+        }
+    };
+    w(
+        out,
+        &format!(
+            "Broadcasting: Intent {{ act={} flg=0x400000{} }}\n",
+            it.action.clone().unwrap_or_default(),
+            if it.extras.is_empty() {
+                ""
+            } else {
+                " (has extras)"
+            }
+        ),
+    );
+    if ph.ime == ADB_IME {
+        let msg = it
+            .extras
+            .iter()
+            .find(|(k, _)| k == "msg")
+            .map(|(_, v)| v.clone());
+        match (it.action.as_deref(), msg) {
+            (Some("ADB_INPUT_TEXT"), Some(m)) => type_into(ph, &m),
+            (Some("ADB_INPUT_B64"), Some(m)) => {
+                if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(m.trim()) {
+                    type_into(ph, &String::from_utf8_lossy(&bytes));
+                }
+            }
+            (Some("ADB_CLEAR_TEXT"), _) => {
+                if let Foreground::App(i) = ph.fg
+                    && ph.apps[i].focused
+                {
+                    ph.apps[i].draft.clear();
+                }
+            }
+            _ => {}
+        }
+    }
+    w(out, "Broadcast completed: result=0\n");
+    0
+}
+
+/// The app (index) and, for a deep link, the chat's account an intent
+/// opens: a link is matched against each app's link prefixes (within the
+/// intent's package, when it names one) and its account against the app's
+/// contacts (by digits or case-insensitively); else the package's app.
+fn intent_target(ph: &Phone, it: &Intent) -> Option<(usize, Option<String>)> {
+    let pkg = it
+        .component
+        .as_ref()
+        .map(|c| c.split('/').next().unwrap_or("").to_string())
+        .or(it.package.clone());
+    if let Some(data) = &it.data {
+        APPS.iter().find_map(|def| {
+            if pkg.as_ref().is_some_and(|p| p != def.package) {
+                return None;
+            }
+            let rest = def.links.iter().find_map(|l| data.strip_prefix(l))?;
+            let idx = ph.app_index(def.package)?;
+            let raw = rest.split(['&', '#']).next().unwrap_or("").to_string();
+            let app = &ph.apps[idx];
+            let account = app
+                .contacts
+                .iter()
+                .map(|(_, acc)| acc.clone())
+                .find(|acc| {
+                    (!digits(acc).is_empty() && digits(acc) == digits(&raw))
+                        || acc.eq_ignore_ascii_case(&raw)
+                })
+                .unwrap_or(raw);
+            Some((idx, Some(account)))
+        })
+    } else {
+        pkg.as_ref()
+            .and_then(|p| ph.app_index(p))
+            .map(|i| (i, None))
     }
 }
 
