@@ -3,7 +3,7 @@
 //! screen size and move when the keyboard is shown, so only selectors (not
 //! remembered coordinates) find the elements reliably.
 
-use super::state::{AppScreen, Foreground, Phone};
+use super::state::{AppScreen, AppState, Foreground, Phone};
 
 /// What tapping a node does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -253,13 +253,23 @@ fn launcher(phone: &Phone, w: i32, h: i32, s: f64, top: i32) -> Node {
     grid
 }
 
+/// Screen geometry: width, height, scale (1.0 = 1080 px wide) and the
+/// status bar's height.
+#[derive(Debug, Clone, Copy)]
+struct Geom {
+    w: i32,
+    h: i32,
+    s: f64,
+    top: i32,
+}
+
+/// The foreground app's screen: splash, chat list or chat.
 fn app_screen(phone: &Phone, idx: usize, w: i32, h: i32, s: f64, top: i32) -> Node {
     let app = &phone.apps[idx];
     let pkg = app.def.package;
-    let var = app.var();
     let frame =
         Node::new("android.widget.FrameLayout", pkg, [0, top, w, h]).rid("android:id/content");
-    let bar_h = sc(147.0, s);
+    let g = Geom { w, h, s, top };
     match &app.screen {
         AppScreen::Splash(_) => frame.child(
             Node::new(
@@ -274,224 +284,265 @@ fn app_screen(phone: &Phone, idx: usize, w: i32, h: i32, s: f64, top: i32) -> No
             )
             .desc(app.def.label),
         ),
-        AppScreen::List => {
-            let toolbar = Node::new("android.view.ViewGroup", pkg, [0, top, w, top + bar_h]).child(
-                Node::new(
-                    "android.widget.TextView",
-                    pkg,
-                    [
-                        sc(42.0, s),
-                        top + sc(30.0, s),
-                        w / 2,
-                        top + bar_h - sc(30.0, s),
-                    ],
-                )
-                .text(app.def.label),
-            );
-            let mut list = Node::new(
-                "androidx.recyclerview.widget.RecyclerView",
-                pkg,
-                [0, top + bar_h, w, h],
-            );
-            if !var.row.is_empty() {
-                list = list.rid(&format!("{pkg}:id/list"));
-            }
-            let mut accounts: Vec<(String, String)> = app.contacts.clone();
-            for acc in app.chats.keys() {
-                if !accounts.iter().any(|(_, a)| a == acc) {
-                    accounts.push((acc.clone(), acc.clone()));
-                }
-            }
-            let row_h = sc(198.0, s);
-            for (i, (name, account)) in accounts.iter().enumerate() {
-                let y = top + bar_h + i as i32 * row_h;
-                if y + row_h > h {
-                    break;
-                }
-                let last = app
-                    .chats
-                    .get(account)
-                    .and_then(|m| m.last())
-                    .map(|m| m.text.clone())
-                    .unwrap_or_default();
-                let mut row = Node::new("android.widget.LinearLayout", pkg, [0, y, w, y + row_h])
-                    .rid(var.row)
-                    .click(Action::OpenChat(idx, account.clone()));
-                let mut name_n = Node::new(
-                    "android.widget.TextView",
-                    pkg,
-                    [
-                        sc(220.0, s),
-                        y + sc(30.0, s),
-                        w - sc(200.0, s),
-                        y + sc(100.0, s),
-                    ],
-                )
-                .rid(var.name)
-                .text(name);
-                if var.name.is_empty() {
-                    // Telegram: custom-drawn rows, only a content description.
-                    row = row.desc(&format!("{name}, {last}"));
-                    name_n = name_n.text("");
-                }
-                row = row
-                    .child(
-                        Node::new(
-                            "android.widget.ImageView",
-                            pkg,
-                            [
-                                sc(42.0, s),
-                                y + sc(30.0, s),
-                                sc(180.0, s),
-                                y + row_h - sc(30.0, s),
-                            ],
-                        )
-                        .desc("Profile picture"),
-                    )
-                    .child(name_n)
-                    .child(
-                        Node::new(
-                            "android.widget.TextView",
-                            pkg,
-                            [
-                                sc(220.0, s),
-                                y + sc(110.0, s),
-                                w - sc(42.0, s),
-                                y + row_h - sc(20.0, s),
-                            ],
-                        )
-                        .text(&last),
-                    );
-                list = list.child(row);
-            }
-            frame.child(toolbar).child(list)
+        AppScreen::List => chat_list(app, idx, frame, g),
+        AppScreen::Chat(account) => chat(app, idx, account, frame, g),
+    }
+}
+
+/// The chat list: a toolbar and one row per contact or chat.
+fn chat_list(app: &AppState, idx: usize, frame: Node, g: Geom) -> Node {
+    let Geom { w, h, s, top } = g;
+    let pkg = app.def.package;
+    let var = app.var();
+    let bar_h = sc(147.0, s);
+    let toolbar = Node::new("android.view.ViewGroup", pkg, [0, top, w, top + bar_h]).child(
+        Node::new(
+            "android.widget.TextView",
+            pkg,
+            [
+                sc(42.0, s),
+                top + sc(30.0, s),
+                w / 2,
+                top + bar_h - sc(30.0, s),
+            ],
+        )
+        .text(app.def.label),
+    );
+    let mut list = Node::new(
+        "androidx.recyclerview.widget.RecyclerView",
+        pkg,
+        [0, top + bar_h, w, h],
+    );
+    if !var.row.is_empty() {
+        list = list.rid(&format!("{pkg}:id/list"));
+    }
+    let mut accounts: Vec<(String, String)> = app.contacts.clone();
+    for acc in app.chats.keys() {
+        if !accounts.iter().any(|(_, a)| a == acc) {
+            accounts.push((acc.clone(), acc.clone()));
         }
-        AppScreen::Chat(account) => {
-            let name = app.name_of(account);
-            let up = Node::new(
-                "android.widget.ImageButton",
+    }
+    let row_h = sc(198.0, s);
+    for (i, (name, account)) in accounts.iter().enumerate() {
+        let y = top + bar_h + i as i32 * row_h;
+        if y + row_h > h {
+            break;
+        }
+        list = list.child(list_row(app, idx, name, account, y, row_h, w, s));
+    }
+    frame.child(toolbar).child(list)
+}
+
+/// One row of the chat list: picture, name and last message (Telegram's
+/// custom-drawn rows carry only a content description).
+#[allow(clippy::too_many_arguments)]
+fn list_row(
+    app: &AppState,
+    idx: usize,
+    name: &str,
+    account: &str,
+    y: i32,
+    row_h: i32,
+    w: i32,
+    s: f64,
+) -> Node {
+    let pkg = app.def.package;
+    let var = app.var();
+    let last = app
+        .chats
+        .get(account)
+        .and_then(|m| m.last())
+        .map(|m| m.text.clone())
+        .unwrap_or_default();
+    let mut row = Node::new("android.widget.LinearLayout", pkg, [0, y, w, y + row_h])
+        .rid(var.row)
+        .click(Action::OpenChat(idx, account.to_string()));
+    let mut name_n = Node::new(
+        "android.widget.TextView",
+        pkg,
+        [
+            sc(220.0, s),
+            y + sc(30.0, s),
+            w - sc(200.0, s),
+            y + sc(100.0, s),
+        ],
+    )
+    .rid(var.name)
+    .text(name);
+    if var.name.is_empty() {
+        // Telegram: custom-drawn rows, only a content description.
+        row = row.desc(&format!("{name}, {last}"));
+        name_n = name_n.text("");
+    }
+    row = row
+        .child(
+            Node::new(
+                "android.widget.ImageView",
                 pkg,
-                [0, top, sc(147.0, s), top + bar_h],
+                [
+                    sc(42.0, s),
+                    y + sc(30.0, s),
+                    sc(180.0, s),
+                    y + row_h - sc(30.0, s),
+                ],
             )
-            .desc("Navigate up")
-            .click(Action::Back(idx));
-            let title = Node::new(
+            .desc("Profile picture"),
+        )
+        .child(name_n)
+        .child(
+            Node::new(
                 "android.widget.TextView",
                 pkg,
                 [
-                    sc(160.0, s),
-                    top + sc(20.0, s),
-                    w - sc(300.0, s),
-                    top + bar_h - sc(20.0, s),
+                    sc(220.0, s),
+                    y + sc(110.0, s),
+                    w - sc(42.0, s),
+                    y + row_h - sc(20.0, s),
                 ],
             )
-            .rid(var.name)
-            .text(&name);
-            let toolbar = Node::new("android.view.ViewGroup", pkg, [0, top, w, top + bar_h])
-                .child(up)
-                .child(title);
-            // The keyboard takes the lower 40 % when the field is focused.
-            let bottom = if app.focused { h - (h * 2 / 5) } else { h };
-            let compose_h = sc(150.0, s);
-            let cy = bottom - compose_h;
-            let mut msgs = Node::new(
-                "androidx.recyclerview.widget.RecyclerView",
-                pkg,
-                [0, top + bar_h, w, cy],
-            );
-            if !var.row.is_empty() {
-                msgs = msgs.rid(&format!("{pkg}:id/conversation_list"));
-            }
-            let bubble_h = sc(120.0, s);
-            let history = app.chats.get(account).map(Vec::as_slice).unwrap_or(&[]);
-            let fit = ((cy - top - bar_h) / bubble_h).max(0) as usize;
-            let shown = &history[history.len().saturating_sub(fit)..];
-            for (i, m) in shown.iter().enumerate() {
-                let y = top + bar_h + i as i32 * bubble_h;
-                let (x1, x2) = if m.outgoing {
-                    (w / 3, w - sc(30.0, s))
-                } else {
-                    (sc(30.0, s), w * 2 / 3)
-                };
-                let mut t = Node::new(
-                    "android.widget.TextView",
-                    pkg,
-                    [x1, y + sc(10.0, s), x2, y + bubble_h - sc(10.0, s)],
-                )
-                .rid(var.bubble)
-                .text(&m.text);
-                if var.bubble.is_empty() {
-                    t = t.desc(&m.text);
-                }
-                msgs = msgs.child(t);
-            }
-            let btn_w = sc(147.0, s);
-            let (entry_b, send_b) = if var.send_left {
-                (
-                    [
-                        btn_w + sc(20.0, s),
-                        cy + sc(15.0, s),
-                        w - sc(20.0, s),
-                        bottom - sc(15.0, s),
-                    ],
-                    [sc(10.0, s), cy + sc(10.0, s), btn_w, bottom - sc(10.0, s)],
-                )
-            } else {
-                (
-                    [
-                        sc(20.0, s),
-                        cy + sc(15.0, s),
-                        w - btn_w - sc(20.0, s),
-                        bottom - sc(15.0, s),
-                    ],
-                    [
-                        w - btn_w,
-                        cy + sc(10.0, s),
-                        w - sc(10.0, s),
-                        bottom - sc(10.0, s),
-                    ],
-                )
-            };
-            let mut entry = Node::new("android.widget.EditText", pkg, entry_b)
-                .rid(var.entry)
-                .click(Action::Focus(idx));
-            entry.text = if app.draft.is_empty() {
-                "Message".into()
-            } else {
-                app.draft.clone()
-            };
-            entry.focused = app.focused;
-            let send = if var.send_needs_text && app.draft.is_empty() {
-                Node::new("android.widget.ImageButton", pkg, send_b)
-                    .rid(if var.row.is_empty() { "" } else { "voice_note" })
-                    .desc("Voice message")
-            } else if let Some(label) = var.send_text {
-                Node::new("android.widget.Button", pkg, send_b)
-                    .rid(var.send)
-                    .text(label)
-                    .click(Action::Send(idx))
-            } else if var.send.is_empty() {
-                Node::new("android.view.View", pkg, send_b)
-                    .desc(var.send_desc)
-                    .click(Action::Send(idx))
-            } else {
-                Node::new("android.widget.ImageButton", pkg, send_b)
-                    .rid(var.send)
-                    .desc(var.send_desc)
-                    .click(Action::Send(idx))
-            };
-            // Voice button ids are package-qualified like the real ones.
-            let send = if send.rid == "voice_note" {
-                send.rid(&format!("{pkg}:id/voice_note_btn"))
-            } else {
-                send
-            };
-            let compose = Node::new("android.widget.LinearLayout", pkg, [0, cy, w, bottom])
-                .child(entry)
-                .child(send);
-            frame.child(toolbar).child(msgs).child(compose)
-        }
+            .text(&last),
+        );
+    row
+}
+
+/// A chat: toolbar, the messages that fit, and the compose bar (above the
+/// keyboard when the field is focused).
+fn chat(app: &AppState, idx: usize, account: &str, frame: Node, g: Geom) -> Node {
+    let Geom { w, h, s, top } = g;
+    let pkg = app.def.package;
+    let var = app.var();
+    let bar_h = sc(147.0, s);
+    let name = app.name_of(account);
+    let up = Node::new(
+        "android.widget.ImageButton",
+        pkg,
+        [0, top, sc(147.0, s), top + bar_h],
+    )
+    .desc("Navigate up")
+    .click(Action::Back(idx));
+    let title = Node::new(
+        "android.widget.TextView",
+        pkg,
+        [
+            sc(160.0, s),
+            top + sc(20.0, s),
+            w - sc(300.0, s),
+            top + bar_h - sc(20.0, s),
+        ],
+    )
+    .rid(var.name)
+    .text(&name);
+    let toolbar = Node::new("android.view.ViewGroup", pkg, [0, top, w, top + bar_h])
+        .child(up)
+        .child(title);
+    // The keyboard takes the lower 40 % when the field is focused.
+    let bottom = if app.focused { h - (h * 2 / 5) } else { h };
+    let compose_h = sc(150.0, s);
+    let cy = bottom - compose_h;
+    let mut msgs = Node::new(
+        "androidx.recyclerview.widget.RecyclerView",
+        pkg,
+        [0, top + bar_h, w, cy],
+    );
+    if !var.row.is_empty() {
+        msgs = msgs.rid(&format!("{pkg}:id/conversation_list"));
     }
+    let bubble_h = sc(120.0, s);
+    let history = app.chats.get(account).map(Vec::as_slice).unwrap_or(&[]);
+    let fit = ((cy - top - bar_h) / bubble_h).max(0) as usize;
+    let shown = &history[history.len().saturating_sub(fit)..];
+    for (i, m) in shown.iter().enumerate() {
+        let y = top + bar_h + i as i32 * bubble_h;
+        let (x1, x2) = if m.outgoing {
+            (w / 3, w - sc(30.0, s))
+        } else {
+            (sc(30.0, s), w * 2 / 3)
+        };
+        let mut t = Node::new(
+            "android.widget.TextView",
+            pkg,
+            [x1, y + sc(10.0, s), x2, y + bubble_h - sc(10.0, s)],
+        )
+        .rid(var.bubble)
+        .text(&m.text);
+        if var.bubble.is_empty() {
+            t = t.desc(&m.text);
+        }
+        msgs = msgs.child(t);
+    }
+    let compose = compose_bar(app, idx, cy, bottom, w, s);
+    frame.child(toolbar).child(msgs).child(compose)
+}
+
+/// The compose bar between `cy` and `bottom`: the entry field and the
+/// send button (a voice button while the variant needs text to send).
+fn compose_bar(app: &AppState, idx: usize, cy: i32, bottom: i32, w: i32, s: f64) -> Node {
+    let pkg = app.def.package;
+    let var = app.var();
+    let btn_w = sc(147.0, s);
+    let (entry_b, send_b) = if var.send_left {
+        (
+            [
+                btn_w + sc(20.0, s),
+                cy + sc(15.0, s),
+                w - sc(20.0, s),
+                bottom - sc(15.0, s),
+            ],
+            [sc(10.0, s), cy + sc(10.0, s), btn_w, bottom - sc(10.0, s)],
+        )
+    } else {
+        (
+            [
+                sc(20.0, s),
+                cy + sc(15.0, s),
+                w - btn_w - sc(20.0, s),
+                bottom - sc(15.0, s),
+            ],
+            [
+                w - btn_w,
+                cy + sc(10.0, s),
+                w - sc(10.0, s),
+                bottom - sc(10.0, s),
+            ],
+        )
+    };
+    let mut entry = Node::new("android.widget.EditText", pkg, entry_b)
+        .rid(var.entry)
+        .click(Action::Focus(idx));
+    entry.text = if app.draft.is_empty() {
+        "Message".into()
+    } else {
+        app.draft.clone()
+    };
+    entry.focused = app.focused;
+    let send = if var.send_needs_text && app.draft.is_empty() {
+        Node::new("android.widget.ImageButton", pkg, send_b)
+            .rid(if var.row.is_empty() { "" } else { "voice_note" })
+            .desc("Voice message")
+    } else if let Some(label) = var.send_text {
+        Node::new("android.widget.Button", pkg, send_b)
+            .rid(var.send)
+            .text(label)
+            .click(Action::Send(idx))
+    } else if var.send.is_empty() {
+        Node::new("android.view.View", pkg, send_b)
+            .desc(var.send_desc)
+            .click(Action::Send(idx))
+    } else {
+        Node::new("android.widget.ImageButton", pkg, send_b)
+            .rid(var.send)
+            .desc(var.send_desc)
+            .click(Action::Send(idx))
+    };
+    // Voice button ids are package-qualified like the real ones.
+    let send = if send.rid == "voice_note" {
+        send.rid(&format!("{pkg}:id/voice_note_btn"))
+    } else {
+        send
+    };
+    Node::new("android.widget.LinearLayout", pkg, [0, cy, w, bottom])
+        .child(entry)
+        .child(send)
 }
 
 /// Applies a tap at (x, y); returns whether something was hit.
@@ -523,4 +574,96 @@ pub fn tap(phone: &mut Phone, x: i32, y: i32) -> bool {
     }
     let _ = fg_app;
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::phone::config::{PhoneSimConfig, SimAppConfig, SimContact};
+    use crate::phone::state::ChatMessage;
+
+    /// A phone showing `app`'s screen `screen` (no clock involved).
+    fn phone_on(app: &str, screen: AppScreen) -> (Phone, usize) {
+        let mut cfg = PhoneSimConfig::new("t");
+        cfg.apps.insert(
+            app.into(),
+            SimAppConfig {
+                variant: 0,
+                account: "+490".into(),
+                contacts: vec![SimContact {
+                    name: "Bob".into(),
+                    account: "+491".into(),
+                }],
+                server: None,
+            },
+        );
+        let mut ph = Phone::new(cfg);
+        ph.awake = true;
+        ph.locked = false;
+        let idx = ph.apps.iter().position(|a| a.def.id == app).unwrap();
+        ph.fg = Foreground::App(idx);
+        ph.apps[idx].screen = screen;
+        (ph, idx)
+    }
+
+    fn nodes(root: &Node) -> Vec<&Node> {
+        let mut v = Vec::new();
+        root.walk(&mut |n| v.push(n));
+        v
+    }
+
+    #[test]
+    fn chat_list_has_a_row_per_contact_and_chat() {
+        let (mut ph, idx) = phone_on("whatsapp", AppScreen::List);
+        ph.apps[idx].chats.insert(
+            "+492".into(),
+            vec![ChatMessage {
+                outgoing: false,
+                text: "hi there".into(),
+                status: "sent",
+                id: 1,
+            }],
+        );
+        let root = screen(&ph).unwrap();
+        let rows: Vec<&Node> = nodes(&root)
+            .into_iter()
+            .filter(|n| matches!(n.action, Action::OpenChat(..)))
+            .collect();
+        assert_eq!(rows.len(), 2);
+        assert!(matches!(&rows[0].action, Action::OpenChat(i, a) if *i == idx && a == "+491"));
+        // A chat without a contact shows its account and last message.
+        let texts: Vec<&str> = nodes(rows[1]).iter().map(|n| n.text.as_str()).collect();
+        assert!(
+            texts.contains(&"+492") && texts.contains(&"hi there"),
+            "{texts:?}"
+        );
+    }
+
+    #[test]
+    fn chat_shows_messages_and_a_compose_bar_above_the_keyboard() {
+        let (mut ph, idx) = phone_on("whatsapp", AppScreen::Chat("+491".into()));
+        let h = ph.cfg.height as i32;
+        let entry_of = |ph: &Phone| {
+            let root = screen(ph).unwrap();
+            nodes(&root)
+                .into_iter()
+                .find(|n| n.class == "android.widget.EditText")
+                .map(|n| (n.text.clone(), n.bounds, n.focused))
+                .unwrap()
+        };
+        let (text, b, focused) = entry_of(&ph);
+        assert_eq!(text, "Message");
+        assert!(!focused && b[3] > h * 9 / 10);
+        ph.apps[idx].focused = true;
+        ph.apps[idx].draft = "typed".into();
+        let (text, b, focused) = entry_of(&ph);
+        assert_eq!(text, "typed");
+        assert!(focused && b[3] < h * 7 / 10, "{b:?}");
+        let root = screen(&ph).unwrap();
+        assert!(
+            nodes(&root)
+                .iter()
+                .any(|n| matches!(n.action, Action::Send(i) if i == idx))
+        );
+    }
 }

@@ -1892,4 +1892,43 @@ mod tests {
         assert_eq!(civil(1_700_000_000), (2023, 11, 14, 22, 13, 20));
         assert_eq!(civil(951_782_400), (2000, 2, 29, 0, 0, 0));
     }
+
+    #[test]
+    fn deep_links_open_the_contacts_chat() {
+        use crate::phone::config::{PhoneSimConfig, SimAppConfig, SimContact};
+        let mut cfg = PhoneSimConfig::new("t");
+        cfg.apps.insert(
+            "whatsapp".into(),
+            SimAppConfig {
+                variant: 0,
+                account: "+490".into(),
+                contacts: vec![SimContact {
+                    name: "Bob".into(),
+                    account: "+49 151 1".into(),
+                }],
+                server: None,
+            },
+        );
+        let ph = Phone::new(cfg);
+        let idx = ph.app_index("com.whatsapp").unwrap();
+        let intent = |words: &str| parse_intent(&words.split(' ').collect::<Vec<_>>()).unwrap();
+        // The account is matched by its digits and given as the contact has it.
+        let it = intent(
+            "-a android.intent.action.VIEW -d https://api.whatsapp.com/send?phone=491511&text=x",
+        );
+        assert_eq!(
+            intent_target(&ph, &it),
+            Some((idx, Some("+49 151 1".into())))
+        );
+        // An unknown account is opened as given.
+        let it = intent("-d whatsapp://send?phone=4977#x");
+        assert_eq!(intent_target(&ph, &it), Some((idx, Some("4977".into()))));
+        // A package alone launches the app; another package's link nothing.
+        assert_eq!(
+            intent_target(&ph, &intent("-p com.whatsapp")),
+            Some((idx, None))
+        );
+        let it = intent("-p org.thoughtcrime.securesms -d whatsapp://send?phone=1");
+        assert_eq!(intent_target(&ph, &it), None);
+    }
 }
