@@ -88,7 +88,7 @@ pub(super) fn w(buf: &mut Vec<u8>, s: &str) {
     buf.extend_from_slice(s.as_bytes());
 }
 
-/// Runs one command with its arguments (argv[0] is the name).
+/// Runs one command with its arguments (`argv[0]` is the name).
 pub fn run(
     sh: &mut Shell,
     argv: &[String],
