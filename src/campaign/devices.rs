@@ -435,6 +435,12 @@ impl PhoneControl for DevicePhones {
         Ok((!gone.is_empty()).then(|| gone.join("; ")))
     }
 
+    fn take_interruptions(&self, phone: &str) -> Vec<(f64, String)> {
+        self.phone(phone)
+            .map(|p| p.device().take_interruptions())
+            .unwrap_or_default()
+    }
+
     fn diagnostics(&self, phone: &str, dir: &Path) -> Result<(), EnvError> {
         let _busy = self.enter(phone);
         let p = self.phone(phone)?;

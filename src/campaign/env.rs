@@ -124,6 +124,13 @@ pub trait PhoneControl: Send + Sync {
         let _ = (phone, limit);
         Ok(None)
     }
+    /// The interruptions `phone` handled since the last call (host time,
+    /// what was done: a dialog dismissed, BACK pressed), for the journal.
+    /// Default: none (fakes show no dialogs).
+    fn take_interruptions(&self, phone: &str) -> Vec<(f64, String)> {
+        let _ = phone;
+        Vec::new()
+    }
     /// Force-stops the app and clears the firewall.
     fn finish(&self, phone: &str, app: &str) -> Result<(), EnvError>;
     /// Saves diagnostics (UI dump, screenshot) into `dir` after a failure.

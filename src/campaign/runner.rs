@@ -654,6 +654,7 @@ impl Runner {
                 pb.set_message(format!("{} {} {}", m.id, m.app, step.name()));
             }
             let r = self.step(step, m, dir, na, nb, &mut events);
+            self.journal_interruptions(m);
             let (state, detail, nodes, via) = match &r {
                 Ok(Some(rep)) => (
                     StepState::Done,
@@ -678,6 +679,22 @@ impl Runner {
             );
         }
         Ok(())
+    }
+
+    /// Journals the interruptions (dialogs dismissed, BACK pressed) the
+    /// phones handled during the last step: a measurement that needed them
+    /// is still valid, but the record says what was on the screens.
+    fn journal_interruptions(&mut self, m: &PlannedMeasurement) {
+        for ph in [&m.sender, &m.receiver] {
+            for (_, what) in self.env.phones.take_interruptions(ph) {
+                let _ = self.record.journal(
+                    Some(&m.id),
+                    "interruption",
+                    StepState::Done,
+                    Some(format!("{ph}: {what}")),
+                );
+            }
+        }
     }
 
     /// The nodes a paths/probes step works on and how it reaches them (for
@@ -934,7 +951,11 @@ impl Runner {
                 ph.clone(),
                 dir.join(format!("screen-{ph}.mp4")),
             );
-            let r = bounded(
+            // A phone action like any other: on its deadline it is
+            // cancelled on the phone before the measurement goes on.
+            let r = bounded_phone(
+                &self.env.phones,
+                ph,
                 &format!("{ph}: screenrecord"),
                 self.opts.step_timeout,
                 move || p.start_screenrecord(&x, limit, &file),
@@ -962,9 +983,9 @@ impl Runner {
             let handles: Vec<_> = std::mem::take(&mut self.recording)
                 .into_iter()
                 .map(|ph| {
-                    let (p, x) = (self.env.phones.clone(), ph.clone());
+                    let (p, x, phones) = (self.env.phones.clone(), ph.clone(), &self.env.phones);
                     let h = s.spawn(move || {
-                        bounded(&format!("{x}: screenrecord"), limit, {
+                        bounded_phone(phones, &x, &format!("{x}: screenrecord"), limit, {
                             let x = x.clone();
                             move || p.stop_screenrecord(&x)
                         })

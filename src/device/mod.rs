@@ -20,6 +20,7 @@ pub mod adb;
 pub mod api;
 pub mod clock;
 pub mod events;
+pub mod interrupt;
 pub mod keyguard;
 pub mod location;
 pub mod notif;

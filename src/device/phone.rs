@@ -5,6 +5,7 @@
 
 use super::adb::{Adb, ShellOutput, Target, connect_device, default_server};
 use super::clock::{self, ClockEstimate};
+use super::interrupt;
 use super::keyguard::{self, KeyguardState};
 use super::location::{self, APPIUM_SETTINGS, MockMethod};
 use super::notif;
@@ -139,6 +140,9 @@ pub struct Device {
     pub adb: Adb,
     /// Name for messages and file names.
     pub name: String,
+    /// Interruptions handled while waiting for elements, oldest first
+    /// (host time, what was done); drained by [`Device::take_interruptions`].
+    handled: std::sync::Mutex<Vec<(f64, String)>>,
 }
 
 fn now() -> f64 {
@@ -214,6 +218,7 @@ impl Device {
         Ok(Device {
             adb: Adb::open(target).await?,
             name,
+            handled: std::sync::Mutex::default(),
         })
     }
 
@@ -474,9 +479,12 @@ impl Device {
     }
 
     /// Polls the UI until a selector matches; saves the last dump on failure.
+    /// Interruptions in front of the app (its dismiss selectors, Android's
+    /// permission and ANR dialogs, another app's window) are handled on the
+    /// way ([`interrupt::next`]) and recorded ([`Device::take_interruptions`]).
     pub async fn wait_element(
         &self,
-        app: &str,
+        app: &AppProfile,
         what: &str,
         sels: &[Selector],
         timeout: Duration,
@@ -485,6 +493,7 @@ impl Device {
         let start = Instant::now();
         let mut last = String::new();
         let mut dumps = 0;
+        let mut budget = interrupt::Budget::default();
         loop {
             let (xml, nodes) = self.dump().await?;
             dumps += 1;
@@ -493,10 +502,10 @@ impl Device {
             }
             last = if xml.is_empty() { last } else { xml };
             if start.elapsed() >= timeout && dumps >= MIN_DUMPS {
-                let dump = self.save_dump(diag, app, what, &last);
+                let dump = self.save_dump(diag, &app.id, what, &last);
                 return Err(DeviceError::SelectorNotFound(Box::new(SelectorMiss {
                     device: self.name.clone(),
-                    app: app.to_string(),
+                    app: app.id.clone(),
                     element: what.to_string(),
                     selectors: sels
                         .iter()
@@ -507,8 +516,37 @@ impl Device {
                     dump,
                 })));
             }
+            if let Some(action) = interrupt::next(&nodes, app, &mut budget) {
+                self.handle_interruption(&action, what).await?;
+                continue;
+            }
             tokio::time::sleep(POLL).await;
         }
+    }
+
+    /// Carries out an interruption's action and records it.
+    pub async fn handle_interruption(
+        &self,
+        action: &interrupt::Action,
+        waiting_for: &str,
+    ) -> Result<(), DeviceError> {
+        match action {
+            interrupt::Action::Tap { node, .. } => self.tap(node).await?,
+            interrupt::Action::Back { .. } => {
+                self.sh_ok("input keyevent KEYCODE_BACK").await?;
+            }
+        }
+        let note = format!("{action} while waiting for {waiting_for}");
+        self.handled
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((now(), note));
+        Ok(())
+    }
+
+    /// The interruptions handled since the last call (host time, what).
+    pub fn take_interruptions(&self) -> Vec<(f64, String)> {
+        std::mem::take(&mut *self.handled.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Taps the centre of a node.
@@ -588,18 +626,12 @@ impl Device {
                 let sels: Vec<Selector> = alts.iter().map(|s| s.fill(&vars)).collect();
                 let timeout = if i == 0 { start } else { step };
                 let n = self
-                    .wait_element(
-                        &app.id,
-                        &format!("navigate-{}", i + 1),
-                        &sels,
-                        timeout,
-                        diag,
-                    )
+                    .wait_element(app, &format!("navigate-{}", i + 1), &sels, timeout, diag)
                     .await?;
                 self.tap(&n).await?;
             }
         }
-        self.wait_element(&app.id, "text_field", &ui.text_field, start, diag)
+        self.wait_element(app, "text_field", &ui.text_field, start, diag)
             .await?;
         Ok(())
     }
@@ -672,7 +704,7 @@ impl Device {
     ) -> Result<Vec<UiNode>, DeviceError> {
         let step = Duration::from_secs_f64(app.ui.ui_timeout_s.max(1.0));
         let field = self
-            .wait_element(&app.id, "text_field", &app.ui.text_field, step, diag)
+            .wait_element(app, "text_field", &app.ui.text_field, step, diag)
             .await?;
         self.tap(&field).await?;
         // A draft left by a failed attempt would get the text appended:
@@ -762,7 +794,7 @@ impl Device {
     ) -> Result<Sent, DeviceError> {
         let step = Duration::from_secs_f64(app.ui.ui_timeout_s.max(1.0));
         let n = self
-            .wait_element(&app.id, "send_button", &app.ui.send_button, step, diag)
+            .wait_element(app, "send_button", &app.ui.send_button, step, diag)
             .await?;
         self.tap_timed(app, &n).await
     }

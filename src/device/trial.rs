@@ -6,6 +6,7 @@
 
 use super::DeviceError;
 use super::api::{Contact, Phone};
+use super::interrupt;
 use super::phone::ReceiptVia;
 use super::uidump::{self, Selector};
 use crate::capture::Timestamp;
@@ -72,34 +73,29 @@ impl TryReport {
     }
 }
 
-/// Taps the app's dismiss selectors while one matches (at most 5), and
-/// presses BACK when another app's window is in front (at most twice).
+/// Handles the interruptions in front of the app right after its launch
+/// (the same rules and budget as every UI wait: [`interrupt::next`]),
+/// until a dump shows none.
 async fn dismiss(p: &Phone, app: &str) -> Result<Vec<String>, DeviceError> {
     let a = p.app(app)?.clone();
     let mut out = Vec::new();
-    let mut backs = 0;
-    for _ in 0..5 {
+    let mut budget = interrupt::Budget::default();
+    for _ in 0..10 {
         let (xml, nodes) = p.device().dump().await?;
         if xml.is_empty() {
             continue;
         }
-        if let Some((s, n)) =
-            a.ui.dismiss
-                .iter()
-                .find_map(|s| nodes.iter().find(|n| s.matches(n)).map(|n| (s, n.clone())))
-        {
-            p.device().tap(&n).await?;
-            out.push(s.to_string());
+        let Some(action) = interrupt::next(&nodes, &a, &mut budget) else {
+            // A foreign window is acted on at its second sighting.
+            if budget.backs == 0 || nodes.iter().any(|n| n.package == a.package) {
+                break;
+            }
             continue;
-        }
-        let foreign = !nodes.is_empty() && !nodes.iter().any(|n| n.package == a.package);
-        if foreign && backs < 2 {
-            backs += 1;
-            p.device().sh_ok("input keyevent KEYCODE_BACK").await?;
-            out.push("back key".into());
-            continue;
-        }
-        break;
+        };
+        p.device()
+            .handle_interruption(&action, "the app's first screen")
+            .await?;
+        out.push(action.to_string());
     }
     Ok(out)
 }

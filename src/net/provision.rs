@@ -242,6 +242,21 @@ fn res(name: &str, status: Status, detail: String, fix: Option<String>) -> Check
     }
 }
 
+/// The probe's facts by key (`""` when absent).
+#[derive(Clone, Copy)]
+struct Facts<'a>(&'a BTreeMap<String, String>);
+
+impl<'a> Facts<'a> {
+    fn get(&self, k: &str) -> &'a str {
+        self.0.get(k).map(String::as_str).unwrap_or("")
+    }
+}
+
+/// The fix for anything `matador node install` sets up.
+fn install_fix() -> Option<String> {
+    Some("`matador node install --node USER@HOST`".to_string())
+}
+
 /// Judges the probe's facts: packages, binary, permissions, disk,
 /// forwarding, tunnel and NAT. `local_sha` is the local binary's.
 pub fn judge_probe(
@@ -249,19 +264,29 @@ pub fn judge_probe(
     local_sha: &str,
     tunnel: Option<&NodeTunnel>,
 ) -> Vec<CheckResult> {
-    let get = |k: &str| f.get(k).map(String::as_str).unwrap_or("");
-    let mut v = Vec::new();
-    let install = || Some("`matador node install --node USER@HOST`".to_string());
-    let arch = get("arch");
+    let f = Facts(f);
+    let mut v = vec![judge_arch(f), judge_packages(f), judge_binary(f, local_sha)];
+    v.extend(judge_permissions(f));
+    v.push(judge_disk(f));
+    v.push(judge_ntp(f));
+    if let Some(t) = tunnel {
+        v.extend([
+            judge_tunnel(f, t),
+            judge_forwarding(f),
+            judge_nat(f, t),
+            judge_dnat(f, t),
+        ]);
+    }
+    v
+}
+
+/// The node runs the architecture this matador was built for.
+fn judge_arch(f: Facts) -> CheckResult {
+    let arch = f.get("arch");
     if arch == std::env::consts::ARCH {
-        v.push(res(
-            "arch",
-            Status::Ok,
-            format!("{} {arch}", get("os")),
-            None,
-        ));
+        res("arch", Status::Ok, format!("{} {arch}", f.get("os")), None)
     } else {
-        v.push(res(
+        res(
             "arch",
             Status::Fail,
             format!(
@@ -272,44 +297,52 @@ pub fn judge_probe(
                 "install with --binary pointing to a matador built for the node's architecture"
                     .into(),
             ),
-        ));
+        )
     }
+}
+
+/// WireGuard, wireguard-go, iptables and libpcap are installed.
+fn judge_packages(f: Facts) -> CheckResult {
     let missing: Vec<&str> = ["wg", "wireguard-go", "iptables", "libpcap"]
         .into_iter()
-        .filter(|p| get(&format!("have.{p}")) != "1")
+        .filter(|p| f.get(&format!("have.{p}")) != "1")
         .collect();
     if missing.is_empty() {
-        v.push(res(
+        res(
             "packages",
             Status::Ok,
             "wg, wireguard-go, iptables, libpcap".into(),
             None,
-        ));
+        )
     } else {
-        v.push(res(
+        res(
             "packages",
             Status::Fail,
             format!("missing: {}", missing.join(", ")),
-            install(),
-        ));
+            install_fix(),
+        )
     }
-    match (get("bin.sha"), get("bin.version")) {
-        ("", _) => v.push(res(
+}
+
+/// The node's matador binary exists, runs, and is this one.
+fn judge_binary(f: Facts, local_sha: &str) -> CheckResult {
+    match (f.get("bin.sha"), f.get("bin.version")) {
+        ("", _) => res(
             "binary",
             Status::Fail,
             format!("{REMOTE_BIN} missing"),
-            install(),
-        )),
-        (sha, ver) if !ver.starts_with("matador") => v.push(res(
+            install_fix(),
+        ),
+        (sha, ver) if !ver.starts_with("matador") => res(
             "binary",
             Status::Fail,
             format!(
                 "{REMOTE_BIN} does not run: {ver:?} (sha256 {})",
                 &sha[..sha.len().min(12)]
             ),
-            install(),
-        )),
-        (sha, ver) if sha != local_sha => v.push(res(
+            install_fix(),
+        ),
+        (sha, ver) if sha != local_sha => res(
             "binary",
             Status::Warn,
             format!(
@@ -318,55 +351,60 @@ pub fn judge_probe(
                 &local_sha[..local_sha.len().min(12)]
             ),
             Some("`matador node upgrade --node USER@HOST`".into()),
-        )),
-        (_, ver) => v.push(res(
-            "binary",
-            Status::Ok,
-            format!("{ver}, same as here"),
-            None,
-        )),
+        ),
+        (_, ver) => res("binary", Status::Ok, format!("{ver}, same as here"), None),
     }
-    let agent_uid = get("agent.uid");
-    let caps = get("bin.caps");
+}
+
+/// The agent user may capture and use raw sockets (root, or the binary's
+/// file capabilities): one result each.
+fn judge_permissions(f: Facts) -> [CheckResult; 2] {
+    let agent_uid = f.get("agent.uid");
+    let caps = f.get("bin.caps");
     let has = |c: &str| {
         caps.contains(c) && (caps.contains("=ep") || caps.contains("+ep") || caps.contains("=eip"))
     };
-    for (name, cap, why) in [
+    [
         ("capture permission", "cap_net_admin", "libpcap capture"),
         (
             "raw-socket permission",
             "cap_net_raw",
             "traceroutes and capture",
         ),
-    ] {
+    ]
+    .map(|(name, cap, why)| {
         if agent_uid == "none" || agent_uid.is_empty() {
-            v.push(res(
+            res(
                 name,
                 Status::Fail,
                 "agent user does not exist".into(),
-                install(),
-            ));
+                install_fix(),
+            )
         } else if agent_uid == "0" {
-            v.push(res(name, Status::Ok, "agent runs as root".into(), None));
+            res(name, Status::Ok, "agent runs as root".into(), None)
         } else if has(cap) && has("cap_net_raw") {
-            v.push(res(name, Status::Ok, format!("{REMOTE_BIN}: {caps}"), None));
+            res(name, Status::Ok, format!("{REMOTE_BIN}: {caps}"), None)
         } else {
-            v.push(res(
+            res(
                 name,
                 Status::Fail,
                 format!("agent user (uid {agent_uid}) lacks {cap} for {why} ({REMOTE_BIN} caps: {:?})", caps),
                 Some(format!("`setcap cap_net_admin,cap_net_raw+ep {REMOTE_BIN}` on the node (or `matador node install`)")),
-            ));
+            )
         }
-    }
-    match get("disk.free_kb").parse::<u64>() {
-        Ok(kb) if kb * 1024 >= MIN_DISK => v.push(res(
+    })
+}
+
+/// At least [`MIN_DISK`] free in /var/tmp (where captures go).
+fn judge_disk(f: Facts) -> CheckResult {
+    match f.get("disk.free_kb").parse::<u64>() {
+        Ok(kb) if kb * 1024 >= MIN_DISK => res(
             "disk",
             Status::Ok,
             format!("{:.1} GiB free in /var/tmp", kb as f64 / 1048576.0),
             None,
-        )),
-        Ok(kb) => v.push(res(
+        ),
+        Ok(kb) => res(
             "disk",
             Status::Fail,
             format!(
@@ -374,137 +412,157 @@ pub fn judge_probe(
                 kb as f64 / 1024.0
             ),
             Some("free space or point the agent dir to a larger file system".into()),
-        )),
-        Err(_) => v.push(res(
+        ),
+        Err(_) => res(
             "disk",
             Status::Warn,
             "free space unknown (df failed)".into(),
             None,
-        )),
+        ),
     }
-    match get("ntp.sync") {
-        "yes" => v.push(res(
+}
+
+/// The clock is disciplined (timedatectl or chrony).
+fn judge_ntp(f: Facts) -> CheckResult {
+    match f.get("ntp.sync") {
+        "yes" => res(
             "ntp",
             Status::Ok,
             "NTP synchronised (timedatectl)".into(),
             None,
-        )),
-        "no" => v.push(res(
+        ),
+        "no" => res(
             "ntp",
             Status::Warn,
             "timedatectl: NTP not synchronised".into(),
             Some("`apt-get install chrony` (or `timedatectl set-ntp true`)".into()),
-        )),
-        _ if !get("ntp.chrony").is_empty() => {
-            v.push(res("ntp", Status::Ok, get("ntp.chrony").to_string(), None))
+        ),
+        _ if !f.get("ntp.chrony").is_empty() => {
+            res("ntp", Status::Ok, f.get("ntp.chrony").to_string(), None)
         }
-        _ => v.push(res(
+        _ => res(
             "ntp",
             Status::Warn,
             "no timedatectl or chrony: clock discipline unknown (the offset is measured below)"
                 .into(),
             Some("`apt-get install chrony`".into()),
-        )),
+        ),
     }
-    if let Some(t) = tunnel {
-        let ok = |k: &str| get(k) == "1";
-        if ok("tun.link") && ok("tun.addr") {
-            let hs = get("tun.hs").parse::<u64>().unwrap_or(0);
-            v.push(res(
-                "tunnel",
-                Status::Ok,
-                format!(
-                    "{} {}{}",
-                    t.tunnel_if,
-                    t.address,
-                    if hs > 0 {
-                        ", handshake seen"
-                    } else {
-                        ", no handshake yet (router not up?)"
-                    }
-                ),
-                None,
-            ));
-        } else {
-            v.push(res(
-                "tunnel",
-                Status::Fail,
-                format!(
-                    "{} {}",
-                    t.tunnel_if,
-                    if ok("tun.link") {
-                        format!("lacks address {}", t.address)
-                    } else {
-                        "does not exist".into()
-                    }
-                ),
-                Some("`matador node install --tunnel nodes/<node>.json`".into()),
-            ));
-        }
-        if get("forward") == "1" {
-            v.push(res(
-                "forwarding",
-                Status::Ok,
-                "net.ipv4.ip_forward = 1".into(),
-                None,
-            ));
-        } else {
-            v.push(res(
-                "forwarding",
-                Status::Fail,
-                "net.ipv4.ip_forward is off: the node drops the phones' traffic".into(),
-                install(),
-            ));
-        }
-        let missing: Vec<&String> = t
-            .nat_sources
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| get(&format!("nat.{i}")) != "1")
-            .map(|(_, s)| s)
-            .collect();
-        if missing.is_empty() {
-            v.push(res(
-                "nat",
-                Status::Ok,
-                format!(
-                    "MASQUERADE {} out of {}",
-                    t.nat_sources.join(", "),
-                    t.uplink
-                ),
-                None,
-            ));
-        } else {
-            v.push(res(
-                "nat",
-                Status::Fail,
-                format!("no MASQUERADE for {missing:?} out of {}: replies cannot come back", t.uplink),
-                Some(format!(
-                    "`iptables -t nat -A POSTROUTING -s {} -o {} -j MASQUERADE` on the node (or `matador node install --tunnel …`)",
-                    missing[0], t.uplink
-                )),
-            ));
-        }
-        if get("dnat") == "1" {
-            v.push(res(
-                "dns",
-                Status::Ok,
-                format!("resolver {} DNATed to the node's upstream", t.resolver),
-                None,
-            ));
-        } else {
-            v.push(res(
-                "dns",
-                Status::Fail,
-                format!(
-                    "the phones' resolver {} is not DNATed on the node: their DNS goes unanswered",
-                    t.resolver
-                ),
-                Some("`matador node install --tunnel …`".into()),
-            ));
-        }
+}
+
+/// The tunnel interface exists with its address.
+fn judge_tunnel(f: Facts, t: &NodeTunnel) -> CheckResult {
+    let ok = |k: &str| f.get(k) == "1";
+    if ok("tun.link") && ok("tun.addr") {
+        let hs = f.get("tun.hs").parse::<u64>().unwrap_or(0);
+        res(
+            "tunnel",
+            Status::Ok,
+            format!(
+                "{} {}{}",
+                t.tunnel_if,
+                t.address,
+                if hs > 0 {
+                    ", handshake seen"
+                } else {
+                    ", no handshake yet (router not up?)"
+                }
+            ),
+            None,
+        )
+    } else {
+        res(
+            "tunnel",
+            Status::Fail,
+            format!(
+                "{} {}",
+                t.tunnel_if,
+                if ok("tun.link") {
+                    format!("lacks address {}", t.address)
+                } else {
+                    "does not exist".into()
+                }
+            ),
+            Some("`matador node install --tunnel nodes/<node>.json`".into()),
+        )
     }
-    v
+}
+
+/// IPv4 forwarding is on (the node forwards the phones' traffic).
+fn judge_forwarding(f: Facts) -> CheckResult {
+    if f.get("forward") == "1" {
+        res(
+            "forwarding",
+            Status::Ok,
+            "net.ipv4.ip_forward = 1".into(),
+            None,
+        )
+    } else {
+        res(
+            "forwarding",
+            Status::Fail,
+            "net.ipv4.ip_forward is off: the node drops the phones' traffic".into(),
+            install_fix(),
+        )
+    }
+}
+
+/// Every NAT source is masqueraded out of the uplink.
+fn judge_nat(f: Facts, t: &NodeTunnel) -> CheckResult {
+    let missing: Vec<&String> = t
+        .nat_sources
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| f.get(&format!("nat.{i}")) != "1")
+        .map(|(_, s)| s)
+        .collect();
+    if missing.is_empty() {
+        res(
+            "nat",
+            Status::Ok,
+            format!(
+                "MASQUERADE {} out of {}",
+                t.nat_sources.join(", "),
+                t.uplink
+            ),
+            None,
+        )
+    } else {
+        res(
+            "nat",
+            Status::Fail,
+            format!(
+                "no MASQUERADE for {missing:?} out of {}: replies cannot come back",
+                t.uplink
+            ),
+            Some(format!(
+                "`iptables -t nat -A POSTROUTING -s {} -o {} -j MASQUERADE` on the node (or `matador node install --tunnel …`)",
+                missing[0], t.uplink
+            )),
+        )
+    }
+}
+
+/// The phones' resolver is DNATed to the node's upstream.
+fn judge_dnat(f: Facts, t: &NodeTunnel) -> CheckResult {
+    if f.get("dnat") == "1" {
+        res(
+            "dns",
+            Status::Ok,
+            format!("resolver {} DNATed to the node's upstream", t.resolver),
+            None,
+        )
+    } else {
+        res(
+            "dns",
+            Status::Fail,
+            format!(
+                "the phones' resolver {} is not DNATed on the node: their DNS goes unanswered",
+                t.resolver
+            ),
+            Some("`matador node install --tunnel …`".into()),
+        )
+    }
 }
 
 /// Judges the agent's answers: its disk figures and the measured clock offset.
@@ -944,5 +1002,148 @@ mod tests {
         assert_eq!(by("capture permission"), Status::Fail);
         assert_eq!(by("raw-socket permission"), Status::Fail);
         assert_eq!(by("disk"), Status::Fail);
+    }
+
+    fn facts(text: &str) -> BTreeMap<String, String> {
+        parse_facts(text)
+    }
+
+    fn tunnel() -> NodeTunnel {
+        NodeTunnel {
+            node: "de-1".into(),
+            tunnel_if: "wg-lab".into(),
+            address: "198.18.2.2/30".into(),
+            listen_port: 51820,
+            wg_conf: String::new(),
+            nat_sources: vec!["198.18.1.0/24".into(), "198.18.2.1/32".into()],
+            routes: vec!["198.18.1.0/24".into()],
+            uplink: "eth0".into(),
+            resolver: "198.18.3.53".parse().unwrap(),
+            dns_upstream: None,
+        }
+    }
+
+    #[test]
+    fn arch_packages_and_binary() {
+        let here = std::env::consts::ARCH;
+        let f = facts(&format!("arch={here}\nos=debian"));
+        assert_eq!(judge_arch(Facts(&f)).detail, format!("debian {here}"));
+        let f = facts("arch=mips");
+        assert_eq!(judge_arch(Facts(&f)).status, Status::Fail);
+        let f = facts("have.wg=1\nhave.wireguard-go=0\nhave.iptables=1\n");
+        let c = judge_packages(Facts(&f));
+        assert_eq!(
+            (c.status, c.detail.as_str()),
+            (Status::Fail, "missing: wireguard-go, libpcap")
+        );
+        let all = facts("have.wg=1\nhave.wireguard-go=1\nhave.iptables=1\nhave.libpcap=1");
+        assert_eq!(judge_packages(Facts(&all)).status, Status::Ok);
+        let bin = |t: &str| judge_binary(Facts(&facts(t)), "0123456789abcdef");
+        assert_eq!(bin("").detail, format!("{REMOTE_BIN} missing"));
+        let c = bin("bin.sha=0123456789abcdef\nbin.version=Illegal instruction");
+        assert_eq!(
+            c.detail,
+            format!("{REMOTE_BIN} does not run: \"Illegal instruction\" (sha256 0123456789ab)")
+        );
+        let c = bin("bin.sha=ffff\nbin.version=matador 0.1.0");
+        assert_eq!(
+            (c.status, c.detail.as_str()),
+            (
+                Status::Warn,
+                "matador 0.1.0 differs from this matador (sha256 ffff vs 0123456789ab)"
+            )
+        );
+        assert_eq!(
+            bin("bin.sha=0123456789abcdef\nbin.version=matador 0.1.0").status,
+            Status::Ok
+        );
+    }
+
+    #[test]
+    fn permissions_need_root_or_both_capabilities() {
+        let st = |t: &str| judge_permissions(Facts(&facts(t))).map(|c| c.status);
+        assert_eq!(st("agent.uid=none"), [Status::Fail; 2]);
+        assert_eq!(st("agent.uid=0"), [Status::Ok; 2]);
+        assert_eq!(
+            st("agent.uid=1001\nbin.caps=cap_net_admin,cap_net_raw=ep"),
+            [Status::Ok; 2]
+        );
+        // Raw sockets alone do not make capture possible.
+        assert_eq!(
+            st("agent.uid=1001\nbin.caps=cap_net_raw=ep"),
+            [Status::Fail, Status::Ok]
+        );
+        assert_eq!(
+            st("agent.uid=1001\nbin.caps=cap_net_admin,cap_net_raw=e"),
+            [Status::Fail; 2]
+        );
+    }
+
+    #[test]
+    fn disk_and_ntp() {
+        let disk = |t: &str| judge_disk(Facts(&facts(t)));
+        assert_eq!(
+            disk("disk.free_kb=2097152").detail,
+            "2.0 GiB free in /var/tmp"
+        );
+        assert_eq!(disk("disk.free_kb=1024").status, Status::Fail);
+        assert_eq!(disk("").status, Status::Warn);
+        let ntp = |t: &str| judge_ntp(Facts(&facts(t)));
+        assert_eq!(ntp("ntp.sync=yes").status, Status::Ok);
+        assert_eq!(ntp("ntp.sync=no").status, Status::Warn);
+        let c = ntp("ntp.chrony=System time : 0.000001 seconds fast");
+        assert_eq!(
+            (c.status, c.detail.as_str()),
+            (Status::Ok, "System time : 0.000001 seconds fast")
+        );
+        assert_eq!(ntp("").status, Status::Warn);
+    }
+
+    #[test]
+    fn tunnel_forwarding_nat_and_dnat() {
+        let t = tunnel();
+        let f =
+            facts("tun.link=1\ntun.addr=1\ntun.hs=1700000000\nforward=1\nnat.0=1\nnat.1=1\ndnat=1");
+        let v = judge_probe(&f, "", Some(&t));
+        let tail: Vec<_> = v[v.len() - 4..]
+            .iter()
+            .map(|c| (c.name.as_str(), c.status))
+            .collect();
+        assert_eq!(
+            tail,
+            [
+                ("tunnel", Status::Ok),
+                ("forwarding", Status::Ok),
+                ("nat", Status::Ok),
+                ("dns", Status::Ok)
+            ]
+        );
+        assert_eq!(
+            judge_tunnel(Facts(&f), &t).detail,
+            "wg-lab 198.18.2.2/30, handshake seen"
+        );
+        let f = facts("tun.link=1\ntun.addr=0\nnat.0=1\nnat.1=0");
+        assert_eq!(
+            judge_tunnel(Facts(&f), &t).detail,
+            "wg-lab lacks address 198.18.2.2/30"
+        );
+        assert_eq!(judge_forwarding(Facts(&f)).status, Status::Fail);
+        let c = judge_nat(Facts(&f), &t);
+        assert_eq!(
+            c.detail,
+            "no MASQUERADE for [\"198.18.2.1/32\"] out of eth0: replies cannot come back"
+        );
+        assert!(
+            c.fix
+                .unwrap()
+                .starts_with("`iptables -t nat -A POSTROUTING -s 198.18.2.1/32 -o eth0")
+        );
+        assert_eq!(judge_dnat(Facts(&f), &t).status, Status::Fail);
+        // Without a tunnel description, none of the four is judged.
+        assert!(
+            judge_probe(&f, "", None)
+                .iter()
+                .all(|c| c.name != "nat" && c.name != "tunnel")
+        );
     }
 }

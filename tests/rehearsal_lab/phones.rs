@@ -66,8 +66,14 @@ pub fn start(
     let mut phones = Vec::new();
     for (i, (name, ns, mac)) in wlan.iter().enumerate() {
         let mut c = PhoneSimConfig::new(name);
-        // Prepared as docs/real-lab.md asks (ADBKeyboard installed).
+        // Prepared as docs/real-lab.md asks (ADBKeyboard installed), and
+        // interrupting as real phones do (the notification prompt on first
+        // start, a German UI on the second phone).
         c.adb_keyboard = true;
+        c.interruptions.notification_prompt = true;
+        if i == 1 {
+            c.locale = "de-DE".into();
+        }
         c.netns = Some(ns.clone());
         c.dns = Some("198.18.98.53:53".parse().unwrap());
         c.rooted = true;

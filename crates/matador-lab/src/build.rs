@@ -1387,6 +1387,13 @@ fn phone_sim_config(t: &Topology, plan: &Plan, id: &str, ns: String, i: usize) -
     let p = &t.phones[i];
     let mut c = PhoneSimConfig::new(&p.name);
     c.adb_keyboard = true;
+    // Interrupting as real phones do: Android 13's notification
+    // prompt on each app's first start, and one cold start in ten
+    // shows a "what's new" sheet, the store, or an ANR dialog.
+    c.interruptions = crate::phone::dialog::InterruptionConfig {
+        notification_prompt: true,
+        rate: 0.1,
+    };
     c.netns = Some(ns);
     c.dns = Some(SocketAddr::new(IpAddr::V4(RESOLVER), 53));
     c.background = p.background;

@@ -153,6 +153,15 @@ fn header(lab: &RealLab, comment: &str) -> String {
     )
 }
 
+fn file(rel: &str, mode: u32, text: String, secret: bool) -> GenFile {
+    GenFile {
+        rel: PathBuf::from(rel),
+        mode,
+        text,
+        secret,
+    }
+}
+
 /// Renders every file. `install_dir` is where the files will live on the
 /// router (paths inside the files point there).
 pub fn render(
@@ -171,20 +180,45 @@ pub fn render(
     }
     let dir = install_dir.display().to_string();
     let tunnels = lab.tunnels();
-    let phones = lab.phone_plans();
     let net = lab.wlan_net()?;
     let wlan_cidr = format!("{}/{}", net.network(), net.prefix());
-    let r = &lab.router;
-    let file = |rel: &str, mode: u32, text: String, secret: bool| GenFile {
-        rel: PathBuf::from(rel),
-        mode,
-        text,
-        secret,
-    };
-    let mut files = Vec::new();
+    let (psk, accept) = hostapd_lists(lab, passphrase);
+    let mut files = vec![
+        file("hostapd.conf", 0o644, hostapd_conf(lab, &dir), false),
+        file("hostapd.psk", 0o600, psk, true),
+        file("hostapd.accept", 0o644, accept, false),
+        file(
+            "dnsmasq.conf",
+            0o644,
+            dnsmasq_conf(lab, &tunnels, net),
+            false,
+        ),
+        file("sysctl.conf", 0o644, sysctl_conf(lab), false),
+        file(
+            "router.nft",
+            0o644,
+            nft_rules(lab, &tunnels, &wlan_cidr),
+            false,
+        ),
+        file(
+            "router.iptables",
+            0o644,
+            iptables_rules(lab, &tunnels, &wlan_cidr),
+            false,
+        ),
+        file("router-up.sh", 0o755, router_up(lab, &tunnels, &dir), false),
+    ];
+    // WireGuard and the nodes' tunnel descriptions.
+    for ((node, t), k) in lab.nodes.iter().zip(&tunnels).zip(keys) {
+        files.extend(node_files(lab, node, t, k, &wlan_cidr)?);
+    }
+    Ok(files)
+}
 
-    // hostapd: WPA2-PSK (CCMP only), per-MAC passphrases and a MAC accept
-    // list so only the lab's phones associate; clients isolated.
+/// hostapd: WPA2-PSK (CCMP only), per-MAC passphrases and a MAC accept
+/// list so only the lab's phones associate; clients isolated.
+fn hostapd_conf(lab: &RealLab, dir: &str) -> String {
+    let r = &lab.router;
     let band_a = r.channel >= 36;
     let mut h = header(lab, "#");
     let _ = writeln!(h, "interface={}", r.wlan_if);
@@ -207,7 +241,11 @@ pub fn render(
     h += "macaddr_acl=1\n";
     let _ = writeln!(h, "accept_mac_file={dir}/hostapd.accept");
     h += "ap_isolate=1\n";
-    files.push(file("hostapd.conf", 0o644, h, false));
+    h
+}
+
+/// hostapd's per-MAC passphrase file and MAC accept list.
+fn hostapd_lists(lab: &RealLab, passphrase: &str) -> (String, String) {
     let mut psk = String::from("# MAC passphrase (one line per phone)\n");
     let mut accept = header(lab, "#");
     for p in &lab.phones {
@@ -215,13 +253,15 @@ pub fn render(
         let _ = writeln!(psk, "{mac} {passphrase}");
         let _ = writeln!(accept, "{mac}");
     }
-    files.push(file("hostapd.psk", 0o600, psk, true));
-    files.push(file("hostapd.accept", 0o644, accept, false));
+    (psk, accept)
+}
 
-    // dnsmasq: DHCP only. The router must not resolve anything itself: its
-    // resolver would go out of its own uplink, i.e. leak the phones' names
-    // in the lab's country. Phones get the resolver address that their
-    // policy rule sends into their tunnel.
+/// dnsmasq: DHCP only. The router must not resolve anything itself: its
+/// resolver would go out of its own uplink, i.e. leak the phones' names
+/// in the lab's country. Phones get the resolver address that their
+/// policy rule sends into their tunnel.
+fn dnsmasq_conf(lab: &RealLab, tunnels: &[TunnelPlan], net: ipnetwork::Ipv4Network) -> String {
+    let r = &lab.router;
     let mut d = header(lab, "#");
     d += "# DHCP only: port=0 turns DNS off (the phones' queries go through their tunnel).\nport=0\n";
     let _ = writeln!(d, "interface={}", r.wlan_if);
@@ -235,7 +275,7 @@ pub fn render(
     );
     let _ = writeln!(d, "dhcp-option=tag:lab,option:router,{}", net.ip());
     d += "# Only the phones below get an address.\ndhcp-ignore=tag:!known\n";
-    for (p, plan) in lab.phones.iter().zip(&phones) {
+    for (p, plan) in lab.phones.iter().zip(&lab.phone_plans()) {
         let t = &tunnels[plan.node];
         let mac = super::parse_mac(&p.mac).unwrap_or_default();
         let _ = writeln!(
@@ -255,30 +295,35 @@ pub fn render(
         );
     }
     d += "log-dhcp\n";
-    files.push(file("dnsmasq.conf", 0o644, d, false));
+    d
+}
 
-    // sysctl.
+/// sysctl: forwarding, loose reverse-path filter, no IPv6 on the WLAN.
+fn sysctl_conf(lab: &RealLab) -> String {
+    let w = &lab.router.wlan_if;
     let mut s = header(lab, "#");
     s += "net.ipv4.ip_forward = 1\n";
     s += "# Loose reverse-path filter: replies from the internet arrive through a tunnel\n# while the main table routes their sources out of the uplink.\n";
     s += "net.ipv4.conf.all.rp_filter = 2\nnet.ipv4.conf.default.rp_filter = 2\n";
-    let _ = writeln!(s, "net.ipv4.conf.{}.rp_filter = 2", r.wlan_if);
+    let _ = writeln!(s, "net.ipv4.conf.{w}.rp_filter = 2");
     s += "# The tunnels carry IPv4 only: no IPv6 on the WLAN, so none can leak.\n";
-    let _ = writeln!(s, "net.ipv6.conf.{}.disable_ipv6 = 1", r.wlan_if);
+    let _ = writeln!(s, "net.ipv6.conf.{w}.disable_ipv6 = 1");
     s += "net.ipv6.conf.all.forwarding = 0\n";
-    files.push(file("sysctl.conf", 0o644, s, false));
+    s
+}
 
+/// The nftables leak guard.
+fn nft_rules(lab: &RealLab, tunnels: &[TunnelPlan], wlan_cidr: &str) -> String {
     let tun_set = tunnels
         .iter()
         .map(|t| format!("\"{}\"", t.router_if))
         .collect::<Vec<_>>()
         .join(", ");
-    // nftables leak guard.
     let mut n = header(lab, "#");
     n += "# Apply with `nft -f router.nft` (or use router.iptables instead, not both).\n";
     n += "table inet matador\ndelete table inet matador\n\ntable inet matador {\n";
     n += "\tchain input {\n\t\ttype filter hook input priority filter; policy accept;\n";
-    let w = &r.wlan_if;
+    let w = &lab.router.wlan_if;
     let _ = writeln!(n, "\t\tiifname \"{w}\" ct state established,related accept");
     let _ = writeln!(
         n,
@@ -304,9 +349,13 @@ pub fn render(
         "\t\toifname \"{w}\" counter drop comment \"nothing else reaches the phones\""
     );
     n += "\t}\n}\n";
-    files.push(file("router.nft", 0o644, n, false));
+    n
+}
 
-    // iptables-restore equivalent (IPv4; IPv6 is off on the WLAN).
+/// The iptables-restore equivalent of [`nft_rules`] (IPv4; IPv6 is off on
+/// the WLAN).
+fn iptables_rules(lab: &RealLab, tunnels: &[TunnelPlan], wlan_cidr: &str) -> String {
+    let w = &lab.router.wlan_if;
     let mut ip = header(lab, "#");
     ip += "# Apply with `iptables-restore < router.iptables` (replaces the filter table).\n*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n";
     let _ = writeln!(
@@ -319,14 +368,14 @@ pub fn render(
         "-A INPUT -i {w} -p icmp --icmp-type echo-request -j ACCEPT"
     );
     let _ = writeln!(ip, "-A INPUT -i {w} -j DROP");
-    for t in &tunnels {
+    for t in tunnels {
         let _ = writeln!(ip, "-A FORWARD -i {w} -o {} -j ACCEPT", t.router_if);
     }
     let _ = writeln!(
         ip,
         "-A FORWARD -i {w} -m comment --comment \"leak guard\" -j DROP"
     );
-    for t in &tunnels {
+    for t in tunnels {
         let _ = writeln!(
             ip,
             "-A FORWARD -i {} -o {w} -d {wlan_cidr} -j ACCEPT",
@@ -335,71 +384,57 @@ pub fn render(
     }
     let _ = writeln!(ip, "-A FORWARD -o {w} -j DROP");
     ip += "COMMIT\n";
-    files.push(file("router.iptables", 0o644, ip, false));
+    ip
+}
 
-    files.push(file(
-        "router-up.sh",
-        0o755,
-        router_up(lab, &tunnels, &dir),
-        false,
-    ));
-
-    // WireGuard and the nodes' tunnel descriptions.
-    for ((node, t), k) in lab.nodes.iter().zip(&tunnels).zip(keys) {
-        let mut rc = String::from("[Interface]\n");
-        let _ = writeln!(rc, "PrivateKey = {}", k.router.private);
-        rc += "\n[Peer]\n";
-        let _ = writeln!(rc, "# node {} ({})", node.name, node.country);
-        let _ = writeln!(rc, "PublicKey = {}", k.node.public);
-        let host = if node.host.contains(':') {
-            format!("[{}]", node.host)
-        } else {
-            node.host.clone()
-        };
-        let _ = writeln!(rc, "Endpoint = {host}:{}", node.wg_port);
-        rc += "AllowedIPs = 0.0.0.0/0\n";
-        let _ = writeln!(rc, "PersistentKeepalive = {KEEPALIVE}");
-        files.push(file(
-            &format!("wg/router-{}.conf", node.name),
-            0o600,
-            rc,
-            true,
-        ));
-        let mut nc = String::from("[Interface]\n");
-        let _ = writeln!(nc, "PrivateKey = {}", k.node.private);
-        let _ = writeln!(nc, "ListenPort = {}", node.wg_port);
-        nc += "\n[Peer]\n";
-        let _ = writeln!(nc, "# router of lab {}", lab.name);
-        let _ = writeln!(nc, "PublicKey = {}", k.router.public);
-        let _ = writeln!(nc, "AllowedIPs = {wlan_cidr}, {}/32", t.router_addr);
-        let wlan = wlan_cidr.clone();
-        let nt = NodeTunnel {
-            node: node.name.clone(),
-            tunnel_if: node.tunnel_if.clone(),
-            address: format!("{}/30", t.node_addr),
-            listen_port: node.wg_port,
-            wg_conf: nc.clone(),
-            nat_sources: vec![wlan.clone(), format!("{}/32", t.router_addr)],
-            routes: vec![wlan],
-            uplink: node.uplink.clone(),
-            resolver: r.resolver,
-            dns_upstream: node.dns_upstream,
-        };
-        files.push(file(
-            &format!("wg/node-{}.conf", node.name),
-            0o600,
-            nc,
-            true,
-        ));
-        let json = serde_json::to_string_pretty(&nt).map_err(|e| e.to_string())? + "\n";
-        files.push(file(
-            &format!("nodes/{}.json", node.name),
-            0o600,
-            json,
-            true,
-        ));
-    }
-    Ok(files)
+/// One node's files: the router's and the node's `wg setconf` files and
+/// the node's tunnel description (`nodes/<node>.json`).
+fn node_files(
+    lab: &RealLab,
+    node: &super::RealNode,
+    t: &TunnelPlan,
+    k: &TunnelKeys,
+    wlan_cidr: &str,
+) -> Result<[GenFile; 3], String> {
+    let mut rc = String::from("[Interface]\n");
+    let _ = writeln!(rc, "PrivateKey = {}", k.router.private);
+    rc += "\n[Peer]\n";
+    let _ = writeln!(rc, "# node {} ({})", node.name, node.country);
+    let _ = writeln!(rc, "PublicKey = {}", k.node.public);
+    let host = if node.host.contains(':') {
+        format!("[{}]", node.host)
+    } else {
+        node.host.clone()
+    };
+    let _ = writeln!(rc, "Endpoint = {host}:{}", node.wg_port);
+    rc += "AllowedIPs = 0.0.0.0/0\n";
+    let _ = writeln!(rc, "PersistentKeepalive = {KEEPALIVE}");
+    let mut nc = String::from("[Interface]\n");
+    let _ = writeln!(nc, "PrivateKey = {}", k.node.private);
+    let _ = writeln!(nc, "ListenPort = {}", node.wg_port);
+    nc += "\n[Peer]\n";
+    let _ = writeln!(nc, "# router of lab {}", lab.name);
+    let _ = writeln!(nc, "PublicKey = {}", k.router.public);
+    let _ = writeln!(nc, "AllowedIPs = {wlan_cidr}, {}/32", t.router_addr);
+    let wlan = wlan_cidr.to_string();
+    let nt = NodeTunnel {
+        node: node.name.clone(),
+        tunnel_if: node.tunnel_if.clone(),
+        address: format!("{}/30", t.node_addr),
+        listen_port: node.wg_port,
+        wg_conf: nc.clone(),
+        nat_sources: vec![wlan.clone(), format!("{}/32", t.router_addr)],
+        routes: vec![wlan],
+        uplink: node.uplink.clone(),
+        resolver: lab.router.resolver,
+        dns_upstream: node.dns_upstream,
+    };
+    let json = serde_json::to_string_pretty(&nt).map_err(|e| e.to_string())? + "\n";
+    Ok([
+        file(&format!("wg/router-{}.conf", node.name), 0o600, rc, true),
+        file(&format!("wg/node-{}.conf", node.name), 0o600, nc, true),
+        file(&format!("nodes/{}.json", node.name), 0o600, json, true),
+    ])
 }
 
 fn router_up(lab: &RealLab, tunnels: &[TunnelPlan], dir: &str) -> String {
@@ -558,4 +593,113 @@ pub fn generate(
     })?;
     write(out, &files)?;
     Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lab() -> RealLab {
+        let p = crate::source_dir().join("tests/fixtures/reallab/lab.yaml");
+        RealLab::load(&p).unwrap()
+    }
+
+    fn keys(i: usize) -> TunnelKeys {
+        let k = |side: &str| Keys {
+            private: format!("{side}-PRIVATE-{i}"),
+            public: format!("{side}-PUBLIC-{i}"),
+        };
+        TunnelKeys {
+            router: k("ROUTER"),
+            node: k("NODE"),
+        }
+    }
+
+    #[test]
+    fn hostapd_band_follows_the_channel() {
+        let mut lab = lab();
+        let g = hostapd_conf(&lab, "/etc/x");
+        assert!(g.contains("hw_mode=g\nchannel=6\n") && !g.contains("ieee80211ac"));
+        assert!(g.contains("wpa_psk_file=/etc/x/hostapd.psk\n"));
+        lab.router.channel = 36;
+        let a = hostapd_conf(&lab, "/etc/x");
+        assert!(
+            a.contains("ieee80211h=1\nhw_mode=a\nchannel=36\n") && a.contains("ieee80211ac=1\n")
+        );
+    }
+
+    #[test]
+    fn psk_and_accept_list_every_phone_mac() {
+        let (psk, accept) = hostapd_lists(&lab(), "secret-pass");
+        assert_eq!(
+            psk,
+            "# MAC passphrase (one line per phone)\n3c:2e:f9:00:00:01 secret-pass\n3c:2e:f9:00:00:02 secret-pass\n"
+        );
+        assert!(accept.ends_with("\n3c:2e:f9:00:00:01\n3c:2e:f9:00:00:02\n"));
+        assert!(!accept.contains("secret-pass"));
+    }
+
+    #[test]
+    fn dnsmasq_and_sysctl_per_phone_and_wlan() {
+        let lab = lab();
+        let d = dnsmasq_conf(&lab, &lab.tunnels(), lab.wlan_net().unwrap());
+        assert!(d.contains("port=0\n") && d.contains("dhcp-ignore=tag:!known\n"));
+        for p in &lab.phones {
+            assert!(d.contains(&format!(",set:{},{},{},12h\n", p.name, p.addr, p.name)));
+        }
+        let s = sysctl_conf(&lab);
+        assert!(s.contains("net.ipv6.conf.wlp2s0.disable_ipv6 = 1\n"));
+        assert!(s.contains("net.ipv4.ip_forward = 1\n"));
+    }
+
+    #[test]
+    fn leak_guards_list_every_tunnel() {
+        let lab = lab();
+        let t = lab.tunnels();
+        let n = nft_rules(&lab, &t, "198.18.100.0/24");
+        assert!(n.contains("iifname \"wlp2s0\" oifname { \"wg-de-1\", \"wg-br-1\" } accept\n"));
+        assert!(n.contains("ip daddr 198.18.100.0/24 accept\n"));
+        let ip = iptables_rules(&lab, &t, "198.18.100.0/24");
+        for tun in ["wg-de-1", "wg-br-1"] {
+            assert!(ip.contains(&format!("-A FORWARD -i wlp2s0 -o {tun} -j ACCEPT\n")));
+            assert!(ip.contains(&format!(
+                "-A FORWARD -i {tun} -o wlp2s0 -d 198.18.100.0/24 -j ACCEPT\n"
+            )));
+        }
+        // The guard comes after the tunnels' accepts.
+        let guard = ip.find("leak guard").unwrap();
+        assert!(ip.find("-o wg-br-1 -j ACCEPT").unwrap() < guard);
+        assert!(ip.ends_with("-A FORWARD -o wlp2s0 -j DROP\nCOMMIT\n"));
+    }
+
+    #[test]
+    fn node_files_pair_keys_and_describe_the_tunnel() {
+        let mut lab = lab();
+        lab.nodes[1].host = "2001:db8::7".into();
+        let t = lab.tunnels();
+        let [rc, nc, json] =
+            node_files(&lab, &lab.nodes[1], &t[1], &keys(1), "198.18.100.0/24").unwrap();
+        assert_eq!(rc.rel, PathBuf::from("wg/router-br-1.conf"));
+        assert!(rc.text.contains("PrivateKey = ROUTER-PRIVATE-1\n"));
+        assert!(rc.text.contains("PublicKey = NODE-PUBLIC-1\n"));
+        assert!(rc.text.contains("Endpoint = [2001:db8::7]:51821\n"));
+        assert!(
+            nc.text
+                .contains("PrivateKey = NODE-PRIVATE-1\nListenPort = 51821\n")
+        );
+        assert!(nc.text.contains("PublicKey = ROUTER-PUBLIC-1\n"));
+        assert!(
+            [&rc, &nc, &json]
+                .iter()
+                .all(|f| f.secret && f.mode == 0o600)
+        );
+        let nt: NodeTunnel = serde_json::from_str(&json.text).unwrap();
+        assert_eq!(nt.wg_conf, nc.text);
+        let inner = format!("{}/32", t[1].router_addr);
+        assert_eq!(nt.nat_sources, ["198.18.100.0/24", inner.as_str()]);
+        assert_eq!(
+            (nt.uplink.as_str(), nt.dns_upstream),
+            ("ens3", Some(Ipv4Addr::new(198, 51, 100, 53)))
+        );
+    }
 }

@@ -215,6 +215,14 @@ pub struct PhoneSimConfig {
     /// printable ASCII cannot be typed until a lab installs it.
     #[serde(default)]
     pub adb_keyboard: bool,
+    /// The phone's language and region (`persist.sys.locale`, e.g. `de-DE`):
+    /// the texts of the interruptions follow it.
+    #[serde(default = "default_locale")]
+    pub locale: String,
+    /// Interruptions real phones show (permission prompt, "what's new",
+    /// the store in front, "isn't responding"); none by default.
+    #[serde(default)]
+    pub interruptions: super::dialog::InterruptionConfig,
     /// Address of the phone's `wlan0` as `ip addr` shows it (CIDR).
     #[serde(default = "default_wlan_addr")]
     pub wlan_addr: String,
@@ -225,6 +233,10 @@ pub struct PhoneSimConfig {
 
 fn default_post_lag() -> [u64; 2] {
     [50, 300]
+}
+
+fn default_locale() -> String {
+    "en-US".into()
 }
 
 fn default_wlan_addr() -> String {
@@ -368,6 +380,8 @@ fn defaults(name: &str) -> PhoneSimConfig {
         start_locked: false,
         appium_settings: false,
         adb_keyboard: false,
+        locale: default_locale(),
+        interruptions: Default::default(),
         wlan_addr: default_wlan_addr(),
         wlan_gateway: default_wlan_gateway(),
     }

@@ -16,6 +16,7 @@ pub mod apps;
 pub mod backend;
 pub mod config;
 pub mod control;
+pub mod dialog;
 pub mod dns;
 pub mod firewall;
 pub mod net;

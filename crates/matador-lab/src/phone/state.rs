@@ -438,6 +438,8 @@ pub struct Phone {
     pub stall_input: Option<InputStall>,
     /// Random generator state (dump latency, failures).
     pub rng: u64,
+    /// The interruption in front of an app, if any ([`super::dialog`]).
+    pub dialog: Option<super::dialog::Dialog>,
 }
 
 impl Phone {
@@ -487,6 +489,7 @@ impl Phone {
             ("ro.serialno", serial),
             ("ro.sf.lcd_density", cfg.density.to_string()),
             ("persist.sys.timezone", "Etc/UTC".into()),
+            ("persist.sys.locale", cfg.locale.clone()),
             ("gsm.operator.alpha", String::new()),
             ("sys.boot_completed", "1".into()),
             (
@@ -576,6 +579,7 @@ impl Phone {
                     (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
                 })
                 .max(1),
+            dialog: None,
             cfg,
         }
     }
@@ -583,6 +587,28 @@ impl Phone {
     /// Phone time in unix seconds (for mtimes).
     pub fn now_secs(&self) -> u32 {
         (self.clock.now_ms() / 1000).max(0) as u32
+    }
+
+    /// Whether app `idx` may post notifications: the `POST_NOTIFICATION`
+    /// app op, which Android 13+ keeps in step with the `POST_NOTIFICATIONS`
+    /// permission (so `appops get/set` show and change it, as
+    /// `devices prepare` does); `None`: never decided.
+    pub fn notifications_allowed(&self, idx: usize) -> Option<bool> {
+        let key = (
+            self.apps[idx].def.package.to_string(),
+            "POST_NOTIFICATION".to_string(),
+        );
+        self.appops.get(&key).map(|m| m == "allow")
+    }
+
+    /// Decides app `idx`'s notification permission (the prompt's answer).
+    pub fn set_notifications_allowed(&mut self, idx: usize, allowed: bool) {
+        let key = (
+            self.apps[idx].def.package.to_string(),
+            "POST_NOTIFICATION".to_string(),
+        );
+        self.appops
+            .insert(key, if allowed { "allow" } else { "ignore" }.to_string());
     }
 
     /// Index of an installed app by package.
@@ -595,18 +621,25 @@ impl Phone {
         self.ui_changed = Instant::now();
         let cold = Duration::from_millis(self.cfg.cold_start_ms);
         let app = &mut self.apps[idx];
-        if !app.running {
+        let cold_start = !app.running;
+        if cold_start {
             app.running = true;
             app.screen = AppScreen::Splash(Instant::now() + cold);
             app.draft.clear();
             app.focused = false;
         }
         self.fg = Foreground::App(idx);
+        if cold_start {
+            super::dialog::on_cold_start(self, idx);
+        }
     }
 
     /// Stops an app (`am force-stop`).
     pub fn force_stop(&mut self, idx: usize) {
         self.ui_changed = Instant::now();
+        if self.dialog.is_some_and(|d| d.app() == idx) {
+            self.dialog = None;
+        }
         let app = &mut self.apps[idx];
         app.running = false;
         app.screen = AppScreen::List;
@@ -704,6 +737,10 @@ impl Phone {
             && !self.locked
             && self.fg == Foreground::App(idx)
             && self.apps[idx].screen == AppScreen::Chat(from.to_string());
+        // Android 13+: no notification without POST_NOTIFICATIONS.
+        let silenced = self.cfg.interruptions.notification_prompt
+            && self.cfg.sdk >= 33
+            && self.notifications_allowed(idx) != Some(true);
         let app = &mut self.apps[idx];
         app.chats
             .entry(from.to_string())
@@ -715,7 +752,7 @@ impl Phone {
                 id: 0,
             });
         self.ui_changed = Instant::now();
-        if visible {
+        if visible || silenced {
             return;
         }
         // One notification per chat, updated with every new message (the

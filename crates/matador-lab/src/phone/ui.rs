@@ -20,6 +20,8 @@ pub enum Action {
     Send(usize),
     /// Back to the chat list.
     Back(usize),
+    /// A button of the interruption on screen ([`super::dialog`]).
+    Dialog(super::dialog::Choice),
 }
 
 /// One view in the tree.
@@ -48,7 +50,7 @@ pub struct Node {
 }
 
 impl Node {
-    fn new(class: &'static str, pkg: &str, bounds: [i32; 4]) -> Self {
+    pub(crate) fn new(class: &'static str, pkg: &str, bounds: [i32; 4]) -> Self {
         Node {
             class,
             rid: String::new(),
@@ -63,28 +65,28 @@ impl Node {
         }
     }
 
-    fn rid(mut self, rid: &str) -> Self {
+    pub(crate) fn rid(mut self, rid: &str) -> Self {
         self.rid = rid.to_string();
         self
     }
 
-    fn text(mut self, t: &str) -> Self {
+    pub(crate) fn text(mut self, t: &str) -> Self {
         self.text = t.to_string();
         self
     }
 
-    fn desc(mut self, d: &str) -> Self {
+    pub(crate) fn desc(mut self, d: &str) -> Self {
         self.desc = d.to_string();
         self
     }
 
-    fn click(mut self, a: Action) -> Self {
+    pub(crate) fn click(mut self, a: Action) -> Self {
         self.clickable = true;
         self.action = a;
         self
     }
 
-    fn child(mut self, c: Node) -> Self {
+    pub(crate) fn child(mut self, c: Node) -> Self {
         self.children.push(c);
         self
     }
@@ -206,6 +208,10 @@ pub fn screen(phone: &Phone) -> Option<Node> {
                     .text("Swipe up to open"),
                 ),
         );
+    }
+    if let Some(d) = super::dialog::visible(phone) {
+        // The dump reads the active window: the interruption's alone.
+        return Some(super::dialog::screen(phone, d, w, h));
     }
     let status = Node::new(
         "android.widget.FrameLayout",
@@ -571,6 +577,7 @@ pub fn tap(phone: &mut Phone, x: i32, y: i32) -> bool {
             phone.apps[i].screen = AppScreen::List;
             phone.apps[i].focused = false;
         }
+        Action::Dialog(choice) => super::dialog::close(phone, choice),
     }
     let _ = fg_app;
     true

@@ -608,7 +608,8 @@ pub fn android_input_text(text: &str) -> Option<String> {
 }
 
 fn type_into(ph: &mut Phone, text: &str) {
-    if !ph.awake || ph.locked {
+    // An interruption's window has the input focus: the text goes nowhere.
+    if !ph.awake || ph.locked || super::super::dialog::visible(ph).is_some() {
         return;
     }
     if let Foreground::App(i) = ph.fg {
@@ -727,6 +728,9 @@ fn input(sh: &Shell, a: &[&str], _out: &mut Vec<u8>, err: &mut Vec<u8>) -> i32 {
                         ph.locked = false;
                     }
                     3 if ph.awake && !ph.locked => ph.fg = Foreground::Launcher,
+                    4 if ph.awake && !ph.locked && super::super::dialog::visible(&ph).is_some() => {
+                        super::super::dialog::back(&mut ph);
+                    }
                     4 if ph.awake && !ph.locked => {
                         if let Foreground::App(i) = ph.fg {
                             let app = &mut ph.apps[i];
