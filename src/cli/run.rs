@@ -71,18 +71,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         // The virtual lab's own address space, passed explicitly.
         opts.exempt.extend(matador_lab::topology::lab_networks());
     }
-    // Ctrl-C: finish the current step, tear down, leave a resumable record
-    // (during `--lab` bring-up it cancels the lab, which removes itself).
-    let stop = opts.stop.clone();
-    rt.spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\nstopping after the current step (Ctrl-C again to abort)...");
-            stop.store(true, std::sync::atomic::Ordering::SeqCst);
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
-            }
-        }
-    });
+    watch_ctrl_c(&rt, opts.stop.clone());
     // The virtual lab lives until the end of this function: dropping it
     // (error, panic) tears it down; normally `down` is called explicitly.
     let mut lab = None;
@@ -109,63 +98,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let resumed = record.is_some();
     let record = match record {
         Some(r) => r,
-        None => {
-            let r = Record::create(&args.out, &plan, &ls.source)?;
-            match (&lab_desc, &lab_topology) {
-                (Some(d), Some(t)) => {
-                    r.write_lab(&self_contained_lab(d, &r.dir)?)?;
-                    // The lab as built, for `--resume --lab`.
-                    // Without the phones' numbers (secrets kept out of the
-                    // record; a resume takes them from the lab base/profiles).
-                    let mut t = t.clone();
-                    for ph in &mut t.phones {
-                        ph.accounts.clear();
-                    }
-                    let yaml = serde_yaml_ng::to_string(&t)?;
-                    matador::campaign::record::write_atomic(
-                        &r.dir.join(LAB_TOPOLOGY),
-                        yaml.as_bytes(),
-                    )?;
-                }
-                _ => r.write_lab(&lab_json(&ls))?,
-            }
-            r
-        }
+        None => new_record(
+            &args.out,
+            &plan,
+            &ls,
+            lab_desc.as_ref(),
+            lab_topology.as_ref(),
+        )?,
     };
-    // Provenance of this run (the lab mmdb is in the folder by now).
-    let scenario_dir = if resumed {
-        record.dir.clone()
-    } else {
-        ls.path
-            .parent()
-            .unwrap_or(std::path::Path::new("."))
-            .to_path_buf()
-    };
-    let geo =
-        matador::campaign::provenance::geo_files(&record.dir, &scenario_dir, &ls.scenario.geo);
-    let nodes = matador::campaign::provenance::node_facts(
-        rt.handle(),
-        &agents,
-        std::time::Duration::from_secs(30),
-    );
-    for n in nodes.iter().filter(|n| n.error.is_some()) {
-        eprintln!(
-            "warning: provenance of node {}: {}",
-            n.node,
-            n.error.as_deref().unwrap_or("")
-        );
-    }
-    matador::campaign::provenance::append(
-        &record.dir,
-        matador::campaign::provenance::run_provenance(resumed, geo, nodes),
-    )?;
-    let pb = indicatif::ProgressBar::new(plan.measurements.len() as u64);
-    pb.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} measurements, ETA {eta} | {msg}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    append_provenance(&rt, &record, resumed, &ls, &agents)?;
+    let pb = progress_bar(plan.measurements.len());
     opts.progress = Some(pb.clone());
     let t0 = std::time::Instant::now();
     let mut runner = Runner::new(record, plan, env, opts);
@@ -174,12 +116,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     drop(runner);
     pb.finish_and_clear();
     if let Some(l) = lab.take() {
-        let t = std::time::Instant::now();
-        let problems = l.down();
-        for p in &problems {
-            eprintln!("warning: lab down: {p}");
-        }
-        eprintln!("lab down in {:.1} s", t.elapsed().as_secs_f64());
+        lab_down(l);
     }
     let summary = summary?;
     println!(
@@ -208,6 +145,109 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Ctrl-C: finish the current step, tear down, leave a resumable record
+/// (during `--lab` bring-up it cancels the lab, which removes itself); a
+/// second Ctrl-C aborts.
+fn watch_ctrl_c(rt: &tokio::runtime::Runtime, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    rt.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\nstopping after the current step (Ctrl-C again to abort)...");
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+}
+
+/// A new campaign record under `out` with its lab: the virtual lab's
+/// description made self-contained and its topology as built (for
+/// `--resume --lab`), else the scenario's real lab.
+fn new_record(
+    out: &std::path::Path,
+    plan: &Plan,
+    ls: &LoadedScenario,
+    lab_desc: Option<&matador::net::labdesc::LabDesc>,
+    lab_topology: Option<&matador_lab::topology::Topology>,
+) -> anyhow::Result<matador::campaign::record::Record> {
+    let r = matador::campaign::record::Record::create(out, plan, &ls.source)?;
+    match (lab_desc, lab_topology) {
+        (Some(d), Some(t)) => {
+            r.write_lab(&self_contained_lab(d, &r.dir)?)?;
+            // Without the phones' numbers (secrets kept out of the
+            // record; a resume takes them from the lab base/profiles).
+            let mut t = t.clone();
+            for ph in &mut t.phones {
+                ph.accounts.clear();
+            }
+            let yaml = serde_yaml_ng::to_string(&t)?;
+            matador::campaign::record::write_atomic(&r.dir.join(LAB_TOPOLOGY), yaml.as_bytes())?;
+        }
+        _ => r.write_lab(&lab_json(ls))?,
+    }
+    Ok(r)
+}
+
+/// Appends this run's provenance to the record: geolocation files (the
+/// lab mmdb is in the folder by now) and the nodes' facts.
+fn append_provenance(
+    rt: &tokio::runtime::Runtime,
+    record: &matador::campaign::record::Record,
+    resumed: bool,
+    ls: &LoadedScenario,
+    agents: &Agents,
+) -> anyhow::Result<()> {
+    let scenario_dir = if resumed {
+        record.dir.clone()
+    } else {
+        ls.path
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .to_path_buf()
+    };
+    let geo =
+        matador::campaign::provenance::geo_files(&record.dir, &scenario_dir, &ls.scenario.geo);
+    let nodes = matador::campaign::provenance::node_facts(
+        rt.handle(),
+        agents,
+        std::time::Duration::from_secs(30),
+    );
+    for n in nodes.iter().filter(|n| n.error.is_some()) {
+        eprintln!(
+            "warning: provenance of node {}: {}",
+            n.node,
+            n.error.as_deref().unwrap_or("")
+        );
+    }
+    matador::campaign::provenance::append(
+        &record.dir,
+        matador::campaign::provenance::run_provenance(resumed, geo, nodes),
+    )?;
+    Ok(())
+}
+
+/// The campaign's progress bar over `n` measurements.
+fn progress_bar(n: usize) -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::new(n as u64);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} measurements, ETA {eta} | {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    pb
+}
+
+/// Tears the virtual lab down after the campaign, reporting problems.
+fn lab_down(l: matador_lab::build::Lab) {
+    let t = std::time::Instant::now();
+    let problems = l.down();
+    for p in &problems {
+        eprintln!("warning: lab down: {p}");
+    }
+    eprintln!("lab down in {:.1} s", t.elapsed().as_secs_f64());
 }
 
 /// The scenario of a campaign being resumed, from its folder: the copy of
