@@ -15,12 +15,14 @@ flock "$node_cache/.lock" sh tests/reallab_node/build-root.sh "$node_cache" "$VE
 # One debug build, shared by the geolocation import and the test suite.
 cargo build --locked --bin matador
 MATADOR_BIN=target/debug/matador bash scripts/install-geo.sh
-cargo fmt --check
-cargo clippy --all-targets --locked -- -D warnings
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
 # cargo-nextest runs the test binaries side by side, the lab tests one at a
-# time (.config/nextest.toml); the library has no doc tests but they are run
-# so that a new one is not missed.
+# time (.config/nextest.toml); --workspace: the unit tests of every crate
+# (matador, matador-lab, the binary, bench/measgen) and the integration
+# tests. The libraries have no doc tests but they are run so that a new one
+# is not missed.
 status=0
-cargo nextest run --locked --no-fail-fast 2>&1 | tee target/test.log || status=1
-cargo test --locked --doc 2>&1 | tee -a target/test.log || status=1
+cargo nextest run --workspace --locked --no-fail-fast 2>&1 | tee target/test.log || status=1
+cargo test --workspace --locked --doc 2>&1 | tee -a target/test.log || status=1
 exit $status

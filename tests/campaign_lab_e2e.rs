@@ -252,7 +252,7 @@ fn lab_demo_campaign_end_to_end() {
         for ph in ["lab-a", "lab-b"] {
             let p = md.join(format!("screen-{ph}.mp4"));
             let bytes = std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-            let info = matador::lab::phone::screen::parse_mp4(&bytes)
+            let info = matador_lab::phone::screen::parse_mp4(&bytes)
                 .unwrap_or_else(|| panic!("{}: not a well-formed MP4", p.display()));
             assert_eq!(info.codec, "png ", "{}", p.display());
             assert!(!info.samples.is_empty(), "{}", p.display());

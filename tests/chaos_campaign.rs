@@ -26,7 +26,7 @@
 
 mod lab_common;
 
-use matador::lab::desc::LabDesc;
+use matador::net::labdesc::LabDesc;
 use matador::net::state::{Resource, StateFile};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};

@@ -178,7 +178,7 @@ fn env(b: &Arc<Blaster>) -> Env {
 #[test]
 fn disk_full_while_capturing_stops_clearly_and_keeps_earlier_measurements() {
     assert!(
-        matador::lab::build::is_root(),
+        matador_lab::build::is_root(),
         "this test needs root (tmpfs mount, network namespace)"
     );
     let tmp = tempfile::tempdir().unwrap();

@@ -10,7 +10,7 @@ use matador::device::adb::{Adb, Target};
 use matador::device::phone::Device;
 use matador::device::profile::AppProfile;
 use matador::device::uidump::Selector;
-use matador::lab::phone::config::AuthMode;
+use matador_lab::phone::config::AuthMode;
 use std::time::{Duration, Instant};
 use support::*;
 

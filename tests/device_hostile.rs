@@ -10,7 +10,7 @@ use matador::device::adb::Target;
 use matador::device::phone::Device;
 use matador::device::profile::AppProfile;
 use matador::device::typing::{self, Typing};
-use matador::lab::phone::shell::parse;
+use matador_lab::phone::shell::parse;
 use std::process::Command;
 use std::time::Duration;
 use support::*;
@@ -79,7 +79,7 @@ fn quoting_agrees_with_mksh_and_never_executes() {
     for w in [
         "", "a b", "it's", "\"", "\\", "$(x)", "`x`", "a\nb", "%s", "'''", "ü",
     ] {
-        let line = parse::quote(w);
+        let line = matador::device::shell_quote::quote(w);
         assert_eq!(mksh_words(&line), vec![w.to_string()]);
         assert_eq!(sim_words(&line), vec![w.to_string()]);
     }

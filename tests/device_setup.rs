@@ -10,7 +10,7 @@ mod support;
 
 use matador::device::adb::Target;
 use matador::device::phone::Device;
-use matador::lab::phone::sim::PhoneSim;
+use matador_lab::phone::sim::PhoneSim;
 use support::*;
 
 async fn phone(name: char, release: &str, sdk: u32, appium: bool) -> (PhoneSim, Device) {

@@ -195,7 +195,7 @@ async fn an_agent_line_of_4_gib_is_not_buffered() {
 
 #[tokio::test]
 async fn adb_headers_claiming_4_gib_are_refused_on_both_sides() {
-    use matador::lab::phone::wire::{WireError, read_message};
+    use matador_lab::phone::wire::{WireError, read_message};
     // Simulator side: a host announcing a 4 GiB payload.
     let mut h = Vec::new();
     let cmd = u32::from_le_bytes(*b"WRTE");

@@ -144,7 +144,7 @@ fn net_commands_get_argv_never_a_shell() {
 #[test]
 fn iptables_keeps_a_hostile_comment_as_data() {
     assert!(
-        matador::lab::build::is_root(),
+        matador_lab::build::is_root(),
         "this test needs root (a network namespace for iptables)"
     );
     let canary = tempfile::tempdir().unwrap();

@@ -15,9 +15,9 @@ use lab_common::{Capture, exe, leftovers, require_root};
 use matador::analysis::decode::decode;
 use matador::analysis::replay::{ReplayOptions, analyze_file};
 use matador::capture::CaptureReader;
-use matador::lab::build::{Lab, UpOptions};
-use matador::lab::censor::Injection;
-use matador::lab::topology::{Plan, Topology};
+use matador_lab::build::{Lab, UpOptions};
+use matador_lab::censor::Injection;
+use matador_lab::topology::{Plan, Topology};
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::Path;
@@ -176,7 +176,7 @@ fn lab_censor_races_are_detected_with_high_precision_and_recall() {
     // The lab's own address space is passed explicitly: the shipped bogon
     // list counts 198.18.0.0/15 and fc00::/7 as bogons.
     let lab_opts = ReplayOptions {
-        exempt: matador::lab::topology::lab_networks(),
+        exempt: matador_lab::topology::lab_networks(),
         ..ReplayOptions::default()
     };
     let report = analyze_file(&pcap, &lab_opts);

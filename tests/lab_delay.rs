@@ -6,8 +6,8 @@
 mod lab_common;
 
 use lab_common::{exe, leftovers, require_root};
-use matador::lab::build::{Lab, UpOptions};
-use matador::lab::topology::Topology;
+use matador_lab::build::{Lab, UpOptions};
+use matador_lab::topology::Topology;
 use std::path::Path;
 use std::process::Command;
 

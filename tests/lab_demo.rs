@@ -6,8 +6,8 @@
 mod lab_common;
 
 use lab_common::{Capture, demo, leftovers, ping};
-use matador::lab::build::dns_check;
-use matador::lab::desc::LabDesc;
+use matador::net::labdesc::LabDesc;
+use matador_lab::build::dns_check;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -115,7 +115,7 @@ fn demo_lab_routes_each_phone_through_its_country_node() {
     .unwrap();
     assert_eq!(ips.len(), 1);
     // TCP to the backend from the phone's namespace.
-    let port = matador::lab::phone::apps::app_def("whatsapp").unwrap().port;
+    let port = matador_lab::phone::apps::app_def("whatsapp").unwrap().port;
     let target = SocketAddr::new(backend.parse().unwrap(), port);
     matador::net::netns::run_in(Some(&lab.ns("lab-a")), move || {
         std::net::TcpStream::connect_timeout(&target, Duration::from_secs(2)).map(|_| ())

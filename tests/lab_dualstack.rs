@@ -9,8 +9,8 @@
 mod lab_common;
 
 use lab_common::{Capture, demo, leftovers};
-use matador::lab::topology::lab_address;
 use matador::net::state::{Resource, StateFile};
+use matador_lab::topology::lab_address;
 use std::net::{IpAddr, SocketAddr};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -106,7 +106,7 @@ fn ipv6_goes_through_the_same_tunnels_and_never_around_them() {
     assert_eq!(aaaa4, aaaa);
     // ICMPv6 and TCP over IPv6 to the backend.
     assert!(ping6(&lab.ns("lab-a"), &backend6, 3), "lab-a ↛ {backend6}");
-    let port = matador::lab::phone::apps::app_def("whatsapp").unwrap().port;
+    let port = matador_lab::phone::apps::app_def("whatsapp").unwrap().port;
     let target = SocketAddr::new(backend6.parse().unwrap(), port);
     matador::net::netns::run_in(Some(&lab.ns("lab-a")), move || {
         std::net::TcpStream::connect_timeout(&target, Duration::from_secs(2)).map(|_| ())

@@ -7,7 +7,7 @@ mod lab_common;
 use lab_common::{Capture, demo, leftovers, ping};
 use matador::net::state::{Resource, StateFile};
 
-fn wg_pid(lab: &matador::lab::build::Lab, ifname: &str) -> u32 {
+fn wg_pid(lab: &matador_lab::build::Lab, ifname: &str) -> u32 {
     let st = StateFile::load(&lab.state_path()).unwrap();
     st.state()
         .resources

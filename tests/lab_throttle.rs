@@ -4,9 +4,9 @@
 mod lab_common;
 
 use lab_common::{exe, leftovers, require_root};
-use matador::lab::build::{Lab, UpOptions};
-use matador::lab::topology::Topology;
 use matador::net::netns::run_in;
+use matador_lab::build::{Lab, UpOptions};
+use matador_lab::topology::Topology;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::Path;

@@ -38,7 +38,7 @@ impl Drop for Cleanup {
 #[test]
 fn tunnel_policy_routing_nat_and_teardown_in_router_mode() {
     assert!(
-        matador::lab::build::is_root(),
+        matador_lab::build::is_root(),
         "net tests need root (namespaces)"
     );
     assert!(

@@ -6,7 +6,7 @@
 mod support;
 
 use adb_client::ADBDeviceExt;
-use matador::lab::phone::config::AuthMode;
+use matador_lab::phone::config::AuthMode;
 use std::time::Duration;
 use support::*;
 

@@ -10,8 +10,8 @@ mod support;
 use matador::device::phone::Device;
 use matador::device::profile::AppProfile;
 use matador::device::{adb::Target, phone::ReceiptVia};
-use matador::lab::phone::backend::Backend;
-use matador::lab::phone::config::BackendConfig;
+use matador_lab::phone::backend::Backend;
+use matador_lab::phone::config::BackendConfig;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::{Command, Stdio};
@@ -113,7 +113,7 @@ async fn phones_in_netns_reach_app_servers_through_their_link() {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let srv2 = srv.clone();
     let server_thread = std::thread::spawn(move || {
-        matador::lab::phone::net::enter_netns(&srv2).unwrap();
+        matador_lab::phone::net::enter_netns(&srv2).unwrap();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -124,7 +124,7 @@ async fn phones_in_netns_reach_app_servers_through_their_link() {
             let mut tasks = Vec::new();
             for (i, app) in APPS.iter().enumerate() {
                 let addr = IpAddr::V4(ip(10 + i as u8));
-                let def = matador::lab::phone::apps::app_def(app).unwrap();
+                let def = matador_lab::phone::apps::app_def(app).unwrap();
                 let mut listen = vec![SocketAddr::new(addr, def.port)];
                 if *app == "wechat" {
                     listen.push(SocketAddr::new(addr, 80));
@@ -147,7 +147,7 @@ async fn phones_in_netns_reach_app_servers_through_their_link() {
             let sock = tokio::net::UdpSocket::bind(SocketAddr::new(IpAddr::V4(ip(53)), 53))
                 .await
                 .unwrap();
-            tasks.push(tokio::spawn(matador::lab::phone::dns::serve(sock, zone)));
+            tasks.push(tokio::spawn(matador_lab::phone::dns::serve(sock, zone)));
             ready_tx.send(()).unwrap();
             let _ = stop_rx.await;
             backends
@@ -250,7 +250,7 @@ async fn phones_in_netns_reach_app_servers_through_their_link() {
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     for (i, app) in APPS.iter().enumerate() {
-        let port = matador::lab::phone::apps::app_def(app).unwrap().port;
+        let port = matador_lab::phone::apps::app_def(app).unwrap().port;
         let want = format!("{}.{port}:", ip(10 + i as u8));
         assert!(
             text.lines().any(|l| l.contains(&want)),

@@ -2,11 +2,11 @@
 //! server per test, loopback app backends and DNS, two simulated phones.
 #![allow(dead_code)]
 
-use matador::lab::phone::backend::Backend;
-use matador::lab::phone::config::{
+use matador_lab::phone::backend::Backend;
+use matador_lab::phone::config::{
     BackendConfig, PhoneSimConfig, SimAppConfig, SimContact, UiDumpConfig,
 };
-use matador::lab::phone::sim::PhoneSim;
+use matador_lab::phone::sim::PhoneSim;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::process::Command;
@@ -160,7 +160,7 @@ pub async fn start_backends(delay_ms: u64) -> Backends {
     let mut tasks = Vec::new();
     for (i, app) in APPS.iter().enumerate() {
         let ip = IpAddr::V4(Ipv4Addr::new(net[0], net[1], net[2], 10 + i as u8));
-        let def = matador::lab::phone::apps::app_def(app).unwrap();
+        let def = matador_lab::phone::apps::app_def(app).unwrap();
         let mut listen = vec![SocketAddr::new(ip, def.port)];
         if *app == "wechat" {
             listen.push(SocketAddr::new(ip, 80));
@@ -188,7 +188,7 @@ pub async fn start_backends(delay_ms: u64) -> Backends {
     .await
     .unwrap();
     let dns = sock.local_addr().unwrap();
-    tasks.push(tokio::spawn(matador::lab::phone::dns::serve(
+    tasks.push(tokio::spawn(matador_lab::phone::dns::serve(
         sock,
         zone.clone(),
     )));

@@ -12,8 +12,6 @@ mod lab_common;
 
 use lab_common::{exe, leftovers, require_root};
 use matador::campaign::env::StepHook;
-use matador::lab::build::{Lab, UpOptions};
-use matador::lab::topology::Topology;
 use matador::net::netns::run_in;
 use matador::probes::limit::Limits;
 use matador::probes::session;
@@ -21,6 +19,8 @@ use matador::probes::spec::{AppTargets, EndpointSpec, ProbeSpec, app_targets};
 use matador::probes::step::{ProbeNode, ProbeStep};
 use matador::probes::vantage::run_in_netns;
 use matador::probes::verdict::{Knowledge, Verdict};
+use matador_lab::build::{Lab, UpOptions};
+use matador_lab::topology::Topology;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::SocketAddr;
@@ -172,7 +172,7 @@ fn probes_recover_exactly_the_configured_censorship() {
         run_in_netns(name, node.netns.as_deref().unwrap(), &s)
     };
     let t0 = Instant::now();
-    let knowledge = Knowledge::shipped(&matador::lab::topology::lab_networks());
+    let knowledge = Knowledge::shipped(&matador_lab::topology::lab_networks());
     let r = session::round(
         &spec,
         "ca-1",

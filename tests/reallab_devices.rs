@@ -7,7 +7,7 @@
 #[path = "phone_sim_support.rs"]
 mod support;
 
-use matador::lab::phone::config::AuthMode;
+use matador_lab::phone::config::AuthMode;
 use std::process::Command;
 use support::*;
 

@@ -38,7 +38,7 @@ fn sh(prog: &str, args: &[&str]) -> Output {
 
 fn require() {
     assert!(
-        matador::lab::build::is_root(),
+        matador_lab::build::is_root(),
         "reallab_node needs root (namespaces, chroot, mounts); CI runs it as root"
     );
     for p in [

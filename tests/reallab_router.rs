@@ -135,7 +135,7 @@ impl Drop for Ns {
 #[test]
 fn generated_files_pass_the_real_tools_and_apply() {
     assert!(
-        matador::lab::build::is_root(),
+        matador_lab::build::is_root(),
         "reallab_router needs root (nft/iptables/wireguard-go in a namespace)"
     );
     for p in [

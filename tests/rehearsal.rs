@@ -463,7 +463,7 @@ fn check_probes(md: &Path) {
     rounds.extend(r["vantages"].as_array().expect("vantages"));
     assert_eq!(rounds.len(), 2, "{}", f.display());
     for (i, app) in APPS.iter().enumerate() {
-        let host = matador::lab::phone::apps::app_def(app).expect("app").host;
+        let host = matador_lab::phone::apps::app_def(app).expect("app").host;
         for v in &rounds {
             let ep = v["apps"]
                 .as_array()

@@ -4,9 +4,9 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use matador::lab::phone::adbd::Service;
-use matador::lab::phone::shell::parse::parse;
-use matador::lab::phone::wire::{MAX_PAYLOAD, read_message};
+use matador_lab::phone::adbd::Service;
+use matador_lab::phone::shell::parse::parse;
+use matador_lab::phone::wire::{MAX_PAYLOAD, read_message};
 use std::future::Future;
 use std::task::{Context, Poll, Waker};
 

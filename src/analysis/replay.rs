@@ -653,7 +653,7 @@ mod tests {
 
     #[test]
     fn extra_sinks_see_every_packet_and_finish_last() {
-        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("captures/ndpi-signal.pcap");
+        let file = crate::source_dir().join("captures/ndpi-signal.pcap");
         let bytes = std::fs::read(&file).unwrap();
         let opts = ReplayOptions::default();
         let plain = analyze_reader("signal", &bytes[..], &opts);
@@ -685,7 +685,7 @@ mod tests {
             dir: dir.path().to_path_buf(),
             limit: 3,
         };
-        let samples = collect_inputs(&[Path::new(env!("CARGO_MANIFEST_DIR")).join("captures")]);
+        let samples = collect_inputs(&[crate::source_dir().join("captures")]);
         assert!(samples.len() >= 3, "{samples:?}");
         let opts = ReplayOptions::default();
         let mut spilled_somewhere = false;

@@ -204,7 +204,7 @@ pub fn geo_files(
 
 /// The matador build that is running.
 pub fn matador_build() -> MatadorBuild {
-    let tree = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let tree = crate::source_dir();
     let git = |args: &[&str]| -> Option<String> {
         if !tree.join(".git").exists() {
             return None;

@@ -346,7 +346,7 @@ impl Runner {
         CorrelateConfig {
             exempt: {
                 let mut v = self.opts.exempt.clone();
-                v.extend(crate::lab::topology::lab_exemption(&self.record.dir));
+                v.extend(crate::net::addrspace::recorded_exemption(&self.record.dir));
                 v
             },
             ..CorrelateConfig::default()

@@ -19,8 +19,8 @@ use super::pathstep::PathStep;
 use super::runner::Env;
 use super::vantage::{NetVantage, NodeRoute, PhoneRoute};
 use crate::device::profile::{AppProfile, PhoneProfile};
-use crate::lab::desc::LabDesc;
 use crate::net::agent::client::NodeConfig;
+use crate::net::labdesc::LabDesc;
 use crate::net::ssh::SshTarget;
 use crate::net::state::StateFile;
 use crate::probes::step::{ProbeNode, ProbeStep};
@@ -436,7 +436,11 @@ fn public_addr(host: &str, port: u16) -> Option<IpAddr> {
 
 /// The agent of a `lab.json` node: its SSH endpoint, the lab's node
 /// binary (`node_matador`), agent state in `dir`. `None` without SSH.
-pub fn lab_agent(desc: &LabDesc, n: &crate::lab::desc::NodeDesc, dir: &Path) -> Option<NodeConfig> {
+pub fn lab_agent(
+    desc: &LabDesc,
+    n: &crate::net::labdesc::NodeDesc,
+    dir: &Path,
+) -> Option<NodeConfig> {
     let s = n.ssh.as_ref()?;
     let mut ssh = SshTarget::new(
         n.name.clone(),
@@ -456,7 +460,7 @@ pub fn lab_agent(desc: &LabDesc, n: &crate::lab::desc::NodeDesc, dir: &Path) -> 
 /// A virtual-lab node from its `lab.json` entry.
 fn lab_node(
     desc: &LabDesc,
-    n: &crate::lab::desc::NodeDesc,
+    n: &crate::net::labdesc::NodeDesc,
     lab_dir: &Path,
 ) -> Result<NodePlace, CampaignError> {
     let t = n

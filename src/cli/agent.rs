@@ -4,9 +4,9 @@
 //! Run it inside a network namespace to capture there
 //! (`ip netns exec NS matador agent …`).
 
-use crate::net::agent::server::{AgentConfig, DEFAULT_ALLOWED, serve};
 use anyhow::Result;
 use clap::Args;
+use matador::net::agent::server::{AgentConfig, DEFAULT_ALLOWED, serve};
 use std::path::PathBuf;
 use std::process::ExitCode;
 

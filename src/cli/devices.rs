@@ -11,7 +11,7 @@ use std::net::{SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::device as matador_device;
+use matador::device as matador_device;
 
 /// Arguments of `matador devices`.
 #[derive(Debug, Args)]
@@ -213,7 +213,7 @@ async fn prepare(args: &DevicesArgs, p: &PrepareArgs) -> Result<ExitCode> {
         apps.retain(|a| p.app.contains(&a.id));
     }
     let lab = match &p.lab {
-        Some(f) => Some(crate::net::router::RealLab::load(f)?),
+        Some(f) => Some(matador::net::router::RealLab::load(f)?),
         None => None,
     };
     let opts = PrepareOptions {

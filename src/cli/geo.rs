@@ -1,12 +1,12 @@
 //! `matador geo`: lookups, ASN import, database diffs, plausibility checks.
 
-use crate::geo::db::{GeoAnswer, GeoDb, MmdbFile};
-use crate::geo::groups::GroupSet;
-use crate::geo::m49::{Country, M49};
-use crate::geo::plausibility::{Checker, Location};
-use crate::geo::{asn_csv, diff, parse_ip};
 use anyhow::Context;
 use clap::{Args, Subcommand};
+use matador::geo::db::{GeoAnswer, GeoDb, MmdbFile};
+use matador::geo::groups::GroupSet;
+use matador::geo::m49::{Country, M49};
+use matador::geo::plausibility::{Checker, Location};
+use matador::geo::{asn_csv, diff, parse_ip};
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -298,9 +298,9 @@ fn import_asn(paths: &[PathBuf]) -> anyhow::Result<ExitCode> {
 
 /// Addresses of the `geo diff` inputs: address lists, captures, directories.
 fn diff_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<std::net::IpAddr>> {
-    use crate::analysis::addresses::capture_addresses;
-    use crate::analysis::replay::collect_inputs;
-    use crate::capture::is_capture_magic;
+    use matador::analysis::addresses::capture_addresses;
+    use matador::analysis::replay::collect_inputs;
+    use matador::capture::is_capture_magic;
     use std::io::Read;
     let mut ips = Vec::new();
     for input in inputs {
@@ -399,7 +399,7 @@ fn check(from: &str, rtt: f64, target: &str, json: bool, db: &DbArgs) -> anyhow:
         let ip = parse_ip(target, "command line")?;
         let geo = GeoDb::open(
             &db.geo_db.clone().unwrap_or_else(|| {
-                crate::geo::db::default_geo_dir().join(crate::geo::db::COUNTRY_FILE)
+                matador::geo::db::default_geo_dir().join(matador::geo::db::COUNTRY_FILE)
             }),
             None,
         )?;
@@ -429,7 +429,7 @@ struct PathRow {
     ip: Option<std::net::IpAddr>,
     country: Option<String>,
     rtt_ms: Option<f64>,
-    verdict: crate::geo::plausibility::Verdict,
+    verdict: matador::geo::plausibility::Verdict,
 }
 
 fn check_path(
@@ -438,7 +438,7 @@ fn check_path(
     json: bool,
     db: &DbArgs,
 ) -> anyhow::Result<ExitCode> {
-    use crate::geo::plausibility::HopObs;
+    use matador::geo::plausibility::HopObs;
     let vantage = from.map(Location::parse).transpose()?;
     let text = std::fs::read_to_string(file).with_context(|| format!("{}", file.display()))?;
     let mut hops: Vec<(Option<std::net::IpAddr>, Option<f64>)> = Vec::new();
@@ -465,7 +465,7 @@ fn check_path(
     }
     let geo = GeoDb::open(
         &db.geo_db.clone().unwrap_or_else(|| {
-            crate::geo::db::default_geo_dir().join(crate::geo::db::COUNTRY_FILE)
+            matador::geo::db::default_geo_dir().join(matador::geo::db::COUNTRY_FILE)
         }),
         None,
     )?;

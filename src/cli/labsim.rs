@@ -5,9 +5,9 @@
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use matador_lab::backend::Backend;
-use matador_lab::config::{BackendConfig, PhoneSimConfig};
-use matador_lab::sim::PhoneSim;
+use phone::backend::Backend;
+use phone::config::{BackendConfig, PhoneSimConfig};
+use phone::sim::PhoneSim;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use crate::lab::phone as matador_lab;
+use matador_lab::phone;
 
 /// Arguments of `lab-sim`.
 #[derive(Debug, Args)]
@@ -133,12 +133,9 @@ pub fn run(args: LabSimArgs) -> Result<ExitCode> {
                     Some(path) => {
                         let s = sim.clone();
                         Some(
-                            matador_lab::control::serve(
-                                path,
-                                Arc::new(move |l: &str| s.control(l)),
-                            )
-                            .await
-                            .with_context(|| format!("control socket {}", path.display()))?,
+                            phone::control::serve(path, Arc::new(move |l: &str| s.control(l)))
+                                .await
+                                .with_context(|| format!("control socket {}", path.display()))?,
                         )
                     }
                     None => None,
@@ -173,7 +170,7 @@ pub fn run(args: LabSimArgs) -> Result<ExitCode> {
                     Some(path) => {
                         let b2 = b.clone();
                         Some(
-                            matador_lab::control::serve(
+                            phone::control::serve(
                                 path,
                                 Arc::new(move |l: &str| backend_control(&b2, l)),
                             )
@@ -201,14 +198,14 @@ pub fn run(args: LabSimArgs) -> Result<ExitCode> {
                     .await
                     .with_context(|| format!("dns: cannot listen on {listen}"))?;
                 let addr = sock.local_addr()?;
-                let task = tokio::spawn(matador_lab::dns::serve(sock, zone));
+                let task = tokio::spawn(phone::dns::serve(sock, zone));
                 ready(&format!("ready dns={addr}"));
                 wait_for_stop().await;
                 task.abort();
                 Ok(ExitCode::SUCCESS)
             }
             What::Ctl { socket, command } => {
-                let reply = matador_lab::control::request(&socket, &command.join(" "))
+                let reply = phone::control::request(&socket, &command.join(" "))
                     .await
                     .with_context(|| format!("control socket {}", socket.display()))?;
                 println!("{reply}");

@@ -9,7 +9,7 @@ use matador_net::ssh::SshTarget;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::net as matador_net;
+use matador::net as matador_net;
 
 /// Arguments of `matador node`.
 #[derive(Debug, Args)]

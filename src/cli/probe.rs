@@ -2,16 +2,16 @@
 //! vantages (lab namespaces or remote nodes through their agent), judged
 //! against a control vantage; optional monitoring rounds.
 
-use crate::lab::desc::LabDesc;
-use crate::probes::ProbeError;
-use crate::probes::limit::Limits;
-use crate::probes::monitor::{self, Round};
-use crate::probes::session::{self, RoundResult};
-use crate::probes::spec::{AppTargets, EndpointSpec, ProbeSpec, app_targets};
-use crate::probes::vantage::{VantageResult, run_in_netns};
-use crate::probes::verdict::{Knowledge, VantageMeta, ooni_measurements};
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
+use matador::net::labdesc::LabDesc;
+use matador::probes::ProbeError;
+use matador::probes::limit::Limits;
+use matador::probes::monitor::{self, Round};
+use matador::probes::session::{self, RoundResult};
+use matador::probes::spec::{AppTargets, EndpointSpec, ProbeSpec, app_targets};
+use matador::probes::vantage::{VantageResult, run_in_netns};
+use matador::probes::verdict::{Knowledge, VantageMeta, ooni_measurements};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -121,12 +121,12 @@ pub struct ProbeArgs {
 struct Vantage {
     netns: Option<String>,
     uplink: Option<String>,
-    agent: Option<crate::net::agent::client::NodeConfig>,
+    agent: Option<matador::net::agent::client::NodeConfig>,
     meta: VantageMeta,
 }
 
 fn vantages(args: &ProbeArgs, desc: Option<&LabDesc>) -> anyhow::Result<BTreeMap<String, Vantage>> {
-    let file_nodes: BTreeMap<String, crate::net::agent::client::NodeConfig> = match &args.nodes {
+    let file_nodes: BTreeMap<String, matador::net::agent::client::NodeConfig> = match &args.nodes {
         Some(p) => serde_json::from_str(
             &std::fs::read_to_string(p).with_context(|| format!("{}", p.display()))?,
         )
@@ -164,7 +164,7 @@ fn vantages(args: &ProbeArgs, desc: Option<&LabDesc>) -> anyhow::Result<BTreeMap
                 .unwrap_or_else(|| {
                     std::env::temp_dir().join(format!("matador-probe-agent-{}", n.name))
                 });
-            v.agent = crate::campaign::world::lab_agent(d, n, &dir);
+            v.agent = matador::campaign::world::lab_agent(d, n, &dir);
         }
         match args.via {
             Via::Netns if v.netns.is_none() => {
@@ -204,52 +204,16 @@ fn targets(args: &ProbeArgs) -> anyhow::Result<Vec<AppTargets>> {
 /// Runs `matador probe`.
 pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     eprintln!("{SAFETY}\n");
-    if !(args.rate.is_finite() && args.rate > 0.0 && args.rate <= 1000.0) {
-        bail!("--rate must be in (0, 1000] requests/s");
-    }
-    if args.repeat == 0
-        || !(args.interval.is_finite() && (0.0..=604_800.0).contains(&args.interval))
-    {
-        bail!("--repeat must be at least 1 and --interval between 0 and 604800 s");
-    }
+    check_args(&args)?;
     let desc = match &args.lab_desc {
         Some(p) => Some(LabDesc::read(p)?),
         None => None,
     };
     let lab = args.lab || desc.as_ref().is_some_and(|d| d.virtual_lab);
-    let apps = targets(&args)?;
+    // Apps are checked before vantages (the first error is reported).
+    let spec = probe_spec(&args, desc.as_ref(), lab)?;
     let vs = vantages(&args, desc.as_ref())?;
-    let resolver = args.resolver.or_else(|| {
-        desc.as_ref()
-            .and_then(|d| d.resolver.parse().ok())
-            .map(|ip| SocketAddr::new(ip, 53))
-    });
-    let mut spec = ProbeSpec::new(apps, resolver);
-    spec.neutral = args.neutral;
-    spec.bulk = args.bulk;
-    spec.bulk_bytes = args.bulk_bytes;
-    spec.isolate_keywords = !args.no_isolation;
-    spec.timeout_ms = args.timeout_ms;
-    spec.race_window_ms = args.race_window_ms;
-    spec.limits = Limits {
-        rate_per_s: args.rate,
-        max_requests: args.max_requests,
-    };
-    spec.lab = lab;
-    let exempt = if lab {
-        crate::lab::topology::lab_networks()
-    } else {
-        Vec::new()
-    };
-    let mut knowledge = Knowledge::shipped(&exempt);
-    let mmdb = args
-        .asn_db
-        .clone()
-        .or_else(|| desc.as_ref().and_then(|d| d.mmdb.clone()));
-    if let Some(p) = mmdb {
-        let db = crate::geo::db::MmdbFile::open(&p, "ASN database", "--asn-db")?;
-        knowledge.asn = Some(Arc::new(db));
-    }
+    let knowledge = knowledge(&args, desc.as_ref(), lab)?;
     let out_dir = args.out.clone();
     if let Some(d) = &out_dir {
         std::fs::create_dir_all(d).with_context(|| format!("{}", d.display()))?;
@@ -257,6 +221,10 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let meta: BTreeMap<String, VantageMeta> = vs
+        .iter()
+        .map(|(k, v)| (k.clone(), v.meta.clone()))
+        .collect();
     let mut rounds: Vec<Round> = Vec::new();
     let mut failed = false;
     for i in 1..=args.repeat {
@@ -266,42 +234,8 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
         let started = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64());
-        let mut runner = |name: &str, s: &ProbeSpec| -> Result<VantageResult, ProbeError> {
-            let Some(v) = vs.get(name) else {
-                return Err(ProbeError::Vantage {
-                    vantage: name.to_string(),
-                    message: "not configured".into(),
-                });
-            };
-            let mut s = s.clone();
-            if args.capture {
-                s.capture_iface = v.uplink.clone().or_else(|| Some("any".into()));
-                s.capture_dir = out_dir
-                    .as_ref()
-                    .map(|d| d.join(format!("round-{i:04}-{name}")));
-            }
-            match (args.via, &v.netns, &v.agent) {
-                (Via::Netns, Some(ns), _) => run_in_netns(name, ns, &s),
-                (Via::Agent, _, Some(cfg)) => rt.block_on(async {
-                    let err = |e: &dyn std::fmt::Display| ProbeError::Vantage {
-                        vantage: name.to_string(),
-                        message: e.to_string(),
-                    };
-                    let agent = crate::net::agent::client::Agent::connect(cfg)
-                        .await
-                        .map_err(|e| err(&e))?;
-                    let r = agent
-                        .probe(name, &s, s.time_bound())
-                        .await
-                        .map_err(|e| err(&e));
-                    let _ = agent.shutdown().await;
-                    r
-                }),
-                _ => Err(ProbeError::Vantage {
-                    vantage: name.to_string(),
-                    message: "not reachable this way".into(),
-                }),
-            }
+        let mut runner = |name: &str, s: &ProbeSpec| {
+            probe_vantage(&args, &vs, &rt, out_dir.as_deref(), i, name, s)
         };
         let r: RoundResult = match session::round(
             &spec,
@@ -318,42 +252,11 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
             }
         };
         print_round(i, &r, args.json)?;
-        let meta: BTreeMap<String, VantageMeta> = vs
-            .iter()
-            .map(|(k, v)| (k.clone(), v.meta.clone()))
-            .collect();
         if !args.json {
-            for (cc, app, diff) in crate::probes::matrix::country_differences(&r, &meta) {
-                let parts: Vec<String> = diff
-                    .iter()
-                    .map(|(v, x)| {
-                        let n: Vec<&str> = x.iter().map(|y| y.name()).collect();
-                        format!("{v}: {}", n.join(", "))
-                    })
-                    .collect();
-                println!("  {cc} vantages disagree on {app}: {}", parts.join("; "));
-            }
+            print_disagreements(&r, &meta);
         }
         if let Some(d) = &out_dir {
-            let round_file = d.join(format!("round-{i:04}.json"));
-            crate::atomic_file::write(&round_file, &serde_json::to_vec_pretty(&r)?)
-                .with_context(|| round_file.display().to_string())?;
-            append(
-                &d.join("matrix.md"),
-                &crate::probes::matrix::markdown(&r, i, &meta, Some(&round_file), Some(d)),
-            )?;
-            let mut ooni = String::new();
-            for (v, verd) in r.vantages.iter().zip(&r.verdicts) {
-                let meta = vs
-                    .get(&v.vantage)
-                    .map(|x| x.meta.clone())
-                    .unwrap_or_default();
-                for m in ooni_measurements(v, verd, &meta) {
-                    ooni.push_str(&serde_json::to_string(&m)?);
-                    ooni.push('\n');
-                }
-            }
-            append(&d.join("ooni.jsonl"), &ooni)?;
+            write_round(d, i, &r, &vs, &meta)?;
         }
         let round = Round {
             round: i,
@@ -376,7 +279,7 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(d) = &out_dir {
         let cf = d.join("changes.json");
-        crate::atomic_file::write(&cf, &serde_json::to_vec_pretty(&changes)?)
+        matador::atomic_file::write(&cf, &serde_json::to_vec_pretty(&changes)?)
             .with_context(|| cf.display().to_string())?;
     }
     Ok(if failed {
@@ -384,6 +287,153 @@ pub fn run(args: ProbeArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The rate, repeat and interval bounds.
+fn check_args(args: &ProbeArgs) -> anyhow::Result<()> {
+    if !(args.rate.is_finite() && args.rate > 0.0 && args.rate <= 1000.0) {
+        bail!("--rate must be in (0, 1000] requests/s");
+    }
+    if args.repeat == 0
+        || !(args.interval.is_finite() && (0.0..=604_800.0).contains(&args.interval))
+    {
+        bail!("--repeat must be at least 1 and --interval between 0 and 604800 s");
+    }
+    Ok(())
+}
+
+/// What each vantage probes: the apps' targets, the resolver (the lab's
+/// when not given), the options and the rate limits.
+fn probe_spec(args: &ProbeArgs, desc: Option<&LabDesc>, lab: bool) -> anyhow::Result<ProbeSpec> {
+    let apps = targets(args)?;
+    let resolver = args.resolver.or_else(|| {
+        desc.and_then(|d| d.resolver.parse().ok())
+            .map(|ip| SocketAddr::new(ip, 53))
+    });
+    let mut spec = ProbeSpec::new(apps, resolver);
+    spec.neutral = args.neutral;
+    spec.bulk = args.bulk;
+    spec.bulk_bytes = args.bulk_bytes;
+    spec.isolate_keywords = !args.no_isolation;
+    spec.timeout_ms = args.timeout_ms;
+    spec.race_window_ms = args.race_window_ms;
+    spec.limits = Limits {
+        rate_per_s: args.rate,
+        max_requests: args.max_requests,
+    };
+    spec.lab = lab;
+    Ok(spec)
+}
+
+/// What the verdicts know: the shipped lists, the lab's own space as an
+/// explicit exemption in lab mode, and the ASN database (`--asn-db`, else
+/// the lab's mmdb).
+fn knowledge(args: &ProbeArgs, desc: Option<&LabDesc>, lab: bool) -> anyhow::Result<Knowledge> {
+    let exempt = if lab {
+        matador_lab::topology::lab_networks()
+    } else {
+        Vec::new()
+    };
+    let mut knowledge = Knowledge::shipped(&exempt);
+    let mmdb = args
+        .asn_db
+        .clone()
+        .or_else(|| desc.and_then(|d| d.mmdb.clone()));
+    if let Some(p) = mmdb {
+        let db = matador::geo::db::MmdbFile::open(&p, "ASN database", "--asn-db")?;
+        knowledge.asn = Some(Arc::new(db));
+    }
+    Ok(knowledge)
+}
+
+/// Runs one vantage's probes of round `i` (in its namespace or through its
+/// node agent), capturing under `out_dir` with `--capture`.
+fn probe_vantage(
+    args: &ProbeArgs,
+    vs: &BTreeMap<String, Vantage>,
+    rt: &tokio::runtime::Runtime,
+    out_dir: Option<&std::path::Path>,
+    i: u32,
+    name: &str,
+    s: &ProbeSpec,
+) -> Result<VantageResult, ProbeError> {
+    let Some(v) = vs.get(name) else {
+        return Err(ProbeError::Vantage {
+            vantage: name.to_string(),
+            message: "not configured".into(),
+        });
+    };
+    let mut s = s.clone();
+    if args.capture {
+        s.capture_iface = v.uplink.clone().or_else(|| Some("any".into()));
+        s.capture_dir = out_dir.map(|d| d.join(format!("round-{i:04}-{name}")));
+    }
+    match (args.via, &v.netns, &v.agent) {
+        (Via::Netns, Some(ns), _) => run_in_netns(name, ns, &s),
+        (Via::Agent, _, Some(cfg)) => rt.block_on(async {
+            let err = |e: &dyn std::fmt::Display| ProbeError::Vantage {
+                vantage: name.to_string(),
+                message: e.to_string(),
+            };
+            let agent = matador::net::agent::client::Agent::connect(cfg)
+                .await
+                .map_err(|e| err(&e))?;
+            let r = agent
+                .probe(name, &s, s.time_bound())
+                .await
+                .map_err(|e| err(&e));
+            let _ = agent.shutdown().await;
+            r
+        }),
+        _ => Err(ProbeError::Vantage {
+            vantage: name.to_string(),
+            message: "not reachable this way".into(),
+        }),
+    }
+}
+
+/// Where vantages of one country disagree about an app.
+fn print_disagreements(r: &RoundResult, meta: &BTreeMap<String, VantageMeta>) {
+    for (cc, app, diff) in matador::probes::matrix::country_differences(r, meta) {
+        let parts: Vec<String> = diff
+            .iter()
+            .map(|(v, x)| {
+                let n: Vec<&str> = x.iter().map(|y| y.name()).collect();
+                format!("{v}: {}", n.join(", "))
+            })
+            .collect();
+        println!("  {cc} vantages disagree on {app}: {}", parts.join("; "));
+    }
+}
+
+/// Round `i`'s files under `d`: `round-NNNN.json`, its section of
+/// `matrix.md` and its OONI measurements in `ooni.jsonl`.
+fn write_round(
+    d: &std::path::Path,
+    i: u32,
+    r: &RoundResult,
+    vs: &BTreeMap<String, Vantage>,
+    meta: &BTreeMap<String, VantageMeta>,
+) -> anyhow::Result<()> {
+    let round_file = d.join(format!("round-{i:04}.json"));
+    matador::atomic_file::write(&round_file, &serde_json::to_vec_pretty(r)?)
+        .with_context(|| round_file.display().to_string())?;
+    append(
+        &d.join("matrix.md"),
+        &matador::probes::matrix::markdown(r, i, meta, Some(&round_file), Some(d)),
+    )?;
+    let mut ooni = String::new();
+    for (v, verd) in r.vantages.iter().zip(&r.verdicts) {
+        let meta = vs
+            .get(&v.vantage)
+            .map(|x| x.meta.clone())
+            .unwrap_or_default();
+        for m in ooni_measurements(v, verd, &meta) {
+            ooni.push_str(&serde_json::to_string(&m)?);
+            ooni.push('\n');
+        }
+    }
+    append(&d.join("ooni.jsonl"), &ooni)
 }
 
 fn append(path: &std::path::Path, text: &str) -> anyhow::Result<()> {

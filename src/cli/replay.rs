@@ -1,13 +1,13 @@
 //! `matador replay`: analyse stored captures.
 
-use crate::analysis::replay::{
-    ReplayOptions, StreamedReport, TOP_FLOWS, collect_inputs, stream_file,
-};
-use crate::analysis::spill::SpillConfig;
-use crate::scenario::apps::AppProfiles;
 use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use matador::analysis::replay::{
+    ReplayOptions, StreamedReport, TOP_FLOWS, collect_inputs, stream_file,
+};
+use matador::analysis::spill::SpillConfig;
+use matador::scenario::apps::AppProfiles;
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::io::{BufWriter, IsTerminal, Write};
@@ -121,7 +121,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let opts = ReplayOptions {
         apps: Arc::new(apps),
         exempt: if args.lab {
-            crate::lab::topology::lab_networks()
+            matador_lab::topology::lab_networks()
         } else {
             Vec::new()
         },

@@ -1,10 +1,10 @@
 //! `matador report`: tables and plots from a stored campaign record.
 
-use crate::geo::db::{ASN_FILE, GeoDb, MmdbFile, default_geo_dir};
-use crate::geo::groups::GroupSet;
-use crate::report::{self, Campaign, Format, Options, tables};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use matador::geo::db::{ASN_FILE, GeoDb, MmdbFile, default_geo_dir};
+use matador::geo::groups::GroupSet;
+use matador::report::{self, Campaign, Format, Options, tables};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -118,7 +118,7 @@ fn open_db(args: &ReportArgs, c: &Campaign) -> anyhow::Result<GeoDb> {
 }
 
 fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
-    crate::atomic_file::write(path, text.as_bytes())
+    matador::atomic_file::write(path, text.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))
 }
 

@@ -1,16 +1,16 @@
 //! `matador router config|check`: a real lab router's configuration from
 //! its description, and the checks of a running router.
 
-use crate::scenario::LoadedScenario;
-use crate::scenario::types::Scenario;
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use matador::scenario::LoadedScenario;
+use matador::scenario::types::Scenario;
 use matador_net::router::check::{self, Status};
 use matador_net::router::{RealLab, generate, load_for_check, scenario_sections};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::net as matador_net;
+use matador::net as matador_net;
 
 /// Arguments of `matador router`.
 #[derive(Debug, Args)]

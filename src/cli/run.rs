@@ -1,9 +1,9 @@
 //! `matador run`: run a campaign (or print its plan with `--dry-run`).
 
-use crate::campaign::plan::{Kind, Plan, human_secs};
-use crate::campaign::runner::{Env, RunOptions, Runner};
-use crate::scenario::LoadedScenario;
 use clap::Args;
+use matador::campaign::plan::{Kind, Plan, human_secs};
+use matador::campaign::runner::{Env, RunOptions, Runner};
+use matador::scenario::LoadedScenario;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -42,7 +42,7 @@ pub struct RunArgs {
 
 /// Runs `matador run`.
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    use crate::campaign::record::Record;
+    use matador::campaign::record::Record;
     let (record, plan, ls) = if let Some(dir) = &args.resume {
         let (record, plan) = Record::open(dir)?;
         (
@@ -69,20 +69,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut opts = RunOptions::from_scenario(&ls.scenario, ls.profiles.clone());
     if args.lab {
         // The virtual lab's own address space, passed explicitly.
-        opts.exempt.extend(crate::lab::topology::lab_networks());
+        opts.exempt.extend(matador_lab::topology::lab_networks());
     }
-    // Ctrl-C: finish the current step, tear down, leave a resumable record
-    // (during `--lab` bring-up it cancels the lab, which removes itself).
-    let stop = opts.stop.clone();
-    rt.spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\nstopping after the current step (Ctrl-C again to abort)...");
-            stop.store(true, std::sync::atomic::Ordering::SeqCst);
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
-            }
-        }
-    });
+    watch_ctrl_c(&rt, opts.stop.clone());
     // The virtual lab lives until the end of this function: dropping it
     // (error, panic) tears it down; normally `down` is called explicitly.
     let mut lab = None;
@@ -91,7 +80,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let t = std::time::Instant::now();
         let (l, topology) = lab_env::up(&ls, args.resume.as_deref(), opts.stop.clone())?;
         lab_topology = Some(topology);
-        let desc = crate::lab::desc::LabDesc::read(&l.desc_path)?;
+        let desc = matador::net::labdesc::LabDesc::read(&l.desc_path)?;
         eprintln!(
             "lab {} up in {:.1} s ({} phones, {} nodes)",
             desc.id,
@@ -109,62 +98,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let resumed = record.is_some();
     let record = match record {
         Some(r) => r,
-        None => {
-            let r = Record::create(&args.out, &plan, &ls.source)?;
-            match (&lab_desc, &lab_topology) {
-                (Some(d), Some(t)) => {
-                    r.write_lab(&self_contained_lab(d, &r.dir)?)?;
-                    // The lab as built, for `--resume --lab`.
-                    // Without the phones' numbers (secrets kept out of the
-                    // record; a resume takes them from the lab base/profiles).
-                    let mut t = t.clone();
-                    for ph in &mut t.phones {
-                        ph.accounts.clear();
-                    }
-                    let yaml = serde_yaml_ng::to_string(&t)?;
-                    crate::campaign::record::write_atomic(
-                        &r.dir.join(LAB_TOPOLOGY),
-                        yaml.as_bytes(),
-                    )?;
-                }
-                _ => r.write_lab(&lab_json(&ls))?,
-            }
-            r
-        }
+        None => new_record(
+            &args.out,
+            &plan,
+            &ls,
+            lab_desc.as_ref(),
+            lab_topology.as_ref(),
+        )?,
     };
-    // Provenance of this run (the lab mmdb is in the folder by now).
-    let scenario_dir = if resumed {
-        record.dir.clone()
-    } else {
-        ls.path
-            .parent()
-            .unwrap_or(std::path::Path::new("."))
-            .to_path_buf()
-    };
-    let geo = crate::campaign::provenance::geo_files(&record.dir, &scenario_dir, &ls.scenario.geo);
-    let nodes = crate::campaign::provenance::node_facts(
-        rt.handle(),
-        &agents,
-        std::time::Duration::from_secs(30),
-    );
-    for n in nodes.iter().filter(|n| n.error.is_some()) {
-        eprintln!(
-            "warning: provenance of node {}: {}",
-            n.node,
-            n.error.as_deref().unwrap_or("")
-        );
-    }
-    crate::campaign::provenance::append(
-        &record.dir,
-        crate::campaign::provenance::run_provenance(resumed, geo, nodes),
-    )?;
-    let pb = indicatif::ProgressBar::new(plan.measurements.len() as u64);
-    pb.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} measurements, ETA {eta} | {msg}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    append_provenance(&rt, &record, resumed, &ls, &agents)?;
+    let pb = progress_bar(plan.measurements.len());
     opts.progress = Some(pb.clone());
     let t0 = std::time::Instant::now();
     let mut runner = Runner::new(record, plan, env, opts);
@@ -173,12 +116,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     drop(runner);
     pb.finish_and_clear();
     if let Some(l) = lab.take() {
-        let t = std::time::Instant::now();
-        let problems = l.down();
-        for p in &problems {
-            eprintln!("warning: lab down: {p}");
-        }
-        eprintln!("lab down in {:.1} s", t.elapsed().as_secs_f64());
+        lab_down(l);
     }
     let summary = summary?;
     println!(
@@ -209,6 +147,109 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Ctrl-C: finish the current step, tear down, leave a resumable record
+/// (during `--lab` bring-up it cancels the lab, which removes itself); a
+/// second Ctrl-C aborts.
+fn watch_ctrl_c(rt: &tokio::runtime::Runtime, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    rt.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\nstopping after the current step (Ctrl-C again to abort)...");
+            stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        }
+    });
+}
+
+/// A new campaign record under `out` with its lab: the virtual lab's
+/// description made self-contained and its topology as built (for
+/// `--resume --lab`), else the scenario's real lab.
+fn new_record(
+    out: &std::path::Path,
+    plan: &Plan,
+    ls: &LoadedScenario,
+    lab_desc: Option<&matador::net::labdesc::LabDesc>,
+    lab_topology: Option<&matador_lab::topology::Topology>,
+) -> anyhow::Result<matador::campaign::record::Record> {
+    let r = matador::campaign::record::Record::create(out, plan, &ls.source)?;
+    match (lab_desc, lab_topology) {
+        (Some(d), Some(t)) => {
+            r.write_lab(&self_contained_lab(d, &r.dir)?)?;
+            // Without the phones' numbers (secrets kept out of the
+            // record; a resume takes them from the lab base/profiles).
+            let mut t = t.clone();
+            for ph in &mut t.phones {
+                ph.accounts.clear();
+            }
+            let yaml = serde_yaml_ng::to_string(&t)?;
+            matador::campaign::record::write_atomic(&r.dir.join(LAB_TOPOLOGY), yaml.as_bytes())?;
+        }
+        _ => r.write_lab(&lab_json(ls))?,
+    }
+    Ok(r)
+}
+
+/// Appends this run's provenance to the record: geolocation files (the
+/// lab mmdb is in the folder by now) and the nodes' facts.
+fn append_provenance(
+    rt: &tokio::runtime::Runtime,
+    record: &matador::campaign::record::Record,
+    resumed: bool,
+    ls: &LoadedScenario,
+    agents: &Agents,
+) -> anyhow::Result<()> {
+    let scenario_dir = if resumed {
+        record.dir.clone()
+    } else {
+        ls.path
+            .parent()
+            .unwrap_or(std::path::Path::new("."))
+            .to_path_buf()
+    };
+    let geo =
+        matador::campaign::provenance::geo_files(&record.dir, &scenario_dir, &ls.scenario.geo);
+    let nodes = matador::campaign::provenance::node_facts(
+        rt.handle(),
+        agents,
+        std::time::Duration::from_secs(30),
+    );
+    for n in nodes.iter().filter(|n| n.error.is_some()) {
+        eprintln!(
+            "warning: provenance of node {}: {}",
+            n.node,
+            n.error.as_deref().unwrap_or("")
+        );
+    }
+    matador::campaign::provenance::append(
+        &record.dir,
+        matador::campaign::provenance::run_provenance(resumed, geo, nodes),
+    )?;
+    Ok(())
+}
+
+/// The campaign's progress bar over `n` measurements.
+fn progress_bar(n: usize) -> indicatif::ProgressBar {
+    let pb = indicatif::ProgressBar::new(n as u64);
+    pb.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} measurements, ETA {eta} | {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    pb
+}
+
+/// Tears the virtual lab down after the campaign, reporting problems.
+fn lab_down(l: matador_lab::build::Lab) {
+    let t = std::time::Instant::now();
+    let problems = l.down();
+    for p in &problems {
+        eprintln!("warning: lab down: {p}");
+    }
+    eprintln!("lab down in {:.1} s", t.elapsed().as_secs_f64());
+}
+
 /// The scenario of a campaign being resumed, from its folder: the copy of
 /// the scenario file (its own settings; the plan already holds the resolved
 /// texts) and the copy of the app profiles the campaign used (for the
@@ -220,14 +261,14 @@ fn resumed_scenario(
     dir: &std::path::Path,
     profiles: Option<&std::path::Path>,
 ) -> anyhow::Result<LoadedScenario> {
-    use crate::campaign::record::APP_PROFILES_DIR;
-    use crate::scenario::apps::AppProfiles;
+    use matador::campaign::record::APP_PROFILES_DIR;
+    use matador::scenario::apps::AppProfiles;
     let sp = dir.join("scenario.yaml");
     let text =
         std::fs::read_to_string(&sp).map_err(|e| anyhow::anyhow!("{}: {e}", sp.display()))?;
-    let mut scenario: crate::scenario::Scenario =
+    let mut scenario: matador::scenario::Scenario =
         serde_yaml_ng::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", sp.display()))?;
-    let profiles_dir = crate::scenario::data::profiles_dir(&sp, profiles);
+    let profiles_dir = matador::scenario::data::profiles_dir(&sp, profiles);
     let copy = dir.join(APP_PROFILES_DIR);
     let apps = if copy.is_dir() {
         scenario.app_profiles = Some(PathBuf::from(APP_PROFILES_DIR));
@@ -252,14 +293,14 @@ fn resumed_scenario(
 }
 
 /// The app profiles to analyse a campaign's record with: `apps` when
-/// given, else the campaign's copy ([`crate::campaign::record::APP_PROFILES_DIR`]),
+/// given, else the campaign's copy ([`matador::campaign::record::APP_PROFILES_DIR`]),
 /// else (a folder made before copies were kept, or none) the built-in ones.
 pub fn record_profiles(
     campaign: Option<&std::path::Path>,
     apps: Option<&std::path::Path>,
-) -> anyhow::Result<crate::scenario::apps::AppProfiles> {
-    use crate::scenario::apps::AppProfiles;
-    let copy = campaign.map(|c| c.join(crate::campaign::record::APP_PROFILES_DIR));
+) -> anyhow::Result<matador::scenario::apps::AppProfiles> {
+    use matador::scenario::apps::AppProfiles;
+    let copy = campaign.map(|c| c.join(matador::campaign::record::APP_PROFILES_DIR));
     Ok(match (apps, copy) {
         (Some(d), _) => AppProfiles::load_dir(d)?,
         (None, Some(c)) if c.is_dir() => AppProfiles::load_copy(&c)?,
@@ -271,7 +312,7 @@ pub fn record_profiles(
 /// the campaign folder (the lab folder goes away with the lab), so the
 /// report geolocates from the record alone.
 fn self_contained_lab(
-    d: &crate::lab::desc::LabDesc,
+    d: &matador::net::labdesc::LabDesc,
     dir: &std::path::Path,
 ) -> anyhow::Result<serde_json::Value> {
     let mut d = d.clone();
@@ -318,11 +359,11 @@ fn report(dir: &std::path::Path) -> bool {
 }
 
 /// The real lab's world from the scenario (`router:`, `nodes:`), built by
-/// the campaign's one builder ([`crate::campaign::world`]; `--lab` uses the
+/// the campaign's one builder ([`matador::campaign::world`]; `--lab` uses the
 /// same with the lab's description).
 fn build_env(ls: &LoadedScenario, rt: &tokio::runtime::Runtime) -> anyhow::Result<(Env, Agents)> {
     let sc = &ls.scenario;
-    let state = crate::net::state::StateFile::create(
+    let state = matador::net::state::StateFile::create(
         &PathBuf::from("/run/matador").join(format!(
             "campaign-{}-{}.json",
             sc.name,
@@ -331,12 +372,12 @@ fn build_env(ls: &LoadedScenario, rt: &tokio::runtime::Runtime) -> anyhow::Resul
         &sc.name,
         serde_json::json!({"scenario": sc.name}),
     )?;
-    let world = crate::campaign::world::World::from_scenario(ls, state)?;
+    let world = matador::campaign::world::World::from_scenario(ls, state)?;
     Ok(world.build(ls, rt.handle())?)
 }
 
 /// Agent configuration per node name.
-pub(crate) type Agents = crate::campaign::world::Agents;
+pub(crate) type Agents = matador::campaign::world::Agents;
 
 /// `lab.json` (schema matador/lab/1) of a real lab: the nodes with their
 /// countries and the phones with their router addresses.
@@ -411,7 +452,7 @@ pub fn replay_record(
     json: bool,
     apps: Option<&std::path::Path>,
 ) -> anyhow::Result<Option<ExitCode>> {
-    use crate::analysis::correlate::{
+    use matador::analysis::correlate::{
         CorrelateConfig, analyze_measurement, is_campaign, is_measurement, replay_campaign,
     };
     if paths.is_empty()
@@ -431,7 +472,7 @@ pub fn replay_record(
             p.ancestors().nth(2).unwrap_or(p)
         };
         let cfg = CorrelateConfig {
-            exempt: crate::lab::topology::lab_exemption(campaign),
+            exempt: matador::net::addrspace::recorded_exemption(campaign),
             ..CorrelateConfig::default()
         };
         if is_measurement(p) && !is_campaign(p) {

@@ -1,8 +1,8 @@
 //! `matador scenario`: check a scenario file, print its JSON Schema.
 
-use crate::campaign::plan::Plan;
-use crate::scenario::LoadedScenario;
 use clap::{Args, Subcommand};
+use matador::campaign::plan::Plan;
+use matador::scenario::LoadedScenario;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -31,7 +31,7 @@ pub enum ScenarioCommand {
 pub fn run(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         ScenarioCommand::Schema => {
-            println!("{}", crate::scenario::schema::json_schema());
+            println!("{}", matador::scenario::schema::json_schema());
             Ok(ExitCode::SUCCESS)
         }
         ScenarioCommand::Check { files } => {
@@ -44,10 +44,10 @@ pub fn run(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
                             "{}: ok ({} measurements: {} message, {} baseline; {} messages; about {})",
                             f.display(),
                             plan.measurements.len(),
-                            plan.count_kind(crate::campaign::plan::Kind::Message),
-                            plan.count_kind(crate::campaign::plan::Kind::Baseline),
+                            plan.count_kind(matador::campaign::plan::Kind::Message),
+                            plan.count_kind(matador::campaign::plan::Kind::Baseline),
                             plan.total_messages(),
-                            crate::campaign::plan::human_secs(plan.estimated_secs()),
+                            matador::campaign::plan::human_secs(plan.estimated_secs()),
                         );
                     }
                     Err(e) => {

@@ -2,12 +2,12 @@
 //! IPv6), locally or inside a network namespace, with optional hop
 //! geolocation; or `--import-scamper FILE` to convert scamper JSON.
 
-use crate::geo::db::GeoDb;
-use crate::geo::plausibility::{Checker, Location};
-use crate::paths::model::{Reply, Trace};
-use crate::paths::{self, Proto, Target, TraceConfig};
 use anyhow::Context;
 use clap::Args;
+use matador::geo::db::GeoDb;
+use matador::geo::plausibility::{Checker, Location};
+use matador::paths::model::{Reply, Trace};
+use matador::paths::{self, Proto, Target, TraceConfig};
 use std::fmt::Write as _;
 use std::io::Write as _;
 use std::net::{IpAddr, ToSocketAddrs};

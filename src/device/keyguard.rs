@@ -146,9 +146,7 @@ mod tests {
     }
 
     fn fixture(name: &str) -> String {
-        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures/window")
-            .join(name);
+        let p = crate::source_dir().join("tests/fixtures/window").join(name);
         std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
     }
 

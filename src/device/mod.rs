@@ -27,6 +27,7 @@ pub mod notif;
 pub mod phone;
 pub mod prepare;
 pub mod profile;
+pub mod shell_quote;
 pub mod trial;
 pub mod typing;
 pub mod uidump;

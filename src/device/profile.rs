@@ -199,7 +199,7 @@ mod tests {
     use super::*;
 
     fn root() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("device-profiles")
+        crate::source_dir().join("device-profiles")
     }
 
     #[test]

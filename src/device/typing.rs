@@ -5,7 +5,7 @@
 //! spaces); everything else (non-ASCII, newlines, tabs, `%`) goes through the
 //! ADBKeyboard input method as base64, which has no shell metacharacters.
 
-use crate::lab::phone::shell::parse::quote;
+use super::shell_quote::quote;
 use base64::Engine;
 
 /// The ADBKeyboard input method id.

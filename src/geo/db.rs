@@ -309,7 +309,7 @@ pub fn default_geo_dir() -> PathBuf {
             }
         }
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(".geo-db")
+    crate::source_dir().join(".geo-db")
 }
 
 /// Country and ASN databases used together; either may be the same file

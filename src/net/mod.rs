@@ -5,21 +5,27 @@
 //! ([`cmd`]), either on the local machine (a real lab router) or inside a
 //! named network namespace (the virtual lab uses the very same code):
 //!
+//! - [`addrspace`]: the test-bed networks (RFC 2544, RFC 4193) and the
+//!   exemption a campaign record declares;
 //! - [`cmd`]: argv-only command runner (no shell), naming the command on failure;
 //! - [`netns`]: namespaces, veth links, addresses, routes, sysctls;
 //! - [`wg`]: WireGuard tunnels (kernel module when present, else `wireguard-go`),
 //!   per-campaign keys in 0600 files, never logged;
 //! - [`routing`]: per-phone policy routing on the router, NAT on the node;
 //! - [`health`]: handshake age, ping through the tunnel, DNS through the node;
+//! - [`labdesc`]: `lab.json`, the description of a lab (real or virtual) that
+//!   campaigns and `matador router` read;
 //! - [`router`]: a real router's configuration (hostapd, dnsmasq, nftables,
 //!   policy routing, WireGuard) and `matador router check`;
 //! - [`provision`]: `matador node install|check|upgrade` over SSH;
 //! - [`state`]: a state file listing everything created, so teardown is
 //!   guaranteed (Drop guard, Ctrl-C, and stale state after a crash).
 
+pub mod addrspace;
 pub mod agent;
 pub mod cmd;
 pub mod health;
+pub mod labdesc;
 pub mod netns;
 pub mod provision;
 pub mod router;

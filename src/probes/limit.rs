@@ -75,7 +75,7 @@ impl Budget {
 
 /// Whether `ip` is a lab address (198.18.0.0/15 or fd00::/8).
 pub fn lab_address(ip: IpAddr) -> bool {
-    crate::lab::topology::lab_address(ip)
+    crate::net::addrspace::testbed_address(ip)
 }
 
 /// The target guard: in lab mode only lab addresses; never unspecified,

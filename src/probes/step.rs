@@ -199,7 +199,7 @@ impl StepHook for ProbeStep {
         // Lab mode: the virtual lab's own space is exempt, explicitly.
         let mut exempt = self.exempt.clone();
         if self.lab {
-            exempt.extend(crate::lab::topology::lab_networks());
+            exempt.extend(crate::net::addrspace::testbed_networks());
         }
         let knowledge = Knowledge::shipped(&exempt);
         let r = session::round(&spec, &control, &vantages, &knowledge, &mut runner)

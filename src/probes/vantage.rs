@@ -368,7 +368,7 @@ pub fn run(name: &str, spec: &ProbeSpec) -> VantageResult {
                 control,
                 // Lab mode: the lab's own address space, passed explicitly.
                 exempt: if spec.lab {
-                    crate::lab::topology::lab_networks()
+                    crate::net::addrspace::testbed_networks()
                 } else {
                     Vec::new()
                 },

@@ -671,7 +671,7 @@ mod tests {
 
     #[test]
     fn consistency_by_address_or_asn() {
-        let mut k = Knowledge::shipped(&crate::lab::topology::lab_networks());
+        let mut k = Knowledge::shipped(&crate::net::addrspace::testbed_networks());
         let a: IpAddr = "198.19.7.10".parse().unwrap();
         let b: IpAddr = "198.19.7.11".parse().unwrap();
         let f: IpAddr = "198.18.250.1".parse().unwrap();

@@ -1207,10 +1207,7 @@ mod tests {
 
     /// tests/fixtures/campaigns/small (its make_small.py says what it holds).
     fn small() -> Campaign {
-        Campaign::load(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/campaigns/small"),
-        )
-        .unwrap()
+        Campaign::load(&crate::source_dir().join("tests/fixtures/campaigns/small")).unwrap()
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub fn data_dirs() -> Vec<PathBuf> {
     {
         v.push(bin.join("../share/matador"));
     }
-    v.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    v.push(crate::source_dir().to_path_buf());
     v
 }
 
@@ -106,7 +106,7 @@ mod tests {
     #[test]
     fn a_relative_scenario_path_is_taken_from_where_it_is() {
         // The repository's scenarios/ sits beside its device-profiles/.
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let repo = crate::source_dir();
         let sc = repo.join("scenarios/lab-demo.yaml");
         assert_eq!(find(&sc, DEMO_LAB), Some(repo.join(DEMO_LAB)));
         assert_eq!(profiles_dir(&sc, None), Some(repo.join(DEVICE_PROFILES)));

@@ -2,8 +2,8 @@
 //! required: a missing prerequisite FAILS with a message, never skips).
 #![allow(dead_code)]
 
-use matador::lab::build::{Lab, UpOptions};
-use matador::lab::topology::Topology;
+use matador_lab::build::{Lab, UpOptions};
+use matador_lab::topology::Topology;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 /// Fails clearly when the test cannot run here.
 pub fn require_root() {
     assert!(
-        matador::lab::build::is_root(),
+        matador_lab::build::is_root(),
         "the lab tests need root (network namespaces); CI runs them as root"
     );
     for p in [

@@ -197,7 +197,7 @@ fn upstream_resolver(g: &mut Guard, hop: &str, j: u8, apps: &[&str]) {
     .collect();
     argv.push(format!("--listen-address={UPSTREAM_DNS}"));
     for (i, app) in apps.iter().enumerate() {
-        let def = matador::lab::phone::apps::app_def(app).expect("known app");
+        let def = matador_lab::phone::apps::app_def(app).expect("known app");
         argv.push(format!("--address=/{}/{}", def.host, server_addr(i as u8)));
     }
     argv.push(format!("--address=/{CHECK_NAME}/198.19.7.200"));
@@ -207,7 +207,7 @@ fn upstream_resolver(g: &mut Guard, hop: &str, j: u8, apps: &[&str]) {
 /// The app backends in the data centre.
 fn backends(g: &mut Guard, dc: &str, apps: &[&str]) {
     for (i, app) in apps.iter().enumerate() {
-        let def = matador::lab::phone::apps::app_def(app).expect("known app");
+        let def = matador_lab::phone::apps::app_def(app).expect("known app");
         let addr = server_addr(i as u8);
         ip(
             Some(dc),

@@ -187,7 +187,7 @@ impl Drop for Guard {
 /// Fails with a clear message when a program the rehearsal needs is missing.
 pub fn require(programs: &[&str]) {
     assert!(
-        matador::lab::build::is_root(),
+        matador_lab::build::is_root(),
         "the rehearsal needs root (namespaces, chroot, mounts); CI runs it as root"
     );
     for p in programs {

@@ -11,7 +11,7 @@
 //! description and takes its address by DHCP from the router ([`join`]).
 
 use super::{Guard, in_ns, ip, run};
-use matador::lab::phone::config::{PhoneSimConfig, SimAppConfig, SimContact};
+use matador_lab::phone::config::{PhoneSimConfig, SimAppConfig, SimContact};
 
 /// One phone of the rehearsal.
 #[derive(Debug, Clone)]
@@ -56,7 +56,7 @@ pub fn wlan(g: &mut Guard, router: &str, names: &[&str]) -> Vec<(String, String,
 
 /// Starts the simulators (ADB on the router's loopback) and attaches them
 /// to the router's adb server; `apps` installed, each phone with the
-/// others in its contacts (accounts as in `matador::lab::build::account`).
+/// others in its contacts (accounts as in `matador_lab::build::account`).
 pub fn start(
     g: &mut Guard,
     router: &str,
@@ -87,14 +87,14 @@ pub fn start(
                 .filter(|(j, _)| *j != i)
                 .map(|(j, (n, _, _))| SimContact {
                     name: n.clone(),
-                    account: matador::lab::build::account(app, j),
+                    account: matador_lab::build::account(app, j),
                 })
                 .collect();
             c.apps.insert(
                 app.to_string(),
                 SimAppConfig {
                     variant: 0,
-                    account: matador::lab::build::account(app, i),
+                    account: matador_lab::build::account(app, i),
                     contacts,
                     server: None,
                 },
@@ -157,7 +157,7 @@ pub fn profile(p: &Phone, apps: &[&str], i: usize) -> String {
         p.name, p.serial, p.name
     );
     for app in apps {
-        s += &format!("  {app}: \"{}\"\n", matador::lab::build::account(app, i));
+        s += &format!("  {app}: \"{}\"\n", matador_lab::build::account(app, i));
     }
     s
 }

@@ -1,14 +1,14 @@
 //! `matador run --lab`: brings the virtual lab up through its public entry
-//! point ([`crate::lab::build::Lab::up`], the code of `matador lab up`) and
+//! point ([`matador_lab::build::Lab::up`], the code of `matador lab up`) and
 //! builds the campaign's world from its `lab.json` only: phones over ADB at
 //! `phones[].adb`, nodes over SSH (the node agent: captures, paths, probes)
 //! at `nodes[].ssh`, routes through `net/` on the router namespace.
 
-use crate::campaign::runner::Env;
-use crate::lab::build::{DEFAULT_STATE_DIR, Lab, UpOptions};
-use crate::lab::desc::LabDesc;
-use crate::scenario::LoadedScenario;
 use anyhow::Context;
+use matador::campaign::runner::Env;
+use matador::net::labdesc::LabDesc;
+use matador::scenario::LoadedScenario;
+use matador_lab::build::{DEFAULT_STATE_DIR, Lab, UpOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -24,10 +24,10 @@ pub fn up(
     ls: &LoadedScenario,
     resume: Option<&Path>,
     cancel: Arc<AtomicBool>,
-) -> anyhow::Result<(Lab, crate::lab::topology::Topology)> {
+) -> anyhow::Result<(Lab, matador_lab::topology::Topology)> {
     let (topology, path) = match resume.map(|d| d.join(super::LAB_TOPOLOGY)) {
         Some(p) if p.is_file() => {
-            let mut t = crate::lab::topology::Topology::load(&p)?;
+            let mut t = matador_lab::topology::Topology::load(&p)?;
             // The record keeps no phone numbers: the phones' accounts come
             // back from where the first run took them (lab base, profiles).
             let (fresh, _) = super::lab_topology::topology_for(ls)?;
@@ -53,7 +53,7 @@ pub fn up(
 }
 
 /// The campaign's world from a lab description, built by the campaign's
-/// one builder ([`crate::campaign::world`], the same as a real lab's).
+/// one builder ([`matador::campaign::world`], the same as a real lab's).
 pub fn env(
     ls: &LoadedScenario,
     desc: &LabDesc,
@@ -61,11 +61,11 @@ pub fn env(
     rt: &tokio::runtime::Runtime,
 ) -> anyhow::Result<(Env, super::Agents)> {
     // The campaign's routing state lives in the lab folder: it goes with the lab.
-    let state = crate::net::state::StateFile::create(
+    let state = matador::net::state::StateFile::create(
         &lab_dir.join(format!("campaign-{}.json", std::process::id())),
         &ls.scenario.name,
         serde_json::json!({"scenario": ls.scenario.name, "lab": desc.id}),
     )?;
-    let world = crate::campaign::world::World::from_lab(ls, desc, lab_dir, state)?;
+    let world = matador::campaign::world::World::from_lab(ls, desc, lab_dir, state)?;
     Ok(world.build(ls, rt.handle())?)
 }

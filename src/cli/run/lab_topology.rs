@@ -16,12 +16,12 @@
 //!   without `censor` the demo's censor is removed (a named base keeps its);
 //! - `control_resolver`: an honest resolver on the lab core.
 
-use crate::lab::censor::RaceConfig;
-use crate::lab::topology::{
+use anyhow::{Context, bail};
+use matador::scenario::LoadedScenario;
+use matador_lab::censor::RaceConfig;
+use matador_lab::topology::{
     CensorDecl, NodeDecl, PhoneDecl, Topology, control_resolver_ok, lab_address,
 };
-use crate::scenario::LoadedScenario;
-use anyhow::{Context, bail};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
@@ -33,24 +33,76 @@ const DEFAULT_FORGED: Ipv4Addr = Ipv4Addr::new(198, 18, 250, 1);
 pub fn topology_for(ls: &LoadedScenario) -> anyhow::Result<(Topology, PathBuf)> {
     let sc = &ls.scenario;
     // No `lab:` section: the lab's defaults (noise on, no censor).
-    let spec = sc.lab.clone().unwrap_or(crate::scenario::LabSpec {
+    let spec = sc.lab.clone().unwrap_or(matador::scenario::LabSpec {
         noise: true,
         ..Default::default()
     });
-    let base_dir = ls.path.parent().unwrap_or(Path::new("."));
-    let (path, named) = match &spec.topology {
-        Some(p) => (base_dir.join(p), true),
-        None => {
-            let rel = crate::scenario::data::DEMO_LAB;
-            let p = crate::scenario::data::find(&ls.path, rel)
-                .with_context(|| crate::scenario::data::not_found(rel, &ls.path))?;
-            (p, false)
-        }
-    };
+    let (path, named) = base_path(ls, &spec)?;
     let mut t = Topology::load(&path)?;
     let ctx = |what: String| format!("scenario {} with lab {}: {what}", sc.name, path.display());
+    t.nodes = scenario_nodes(ls, &t, named, &ctx)?;
+    t.phones = scenario_phones(ls, &t, &ctx)?;
+    // Apps need backends.
+    for app in &sc.apps {
+        if !t.datacenters.iter().any(|d| d.apps.contains(app)) {
+            bail!(ctx(format!("app {app} has no backend in any data centre")));
+        }
+    }
+    if !spec.noise {
+        drop_noise(&mut t);
+    }
+    match &spec.censor {
+        Some(c) => t.censor = Some(censor(ls, c, &ctx)?),
+        None if !named => t.censor = None,
+        None => {
+            if let Some(c) = &t.censor
+                && !t.nodes.iter().any(|n| n.name == c.node)
+            {
+                t.censor = None;
+            }
+        }
+    }
+    if let Some(ip) = spec.control_resolver {
+        match ip {
+            IpAddr::V4(v4) if control_resolver_ok(v4) => t.control_resolver = Some(v4),
+            _ => bail!(ctx(format!(
+                "lab.control_resolver {ip}: the virtual lab serves it only inside \
+                 198.18.16.0-198.18.96.255"
+            ))),
+        }
+    }
+    t.validate().map_err(|e| anyhow::anyhow!(ctx(e)))?;
+    Ok((t, path))
+}
 
-    // Nodes, in the scenario's order.
+/// The base topology's file and whether the scenario named it
+/// (`lab.topology`, relative to the scenario), else the shipped demo lab.
+fn base_path(
+    ls: &LoadedScenario,
+    spec: &matador::scenario::LabSpec,
+) -> anyhow::Result<(PathBuf, bool)> {
+    let base_dir = ls.path.parent().unwrap_or(Path::new("."));
+    Ok(match &spec.topology {
+        Some(p) => (base_dir.join(p), true),
+        None => {
+            let rel = matador::scenario::data::DEMO_LAB;
+            let p = matador::scenario::data::find(&ls.path, rel)
+                .with_context(|| matador::scenario::data::not_found(rel, &ls.path))?;
+            (p, false)
+        }
+    })
+}
+
+/// The lab's nodes: the scenario's, in its order (the base's declaration,
+/// else a new one with 2 hops and a free private-use ASN), then, for a
+/// named base, the base's other nodes.
+fn scenario_nodes(
+    ls: &LoadedScenario,
+    t: &Topology,
+    named: bool,
+    ctx: &dyn Fn(String) -> String,
+) -> anyhow::Result<Vec<NodeDecl>> {
+    let sc = &ls.scenario;
     let mut wanted: Vec<(String, String)> = Vec::new();
     for (cc, nodes) in &sc.countries {
         for n in nodes {
@@ -99,16 +151,25 @@ pub fn topology_for(ls: &LoadedScenario) -> anyhow::Result<(Topology, PathBuf)> 
             }
         }
     }
-    t.nodes = nodes;
+    Ok(nodes)
+}
 
-    // Phones: A then B.
+/// The scenario's two phones (A then B): the base's declaration, else
+/// model, root and accounts from the phone profile; each starts on its
+/// side's first node unless the base put it on one of the lab's nodes.
+fn scenario_phones(
+    ls: &LoadedScenario,
+    t: &Topology,
+    ctx: &dyn Fn(String) -> String,
+) -> anyhow::Result<Vec<PhoneDecl>> {
+    let sc = &ls.scenario;
     let mut phones = Vec::new();
     for (i, p) in sc.phones.iter().enumerate() {
         let mut decl = match t.phones.iter().find(|x| x.name == p.id) {
             Some(d) => d.clone(),
             None => {
                 let pp = ls.phone_profile(&p.id)?;
-                let prof = crate::device::profile::PhoneProfile::load(&pp)
+                let prof = matador::device::profile::PhoneProfile::load(&pp)
                     .with_context(|| ctx(format!("phone {} is not in the lab", p.id)))?;
                 PhoneDecl {
                     name: p.id.clone(),
@@ -134,89 +195,67 @@ pub fn topology_for(ls: &LoadedScenario) -> anyhow::Result<(Topology, PathBuf)> 
         }
         phones.push(decl);
     }
-    t.phones = phones;
+    Ok(phones)
+}
 
-    // Apps need backends.
-    for app in &sc.apps {
-        if !t.datacenters.iter().any(|d| d.apps.contains(app)) {
-            bail!(ctx(format!("app {app} has no backend in any data centre")));
-        }
+/// `noise: false`: no background traffic on the phones, no noise hosts,
+/// and no data centre left without apps.
+fn drop_noise(t: &mut Topology) {
+    for p in &mut t.phones {
+        p.background = false;
     }
-
-    // Noise.
-    if !spec.noise {
-        for p in &mut t.phones {
-            p.background = false;
-        }
-        for d in &mut t.datacenters {
-            d.noise = false;
-        }
-        t.datacenters.retain(|d| !d.apps.is_empty());
+    for d in &mut t.datacenters {
+        d.noise = false;
     }
+    t.datacenters.retain(|d| !d.apps.is_empty());
+}
 
-    // Censor.
-    match &spec.censor {
-        Some(c) => {
-            let cc = c.country.to_string();
-            let node = sc
-                .countries
-                .get(&c.country)
-                .and_then(|v| v.first())
-                .with_context(|| ctx(format!("censored country {cc} has no node")))?;
-            let mut answers = Vec::new();
-            for a in &c.forged_answers {
-                match a {
-                    IpAddr::V4(v4) if lab_address(*a) => answers.push(*v4),
-                    _ => bail!(ctx(format!(
-                        "lab.censor.forged_answers: {a} is not a lab address (198.18.0.0/15); \
-                         the virtual lab never answers with real addresses"
-                    ))),
-                }
-            }
-            if answers.is_empty() {
-                answers.push(DEFAULT_FORGED);
-            }
-            let dns = c
-                .forge_dns
-                .iter()
-                .enumerate()
-                .map(|(i, n)| (n.to_ascii_lowercase(), answers[i % answers.len()]))
-                .collect();
-            t.censor = Some(CensorDecl {
-                node: node.clone(),
-                forge_dns: BTreeMap::new(),
-                rst_keywords: Vec::new(),
-                rst_syn_to: Vec::new(),
-                race: Some(RaceConfig {
-                    dns,
-                    keywords: c.reset_hosts.clone(),
-                    ttl: 50,
-                    ip_id: 0x2b2b,
-                }),
-            });
-        }
-        None if !named => t.censor = None,
-        None => {
-            if let Some(c) = &t.censor
-                && !t.nodes.iter().any(|n| n.name == c.node)
-            {
-                t.censor = None;
-            }
-        }
-    }
-
-    // Control resolver.
-    if let Some(ip) = spec.control_resolver {
-        match ip {
-            IpAddr::V4(v4) if control_resolver_ok(v4) => t.control_resolver = Some(v4),
+/// The censor of the scenario's `lab.censor`: an on-path injector in front
+/// of the censored country's first node (forged answers must be lab
+/// addresses).
+fn censor(
+    ls: &LoadedScenario,
+    c: &matador::scenario::CensorSpec,
+    ctx: &dyn Fn(String) -> String,
+) -> anyhow::Result<CensorDecl> {
+    let sc = &ls.scenario;
+    let cc = c.country.to_string();
+    let node = sc
+        .countries
+        .get(&c.country)
+        .and_then(|v| v.first())
+        .with_context(|| ctx(format!("censored country {cc} has no node")))?;
+    let mut answers = Vec::new();
+    for a in &c.forged_answers {
+        match a {
+            IpAddr::V4(v4) if lab_address(*a) => answers.push(*v4),
             _ => bail!(ctx(format!(
-                "lab.control_resolver {ip}: the virtual lab serves it only inside \
-                 198.18.16.0-198.18.96.255"
+                "lab.censor.forged_answers: {a} is not a lab address (198.18.0.0/15); \
+                 the virtual lab never answers with real addresses"
             ))),
         }
     }
-    t.validate().map_err(|e| anyhow::anyhow!(ctx(e)))?;
-    Ok((t, path))
+    if answers.is_empty() {
+        answers.push(DEFAULT_FORGED);
+    }
+    let dns = c
+        .forge_dns
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.to_ascii_lowercase(), answers[i % answers.len()]))
+        .collect();
+    Ok(CensorDecl {
+        node: node.clone(),
+        forge_dns: BTreeMap::new(),
+        rst_keywords: Vec::new(),
+        rst_syn_to: Vec::new(),
+        race: Some(RaceConfig {
+            dns,
+            keywords: c.reset_hosts.clone(),
+            ttl: 50,
+            ip_id: 0x2b2b,
+        }),
+    })
 }
 
 #[cfg(test)]
@@ -294,7 +333,7 @@ mod tests {
                     assert!(t.nodes.iter().any(|x| &x.name == n), "{f}: {n}");
                 }
             }
-            crate::lab::topology::Plan::new(&t).unwrap();
+            matador_lab::topology::Plan::new(&t).unwrap();
         }
     }
 

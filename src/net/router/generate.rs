@@ -600,7 +600,7 @@ mod tests {
     use super::*;
 
     fn lab() -> RealLab {
-        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reallab/lab.yaml");
+        let p = crate::source_dir().join("tests/fixtures/reallab/lab.yaml");
         RealLab::load(&p).unwrap()
     }
 

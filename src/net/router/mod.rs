@@ -14,7 +14,7 @@
 pub mod check;
 pub mod generate;
 
-use crate::lab::desc::LabDesc;
+use crate::net::labdesc::LabDesc;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -270,7 +270,7 @@ impl RealLab {
             path: path.to_path_buf(),
             message,
         };
-        if text.contains(crate::lab::desc::SCHEMA) {
+        if text.contains(crate::net::labdesc::SCHEMA) {
             let d = LabDesc::read(path).map_err(|e| invalid(e.to_string()))?;
             return RealLab::from_lab_desc(&d).map_err(invalid);
         }
@@ -556,7 +556,7 @@ pub fn load_for_check(path: &Path) -> Result<(RealLab, RouterSite), RouterError>
         path: path.to_path_buf(),
         source,
     })?;
-    let site = if text.contains(crate::lab::desc::SCHEMA) {
+    let site = if text.contains(crate::net::labdesc::SCHEMA) {
         let d = LabDesc::read(path).map_err(|e| RouterError::Invalid {
             path: path.to_path_buf(),
             message: e.to_string(),

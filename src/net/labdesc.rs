@@ -3,11 +3,34 @@
 //! commands on it), the nodes with their SSH endpoints and tunnels, the
 //! phones with their ADB addresses. The virtual lab adds namespaces, the lab
 //! mmdb and its state file.
+//!
+//! The format lives in the product (not in the virtual lab's crate) because
+//! the campaign and the router read it; the lab only writes it.
 
-use super::LabError;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+/// Errors reading or writing a lab description, naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum LabDescError {
+    /// The file is not a valid description.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// File concerned.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// File concerned.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
 
 /// Schema tag.
 pub const SCHEMA: &str = "matador/lab/1";
@@ -175,12 +198,12 @@ impl LabDesc {
     }
 
     /// Writes the description atomically.
-    pub fn write(&self, path: &Path) -> Result<(), LabError> {
-        let io = |source| LabError::Io {
+    pub fn write(&self, path: &Path) -> Result<(), LabDescError> {
+        let io = |source| LabDescError::Io {
             path: path.to_path_buf(),
             source,
         };
-        let text = serde_json::to_string_pretty(self).map_err(|e| LabError::Io {
+        let text = serde_json::to_string_pretty(self).map_err(|e| LabDescError::Io {
             path: path.to_path_buf(),
             source: std::io::Error::other(e),
         })?;
@@ -188,17 +211,17 @@ impl LabDesc {
     }
 
     /// Reads and checks a description.
-    pub fn read(path: &Path) -> Result<LabDesc, LabError> {
-        let text = std::fs::read_to_string(path).map_err(|source| LabError::Io {
+    pub fn read(path: &Path) -> Result<LabDesc, LabDescError> {
+        let text = std::fs::read_to_string(path).map_err(|source| LabDescError::Io {
             path: path.to_path_buf(),
             source,
         })?;
-        let d: LabDesc = serde_json::from_str(&text).map_err(|e| LabError::Topology {
+        let d: LabDesc = serde_json::from_str(&text).map_err(|e| LabDescError::Invalid {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
         if d.schema != SCHEMA {
-            return Err(LabError::Topology {
+            return Err(LabDescError::Invalid {
                 path: path.to_path_buf(),
                 message: format!("schema {:?}, expected {SCHEMA:?}", d.schema),
             });

@@ -198,7 +198,8 @@ mod tests {
             channel: "msg",
         };
         for sdk in [28, 30, 34] {
-            let parsed = crate::device::notif::parse(&render(sdk, std::slice::from_ref(&n), true));
+            let parsed =
+                matador::device::notif::parse(&render(sdk, std::slice::from_ref(&n), true));
             assert_eq!(parsed.len(), 1, "sdk {sdk}");
             let p = &parsed[0];
             assert!(
@@ -212,7 +213,7 @@ mod tests {
                 "sdk {sdk}"
             );
             let redacted =
-                crate::device::notif::parse(&render(sdk, std::slice::from_ref(&n), false));
+                matador::device::notif::parse(&render(sdk, std::slice::from_ref(&n), false));
             assert!(
                 redacted[0].redacted && !redacted[0].shows("second (2) [m0001-3]"),
                 "sdk {sdk}"

@@ -401,7 +401,7 @@ pub fn deflate(data: &[u8]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lab::phone::proto::client_handshake;
+    use crate::phone::proto::client_handshake;
 
     /// A raw client: connects, logs in as `account`.
     struct Client {

@@ -652,22 +652,6 @@ fn is_special(s: &str) -> bool {
         || (!s.is_empty() && s.chars().all(|c| c.is_ascii_digit()))
 }
 
-/// Quotes `s` so that a POSIX shell reads it back as exactly one word with
-/// exactly this text: single quotes, with `'` written as `'\''`.
-pub fn quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('\'');
-    for c in s.chars() {
-        if c == '\'' {
-            out.push_str("'\\''");
-        } else {
-            out.push(c);
-        }
-    }
-    out.push('\'');
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -718,8 +702,11 @@ mod tests {
         }
     }
 
+    /// The product's quoting rule (what `matador` uses to build `adb shell`
+    /// lines) reads back the same under the simulated shell.
     #[test]
     fn quote_round_trips() {
+        use matador::device::shell_quote::quote;
         for s in ["", "a b", "it's", "$(x)", "`y`", "a\nb", "\\", "'''"] {
             assert_eq!(lits(&format!("echo {}", quote(s)))[1], s);
         }

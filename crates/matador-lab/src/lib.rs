@@ -1,13 +1,18 @@
 //! The virtual lab: network namespaces for phones, router, nodes, hops, app servers and a censor, plus the phone simulator.
 //!
 //! A lab is built from a topology file ([`topology`]) with the same
-//! mechanisms a real lab uses ([`crate::net`]: WireGuard tunnels, policy
+//! mechanisms a real lab uses ([`matador::net`]: WireGuard tunnels, policy
 //! routing, NAT, state file with guaranteed teardown), and described for
-//! campaigns by a `lab.json` ([`desc`]) exactly like a real lab.
+//! campaigns by a `lab.json` ([`matador::net::labdesc`], a format of the
+//! product) exactly like a real lab.
+//!
+//! This crate depends on the `matador` library, never the other way round:
+//! the product holds no simulator code. The `matador` binary links both and
+//! runs the lab as `matador lab …`, `matador run --lab` and the hidden
+//! `matador lab-sim …`.
 //!
 //! - [`topology`]: the YAML schema and the address plan (198.18.0.0/15 only);
 //! - [`build`]: bring-up and teardown ([`build::Lab`]);
-//! - [`desc`]: `lab.json` (schema `matador/lab/1`);
 //! - [`geo`]: the lab mmdb geolocating every lab prefix;
 //! - [`censor`]: the censor's on-path injector (DNS races, keyword RSTs);
 //! - [`noise`]: Android background-service hosts (connectivity check, NTP, push);
@@ -16,7 +21,6 @@
 pub mod build;
 pub mod censor;
 pub mod delay;
-pub mod desc;
 pub mod geo;
 pub mod noise;
 pub mod phone;
@@ -43,9 +47,12 @@ pub enum LabError {
         /// Cause.
         source: std::io::Error,
     },
+    /// The lab description could not be written or read.
+    #[error(transparent)]
+    Desc(#[from] matador::net::labdesc::LabDescError),
     /// The network layer failed.
     #[error(transparent)]
-    Net(#[from] crate::net::NetError),
+    Net(#[from] matador::net::NetError),
     /// A lab process failed to start.
     #[error("{what}: {message}")]
     Process {

@@ -30,7 +30,7 @@ pub struct NetSide {
 
 /// Enters a network namespace (a name under /run/netns or a path) on the
 /// calling thread only.
-pub use crate::net::netns::enter_thread as enter_netns;
+pub use matador::net::netns::enter_thread as enter_netns;
 
 impl NetSide {
     /// Starts the socket factory (entering `netns` if given). Must be called

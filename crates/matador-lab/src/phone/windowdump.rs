@@ -47,7 +47,7 @@ pub fn render(s: &WindowState<'_>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::device::keyguard;
+    use matador::device::keyguard;
 
     /// The product's parser reads the simulator's dump of every release.
     #[test]

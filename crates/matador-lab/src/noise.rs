@@ -3,7 +3,7 @@
 //! handshake, then it swallows heartbeats). Run as
 //! `matador lab noise --listen ADDR` inside a data-centre namespace.
 
-use crate::lab::phone::proto::{read_record, server_handshake};
+use crate::phone::proto::{read_record, server_handshake};
 use std::net::{IpAddr, SocketAddr};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};

@@ -17,15 +17,15 @@
 //! and noise services on its server LAN.
 
 use super::LabError;
-use super::desc::{LabDesc, NodeDesc, PhoneDesc, SshEndpoint, TunnelDesc};
 use super::topology::{MGMT, P2p, Plan, RESOLVER, Topology, WLAN, v6, v6_token};
-use crate::ipl;
-use crate::lab::phone::config::{PhoneSimConfig, SimAppConfig, SimContact};
-use crate::net::cmd::{Cmd, require};
-use crate::net::health::{DnsCheck, TunnelCheck, TunnelHealth};
-use crate::net::netns;
-use crate::net::state::{Guard, Phase, Resource, StateFile, alive};
-use crate::net::{NetError, routing, wg};
+use crate::phone::config::{PhoneSimConfig, SimAppConfig, SimContact};
+use matador::ipl;
+use matador::net::cmd::{Cmd, require};
+use matador::net::health::{DnsCheck, TunnelCheck, TunnelHealth};
+use matador::net::labdesc::{LabDesc, NodeDesc, PhoneDesc, SshEndpoint, TunnelDesc};
+use matador::net::netns;
+use matador::net::state::{Guard, Phase, Resource, StateFile, alive};
+use matador::net::{NetError, routing, wg};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -240,7 +240,7 @@ impl Builder<'_> {
                 if text.contains(p.needle) {
                     continue;
                 }
-                let dead = crate::net::state::process_start(p.pid).is_none();
+                let dead = matador::net::state::process_start(p.pid).is_none();
                 if dead || t.elapsed() > timeout {
                     return Err(LabError::Process {
                         what: p.what.clone(),
@@ -350,7 +350,7 @@ impl Lab {
             require("ssh-keygen")?;
         }
         mkdir_private(&opts.state_dir)?;
-        crate::net::state::sweep_stale(&opts.state_dir);
+        matador::net::state::sweep_stale(&opts.state_dir);
         let t = &opts.topology;
         let plan = Plan::new(t).map_err(|message| LabError::Topology {
             path: PathBuf::from(&t.name),
@@ -421,7 +421,7 @@ impl Lab {
     pub fn health(&self) -> Vec<Result<TunnelHealth, NetError>> {
         tunnel_checks(&self.desc)
             .iter()
-            .map(crate::net::health::check_tunnel)
+            .map(matador::net::health::check_tunnel)
             .collect()
     }
 
@@ -487,54 +487,96 @@ const NO_DAD: [(&str, &str); 2] = [
     ("net.ipv6.conf.default.accept_dad", "0"),
 ];
 
+/// Brings every part of the lab up, in order (each step only adds to what
+/// the ones before made, and records it in the state file first), and
+/// describes the result.
 fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
-    let t = b.t;
-    let plan = b.plan;
-    let router = b.ns("router");
-    let core = b.ns("core");
-    // Namespaces.
-    let mut all_ns = vec![router.clone(), core.clone()];
-    let mut forwarders = vec![router.clone(), core.clone()];
+    let forwarders = create_namespaces(b)?;
+    let wlan_if = wire_router_and_phones(b);
+    let uplinks = wire_nodes(b);
+    let dc_links = wire_datacenters(b);
+    apply_links(b, &forwarders)?;
+    throttle_uplinks(b, &uplinks)?;
+    delay_links(b, opts, &uplinks, &dc_links)?;
+    if let Some(c) = &b.t.censor {
+        start_censor(b, opts, c, uplinks.censor_if.as_deref())?;
+    }
+    let tunnels = start_tunnels(b, &uplinks)?;
+    let phone_rules = assign_phones(b)?;
+    let zone = dns_zone(b.plan);
+    start_resolvers(b, &zone)?;
+    start_control_resolver(b, &zone)?;
+    start_backends(b, opts)?;
+    let ssh = start_ssh(b, opts)?;
+    let phone_logs = if opts.phones {
+        start_phones(b, opts)?
+    } else {
+        Vec::new()
+    };
+    b.wait_ready(Duration::from_secs(15))?;
+    describe(b, opts, wlan_if, &tunnels, &ssh, &phone_logs, &phone_rules)
+}
+
+/// The lab's namespaces, all (`.0`) and those that forward packets (`.1`),
+/// in creation order: router, core, phones, nodes with their hops, censor,
+/// data centres with their hops and parallel hops.
+fn namespace_roles(t: &Topology) -> (Vec<String>, Vec<String>) {
+    let mut all = vec!["router".to_string(), "core".to_string()];
+    let mut forwarders = all.clone();
     for p in &t.phones {
-        all_ns.push(b.ns(&p.name));
+        all.push(p.name.clone());
     }
     for n in &t.nodes {
-        all_ns.push(b.ns(&n.name));
-        forwarders.push(b.ns(&n.name));
+        all.push(n.name.clone());
+        forwarders.push(n.name.clone());
         for h in 1..=n.hops {
-            all_ns.push(b.ns(&format!("{}-h{h}", n.name)));
-            forwarders.push(b.ns(&format!("{}-h{h}", n.name)));
+            all.push(format!("{}-h{h}", n.name));
+            forwarders.push(format!("{}-h{h}", n.name));
         }
     }
     if t.censor.is_some() {
-        all_ns.push(b.ns("censor"));
-        forwarders.push(b.ns("censor"));
+        all.push("censor".into());
+        forwarders.push("censor".into());
     }
     for d in &t.datacenters {
-        all_ns.push(b.ns(&d.name));
+        all.push(d.name.clone());
         for h in 1..=d.hops {
-            all_ns.push(b.ns(&format!("{}-h{h}", d.name)));
-            forwarders.push(b.ns(&format!("{}-h{h}", d.name)));
+            all.push(format!("{}-h{h}", d.name));
+            forwarders.push(format!("{}-h{h}", d.name));
         }
         if d.multipath {
             for m in ["mpa", "mpb"] {
-                all_ns.push(b.ns(&format!("{}-{m}", d.name)));
-                forwarders.push(b.ns(&format!("{}-{m}", d.name)));
+                all.push(format!("{}-{m}", d.name));
+                forwarders.push(format!("{}-{m}", d.name));
             }
         }
     }
-    for ns in &all_ns {
+    (all, forwarders)
+}
+
+/// Creates every namespace; returns the forwarding ones.
+fn create_namespaces(b: &mut Builder<'_>) -> Result<Vec<String>, LabError> {
+    let (all, forwarders) = namespace_roles(b.t);
+    for role in &all {
         b.cancelled()?;
-        netns::create(b.st, ns)?;
+        let ns = b.ns(role);
+        netns::create(b.st, &ns)?;
         // No duplicate address detection: a tentative link-local address
         // stops the kernel from sending neighbour solicitations for
         // forwarded packets, which would blackhole IPv6 for ~1 s after
         // bring-up. Links created in this namespace inherit `default`.
-        netns::net_sysctls_direct(ns, &NO_DAD)?;
+        netns::net_sysctls_direct(&ns, &NO_DAD)?;
     }
+    Ok(forwarders.iter().map(|r| b.ns(r)).collect())
+}
 
-    // Router: uplink to the core, WLAN bridge with the phones.
-    let (_, r_up) = b.p2p(&core, &router, plan.router_uplink);
+/// Router: uplink to the core, WLAN bridge with the phones. Returns the
+/// WLAN interface.
+fn wire_router_and_phones(b: &mut Builder<'_>) -> String {
+    let (t, plan) = (b.t, b.plan);
+    let router = b.ns("router");
+    let core = b.ns("core");
+    b.p2p(&core, &router, plan.router_uplink);
     b.route(
         &router,
         ipl!["route", "add", "default", "via", plan.router_uplink.up],
@@ -545,7 +587,6 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
         ipl!["addr", "add", cidr(plan.gateway, WLAN.1), "dev", wlan_if],
         ipl!["link", "set", wlan_if, "up"],
     ]);
-    let _ = r_up;
     for (i, p) in t.phones.iter().enumerate() {
         let pns = b.ns(&p.name);
         let rif = format!("p{i}");
@@ -563,23 +604,39 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
         ]);
         b.route(&pns, ipl!["route", "add", "default", "via", plan.gateway]);
     }
+    wlan_if
+}
 
-    // Nodes and their ISP chains.
-    let mut uplinks = Vec::new();
-    let mut uplink_peers = Vec::new();
-    let mut censor_if = None;
+/// The nodes' uplinks: per node (topology order) its interface and the
+/// interface of the namespace above it (first hop or censor).
+#[derive(Debug, Default)]
+struct Uplinks {
+    /// The node's side.
+    node_if: Vec<String>,
+    /// The side above the node.
+    peer_if: Vec<String>,
+    /// The censor's interface towards its node, when there is a censor.
+    censor_if: Option<String>,
+}
+
+/// Nodes and their ISP chains (with the censor between its node and the
+/// first hop).
+fn wire_nodes(b: &mut Builder<'_>) -> Uplinks {
+    let (t, plan) = (b.t, b.plan);
+    let core = b.ns("core");
+    let mut up = Uplinks::default();
     for (n, np) in t.nodes.iter().zip(&plan.nodes) {
         let node = b.ns(&n.name);
         let bid = b.id.clone();
         let hop = |h: u8| format!("mt{bid}-{}-h{h}", n.name);
         let first = hop(1);
-        let (below_first, below_ip) = match np.censor_link {
+        let below_ip = match np.censor_link {
             Some(cl) => {
                 let censor = b.ns("censor");
-                let (peer_if, up_if) = b.p2p(&censor, &node, np.uplink);
-                censor_if = Some(peer_if.clone());
-                uplinks.push(up_if);
-                uplink_peers.push(peer_if);
+                let (peer_if, node_if) = b.p2p(&censor, &node, np.uplink);
+                up.censor_if = Some(peer_if.clone());
+                up.node_if.push(node_if);
+                up.peer_if.push(peer_if);
                 b.p2p(&first, &censor, cl);
                 b.route(&censor, ipl!["route", "add", "default", "via", cl.up]);
                 b.route(
@@ -592,16 +649,15 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
                         cl.down
                     ],
                 );
-                (censor, cl.down)
+                cl.down
             }
             None => {
-                let (peer_if, up_if) = b.p2p(&first, &node, np.uplink);
-                uplinks.push(up_if);
-                uplink_peers.push(peer_if);
-                (node.clone(), np.uplink.down)
+                let (peer_if, node_if) = b.p2p(&first, &node, np.uplink);
+                up.node_if.push(node_if);
+                up.peer_if.push(peer_if);
+                np.uplink.down
             }
         };
-        let _ = below_first;
         b.route(&node, ipl!["route", "add", "default", "via", np.uplink.up]);
         // The country's resolver on the first hop (anycast address).
         b.pre.entry(first.clone()).or_default().push(ipl![
@@ -648,8 +704,15 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
             ],
         );
     }
+    up
+}
 
-    // Data centres.
+/// Data centres: their server LAN addresses and hop chains from the core
+/// (with two parallel equal-cost hops when multipath). Returns each data
+/// centre's own link interface.
+fn wire_datacenters(b: &mut Builder<'_>) -> Vec<String> {
+    let (t, plan) = (b.t, b.plan);
+    let core = b.ns("core");
     let mut dc_links = Vec::new();
     for (d, dp) in t.datacenters.iter().zip(&plan.dcs) {
         let dc = b.ns(&d.name);
@@ -712,8 +775,13 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
             b.route(&core, ipl!["route", "add", blk, "via", l.down]);
         }
     }
+    dc_links
+}
 
-    // Create every link at once, then configure each namespace in one batch.
+/// Creates every link at once, then configures each namespace in one
+/// batch (addresses, then routes, each with its IPv6 twin), then turns
+/// forwarding on.
+fn apply_links(b: &mut Builder<'_>, forwarders: &[String]) -> Result<(), LabError> {
     b.cancelled()?;
     let links = std::mem::take(&mut b.links);
     netns::ip_batch(None, &links)?;
@@ -725,23 +793,31 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
         b.cancelled()?;
         netns::ip_batch(Some(&ns), &with_v6(lines))?;
     }
-    for ns in &forwarders {
+    for ns in forwarders {
         netns::sysctls(Some(ns), &ROUTER_SYSCTLS)?;
     }
+    Ok(())
+}
 
-    // Throttled uplinks: a token bucket on both ends of the node's uplink.
-    for (i, n) in t.nodes.iter().enumerate() {
+/// The namespace above node `n` (its censor, else its first hop).
+fn above_node(b: &Builder<'_>, n: &super::topology::NodeDecl) -> String {
+    match &b.t.censor {
+        Some(c) if c.node == n.name => b.ns("censor"),
+        _ => format!("mt{}-{}-h1", b.id, n.name),
+    }
+}
+
+/// Throttled uplinks: a token bucket on both ends of the node's uplink.
+fn throttle_uplinks(b: &mut Builder<'_>, up: &Uplinks) -> Result<(), LabError> {
+    for (i, n) in b.t.nodes.iter().enumerate() {
         let Some(kbit) = n.throttle_kbit else {
             continue;
         };
         let node = b.ns(&n.name);
-        let above = match &t.censor {
-            Some(c) if c.node == n.name => b.ns("censor"),
-            _ => format!("mt{}-{}-h1", b.id, n.name),
-        };
+        let above = above_node(b, n);
         for (ns, dev) in [
-            (node.clone(), uplinks[i].clone()),
-            (above, uplink_peers[i].clone()),
+            (node.clone(), up.node_if[i].clone()),
+            (above, up.peer_if[i].clone()),
         ] {
             Cmd::new("tc")
                 .args([
@@ -752,20 +828,24 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
                 .run()?;
         }
     }
+    Ok(())
+}
 
-    // Delayed links: a userspace NFQUEUE relay in the namespace owning the
-    // link (the hop above a node, the data centre itself).
+/// Delayed links: a userspace NFQUEUE relay in the namespace owning the
+/// link (the hop above a node, the data centre itself).
+fn delay_links(
+    b: &mut Builder<'_>,
+    opts: &UpOptions,
+    up: &Uplinks,
+    dc_links: &[String],
+) -> Result<(), LabError> {
     let mut delayed = Vec::new();
-    for (i, n) in t.nodes.iter().enumerate() {
+    for (i, n) in b.t.nodes.iter().enumerate() {
         if let Some(ms) = n.delay_ms {
-            let above = match &t.censor {
-                Some(c) if c.node == n.name => b.ns("censor"),
-                _ => format!("mt{}-{}-h1", b.id, n.name),
-            };
-            delayed.push((n.name.clone(), above, uplink_peers[i].clone(), ms));
+            delayed.push((n.name.clone(), above_node(b, n), up.peer_if[i].clone(), ms));
         }
     }
-    for (d, dev) in t.datacenters.iter().zip(&dc_links) {
+    for (d, dev) in b.t.datacenters.iter().zip(dc_links) {
         if let Some(ms) = d.delay_ms {
             delayed.push((d.name.clone(), b.ns(&d.name), dev.clone(), ms));
         }
@@ -792,114 +872,131 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
             }
         }
     }
+    Ok(())
+}
 
-    // Censor rules.
-    if let Some(c) = &t.censor {
-        let censor = b.ns("censor");
-        netns::ip_batch(
-            Some(&censor),
-            &[ipl!["addr", "add", cidr(CENSOR_DNS, 32), "dev", "lo"]],
-        )?;
-        let ipt = |args: Vec<String>| {
-            Cmd::new("iptables")
-                .netns(Some(&censor))
-                .arg("-w")
-                .args(args)
-        };
-        for name in c.forge_dns.keys() {
-            ipt(ipl![
-                "-t",
-                "nat",
-                "-A",
-                "PREROUTING",
-                "-p",
-                "udp",
-                "--dport",
-                "53",
-                "-m",
-                "string",
-                "--algo",
-                "bm",
-                "--icase",
-                "--hex-string",
-                qname_hex(name),
-                "-j",
-                "DNAT",
-                "--to-destination",
-                format!("{CENSOR_DNS}:53")
-            ])
-            .run()?;
-        }
-        for k in &c.rst_keywords {
-            ipt(ipl![
-                "-A",
-                "FORWARD",
-                "-p",
-                "tcp",
-                "-m",
-                "string",
-                "--algo",
-                "bm",
-                "--string",
-                k,
-                "-j",
-                "REJECT",
-                "--reject-with",
-                "tcp-reset"
-            ])
-            .run()?;
-        }
-        for a in &c.rst_syn_to {
-            ipt(ipl![
-                "-A",
-                "FORWARD",
-                "-p",
-                "tcp",
-                "--syn",
-                "-d",
-                a,
-                "-j",
-                "REJECT",
-                "--reject-with",
-                "tcp-reset"
-            ])
-            .run()?;
-        }
-        if !c.forge_dns.is_empty() {
-            let mut cmd = Cmd::new("dnsmasq")
-                .netns(Some(&censor))
-                .args(dnsmasq_base(CENSOR_DNS, false));
-            for (name, ip) in &c.forge_dns {
-                cmd = cmd.arg(format!("--address=/{name}/{ip}"));
-            }
-            b.spawn(
-                cmd,
-                &format!("censor dnsmasq (lab {})", b.id),
-                "dnsmasq-censor.log",
-                "started",
-            )?;
-        }
-        if let (Some(race), Some(iface)) = (&c.race, &censor_if) {
-            let config = serde_json::to_string(race).map_err(|e| LabError::Process {
-                what: "censor injector".into(),
-                message: e.to_string(),
-            })?;
-            let cmd = Cmd::new(opts.exe.to_string_lossy().into_owned())
-                .netns(Some(&censor))
-                .args(["lab", "censor", "--iface"])
-                .arg(iface)
-                .arg("--config")
-                .arg(config);
-            b.spawn(
-                cmd,
-                &format!("censor injector (lab {})", b.id),
-                "censor-race.log",
-                "started",
-            )?;
-        }
+/// The censor's iptables rules (without the leading `iptables -w`): forged
+/// names diverted to its own resolver, keyword and SYN resets.
+fn censor_rules(c: &super::topology::CensorDecl) -> Vec<Vec<String>> {
+    let mut rules = Vec::new();
+    for name in c.forge_dns.keys() {
+        rules.push(ipl![
+            "-t",
+            "nat",
+            "-A",
+            "PREROUTING",
+            "-p",
+            "udp",
+            "--dport",
+            "53",
+            "-m",
+            "string",
+            "--algo",
+            "bm",
+            "--icase",
+            "--hex-string",
+            qname_hex(name),
+            "-j",
+            "DNAT",
+            "--to-destination",
+            format!("{CENSOR_DNS}:53")
+        ]);
     }
+    for k in &c.rst_keywords {
+        rules.push(ipl![
+            "-A",
+            "FORWARD",
+            "-p",
+            "tcp",
+            "-m",
+            "string",
+            "--algo",
+            "bm",
+            "--string",
+            k,
+            "-j",
+            "REJECT",
+            "--reject-with",
+            "tcp-reset"
+        ]);
+    }
+    for a in &c.rst_syn_to {
+        rules.push(ipl![
+            "-A",
+            "FORWARD",
+            "-p",
+            "tcp",
+            "--syn",
+            "-d",
+            a,
+            "-j",
+            "REJECT",
+            "--reject-with",
+            "tcp-reset"
+        ]);
+    }
+    rules
+}
 
-    // Tunnels: router ↔ node, WireGuard.
+/// The censor: its rules, its forging resolver and its on-path injector.
+fn start_censor(
+    b: &mut Builder<'_>,
+    opts: &UpOptions,
+    c: &super::topology::CensorDecl,
+    censor_if: Option<&str>,
+) -> Result<(), LabError> {
+    let censor = b.ns("censor");
+    netns::ip_batch(
+        Some(&censor),
+        &[ipl!["addr", "add", cidr(CENSOR_DNS, 32), "dev", "lo"]],
+    )?;
+    for rule in censor_rules(c) {
+        Cmd::new("iptables")
+            .netns(Some(&censor))
+            .arg("-w")
+            .args(rule)
+            .run()?;
+    }
+    if !c.forge_dns.is_empty() {
+        let mut cmd = Cmd::new("dnsmasq")
+            .netns(Some(&censor))
+            .args(dnsmasq_base(CENSOR_DNS, false));
+        for (name, ip) in &c.forge_dns {
+            cmd = cmd.arg(format!("--address=/{name}/{ip}"));
+        }
+        b.spawn(
+            cmd,
+            &format!("censor dnsmasq (lab {})", b.id),
+            "dnsmasq-censor.log",
+            "started",
+        )?;
+    }
+    if let (Some(race), Some(iface)) = (&c.race, censor_if) {
+        let config = serde_json::to_string(race).map_err(|e| LabError::Process {
+            what: "censor injector".into(),
+            message: e.to_string(),
+        })?;
+        let cmd = Cmd::new(opts.exe.to_string_lossy().into_owned())
+            .netns(Some(&censor))
+            .args(["lab", "censor", "--iface"])
+            .arg(iface)
+            .arg("--config")
+            .arg(config);
+        b.spawn(
+            cmd,
+            &format!("censor injector (lab {})", b.id),
+            "censor-race.log",
+            "started",
+        )?;
+    }
+    Ok(())
+}
+
+/// Tunnels: router ↔ node, WireGuard, with the node's NAT and the router's
+/// per-node routing table.
+fn start_tunnels(b: &mut Builder<'_>, up: &Uplinks) -> Result<Vec<TunnelDesc>, LabError> {
+    let (t, plan) = (b.t, b.plan);
+    let router = b.ns("router");
     b.cancelled()?;
     let backend = wg::detect(Some(&router), &format!("wg{}probe", b.id))?;
     let mut tunnels = Vec::new();
@@ -974,7 +1071,7 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
             b.st,
             Some(&node),
             &[cidr(WLAN.0, WLAN.1), cidr6(WLAN.0, WLAN.1)],
-            &uplinks[i],
+            &up.node_if[i],
         )?;
         tunnels.push(TunnelDesc {
             router_if: rif,
@@ -985,61 +1082,96 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
             node_addr6: Some(v6(np.tunnel.down).to_string()),
             table: np.table,
             endpoint: endpoint.to_string(),
-            node_uplink: uplinks[i].clone(),
+            node_uplink: up.node_if[i].clone(),
         });
     }
+    Ok(tunnels)
+}
+
+/// The policy-routing rule priority of phone `i` (topology order).
+fn phone_rule_priority(i: usize) -> u32 {
+    1000 + i as u32
+}
+
+/// Sends each phone's traffic into its node's tunnel (policy routing on
+/// the router); returns the rule priorities, per phone.
+fn assign_phones(b: &mut Builder<'_>) -> Result<Vec<u32>, LabError> {
+    let (t, plan) = (b.t, b.plan);
+    let router = b.ns("router");
     let mut phone_rules = Vec::new();
     for (i, p) in t.phones.iter().enumerate() {
         let k = t.nodes.iter().position(|n| n.name == p.node).unwrap_or(0);
-        let prio = 1000 + i as u32;
+        let prio = phone_rule_priority(i);
         // IPv6 first: moving the IPv4 rule later moves the IPv6 one along.
         for addr in [IpAddr::V6(v6(plan.phones[i])), IpAddr::V4(plan.phones[i])] {
             routing::assign_phone(b.st, Some(&router), addr, plan.nodes[k].table, prio)?;
         }
         phone_rules.push(prio);
     }
+    Ok(phone_rules)
+}
 
-    // DNS: one resolver per country on the node's first hop.
+/// Android's background-service names, answered by a data centre's noise
+/// host.
+const NOISE_NAMES: [&str; 6] = [
+    "connectivitycheck.gstatic.com",
+    "time.android.com",
+    "mtalk.google.com",
+    "play.googleapis.com",
+    "android.clients.google.com",
+    "www.google.com",
+];
+
+/// The shared DNS zone: each app backend's host name and the background
+/// names, to their data-centre addresses.
+fn dns_zone(plan: &Plan) -> BTreeMap<String, Ipv4Addr> {
     let mut zone: BTreeMap<String, Ipv4Addr> = BTreeMap::new();
     for dp in &plan.dcs {
         for (app, ip) in &dp.apps {
-            if let Some(def) = crate::lab::phone::apps::app_def(app) {
+            if let Some(def) = crate::phone::apps::app_def(app) {
                 zone.insert(def.host.to_string(), *ip);
             }
         }
         if let Some(ip) = dp.noise {
-            for h in [
-                "connectivitycheck.gstatic.com",
-                "time.android.com",
-                "mtalk.google.com",
-                "play.googleapis.com",
-                "android.clients.google.com",
-                "www.google.com",
-            ] {
+            for h in NOISE_NAMES {
                 zone.insert(h.into(), ip);
             }
         }
     }
-    for n in &t.nodes {
-        let first = format!("mt{}-{}-h1", b.id, n.name);
-        let mut cmd = Cmd::new("dnsmasq")
-            .netns(Some(&first))
-            .args(dnsmasq_base(RESOLVER, true));
-        // App and background names answer A and AAAA (the IPv6 twin); the
-        // node's extra names A only.
-        for (name, ip) in &zone {
-            match n.dns.get(name) {
-                Some(x) => cmd = cmd.arg(format!("--address=/{name}/{x}")),
-                None => {
-                    cmd = cmd
-                        .arg(format!("--address=/{name}/{ip}"))
-                        .arg(format!("--address=/{name}/{}", v6(*ip)));
-                }
+    zone
+}
+
+/// The `--address=` arguments of node `n`'s country resolver: app and
+/// background names answer A and AAAA (the IPv6 twin), unless the node
+/// overrides them; the node's extra names A only.
+fn resolver_addresses(
+    n: &super::topology::NodeDecl,
+    zone: &BTreeMap<String, Ipv4Addr>,
+) -> Vec<String> {
+    let mut args = Vec::new();
+    for (name, ip) in zone {
+        match n.dns.get(name) {
+            Some(x) => args.push(format!("--address=/{name}/{x}")),
+            None => {
+                args.push(format!("--address=/{name}/{ip}"));
+                args.push(format!("--address=/{name}/{}", v6(*ip)));
             }
         }
-        for (name, ip) in n.dns.iter().filter(|(k, _)| !zone.contains_key(*k)) {
-            cmd = cmd.arg(format!("--address=/{name}/{ip}"));
-        }
+    }
+    for (name, ip) in n.dns.iter().filter(|(k, _)| !zone.contains_key(*k)) {
+        args.push(format!("--address=/{name}/{ip}"));
+    }
+    args
+}
+
+/// DNS: one resolver per country on the node's first hop.
+fn start_resolvers(b: &mut Builder<'_>, zone: &BTreeMap<String, Ipv4Addr>) -> Result<(), LabError> {
+    for n in &b.t.nodes {
+        let first = format!("mt{}-{}-h1", b.id, n.name);
+        let cmd = Cmd::new("dnsmasq")
+            .netns(Some(&first))
+            .args(dnsmasq_base(RESOLVER, true))
+            .args(resolver_addresses(n, zone));
         b.spawn(
             cmd,
             &format!("dnsmasq {} (lab {})", n.name, b.id),
@@ -1047,33 +1179,45 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
             "started",
         )?;
     }
+    Ok(())
+}
 
-    // The control resolver: honest answers (the shared zone only) on the
-    // core, which every node and data centre reaches by its default route.
-    if let Some(ip) = t.control_resolver {
-        netns::ip_batch(
-            Some(&core),
-            &[ipl!["addr", "add", cidr(ip, 32), "dev", "lo"]],
-        )?;
-        let mut cmd = Cmd::new("dnsmasq")
-            .netns(Some(&core))
-            .args(dnsmasq_base(ip, false));
-        for (name, a) in &zone {
-            cmd = cmd.arg(format!("--address=/{name}/{a}"));
-        }
-        b.spawn(
-            cmd,
-            &format!("dnsmasq control (lab {})", b.id),
-            "dnsmasq-control.log",
-            "started",
-        )?;
+/// The control resolver: honest answers (the shared zone only) on the
+/// core, which every node and data centre reaches by its default route.
+fn start_control_resolver(
+    b: &mut Builder<'_>,
+    zone: &BTreeMap<String, Ipv4Addr>,
+) -> Result<(), LabError> {
+    let Some(ip) = b.t.control_resolver else {
+        return Ok(());
+    };
+    let core = b.ns("core");
+    netns::ip_batch(
+        Some(&core),
+        &[ipl!["addr", "add", cidr(ip, 32), "dev", "lo"]],
+    )?;
+    let mut cmd = Cmd::new("dnsmasq")
+        .netns(Some(&core))
+        .args(dnsmasq_base(ip, false));
+    for (name, a) in zone {
+        cmd = cmd.arg(format!("--address=/{name}/{a}"));
     }
+    b.spawn(
+        cmd,
+        &format!("dnsmasq control (lab {})", b.id),
+        "dnsmasq-control.log",
+        "started",
+    )?;
+    Ok(())
+}
 
-    // App backends and noise hosts.
+/// App backends and noise hosts in their data centres.
+fn start_backends(b: &mut Builder<'_>, opts: &UpOptions) -> Result<(), LabError> {
+    let (t, plan) = (b.t, b.plan);
     for (d, dp) in t.datacenters.iter().zip(&plan.dcs) {
         let dc = b.ns(&d.name);
         for (app, ip) in &dp.apps {
-            let Some(def) = crate::lab::phone::apps::app_def(app) else {
+            let Some(def) = crate::phone::apps::app_def(app) else {
                 continue;
             };
             let cmd = Cmd::new(opts.exe.to_string_lossy().into_owned())
@@ -1111,28 +1255,60 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
             )?;
         }
     }
+    Ok(())
+}
 
-    // Management links and SSH servers on the nodes.
-    let mgmt = free_mgmt(t.nodes.len())?;
+/// Generates an unencrypted ed25519 key pair at `path` (and `path.pub`).
+fn ssh_keygen(path: &Path, comment: &str) -> Result<(), LabError> {
+    Cmd::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", comment, "-f"])
+        .arg(path.to_string_lossy().into_owned())
+        .run()?;
+    Ok(())
+}
+
+/// Reads a file of the lab folder, naming it on failure.
+fn read_lab_file(path: &Path) -> Result<String, LabError> {
+    std::fs::read_to_string(path).map_err(|source| LabError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// A node's sshd configuration: listening on its management address only,
+/// keys only, the agent's `MATADOR_*` environment accepted.
+fn sshd_config(listen: Ipv4Addr, host_key: &Path, authorized_keys: &Path) -> String {
+    format!(
+        "ListenAddress {}\nPort 22\nHostKey {}\nAuthorizedKeysFile {}\nPidFile none\nStrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nPrintMotd no\nAcceptEnv MATADOR_*\nSubsystem sftp internal-sftp\n",
+        listen,
+        host_key.display(),
+        authorized_keys.display()
+    )
+}
+
+/// The known_hosts line of a host at `addr` with public key file text
+/// `pubkey` (`type base64 [comment]`).
+fn known_hosts_line(addr: Ipv4Addr, pubkey: &str) -> String {
+    let mut hw = pubkey.split_whitespace();
+    format!(
+        "{} {} {}\n",
+        addr,
+        hw.next().unwrap_or(""),
+        hw.next().unwrap_or("")
+    )
+}
+
+/// Management links from the root namespace to every node and, with
+/// `opts.ssh`, an OpenSSH server on each; returns each node's endpoint.
+fn start_ssh(b: &mut Builder<'_>, opts: &UpOptions) -> Result<Vec<Option<SshEndpoint>>, LabError> {
+    let mgmt = free_mgmt(b.t.nodes.len())?;
     let mut ssh = Vec::new();
     let client_key = b.dir.join("keys").join("id_ed25519");
     if opts.ssh {
-        Cmd::new("ssh-keygen")
-            .args([
-                "-q",
-                "-t",
-                "ed25519",
-                "-N",
-                "",
-                "-C",
-                &format!("matador-lab-{}", b.id),
-                "-f",
-            ])
-            .arg(client_key.to_string_lossy().into_owned())
-            .run()?;
+        ssh_keygen(&client_key, &format!("matador-lab-{}", b.id))?;
         mkdir_private(Path::new("/run/sshd"))?;
     }
-    for (i, n) in t.nodes.iter().enumerate() {
+    for (i, n) in b.t.nodes.iter().enumerate() {
         let node = b.ns(&n.name);
         let root_if = format!("mt{}m{i}", b.id);
         b.st.add(Resource::Undo {
@@ -1154,165 +1330,159 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
             ],
         )?;
         if opts.ssh {
-            let sdir = b.dir.join(format!("sshd-{}", n.name));
-            mkdir_private(&sdir)?;
-            let hk = sdir.join("ssh_host_ed25519_key");
-            Cmd::new("ssh-keygen")
-                .args([
-                    "-q",
-                    "-t",
-                    "ed25519",
-                    "-N",
-                    "",
-                    "-C",
-                    &format!("{}-{}", n.name, b.id),
-                    "-f",
-                ])
-                .arg(hk.to_string_lossy().into_owned())
-                .run()?;
-            let pubk =
-                std::fs::read_to_string(client_key.with_extension("pub")).map_err(|source| {
-                    LabError::Io {
-                        path: client_key.with_extension("pub"),
-                        source,
-                    }
-                })?;
-            let ak = sdir.join("authorized_keys");
-            write_private(&ak, &pubk)?;
-            let hpub = std::fs::read_to_string(hk.with_extension("pub")).map_err(|source| {
-                LabError::Io {
-                    path: hk.with_extension("pub"),
-                    source,
-                }
-            })?;
-            let kh = sdir.join("known_hosts");
-            let mut hw = hpub.split_whitespace();
-            write_private(
-                &kh,
-                &format!(
-                    "{} {} {}\n",
-                    mgmt[i].down,
-                    hw.next().unwrap_or(""),
-                    hw.next().unwrap_or("")
-                ),
-            )?;
-            let cfgp = sdir.join("sshd_config");
-            write_private(
-                &cfgp,
-                &format!(
-                    "ListenAddress {}\nPort 22\nHostKey {}\nAuthorizedKeysFile {}\nPidFile none\nStrictModes no\nPermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nPrintMotd no\nAcceptEnv MATADOR_*\nSubsystem sftp internal-sftp\n",
-                    mgmt[i].down,
-                    hk.display(),
-                    ak.display()
-                ),
-            )?;
-            let sshd = require("sshd")?;
-            let cmd = Cmd::new(sshd.to_string_lossy().into_owned())
-                .netns(Some(&node))
-                .args(["-D", "-e", "-f"])
-                .arg(cfgp.to_string_lossy().into_owned());
-            b.spawn(
-                cmd,
-                &format!("sshd {} (lab {})", n.name, b.id),
-                &format!("sshd-{}.log", n.name),
-                "Server listening",
-            )?;
+            let known_hosts = start_sshd(b, n, &node, mgmt[i].down, &client_key)?;
             ssh.push(Some(SshEndpoint {
                 host: mgmt[i].down.to_string(),
                 port: 22,
                 user: "root".into(),
                 identity: client_key.clone(),
-                known_hosts: kh,
+                known_hosts,
             }));
         } else {
             ssh.push(None);
         }
     }
+    Ok(ssh)
+}
 
-    // Phone simulators (ADB on the host's loopback = the USB cable).
-    let mut phone_logs = Vec::new();
-    if opts.phones {
-        for (i, p) in t.phones.iter().enumerate() {
-            let mut c = PhoneSimConfig::new(&p.name);
-            // Set up as docs/real-lab.md asks of a lab's phones.
-            c.adb_keyboard = true;
-            // Interrupting as real phones do: Android 13's notification
-            // prompt on each app's first start, and one cold start in ten
-            // shows a "what's new" sheet, the store, or an ANR dialog.
-            c.interruptions = super::phone::dialog::InterruptionConfig {
-                notification_prompt: true,
-                rate: 0.1,
-            };
-            c.netns = Some(b.ns(&p.name));
-            c.dns = Some(SocketAddr::new(IpAddr::V4(RESOLVER), 53));
-            c.background = p.background;
-            c.rooted = p.rooted;
-            if let Some(m) = &p.model {
-                c.model = m.clone();
-            }
-            c.wlan_addr = cidr(plan.phones[i], WLAN.1);
-            c.wlan_gateway = plan.gateway.to_string();
-            c.serialno = Some(format!("LAB{}{:02}", b.id.to_ascii_uppercase(), i));
-            let apps: Vec<String> = p.apps.clone().unwrap_or_else(|| {
-                crate::lab::phone::apps::APPS
-                    .iter()
-                    .map(|a| a.id.to_string())
-                    .collect()
-            });
-            for app in &apps {
-                let contacts = t
-                    .phones
-                    .iter()
-                    .enumerate()
-                    .filter(|(j, _)| *j != i)
-                    .map(|(j, q)| SimContact {
-                        name: q.name.clone(),
-                        account: q
-                            .accounts
-                            .get(app)
-                            .cloned()
-                            .unwrap_or_else(|| account(app, j)),
-                    })
-                    .collect();
-                c.apps.insert(
-                    app.clone(),
-                    SimAppConfig {
-                        variant: p.variant,
-                        account: p
-                            .accounts
-                            .get(app)
-                            .cloned()
-                            .unwrap_or_else(|| account(app, i)),
-                        contacts,
-                        server: None,
-                    },
-                );
-            }
-            let path = b.dir.join(format!("phone-{}.yaml", p.name));
-            let yaml = serde_yaml_ng::to_string(&c).map_err(|e| LabError::Io {
-                path: path.clone(),
-                source: std::io::Error::other(e),
-            })?;
-            write_private(&path, &yaml)?;
-            let ctl = b.dir.join(format!("phone-{}.sock", p.name));
-            let cmd = Cmd::new(opts.exe.to_string_lossy().into_owned())
-                .args(["lab-sim", "phone", "--config"])
-                .arg(path.to_string_lossy().into_owned())
-                .arg("--control")
-                .arg(ctl.to_string_lossy().into_owned());
-            let log = format!("phone-{}.log", p.name);
-            b.spawn(
-                cmd,
-                &format!("phone {} (lab {})", p.name, b.id),
-                &log,
-                "ready",
-            )?;
-            phone_logs.push((b.dir.join("logs").join(log), ctl));
-        }
+/// One node's sshd on its management address `addr`, accepting
+/// `client_key`; returns the known_hosts file naming its host key.
+fn start_sshd(
+    b: &mut Builder<'_>,
+    n: &super::topology::NodeDecl,
+    node: &str,
+    addr: Ipv4Addr,
+    client_key: &Path,
+) -> Result<PathBuf, LabError> {
+    let sdir = b.dir.join(format!("sshd-{}", n.name));
+    mkdir_private(&sdir)?;
+    let hk = sdir.join("ssh_host_ed25519_key");
+    ssh_keygen(&hk, &format!("{}-{}", n.name, b.id))?;
+    let pubk = read_lab_file(&client_key.with_extension("pub"))?;
+    let ak = sdir.join("authorized_keys");
+    write_private(&ak, &pubk)?;
+    let hpub = read_lab_file(&hk.with_extension("pub"))?;
+    let kh = sdir.join("known_hosts");
+    write_private(&kh, &known_hosts_line(addr, &hpub))?;
+    let cfgp = sdir.join("sshd_config");
+    write_private(&cfgp, &sshd_config(addr, &hk, &ak))?;
+    let sshd = require("sshd")?;
+    let cmd = Cmd::new(sshd.to_string_lossy().into_owned())
+        .netns(Some(node))
+        .args(["-D", "-e", "-f"])
+        .arg(cfgp.to_string_lossy().into_owned());
+    b.spawn(
+        cmd,
+        &format!("sshd {} (lab {})", n.name, b.id),
+        &format!("sshd-{}.log", n.name),
+        "Server listening",
+    )?;
+    Ok(kh)
+}
+
+/// The simulator configuration of phone `i` of lab `id`: set up as
+/// docs/real-lab.md asks of a lab's phones, with every other phone of the
+/// lab as a contact in each of its apps.
+fn phone_sim_config(t: &Topology, plan: &Plan, id: &str, ns: String, i: usize) -> PhoneSimConfig {
+    let p = &t.phones[i];
+    let mut c = PhoneSimConfig::new(&p.name);
+    c.adb_keyboard = true;
+    // Interrupting as real phones do: Android 13's notification
+    // prompt on each app's first start, and one cold start in ten
+    // shows a "what's new" sheet, the store, or an ANR dialog.
+    c.interruptions = crate::phone::dialog::InterruptionConfig {
+        notification_prompt: true,
+        rate: 0.1,
+    };
+    c.netns = Some(ns);
+    c.dns = Some(SocketAddr::new(IpAddr::V4(RESOLVER), 53));
+    c.background = p.background;
+    c.rooted = p.rooted;
+    if let Some(m) = &p.model {
+        c.model = m.clone();
     }
-    b.wait_ready(Duration::from_secs(15))?;
+    c.wlan_addr = cidr(plan.phones[i], WLAN.1);
+    c.wlan_gateway = plan.gateway.to_string();
+    c.serialno = Some(format!("LAB{}{:02}", id.to_ascii_uppercase(), i));
+    let apps: Vec<String> = p.apps.clone().unwrap_or_else(|| {
+        crate::phone::apps::APPS
+            .iter()
+            .map(|a| a.id.to_string())
+            .collect()
+    });
+    for app in &apps {
+        let contacts = t
+            .phones
+            .iter()
+            .enumerate()
+            .filter(|(j, _)| *j != i)
+            .map(|(j, q)| SimContact {
+                name: q.name.clone(),
+                account: q
+                    .accounts
+                    .get(app)
+                    .cloned()
+                    .unwrap_or_else(|| account(app, j)),
+            })
+            .collect();
+        c.apps.insert(
+            app.clone(),
+            SimAppConfig {
+                variant: p.variant,
+                account: p
+                    .accounts
+                    .get(app)
+                    .cloned()
+                    .unwrap_or_else(|| account(app, i)),
+                contacts,
+                server: None,
+            },
+        );
+    }
+    c
+}
 
-    // Tunnels must work before the lab is declared up.
+/// Phone simulators (ADB on the host's loopback = the USB cable); returns
+/// each phone's log and control socket.
+fn start_phones(
+    b: &mut Builder<'_>,
+    opts: &UpOptions,
+) -> Result<Vec<(PathBuf, PathBuf)>, LabError> {
+    let mut phone_logs = Vec::new();
+    for (i, p) in b.t.phones.iter().enumerate() {
+        let c = phone_sim_config(b.t, b.plan, &b.id, b.ns(&p.name), i);
+        let path = b.dir.join(format!("phone-{}.yaml", p.name));
+        let yaml = serde_yaml_ng::to_string(&c).map_err(|e| LabError::Io {
+            path: path.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        write_private(&path, &yaml)?;
+        let ctl = b.dir.join(format!("phone-{}.sock", p.name));
+        let cmd = Cmd::new(opts.exe.to_string_lossy().into_owned())
+            .args(["lab-sim", "phone", "--config"])
+            .arg(path.to_string_lossy().into_owned())
+            .arg("--control")
+            .arg(ctl.to_string_lossy().into_owned());
+        let log = format!("phone-{}.log", p.name);
+        b.spawn(
+            cmd,
+            &format!("phone {} (lab {})", p.name, b.id),
+            &log,
+            "ready",
+        )?;
+        phone_logs.push((b.dir.join("logs").join(log), ctl));
+    }
+    Ok(phone_logs)
+}
+
+/// The router, nodes and data centres as the lab description lists them.
+fn node_descs(
+    b: &Builder<'_>,
+    tunnels: &[TunnelDesc],
+    ssh: &[Option<SshEndpoint>],
+) -> Vec<NodeDesc> {
+    let (t, plan) = (b.t, b.plan);
+    let router = b.ns("router");
     let router_desc = NodeDesc {
         name: "router".into(),
         country: t.country.clone(),
@@ -1377,22 +1547,39 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
                 .collect(),
         });
     }
+    nodes
+}
+
+/// The serial and ADB address a phone simulator announced on its
+/// `ready phone=… serial=… adb=…` log line (empty when absent).
+fn ready_fields(log_text: &str) -> (String, String) {
+    let line = log_text
+        .lines()
+        .find(|l| l.starts_with("ready phone="))
+        .unwrap_or("");
+    let field = |k: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(k))
+            .unwrap_or("")
+            .to_string()
+    };
+    (field("serial="), field("adb="))
+}
+
+/// The phones as the lab description lists them (serial and ADB address
+/// from each simulator's ready line).
+fn phone_descs(
+    b: &Builder<'_>,
+    phone_logs: &[(PathBuf, PathBuf)],
+    phone_rules: &[u32],
+) -> Vec<PhoneDesc> {
+    let (t, plan) = (b.t, b.plan);
     let mut phones = Vec::new();
     for (i, p) in t.phones.iter().enumerate() {
         let (serial, adb, control) = match phone_logs.get(i) {
             Some((log, ctl)) => {
-                let text = std::fs::read_to_string(log).unwrap_or_default();
-                let line = text
-                    .lines()
-                    .find(|l| l.starts_with("ready phone="))
-                    .unwrap_or("");
-                let field = |k: &str| {
-                    line.split_whitespace()
-                        .find_map(|w| w.strip_prefix(k))
-                        .unwrap_or("")
-                        .to_string()
-                };
-                (field("serial="), field("adb="), Some(ctl.clone()))
+                let (serial, adb) = ready_fields(&std::fs::read_to_string(log).unwrap_or_default());
+                (serial, adb, Some(ctl.clone()))
             }
             None => (String::new(), String::new(), None),
         };
@@ -1408,16 +1595,32 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
             control,
         });
     }
+    phones
+}
+
+/// The lab description (after the lab's adb server and mmdb), once every
+/// tunnel works: a lab is not declared up before.
+fn describe(
+    b: &mut Builder<'_>,
+    opts: &UpOptions,
+    wlan_if: String,
+    tunnels: &[TunnelDesc],
+    ssh: &[Option<SshEndpoint>],
+    phone_logs: &[(PathBuf, PathBuf)],
+    phone_rules: &[u32],
+) -> Result<LabDesc, LabError> {
+    let nodes = node_descs(b, tunnels, ssh);
+    let phones = phone_descs(b, phone_logs, phone_rules);
     let adb_server = if phones.iter().any(|p| !p.adb.is_empty()) {
         Some(connect_adb_server(b, &phones)?)
     } else {
         None
     };
     let mmdb = b.dir.join("lab.mmdb");
-    super::geo::write_mmdb(t, plan, &mmdb)?;
+    super::geo::write_mmdb(b.t, b.plan, &mmdb)?;
     let desc = LabDesc {
-        schema: super::desc::SCHEMA.into(),
-        name: t.name.clone(),
+        schema: matador::net::labdesc::SCHEMA.into(),
+        name: b.t.name.clone(),
         id: b.id.clone(),
         virtual_lab: true,
         nodes,
@@ -1433,7 +1636,7 @@ fn build(b: &mut Builder<'_>, opts: &UpOptions) -> Result<LabDesc, LabError> {
     };
     for c in tunnel_checks(&desc) {
         b.cancelled()?;
-        crate::net::health::check_tunnel(&c)?;
+        matador::net::health::check_tunnel(&c)?;
     }
     Ok(desc)
 }
@@ -1563,4 +1766,168 @@ pub fn down(state_dir: &Path, id: &str) -> Result<Vec<String>, LabError> {
         )));
     }
     Ok(StateFile::load(&p)?.teardown())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn demo() -> (Topology, Plan) {
+        let t = Topology::load(&Topology::demo_path()).unwrap();
+        let p = Plan::new(&t).unwrap();
+        (t, p)
+    }
+
+    #[test]
+    fn namespaces_follow_the_topology() {
+        let (mut t, _) = demo();
+        let (all, fwd) = namespace_roles(&t);
+        assert_eq!(&all[..4], ["router", "core", "lab-a", "lab-b"]);
+        // de-1 (2 hops), de-2 (1), br-1 (3), then the censor.
+        assert_eq!(
+            &all[4..14],
+            [
+                "de-1", "de-1-h1", "de-1-h2", "de-2", "de-2-h1", "br-1", "br-1-h1", "br-1-h2",
+                "br-1-h3", "censor"
+            ]
+        );
+        // us-east: 2 hops and two parallel ones.
+        assert_eq!(
+            &all[14..19],
+            [
+                "us-east",
+                "us-east-h1",
+                "us-east-h2",
+                "us-east-mpa",
+                "us-east-mpb"
+            ]
+        );
+        // Phones and data centres end routes, they do not forward.
+        for leaf in ["lab-a", "lab-b", "us-east"] {
+            assert!(!fwd.iter().any(|f| f == leaf), "{leaf}");
+        }
+        assert!(fwd.iter().all(|f| all.contains(f)));
+        let set: std::collections::BTreeSet<_> = all.iter().collect();
+        assert_eq!(set.len(), all.len(), "namespace names unique");
+        // Without a censor there is no censor namespace.
+        t.censor = None;
+        let (all2, _) = namespace_roles(&t);
+        assert_eq!(all2.len() + 1, all.len());
+        assert!(!all2.iter().any(|n| n == "censor"));
+    }
+
+    #[test]
+    fn censor_rules_divert_names_and_reset() {
+        let c = super::super::topology::CensorDecl {
+            node: "de-1".into(),
+            forge_dns: [("blocked.example".to_string(), Ipv4Addr::new(198, 18, 7, 7))].into(),
+            rst_keywords: vec!["signal.org".into()],
+            rst_syn_to: vec![Ipv4Addr::new(198, 19, 1, 2)],
+            race: None,
+        };
+        let r = censor_rules(&c);
+        assert_eq!(r.len(), 3);
+        let line = r[0].join(" ");
+        assert!(
+            line.starts_with("-t nat -A PREROUTING -p udp --dport 53"),
+            "{line}"
+        );
+        // The query name in DNS wire form (length-prefixed labels).
+        assert!(
+            line.contains("--hex-string |07626c6f636b6564076578616d706c6500|"),
+            "{line}"
+        );
+        assert!(
+            line.ends_with("-j DNAT --to-destination 198.18.97.53:53"),
+            "{line}"
+        );
+        assert_eq!(
+            r[1].join(" "),
+            "-A FORWARD -p tcp -m string --algo bm --string signal.org -j REJECT --reject-with tcp-reset"
+        );
+        assert_eq!(
+            r[2].join(" "),
+            "-A FORWARD -p tcp --syn -d 198.19.1.2 -j REJECT --reject-with tcp-reset"
+        );
+    }
+
+    #[test]
+    fn resolvers_answer_the_zone_in_both_families_unless_overridden() {
+        let (mut t, p) = demo();
+        let zone = dns_zone(&p);
+        // The demo's data centres host apps and the background names.
+        assert!(zone.contains_key("connectivitycheck.gstatic.com"));
+        let app_host = crate::phone::apps::app_def("whatsapp").unwrap().host;
+        assert!(zone.contains_key(app_host));
+        let n = &mut t.nodes[0];
+        n.dns.clear();
+        n.dns
+            .insert(app_host.to_string(), Ipv4Addr::new(198, 18, 5, 5));
+        n.dns
+            .insert("extra.example".into(), Ipv4Addr::new(198, 18, 5, 6));
+        let args = resolver_addresses(n, &zone);
+        let ip = zone["connectivitycheck.gstatic.com"];
+        assert!(args.contains(&format!("--address=/connectivitycheck.gstatic.com/{ip}")));
+        assert!(args.contains(&format!(
+            "--address=/connectivitycheck.gstatic.com/{}",
+            v6(ip)
+        )));
+        // The override replaces both answers; extra names are A only.
+        let for_app: Vec<_> = args.iter().filter(|a| a.contains(app_host)).collect();
+        assert_eq!(for_app, [&format!("--address=/{app_host}/198.18.5.5")]);
+        assert_eq!(args.last().unwrap(), "--address=/extra.example/198.18.5.6");
+        // Two answers per zone name, one for the override and the extra.
+        assert_eq!(args.len(), 2 * zone.len());
+    }
+
+    #[test]
+    fn sshd_accepts_keys_only_on_the_management_address() {
+        let cfg = sshd_config(
+            Ipv4Addr::new(198, 19, 252, 2),
+            Path::new("/l/hk"),
+            Path::new("/l/ak"),
+        );
+        for line in [
+            "ListenAddress 198.19.252.2",
+            "HostKey /l/hk",
+            "AuthorizedKeysFile /l/ak",
+            "PasswordAuthentication no",
+            "AcceptEnv MATADOR_*",
+        ] {
+            assert!(cfg.lines().any(|l| l == line), "{line}");
+        }
+        assert_eq!(
+            known_hosts_line(
+                Ipv4Addr::new(198, 19, 252, 2),
+                "ssh-ed25519 AAAAC3 de-1-abcde\n"
+            ),
+            "198.19.252.2 ssh-ed25519 AAAAC3\n"
+        );
+    }
+
+    #[test]
+    fn phone_configs_know_every_other_phone() {
+        let (t, p) = demo();
+        let c = phone_sim_config(&t, &p, "ab12c", "mtab12c-lab-b".into(), 1);
+        assert_eq!(c.serialno.as_deref(), Some("LABAB12C01"));
+        assert_eq!(c.netns.as_deref(), Some("mtab12c-lab-b"));
+        assert_eq!(c.wlan_addr, format!("{}/{}", p.phones[1], WLAN.1));
+        assert!(c.adb_keyboard);
+        let wa = &c.apps["whatsapp"];
+        assert_eq!(wa.account, "+4915100000002");
+        assert_eq!(wa.contacts.len(), 1);
+        assert_eq!(wa.contacts[0].name, "lab-a");
+        assert_eq!(wa.contacts[0].account, "+4915100000001");
+        assert_eq!(phone_rule_priority(1), 1001);
+    }
+
+    #[test]
+    fn ready_line_gives_serial_and_adb() {
+        let log = "starting\nready phone=lab-a serial=LAB1 adb=127.0.0.1:40001 control=/x\n";
+        assert_eq!(
+            ready_fields(log),
+            ("LAB1".to_string(), "127.0.0.1:40001".to_string())
+        );
+        assert_eq!(ready_fields("crashed\n"), (String::new(), String::new()));
+    }
 }

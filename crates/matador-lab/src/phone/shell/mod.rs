@@ -3,6 +3,7 @@
 
 pub mod cmds;
 pub mod parse;
+mod toybox;
 
 use super::state::Phone;
 use parse::{AndOrOp, RedirOp, Script, Seg, Simple, Word};

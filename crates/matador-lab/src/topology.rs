@@ -7,6 +7,7 @@
 //! country and AS so the lab mmdb geolocates every address.
 
 use super::LabError;
+use matador::net::addrspace;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -133,7 +134,7 @@ pub struct CensorDecl {
     /// On-path injector racing the network (the original passes): forged
     /// DNS answers and keyword RSTs with the censor's own TTL and IP-ID.
     #[serde(default)]
-    pub race: Option<crate::lab::censor::RaceConfig>,
+    pub race: Option<crate::censor::RaceConfig>,
 }
 
 /// A whole lab topology.
@@ -175,52 +176,21 @@ pub fn control_resolver_ok(ip: Ipv4Addr) -> bool {
     (CONTROL_RESOLVER_RANGE.0..=CONTROL_RESOLVER_RANGE.1).contains(&ip)
 }
 
-/// The lab's address space, the one definition: RFC 2544 benchmarking
-/// (IPv4) and the locally assigned half of unique-local (IPv6). Bogons to
-/// the world (analysis/interference/data/bogons.txt); whatever analyses lab
-/// traffic passes [`lab_networks`] as its explicit exemption.
-pub const LAB_NETWORKS: [&str; 2] = ["198.18.0.0/15", "fd00::/8"];
+/// The lab's address space: the product's test-bed networks (RFC 2544
+/// benchmarking for IPv4, the locally assigned half of RFC 4193
+/// unique-local for IPv6, see [`matador::net::addrspace`]). Bogons to the
+/// world; whatever analyses lab traffic passes [`lab_networks`] as its
+/// explicit exemption.
+pub const LAB_NETWORKS: [&str; 2] = addrspace::TESTBED_NETWORKS;
 
 /// [`LAB_NETWORKS`] parsed.
 pub fn lab_networks() -> Vec<ipnetwork::IpNetwork> {
-    LAB_NETWORKS.iter().filter_map(|n| n.parse().ok()).collect()
-}
-
-/// The exemption a campaign record asks for: the lab's networks when the
-/// campaign ran in the virtual lab (it holds `lab-topology.yaml`), plus the
-/// `exempt_networks` its recorded `scenario.yaml` declares (a real lab in
-/// the benchmarking range), else none.
-pub fn lab_exemption(campaign: &Path) -> Vec<ipnetwork::IpNetwork> {
-    let mut out = if campaign.join("lab-topology.yaml").is_file() {
-        lab_networks()
-    } else {
-        Vec::new()
-    };
-    out.extend(recorded_exemption(campaign));
-    out
-}
-
-/// `exempt_networks` of a campaign's recorded `scenario.yaml` (none when
-/// the file or the key is absent; a campaign record's scenario was checked
-/// when it ran).
-fn recorded_exemption(campaign: &Path) -> Vec<ipnetwork::IpNetwork> {
-    let Ok(text) = std::fs::read_to_string(campaign.join("scenario.yaml")) else {
-        return Vec::new();
-    };
-    let Ok(v) = serde_yaml_ng::from_str::<serde_yaml_ng::Value>(&text) else {
-        return Vec::new();
-    };
-    v.get("exempt_networks")
-        .and_then(|l| l.as_sequence())
-        .into_iter()
-        .flatten()
-        .filter_map(|n| n.as_str()?.parse().ok())
-        .collect()
+    addrspace::testbed_networks()
 }
 
 /// Whether an address is allowed in the lab ([`LAB_NETWORKS`]).
 pub fn lab_address(ip: IpAddr) -> bool {
-    lab_networks().iter().any(|n| n.contains(ip))
+    addrspace::testbed_address(ip)
 }
 
 fn valid_name(s: &str) -> bool {
@@ -299,7 +269,7 @@ impl Topology {
                 return Err(format!("phone {}: variant {} (0 or 1)", p.name, p.variant));
             }
             for a in p.apps.iter().flatten().chain(p.accounts.keys()) {
-                if crate::lab::phone::apps::app_def(a).is_none() {
+                if crate::phone::apps::app_def(a).is_none() {
                     return Err(format!("phone {}: unknown app {a:?}", p.name));
                 }
             }
@@ -340,7 +310,7 @@ impl Topology {
                 return Err(format!("datacenter {}: delay_ms 1 to 2000", d.name));
             }
             for a in &d.apps {
-                if crate::lab::phone::apps::app_def(a).is_none() {
+                if crate::phone::apps::app_def(a).is_none() {
                     return Err(format!("datacenter {}: unknown app {a:?}", d.name));
                 }
                 if !hosted.insert(a.clone()) {
@@ -378,7 +348,7 @@ impl Topology {
 
     /// The default topology shipped as `lab/demo.yaml`.
     pub fn demo_path() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("lab/demo.yaml")
+        matador::source_dir().join("lab/demo.yaml")
     }
 }
 

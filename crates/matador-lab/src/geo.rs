@@ -4,7 +4,7 @@
 
 use super::LabError;
 use super::topology::{HOME_BLOCK, Plan, Topology, v6_net};
-use crate::geo::mmdb::{MmdbRecord, MmdbWriter};
+use matador::geo::mmdb::{MmdbRecord, MmdbWriter};
 use std::net::IpAddr;
 use std::path::Path;
 

@@ -378,7 +378,7 @@ mod tests {
             clickable: true,
             focused: true,
             bounds: [80, 80, 400, 240],
-            action: crate::lab::phone::ui::Action::None,
+            action: crate::phone::ui::Action::None,
             children: Vec::new(),
         };
         let frames = vec![

@@ -2,10 +2,12 @@
 //! only; output and errors are worded like Android 13's toybox and services.
 
 use super::Shell;
-use crate::lab::phone::apps::APPS;
-use crate::lab::phone::state::{AppScreen, Foreground, Phone, normalize};
-use crate::lab::phone::ui;
+use super::toybox;
+use crate::phone::apps::APPS;
+use crate::phone::state::{AppScreen, Foreground, Phone, normalize};
+use crate::phone::ui;
 use base64::Engine;
+use std::sync::MutexGuard;
 use std::time::Duration;
 
 /// The ADBKeyboard input method (text through broadcasts, any Unicode).
@@ -25,7 +27,7 @@ const SYSTEM_PACKAGES: &[&str] = &[
 /// The ADBKeyboard package, installed when the phone's config says so.
 const ADB_KEYBOARD_PACKAGE: &str = "com.android.adbkeyboard";
 
-const KNOWN: &[&str] = &[
+pub(super) const KNOWN: &[&str] = &[
     "echo",
     "printf",
     "true",
@@ -82,11 +84,11 @@ const KNOWN: &[&str] = &[
     "command",
 ];
 
-fn w(buf: &mut Vec<u8>, s: &str) {
+pub(super) fn w(buf: &mut Vec<u8>, s: &str) {
     buf.extend_from_slice(s.as_bytes());
 }
 
-/// Runs one command with its arguments (argv[0] is the name).
+/// Runs one command with its arguments (`argv[0]` is the name).
 pub fn run(
     sh: &mut Shell,
     argv: &[String],
@@ -108,361 +110,31 @@ pub fn run(
         return 127;
     }
     match name.as_str() {
-        "echo" => {
-            let (nl, rest) = match a.first() {
-                Some(&"-n") => (false, &a[1..]),
-                _ => (true, &a[..]),
-            };
-            w(out, &rest.join(" "));
-            if nl {
-                w(out, "\n");
-            }
-            0
-        }
+        "echo" => toybox::echo(&a, out),
         "printf" => printf(&a, out, err),
-        "pkill" | "killall" if a.contains(&"screenrecord") => {
-            // SIGINT (or any signal) ends running recordings, which then
-            // finish their files, as on a phone.
-            let mut ph = sh.phone();
-            let now = std::time::Instant::now();
-            let n = ph.recordings.len();
-            for r in &mut ph.recordings {
-                r.1 = now;
-            }
-            i32::from(n == 0)
-        }
+        "pkill" | "killall" if a.contains(&"screenrecord") => stop_recordings(sh),
         "true" | ":" | "cd" | "log" | "kill" | "pkill" | "killall" => 0,
         "false" => 1,
-        "exit" => {
-            let code = a
-                .first()
-                .and_then(|s| s.parse::<i32>().ok())
-                .unwrap_or(sh.status)
-                & 0xff;
-            sh.exit = Some(code);
-            code
-        }
-        "export" => {
-            for kv in &a {
-                if let Some((k, v)) = kv.split_once('=') {
-                    sh.vars.insert(k.to_string(), v.to_string());
-                }
-            }
-            0
-        }
-        "unset" => {
-            for k in &a {
-                sh.vars.remove(*k);
-            }
-            0
-        }
-        "sleep" => {
-            let secs: f64 = a.first().and_then(|s| s.parse().ok()).unwrap_or(0.0);
-            std::thread::sleep(Duration::from_secs_f64(secs.clamp(0.0, 60.0)));
-            0
-        }
-        "id" => {
-            if sh.uid == 0 {
-                w(
-                    out,
-                    "uid=0(root) gid=0(root) groups=0(root) context=u:r:su:s0\n",
-                );
-            } else {
-                w(
-                    out,
-                    "uid=2000(shell) gid=2000(shell) groups=2000(shell),1004(input),1007(log),1011(adb),1015(sdcard_rw),1028(sdcard_r),1078(ext_data_rw),1079(ext_obb_rw),3001(net_bt_admin),3002(net_bt),3003(inet),3006(net_bw_stats),3009(readproc),3011(uhid),3012(readtracefs) context=u:r:shell:s0\n",
-                );
-            }
-            0
-        }
-        "whoami" => {
-            w(out, if sh.uid == 0 { "root\n" } else { "shell\n" });
-            0
-        }
-        "uname" => {
-            if a.contains(&"-a") {
-                w(
-                    out,
-                    "Linux localhost 5.10.157-android13-4-00001-g5d5d7b6b0f47 #1 SMP PREEMPT Tue Sep 19 20:54:22 UTC 2023 aarch64 Toybox\n",
-                );
-            } else if a.contains(&"-m") {
-                w(out, "aarch64\n");
-            } else {
-                w(out, "Linux\n");
-            }
-            0
-        }
-        "getprop" => {
-            let ph = sh.phone();
-            match a.first() {
-                None => {
-                    for (k, v) in &ph.props {
-                        w(out, &format!("[{k}]: [{v}]\n"));
-                    }
-                }
-                Some(k) => {
-                    let v = ph
-                        .props
-                        .get(*k)
-                        .cloned()
-                        .or_else(|| a.get(1).map(|s| s.to_string()))
-                        .unwrap_or_default();
-                    w(out, &format!("{v}\n"));
-                }
-            }
-            0
-        }
-        "setprop" => {
-            if a.len() != 2 {
-                w(err, "usage: setprop NAME VALUE\n");
-                return 1;
-            }
-            if a[0].starts_with("ro.") || (sh.uid != 0 && !a[0].starts_with("debug.")) {
-                w(
-                    err,
-                    &format!(
-                        "Failed to set property '{}' to '{}'.\nSee dmesg for error reason.\n",
-                        a[0], a[1]
-                    ),
-                );
-                return 1;
-            }
-            sh.phone().props.insert(a[0].to_string(), a[1].to_string());
-            0
-        }
-        "cat" => {
-            if a.is_empty() {
-                out.extend_from_slice(stdin);
-                return 0;
-            }
-            let ph = sh.phone();
-            let mut st = 0;
-            for p in &a {
-                match ph.fs.get(p) {
-                    Some(e) if e.is_dir() => {
-                        w(err, &format!("cat: {p}: Is a directory\n"));
-                        st = 1;
-                    }
-                    Some(e) => out.extend_from_slice(&e.data),
-                    None => {
-                        w(err, &format!("cat: {p}: No such file or directory\n"));
-                        st = 1;
-                    }
-                }
-            }
-            st
-        }
+        "exit" => toybox::exit(sh, &a),
+        "export" => toybox::export(sh, &a),
+        "unset" => toybox::unset(sh, &a),
+        "sleep" => toybox::sleep(&a),
+        "id" => toybox::id(sh, out),
+        "whoami" => toybox::whoami(sh, out),
+        "uname" => toybox::uname(&a, out),
+        "getprop" => toybox::getprop(sh, &a, out),
+        "setprop" => toybox::setprop(sh, &a, err),
+        "cat" => toybox::cat(sh, &a, stdin, out, err),
         "ls" => ls(sh, &a, out, err),
-        "touch" => {
-            let root = sh.uid == 0;
-            let mut ph = sh.phone();
-            let now = ph.now_secs();
-            let mut st = 0;
-            for p in a.iter().filter(|p| !p.starts_with('-')) {
-                let path = normalize(p);
-                let res = match ph.fs.entries.get_mut(&path) {
-                    Some(e) => {
-                        e.mtime = now;
-                        Ok(())
-                    }
-                    None => ph.fs.write(&path, Vec::new(), 0o660, now, root),
-                };
-                if let Err(e) = res {
-                    w(err, &format!("touch: '{p}': {e}\n"));
-                    st = 1;
-                }
-            }
-            st
-        }
-        "rm" => {
-            let root = sh.uid == 0;
-            let force = a.iter().any(|s| s.starts_with('-') && s.contains('f'));
-            let recursive = a
-                .iter()
-                .any(|s| s.starts_with('-') && (s.contains('r') || s.contains('R')));
-            let mut ph = sh.phone();
-            let mut st = 0;
-            for p in a.iter().filter(|p| !p.starts_with('-')) {
-                let path = normalize(p);
-                if ph.fs.get(&path).is_some_and(|e| e.is_dir()) {
-                    if !recursive {
-                        w(err, &format!("rm: {p}: Is a directory\n"));
-                        st = 1;
-                        continue;
-                    }
-                    let prefix = format!("{path}/");
-                    let children: Vec<String> = ph
-                        .fs
-                        .entries
-                        .keys()
-                        .filter(|k| k.starts_with(&prefix))
-                        .cloned()
-                        .collect();
-                    for c in children {
-                        let _ = ph.fs.remove(&c, root);
-                    }
-                }
-                if let Err(e) = ph.fs.remove(&path, root)
-                    && !(force && e == crate::lab::phone::state::FsError::NotFound)
-                {
-                    w(err, &format!("rm: {p}: {e}\n"));
-                    st = 1;
-                }
-            }
-            st
-        }
-        "mkdir" => {
-            let root = sh.uid == 0;
-            let parents = a.contains(&"-p");
-            let mut ph = sh.phone();
-            let now = ph.now_secs();
-            let mut st = 0;
-            for p in a.iter().filter(|p| !p.starts_with('-')) {
-                let path = normalize(p);
-                let res = if parents {
-                    let mut cur = String::new();
-                    let mut r = Ok(());
-                    for part in path.split('/').filter(|s| !s.is_empty()) {
-                        cur.push('/');
-                        cur.push_str(part);
-                        r = ph.fs.mkdir(&cur, now, root);
-                        if r.is_err() && ph.fs.get(&cur).is_none() {
-                            break;
-                        }
-                    }
-                    r
-                } else if ph.fs.get(&path).is_some() {
-                    w(err, &format!("mkdir: '{p}': File exists\n"));
-                    st = 1;
-                    continue;
-                } else {
-                    ph.fs.mkdir(&path, now, root)
-                };
-                if let Err(e) = res {
-                    w(err, &format!("mkdir: '{p}': {e}\n"));
-                    st = 1;
-                }
-            }
-            st
-        }
+        "touch" => toybox::touch(sh, &a, err),
+        "rm" => toybox::rm(sh, &a, err),
+        "mkdir" => toybox::mkdir(sh, &a, err),
         "grep" => grep(sh, &a, stdin, out, err),
-        "head" | "tail" => {
-            let mut n = 10usize;
-            let mut files = Vec::new();
-            let mut i = 0;
-            while i < a.len() {
-                if a[i] == "-n" {
-                    n = a.get(i + 1).and_then(|s| s.parse().ok()).unwrap_or(10);
-                    i += 1;
-                } else if let Some(num) = a[i].strip_prefix('-').and_then(|s| s.parse().ok()) {
-                    n = num;
-                } else {
-                    files.push(a[i]);
-                }
-                i += 1;
-            }
-            let data = match files.first() {
-                Some(f) => match sh.phone().fs.get(f) {
-                    Some(e) => e.data.clone(),
-                    None => {
-                        w(err, &format!("{name}: {f}: No such file or directory\n"));
-                        return 1;
-                    }
-                },
-                None => stdin.to_vec(),
-            };
-            let text = String::from_utf8_lossy(&data);
-            let lines: Vec<&str> = text.split_inclusive('\n').collect();
-            let pick: Vec<&str> = if name == "head" {
-                lines.iter().take(n).copied().collect()
-            } else {
-                lines[lines.len().saturating_sub(n)..].to_vec()
-            };
-            w(out, &pick.concat());
-            0
-        }
-        "wc" => {
-            let lines = stdin.iter().filter(|&&b| b == b'\n').count();
-            if a.contains(&"-c") {
-                w(out, &format!("{}\n", stdin.len()));
-            } else {
-                w(out, &format!("{lines}\n"));
-            }
-            0
-        }
-        "base64" => {
-            if a.contains(&"-d") {
-                let clean: Vec<u8> = stdin
-                    .iter()
-                    .copied()
-                    .filter(|b| !b.is_ascii_whitespace())
-                    .collect();
-                match base64::engine::general_purpose::STANDARD.decode(clean) {
-                    Ok(d) => {
-                        out.extend_from_slice(&d);
-                        0
-                    }
-                    Err(_) => {
-                        w(err, "base64: bad input\n");
-                        1
-                    }
-                }
-            } else {
-                w(
-                    out,
-                    &format!(
-                        "{}\n",
-                        base64::engine::general_purpose::STANDARD.encode(stdin)
-                    ),
-                );
-                0
-            }
-        }
-        "sh" => {
-            let script = match a.first() {
-                Some(&"-c") => a.get(1).map(|s| s.to_string()).unwrap_or_default(),
-                Some(_) => {
-                    w(err, "/system/bin/sh: can't open script files\n");
-                    return 127;
-                }
-                None => String::from_utf8_lossy(stdin).into_owned(),
-            };
-            let saved = sh.vars.clone();
-            let st = sh.run_line(&script, out, err);
-            sh.vars = saved;
-            sh.exit = None;
-            st
-        }
-        "su" => {
-            if !sh.phone().cfg.rooted {
-                w(err, "/system/bin/sh: su: not found\n");
-                return 127;
-            }
-            let line = match a.as_slice() {
-                ["-c", cmd, ..] => cmd.to_string(),
-                ["0" | "root", rest @ ..] if !rest.is_empty() => {
-                    if rest[0] == "-c" {
-                        rest.get(1).map(|s| s.to_string()).unwrap_or_default()
-                    } else {
-                        rest.iter()
-                            .map(|s| super::parse::quote(s))
-                            .collect::<Vec<_>>()
-                            .join(" ")
-                    }
-                }
-                [] | ["0" | "root"] => String::from_utf8_lossy(stdin).into_owned(),
-                _ => {
-                    w(err, "su: invalid uid/gid\n");
-                    return 1;
-                }
-            };
-            let saved = sh.uid;
-            sh.uid = 0;
-            let st = sh.run_line(&line, out, err);
-            sh.uid = saved;
-            sh.exit = None;
-            st
-        }
+        "head" | "tail" => toybox::head_tail(sh, &a, &name, stdin, out, err),
+        "wc" => toybox::wc(&a, stdin, out),
+        "base64" => toybox::base64_cmd(&a, stdin, out, err),
+        "sh" => toybox::sh_c(sh, &a, stdin, out, err),
+        "su" => toybox::su(sh, &a, stdin, out, err),
         "date" => date(sh, &a, out, err),
         "input" => input(sh, &a, out, err),
         "am" => am(sh, &a, out, err),
@@ -472,147 +144,152 @@ pub fn run(
         "dumpsys" => dumpsys(sh, &a, out, err),
         "uiautomator" => uiautomator(sh, &a, out, err),
         "screenrecord" => screenrecord(sh, &a, out, err),
-        "iptables" | "ip6tables" => {
-            let root = sh.uid == 0;
-            let (o, e, st) = sh.phone().firewall.command(args, root);
-            w(out, &o);
-            w(err, &e.replace("iptables", &name));
-            st
-        }
+        "iptables" | "ip6tables" => iptables(sh, args, &name, out, err),
         "appops" => appops(sh, &a, out, err),
         "settings" => settings(sh, &a, out, err),
         "ip" => ip(sh, &a, out, err),
         "ping" => ping(sh, &a, out, err),
-        "wm" => {
-            let mut ph = sh.phone();
-            match a.first() {
-                Some(&"size") => w(
-                    out,
-                    &format!("Physical size: {}x{}\n", ph.cfg.width, ph.cfg.height),
-                ),
-                Some(&"density") => w(out, &format!("Physical density: {}\n", ph.cfg.density)),
-                Some(&"dismiss-keyguard") => {
-                    if ph.awake {
-                        ph.locked = false;
-                    }
-                }
-                _ => {
-                    w(
-                        err,
-                        "Window manager (window) commands:\n  size\n  density\n  dismiss-keyguard\n",
-                    );
-                    return 1;
-                }
-            }
-            0
-        }
-        "svc" => {
-            let mut ph = sh.phone();
-            match a.as_slice() {
-                ["wifi", on @ ("enable" | "disable")] => {
-                    ph.settings.insert(
-                        "global wifi_on".into(),
-                        if *on == "enable" { "1" } else { "0" }.into(),
-                    );
-                }
-                ["power", "stayon", _] | ["data", _] => {}
-                _ => {
-                    w(
-                        err,
-                        "Available commands:\n    help\n    power\n    data\n    wifi\n",
-                    );
-                    return 1;
-                }
-            }
-            0
-        }
-        "ime" => {
-            let mut ph = sh.phone();
-            // ADBKeyboard is an input method only where it is installed.
-            let known = |id: &str| id == LATIN_IME || (id == ADB_IME && ph.cfg.adb_keyboard);
-            match a.as_slice() {
-                ["list", ..] => {
-                    w(out, &format!("{LATIN_IME}\n"));
-                    if ph.cfg.adb_keyboard {
-                        w(out, &format!("{ADB_IME}\n"));
-                    }
-                }
-                ["enable", id] => w(
-                    out,
-                    &format!(
-                        "Input method {id}: {}\n",
-                        if known(id) {
-                            "now enabled"
-                        } else {
-                            "Unknown input method"
-                        }
-                    ),
-                ),
-                ["set", id] => {
-                    if known(id) {
-                        ph.ime = id.to_string();
-                        ph.settings
-                            .insert("secure default_input_method".into(), id.to_string());
-                        w(out, &format!("Input method {id} selected for user #0\n"));
-                    } else {
-                        w(
-                            err,
-                            &format!("Unknown input method {id} cannot be selected for user #0\n"),
-                        );
-                        return 1;
-                    }
-                }
-                ["reset"] => {
-                    ph.ime = LATIN_IME.into();
-                    w(
-                        out,
-                        &format!(
-                            "Reset current and enabled IMEs for user #0\n  Selected: {LATIN_IME}\n"
-                        ),
-                    );
-                }
-                _ => {
-                    w(
-                        err,
-                        "ime <command>:\n  list [-a] [-s]\n  enable [--user <USER_ID>] <ID>\n  set [--user <USER_ID>] <ID>\n",
-                    );
-                    return 1;
-                }
-            }
-            0
-        }
+        "wm" => wm(sh, &a, out, err),
+        "svc" => svc(sh, &a, err),
+        "ime" => ime(sh, &a, out, err),
         "logcat" => 0,
-        "pidof" => {
-            let ph = sh.phone();
-            let mut found = false;
-            for p in &a {
-                if let Some(i) = ph.app_index(p)
-                    && ph.apps[i].running
-                {
-                    w(out, &format!("{}\n", 4000 + ph.apps[i].uid % 1000));
-                    found = true;
-                }
-            }
-            i32::from(!found)
-        }
-        "which" | "command" => {
-            let names: Vec<&str> = a.iter().copied().filter(|s| !s.starts_with('-')).collect();
-            let mut st = 0;
-            for n in names {
-                if KNOWN.contains(&n) && (n != "su" || sh.phone().cfg.rooted) {
-                    w(out, &format!("/system/bin/{n}\n"));
-                } else {
-                    st = 1;
-                }
-            }
-            st
-        }
+        "pidof" => toybox::pidof(sh, &a, out),
+        "which" | "command" => toybox::which(sh, &a, out),
         "test" | "[" => test(sh, &a, &name),
         _ => {
             w(err, &format!("/system/bin/sh: {}: not found\n", argv[0]));
             127
         }
     }
+}
+
+/// `pkill`/`killall screenrecord`: SIGINT (or any signal) ends running
+/// recordings, which then finish their files, as on a phone.
+fn stop_recordings(sh: &Shell) -> i32 {
+    let mut ph = sh.phone();
+    let now = std::time::Instant::now();
+    let n = ph.recordings.len();
+    for r in &mut ph.recordings {
+        r.1 = now;
+    }
+    i32::from(n == 0)
+}
+
+/// `iptables`/`ip6tables`: the per-UID firewall.
+fn iptables(
+    sh: &mut Shell,
+    args: &[String],
+    name: &str,
+    out: &mut Vec<u8>,
+    err: &mut Vec<u8>,
+) -> i32 {
+    let root = sh.uid == 0;
+    let (o, e, st) = sh.phone().firewall.command(args, root);
+    w(out, &o);
+    w(err, &e.replace("iptables", name));
+    st
+}
+
+/// `wm size|density|dismiss-keyguard`.
+fn wm(sh: &Shell, a: &[&str], out: &mut Vec<u8>, err: &mut Vec<u8>) -> i32 {
+    let mut ph = sh.phone();
+    match a.first() {
+        Some(&"size") => w(
+            out,
+            &format!("Physical size: {}x{}\n", ph.cfg.width, ph.cfg.height),
+        ),
+        Some(&"density") => w(out, &format!("Physical density: {}\n", ph.cfg.density)),
+        Some(&"dismiss-keyguard") => {
+            if ph.awake {
+                ph.locked = false;
+            }
+        }
+        _ => {
+            w(
+                err,
+                "Window manager (window) commands:\n  size\n  density\n  dismiss-keyguard\n",
+            );
+            return 1;
+        }
+    }
+    0
+}
+
+/// `svc wifi enable|disable`, `svc power stayon`, `svc data`.
+fn svc(sh: &Shell, a: &[&str], err: &mut Vec<u8>) -> i32 {
+    let mut ph = sh.phone();
+    match a {
+        ["wifi", on @ ("enable" | "disable")] => {
+            ph.settings.insert(
+                "global wifi_on".into(),
+                if *on == "enable" { "1" } else { "0" }.into(),
+            );
+        }
+        ["power", "stayon", _] | ["data", _] => {}
+        _ => {
+            w(
+                err,
+                "Available commands:\n    help\n    power\n    data\n    wifi\n",
+            );
+            return 1;
+        }
+    }
+    0
+}
+
+/// `ime list|enable|set|reset`: input methods (ADBKeyboard where installed).
+fn ime(sh: &Shell, a: &[&str], out: &mut Vec<u8>, err: &mut Vec<u8>) -> i32 {
+    let mut ph = sh.phone();
+    // ADBKeyboard is an input method only where it is installed.
+    let known = |id: &str| id == LATIN_IME || (id == ADB_IME && ph.cfg.adb_keyboard);
+    match a {
+        ["list", ..] => {
+            w(out, &format!("{LATIN_IME}\n"));
+            if ph.cfg.adb_keyboard {
+                w(out, &format!("{ADB_IME}\n"));
+            }
+        }
+        ["enable", id] => w(
+            out,
+            &format!(
+                "Input method {id}: {}\n",
+                if known(id) {
+                    "now enabled"
+                } else {
+                    "Unknown input method"
+                }
+            ),
+        ),
+        ["set", id] => {
+            if known(id) {
+                ph.ime = id.to_string();
+                ph.settings
+                    .insert("secure default_input_method".into(), id.to_string());
+                w(out, &format!("Input method {id} selected for user #0\n"));
+            } else {
+                w(
+                    err,
+                    &format!("Unknown input method {id} cannot be selected for user #0\n"),
+                );
+                return 1;
+            }
+        }
+        ["reset"] => {
+            ph.ime = LATIN_IME.into();
+            w(
+                out,
+                &format!("Reset current and enabled IMEs for user #0\n  Selected: {LATIN_IME}\n"),
+            );
+        }
+        _ => {
+            w(
+                err,
+                "ime <command>:\n  list [-a] [-s]\n  enable [--user <USER_ID>] <ID>\n  set [--user <USER_ID>] <ID>\n",
+            );
+            return 1;
+        }
+    }
+    0
 }
 
 fn printf(a: &[&str], out: &mut Vec<u8>, err: &mut Vec<u8>) -> i32 {
@@ -667,7 +344,7 @@ fn ls(sh: &Shell, a: &[&str], out: &mut Vec<u8>, err: &mut Vec<u8>) -> i32 {
     }
     let ph = sh.phone();
     let mut st = 0;
-    let fmt = |name: &str, e: &crate::lab::phone::state::FsEntry| {
+    let fmt = |name: &str, e: &crate::phone::state::FsEntry| {
         if long {
             let kind = if e.is_dir() { 'd' } else { '-' };
             let perms: String = (0..9)
@@ -1205,141 +882,160 @@ fn am(sh: &Shell, a: &[&str], out: &mut Vec<u8>, err: &mut Vec<u8>) -> i32 {
         "start-foreground-service" | "startservice" | "start-service" => {
             appium_location_service(&mut ph, &a[1..], out, err)
         }
-        "start" | "start-activity" => {
-            let it = match parse_intent(&a[1..]) {
-                Ok(it) => it,
-                Err(e) => {
-                    w(err, &format!("{e}\n"));
-                    return 1;
-                }
-            };
-            w(out, &format!("Starting: {}\n", intent_desc(&it)));
-            if !ph.awake {
-                // Activities start behind the keyguard; nothing visible.
-            }
-            let pkg = it
-                .component
-                .as_ref()
-                .map(|c| c.split('/').next().unwrap_or("").to_string())
-                .or(it.package.clone());
-            let target = if let Some(data) = &it.data {
-                APPS.iter().find_map(|def| {
-                    if pkg.as_ref().is_some_and(|p| p != def.package) {
-                        return None;
-                    }
-                    let rest = def.links.iter().find_map(|l| data.strip_prefix(l))?;
-                    let idx = ph.app_index(def.package)?;
-                    let raw = rest.split(['&', '#']).next().unwrap_or("").to_string();
-                    let app = &ph.apps[idx];
-                    let account = app
-                        .contacts
-                        .iter()
-                        .map(|(_, acc)| acc.clone())
-                        .find(|acc| {
-                            (!digits(acc).is_empty() && digits(acc) == digits(&raw))
-                                || acc.eq_ignore_ascii_case(&raw)
-                        })
-                        .unwrap_or(raw);
-                    Some((idx, Some(account)))
-                })
-            } else {
-                pkg.as_ref()
-                    .and_then(|p| ph.app_index(p))
-                    .map(|i| (i, None))
-            };
-            let Some((idx, account)) = target else {
-                if let Some(c) = &it.component {
-                    w(
-                        err,
-                        &format!("Error type 3\nError: Activity class {{{c}}} does not exist.\n"),
-                    );
-                } else {
-                    w(
-                        err,
-                        &format!(
-                            "Error: Activity not started, unable to resolve {}\n",
-                            intent_desc(&it)
-                        ),
-                    );
-                }
-                return 1;
-            };
-            if it.stop {
-                ph.force_stop(idx);
-            }
-            let cold = !ph.apps[idx].running;
-            match account {
-                Some(acc) => ph.open_chat(idx, &acc),
-                None => ph.launch(idx),
-            }
-            if it.wait {
-                let ms = if cold { ph.cfg.cold_start_ms } else { 80 };
-                let act = ph.apps[idx].def.activity.to_string();
-                drop(ph);
-                std::thread::sleep(Duration::from_millis(ms.min(5000)));
-                w(
-                    out,
-                    &format!(
-                        "Status: ok\nLaunchState: {}\nActivity: {act}\nTotalTime: {ms}\nWaitTime: {}\nComplete\n",
-                        if cold { "COLD" } else { "HOT" },
-                        ms + 4
-                    ),
-                );
-            }
-            0
-        }
-        "broadcast" => {
-            let it = match parse_intent(&a[1..]) {
-                Ok(it) => it,
-                Err(e) => {
-                    w(err, &format!("{e}\n"));
-                    return 1;
-                }
-            };
-            w(
-                out,
-                &format!(
-                    "Broadcasting: Intent {{ act={} flg=0x400000{} }}\n",
-                    it.action.clone().unwrap_or_default(),
-                    if it.extras.is_empty() {
-                        ""
-                    } else {
-                        " (has extras)"
-                    }
-                ),
-            );
-            if ph.ime == ADB_IME {
-                let msg = it
-                    .extras
-                    .iter()
-                    .find(|(k, _)| k == "msg")
-                    .map(|(_, v)| v.clone());
-                match (it.action.as_deref(), msg) {
-                    (Some("ADB_INPUT_TEXT"), Some(m)) => type_into(&mut ph, &m),
-                    (Some("ADB_INPUT_B64"), Some(m)) => {
-                        if let Ok(bytes) =
-                            base64::engine::general_purpose::STANDARD.decode(m.trim())
-                        {
-                            type_into(&mut ph, &String::from_utf8_lossy(&bytes));
-                        }
-                    }
-                    (Some("ADB_CLEAR_TEXT"), _) => {
-                        if let Foreground::App(i) = ph.fg
-                            && ph.apps[i].focused
-                        {
-                            ph.apps[i].draft.clear();
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            w(out, "Broadcast completed: result=0\n");
-            0
-        }
+        "start" | "start-activity" => am_start(ph, &a[1..], out, err),
+        "broadcast" => am_broadcast(&mut ph, &a[1..], out, err),
         _ => {
             w(err, &format!("Error: Unknown command: {sub}\n"));
             1
         }
+    }
+}
+
+/// `am start [-W] [-S] INTENT`: launches an app or opens a chat by deep
+/// link; with `-W` waits like Android and prints the launch state.
+fn am_start(
+    mut ph: MutexGuard<'_, Phone>,
+    a: &[&str],
+    out: &mut Vec<u8>,
+    err: &mut Vec<u8>,
+) -> i32 {
+    let it = match parse_intent(a) {
+        Ok(it) => it,
+        Err(e) => {
+            w(err, &format!("{e}\n"));
+            return 1;
+        }
+    };
+    w(out, &format!("Starting: {}\n", intent_desc(&it)));
+    if !ph.awake {
+        // Activities start behind the keyguard; nothing visible.
+    }
+    let target = intent_target(&ph, &it);
+    let Some((idx, account)) = target else {
+        if let Some(c) = &it.component {
+            w(
+                err,
+                &format!("Error type 3\nError: Activity class {{{c}}} does not exist.\n"),
+            );
+        } else {
+            w(
+                err,
+                &format!(
+                    "Error: Activity not started, unable to resolve {}\n",
+                    intent_desc(&it)
+                ),
+            );
+        }
+        return 1;
+    };
+    if it.stop {
+        ph.force_stop(idx);
+    }
+    let cold = !ph.apps[idx].running;
+    match account {
+        Some(acc) => ph.open_chat(idx, &acc),
+        None => ph.launch(idx),
+    }
+    if it.wait {
+        let ms = if cold { ph.cfg.cold_start_ms } else { 80 };
+        let act = ph.apps[idx].def.activity.to_string();
+        drop(ph);
+        std::thread::sleep(Duration::from_millis(ms.min(5000)));
+        w(
+            out,
+            &format!(
+                "Status: ok\nLaunchState: {}\nActivity: {act}\nTotalTime: {ms}\nWaitTime: {}\nComplete\n",
+                if cold { "COLD" } else { "HOT" },
+                ms + 4
+            ),
+        );
+    }
+    0
+}
+
+/// `am broadcast INTENT`: ADBKeyboard's text intents type into the focused
+/// field while it is the input method.
+fn am_broadcast(ph: &mut Phone, a: &[&str], out: &mut Vec<u8>, err: &mut Vec<u8>) -> i32 {
+    let it = match parse_intent(a) {
+        Ok(it) => it,
+        Err(e) => {
+            w(err, &format!("{e}\n"));
+            return 1;
+        }
+    };
+    w(
+        out,
+        &format!(
+            "Broadcasting: Intent {{ act={} flg=0x400000{} }}\n",
+            it.action.clone().unwrap_or_default(),
+            if it.extras.is_empty() {
+                ""
+            } else {
+                " (has extras)"
+            }
+        ),
+    );
+    if ph.ime == ADB_IME {
+        let msg = it
+            .extras
+            .iter()
+            .find(|(k, _)| k == "msg")
+            .map(|(_, v)| v.clone());
+        match (it.action.as_deref(), msg) {
+            (Some("ADB_INPUT_TEXT"), Some(m)) => type_into(ph, &m),
+            (Some("ADB_INPUT_B64"), Some(m)) => {
+                if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(m.trim()) {
+                    type_into(ph, &String::from_utf8_lossy(&bytes));
+                }
+            }
+            (Some("ADB_CLEAR_TEXT"), _) => {
+                if let Foreground::App(i) = ph.fg
+                    && ph.apps[i].focused
+                {
+                    ph.apps[i].draft.clear();
+                }
+            }
+            _ => {}
+        }
+    }
+    w(out, "Broadcast completed: result=0\n");
+    0
+}
+
+/// The app (index) and, for a deep link, the chat's account an intent
+/// opens: a link is matched against each app's link prefixes (within the
+/// intent's package, when it names one) and its account against the app's
+/// contacts (by digits or case-insensitively); else the package's app.
+fn intent_target(ph: &Phone, it: &Intent) -> Option<(usize, Option<String>)> {
+    let pkg = it
+        .component
+        .as_ref()
+        .map(|c| c.split('/').next().unwrap_or("").to_string())
+        .or(it.package.clone());
+    if let Some(data) = &it.data {
+        APPS.iter().find_map(|def| {
+            if pkg.as_ref().is_some_and(|p| p != def.package) {
+                return None;
+            }
+            let rest = def.links.iter().find_map(|l| data.strip_prefix(l))?;
+            let idx = ph.app_index(def.package)?;
+            let raw = rest.split(['&', '#']).next().unwrap_or("").to_string();
+            let app = &ph.apps[idx];
+            let account = app
+                .contacts
+                .iter()
+                .map(|(_, acc)| acc.clone())
+                .find(|acc| {
+                    (!digits(acc).is_empty() && digits(acc) == digits(&raw))
+                        || acc.eq_ignore_ascii_case(&raw)
+                })
+                .unwrap_or(raw);
+            Some((idx, Some(account)))
+        })
+    } else {
+        pkg.as_ref()
+            .and_then(|p| ph.app_index(p))
+            .map(|i| (i, None))
     }
 }
 
@@ -2128,7 +1824,7 @@ fn screenrecord(sh: &Shell, a: &[&str], out: &mut Vec<u8>, err: &mut Vec<u8>) ->
         (ph.cfg.width, ph.cfg.height)
     };
     // A frame a second until the time limit or `pkill screenrecord`.
-    let mut frames: Vec<(crate::lab::phone::screen::Frame, u32)> = Vec::new();
+    let mut frames: Vec<(crate::phone::screen::Frame, u32)> = Vec::new();
     let mut last = std::time::Instant::now();
     loop {
         let (frame, end) = {
@@ -2136,10 +1832,7 @@ fn screenrecord(sh: &Shell, a: &[&str], out: &mut Vec<u8>, err: &mut Vec<u8>) ->
             ph.tick();
             let end = ph.recordings.iter().find(|(p, _)| *p == key).map(|r| r.1);
             let tree = ui::screen(&ph);
-            (
-                crate::lab::phone::screen::render(tree.as_ref(), wd, ht),
-                end,
-            )
+            (crate::phone::screen::render(tree.as_ref(), wd, ht), end)
         };
         let now = std::time::Instant::now();
         if let Some(prev) = frames.last_mut() {
@@ -2174,7 +1867,7 @@ fn screenrecord(sh: &Shell, a: &[&str], out: &mut Vec<u8>, err: &mut Vec<u8>) ->
     let now = ph.now_secs();
     let _ = ph.fs.write(
         &path,
-        crate::lab::phone::screen::mp4(&frames, wd, ht),
+        crate::phone::screen::mp4(&frames, wd, ht),
         0o660,
         now,
         root,
@@ -2202,5 +1895,44 @@ mod tests {
         assert_eq!(civil(0), (1970, 1, 1, 0, 0, 0));
         assert_eq!(civil(1_700_000_000), (2023, 11, 14, 22, 13, 20));
         assert_eq!(civil(951_782_400), (2000, 2, 29, 0, 0, 0));
+    }
+
+    #[test]
+    fn deep_links_open_the_contacts_chat() {
+        use crate::phone::config::{PhoneSimConfig, SimAppConfig, SimContact};
+        let mut cfg = PhoneSimConfig::new("t");
+        cfg.apps.insert(
+            "whatsapp".into(),
+            SimAppConfig {
+                variant: 0,
+                account: "+490".into(),
+                contacts: vec![SimContact {
+                    name: "Bob".into(),
+                    account: "+49 151 1".into(),
+                }],
+                server: None,
+            },
+        );
+        let ph = Phone::new(cfg);
+        let idx = ph.app_index("com.whatsapp").unwrap();
+        let intent = |words: &str| parse_intent(&words.split(' ').collect::<Vec<_>>()).unwrap();
+        // The account is matched by its digits and given as the contact has it.
+        let it = intent(
+            "-a android.intent.action.VIEW -d https://api.whatsapp.com/send?phone=491511&text=x",
+        );
+        assert_eq!(
+            intent_target(&ph, &it),
+            Some((idx, Some("+49 151 1".into())))
+        );
+        // An unknown account is opened as given.
+        let it = intent("-d whatsapp://send?phone=4977#x");
+        assert_eq!(intent_target(&ph, &it), Some((idx, Some("4977".into()))));
+        // A package alone launches the app; another package's link nothing.
+        assert_eq!(
+            intent_target(&ph, &intent("-p com.whatsapp")),
+            Some((idx, None))
+        );
+        let it = intent("-p org.thoughtcrime.securesms -d whatsapp://send?phone=1");
+        assert_eq!(intent_target(&ph, &it), None);
     }
 }
