@@ -493,6 +493,25 @@ fn capture_vantage(c: &Campaign, m: &Measurement, capture: &str) -> Option<Strin
 /// other tables come from what the report already loaded).
 pub fn tables(c: &Campaign, r: &Report) -> (Vec<Table>, Vec<Problem>) {
     let mut problems = Vec::new();
+    let (paths, hops) = paths_table(r);
+    let tables = vec![
+        measurements_table(c),
+        paths,
+        hops,
+        areas_table(),
+        groups_table(r),
+        servers_table(r),
+        dns_table(r),
+        flows_table(c),
+        events_table(c, &mut problems),
+        interference_table(r),
+        probes_table(r),
+    ];
+    (tables, problems)
+}
+
+/// One row per measurement of the index, with its pair run.
+fn measurements_table(c: &Campaign) -> Table {
     let mut ms = Table::new("measurements", MEASUREMENTS);
     for m in &c.measurements {
         let e = &m.entry;
@@ -518,7 +537,11 @@ pub fn tables(c: &Campaign, r: &Report) -> (Vec<Table>, Vec<Problem>) {
             ot(run.as_ref().map(|r| r.2.as_str())),
         ]);
     }
+    ms
+}
 
+/// The report's paths and their hops (distinct responders).
+fn paths_table(r: &Report) -> (Table, Table) {
     let mut paths = Table::new("paths", PATHS);
     let mut hops = Table::new("hops", HOPS);
     for (id, p) in r.paths.iter().enumerate() {
@@ -546,7 +569,11 @@ pub fn tables(c: &Campaign, r: &Report) -> (Vec<Table>, Vec<Problem>) {
             ]);
         }
     }
+    (paths, hops)
+}
 
+/// The UN M49 areas of every country (for the locality tables' SQL).
+fn areas_table() -> Table {
     let mut areas = Table::new("areas", AREAS);
     for k in M49::shipped().countries() {
         let a = |x: &Option<crate::geo::m49::Area>| {
@@ -562,14 +589,22 @@ pub fn tables(c: &Campaign, r: &Report) -> (Vec<Table>, Vec<Problem>) {
             .rows
             .push(vec![t(&k.iso2), t(&k.name), rc, rn, sc, sn, ic, iname]);
     }
+    areas
+}
 
+/// Interest groups and their member countries.
+fn groups_table(r: &Report) -> Table {
     let mut groups = Table::new("groups", GROUPS);
     for g in &r.group_members {
         for m in &g.members {
             groups.rows.push(vec![t(&g.id), t(&g.name), t(m)]);
         }
     }
+    groups
+}
 
+/// The report's servers per app and vantage.
+fn servers_table(r: &Report) -> Table {
     let mut servers = Table::new("servers", SERVERS);
     for s in &r.servers {
         servers.rows.push(vec![
@@ -589,7 +624,11 @@ pub fn tables(c: &Campaign, r: &Report) -> (Vec<Table>, Vec<Problem>) {
             ot(s.org.as_deref()),
         ]);
     }
+    servers
+}
 
+/// DNS names per app.
+fn dns_table(r: &Report) -> Table {
     let mut dns = Table::new("dns", DNS);
     for d in &r.dns {
         dns.rows.push(vec![
@@ -606,7 +645,11 @@ pub fn tables(c: &Campaign, r: &Report) -> (Vec<Table>, Vec<Problem>) {
             i(d.measurements),
         ]);
     }
+    dns
+}
 
+/// Every flow of every analysed capture, with its vantage.
+fn flows_table(c: &Campaign) -> Table {
     let mut flows = Table::new("flows", FLOWS);
     for m in &c.measurements {
         for cap in m.analysis.iter().flat_map(|a| a.captures.iter()) {
@@ -635,7 +678,11 @@ pub fn tables(c: &Campaign, r: &Report) -> (Vec<Table>, Vec<Problem>) {
             }
         }
     }
+    flows
+}
 
+/// Every event of every `events.jsonl`; unreadable files are named in `problems`.
+fn events_table(c: &Campaign, problems: &mut Vec<Problem>) -> Table {
     let mut events = Table::new("events", EVENTS);
     for m in &c.measurements {
         let rel = format!("measurements/{}/events.jsonl", m.entry.id);
@@ -674,7 +721,11 @@ pub fn tables(c: &Campaign, r: &Report) -> (Vec<Table>, Vec<Problem>) {
             ]);
         }
     }
+    events
+}
 
+/// The report's interference events.
+fn interference_table(r: &Report) -> Table {
     let mut interference = Table::new("interference", INTERFERENCE);
     for x in &r.interference {
         interference.rows.push(vec![
@@ -691,7 +742,11 @@ pub fn tables(c: &Campaign, r: &Report) -> (Vec<Table>, Vec<Problem>) {
             t(&x.summary),
         ]);
     }
+    interference
+}
 
+/// The report's probe verdicts per vantage and app.
+fn probes_table(r: &Report) -> Table {
     let mut probes = Table::new("probes", PROBES);
     for p in &r.probes {
         probes.rows.push(vec![
@@ -705,21 +760,7 @@ pub fn tables(c: &Campaign, r: &Report) -> (Vec<Table>, Vec<Problem>) {
             t(&p.evidence),
         ]);
     }
-
-    let tables = vec![
-        ms,
-        paths,
-        hops,
-        areas,
-        groups,
-        servers,
-        dns,
-        flows,
-        events,
-        interference,
-        probes,
-    ];
-    (tables, problems)
+    probes
 }
 
 /// Writes every table as `<dir>/<table>.parquet` (each file atomically);
