@@ -520,28 +520,7 @@ fn duckdb_reproduces_tables_2_and_3_of_the_fixture_campaign() {
 fn duckdb_reproduces_tables_2_and_3_of_a_paper_sized_campaign() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("paper-campaign");
-    // The report_scale campaign: 28 countries, 406 pair runs, 4 apps.
-    let cs = &SYNTH_COUNTRIES[..28];
-    let runs: Vec<RunSpec> = (0..406usize)
-        .map(|i| {
-            let a = cs[i % 28];
-            let b = cs[(i + 1 + i / 28) % 28];
-            let b = if a == b { cs[(i + 2) % 28] } else { b };
-            let hub = cs[(i * 3 + 5) % 28];
-            let app = |server: &'static str| vec![vec![a, hub, server], vec![b, server]];
-            RunSpec {
-                pair: (a, b),
-                repetition: i as u32,
-                network: vec![a, hub, b],
-                apps: vec![
-                    ("signal", app("US")),
-                    ("threema", app("CH")),
-                    ("wechat", app(if i % 2 == 0 { "CN" } else { "HK" })),
-                    ("whatsapp", app(if i % 3 == 0 { "DE" } else { "US" })),
-                ],
-            }
-        })
-        .collect();
+    let runs = paper_sized_runs();
     write_synthetic(&dir, &runs);
     synth_db(tmp.path());
     let rows = check(

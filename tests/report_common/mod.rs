@@ -356,3 +356,29 @@ pub fn assert_map_matches_table2(r: &matador::report::Report, html: &str) -> usi
     }
     compared
 }
+
+/// The seed paper's campaign size: 28 vantage countries, 406 pair runs, 4
+/// apps (1,624 measurements), servers in US/CH/CN-HK/DE-US.
+pub fn paper_sized_runs() -> Vec<RunSpec> {
+    let cs = &SYNTH_COUNTRIES[..28];
+    (0..406usize)
+        .map(|i| {
+            let a = cs[i % 28];
+            let b = cs[(i + 1 + i / 28) % 28];
+            let b = if a == b { cs[(i + 2) % 28] } else { b };
+            let hub = cs[(i * 3 + 5) % 28];
+            let app = |server: &'static str| vec![vec![a, hub, server], vec![b, server]];
+            RunSpec {
+                pair: (a, b),
+                repetition: i as u32,
+                network: vec![a, hub, b],
+                apps: vec![
+                    ("signal", app("US")),
+                    ("threema", app("CH")),
+                    ("wechat", app(if i % 2 == 0 { "CN" } else { "HK" })),
+                    ("whatsapp", app(if i % 3 == 0 { "DE" } else { "US" })),
+                ],
+            }
+        })
+        .collect()
+}
