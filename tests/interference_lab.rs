@@ -60,26 +60,99 @@ censor:
     )
 }
 
-/// Frames (1-based) that are the censor's injections: they carry its IP-ID
-/// and match a logged injection (claimed server, server port, client port).
-fn injected_frames(pcap: &Path, log: &[Injection]) -> BTreeSet<u64> {
-    let f = std::fs::File::open(pcap).unwrap();
-    let mut r = CaptureReader::new(f, "capture").unwrap();
-    let mut out = BTreeSet::new();
-    while let Some(raw) = r.next_frame().unwrap() {
+/// What identifies one injected packet: the server it claims to come
+/// from, server port, client port, and the DNS transaction id (`dns`) or
+/// the RST's sequence number (`rst`) — the fields of the censor's log line.
+type InjectionKey = (IpAddr, u16, u16, u32);
+
+fn log_key(i: &Injection) -> InjectionKey {
+    (IpAddr::V4(i.server), i.server_port, i.client_port, i.id)
+}
+
+/// The key of a captured frame that carries the censor's IP-ID, if it is a
+/// DNS answer or a RST.
+fn frame_key(p: &matador::analysis::packet::Packet<'_>) -> Option<InjectionKey> {
+    use matador::analysis::packet::Transport;
+    let ip = p.ip.as_ref()?;
+    if ip.ip_id != Some(INJ_IPID) {
+        return None;
+    }
+    let id = match p.transport {
+        Transport::Udp { payload, .. } if payload.len() >= 2 => {
+            u32::from(u16::from_be_bytes([payload[0], payload[1]]))
+        }
+        Transport::Tcp { seq, flags, .. } if flags & 0x04 != 0 => seq,
+        _ => return None,
+    };
+    let (sport, dport) = p.ports()?;
+    Some((ip.src, sport, dport, id))
+}
+
+/// Frames (1-based) carrying the censor's IP-ID, with their keys. The
+/// capture may still be written: a record cut short at its end ends the
+/// list (the next read sees it whole).
+fn injected_frames(pcap: &Path) -> Vec<(u64, InjectionKey)> {
+    let Ok(f) = std::fs::File::open(pcap) else {
+        return Vec::new();
+    };
+    let Ok(mut r) = CaptureReader::new(f, "capture") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    while let Ok(Some(raw)) = r.next_frame() {
         let p = decode(&raw);
-        let (Some(ip), Some((sport, dport))) = (&p.ip, p.ports()) else {
-            continue;
-        };
-        if ip.ip_id == Some(INJ_IPID)
-            && log.iter().any(|i| {
-                IpAddr::V4(i.server) == ip.src && i.server_port == sport && i.client_port == dport
-            })
-        {
-            out.insert(p.frame);
+        if let Some(k) = frame_key(&p) {
+            out.push((p.frame, k));
         }
     }
     out
+}
+
+/// The censor's log: every injection it made, one JSON line each.
+fn censor_log(file: &Path) -> (String, Vec<Injection>) {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    let log = text
+        .lines()
+        .filter(|l| l.starts_with('{') && l.ends_with('}'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (text, log)
+}
+
+/// Log lines without their frame and censor-marked frames without their
+/// log line (as multisets: a retransmitted trigger is injected, and logged,
+/// once more with the same key).
+fn unmatched(
+    log: &[Injection],
+    frames: &[(u64, InjectionKey)],
+) -> (Vec<InjectionKey>, Vec<(u64, InjectionKey)>) {
+    let mut open: Vec<InjectionKey> = log.iter().map(log_key).collect();
+    let mut stray = Vec::new();
+    for (n, k) in frames {
+        match open.iter().position(|o| o == k) {
+            Some(i) => {
+                open.swap_remove(i);
+            }
+            None => stray.push((*n, *k)),
+        }
+    }
+    (open, stray)
+}
+
+/// Waits until the censor's log and the capture agree (the injector writes
+/// its log line after sending; under load that can trail the packet), at
+/// most `limit`.
+fn wait_until_log_matches_capture(log_file: &Path, pcap: &Path, limit: std::time::Duration) {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        let (_, log) = censor_log(log_file);
+        let (open, stray) = unmatched(&log, &injected_frames(pcap));
+        if !log.is_empty() && open.is_empty() && stray.is_empty() {
+            return;
+        }
+        // Polling interval of a condition wait, not a synchronisation sleep.
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }
 
 #[test]
@@ -150,28 +223,26 @@ fn lab_censor_races_are_detected_with_high_precision_and_recall() {
         "traffic.py: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log_file = state.join(&id).join("logs/censor-race.log");
+    wait_until_log_matches_capture(&log_file, &pcap, std::time::Duration::from_secs(30));
     let lines = cap.stop();
     eprintln!("phone saw: {seen}");
     eprintln!("{} frames captured", lines.len());
 
-    let log_text = std::fs::read_to_string(state.join(&id).join("logs/censor-race.log")).unwrap();
-    let log: Vec<Injection> = log_text
-        .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (log_text, log) = censor_log(&log_file);
     let dns_n = log.iter().filter(|i| i.kind == "dns").count();
     let rst_n = log.iter().filter(|i| i.kind == "rst").count();
     // 12 censored lookups, 2 HTTP + 2 TLS keyword connections.
     assert_eq!(dns_n, 12, "censor log: {log_text}");
     assert!(rst_n >= 4, "censor log: {log_text}");
-    let truth = injected_frames(&pcap, &log);
-    assert_eq!(
-        truth.len(),
-        log.len(),
-        "every injection must be in the capture: {log_text}"
+    let frames = injected_frames(&pcap);
+    let (open, stray) = unmatched(&log, &frames);
+    assert!(
+        open.is_empty() && stray.is_empty(),
+        "every injection must be in the capture once per log line: logged, not captured \
+         {open:?}; captured with the censor's IP-ID, not logged {stray:?}; log: {log_text}"
     );
+    let truth: BTreeSet<u64> = frames.iter().map(|(n, _)| *n).collect();
 
     // The lab's own address space is passed explicitly: the shipped bogon
     // list counts 198.18.0.0/15 and fc00::/7 as bogons.
