@@ -483,11 +483,6 @@ fn pair_run(c: &Campaign, m: &Measurement) -> Option<(String, String, String)> {
     Some((format!("{s}→{r}#{rep}"), sc, rc))
 }
 
-/// Vantage node of a capture ([`super::build::capture_vantage`]).
-fn capture_vantage(c: &Campaign, m: &Measurement, capture: &str) -> Option<String> {
-    super::build::capture_vantage(c, m, capture)
-}
-
 /// Builds every table of the dataset from a campaign and its report, with
 /// the files that could not be read for it (unreadable `events.jsonl`; the
 /// other tables come from what the report already loaded).
@@ -653,7 +648,8 @@ fn flows_table(c: &Campaign) -> Table {
     let mut flows = Table::new("flows", FLOWS);
     for m in &c.measurements {
         for cap in m.analysis.iter().flat_map(|a| a.captures.iter()) {
-            let vantage = capture_vantage(c, m, &cap.capture).unwrap_or_else(|| "?".into());
+            let vantage =
+                super::build::capture_vantage(c, m, &cap.capture).unwrap_or_else(|| "?".into());
             let capture = Path::new(&cap.capture)
                 .file_name()
                 .map_or(cap.capture.clone(), |f| f.to_string_lossy().into_owned());

@@ -198,14 +198,16 @@ pub fn screen(phone: &Phone, d: Dialog, w: i32, h: i32) -> Node {
 
 /// The dialog closes with `choice`.
 pub fn close(phone: &mut Phone, choice: Choice) {
-    let Some(d) = phone.dialog.take() else { return };
+    let Some(d) = phone.dialog else { return };
     phone.ui_changed = Instant::now();
+    // The store's page: its button opens the download, the dialog stays.
+    if matches!((d, choice), (Dialog::StoreUpdate(_), Choice::Deny)) {
+        return;
+    }
+    phone.dialog = None;
     match (d, choice) {
-        (Dialog::Permission(i), Choice::Dismiss) => phone.set_notifications_allowed(i, true),
-        (Dialog::Permission(i), _) => phone.set_notifications_allowed(i, false),
+        (Dialog::Permission(i), c) => phone.set_notifications_allowed(i, c == Choice::Dismiss),
         (Dialog::NotResponding(i), Choice::Close) => phone.force_stop(i),
-        // The store's page: its button opens the download, the dialog stays.
-        (Dialog::StoreUpdate(_), Choice::Deny) => phone.dialog = Some(d),
         _ => {}
     }
 }
