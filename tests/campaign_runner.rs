@@ -56,6 +56,12 @@ struct World {
     hang_at_send: Option<usize>,
     sends: AtomicUsize,
     connected: Mutex<BTreeMap<String, String>>,
+    /// Most phones connected through one node at once, per node.
+    node_peak: Mutex<BTreeMap<String, usize>>,
+    /// Most phones connected at once.
+    peak: AtomicUsize,
+    /// A phone connected again before it was disconnected.
+    reconnected: Mutex<Vec<String>>,
     open_captures: Mutex<BTreeMap<String, PathBuf>>,
     /// Running screen recordings: phone → file.
     recordings: Mutex<BTreeMap<String, PathBuf>>,
@@ -70,10 +76,21 @@ fn relay() -> Ipv4Addr {
 }
 
 fn phone_ip(p: &str) -> Ipv4Addr {
-    if p == "lab-a" {
-        Ipv4Addr::new(198, 18, 1, 10)
-    } else {
-        Ipv4Addr::new(198, 18, 2, 10)
+    match p {
+        "lab-a" => Ipv4Addr::new(198, 18, 1, 10),
+        "lab-c" => Ipv4Addr::new(198, 18, 3, 10),
+        "lab-d" => Ipv4Addr::new(198, 18, 4, 10),
+        _ => Ipv4Addr::new(198, 18, 2, 10),
+    }
+}
+
+/// The other phone of a phone's pair.
+fn partner(p: &str) -> &'static str {
+    match p {
+        "lab-a" => "lab-b",
+        "lab-c" => "lab-d",
+        "lab-d" => "lab-c",
+        _ => "lab-a",
     }
 }
 
@@ -125,7 +142,7 @@ impl PhoneControl for Fake {
         tr.entry(phone.into())
             .or_default()
             .push((t + 0.05, text.len() + 60, true));
-        let other = if phone == "lab-a" { "lab-b" } else { "lab-a" };
+        let other = partner(phone);
         tr.entry(other.into())
             .or_default()
             .push((t + 0.1, text.len() + 60, false));
@@ -190,11 +207,15 @@ impl Vantage for Fake {
             .lock()
             .unwrap()
             .push(format!("connect {phone} {node}"));
-        self.0
-            .connected
-            .lock()
-            .unwrap()
-            .insert(phone.into(), node.into());
+        let mut c = self.0.connected.lock().unwrap();
+        if c.insert(phone.into(), node.into()).is_some() {
+            self.0.reconnected.lock().unwrap().push(phone.into());
+        }
+        let on_node = c.values().filter(|n| *n == node).count();
+        let mut peak = self.0.node_peak.lock().unwrap();
+        let p = peak.entry(node.into()).or_default();
+        *p = (*p).max(on_node);
+        self.0.peak.fetch_max(c.len(), Ordering::SeqCst);
         Ok(())
     }
     fn check(&self, phone: &str, node: &str) -> Result<(), EnvError> {
@@ -1167,4 +1188,58 @@ fn a_dead_agent_in_the_paths_step_fails_over() {
                 .is_some_and(|d| d.starts_with("node de-1 marked failed"))),
         "no failover from de-1"
     );
+}
+
+/// Two phone pairs share the plan: each measurement runs on one pair (its
+/// phones, named in the index and journal), a node carries one
+/// measurement at a time (`node_capacity: 1`), a phone is never in two
+/// measurements at once, and the pairs do run at the same time.
+#[test]
+fn two_pairs_share_the_plan_within_node_capacity() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sp = tmp.path().join("pairs.yaml");
+    let text = SCENARIO
+        .replace(
+            "phones:\n  - id: lab-a\n  - id: lab-b\n",
+            "phones: [{id: lab-a}, {id: lab-b}, {id: lab-c}, {id: lab-d}]\n\
+             phone_pairs: [[lab-a, lab-b], [lab-c, lab-d]]\n",
+        )
+        .replace(
+            "  DE: [de-1, de-2]\n  BR: [br-1]\n",
+            "  DE: [de-1]\n  BR: [br-1]\n  US: [us-1]\n  IN: [in-1]\n",
+        )
+        .replace("  all: [DE, BR]\n", "  explicit: [[DE, BR], [US, IN]]\n");
+    std::fs::write(&sp, &text).unwrap();
+    let ls = LoadedScenario::load(&sp).unwrap();
+    let plan = Plan::expand(&ls);
+    assert_eq!(plan.phone_pairs.len(), 2);
+    let rec = Record::create(&tmp.path().join("campaigns"), &plan, &ls.source).unwrap();
+    let dir = rec.dir.clone();
+    let w = Arc::new(World::default());
+    let s = Runner::new(rec, plan.clone(), env(&w), opts(&ls))
+        .run()
+        .unwrap();
+    assert_eq!((s.complete, s.failed, s.remaining), (12, 0, 0));
+    let peaks = w.node_peak.lock().unwrap().clone();
+    assert!(
+        peaks.values().all(|&p| p == 1),
+        "node capacity 1: {peaks:?}"
+    );
+    assert!(w.reconnected.lock().unwrap().is_empty());
+    assert_eq!(w.peak.load(Ordering::SeqCst), 4, "the two pairs at once");
+    let idx = index(&dir);
+    let ids: Vec<&str> = idx.measurements.iter().map(|e| e.id.as_str()).collect();
+    let planned: Vec<&str> = plan.measurements.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, planned);
+    let mut by_pair = BTreeMap::new();
+    for e in &idx.measurements {
+        let p = e.pair.expect("pair in the index");
+        let want = &plan.phone_pairs[p as usize - 1];
+        assert_eq!([&e.sender, &e.receiver], [&want[0], &want[1]], "{}", e.id);
+        *by_pair.entry(p).or_insert(0) += 1;
+    }
+    assert_eq!(by_pair.len(), 2, "both pairs measured: {by_pair:?}");
+    for l in read_journal(&dir.join("journal.jsonl")).unwrap() {
+        assert_eq!(l.measurement.is_some(), l.pair.is_some(), "{l:?}");
+    }
 }

@@ -81,6 +81,25 @@ fn shipped_examples_load() {
     assert_eq!(censor.country.as_str(), "CN");
 }
 
+/// Several phone pairs: the plan names them; with one pair `plan.json`
+/// is what it was (no `phone_pairs` key).
+#[test]
+fn phone_pairs_reach_the_plan_only_when_several() {
+    let pairs = load("lab-pairs.yaml");
+    assert_eq!(pairs.scenario.phone_pairs().len(), 3);
+    let plan = Plan::expand(&pairs);
+    assert_eq!(plan.phone_pairs.len(), 3);
+    assert_eq!(plan.phone_pairs[2], ["lab-e", "lab-f"]);
+    assert_eq!(plan.phones, ["lab-a", "lab-b"]);
+    assert_eq!(plan.measurements.len(), 12);
+    let json = serde_json::to_value(&plan).unwrap();
+    assert_eq!(json["phone_pairs"][1][0], "lab-c");
+    let demo = Plan::expand(&load("lab-demo.yaml"));
+    assert_eq!(demo.phone_pairs(), [["lab-a", "lab-b"]]);
+    let json = serde_json::to_value(&demo).unwrap();
+    assert!(json.get("phone_pairs").is_none(), "{json}");
+}
+
 #[test]
 fn unknown_key_names_line_column_and_expected_keys() {
     let bad = GOOD.replace("  - id: b\n", "  - id: b\n    colour: red\n");

@@ -118,6 +118,12 @@ pub struct Plan {
     pub phones: [String; 2],
     /// Country pairs in plan order.
     pub pairs: Vec<[CountryCode; 2]>,
+    /// The phone pairs `[A, B]` measuring at once, when there are several
+    /// (absent: `phones` is the one pair). Which pair carries a
+    /// measurement is decided when it runs (its index entry names it); the
+    /// measurements list pair 1's phones.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phone_pairs: Vec<[String; 2]>,
     /// Every measurement, in run order.
     pub measurements: Vec<PlannedMeasurement>,
 }
@@ -127,8 +133,7 @@ impl Plan {
     pub fn expand(ls: &LoadedScenario) -> Plan {
         let sc = &ls.scenario;
         let pairs = expand_pairs(sc);
-        let a = sc.phones.first().map(|p| p.id.clone()).unwrap_or_default();
-        let b = sc.phones.get(1).map(|p| p.id.clone()).unwrap_or_default();
+        let [a, b] = sc.phone_pairs().swap_remove(0);
         let nodes = |c: &CountryCode| sc.countries.get(c).cloned().unwrap_or_default();
         let per_dir = sc.messages.per_direction;
         let interval = sc.messages.interval.secs();
@@ -197,7 +202,20 @@ impl Plan {
             matador: env!("CARGO_PKG_VERSION").to_string(),
             phones: [a, b],
             pairs,
+            phone_pairs: match sc.phone_pairs() {
+                p if p.len() > 1 => p,
+                _ => Vec::new(),
+            },
             measurements: out,
+        }
+    }
+
+    /// The phone pairs `[A, B]` (one pair: `phones`).
+    pub fn phone_pairs(&self) -> Vec<[String; 2]> {
+        if self.phone_pairs.is_empty() {
+            vec![self.phones.clone()]
+        } else {
+            self.phone_pairs.clone()
         }
     }
 

@@ -99,6 +99,10 @@ pub struct IndexEntry {
     /// Attempts made (1 + retries used).
     #[serde(default, deserialize_with = "nullable")]
     pub attempts: u32,
+    /// The phone pair that carried it (1-based), in a campaign of several
+    /// pairs; absent with one pair.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pair: Option<u32>,
 }
 
 /// What a measurement of the record does (`kind`): the plan's kinds, and
@@ -175,6 +179,7 @@ impl IndexEntry {
             ended: Timestamp::from_f64(now()),
             files: Vec::new(),
             attempts: 0,
+            pair: None,
         }
     }
 }
@@ -216,6 +221,10 @@ pub struct JournalLine {
     /// Measurement id (absent for campaign-level steps).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub measurement: Option<String>,
+    /// The phone pair (1-based) of a measurement's line, in a campaign of
+    /// several pairs; absent with one pair.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pair: Option<u32>,
     /// Step name.
     pub step: String,
     /// State.
@@ -438,10 +447,26 @@ impl Record {
         nodes: Vec<String>,
         via: Option<String>,
     ) -> Result<(), CampaignError> {
+        self.journal_pair(measurement, None, step, state, detail, nodes, via)
+    }
+
+    /// [`Record::journal_nodes`] naming the phone pair (several pairs).
+    #[allow(clippy::too_many_arguments)]
+    pub fn journal_pair(
+        &mut self,
+        measurement: Option<&str>,
+        pair: Option<u32>,
+        step: &str,
+        state: StepState,
+        detail: Option<String>,
+        nodes: Vec<String>,
+        via: Option<String>,
+    ) -> Result<(), CampaignError> {
         let line = JournalLine {
             seq: self.seq,
             ts: Timestamp::from_f64(now()),
             measurement: measurement.map(String::from),
+            pair,
             step: step.into(),
             state,
             detail,

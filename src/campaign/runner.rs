@@ -28,11 +28,11 @@ use crate::capture::Timestamp;
 use crate::device::events::{DeviceEvent, EventKind as K, text_sha256};
 use crate::scenario::apps::AppProfiles;
 use crate::scenario::{CapturePointKind, StepsSpec};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// One step of a measurement. New steps are added here and in
@@ -180,6 +180,8 @@ pub struct RunOptions {
     /// Address ranges the operator declares its own (the scenario's
     /// `exempt_networks`; `--lab` adds the virtual lab's): never bogons.
     pub exempt: Vec<ipnetwork::IpNetwork>,
+    /// Measurements a node carries at once (the scenario's `node_capacity`).
+    pub node_capacity: u32,
 }
 
 impl RunOptions {
@@ -203,6 +205,7 @@ impl RunOptions {
             profiles: Arc::new(profiles),
             progress: None,
             exempt: sc.exempt_networks(),
+            node_capacity: sc.node_capacity,
         }
     }
 }
@@ -316,27 +319,66 @@ fn bounded_phone<T: Send + 'static>(
 
 /// The campaign runner.
 pub struct Runner {
-    record: Record,
+    /// The campaign folder.
+    dir: PathBuf,
+    record: Mutex<Record>,
     plan: Plan,
     env: Env,
     opts: RunOptions,
-    failed_nodes: BTreeSet<String>,
-    /// Phones whose screen is being recorded.
-    recording: Vec<String>,
+    failed_nodes: Mutex<BTreeSet<String>>,
+    /// Phones whose screen is being recorded (a phone is in one
+    /// measurement at a time, so its id names the recording).
+    recording: Mutex<Vec<String>>,
     /// The campaign's baseline runs, each decoded once for all analyses.
     baselines: BaselineCache,
     /// The evidence of the measurements analysed so far (rebuilt from the
     /// folder on `--resume`), pooled into each live analysis.
     live: LivePool,
+    /// The phone pairs `[A, B]`, each run by its own worker.
+    pairs: Vec<[String; 2]>,
+    /// What each pair is doing (the progress message).
+    status: Mutex<Vec<String>>,
+    /// The measurements not yet taken and the nodes' slots in use.
+    sched: Mutex<Sched>,
+    /// Signalled when a slot is freed or the run halts.
+    freed: Condvar,
+}
+
+/// The shared queue of the pair workers.
+#[derive(Debug, Default)]
+struct Sched {
+    /// Measurements not yet taken, in plan order.
+    queue: Vec<PlannedMeasurement>,
+    /// Measurements each node carries now.
+    busy: BTreeMap<String, u32>,
+    /// No further measurement is taken (interrupted or failed).
+    halt: bool,
+}
+
+/// What a pair worker gets from the queue.
+enum Take {
+    /// The next measurement it may run, with the node slots held for it.
+    Next(Box<PlannedMeasurement>, Vec<String>),
+    /// Nothing left.
+    Done,
+    /// Stopped or halted with measurements left.
+    Stopped,
 }
 
 impl std::fmt::Debug for Runner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Runner")
-            .field("dir", &self.record.dir)
+            .field("dir", &self.dir)
             .field("measurements", &self.plan.measurements.len())
+            .field("pairs", &self.pairs.len())
             .finish()
     }
+}
+
+/// A lock whose holder panicked still guards consistent data here (each
+/// critical section is one update): go on with it.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Runner {
@@ -346,120 +388,208 @@ impl Runner {
         CorrelateConfig {
             exempt: {
                 let mut v = self.opts.exempt.clone();
-                v.extend(crate::net::addrspace::recorded_exemption(&self.record.dir));
+                v.extend(crate::net::addrspace::recorded_exemption(&self.dir));
                 v
             },
             ..CorrelateConfig::default()
         }
     }
 
-    /// A runner over an open record and its plan.
+    /// A runner over an open record and its plan (its phone pairs: the
+    /// plan's).
     pub fn new(record: Record, plan: Plan, env: Env, opts: RunOptions) -> Runner {
+        let pairs = plan.phone_pairs();
         Runner {
-            record,
+            dir: record.dir.clone(),
+            record: Mutex::new(record),
             plan,
             env,
             opts,
-            failed_nodes: BTreeSet::new(),
-            recording: Vec::new(),
+            failed_nodes: Mutex::new(BTreeSet::new()),
+            recording: Mutex::new(Vec::new()),
             baselines: BaselineCache::default(),
             live: LivePool::default(),
+            status: Mutex::new(vec![String::new(); pairs.len()]),
+            pairs,
+            sched: Mutex::new(Sched::default()),
+            freed: Condvar::new(),
         }
     }
 
     /// The campaign folder.
     pub fn dir(&self) -> &Path {
-        &self.record.dir
+        &self.dir
     }
 
     fn stopped(&self) -> bool {
         self.opts.stop.load(Ordering::SeqCst)
     }
 
-    /// Runs every measurement not yet in the index, then the campaign-wide
+    fn rec(&self) -> MutexGuard<'_, Record> {
+        lock(&self.record)
+    }
+
+    /// The pair (1-based) carrying `m`, in a campaign of several pairs.
+    fn pair_of(&self, m: &PlannedMeasurement) -> Option<u32> {
+        if self.pairs.len() < 2 {
+            return None;
+        }
+        self.pairs
+            .iter()
+            .position(|[a, _]| *a == m.sender)
+            .map(|i| i as u32 + 1)
+    }
+
+    /// Journals a line of the campaign (`None`) or of a measurement (its
+    /// pair named when there are several).
+    fn journal(
+        &self,
+        m: Option<&PlannedMeasurement>,
+        step: &str,
+        state: StepState,
+        detail: Option<String>,
+    ) -> Result<(), CampaignError> {
+        self.journal_nodes(m, step, state, detail, Vec::new(), None)
+    }
+
+    /// [`Runner::journal`] for a step working on nodes.
+    fn journal_nodes(
+        &self,
+        m: Option<&PlannedMeasurement>,
+        step: &str,
+        state: StepState,
+        detail: Option<String>,
+        nodes: Vec<String>,
+        via: Option<String>,
+    ) -> Result<(), CampaignError> {
+        let pair = m.and_then(|m| self.pair_of(m));
+        self.rec().journal_pair(
+            m.map(|m| m.id.as_str()),
+            pair,
+            step,
+            state,
+            detail,
+            nodes,
+            via,
+        )
+    }
+
+    /// Shows what a pair does on the progress bar (every pair's state when
+    /// there are several).
+    fn progress(&self, m: &PlannedMeasurement, what: String) {
+        let Some(pb) = &self.opts.progress else {
+            return;
+        };
+        match self.pair_of(m) {
+            None => pb.set_message(what),
+            Some(p) => {
+                let mut st = lock(&self.status);
+                if let Some(s) = st.get_mut(p as usize - 1) {
+                    *s = format!("p{p} {what}");
+                }
+                pb.set_message(st.join(" | "));
+            }
+        }
+    }
+
+    /// Runs every measurement not yet in the index — each phone pair takes
+    /// the next one its nodes have room for — then the campaign-wide
     /// analysis (the same as `matador replay` on the folder).
     pub fn run(&mut self) -> Result<Summary, CampaignError> {
         self.env.check_steps(&self.opts.steps)?;
         let total = self.plan.measurements.len();
-        let resumed = self.record.index.measurements.len();
-        self.record.keep_app_profiles(&self.opts.profiles)?;
-        self.record.journal(
+        let resumed = self.rec().index.measurements.len();
+        self.rec().keep_app_profiles(&self.opts.profiles)?;
+        self.journal(
             None,
             if resumed > 0 { "resume" } else { "campaign" },
             StepState::Started,
             Some(format!(
-                "{resumed} of {total} measurements already recorded"
+                "{resumed} of {total} measurements already recorded{}",
+                match self.pairs.len() {
+                    1 => String::new(),
+                    n => format!(
+                        "; {n} phone pairs, {} measurement(s) per node at once",
+                        self.opts.node_capacity
+                    ),
+                }
             )),
         )?;
         if let Some(pb) = &self.opts.progress {
             pb.set_length(total as u64);
             pb.set_position(resumed as u64);
         }
+        {
+            let rec = self.rec();
+            let queue = (self.plan.measurements.iter())
+                .filter(|m| !rec.is_finished(&m.id))
+                .cloned()
+                .collect();
+            *lock(&self.sched) = Sched {
+                queue,
+                ..Sched::default()
+            };
+        }
+        let this = &*self;
+        let results: Vec<Result<bool, CampaignError>> = if this.pairs.len() == 1 {
+            vec![this.worker(0)]
+        } else {
+            std::thread::scope(|s| {
+                let workers: Vec<_> = (0..this.pairs.len())
+                    .map(|i| {
+                        std::thread::Builder::new()
+                            .name(format!("pair-{}", i + 1))
+                            .spawn_scoped(s, move || this.worker(i))
+                    })
+                    .collect();
+                workers
+                    .into_iter()
+                    .map(|w| match w {
+                        Ok(h) => h.join().unwrap_or_else(|_| {
+                            Err(CampaignError::Setup(
+                                "a phone pair's worker panicked".into(),
+                            ))
+                        }),
+                        Err(e) => Err(CampaignError::Setup(format!(
+                            "cannot start a phone pair's worker: {e}"
+                        ))),
+                    })
+                    .collect()
+            })
+        };
         let mut interrupted = false;
-        let plan = self.plan.measurements.clone();
-        for m in &plan {
-            if self.record.is_finished(&m.id) {
-                continue;
-            }
-            if self.stopped() {
-                interrupted = true;
-                break;
-            }
-            match self.measure(m)? {
-                Some(entry) => {
-                    let status = entry.status;
-                    self.record.finish(entry)?;
-                    if let Some(pb) = &self.opts.progress {
-                        pb.inc(1);
-                        let failed = self
-                            .record
-                            .index
-                            .measurements
-                            .iter()
-                            .filter(|e| e.status != Status::Complete)
-                            .count();
-                        pb.set_message(format!("{} {:?}; {failed} failed", m.id, status));
-                    }
-                }
-                None => {
-                    interrupted = true;
-                    break;
-                }
-            }
+        for r in results {
+            interrupted |= r?;
         }
         if !interrupted {
-            self.record
-                .journal(None, "campaign-analysis", StepState::Started, None)?;
-            let r = replay_campaign(
-                &self.record.dir,
-                &self.opts.profiles,
-                &self.correlate_config(),
-            );
+            self.journal(None, "campaign-analysis", StepState::Started, None)?;
+            let r = replay_campaign(&self.dir, &self.opts.profiles, &self.correlate_config());
             let (state, detail) = match &r {
                 Ok(v) => (StepState::Done, format!("{} measurements", v.len())),
                 Err(e) => (StepState::Failed, e.to_string()),
             };
             // The campaign-wide analysis rewrote the servers.
-            self.record.sync_sqlite()?;
-            self.record
-                .journal(None, "campaign-analysis", state, Some(detail))?;
+            self.rec().sync_sqlite()?;
+            self.journal(None, "campaign-analysis", state, Some(detail))?;
         }
-        let count = |s: Status| {
-            self.record
-                .index
-                .measurements
-                .iter()
-                .filter(|e| e.status == s)
-                .count()
+        let summary = {
+            let rec = self.rec();
+            let count = |s: Status| {
+                rec.index
+                    .measurements
+                    .iter()
+                    .filter(|e| e.status == s)
+                    .count()
+            };
+            Summary {
+                complete: count(Status::Complete),
+                failed: count(Status::Failed),
+                skipped: count(Status::Skipped),
+                remaining: total - rec.index.measurements.len(),
+                interrupted,
+            }
         };
-        let summary = Summary {
-            complete: count(Status::Complete),
-            failed: count(Status::Failed),
-            skipped: count(Status::Skipped),
-            remaining: total - self.record.index.measurements.len(),
-            interrupted,
-        };
-        self.record.journal(
+        self.journal(
             None,
             "campaign",
             if interrupted {
@@ -475,17 +605,177 @@ impl Runner {
         Ok(summary)
     }
 
+    /// One phone pair's loop: takes measurements from the shared queue and
+    /// runs them on its phones until none is left. `Ok(true)`: stopped with
+    /// measurements left. An error halts the other pairs after their
+    /// current measurement.
+    fn worker(&self, pair: usize) -> Result<bool, CampaignError> {
+        let halt = || {
+            lock(&self.sched).halt = true;
+            self.freed.notify_all();
+        };
+        loop {
+            let (planned, mut held) = match self.take() {
+                Take::Next(m, held) => (*m, held),
+                Take::Done => return Ok(false),
+                Take::Stopped => return Ok(true),
+            };
+            let m = self.on_pair(&planned, pair);
+            let r = self.measure(&m, &mut held);
+            self.release(&mut held);
+            match r {
+                Ok(Some(mut entry)) => {
+                    let status = entry.status;
+                    entry.pair = self.pair_of(&m);
+                    let finished = self.rec().finish(entry);
+                    if let Err(e) = finished {
+                        halt();
+                        return Err(e);
+                    }
+                    if let Some(pb) = &self.opts.progress {
+                        pb.inc(1);
+                        let failed = (self.rec().index.measurements.iter())
+                            .filter(|e| e.status != Status::Complete)
+                            .count();
+                        self.progress(&m, format!("{} {:?}; {failed} failed", m.id, status));
+                    }
+                }
+                Ok(None) => {
+                    halt();
+                    return Ok(true);
+                }
+                Err(e) => {
+                    halt();
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// The planned measurement as pair `pair` carries it: its phones in
+    /// place of the plan's phone A and B.
+    fn on_pair(&self, m: &PlannedMeasurement, pair: usize) -> PlannedMeasurement {
+        let mut m = m.clone();
+        if let Some([a, b]) = self.pairs.get(pair) {
+            m.sender = a.clone();
+            m.receiver = b.clone();
+        }
+        m
+    }
+
+    /// The first queued measurement whose first working nodes have a free
+    /// slot, with those slots taken (waits while every one waits for a
+    /// node). A measurement with no working node left is taken at once (it
+    /// is recorded skipped).
+    fn take(&self) -> Take {
+        let mut sched = lock(&self.sched);
+        loop {
+            if sched.halt || self.stopped() {
+                return if sched.queue.is_empty() {
+                    Take::Done
+                } else {
+                    Take::Stopped
+                };
+            }
+            if sched.queue.is_empty() {
+                return Take::Done;
+            }
+            let cap = self.opts.node_capacity.max(1);
+            let pick = sched.queue.iter().position(|m| {
+                let want = self.wanted_nodes(m);
+                want.iter()
+                    .all(|n| sched.busy.get(n).copied().unwrap_or(0) < cap)
+            });
+            if let Some(i) = pick {
+                let m = sched.queue.remove(i);
+                let want = self.wanted_nodes(&m);
+                for n in &want {
+                    *sched.busy.entry(n.clone()).or_default() += 1;
+                }
+                return Take::Next(Box::new(m), want);
+            }
+            // Woken when a slot is freed; the timeout notices a stop.
+            sched = self
+                .freed
+                .wait_timeout(sched, Duration::from_millis(200))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+    }
+
+    /// The nodes an attempt of `m` would use now (distinct; empty when a
+    /// side has no working node left).
+    fn wanted_nodes(&self, m: &PlannedMeasurement) -> Vec<String> {
+        match (
+            self.node_for(&m.sender_nodes),
+            self.node_for(&m.receiver_nodes),
+        ) {
+            (Some(a), Some(b)) if a == b => vec![a],
+            (Some(a), Some(b)) => vec![a, b],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Holds slots on `want` instead of `held` (a failover moved the
+    /// measurement); waits for room. False when stopped meanwhile.
+    fn hold(&self, held: &mut Vec<String>, want: Vec<String>) -> bool {
+        if *held == want {
+            return true;
+        }
+        self.release(held);
+        let cap = self.opts.node_capacity.max(1);
+        let mut sched = lock(&self.sched);
+        loop {
+            if self.stopped() {
+                return false;
+            }
+            if want
+                .iter()
+                .all(|n| sched.busy.get(n).copied().unwrap_or(0) < cap)
+            {
+                for n in &want {
+                    *sched.busy.entry(n.clone()).or_default() += 1;
+                }
+                *held = want;
+                return true;
+            }
+            sched = self
+                .freed
+                .wait_timeout(sched, Duration::from_millis(200))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+    }
+
+    /// Frees the node slots held.
+    fn release(&self, held: &mut Vec<String>) {
+        if held.is_empty() {
+            return;
+        }
+        let mut sched = lock(&self.sched);
+        for n in held.drain(..) {
+            if let Some(c) = sched.busy.get_mut(&n) {
+                *c = c.saturating_sub(1);
+            }
+        }
+        drop(sched);
+        self.freed.notify_all();
+    }
+
     /// The first node of a country not marked failed.
     fn node_for(&self, nodes: &[String]) -> Option<String> {
-        nodes
-            .iter()
-            .find(|n| !self.failed_nodes.contains(*n))
-            .cloned()
+        let failed = lock(&self.failed_nodes);
+        nodes.iter().find(|n| !failed.contains(*n)).cloned()
     }
 
     /// Runs one measurement with its retries; `None` when interrupted.
-    fn measure(&mut self, m: &PlannedMeasurement) -> Result<Option<IndexEntry>, CampaignError> {
-        let dir = self.record.measurement_dir(&m.id);
+    /// `held`: the node slots taken for it, moved along on a failover.
+    fn measure(
+        &self,
+        m: &PlannedMeasurement,
+        held: &mut Vec<String>,
+    ) -> Result<Option<IndexEntry>, CampaignError> {
+        let dir = self.rec().measurement_dir(&m.id);
         let mut entry = IndexEntry::new(m);
         let mut last_error = None;
         for attempt in 1..=self.opts.retries + 1 {
@@ -509,14 +799,14 @@ impl Runner {
                     "no working node left for {} or {} (failed: {})",
                     m.sender_country,
                     m.receiver_country,
-                    self.failed_nodes
+                    lock(&self.failed_nodes)
                         .iter()
                         .cloned()
                         .collect::<Vec<_>>()
                         .join(", ")
                 ));
-                self.record.journal(
-                    Some(&m.id),
+                self.journal(
+                    Some(m),
                     "measurement",
                     StepState::Skipped,
                     entry.error.clone(),
@@ -524,12 +814,22 @@ impl Runner {
                 entry.files = list_files(&dir);
                 return Ok(Some(entry));
             };
+            // Another pair may have failed a node over since this one was
+            // taken: the slots follow the nodes this attempt uses.
+            let want = if na == nb {
+                vec![na.clone()]
+            } else {
+                vec![na.clone(), nb.clone()]
+            };
+            if !self.hold(held, want) {
+                return Ok(None);
+            }
             entry.sender_node = na.clone();
             entry.receiver_node = nb.clone();
             entry.attempts = attempt;
             entry.started = Timestamp::from_f64(now());
-            self.record.journal(
-                Some(&m.id),
+            self.journal(
+                Some(m),
                 "measurement",
                 StepState::Started,
                 Some(format!("attempt {attempt}, nodes {na}/{nb}")),
@@ -544,14 +844,14 @@ impl Runner {
                 // journal says why if it still can, and the campaign stops.
                 let _ = std::fs::remove_dir_all(&dir);
                 let message = format!("{} {}: {}", m.id, f.step.name(), f.err.message);
-                let _ = self.record.journal(
-                    Some(&m.id),
+                let _ = self.journal(
+                    Some(m),
                     "measurement",
                     StepState::Failed,
                     Some(format!("attempt {attempt}: disk full: {message}")),
                 );
                 return Err(CampaignError::DiskFull {
-                    dir: self.record.dir.clone(),
+                    dir: self.dir.clone(),
                     message,
                 });
             }
@@ -562,13 +862,12 @@ impl Runner {
                     entry.status = Status::Complete;
                     entry.error = None;
                     entry.files = list_files(&dir);
-                    self.record
-                        .journal(Some(&m.id), "measurement", StepState::Done, None)?;
+                    self.journal(Some(m), "measurement", StepState::Done, None)?;
                     return Ok(Some(entry));
                 }
                 Err(f) if f.interrupted => {
-                    self.record.journal(
-                        Some(&m.id),
+                    self.journal(
+                        Some(m),
                         "measurement",
                         StepState::Skipped,
                         Some("interrupted: will be redone on --resume".into()),
@@ -578,9 +877,9 @@ impl Runner {
                 Err(f) => {
                     let msg = format!("{}: {}", f.step.name(), f.err.message);
                     if let Some(n) = &f.node {
-                        self.failed_nodes.insert(n.clone());
-                        self.record.journal(
-                            Some(&m.id),
+                        lock(&self.failed_nodes).insert(n.clone());
+                        self.journal(
+                            Some(m),
                             "node-failover",
                             StepState::Done,
                             Some(format!("node {n} marked failed: {}", f.err.message)),
@@ -600,8 +899,8 @@ impl Runner {
                             move || p.diagnostics(&x, &d),
                         );
                     }
-                    self.record.journal(
-                        Some(&m.id),
+                    self.journal(
+                        Some(m),
                         "measurement",
                         StepState::Failed,
                         Some(format!("attempt {attempt}: {msg}")),
@@ -617,7 +916,7 @@ impl Runner {
     }
 
     fn attempt(
-        &mut self,
+        &self,
         m: &PlannedMeasurement,
         dir: &Path,
         na: &str,
@@ -642,17 +941,15 @@ impl Runner {
                 ));
             }
             let (nodes, via) = self.node_step(step, na, nb);
-            let _ = self.record.journal_nodes(
-                Some(&m.id),
+            let _ = self.journal_nodes(
+                Some(m),
                 step.name(),
                 StepState::Started,
                 None,
                 nodes.clone(),
                 via.clone(),
             );
-            if let Some(pb) = &self.opts.progress {
-                pb.set_message(format!("{} {} {}", m.id, m.app, step.name()));
-            }
+            self.progress(m, format!("{} {} {}", m.id, m.app, step.name()));
             let r = self.step(step, m, dir, na, nb, &mut events);
             self.journal_interruptions(m);
             let (state, detail, nodes, via) = match &r {
@@ -665,14 +962,12 @@ impl Runner {
                 Ok(None) => (StepState::Done, None, nodes, via),
                 Err(f) => (StepState::Failed, Some(f.err.message.clone()), nodes, via),
             };
-            let _ = self
-                .record
-                .journal_nodes(Some(&m.id), step.name(), state, detail, nodes, via);
+            let _ = self.journal_nodes(Some(m), step.name(), state, detail, nodes, via);
             r?;
         }
         for step in off_steps(m.kind, &self.opts.steps) {
-            let _ = self.record.journal(
-                Some(&m.id),
+            let _ = self.journal(
+                Some(m),
                 step.name(),
                 StepState::Off,
                 Some("off by scenario".into()),
@@ -684,11 +979,11 @@ impl Runner {
     /// Journals the interruptions (dialogs dismissed, BACK pressed) the
     /// phones handled during the last step: a measurement that needed them
     /// is still valid, but the record says what was on the screens.
-    fn journal_interruptions(&mut self, m: &PlannedMeasurement) {
+    fn journal_interruptions(&self, m: &PlannedMeasurement) {
         for ph in [&m.sender, &m.receiver] {
             for (_, what) in self.env.phones.take_interruptions(ph) {
-                let _ = self.record.journal(
-                    Some(&m.id),
+                let _ = self.journal(
+                    Some(m),
                     "interruption",
                     StepState::Done,
                     Some(format!("{ph}: {what}")),
@@ -714,7 +1009,7 @@ impl Runner {
 
     /// Runs one step; `Ok(Some(report))` from a paths/probes hook.
     fn step(
-        &mut self,
+        &self,
         step: Step,
         m: &PlannedMeasurement,
         dir: &Path,
@@ -942,7 +1237,7 @@ impl Runner {
     /// `analysis.json`.
     fn analyse(&self, dir: &Path) -> Result<(), Failure> {
         let fail = |e: String| Failure::at(Step::Analyse, EnvError::new(e));
-        let campaign = self.record.dir.clone();
+        let campaign = self.dir.clone();
         let profiles = self.opts.profiles.clone();
         let a = analyze_measurement_cached(
             dir,
@@ -989,7 +1284,7 @@ impl Runner {
     /// Starts both phones' screen recordings (`screen-<phone>.mp4`). A
     /// recording is evidence, not the measurement: failures are journalled
     /// (`screenrecord` failed) and the measurement goes on.
-    fn start_screenrecords(&mut self, m: &PlannedMeasurement, dir: &Path) {
+    fn start_screenrecords(&self, m: &PlannedMeasurement, dir: &Path) {
         let Some(limit) = self.opts.screenrecord else {
             return;
         };
@@ -1009,14 +1304,10 @@ impl Runner {
                 move || p.start_screenrecord(&x, limit, &file),
             );
             match r {
-                Ok(()) => self.recording.push(ph.clone()),
+                Ok(()) => lock(&self.recording).push(ph.clone()),
                 Err(e) => {
-                    let _ = self.record.journal(
-                        Some(&m.id),
-                        "screenrecord",
-                        StepState::Failed,
-                        Some(e.message),
-                    );
+                    let _ =
+                        self.journal(Some(m), "screenrecord", StepState::Failed, Some(e.message));
                 }
             }
         }
@@ -1024,11 +1315,19 @@ impl Runner {
 
     /// Ends the running recordings and waits for their files (bounded by
     /// the recording limit plus a step timeout for the pull). Idempotent.
-    fn stop_screenrecords(&mut self, m: &PlannedMeasurement) {
+    fn stop_screenrecords(&self, m: &PlannedMeasurement) {
         let limit = self.opts.screenrecord.unwrap_or_default() + self.opts.step_timeout;
         // Both phones at once: each stop waits for its file.
         let results: Vec<(String, Result<(), EnvError>)> = std::thread::scope(|s| {
-            let handles: Vec<_> = std::mem::take(&mut self.recording)
+            let mine: Vec<String> = {
+                let mut all = lock(&self.recording);
+                let (mine, others) = std::mem::take(&mut *all)
+                    .into_iter()
+                    .partition(|p| *p == m.sender || *p == m.receiver);
+                *all = others;
+                mine
+            };
+            let handles: Vec<_> = mine
                 .into_iter()
                 .map(|ph| {
                     let (p, x, phones) = (self.env.phones.clone(), ph.clone(), &self.env.phones);
@@ -1056,9 +1355,7 @@ impl Runner {
                 Ok(()) => (StepState::Done, format!("screen-{ph}.mp4")),
                 Err(e) => (StepState::Failed, e.message),
             };
-            let _ = self
-                .record
-                .journal(Some(&m.id), "screenrecord", state, Some(detail));
+            let _ = self.journal(Some(m), "screenrecord", state, Some(detail));
         }
     }
 
@@ -1093,14 +1390,9 @@ impl Runner {
 
     /// Always run after an attempt: captures stopped, apps stopped, routes
     /// removed. Failures here are journalled, never fatal.
-    fn teardown(
-        &mut self,
-        m: &PlannedMeasurement,
-        na: &str,
-        nb: &str,
-    ) -> Result<(), CampaignError> {
+    fn teardown(&self, m: &PlannedMeasurement, na: &str, nb: &str) -> Result<(), CampaignError> {
         let to = self.opts.step_timeout;
-        let dir = self.record.measurement_dir(&m.id);
+        let dir = self.rec().measurement_dir(&m.id);
         let mut problems = Vec::new();
         // Recordings end first: after a failure they stay with its record.
         self.stop_screenrecords(m);
@@ -1126,8 +1418,8 @@ impl Runner {
                 problems.push(e.message);
             }
         }
-        self.record.journal(
-            Some(&m.id),
+        self.journal(
+            Some(m),
             "teardown",
             if problems.is_empty() {
                 StepState::Done

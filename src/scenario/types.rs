@@ -20,8 +20,17 @@ pub struct Scenario {
     /// Free text describing the campaign.
     #[serde(default)]
     pub description: String,
-    /// The two phones: the first is phone A, the second phone B.
+    /// The phones: without `phone_pairs`, exactly two (the first is phone A,
+    /// the second phone B: one pair).
     pub phones: Vec<PhoneRef>,
+    /// Several phone pairs measuring at once: each `[A, B]` names two
+    /// phones of `phones` (ids), each phone in one pair. Absent: the two
+    /// phones are the one pair.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phone_pairs: Vec<[String; 2]>,
+    /// Measurements a remote node carries at once (over all phone pairs).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub node_capacity: u32,
     /// App ids under test (`whatsapp`, `wechat`, `threema`, `signal`, `telegram`, `line`, `kakaotalk`, or ids from `app_profiles`).
     pub apps: Vec<String>,
     /// Directory of app profiles to use instead of the built-in ones (relative to the scenario file).
@@ -73,6 +82,16 @@ pub struct Scenario {
 }
 
 impl Scenario {
+    /// The phone pairs `(A, B)` by phone id: `phone_pairs`, else the two
+    /// phones as one pair (checked when the scenario is loaded).
+    pub fn phone_pairs(&self) -> Vec<[String; 2]> {
+        if !self.phone_pairs.is_empty() {
+            return self.phone_pairs.clone();
+        }
+        let id = |i: usize| self.phones.get(i).map(|p| p.id.clone()).unwrap_or_default();
+        vec![[id(0), id(1)]]
+    }
+
     /// [`Scenario::exempt_networks`] parsed (checked when the scenario is
     /// loaded, so nothing is dropped here for a loaded scenario).
     pub fn exempt_networks(&self) -> Vec<ipnetwork::IpNetwork> {
@@ -85,6 +104,10 @@ impl Scenario {
 
 fn one() -> u32 {
     1
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
 }
 
 fn two() -> u32 {

@@ -105,18 +105,20 @@ fn check_name(cx: &Ctx<'_>, sc: &Scenario) -> Result<(), ScenarioError> {
     Ok(())
 }
 
-/// Phones: exactly two, distinct, their profile files present.
+/// Phones: distinct, their profile files present; exactly two without
+/// `phone_pairs`, else every phone in exactly one pair.
 fn check_phones(cx: &Ctx<'_>, sc: &Scenario, base: &Path) -> Result<(), ScenarioError> {
     use Seg::{Index, Key};
-    if sc.phones.len() != 2 {
+    if sc.phone_pairs.is_empty() && sc.phones.len() != 2 {
         return Err(cx.err(
             &[Key("phones")],
             format!(
-                "expected exactly two phones (A and B), found {}",
+                "expected exactly two phones (A and B), found {}; several pairs are named in phone_pairs",
                 sc.phones.len()
             ),
         ));
     }
+    let mut ids = BTreeSet::new();
     for (i, p) in sc.phones.iter().enumerate() {
         if !is_name(&p.id) {
             return Err(cx.err(
@@ -138,11 +140,73 @@ fn check_phones(cx: &Ctx<'_>, sc: &Scenario, base: &Path) -> Result<(), Scenario
                 ),
             ));
         }
+        if !ids.insert(p.id.as_str()) {
+            return Err(cx.err(
+                &[Key("phones"), Index(i), Key("id")],
+                if i == 1 && sc.phone_pairs.is_empty() {
+                    "phone B must differ from phone A".to_string()
+                } else {
+                    format!("phone {:?} listed twice", p.id)
+                },
+            ));
+        }
     }
-    if sc.phones[0].id == sc.phones[1].id {
+    check_phone_pairs(cx, sc, &ids)?;
+    if sc.node_capacity == 0 {
         return Err(cx.err(
-            &[Key("phones"), Index(1), Key("id")],
-            "phone B must differ from phone A",
+            &[Key("node_capacity")],
+            "expected at least 1 measurement at once per node",
+        ));
+    }
+    // A node capture is the node's tunnel end: two measurements on one
+    // node would share (and each stop) one capture.
+    if sc.node_capacity > 1 && sc.capture.points.contains(&super::CapturePointKind::Node) {
+        return Err(cx.err(
+            &[Key("node_capacity")],
+            "more than 1 measurement at once per node needs `capture.points` without `node` \
+             (a node capture would hold, and be stopped by, another pair's measurement)",
+        ));
+    }
+    Ok(())
+}
+
+/// `phone_pairs`: phones of `phones`, each in one pair, every phone in a pair.
+fn check_phone_pairs(
+    cx: &Ctx<'_>,
+    sc: &Scenario,
+    ids: &BTreeSet<&str>,
+) -> Result<(), ScenarioError> {
+    use Seg::{Index, Key};
+    let mut used: BTreeSet<&str> = BTreeSet::new();
+    for (i, pair) in sc.phone_pairs.iter().enumerate() {
+        for (j, id) in pair.iter().enumerate() {
+            let at = [Key("phone_pairs"), Index(i), Index(j)];
+            if !ids.contains(id.as_str()) {
+                return Err(cx.err(
+                    &at,
+                    format!("unknown phone {id:?}: a pair names phones listed under phones"),
+                ));
+            }
+            if !used.insert(id.as_str()) {
+                return Err(cx.err(
+                    &at,
+                    format!(
+                        "phone {id:?} used twice: a phone is in one pair (it is in one measurement at a time)"
+                    ),
+                ));
+            }
+        }
+    }
+    if !sc.phone_pairs.is_empty()
+        && let Some((i, p)) = sc
+            .phones
+            .iter()
+            .enumerate()
+            .find(|(_, p)| !used.contains(p.id.as_str()))
+    {
+        return Err(cx.err(
+            &[Key("phones"), Index(i), Key("id")],
+            format!("phone {:?} is in no pair of phone_pairs", p.id),
         ));
     }
     Ok(())
@@ -561,5 +625,56 @@ lab: {}
             ),
             "router.phones.b.interface"
         );
+    }
+
+    /// Several pairs: a bad pair is reported at its line and column.
+    #[test]
+    fn phone_pairs_name_the_bad_pair() {
+        let check = |pairs: &str, cap: &str| {
+            let text = BASE.replace(
+                "phones: [{id: a}, {id: b}]\n",
+                &format!("phones: [{{id: a}}, {{id: b}}, {{id: c}}, {{id: d}}]\nphone_pairs:\n{pairs}{cap}"),
+            );
+            let sc: Scenario = serde_yaml_ng::from_str(&text).unwrap();
+            let cx = Ctx {
+                text: &text,
+                file: Path::new("t.yaml"),
+            };
+            check_phones(&cx, &sc, Path::new("."))
+        };
+        check("  - [a, b]\n  - [c, d]\n", "").unwrap();
+        let e = check("  - [a, b]\n  - [c, a]\n", "").unwrap_err();
+        match &e {
+            ScenarioError::Invalid { field, line, .. } => {
+                assert_eq!((field.as_str(), *line), ("phone_pairs[1][1]", 5))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(e.to_string().contains("used twice"), "{e}");
+        let e = check("  - [a, b]\n  - [c, x]\n", "").unwrap_err();
+        assert!(e.to_string().contains("unknown phone \"x\""), "{e}");
+        assert_eq!(field(check("  - [a, b]\n", "")), "phones[2].id");
+        assert_eq!(
+            field(check("  - [a, b]\n  - [c, d]\n", "node_capacity: 0\n")),
+            "node_capacity"
+        );
+        assert_eq!(
+            field(check("  - [a, b]\n  - [c, d]\n", "node_capacity: 2\n")),
+            "node_capacity"
+        );
+        check(
+            "  - [a, b]\n  - [c, d]\n",
+            "node_capacity: 2\ncapture: {points: [router]}\n",
+        )
+        .unwrap();
+        // Without phone_pairs, two phones only.
+        let (mut sc, text) = parse("");
+        sc.phones.push(sc.phones[0].clone());
+        sc.phones[2].id = "c".into();
+        let cx = Ctx {
+            text: &text,
+            file: Path::new("t.yaml"),
+        };
+        assert_eq!(field(check_phones(&cx, &sc, Path::new("."))), "phones");
     }
 }

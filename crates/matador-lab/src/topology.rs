@@ -573,7 +573,19 @@ mod tests {
     #[test]
     fn demo_parses_and_plans_lab_addresses_only() {
         let t = Topology::load(&Topology::demo_path()).unwrap();
-        let p = Plan::new(&t).unwrap();
+        lab_addresses_only(&t);
+    }
+
+    /// lab/scale.yaml: 8 phone pairs, 16 nodes, every address its own.
+    #[test]
+    fn the_scale_lab_holds_eight_pairs() {
+        let t = Topology::load(&matador::source_dir().join("lab/scale.yaml")).unwrap();
+        assert_eq!((t.phones.len(), t.nodes.len()), (16, 16));
+        lab_addresses_only(&t);
+    }
+
+    fn lab_addresses_only(t: &Topology) {
+        let p = Plan::new(t).unwrap();
         let mut all: Vec<Ipv4Addr> = vec![p.router_uplink.up, p.router_uplink.down, p.gateway];
         all.extend(&p.phones);
         for n in &p.nodes {

@@ -5,7 +5,7 @@
 //!   declares keep their settings (country must agree), the others are added
 //!   (2 hops, a private-use ASN); base nodes the scenario does not use are
 //!   left out (less to bring up) unless the base was named explicitly;
-//! - phones: the scenario's two phones (the base's declaration, else model,
+//! - phones: the scenario's phones, of every pair (the base's declaration, else model,
 //!   root and accounts from `device-profiles/phones/<id>.yaml`);
 //! - apps: each must have a backend in a data centre of the base;
 //! - `noise: false`: no background traffic on the phones and no noise hosts;
@@ -154,7 +154,7 @@ fn scenario_nodes(
     Ok(nodes)
 }
 
-/// The scenario's two phones (A then B): the base's declaration, else
+/// The scenario's phones (A then B of each pair): the base's declaration, else
 /// model, root and accounts from the phone profile; each starts on its
 /// side's first node unless the base put it on one of the lab's nodes.
 fn scenario_phones(
@@ -183,8 +183,13 @@ fn scenario_phones(
                 }
             }
         };
-        // Start on the node of its side's first country.
-        let first = if i == 0 {
+        // Start on the node of its side's first country (A: the first of
+        // its pair).
+        let side_a = match sc.phone_pairs.is_empty() {
+            true => i == 0,
+            false => sc.phone_pairs.iter().any(|[a, _]| *a == p.id),
+        };
+        let first = if side_a {
             sc.countries.values().next()
         } else {
             sc.countries.values().last()
