@@ -16,6 +16,7 @@ use matador::campaign::runner::{Env, RunOptions, Runner};
 use matador::device::profile::{AppProfile, PhoneProfile};
 use matador::scenario::LoadedScenario;
 use matador_lab::phone::sim::PhoneSim;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use support::*;
@@ -387,6 +388,9 @@ struct Timed {
     phone: String,
     /// Recorded `received` − the backend's delivery to that phone (s).
     recv_err: f64,
+    /// Recorded `received` − the message's arrival in the phone's chat
+    /// (the simulator's own clock of it, s).
+    arrival_err: f64,
     /// The backend accepted it − recorded `send_tap` (s).
     send_err: f64,
     /// The `received` event's written uncertainty (before, after) in s and
@@ -454,6 +458,16 @@ async fn one_sentence_campaign(deny_on_b: bool) -> Vec<Timed> {
     let measurements = plan.measurements.clone();
     let (summary, _) = run_campaign(phones, apps, &ls, rec, plan).await;
     assert_eq!(summary.complete, 4, "{summary:?}");
+    let arrived = |sim: &PhoneSim| -> BTreeMap<String, f64> {
+        let ph = sim.phone.lock().unwrap_or_else(|e| e.into_inner());
+        ph.apps
+            .iter()
+            .flat_map(|a| a.chats.values().flatten())
+            .filter(|m| !m.outgoing)
+            .map(|m| (m.text.clone(), m.host_s))
+            .collect()
+    };
+    let arrivals = [("lab-a", arrived(&lab.a)), ("lab-b", arrived(&lab.b))];
     let mut out = Vec::new();
     for m in &measurements {
         let deliveries = backends.by_app[m.app.as_str()].deliveries();
@@ -486,8 +500,15 @@ async fn one_sentence_campaign(deny_on_b: bool) -> Vec<Timed> {
                 t(r),
                 d[0].host_s
             );
+            let phone = r["device"].as_str().unwrap_or_default().to_string();
+            let on_phone = arrivals
+                .iter()
+                .find(|(p, _)| *p == phone)
+                .and_then(|(_, a)| a.get(&msg.text))
+                .unwrap_or_else(|| panic!("{}: not in {phone}'s chats", msg.id));
             out.push(Timed {
-                phone: r["device"].as_str().unwrap_or_default().to_string(),
+                phone,
+                arrival_err: t(r) - on_phone,
                 recv_err: t(r) - d[0].host_s,
                 send_err: d[0].accepted_s - t(s),
                 before: ns(&r["uncertainty_ns"]["before"]),
@@ -537,18 +558,26 @@ async fn denied_notifications_give_ui_receipts_within_their_uncertainty() {
         "written uncertainty before",
         on_b.iter().map(|t| t.before).collect(),
     );
+    table_row(
+        "receive: recorded − arrived in the phone's chat",
+        on_b.iter().map(|t| t.arrival_err).collect(),
+    );
     for t in &on_b {
-        // The arrival on the phone lies in [recorded − before, recorded +
-        // after] (± clock): a dump that started at `recorded − before` did
-        // not show the bubble. The backend's log has the moment it wrote
-        // the message, which precedes the arrival by the transit over the
-        // loopback (a few ms; measured here: 2 ms): 10 ms allowed for it.
-        const TRANSIT: f64 = 0.010;
+        // The arrival in the phone's chat lies in [recorded − before,
+        // recorded + after] (± clock): a dump of the chat that started at
+        // `recorded − before` did not show the bubble, or the send tap had
+        // not begun then. Checked against the simulator's
+        // own arrival time, not the backend's write: the transit between
+        // the two is stretched by a loaded machine (it reached 12 ms beside
+        // the chaos test), and is no part of the phone's uncertainty.
+        // 2 ms: the host clock's reading against the phone clock estimate.
         assert!(
-            t.recv_err <= t.before + t.clock + TRANSIT && -t.recv_err <= t.after + t.clock + 0.002,
-            "delivery {:.3} s before the receipt, written before = {:.3} s",
-            t.recv_err,
-            t.before
+            t.arrival_err <= t.before + t.clock + 0.002
+                && -t.arrival_err <= t.after + t.clock + 0.002,
+            "arrival {:.3} s before the receipt, written before = {:.3} s, after = {:.3} s",
+            t.arrival_err,
+            t.before,
+            t.after
         );
     }
     assert!(

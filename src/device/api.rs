@@ -394,6 +394,15 @@ impl Phone {
             Some(u),
         )?;
         self.event(ts(sent.host_after_s), app, EventKind::Sent, Some(text))?;
+        // Nothing of the text reaches the receiver before its tap began:
+        // a bubble's interval starts there at the earliest.
+        let base = base.map(|mut b| {
+            b.taken_s = Some(
+                b.taken_s
+                    .map_or(sent.host_before_s, |t| t.max(sent.host_before_s)),
+            );
+            b
+        });
         let ev = SendEvent {
             app: app.to_string(),
             ts: ts(sent.host_before_s),
@@ -471,6 +480,7 @@ impl Phone {
         let base = ReceiptBaseline {
             notifications: self.lock_seen().get(&key).cloned().into_iter().collect(),
             bubbles: None,
+            taken_s: None,
         };
         self.wait_received_since(app, text, timeout, &base, true)
             .await

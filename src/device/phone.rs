@@ -93,12 +93,17 @@ pub struct Receipt {
 }
 
 /// What a receiving phone showed of a text before it was sent.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct ReceiptBaseline {
     /// Notifications that already showed it: (key, posting time in ms).
     pub notifications: Vec<(Option<String>, Option<i64>)>,
     /// Bubbles with it in the open chat (`None`: no chat on screen).
     pub bubbles: Option<usize>,
+    /// Host time (unix s) the observation began: taken before the send,
+    /// the text cannot have arrived earlier, so a bubble's interval starts
+    /// here until a later dump of the chat shows it absent. `None`: no
+    /// observation (the wait's own start is the bound then).
+    pub taken_s: Option<f64>,
 }
 
 /// The selectors of a message bubble with `text`.
@@ -842,6 +847,7 @@ impl Device {
         text: &str,
         ui: bool,
     ) -> Result<ReceiptBaseline, DeviceError> {
+        let taken_s = Some(now());
         let notifications = self
             .notifications()
             .await?
@@ -859,6 +865,7 @@ impl Device {
         Ok(ReceiptBaseline {
             notifications,
             bubbles,
+            taken_s,
         })
     }
 
@@ -891,7 +898,10 @@ impl Device {
         let start = Instant::now();
         let mut round = 0u32;
         let mut last_xml = String::new();
-        let mut since = now();
+        // The message may arrive before this wait begins (the sender's tap
+        // returns after the backend took it): the last observation before
+        // the send is the bound, not the wait's start.
+        let mut since = base.taken_s.unwrap_or_else(now);
         loop {
             for n in self.notifications().await? {
                 let known = base.notifications.contains(&(n.key.clone(), n.posted_ms()));
@@ -909,7 +919,10 @@ impl Device {
             if ui && round % 3 == 2 {
                 let ui_start = now();
                 let (xml, nodes) = self.dump().await?;
-                if !xml.is_empty() {
+                // Only a dump of the conversation says anything about the
+                // bubble: one of another screen (a dialog in front, the
+                // launcher) must not narrow the arrival's interval.
+                if !xml.is_empty() && uidump::find(&nodes, &app.ui.text_field).is_some() {
                     if count_bubbles(app, text, &nodes) > base.bubbles.unwrap_or(0) {
                         return Ok(Receipt {
                             app: app.id.clone(),

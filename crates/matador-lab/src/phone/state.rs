@@ -248,7 +248,7 @@ impl Fs {
 }
 
 /// A message in a chat's history.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ChatMessage {
     /// Sent by this phone.
     pub outgoing: bool,
@@ -258,6 +258,19 @@ pub struct ChatMessage {
     pub status: &'static str,
     /// Message id (per sender).
     pub id: u64,
+    /// Host time (unix s) the message entered the chat: typed and sent, or
+    /// arrived. The ground truth a receipt's uncertainty interval is
+    /// checked against (the backend's delivery log precedes it by the
+    /// transit to the phone, which a loaded machine stretches).
+    pub host_s: f64,
+}
+
+/// Host time, unix seconds.
+fn host_now_s() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs_f64()
 }
 
 /// Which screen of an app is shown.
@@ -704,6 +717,7 @@ impl Phone {
             text: text.clone(),
             status: "pending",
             id,
+            host_s: host_now_s(),
         });
         let def_id = app.def.id;
         if let Some(tx) = &self.net_tx {
@@ -754,6 +768,7 @@ impl Phone {
                 text: text.to_string(),
                 status: "received",
                 id: 0,
+                host_s: host_now_s(),
             });
         self.ui_changed = Instant::now();
         if visible || silenced {

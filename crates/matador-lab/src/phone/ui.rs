@@ -629,6 +629,7 @@ mod tests {
                 text: "hi there".into(),
                 status: "sent",
                 id: 1,
+                host_s: 0.0,
             }],
         );
         let root = screen(&ph).unwrap();
