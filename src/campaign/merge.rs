@@ -649,3 +649,254 @@ pub fn merge(out: &Path, dirs: &[PathBuf], partial: bool) -> Result<Merged, Merg
         measurements: count,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::campaign::plan::{Kind, PLAN_SCHEMA, ShardSpec};
+    use crate::campaign::record::Status;
+
+    /// A whole plan: 4 groups (app × 2 country pairs) of baseline + message.
+    fn whole() -> Plan {
+        let cc = |s: &str| -> crate::scenario::CountryCode {
+            serde_json::from_value(serde_json::json!(s)).unwrap()
+        };
+        let mut measurements = Vec::new();
+        for (a, b) in [("DE", "BR"), ("DE", "DE")] {
+            for app in ["whatsapp", "signal"] {
+                for kind in [Kind::Baseline, Kind::Message] {
+                    measurements.push(PlannedMeasurement {
+                        id: format!("m{:04}", measurements.len() + 1),
+                        kind,
+                        app: app.into(),
+                        sender: "lab-a".into(),
+                        receiver: "lab-b".into(),
+                        sender_country: cc(a),
+                        receiver_country: cc(b),
+                        sender_nodes: vec![format!("{}-1", a.to_lowercase())],
+                        receiver_nodes: vec![format!("{}-1", b.to_lowercase())],
+                        repetition: 1,
+                        messages: vec![],
+                        baseline_secs: 0.0,
+                        estimated_secs: 30.0,
+                    });
+                }
+            }
+        }
+        Plan {
+            schema: PLAN_SCHEMA.into(),
+            scenario: "t".into(),
+            matador: "0.1.0".into(),
+            phones: ["lab-a".into(), "lab-b".into()],
+            pairs: vec![],
+            measurements,
+            shard: None,
+        }
+    }
+
+    /// A shard folder of `plan` as `run --shard k/n` leaves it, with the
+    /// first `finished` of its measurements recorded (all when `None`).
+    fn shard_dir(root: &Path, plan: &Plan, k: u32, n: u32, finished: Option<usize>) -> PathBuf {
+        let p = plan.shard(ShardSpec { k, n });
+        let mut r = Record::create(&root.join(format!("s{k}-{n}")), &p, "name: t\n").unwrap();
+        r.write_lab(
+            &serde_json::json!({"schema": "matador/lab/1", "id": format!("lab{k}"),
+            "nodes": [{"name": "de-1", "country": "DE", "addr": "198.18.0.1", "kind": "node"}],
+            "phones": []}),
+        )
+        .unwrap();
+        crate::campaign::provenance::append(
+            &r.dir,
+            crate::campaign::provenance::run_provenance(false, vec![], vec![]),
+        )
+        .unwrap();
+        let take = finished.unwrap_or(p.measurements.len());
+        for m in p.measurements.iter().take(take) {
+            r.journal(
+                Some(&m.id),
+                "measurement",
+                super::super::record::StepState::Done,
+                None,
+            )
+            .unwrap();
+            let mut e = IndexEntry::new(m);
+            e.status = Status::Complete;
+            r.finish(e).unwrap();
+        }
+        r.dir.clone()
+    }
+
+    fn err(dirs: &[PathBuf], partial: bool) -> String {
+        check(dirs, partial).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn complete_shards_merge_with_every_shards_provenance() {
+        let t = tempfile::tempdir().unwrap();
+        let plan = whole();
+        let dirs: Vec<PathBuf> = (0..3)
+            .map(|k| shard_dir(t.path(), &plan, k, 3, None))
+            .collect();
+        // Given in any order.
+        let given = vec![dirs[2].clone(), dirs[0].clone(), dirs[1].clone()];
+        let out = t.path().join("merged");
+        let m = merge(&out, &given, false).unwrap();
+        assert!(m.record.complete);
+        assert_eq!(m.measurements, 8);
+        assert_eq!(m.record.plan_sha256, plan.sha256());
+        assert_eq!(
+            m.record.shards.iter().map(|s| s.k).collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
+        // The merged plan is the whole plan; the index holds every measurement once.
+        let (rec, merged_plan) = Record::open(&out).unwrap();
+        assert_eq!(merged_plan.sha256(), plan.sha256());
+        assert!(merged_plan.shard.is_none());
+        let ids: Vec<&str> = rec
+            .index
+            .measurements
+            .iter()
+            .map(|e| e.id.as_str())
+            .collect();
+        assert_eq!(
+            ids,
+            plan.measurements
+                .iter()
+                .map(|m| m.id.as_str())
+                .collect::<Vec<_>>()
+        );
+        // Provenance: every shard's runs, tagged, and its own files kept.
+        let prov: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("provenance.json")).unwrap())
+                .unwrap();
+        let shards: Vec<u64> = prov["runs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["shard"].as_u64().unwrap())
+            .collect();
+        assert_eq!(shards, vec![0, 1, 2]);
+        for k in 0..3 {
+            let kept: Plan = serde_json::from_str(
+                &std::fs::read_to_string(out.join(format!("shards/{k}/plan.json"))).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(kept.shard.unwrap().k, k);
+            assert!(out.join(format!("shards/{k}/journal.jsonl")).is_file());
+        }
+        let mj: MergeRecord =
+            serde_json::from_str(&std::fs::read_to_string(out.join("merge.json")).unwrap())
+                .unwrap();
+        assert_eq!(mj, m.record);
+        // The journals are one, renumbered, ending with the merge.
+        let j = read_journal(&out.join("journal.jsonl")).unwrap();
+        assert!(j.iter().enumerate().all(|(i, l)| l.seq == i as u64));
+        assert_eq!(j.last().unwrap().step, "merge");
+        // A second merge into the same folder is refused.
+        assert!(matches!(
+            merge(&out, &given, false),
+            Err(MergeError::OutputExists { .. })
+        ));
+    }
+
+    #[test]
+    fn each_refusal_is_named() {
+        let t = tempfile::tempdir().unwrap();
+        let plan = whole();
+        let s0 = shard_dir(t.path(), &plan, 0, 2, None);
+        let s1 = shard_dir(t.path(), &plan, 1, 2, None);
+        // Missing shard: named, with the counts; --partial lets it through.
+        let e = err(std::slice::from_ref(&s0), false);
+        assert!(
+            e.contains("shard(s) 1 of 2 missing") && e.contains("4 measurement(s) of 8"),
+            "{e}"
+        );
+        let c = check(std::slice::from_ref(&s0), true).unwrap();
+        assert_eq!(
+            (c.record.complete, c.record.missing_shards.clone()),
+            (false, vec![1])
+        );
+        // The same shard twice.
+        let e = err(&[s0.clone(), s0.clone()], false);
+        assert!(e.contains("shard 0 given twice"), "{e}");
+        // Shards of a different split.
+        let t3 = shard_dir(t.path(), &plan, 1, 3, None);
+        let e = err(&[s0.clone(), t3], false);
+        assert!(
+            e.contains("different plans") && e.contains("2 vs 3 shards"),
+            "{e}"
+        );
+        // Shards of a different plan (another scenario content).
+        let mut other = whole();
+        other.measurements[0].repetition = 2;
+        let o1 = shard_dir(&t.path().join("other"), &other, 1, 2, None);
+        let e = err(&[s0.clone(), o1], false);
+        assert!(
+            e.contains("different plans") && e.contains("plan hash"),
+            "{e}"
+        );
+        // Not a shard at all.
+        let whole_dir = Record::create(&t.path().join("w"), &plan, "name: t\n")
+            .unwrap()
+            .dir;
+        let e = err(&[s0.clone(), whole_dir], false);
+        assert!(e.contains("not a shard"), "{e}");
+        // Not a campaign.
+        let e = err(&[s0.clone(), t.path().join("nothing")], false);
+        assert!(e.contains("not a campaign folder"), "{e}");
+        // An unfinished shard: its open measurements named; --partial passes.
+        let u1 = shard_dir(&t.path().join("u"), &plan, 1, 2, Some(1));
+        let e = err(&[s0.clone(), u1.clone()], false);
+        let open: Vec<String> = plan.shard(ShardSpec { k: 1, n: 2 }).measurements[1..]
+            .iter()
+            .map(|m| m.id.clone())
+            .collect();
+        assert!(
+            e.contains("3 measurement(s) not finished")
+                && e.contains("shard 1")
+                && e.contains(&open.join(", ")),
+            "{e}"
+        );
+        let c = check(&[s0.clone(), u1], true).unwrap();
+        assert_eq!(c.record.unfinished, open);
+        // The same measurement in two shards (a shard's plan edited).
+        let d1 = shard_dir(&t.path().join("d"), &plan, 1, 2, None);
+        let pj = d1.join("plan.json");
+        let mut p: Plan = serde_json::from_str(&std::fs::read_to_string(&pj).unwrap()).unwrap();
+        p.measurements.push(plan.measurements[0].clone());
+        std::fs::write(&pj, serde_json::to_vec(&p).unwrap()).unwrap();
+        let e = err(&[s0.clone(), d1], false);
+        assert!(e.contains("measurement m0001 is in two shards"), "{e}");
+        // A measurement recorded that the shard was not given.
+        let x1 = shard_dir(&t.path().join("x"), &plan, 1, 2, None);
+        let ij = x1.join("index.json");
+        let mut idx: Index = serde_json::from_str(&std::fs::read_to_string(&ij).unwrap()).unwrap();
+        idx.measurements
+            .push(IndexEntry::new(&plan.measurements[0]));
+        std::fs::write(&ij, serde_json::to_vec(&idx).unwrap()).unwrap();
+        let e = err(&[s0.clone(), x1], false);
+        assert!(
+            e.contains("m0001 is recorded but not in this shard's plan"),
+            "{e}"
+        );
+        // Parts that do not add up to the plan they name (a measurement dropped).
+        let y1 = shard_dir(&t.path().join("y"), &plan, 1, 2, None);
+        let pj = y1.join("plan.json");
+        let mut p: Plan = serde_json::from_str(&std::fs::read_to_string(&pj).unwrap()).unwrap();
+        let dropped = p.measurements.pop().unwrap();
+        std::fs::write(&pj, serde_json::to_vec(&p).unwrap()).unwrap();
+        let ij = y1.join("index.json");
+        let mut idx: Index = serde_json::from_str(&std::fs::read_to_string(&ij).unwrap()).unwrap();
+        idx.measurements.retain(|e| e.id != dropped.id);
+        std::fs::write(&ij, serde_json::to_vec(&idx).unwrap()).unwrap();
+        let e = err(&[s0.clone(), y1], false);
+        assert!(e.contains("do not add up"), "{e}");
+        // Different labs (another geolocation database).
+        let l1 = shard_dir(&t.path().join("l"), &plan, 1, 2, None);
+        std::fs::write(l1.join("lab.mmdb"), b"other").unwrap();
+        let e = err(&[s0.clone(), l1], false);
+        assert!(e.contains("lab.mmdb"), "{e}");
+        // The good pair still merges (nothing above touched it).
+        assert!(check(&[s0, s1], false).unwrap().record.complete);
+    }
+}
