@@ -456,12 +456,23 @@ fn lab_shape(dir: &Path) -> Option<Vec<String>> {
     Some(out)
 }
 
+/// The lab mmdb's search tree and data: its bytes before the metadata
+/// marker (each lab writes its own build time into the metadata).
+fn mmdb_content(dir: &Path) -> Option<Vec<u8>> {
+    const MARKER: &[u8] = b"\xAB\xCD\xEFMaxMind.com";
+    let mut b = std::fs::read(dir.join("lab.mmdb")).ok()?;
+    if let Some(i) = b.windows(MARKER.len()).rposition(|w| w == MARKER) {
+        b.truncate(i);
+    }
+    Some(b)
+}
+
 /// Shards must have analysed with the same app profiles and, when they
 /// ran in a lab, in the same lab (addresses, geolocation database).
 fn check_setup(shards: &[Shard]) -> Result<(), MergeError> {
     let first = &shards[0];
     let profiles = tree(&first.dir.join(super::record::APP_PROFILES_DIR));
-    let mmdb = std::fs::read(first.dir.join("lab.mmdb")).ok();
+    let mmdb = mmdb_content(&first.dir);
     let lab = lab_shape(&first.dir);
     for s in &shards[1..] {
         let differ = |what: &str| MergeError::DifferentSetup {
@@ -476,7 +487,7 @@ fn check_setup(shards: &[Shard]) -> Result<(), MergeError> {
                 "app-profiles/ (the app profiles they were analysed with)",
             ));
         }
-        if std::fs::read(s.dir.join("lab.mmdb")).ok() != mmdb {
+        if mmdb_content(&s.dir) != mmdb {
             return Err(differ("lab.mmdb (the lab's geolocation database)"));
         }
         if lab_shape(&s.dir) != lab {
