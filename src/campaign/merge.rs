@@ -544,6 +544,40 @@ pub fn merge(out: &Path, dirs: &[PathBuf], partial: bool) -> Result<Merged, Merg
             dir: out.to_path_buf(),
         });
     }
+    // Built beside and renamed at the end: a failed merge leaves no
+    // half-made campaign under OUT.
+    let name = out
+        .file_name()
+        .map_or_else(|| "merged".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = out.with_file_name(format!(".{name}.merging-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    let result = write_merged(&tmp, &shards, &checked, &plan);
+    let count = match result {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+    };
+    if out.exists() {
+        std::fs::remove_dir(out).map_err(io(out))?;
+    }
+    std::fs::rename(&tmp, out).map_err(io(out))?;
+    Ok(Merged {
+        dir: out.to_path_buf(),
+        record: checked.record,
+        measurements: count,
+    })
+}
+
+/// Writes the merged campaign into `out` and analyses it; returns the
+/// number of measurements in its index.
+fn write_merged(
+    out: &Path,
+    shards: &[Shard],
+    checked: &MergeCheck,
+    plan: &Plan,
+) -> Result<usize, MergeError> {
     std::fs::create_dir_all(out.join("measurements")).map_err(io(out))?;
     let first = &shards[0].dir;
     // The setup the shards share (checked equal above).
@@ -561,11 +595,11 @@ pub fn merge(out: &Path, dirs: &[PathBuf], partial: bool) -> Result<Merged, Merg
             &out.join(super::record::APP_PROFILES_DIR),
         )?;
     }
-    write_atomic(&out.join("plan.json"), &json_bytes(&plan))?;
+    write_atomic(&out.join("plan.json"), &json_bytes(plan))?;
     let mut entries: Vec<IndexEntry> = Vec::new();
     let mut journal: Vec<JournalLine> = Vec::new();
     let mut runs: Vec<serde_json::Value> = Vec::new();
-    for s in &shards {
+    for s in shards {
         for e in &s.index.measurements {
             let from = s.dir.join("measurements").join(&e.id);
             if from.is_dir() {
@@ -654,11 +688,7 @@ pub fn merge(out: &Path, dirs: &[PathBuf], partial: bool) -> Result<Merged, Merg
     };
     replay_campaign(out, &std::sync::Arc::new(profiles), &cfg)?;
     record.sync_sqlite()?;
-    Ok(Merged {
-        dir: out.to_path_buf(),
-        record: checked.record,
-        measurements: count,
-    })
+    Ok(count)
 }
 
 #[cfg(test)]
@@ -754,6 +784,13 @@ mod tests {
         let m = merge(&out, &given, false).unwrap();
         assert!(m.record.complete);
         assert_eq!(m.measurements, 8);
+        // Built beside and renamed: nothing of the work folder is left.
+        let left: Vec<_> = std::fs::read_dir(t.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().contains("merging"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
         assert_eq!(m.record.plan_sha256, plan.sha256());
         assert_eq!(
             m.record.shards.iter().map(|s| s.k).collect::<Vec<_>>(),

@@ -63,6 +63,16 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         let mut plan = Plan::expand(&ls);
         if let Some(spec) = args.shard {
             plan = plan.shard(spec);
+            if !args.dry_run
+                && let Some(sh) = &plan.shard
+            {
+                eprintln!(
+                    "shard {spec}: {} of {} measurements (plan {})",
+                    plan.measurements.len(),
+                    sh.plan_measurements,
+                    sh.plan_sha256
+                );
+            }
         }
         if args.dry_run {
             print!("{}", dry_run_text(&ls, &plan));
