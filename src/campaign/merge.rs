@@ -730,6 +730,7 @@ mod tests {
             matador: "0.1.0".into(),
             phones: ["lab-a".into(), "lab-b".into()],
             pairs: vec![],
+            phone_pairs: vec![],
             measurements,
             shard: None,
         }

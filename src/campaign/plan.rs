@@ -503,6 +503,7 @@ mod tests {
             matador: "0.0.0".into(),
             phones: ["a".into(), "b".into()],
             pairs: vec![],
+            phone_pairs: vec![],
             measurements,
             shard: None,
         }
