@@ -30,10 +30,12 @@ demo_pkgs=(libpcap-dev pkg-config curl ca-certificates adb wireguard-tools wireg
            openssh-server openssh-client iputils-ping iproute2 iptables nftables procps)
 # The tests and benchmarks add: reference peers (tshark, tcpdump, scamper,
 # ndpiReader, mmdblookup, mksh), the clean-node root (debootstrap), router
-# config checks (hostapd), report rendering (chromium), and script tools
-# (python3-venv for the DuckDB venv below).
+# config checks (hostapd), report rendering (chromium), script tools
+# (python3-venv for the DuckDB venv below), and a real batch scheduler for
+# the shard recipe (tests/slurm_shards.rs starts its own slurmctld, slurmd
+# and munged; the packages' own services are not used).
 test_pkgs=(tshark tcpdump scamper libndpi-bin mmdb-bin mksh psmisc jq python3 python3-venv bc
-           chromium debootstrap util-linux hostapd)
+           chromium debootstrap util-linux hostapd slurmctld slurmd slurm-client munge)
 pkgs=("${demo_pkgs[@]}")
 [ "$what" = test ] && pkgs+=("${test_pkgs[@]}")
 

@@ -11,12 +11,14 @@
 //! - [`runner`]: the state machine (steps, timeouts, retries, node
 //!   failover, clean stop, resume);
 //! - [`sqlite`]: `index.sqlite`, the queryable twin of `index.json`;
-//! - [`provenance`]: `provenance.json` (build, geo databases, nodes' OS).
+//! - [`provenance`]: `provenance.json` (build, geo databases, nodes' OS);
+//! - [`merge`]: shard folders (`run --shard k/n`) joined into one campaign.
 
 pub mod agents;
 pub mod captures;
 pub mod devices;
 pub mod env;
+pub mod merge;
 pub mod pathstep;
 pub mod plan;
 pub mod provenance;

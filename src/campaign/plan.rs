@@ -126,6 +126,106 @@ pub struct Plan {
     pub phone_pairs: Vec<[String; 2]>,
     /// Every measurement, in run order.
     pub measurements: Vec<PlannedMeasurement>,
+    /// Set when this plan is one shard of a larger plan (`run --shard
+    /// k/n`): `measurements` then holds only the shard's part.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardInfo>,
+}
+
+/// Schema tag of the shard rule (see [`Plan::shard`]).
+pub const SHARD_RULE: &str = "matador/shard-rule/1: groups (same sender country, receiver country, app; consecutive in plan order) numbered from 0 in plan order; group g goes to shard g mod n";
+
+/// Which part of which plan a shard campaign runs (`plan.json` → `shard`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardInfo {
+    /// 0-based shard number (like `SLURM_ARRAY_TASK_ID`).
+    pub k: u32,
+    /// Number of shards.
+    pub n: u32,
+    /// The rule that split the plan ([`SHARD_RULE`]).
+    pub rule: String,
+    /// [`Plan::sha256`] of the whole plan.
+    pub plan_sha256: String,
+    /// Measurements of the whole plan.
+    pub plan_measurements: usize,
+}
+
+/// `k/n` of `--shard k/n` (k 0-based, k < n).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardSpec {
+    /// 0-based shard number.
+    pub k: u32,
+    /// Number of shards (at least 1).
+    pub n: u32,
+}
+
+/// A `--shard` value that is not `k/n` with `0 <= k < n`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("shard `{spec}`: {reason}")]
+pub struct ShardSpecError {
+    /// The value as given.
+    pub spec: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl std::str::FromStr for ShardSpec {
+    type Err = ShardSpecError;
+
+    /// `k/n`, e.g. `0/2` (what `--shard $SLURM_ARRAY_TASK_ID/2` gives).
+    fn from_str(s: &str) -> Result<ShardSpec, ShardSpecError> {
+        let err = |reason: String| ShardSpecError {
+            spec: s.to_string(),
+            reason,
+        };
+        let (k, n) = s
+            .split_once('/')
+            .ok_or_else(|| err("expected k/n, e.g. 0/2 (k counts from 0)".into()))?;
+        let k: u32 = k
+            .trim()
+            .parse()
+            .map_err(|_| err("k is not a number".into()))?;
+        let n: u32 = n
+            .trim()
+            .parse()
+            .map_err(|_| err("n is not a number".into()))?;
+        if n == 0 {
+            return Err(err("n must be at least 1".into()));
+        }
+        if k >= n {
+            return Err(err(format!(
+                "k counts from 0 and must be below n (0..={})",
+                n - 1
+            )));
+        }
+        Ok(ShardSpec { k, n })
+    }
+}
+
+impl std::fmt::Display for ShardSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.k, self.n)
+    }
+}
+
+/// The shard each measurement of `measurements` (a whole plan, in plan
+/// order) belongs to under [`SHARD_RULE`] with `n` shards. A baseline stays
+/// with the message measurements of its country pair and app, so a shard's
+/// own analysis has the baseline it needs.
+pub fn shard_of_each(measurements: &[PlannedMeasurement], n: u32) -> Vec<u32> {
+    let n = n.max(1);
+    let mut out = Vec::with_capacity(measurements.len());
+    let mut group: u64 = 0;
+    let mut prev: Option<(&CountryCode, &CountryCode, &str)> = None;
+    for m in measurements {
+        let key = (&m.sender_country, &m.receiver_country, m.app.as_str());
+        if prev.is_some_and(|p| p != key) {
+            group += 1;
+        }
+        prev = Some(key);
+        out.push((group % u64::from(n)) as u32);
+    }
+    out
 }
 
 impl Plan {
@@ -207,6 +307,7 @@ impl Plan {
                 _ => Vec::new(),
             },
             measurements: out,
+            shard: None,
         }
     }
 
@@ -217,6 +318,42 @@ impl Plan {
         } else {
             self.phone_pairs.clone()
         }
+    }
+
+    /// SHA-256 (lower-case hex) of the plan's content: its compact JSON
+    /// with the expanding binary's version and any shard section left out,
+    /// so the same scenario gives the same hash on every machine and
+    /// matador build that expands it the same way.
+    pub fn sha256(&self) -> String {
+        let mut p = self.clone();
+        p.matador = String::new();
+        p.shard = None;
+        let bytes = serde_json::to_vec(&p).unwrap_or_default();
+        let d = ring::digest::digest(&ring::digest::SHA256, &bytes);
+        d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Shard `spec.k` of `spec.n` of this (whole) plan: its measurements
+    /// under [`SHARD_RULE`], ids unchanged, with the whole plan's hash and
+    /// size in [`Plan::shard`].
+    pub fn shard(&self, spec: ShardSpec) -> Plan {
+        let of = shard_of_each(&self.measurements, spec.n);
+        let mut p = self.clone();
+        p.measurements = self
+            .measurements
+            .iter()
+            .zip(of)
+            .filter(|(_, s)| *s == spec.k)
+            .map(|(m, _)| m.clone())
+            .collect();
+        p.shard = Some(ShardInfo {
+            k: spec.k,
+            n: spec.n,
+            rule: SHARD_RULE.into(),
+            plan_sha256: self.sha256(),
+            plan_measurements: self.measurements.len(),
+        });
+        p
     }
 
     /// Measurements of one kind.
@@ -330,6 +467,118 @@ pub fn human_secs(s: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A plan of `groups` (pair, app) groups of `per_group` measurements
+    /// (ids in plan order, as `expand` numbers them).
+    fn plan_of(groups: usize, per_group: usize) -> Plan {
+        let cc = |s: &str| -> CountryCode { serde_json::from_value(serde_json::json!(s)).unwrap() };
+        let countries = ["DE", "BR", "US", "JP", "KR"];
+        let mut measurements = Vec::new();
+        for g in 0..groups {
+            for r in 0..per_group {
+                measurements.push(PlannedMeasurement {
+                    id: format!("m{:04}", measurements.len() + 1),
+                    kind: if r == 0 {
+                        Kind::Baseline
+                    } else {
+                        Kind::Message
+                    },
+                    app: format!("app{}", g % 3),
+                    sender: "a".into(),
+                    receiver: "b".into(),
+                    sender_country: cc(countries[g / 3 % 5]),
+                    receiver_country: cc(countries[(g / 15) % 5]),
+                    sender_nodes: vec![],
+                    receiver_nodes: vec![],
+                    repetition: r as u32,
+                    messages: vec![],
+                    baseline_secs: 0.0,
+                    estimated_secs: 1.0,
+                });
+            }
+        }
+        Plan {
+            schema: PLAN_SCHEMA.into(),
+            scenario: "t".into(),
+            matador: "0.0.0".into(),
+            phones: ["a".into(), "b".into()],
+            pairs: vec![],
+            phone_pairs: vec![],
+            measurements,
+            shard: None,
+        }
+    }
+
+    #[test]
+    fn shards_are_disjoint_complete_and_deterministic_for_any_n() {
+        for (groups, per) in [(0, 3), (1, 1), (7, 3), (16, 2), (40, 1)] {
+            let plan = plan_of(groups, per);
+            // Deterministic: the same split from a plan serialized and read
+            // back (another machine's plan.json).
+            let again: Plan = serde_json::from_slice(&serde_json::to_vec(&plan).unwrap()).unwrap();
+            for n in 1..=12u32 {
+                let mut seen: Vec<String> = Vec::new();
+                for k in 0..n {
+                    let s = plan.shard(ShardSpec { k, n });
+                    assert_eq!(s, again.shard(ShardSpec { k, n }));
+                    let info = s.shard.as_ref().unwrap();
+                    assert_eq!((info.k, info.n), (k, n));
+                    assert_eq!(info.plan_sha256, plan.sha256());
+                    assert_eq!(info.plan_measurements, plan.measurements.len());
+                    seen.extend(s.measurements.iter().map(|m| m.id.clone()));
+                }
+                let mut sorted = seen.clone();
+                sorted.sort();
+                sorted.dedup();
+                assert_eq!(sorted.len(), seen.len(), "disjoint: n={n}");
+                let all: Vec<String> = plan.measurements.iter().map(|m| m.id.clone()).collect();
+                assert_eq!(sorted, all, "complete: n={n}, {groups} groups");
+            }
+        }
+    }
+
+    #[test]
+    fn a_group_stays_in_one_shard_and_groups_go_round_robin() {
+        let plan = plan_of(5, 3);
+        let of = shard_of_each(&plan.measurements, 2);
+        assert_eq!(of, vec![0, 0, 0, 1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 0, 0]);
+        // More shards than groups: the last shards are empty, not an error.
+        let s = plan.shard(ShardSpec { k: 6, n: 7 });
+        assert!(s.measurements.is_empty());
+        assert_eq!(s.shard.unwrap().plan_measurements, 15);
+    }
+
+    #[test]
+    fn the_plan_hash_ignores_the_build_and_shard_but_not_the_content() {
+        let plan = plan_of(3, 2);
+        let mut other = plan.clone();
+        other.matador = "9.9.9".into();
+        assert_eq!(plan.sha256(), other.sha256());
+        other.shard = plan.shard(ShardSpec { k: 0, n: 2 }).shard;
+        assert_eq!(plan.sha256(), other.sha256());
+        other.measurements[1].repetition = 7;
+        assert_ne!(plan.sha256(), other.sha256());
+        assert_eq!(plan.sha256().len(), 64);
+    }
+
+    #[test]
+    fn shard_specs_parse_and_refuse_clearly() {
+        assert_eq!(
+            "0/2".parse::<ShardSpec>().unwrap(),
+            ShardSpec { k: 0, n: 2 }
+        );
+        assert_eq!("3/4".parse::<ShardSpec>().unwrap().to_string(), "3/4");
+        for (bad, why) in [
+            ("2/2", "below n"),
+            ("1/0", "at least 1"),
+            ("x/2", "k is not"),
+            ("1", "expected k/n"),
+            ("-1/2", "k is not"),
+        ] {
+            let e = bad.parse::<ShardSpec>().unwrap_err().to_string();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn marked_texts_carry_the_message_id() {

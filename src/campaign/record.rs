@@ -297,11 +297,17 @@ fn open_sqlite(dir: &Path, campaign: &str) -> Result<super::sqlite::SqliteIndex,
 }
 
 impl Record {
-    /// Creates `<out>/<name>-<YYYYmmddTHHMMSSZ>/` with `scenario.yaml`
+    /// Creates `<out>/<name>-<YYYYmmddTHHMMSSZ>/` (a shard's:
+    /// `…Z-shard<k>of<n>/`) with `scenario.yaml`
     /// (byte-identical copy) and `plan.json`.
     pub fn create(out: &Path, plan: &Plan, scenario_source: &str) -> Result<Record, CampaignError> {
         std::fs::create_dir_all(out).map_err(io(out))?;
-        let stamp = utc_stamp(now());
+        let mut stamp = utc_stamp(now());
+        // A shard's folder names its shard: the tasks of a job array start
+        // in the same second and often write under the same --out.
+        if let Some(s) = &plan.shard {
+            stamp = format!("{stamp}-shard{}of{}", s.k, s.n);
+        }
         let mut dir = out.join(format!("{}-{stamp}", plan.scenario));
         let mut n = 1;
         while dir.exists() {

@@ -13,6 +13,7 @@ mod devices;
 mod geo;
 mod lab;
 mod labsim;
+mod merge;
 mod node;
 mod probe;
 mod replay;
@@ -48,6 +49,8 @@ pub enum Command {
     Lab(lab::LabArgs),
     /// Runs a measurement campaign from a scenario (or prints its plan with --dry-run).
     Run(run::RunArgs),
+    /// Joins shard folders (`run --shard k/n`, `replay --shard k/n`) into one.
+    Merge(merge::MergeArgs),
     /// Checks scenario files; prints their JSON Schema.
     Scenario(scenario::ScenarioArgs),
     /// Paris traceroutes (TCP/UDP/ICMP, IPv4/IPv6), RIPE-Atlas-like JSON; scamper import.
@@ -84,6 +87,7 @@ pub fn main() -> ExitCode {
         Command::Lab(args) => lab::run(args),
         Command::LabSim(args) => labsim::run(args),
         Command::Run(args) => run::run(args),
+        Command::Merge(args) => merge::run(args),
         Command::Scenario(args) => scenario::run(args),
         Command::Agent(args) => agent::run(args),
         Command::Trace(args) => trace::run(args),

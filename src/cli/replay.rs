@@ -78,15 +78,226 @@ pub struct ReplayArgs {
     /// recorded scenario.yaml.
     #[arg(long)]
     pub lab: bool,
+
+    /// Analyse only shard k of n of the captures found (k counts from 0,
+    /// like SLURM_ARRAY_TASK_ID): capture i of the list (paths in the order
+    /// given, directories walked in name order) goes to shard i mod n.
+    /// Needs --out DIR, which also gets replay-shard.json; join the shards'
+    /// folders with `matador merge OUT DIR…` (docs/slurm.md).
+    #[arg(long, value_name = "K/N", requires = "out")]
+    pub shard: Option<matador::campaign::plan::ShardSpec>,
+}
+
+/// Schema tag of `replay-shard.json`.
+const REPLAY_SHARD_SCHEMA: &str = "matador/replay-shard/1";
+
+/// `replay-shard.json`: which captures of which list a replay shard read.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct ReplayShard {
+    schema: String,
+    k: u32,
+    n: u32,
+    /// SHA-256 of the whole input list (`path<TAB>size<LF>` per capture).
+    inputs_sha256: String,
+    /// Captures in the whole list.
+    inputs_total: usize,
+    /// This shard's captures: position in the whole list, path, output name.
+    inputs: Vec<(usize, String, String)>,
+}
+
+/// SHA-256 (hex) of the input list, sizes included: shards of different
+/// archives (or of a changed one) are told apart.
+fn inputs_sha256(inputs: &[PathBuf]) -> String {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    for p in inputs {
+        let size = fs::metadata(p).map_or(0, |m| m.len());
+        ctx.update(format!("{}\t{size}\n", p.display()).as_bytes());
+    }
+    ctx.finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// True when `dir` is the `--out` folder of a `replay --shard`.
+pub fn is_replay_shard(dir: &Path) -> bool {
+    dir.join("replay-shard.json").is_file()
+}
+
+fn read_replay_shard(dir: &Path) -> anyhow::Result<ReplayShard> {
+    let p = dir.join("replay-shard.json");
+    let t = fs::read_to_string(&p).with_context(|| format!("{}", p.display()))?;
+    let s: ReplayShard = serde_json::from_str(&t)
+        .with_context(|| format!("{}: not a {REPLAY_SHARD_SCHEMA} file", p.display()))?;
+    Ok(s)
+}
+
+/// `matador merge OUT DIR…` on replay shards: the shards' output files in
+/// one folder (named as one unsharded `replay --out` names them), after
+/// the same refusals as campaign shards: different input lists, a shard
+/// twice, and missing shards unless `partial`.
+pub fn merge_replay_shards(
+    out: &Path,
+    dirs: &[PathBuf],
+    partial: bool,
+) -> anyhow::Result<ExitCode> {
+    let mut shards = Vec::new();
+    for d in dirs {
+        anyhow::ensure!(
+            is_replay_shard(d),
+            "{}: not a replay shard (no replay-shard.json): campaign and replay shards cannot be merged together",
+            d.display()
+        );
+        shards.push((d.clone(), read_replay_shard(d)?));
+    }
+    shards.sort_by_key(|(_, s)| s.k);
+    let (d0, s0) = &shards[0];
+    for (d, s) in &shards[1..] {
+        anyhow::ensure!(
+            s.inputs_sha256 == s0.inputs_sha256 && s.n == s0.n,
+            "{} and {} are shards of different capture lists (or split differently: {} vs {} shards)",
+            d0.display(),
+            d.display(),
+            s0.n,
+            s.n
+        );
+    }
+    for w in shards.windows(2) {
+        anyhow::ensure!(
+            w[0].1.k != w[1].1.k,
+            "shard {} given twice: {} and {}",
+            w[0].1.k,
+            w[0].0.display(),
+            w[1].0.display()
+        );
+    }
+    let present: HashSet<u32> = shards.iter().map(|(_, s)| s.k).collect();
+    let missing: Vec<String> = (0..s0.n)
+        .filter(|k| !present.contains(k))
+        .map(|k| k.to_string())
+        .collect();
+    let have: usize = shards.iter().map(|(_, s)| s.inputs.len()).sum();
+    anyhow::ensure!(
+        missing.is_empty() || partial,
+        "incomplete: shard(s) {} of {} missing ({have} of {} captures in the shards given); merge them too, or pass --partial",
+        missing.join(", "),
+        s0.n,
+        s0.inputs_total
+    );
+    anyhow::ensure!(
+        !out.exists() || fs::read_dir(out)?.next().is_none(),
+        "{}: exists and is not empty; merge into a new folder",
+        out.display()
+    );
+    fs::create_dir_all(out).with_context(|| format!("{}", out.display()))?;
+    let mut seen = HashSet::new();
+    for (d, s) in &shards {
+        for (_, path, name) in &s.inputs {
+            anyhow::ensure!(
+                seen.insert(name.clone()),
+                "capture {path} is in two shards (output {name})"
+            );
+            for ext in ["json", "flows.jsonl", "dns.jsonl", "tls.jsonl"] {
+                let f = d.join(format!("{name}.{ext}"));
+                if f.is_file() {
+                    fs::copy(&f, out.join(format!("{name}.{ext}")))
+                        .with_context(|| format!("copy {}", f.display()))?;
+                }
+            }
+        }
+        let kept = out.join("shards").join(s.k.to_string());
+        fs::create_dir_all(&kept)?;
+        fs::copy(d.join("replay-shard.json"), kept.join("replay-shard.json"))?;
+    }
+    let mut inputs: Vec<&(usize, String, String)> =
+        shards.iter().flat_map(|(_, s)| &s.inputs).collect();
+    inputs.sort();
+    let merged = serde_json::json!({
+        "schema": "matador/replay-merge/1",
+        "n": s0.n,
+        "inputs_sha256": s0.inputs_sha256,
+        "inputs_total": s0.inputs_total,
+        "complete": missing.is_empty(),
+        "missing_shards": missing,
+        "shards": shards.iter().map(|(d, s)| serde_json::json!({"k": s.k, "from": d.display().to_string(), "captures": s.inputs.len()})).collect::<Vec<_>>(),
+        "captures": inputs.iter().map(|(i, p, n)| serde_json::json!({"index": i, "path": p, "output": format!("{n}.json")})).collect::<Vec<_>>(),
+    });
+    matador::atomic_file::write(
+        &out.join("replay-merge.json"),
+        format!("{}\n", serde_json::to_string_pretty(&merged)?).as_bytes(),
+    )?;
+    println!(
+        "merged {} replay shard(s) of {} into {}: {have} of {} captures{}",
+        shards.len(),
+        s0.n,
+        out.display(),
+        s0.inputs_total,
+        if missing.is_empty() {
+            ""
+        } else {
+            " (incomplete)"
+        }
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Runs `matador replay`.
 pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     // Campaign and measurement folders: correlation (owned by cli/run.rs).
+    if args.shard.is_some()
+        && args
+            .paths
+            .iter()
+            .any(|p| matador::analysis::correlate::is_campaign(p))
+    {
+        eprintln!(
+            "error: --shard splits capture files; a campaign is split with `matador run --shard k/n`"
+        );
+        return Ok(ExitCode::from(2));
+    }
     if let Some(code) = super::run::replay_record(&args.paths, args.json, args.apps.as_deref())? {
         return Ok(code);
     }
-    let inputs = collect_inputs(&args.paths);
+    let mut inputs = collect_inputs(&args.paths);
+    // Output names come from the whole list, so shards name their files
+    // as one unsharded run would and merged shards never collide.
+    let mut names = output_names(&inputs);
+    if let Some(spec) = args.shard {
+        let whole = inputs_sha256(&inputs);
+        let total = inputs.len();
+        let mine: Vec<(usize, PathBuf, String)> = inputs
+            .into_iter()
+            .zip(names)
+            .enumerate()
+            .filter(|(i, _)| *i as u64 % u64::from(spec.n) == u64::from(spec.k))
+            .map(|(i, (p, n))| (i, p, n))
+            .collect();
+        let record = ReplayShard {
+            schema: REPLAY_SHARD_SCHEMA.into(),
+            k: spec.k,
+            n: spec.n,
+            inputs_sha256: whole,
+            inputs_total: total,
+            inputs: mine
+                .iter()
+                .map(|(i, p, n)| (*i, p.display().to_string(), n.clone()))
+                .collect(),
+        };
+        if let Some(dir) = &args.out {
+            fs::create_dir_all(dir)
+                .with_context(|| format!("--out: cannot create {}", dir.display()))?;
+            matador::atomic_file::write(
+                &dir.join("replay-shard.json"),
+                format!("{}\n", serde_json::to_string_pretty(&record)?).as_bytes(),
+            )?;
+        }
+        eprintln!("shard {spec}: {} of {total} captures", record.inputs.len());
+        if mine.is_empty() {
+            return Ok(ExitCode::SUCCESS);
+        }
+        (inputs, names) = mine.into_iter().map(|(_, p, n)| (p, n)).unzip();
+    }
     if inputs.is_empty() {
         eprintln!(
             "error: no pcap or pcapng files found under {}",
@@ -142,7 +353,6 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     let bar = progress_bar(&inputs);
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    let mut used_names = HashSet::new();
     let mut rows = Vec::with_capacity(inputs.len());
     let next = AtomicUsize::new(0);
     let (tx, rx) = mpsc::channel::<(usize, StreamedReport)>();
@@ -181,7 +391,7 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
                     bar.suspend(|| eprintln!("error: {}", e.message));
                 }
                 if let Some(dir) = &args.out {
-                    write_out(dir, &mut report, &mut used_names)?;
+                    write_out(dir, &mut report, &names[emitted - 1])?;
                 }
                 bar.suspend(|| -> anyhow::Result<()> {
                     if args.json {
@@ -390,8 +600,18 @@ fn write_summary(out: &mut impl Write, rows: &[SummaryRow]) -> std::io::Result<(
 }
 
 /// A file name for a capture's output, unique within this run.
-fn out_name(report: &StreamedReport, used: &mut HashSet<String>) -> String {
-    let base = Path::new(&report.report.capture)
+/// The `--out` file name of each capture: its file name made safe, with
+/// `-2`, `-3`… for names already taken earlier in the list.
+fn output_names(inputs: &[PathBuf]) -> Vec<String> {
+    let mut used = HashSet::new();
+    inputs
+        .iter()
+        .map(|p| out_name(&p.display().to_string(), &mut used))
+        .collect()
+}
+
+fn out_name(capture: &str, used: &mut HashSet<String>) -> String {
+    let base = Path::new(capture)
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "capture".into());
@@ -414,12 +634,7 @@ fn out_name(report: &StreamedReport, used: &mut HashSet<String>) -> String {
     name
 }
 
-fn write_out(
-    dir: &Path,
-    report: &mut StreamedReport,
-    used: &mut HashSet<String>,
-) -> anyhow::Result<()> {
-    let name = out_name(report, used);
+fn write_out(dir: &Path, report: &mut StreamedReport, name: &str) -> anyhow::Result<()> {
     let create = |path: PathBuf| -> anyhow::Result<BufWriter<fs::File>> {
         Ok(BufWriter::new(fs::File::create(&path).with_context(
             || format!("cannot write {}", path.display()),

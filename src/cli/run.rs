@@ -38,6 +38,11 @@ pub struct RunArgs {
     /// data directory (docs/campaign.md#files).
     #[arg(long, value_name = "DIR")]
     pub profiles: Option<PathBuf>,
+    /// Run only shard k of n of the plan (k counts from 0, like
+    /// SLURM_ARRAY_TASK_ID) into its own campaign folder; join the shards
+    /// with `matador merge` (docs/slurm.md has the rule and a recipe).
+    #[arg(long, value_name = "K/N", conflicts_with = "resume")]
+    pub shard: Option<matador::campaign::plan::ShardSpec>,
 }
 
 /// Runs `matador run`.
@@ -55,7 +60,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("a scenario file is required (or --resume DIR)");
         };
         let ls = LoadedScenario::load_with(path, args.profiles.as_deref())?;
-        let plan = Plan::expand(&ls);
+        let mut plan = Plan::expand(&ls);
+        if let Some(spec) = args.shard {
+            plan = plan.shard(spec);
+            if !args.dry_run
+                && let Some(sh) = &plan.shard
+            {
+                eprintln!(
+                    "shard {spec}: {} of {} measurements (plan {})",
+                    plan.measurements.len(),
+                    sh.plan_measurements,
+                    sh.plan_sha256
+                );
+            }
+        }
         if args.dry_run {
             print!("{}", dry_run_text(&ls, &plan));
             return Ok(ExitCode::SUCCESS);
@@ -327,7 +345,7 @@ fn self_contained_lab(
 
 /// The campaign's report: markdown on stdout, `report.html` and the Parquet
 /// dataset (`dataset/`) in the folder (the code of `matador report`). False when it could not be made whole.
-fn report(dir: &std::path::Path) -> bool {
+pub(crate) fn report(dir: &std::path::Path) -> bool {
     use super::report::{FormatArg, ReportArgs, run};
     let args = |format, out| ReportArgs {
         campaigns: vec![dir.to_path_buf()],
@@ -428,6 +446,12 @@ pub fn dry_run_text(ls: &LoadedScenario, plan: &Plan) -> String {
     let pairs: Vec<String> = plan.pairs.iter().map(|[a, b]| format!("{a}-{b}")).collect();
     s.push_str(&format!("pairs: {}\n\n", pairs.join(" ")));
     s.push_str(&plan.table());
+    if let Some(sh) = &plan.shard {
+        s.push_str(&format!(
+            "\nshard {}/{} of plan {} ({} measurements in all)",
+            sh.k, sh.n, sh.plan_sha256, sh.plan_measurements
+        ));
+    }
     s.push_str(&format!(
         "\n{} measurements ({} message, {} baseline), {} messages, estimated duration {}\n",
         plan.measurements.len(),

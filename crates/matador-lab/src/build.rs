@@ -310,8 +310,58 @@ fn mkdir_private(path: &Path) -> Result<(), LabError> {
         })
 }
 
+/// Held while a lab picks its management /30s and puts them on its links:
+/// labs started at the same moment (the tasks of a Slurm job array) would
+/// otherwise see the same /30s free and take them both. A directory
+/// (created atomically) holding the holder's pid and start time; one left by a dead
+/// process is taken over.
+struct MgmtLock(PathBuf);
+
+impl MgmtLock {
+    fn take() -> Result<MgmtLock, LabError> {
+        let dir = Path::new(DEFAULT_STATE_DIR).join("mgmt.lock");
+        let io = |source| LabError::Io {
+            path: dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(DEFAULT_STATE_DIR).map_err(io)?;
+        let t0 = Instant::now();
+        loop {
+            match std::fs::create_dir(&dir) {
+                Ok(()) => {
+                    let me = matador::net::state::me();
+                    std::fs::write(dir.join("pid"), format!("{} {}", me.pid, me.start))
+                        .map_err(io)?;
+                    return Ok(MgmtLock(dir));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let holder = std::fs::read_to_string(dir.join("pid")).ok().and_then(|t| {
+                        let (p, s) = t.trim().split_once(' ')?;
+                        Some((p.parse::<u32>().ok()?, s.parse::<u64>().ok()?))
+                    });
+                    // No pid yet: its holder is between mkdir and write.
+                    if holder.is_some_and(|(p, s)| !alive(p, s))
+                        || t0.elapsed() > Duration::from_secs(60)
+                    {
+                        let _ = std::fs::remove_dir_all(&dir);
+                        continue;
+                    }
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => return Err(io(e)),
+            }
+        }
+    }
+}
+
+impl Drop for MgmtLock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Picks free management /30s in the root namespace (not used by any
-/// address there, so labs never collide).
+/// address there, so labs never collide; callers hold [`MgmtLock`]).
 fn free_mgmt(n: usize) -> Result<Vec<P2p>, LabError> {
     let used = Cmd::new("ip").args(["-4", "-o", "addr", "show"]).run()?;
     let base = u32::from(MGMT.0);
@@ -1301,6 +1351,8 @@ fn known_hosts_line(addr: Ipv4Addr, pubkey: &str) -> String {
 /// Management links from the root namespace to every node and, with
 /// `opts.ssh`, an OpenSSH server on each; returns each node's endpoint.
 fn start_ssh(b: &mut Builder<'_>, opts: &UpOptions) -> Result<Vec<Option<SshEndpoint>>, LabError> {
+    // Until every root-side address is on its link (end of this function).
+    let _lock = MgmtLock::take()?;
     let mgmt = free_mgmt(b.t.nodes.len())?;
     let mut ssh = Vec::new();
     let client_key = b.dir.join("keys").join("id_ed25519");
