@@ -15,8 +15,7 @@ use std::time::{Duration, Instant};
 use support::*;
 
 fn app(id: &str) -> AppProfile {
-    AppProfile::load_dir(&app_profiles())
-        .unwrap()
+    load_app_profiles()
         .into_iter()
         .find(|a| a.id == id)
         .unwrap()

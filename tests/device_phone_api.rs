@@ -8,7 +8,7 @@
 mod support;
 
 use matador::device::phone::ReceiptVia;
-use matador::device::profile::{AppProfile, PhoneProfile};
+use matador::device::profile::PhoneProfile;
 use matador::device::{Contact, EventKind, EventLog, Phone, Prepare};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -49,7 +49,7 @@ async fn send_and_receive_with_offset_corrected_timestamps() {
         profile('a', a.adb_addr, &server),
         profile('b', b.adb_addr, &server),
     );
-    let apps = AppProfile::load_dir(&app_profiles()).unwrap();
+    let apps = load_app_profiles();
     let mut pha = Phone::connect(&pa, &apps).await.unwrap();
     let mut phb = Phone::connect(&pb, &apps).await.unwrap();
     let prep = Prepare {
@@ -234,7 +234,7 @@ async fn unplug_mid_send_and_server_gone_name_the_phone() {
     let server = AdbServer::start();
     let pa = profile('a', a.adb_addr, &server);
     let pb = profile('b', "127.0.0.1:9".parse().unwrap(), &server);
-    let apps = AppProfile::load_dir(&app_profiles()).unwrap();
+    let apps = load_app_profiles();
     let mut pha = Phone::connect(&pa, &apps).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     pha.set_measurement(Some(dir.path()));
