@@ -563,12 +563,16 @@ async fn dead_ssh_link_is_detected_and_names_the_node() {
     // Cut the link: packets vanish silently, no RST, no FIN.
     sh("ip", &["-n", &lab.node.0, "link", "set", "n0", "down"]);
     let t = Instant::now();
-    let e = agent.health().await.unwrap_err();
+    // ServerAlive (1 s) finds it; without, TCP would retry for ~15 min:
+    // a minute tells the two apart and is no speed target.
+    let e = tokio::time::timeout(Duration::from_secs(60), agent.health())
+        .await
+        .expect("a dead link is not detected by ServerAlive")
+        .unwrap_err();
     let msg = e.to_string();
     eprintln!("dead link detected after {:?}: {msg}", t.elapsed());
     assert!(matches!(e, AgentError::Dead { .. }), "{msg}");
     assert!(msg.contains("test-node"), "{msg}");
-    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     // The node side would notice via ClientAlive; do not wait for it.
     sh("kill", &["-KILL", &agent.banner().pid.to_string()]);
 }
