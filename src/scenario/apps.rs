@@ -4,7 +4,7 @@
 //! the stages, each taking its part: the `network:` section is the
 //! fingerprint replay attribution uses ([`crate::analysis::attribution`]);
 //! `package`, `activity` and the `ui:` section
-//! ([`AppUi`](crate::device::profile::AppUi), whose type the device layer
+//! ([`AppUi`], whose type the device layer
 //! defines since it alone interprets it) drive the app on a phone; the
 //! `probe:` endpoints are what the active probes test. The
 //! shipped profiles are embedded in the binary ([`AppProfiles::builtin`])
