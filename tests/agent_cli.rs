@@ -3,6 +3,20 @@
 
 use assert_cmd::Command;
 
+mod wait_common;
+
+/// `Ok` once capture `name` of `agent` has written `n` packets, else the
+/// count so far.
+async fn written(agent: &matador::net::agent::Agent, name: &str, n: u64) -> Result<(), u64> {
+    let list = agent.list_captures().await.unwrap();
+    let w = list
+        .iter()
+        .find(|c| c.capture == name)
+        .and_then(|c| c.stats.as_ref())
+        .map_or(0, |s| s.written);
+    if w >= n { Ok(()) } else { Err(w) }
+}
+
 fn lines(out: &[u8]) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(out)
         .lines()
@@ -209,7 +223,14 @@ async fn local_agent_in_a_namespace_behind_the_same_api() {
         .status()
         .unwrap();
     assert!(st.success());
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // Stop once the capture has written the 6 packets (3 requests, 3 replies).
+    let a = &agent;
+    wait_common::wait_until_async(
+        "the capture to write the 6 ICMP packets",
+        std::time::Duration::from_secs(20),
+        || async move { written(a, "m0001", 6).await },
+    )
+    .await;
     let dest = dir.path().join("measurements/m0001");
     let got = agent.stop_capture("m0001", &dest).await.unwrap();
     assert_eq!(got.files, [dest.join("capture-router-phone-a.pcap")]);

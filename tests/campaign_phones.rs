@@ -155,7 +155,7 @@ async fn campaign_drives_simulated_phones() {
     assert!(country_point("DE").is_some() && country_point("ZZ").is_none());
     let lab = SimLab::start((false, true), (true, false)).await;
     let (backends, phones) = (lab.backends, lab.phones);
-    let apps = AppProfile::load_dir(&app_profiles()).unwrap();
+    let apps = load_app_profiles();
     let (tmp, ls) = scenario(
         "apps: [whatsapp, telegram]\nmessages: {per_direction: 2, texts: [hello from A, hi from B], interval: 0s}\n\
          timeouts: {step: 60s, receive: 20s, measurement: 5m}\nretries: 0\n",
@@ -228,7 +228,7 @@ async fn campaign_drives_simulated_phones() {
 async fn timed_out_send_is_cancelled_before_the_retry() {
     let lab = SimLab::start((false, false), (false, false)).await;
     let (backends, phones, a) = (lab.backends, lab.phones, lab.a);
-    let apps = AppProfile::load_dir(&app_profiles()).unwrap();
+    let apps = load_app_profiles();
     let (tmp, ls) = scenario(
         "apps: [whatsapp]\nmessages: {per_direction: 1, texts: [hello from A, hi from B], interval: 0s}\n\
          timeouts: {step: 8s, receive: 20s, measurement: 5m}\nretries: 1\n",
@@ -280,7 +280,7 @@ async fn unplugged_mid_action_fails_fast(direct: bool) {
             (p.direct, p.address) = (true, Some(sim.adb_addr.to_string()));
         }
     }
-    let apps = AppProfile::load_dir(&app_profiles()).unwrap();
+    let apps = load_app_profiles();
     let step = std::time::Duration::from_secs(6);
     let (tmp, ls) = scenario(&format!(
         "apps: [whatsapp]\nmessages: {{per_direction: 1, texts: [hello from A, hi from B], interval: 0s}}\n\
@@ -433,7 +433,7 @@ async fn one_sentence_campaign(deny_on_b: bool) -> Vec<Timed> {
         .map(|(id, (p, c))| profile(id, p.adb_addr.to_string(), srv.clone(), c, false))
         .collect::<Vec<_>>();
     let backends = &lab.backends;
-    let apps = AppProfile::load_dir(&app_profiles()).unwrap();
+    let apps = load_app_profiles();
     let tmp = tempfile::tempdir().unwrap();
     let sp = tmp.path().join("s.yaml");
     std::fs::write(

@@ -460,6 +460,7 @@ impl Ctx {
                 assert!(ip(&["route", "flush", "table", &t]).status.success());
                 let ms = *ms;
                 std::thread::spawn(move || {
+                    // The scenario: the routes come back after `ms`.
                     std::thread::sleep(Duration::from_millis(ms));
                     for r in routes {
                         let mut args: Vec<String> = vec!["-n".into(), router.clone()];

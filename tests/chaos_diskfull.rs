@@ -128,14 +128,14 @@ impl PhoneControl for Blaster {
             let buf = vec![0x42u8; DGRAM];
             for _ in 0..BLAST {
                 s.send_to(&buf, "127.0.0.1:9")?;
-                // Paced: libpcap must keep up (no drops, sizes stay known).
+                // Paced (the scenario, not a wait): libpcap must keep up
+                // (no drops, sizes stay known).
                 std::thread::sleep(Duration::from_micros(200));
             }
             Ok(())
         })
         .map_err(|e| EnvError::new(e.to_string()))?;
-        // Let the capture threads write the last block.
-        std::thread::sleep(Duration::from_millis(150));
+        // No grace sleep: stopping a capture reads what libpcap still holds.
         Ok(t)
     }
     fn wait_receive(&self, _: &str, _: &str, _: &str, _: Duration) -> Result<f64, EnvError> {

@@ -15,8 +15,7 @@ use std::time::{Duration, Instant};
 use support::*;
 
 fn app(id: &str) -> AppProfile {
-    AppProfile::load_dir(&app_profiles())
-        .unwrap()
+    load_app_profiles()
         .into_iter()
         .find(|a| a.id == id)
         .unwrap()
@@ -117,7 +116,6 @@ async fn app_missing_selector_missing_receipt_timeout() {
     da.send_message(&line, &account("line", 'b'), "Lab B", "never arrives", None)
         .await
         .unwrap();
-    let t = Instant::now();
     let e = db
         .wait_receipt(
             &line,
@@ -127,8 +125,12 @@ async fn app_missing_selector_missing_receipt_timeout() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(e, DeviceError::ReceiptTimeout { .. }), "{e}");
-    assert!(t.elapsed() < Duration::from_secs(6));
+    // The given bound ended the wait (not the profile's 60 s): a condition,
+    // not a wall-clock figure a loaded machine could miss.
+    assert!(
+        matches!(e, DeviceError::ReceiptTimeout { after, .. } if after == Duration::from_secs(2)),
+        "{e}"
+    );
     // A delayed delivery still arrives within the bound.
     backends.by_app["line"].faults.lock().unwrap().fail = false;
     backends.by_app["line"].faults.lock().unwrap().delay_ms = 1500;
@@ -148,13 +150,15 @@ async fn watchdog_times_out_and_recovers() {
     let a = start_phone(phone_config('a', None, 0, false)).await;
     for target in [Target::Direct(a.adb_addr)] {
         let adb = Adb::open(target).await.unwrap();
-        let t = Instant::now();
         let e = adb
             .shell("sleep 4", Duration::from_secs(1))
             .await
             .unwrap_err();
-        assert!(matches!(e, DeviceError::Timeout { .. }), "{e}");
-        assert!(t.elapsed() < Duration::from_secs(8), "{:?}", t.elapsed());
+        // The 1 s watchdog ended it (`sleep 4` left alone succeeds).
+        assert!(
+            matches!(e, DeviceError::Timeout { after, .. } if after == Duration::from_secs(1)),
+            "{e}"
+        );
         let out = adb
             .shell("echo alive", Duration::from_secs(10))
             .await
@@ -164,9 +168,15 @@ async fn watchdog_times_out_and_recovers() {
     // An unplugged phone: calls fail or time out, never hang.
     let adb = Adb::open(Target::Direct(a.adb_addr)).await.unwrap();
     a.unplug();
-    let t = Instant::now();
-    assert!(adb.shell("echo x", Duration::from_secs(2)).await.is_err());
-    assert!(t.elapsed() < Duration::from_secs(9));
+    // Fails (an error, or the 2 s watchdog), never hangs: a hang would
+    // stop here, so the hang detector bounds the call, generously.
+    let r = tokio::time::timeout(
+        Duration::from_secs(60),
+        adb.shell("echo x", Duration::from_secs(2)),
+    )
+    .await
+    .expect("a call to an unplugged phone hangs");
+    assert!(r.is_err(), "{r:?}");
     a.replug();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

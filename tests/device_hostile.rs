@@ -8,7 +8,6 @@ mod support;
 
 use matador::device::adb::Target;
 use matador::device::phone::Device;
-use matador::device::profile::AppProfile;
 use matador::device::typing::{self, Typing};
 use matador_lab::phone::shell::parse;
 use std::process::Command;
@@ -121,7 +120,7 @@ async fn hostile_texts_arrive_verbatim_and_never_run() {
     })
     .await
     .unwrap();
-    let apps = AppProfile::load_dir(&app_profiles()).unwrap();
+    let apps = load_app_profiles();
     let wa = apps.iter().find(|a| a.id == "whatsapp").unwrap();
     // Negative control: an unescaped text would run on the simulated phone.
     da.sh("input text hi$(touch /sdcard/canary)").await.unwrap();

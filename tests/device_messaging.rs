@@ -7,7 +7,6 @@ mod support;
 
 use matador::device::adb::Target;
 use matador::device::phone::{Device, ReceiptVia};
-use matador::device::profile::AppProfile;
 use std::time::Duration;
 use support::*;
 
@@ -39,7 +38,7 @@ async fn seven_apps_a_to_b_via_notifications() {
     db.wake_unlock().await.unwrap();
     let info = db.info(&[]).await.unwrap();
     assert!(info.awake && info.locked == Some(false), "{info:?}");
-    let apps = AppProfile::load_dir(&app_profiles()).unwrap();
+    let apps = load_app_profiles();
     assert_eq!(apps.len(), 7);
     let diag = tempfile::tempdir().unwrap();
     for app in &apps {
@@ -101,7 +100,7 @@ async fn interruptions_in_two_languages_are_handled_on_the_way() {
     let db = open(t.b.adb_addr).await.unwrap();
     da.wake_unlock().await.unwrap();
     db.wake_unlock().await.unwrap();
-    let apps = AppProfile::load_dir(&app_profiles()).unwrap();
+    let apps = load_app_profiles();
     let diag = tempfile::tempdir().unwrap();
     for app in &apps {
         // B starts the app once (its prompt), then goes home so the

@@ -8,8 +8,8 @@
 mod support;
 
 use matador::device::phone::ReceiptVia;
-use matador::device::profile::{AppProfile, PhoneProfile};
-use matador::device::{Contact, EventKind, EventLog, Phone, Prepare};
+use matador::device::profile::PhoneProfile;
+use matador::device::{Contact, DeviceError, EventKind, EventLog, Phone, Prepare};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -49,7 +49,7 @@ async fn send_and_receive_with_offset_corrected_timestamps() {
         profile('a', a.adb_addr, &server),
         profile('b', b.adb_addr, &server),
     );
-    let apps = AppProfile::load_dir(&app_profiles()).unwrap();
+    let apps = load_app_profiles();
     let mut pha = Phone::connect(&pa, &apps).await.unwrap();
     let mut phb = Phone::connect(&pb, &apps).await.unwrap();
     let prep = Prepare {
@@ -234,7 +234,7 @@ async fn unplug_mid_send_and_server_gone_name_the_phone() {
     let server = AdbServer::start();
     let pa = profile('a', a.adb_addr, &server);
     let pb = profile('b', "127.0.0.1:9".parse().unwrap(), &server);
-    let apps = AppProfile::load_dir(&app_profiles()).unwrap();
+    let apps = load_app_profiles();
     let mut pha = Phone::connect(&pa, &apps).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     pha.set_measurement(Some(dir.path()));
@@ -260,7 +260,9 @@ async fn unplug_mid_send_and_server_gone_name_the_phone() {
     });
     let e = r.unwrap_err();
     eprintln!("unplugged after {:?}: {e}", t.elapsed());
-    assert!(t.elapsed() < Duration::from_secs(25), "{:?}", t.elapsed());
+    // The lost connection ended the send (not a UI or receipt time bound
+    // running out): a condition instead of a wall-clock figure.
+    assert!(matches!(e, DeviceError::NoDevice { .. }), "{e}");
     assert!(e.to_string().contains("lab-a"), "{e}");
     // What was recorded before the failure is still there.
     let events = EventLog::read(&dir.path().join("events.jsonl")).unwrap();
@@ -278,10 +280,10 @@ async fn unplug_mid_send_and_server_gone_name_the_phone() {
     }
     // The adb server goes away: a clear error naming phone and serial, fast.
     server.adb(&["kill-server"]);
-    let t = Instant::now();
     let e = pha.force_stop("threema").await.unwrap_err();
     eprintln!("server gone: {e}");
-    assert!(t.elapsed() < Duration::from_secs(10));
+    // Told as the server being gone (not a time bound running out).
+    assert!(matches!(e, DeviceError::Server { .. }), "{e:?}");
     let msg = e.to_string();
     assert!(
         msg.contains("lab-a") && msg.contains(&a.adb_addr.to_string()),

@@ -51,7 +51,7 @@ async fn non_ascii_text_needs_the_ime() {
     let d = Device::open(Target::Direct(p.adb_addr)).await.unwrap();
     let ime = d.sh_ok("ime list -a -s").await.unwrap();
     assert!(!ime.contains("adbkeyboard"), "{ime}");
-    let apps = matador::device::profile::AppProfile::load_dir(&app_profiles()).unwrap();
+    let apps = load_app_profiles();
     let wa = apps.iter().find(|a| a.id == "whatsapp").unwrap();
     let e = d
         .send_message(wa, &account("whatsapp", 'b'), "Lab B", "grüße", None)

@@ -8,7 +8,7 @@ use matador::net::agent::client::{BoundedLines, MAX_RESPONSE_LINE};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 fn hostile_requests(dir: &str) -> Vec<Vec<u8>> {
     let mut v: Vec<Vec<u8>> = [
@@ -168,7 +168,6 @@ async fn an_agent_line_of_4_gib_is_not_buffered() {
         left: 4 << 30,
         served: 0,
     };
-    let t0 = Instant::now();
     let err = {
         let mut lines = BoundedLines::new(tokio::io::BufReader::new(&mut src), MAX_RESPONSE_LINE);
         lines.next_line().await.unwrap_err()
@@ -180,7 +179,6 @@ async fn an_agent_line_of_4_gib_is_not_buffered() {
         "read {} bytes of the line",
         src.served
     );
-    assert!(t0.elapsed() < Duration::from_secs(10));
     // Ordinary lines still come through.
     let data: &[u8] = b"{\"id\":1}\r\nsecond\nlast";
     let mut lines = BoundedLines::new(tokio::io::BufReader::new(data), 64);
@@ -224,7 +222,6 @@ fn a_pcap_record_claiming_4_gib_is_an_error_not_an_allocation() {
         b.extend_from_slice(&w.to_le_bytes());
     }
     b.extend_from_slice(&[0u8; 64]);
-    let t0 = Instant::now();
     let report = matador::analysis::replay::analyze_reader(
         "huge.pcap",
         &b[..],
@@ -236,7 +233,6 @@ fn a_pcap_record_claiming_4_gib_is_an_error_not_an_allocation() {
         msg.contains("huge.pcap") || msg.contains("4294967295"),
         "{msg}"
     );
-    assert!(t0.elapsed() < Duration::from_secs(5));
     // The same through the agent fetch path: a 4 GiB `len` is capped (see
     // malformed_requests_get_errors_and_the_agent_keeps_serving).
 }

@@ -18,7 +18,6 @@ mod support;
 
 use matador::device::adb::Target;
 use matador::device::phone::Device;
-use matador::device::profile::AppProfile;
 use matador::net::agent::client::NodeConfig;
 use matador::net::cmd::Cmd;
 use matador::net::ssh::SshTarget;
@@ -307,7 +306,7 @@ async fn hostile_contact_names_and_texts_arrive_verbatim_on_the_phones() {
     };
     let da = Device::open(open(a.adb_addr)).await.unwrap();
     let db = Device::open(open(b.adb_addr)).await.unwrap();
-    let apps = AppProfile::load_dir(&app_profiles()).unwrap();
+    let apps = load_app_profiles();
     let wechat = apps.iter().find(|x| x.id == "wechat").unwrap();
     let whatsapp = apps.iter().find(|x| x.id == "whatsapp").unwrap();
     da.dump().await.unwrap();

@@ -386,7 +386,10 @@ fn default_rate_limits_losses_are_stars_and_at_least_scamper_hops() {
     )
     .unwrap();
     assert_eq!(sc.len(), 12);
-    // Let the routers' buckets refill before our run.
+    // Let the routers' ICMP rate-limit buckets refill before our run: the
+    // kernel refills them with time (net.ipv4.icmp_ratelimit), which no
+    // condition shows without spending tokens — a wait that is part of the
+    // scenario, not a synchronisation.
     std::thread::sleep(Duration::from_secs(7));
     let c = TraceConfig {
         pps: 100,

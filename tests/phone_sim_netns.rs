@@ -8,7 +8,6 @@
 mod support;
 
 use matador::device::phone::Device;
-use matador::device::profile::AppProfile;
 use matador::device::{adb::Target, phone::ReceiptVia};
 use matador_lab::phone::backend::Backend;
 use matador_lab::phone::config::BackendConfig;
@@ -208,7 +207,7 @@ async fn phones_in_netns_reach_app_servers_through_their_link() {
     );
     let ping = da.sh(&format!("ping -c 1 -W 2 {}", ip(10))).await.unwrap();
     assert_eq!(ping.rc, 0, "{}", ping.stdout);
-    let apps = AppProfile::load_dir(&app_profiles()).unwrap();
+    let apps = load_app_profiles();
     for app in &apps {
         let text = format!("through the namespace {}", app.id);
         da.send_message(app, &account(&app.id, 'b'), "Lab B", &text, None)

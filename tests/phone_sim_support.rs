@@ -267,6 +267,16 @@ pub fn app_profiles() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("device-profiles/apps")
 }
 
+/// The repository's app profiles, read by the one profile loader (as a
+/// campaign does), in id order.
+pub fn load_app_profiles() -> Vec<matador::device::profile::AppProfile> {
+    let mut apps = matador::scenario::apps::AppProfiles::load_dir(&app_profiles())
+        .unwrap()
+        .apps;
+    apps.sort_by(|a, b| a.id.cmp(&b.id));
+    apps
+}
+
 /// Backends, phones A and B (variant 0 / variant 1 on the small screen,
 /// their configurations adjusted by `edit`) and a private adb server
 /// connected to both.

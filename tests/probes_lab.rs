@@ -19,6 +19,7 @@ use matador::probes::spec::{AppTargets, EndpointSpec, ProbeSpec, app_targets};
 use matador::probes::step::{ProbeNode, ProbeStep};
 use matador::probes::vantage::run_in_netns;
 use matador::probes::verdict::{Knowledge, Verdict};
+use matador::scenario::apps::AppProfiles;
 use matador_lab::build::{Lab, UpOptions};
 use matador_lab::topology::Topology;
 use std::collections::BTreeMap;
@@ -63,7 +64,7 @@ censor:
 /// on the port each lab backend serves.
 fn apps() -> Vec<AppTargets> {
     let pick = |app: &str, hosts: &[&str], port: u16| {
-        let shipped = app_targets(app, None).unwrap();
+        let shipped = app_targets(app, &AppProfiles::builtin()).unwrap();
         let endpoints = hosts
             .iter()
             .map(|h| {

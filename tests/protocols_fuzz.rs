@@ -13,7 +13,6 @@ use matador::capture::Timestamp;
 use matador::scenario::apps::AppProfiles;
 use std::io::Write;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 fn hex(s: &str) -> Vec<u8> {
     let s: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
@@ -129,7 +128,6 @@ const DNS_FORGED: &str = "c079818000010001000600000a64696769736f6369616c03636f6d
 
 #[test]
 fn dns_parser_and_extractor_survive_mutations() {
-    let start = Instant::now();
     let seed = hex(DNS_FORGED);
     let mut rng = Rng(0xdead_beef);
     let mut x = DnsExtractor::new();
@@ -168,8 +166,10 @@ fn dns_parser_and_extractor_survive_mutations() {
         let target = if k == 0 { 12 } else { 12 + 2 * (k - 1) };
         chain.extend_from_slice(&(0xc000 | target).to_be_bytes());
     }
+    // Ends (the loop is detected), with no answer: a condition, where a
+    // wall-clock bound on the whole test used to stand (the parser's speed
+    // is bench/replay.sh's).
     assert!(parse_message(&chain).unwrap().question.is_none());
-    assert!(start.elapsed() < Duration::from_secs(30));
 }
 
 #[test]

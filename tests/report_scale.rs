@@ -1,8 +1,9 @@
 //! Report time on a large synthetic campaign: 10,000 measurements (2,500
 //! pair runs × 4 apps, each with analysis.json, DNS records, servers and
-//! two or three traces). Prints the timings; fails if the whole report
-//! (load + build + all four formats) takes more than 60 s even in a debug
-//! build, which would make reports of paper-sized campaigns impractical.
+//! two or three traces). Checks the report's figures and prints the
+//! timings; the time budget (the whole report — load + build + all four
+//! formats — under 60 s even in a debug build) is checked by
+//! `bench/report_scale.sh`, not here: a loaded machine must not fail a test.
 //! The campaign is written to /dev/shm when present. `MATADOR_REPORT_BENCH_DIR=DIR` keeps the generated campaign (and its
 //! mmdb) in DIR for benchmarking the binary with hyperfine.
 
@@ -86,7 +87,8 @@ fn ten_thousand_measurements() {
     let eu = r.table2.iter().find(|x| x.name == "Europe").unwrap();
     // DE–FR and CH–NO runs: 2 of every 8.
     assert_eq!(eu.pairs, 2 * 2500 / 8);
-    assert!(total.as_secs() < 60, "report took {total:?}");
+    // Read by bench/report_scale.sh.
+    println!("report_total_s {:.3}", total.as_secs_f64());
     let t = Instant::now();
     drop(r);
     drop(c);

@@ -521,7 +521,6 @@ impl Attributor {
                         names: names.into_iter().collect(),
                         evidence,
                         role: dns_role.then_some(Role::Dns),
-                        score: None,
                     },
                 )
             })

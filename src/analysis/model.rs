@@ -350,12 +350,9 @@ pub struct ServerRecord {
     pub names: Vec<String>,
     /// Human-readable evidence, strongest first (e.g. `"dns:e1.whatsapp.net"`, `"sni:…"`, `"fingerprint:noise"`).
     pub evidence: Vec<String>,
-    /// Role when known from correlation.
+    /// Role, when attribution knows it (`dns` for an app's own resolver).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub role: Option<Role>,
-    /// Correlation score in [0, 1] (campaign analysis only).
-    #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub score: Option<f64>,
 }
 
 /// One finding of network interference.

@@ -18,7 +18,7 @@ use super::devices::DevicePhones;
 use super::pathstep::PathStep;
 use super::runner::Env;
 use super::vantage::{NetVantage, NodeRoute, PhoneRoute};
-use crate::device::profile::{AppProfile, PhoneProfile};
+use crate::device::profile::PhoneProfile;
 use crate::net::agent::client::NodeConfig;
 use crate::net::labdesc::LabDesc;
 use crate::net::ssh::SshTarget;
@@ -27,7 +27,7 @@ use crate::probes::step::{ProbeNode, ProbeStep};
 use crate::scenario::{CapturePointKind, LoadedScenario};
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 /// Agent configuration per node name (provenance asks each node's OS).
@@ -66,8 +66,6 @@ pub struct NodePlace {
 pub struct World {
     /// The scenario's phones.
     pub phones: BTreeMap<String, PhonePlace>,
-    /// App profiles of the device layer.
-    pub apps_dir: PathBuf,
     /// The router's namespace (`None`: this machine is the router).
     pub router_ns: Option<String>,
     /// A name the resolvers must answer (connectivity check).
@@ -89,13 +87,6 @@ pub struct World {
 
 fn setup(message: impl Into<String>) -> CampaignError {
     CampaignError::Setup(message.into())
-}
-
-/// The device layer's app profile directory of a scenario (`app_profiles:`
-/// relative to the scenario, else the device-profiles folder found from the
-/// scenario's place: [`LoadedScenario::device_apps_dir`]).
-pub fn apps_dir(ls: &LoadedScenario) -> Result<PathBuf, CampaignError> {
-    ls.device_apps_dir().map_err(|e| setup(e.to_string()))
 }
 
 fn load_profile(ls: &LoadedScenario, id: &str) -> Result<PhoneProfile, CampaignError> {
@@ -192,7 +183,6 @@ impl World {
         }
         Ok(World {
             phones,
-            apps_dir: apps_dir(ls)?,
             router_ns: router.netns.clone(),
             dns_check_name: router.dns_check_name.clone(),
             nodes,
@@ -286,7 +276,6 @@ impl World {
             .unwrap_or_else(|| "g.whatsapp.net".into());
         Ok(World {
             phones,
-            apps_dir: apps_dir(ls)?,
             router_ns: router.netns.clone(),
             dns_check_name,
             nodes,
@@ -343,7 +332,10 @@ impl World {
     ) -> Result<(Env, Agents), CampaignError> {
         self.check(ls)?;
         let sc = &ls.scenario;
-        let apps = AppProfile::load_dir(&self.apps_dir).map_err(|e| setup(e.to_string()))?;
+        // The profiles the scenario loaded (the analysis uses the same),
+        // in id order as the device layer listed them.
+        let mut apps = ls.profiles.apps.clone();
+        apps.sort_by(|a, b| a.id.cmp(&b.id));
         let agents: Agents = self
             .nodes
             .iter()
@@ -403,7 +395,7 @@ impl World {
                     self.resolver,
                     None,
                     crate::probes::limit::Limits::default(),
-                    Some(self.apps_dir.clone()),
+                    Some(Arc::new(ls.profiles.clone())),
                 );
             Arc::new(step) as Arc<dyn super::env::StepHook>
         });

@@ -13,6 +13,15 @@ use std::process::ExitCode;
 
 use matador::device as matador_device;
 
+/// The app profiles of `dir` (the one loader, as a campaign uses), in id order.
+fn load_apps(dir: &std::path::Path) -> Result<Vec<AppProfile>> {
+    let mut apps = matador::scenario::apps::AppProfiles::load_dir(dir)
+        .with_context(|| format!("app profiles in {}", dir.display()))?
+        .apps;
+    apps.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(apps)
+}
+
 /// Arguments of `matador devices`.
 #[derive(Debug, Args)]
 pub struct DevicesArgs {
@@ -97,8 +106,7 @@ pub fn run(args: DevicesArgs) -> Result<ExitCode> {
         return rt.block_on(try_apps(&args, t));
     }
     rt.block_on(async move {
-        let apps = AppProfile::load_dir(&args.apps)
-            .with_context(|| format!("app profiles in {}", args.apps.display()))?;
+        let apps = load_apps(&args.apps)?;
         let mut rows: Vec<Result<DeviceInfo, String>> = Vec::new();
         let mut targets: Vec<Target> = args.direct.iter().map(|a| Target::Direct(*a)).collect();
         if args.direct.is_empty() || !args.connect.is_empty() || args.adb_server.is_some() {
@@ -200,8 +208,7 @@ pub fn run(args: DevicesArgs) -> Result<ExitCode> {
 
 async fn prepare(args: &DevicesArgs, p: &PrepareArgs) -> Result<ExitCode> {
     use matador_device::prepare::{self, PrepareOptions};
-    let mut apps = AppProfile::load_dir(&args.apps)
-        .with_context(|| format!("app profiles in {}", args.apps.display()))?;
+    let mut apps = load_apps(&args.apps)?;
     if !p.app.is_empty() {
         for id in &p.app {
             anyhow::ensure!(
@@ -311,8 +318,7 @@ async fn try_apps(args: &DevicesArgs, t: &TryArgs) -> Result<ExitCode> {
         "--phones takes two phone profile ids, A,B (got {:?})",
         t.phones
     );
-    let apps = AppProfile::load_dir(&args.apps)
-        .with_context(|| format!("app profiles in {}", args.apps.display()))?;
+    let apps = load_apps(&args.apps)?;
     for id in &t.app {
         anyhow::ensure!(
             apps.iter().any(|a| &a.id == id),

@@ -186,9 +186,14 @@ fn targets(args: &ProbeArgs) -> anyhow::Result<Vec<AppTargets>> {
     if !args.endpoints.is_empty() && args.apps.len() != 1 {
         bail!("--endpoint needs exactly one --app");
     }
+    // The one app-profile loader (a folder, else the shipped profiles).
+    let profiles = match &args.profiles {
+        Some(d) => matador::scenario::apps::AppProfiles::load_dir(d)?,
+        None => matador::scenario::apps::AppProfiles::builtin(),
+    };
     let mut out = Vec::new();
     for app in &args.apps {
-        let mut t = app_targets(app, args.profiles.as_deref())?;
+        let mut t = app_targets(app, &profiles)?;
         if !args.endpoints.is_empty() {
             t.endpoints = args
                 .endpoints

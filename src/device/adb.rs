@@ -6,6 +6,18 @@
 //! a dead socket; the relay turns the phone's EOF into a reset for it).
 //! Host-side requests (`devices-l`, `connect`) use the smart-socket protocol
 //! directly, with timeouts.
+//!
+//! Each workaround names the adb_client defect it covers (version 3.2.3,
+//! Cargo.lock); tests/adb_client_defects.rs shows each one on the simulated
+//! phone or a fake server, and fails when a library update fixes it:
+//! - [`host_request`]: `ADBServer` runs `adb start-server` (on the default
+//!   port, whatever the server's) before every request to a loopback
+//!   server, waits for answers without a bound, and `devices_long` fails
+//!   the whole list on one line it cannot parse (a USB phone with "no
+//!   permissions"); its `connect_device` takes IPv4 only.
+//! - [`Framer`] and the relay: over direct TCP a phone closing mid-call
+//!   leaves the call inside adb_client for good.
+//! - [`wrap_rc`]: exit codes are lost over direct TCP and through the server.
 
 use super::DeviceError;
 use adb_client::ADBDeviceExt;
@@ -449,8 +461,12 @@ pub struct ShellOutput {
 
 const RC_MARK: &str = "__MATADOR_RC=";
 
-/// Wraps a command so its exit status is printed after it (adb_client 3.2.3
-/// drops exit codes).
+/// Wraps a command so its exit status is printed after it. Workaround:
+/// adb_client 3.2.3's `shell_command` returns no exit code over direct TCP
+/// (shell v1), and through the adb server (shell v2) it reads the
+/// exit-status packet but returns `None` at the end of stream that follows
+/// (tests/adb_client_defects.rs shows both; drop this when it fails). The
+/// marker also tells a finished command from a lost connection.
 pub fn wrap_rc(cmd: &str) -> String {
     format!("{cmd}\necho \"{RC_MARK}$?\"")
 }

@@ -131,8 +131,9 @@ mod tests {
     use crate::device::uidump::parse;
 
     fn app() -> AppProfile {
-        serde_yaml_ng::from_str(
+        AppProfile::parse(
             "id: signal\npackage: org.thoughtcrime.securesms\nui:\n  text_field: [{resource_id: x}]\n  send_button: [{resource_id: y}]\n  dismiss: [{text: \"Not now\"}, {text: \"Jetzt nicht\"}]\n",
+            std::path::Path::new("signal.yaml"),
         )
         .unwrap()
     }

@@ -1,12 +1,14 @@
 //! Profiles: `device-profiles/phones/*.yaml` (how to reach a phone, its
-//! accounts) and the `ui:` section of `device-profiles/apps/*.yaml` (how to
-//! drive an app: deep link or navigation, selectors, time bounds).
+//! accounts) and the type of the `ui:` section of
+//! `device-profiles/apps/*.yaml` (how to drive an app: deep link or
+//! navigation, selectors, time bounds). The app profile file itself is
+//! read once, by [`crate::scenario::apps`].
 
 use super::DeviceError;
 use super::uidump::Selector;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// A phone profile.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -85,7 +87,7 @@ fn default_receipt() -> f64 {
 }
 
 /// The `ui:` section of an app profile.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppUi {
     /// Opening a chat.
@@ -116,87 +118,33 @@ pub struct AppUi {
     pub dismiss: Vec<Selector>,
 }
 
-/// An app profile as the device layer needs it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AppProfile {
-    /// App id.
-    pub id: String,
-    /// Display name.
-    #[serde(default)]
-    pub name: String,
-    /// Android package.
-    pub package: String,
-    /// Launcher activity (`pkg/.Activity`).
-    #[serde(default)]
-    pub activity: Option<String>,
-    /// UI automation.
-    #[serde(default)]
-    pub ui: AppUi,
-}
-
-#[derive(Deserialize)]
-struct AppFile {
-    id: String,
-    #[serde(default)]
-    name: String,
-    package: String,
-    #[serde(default)]
-    activity: Option<String>,
-    #[serde(default)]
-    ui: Option<serde_yaml_ng::Value>,
-}
-
-impl AppProfile {
-    /// Loads an app profile (ignoring the `network:` section).
-    pub fn load(path: &Path) -> Result<Self, DeviceError> {
-        let text = std::fs::read_to_string(path).map_err(|e| DeviceError::Profile {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        let f: AppFile = serde_yaml_ng::from_str(&text).map_err(|e| DeviceError::Profile {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        let ui = match f.ui {
-            None => AppUi::default(),
-            Some(v) if v.as_mapping().is_some_and(|m| m.is_empty()) => AppUi::default(),
-            Some(v) => serde_yaml_ng::from_value(v).map_err(|e| DeviceError::Profile {
-                path: path.to_path_buf(),
-                message: format!("ui: {e}"),
-            })?,
-        };
-        Ok(AppProfile {
-            id: f.id,
-            name: f.name,
-            package: f.package,
-            activity: f.activity,
-            ui,
-        })
-    }
-
-    /// Loads every `*.yaml` in a directory, sorted by id.
-    pub fn load_dir(dir: &Path) -> Result<Vec<Self>, DeviceError> {
-        let rd = std::fs::read_dir(dir).map_err(|e| DeviceError::Profile {
-            path: dir.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        let mut paths: Vec<PathBuf> = rd
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-            .collect();
-        paths.sort();
-        let mut v = paths
-            .iter()
-            .map(|p| AppProfile::load(p))
-            .collect::<Result<Vec<_>, _>>()?;
-        v.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(v)
+/// What `ui: {}` gives: no selectors, the time bounds' defaults (a profile
+/// without `ui:` gets the same, not zero time bounds).
+impl Default for AppUi {
+    fn default() -> Self {
+        AppUi {
+            open_chat: OpenChat::default(),
+            text_field: Vec::new(),
+            send_button: Vec::new(),
+            start_timeout_s: default_start(),
+            ui_timeout_s: default_ui(),
+            receipt_timeout_s: default_receipt(),
+            message_bubble: Vec::new(),
+            dismiss: Vec::new(),
+        }
     }
 }
+
+/// An app profile: the one type of `device-profiles/apps/<id>.yaml`,
+/// loaded by [`crate::scenario::apps::AppProfiles`] (once per run). The
+/// device layer takes its part: `id`, `package`, `activity` and
+/// [`AppUi`].
+pub use crate::scenario::apps::AppProfile;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::PathBuf;
 
     fn root() -> PathBuf {
         crate::source_dir().join("device-profiles")
@@ -204,7 +152,9 @@ mod tests {
 
     #[test]
     fn repository_profiles_load() {
-        let apps = AppProfile::load_dir(&root().join("apps")).unwrap();
+        let apps = crate::scenario::apps::AppProfiles::load_dir(&root().join("apps"))
+            .unwrap()
+            .apps;
         assert_eq!(apps.len(), 7);
         for a in &apps {
             assert!(!a.ui.text_field.is_empty(), "{}", a.id);
@@ -234,8 +184,5 @@ mod tests {
         std::fs::write(&p, "id: x\nserial: s\nbogus: 1\n").unwrap();
         let e = PhoneProfile::load(&p).unwrap_err().to_string();
         assert!(e.contains("x.yaml") && e.contains("bogus"), "{e}");
-        std::fs::write(&p, "id: a\npackage: p\nui:\n  text_field: 3\n").unwrap();
-        let e = AppProfile::load(&p).unwrap_err().to_string();
-        assert!(e.contains("x.yaml") && e.contains("ui"), "{e}");
     }
 }

@@ -61,7 +61,6 @@ mod tests {
             names: vec![name.into()],
             evidence: Vec::new(),
             role: None,
-            score: None,
         }
     }
 

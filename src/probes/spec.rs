@@ -13,7 +13,8 @@ use super::limit::Limits;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+
+use crate::scenario::apps::AppProfiles;
 
 /// One endpoint: a host name and the ports the app uses on it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,87 +67,23 @@ pub struct AppTargets {
     pub endpoints: Vec<EndpointSpec>,
 }
 
-#[derive(Deserialize)]
-struct RawFile {
-    id: String,
-    #[serde(default)]
-    probe: Option<RawProbe>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawProbe {
-    #[serde(default)]
-    endpoints: Vec<String>,
-}
-
-/// Parses the `probe:` section of an app profile (`file` for messages).
-pub fn parse_profile(text: &str, file: &str) -> Result<AppTargets, ProbeError> {
-    let err = |message: String| ProbeError::Profile {
-        file: file.to_string(),
-        message,
-    };
-    let raw: RawFile = serde_yaml_ng::from_str(text).map_err(|e| err(e.to_string()))?;
-    let probe = raw.probe.ok_or_else(|| err("no `probe:` section".into()))?;
-    let endpoints = probe
-        .endpoints
-        .iter()
-        .map(|e| EndpointSpec::parse(e))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(err)?;
-    if endpoints.is_empty() {
-        return Err(err("`probe.endpoints` is empty".into()));
+/// The probe targets of app `id`: the `probe:` section of its profile in
+/// `profiles` (the one app-profile loader, [`crate::scenario::apps`]:
+/// shipped, a folder, or a campaign's copy).
+pub fn app_targets(id: &str, profiles: &AppProfiles) -> Result<AppTargets, ProbeError> {
+    let p = profiles
+        .get(id)
+        .ok_or_else(|| ProbeError::Invalid(format!("unknown app {id:?}")))?;
+    if p.probe.is_empty() {
+        return Err(ProbeError::Profile {
+            file: p.source.clone(),
+            message: "no endpoints under `probe:`".into(),
+        });
     }
     Ok(AppTargets {
-        app: raw.id,
-        endpoints,
+        app: p.id.clone(),
+        endpoints: p.probe.clone(),
     })
-}
-
-const BUILTIN: [(&str, &str); 7] = [
-    (
-        "whatsapp",
-        include_str!("../../device-profiles/apps/whatsapp.yaml"),
-    ),
-    (
-        "wechat",
-        include_str!("../../device-profiles/apps/wechat.yaml"),
-    ),
-    (
-        "threema",
-        include_str!("../../device-profiles/apps/threema.yaml"),
-    ),
-    (
-        "signal",
-        include_str!("../../device-profiles/apps/signal.yaml"),
-    ),
-    (
-        "telegram",
-        include_str!("../../device-profiles/apps/telegram.yaml"),
-    ),
-    ("line", include_str!("../../device-profiles/apps/line.yaml")),
-    (
-        "kakaotalk",
-        include_str!("../../device-profiles/apps/kakaotalk.yaml"),
-    ),
-];
-
-/// The probe targets of app `id`: from `dir/<id>.yaml` when a profile
-/// directory is given, else from the shipped profile.
-pub fn app_targets(id: &str, dir: Option<&Path>) -> Result<AppTargets, ProbeError> {
-    if let Some(dir) = dir {
-        let path = dir.join(format!("{id}.yaml"));
-        let text = std::fs::read_to_string(&path).map_err(|source| ProbeError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        return parse_profile(&text, &path.display().to_string());
-    }
-    let (_, text) = BUILTIN
-        .iter()
-        .find(|(n, _)| *n == id)
-        .ok_or_else(|| ProbeError::Invalid(format!("unknown app {id:?}")))?;
-    parse_profile(text, &format!("builtin:device-profiles/apps/{id}.yaml"))
 }
 
 /// Everything one vantage runs.
@@ -290,14 +227,24 @@ mod tests {
 
     #[test]
     fn every_shipped_profile_has_probe_endpoints() {
-        for (id, _) in BUILTIN {
-            let t = app_targets(id, None).unwrap();
+        use crate::scenario::apps::{APP_IDS, AppProfile};
+        let shipped = AppProfiles::try_builtin().unwrap();
+        for id in APP_IDS {
+            let t = app_targets(id, &shipped).unwrap();
             assert_eq!(t.app, id);
             assert!(!t.endpoints.is_empty());
         }
-        let e = parse_profile("id: x\nprobe: {endpoints: [a]}\n", "f.yaml").unwrap_err();
-        assert!(e.to_string().starts_with("f.yaml:"), "{e}");
-        let e = parse_profile("id: x\n", "f.yaml").unwrap_err();
-        assert!(e.to_string().contains("no `probe:`"), "{e}");
+        let one = |text: &str| AppProfiles {
+            apps: vec![AppProfile::parse(text, std::path::Path::new("f.yaml")).unwrap()],
+        };
+        let e = app_targets("x", &one("id: x\n")).unwrap_err();
+        assert!(
+            e.to_string().contains("f.yaml") && e.to_string().contains("no endpoints"),
+            "{e}"
+        );
+        assert!(matches!(
+            app_targets("y", &one("id: x\n")),
+            Err(ProbeError::Invalid(_))
+        ));
     }
 }

@@ -17,9 +17,10 @@ use super::verdict::{Knowledge, VantageMeta, ooni_measurements};
 use crate::campaign::agents::AgentPool;
 use crate::campaign::env::{EnvError, StepHook, StepReport};
 use crate::campaign::plan::PlannedMeasurement;
+use crate::scenario::apps::AppProfiles;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 /// A node probes can run from (through its agent).
@@ -44,7 +45,7 @@ pub struct ProbeStep {
     limits: Limits,
     lab: bool,
     exempt: Vec<ipnetwork::IpNetwork>,
-    profiles: Option<PathBuf>,
+    profiles: Arc<AppProfiles>,
     race_window_ms: u64,
 }
 
@@ -68,7 +69,7 @@ impl ProbeStep {
             limits: Limits::default(),
             lab,
             exempt: Vec::new(),
-            profiles: None,
+            profiles: Arc::new(AppProfiles::builtin()),
             race_window_ms: 250,
         }
     }
@@ -81,18 +82,21 @@ impl ProbeStep {
     }
 
     /// Sets the resolver, the neutral address of the Host test, the limits
-    /// and the app profile directory.
+    /// and the app profiles (the campaign's, as loaded with its scenario;
+    /// `None`: the shipped ones).
     pub fn with(
         mut self,
         resolver: Option<SocketAddr>,
         neutral: Option<SocketAddr>,
         limits: Limits,
-        profiles: Option<PathBuf>,
+        profiles: Option<Arc<AppProfiles>>,
     ) -> Self {
         self.resolver = resolver;
         self.neutral = neutral;
         self.limits = limits;
-        self.profiles = profiles;
+        if let Some(p) = profiles {
+            self.profiles = p;
+        }
         self
     }
 
@@ -187,7 +191,7 @@ impl StepHook for ProbeStep {
                 vantages.push(n.clone());
             }
         }
-        let apps = vec![app_targets(&m.app, self.profiles.as_deref()).map_err(|e| err(&e))?];
+        let apps = vec![app_targets(&m.app, &self.profiles).map_err(|e| err(&e))?];
         let mut spec = ProbeSpec::new(apps, self.resolver);
         spec.neutral = self.neutral;
         spec.limits = self.limits;

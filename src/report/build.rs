@@ -2,7 +2,7 @@
 
 use super::ReportError;
 use super::model::*;
-use super::record::{Campaign, Measurement, Problem, StoredServer, TraceFile, given};
+use super::record::{Campaign, CorrelatedServer, Measurement, Problem, TraceFile, given};
 use super::stats::Share;
 use crate::analysis::model::Role;
 use crate::campaign::record::MeasurementKind as Kind;
@@ -155,7 +155,7 @@ fn servers_of(m: &Measurement) -> impl Iterator<Item = (&str, IpAddr, Option<Rol
     let top = a
         .into_iter()
         .flat_map(|a| a.servers.iter())
-        .map(|s| (s.app.as_str(), s.ip.to_canonical(), s.role));
+        .map(|s| (s.app.as_str(), s.ip.to_canonical(), Some(s.role)));
     let caps = a
         .into_iter()
         .flat_map(|a| a.captures.iter())
@@ -714,8 +714,8 @@ fn region_row(
 }
 
 /// Messaging servers: correlation role `messaging`.
-fn is_messaging(s: &StoredServer) -> bool {
-    s.role == Some(Role::Messaging)
+fn is_messaging(s: &CorrelatedServer) -> bool {
+    s.role == Role::Messaging
 }
 
 fn dns_table(c: &Campaign, geo: &mut Geo) -> Result<(Vec<DnsRow>, usize), ReportError> {
@@ -728,9 +728,8 @@ fn dns_table(c: &Campaign, geo: &mut Geo) -> Result<(Vec<DnsRow>, usize), Report
     for m in &c.measurements {
         let Some(a) = &m.analysis else { continue };
         for s in &a.servers {
-            if s.role.is_some() {
-                correlated.insert(s.app.clone());
-            }
+            // Every correlated server has a role: the app was correlated.
+            correlated.insert(s.app.clone());
             for n in &s.names {
                 name_apps
                     .entry(norm_name(n))
@@ -918,8 +917,8 @@ fn server_table(c: &Campaign, geo: &mut Geo) -> Result<Vec<ServerRow>, ReportErr
                 add(
                     (s.app.clone(), v, ip, s.port, s.proto.clone()),
                     id,
-                    s.role,
-                    s.score,
+                    Some(s.role),
+                    Some(s.score),
                     &s.names,
                     &s.evidence,
                 );
@@ -938,7 +937,7 @@ fn server_table(c: &Campaign, geo: &mut Geo) -> Result<Vec<ServerRow>, ReportErr
                     ),
                     id,
                     s.role,
-                    s.score,
+                    None,
                     &s.names,
                     &s.evidence,
                 );

@@ -8,17 +8,15 @@
 //! report on.
 
 use super::ReportError;
-use crate::analysis::model::{CaptureReport, Role};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+pub use crate::analysis::correlate::{ANALYSIS_SCHEMA, CorrelatedServer, MeasurementAnalysis};
 pub use crate::campaign::record::{INDEX_SCHEMA, IndexEntry, Status, given};
 /// Schema of `lab.json`.
 pub const LAB_SCHEMA: &str = "matador/lab/1";
-/// Schema of `analysis.json`.
-pub const ANALYSIS_SCHEMA: &str = "matador/analysis/1";
 /// Schema a trace file may carry (RIPE Atlas results carry none).
 pub const TRACE_SCHEMA: &str = "matador/trace/1";
 
@@ -93,51 +91,6 @@ impl Lab {
             .iter()
             .find(|n| n.addr == Some(ip) || n.addrs.contains(&ip))
     }
-}
-
-/// A server as stored in `analysis.json` → `servers` (correlation result).
-/// Lenient: every field but `app` and `ip` may be missing.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct StoredServer {
-    /// App id.
-    pub app: String,
-    /// Server address.
-    pub ip: IpAddr,
-    /// Server port.
-    #[serde(default)]
-    pub port: u16,
-    /// `tcp` or `udp`.
-    #[serde(default)]
-    pub proto: String,
-    /// Names seen for the address.
-    #[serde(default)]
-    pub names: Vec<String>,
-    /// Evidence, strongest first.
-    #[serde(default)]
-    pub evidence: Vec<String>,
-    /// What the server does for the app, when correlation or attribution said so.
-    #[serde(default)]
-    pub role: Option<Role>,
-    /// Correlation score in [0, 1].
-    #[serde(default)]
-    pub score: Option<f64>,
-    /// Node the server was seen from, when the writer says so.
-    #[serde(default)]
-    pub node: Option<String>,
-    /// Phone the server was seen from, when the writer says so.
-    #[serde(default)]
-    pub phone: Option<String>,
-}
-
-/// `analysis.json`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-pub struct Analysis {
-    /// Per-capture replay results.
-    #[serde(default)]
-    pub captures: Vec<CaptureReport>,
-    /// Correlation-identified servers.
-    #[serde(default)]
-    pub servers: Vec<StoredServer>,
 }
 
 /// One reply to a traceroute probe (`{from, rtt, ttl, size}` or `{x: "*"}`).
@@ -233,7 +186,7 @@ pub struct Measurement {
     /// The index entry.
     pub entry: IndexEntry,
     /// `analysis.json`, when present and readable.
-    pub analysis: Option<Analysis>,
+    pub analysis: Option<MeasurementAnalysis>,
     /// Readable traces, sorted by file name.
     pub traces: Vec<TraceFile>,
 }
@@ -512,7 +465,7 @@ fn load_measurement(dir: &Path, entry: IndexEntry) -> (Measurement, Vec<Problem>
 }
 
 /// Parses `analysis.json` text, checking its schema.
-pub fn parse_analysis(text: &str) -> Result<Analysis, String> {
+pub fn parse_analysis(text: &str) -> Result<MeasurementAnalysis, String> {
     let v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
     check_schema(&v, ANALYSIS_SCHEMA, "analysis.json", true)?;
     serde_json::from_value(v).map_err(|e| e.to_string())

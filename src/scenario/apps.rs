@@ -1,11 +1,15 @@
 //! App profiles: `device-profiles/apps/<id>.yaml`, one per messaging app.
 //!
-//! A profile is shared by two layers: the `network:` section is the
-//! fingerprint replay attribution uses ([`crate::analysis::attribution`]),
-//! the `ui:` section belongs to the device layer and is kept here as an
-//! opaque YAML value. The shipped profiles are embedded in the binary
-//! ([`AppProfiles::builtin`]) so `matador` works from any directory; users
-//! may load their own with [`AppProfiles::load_dir`].
+//! One type for the file, [`AppProfile`], loaded once (here) and shared by
+//! the stages, each taking its part: the `network:` section is the
+//! fingerprint replay attribution uses ([`crate::analysis::attribution`]);
+//! `package`, `activity` and the `ui:` section
+//! ([`AppUi`], whose type the device layer
+//! defines since it alone interprets it) drive the app on a phone; the
+//! `probe:` endpoints are what the active probes test. The
+//! shipped profiles are embedded in the binary ([`AppProfiles::builtin`])
+//! so `matador` works from any directory; users may load their own with
+//! [`AppProfiles::load_dir`].
 //!
 //! ```yaml
 //! id: whatsapp
@@ -23,6 +27,8 @@
 //! ui: {}
 //! ```
 
+use crate::device::profile::AppUi;
+use crate::probes::spec::EndpointSpec;
 use ipnetwork::IpNetwork;
 use serde::Deserialize;
 use std::net::IpAddr;
@@ -102,6 +108,14 @@ pub enum AppProfileError {
         file: PathBuf,
         /// The field (`prefixes`, `ports`, …).
         field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// An endpoint of `probe:` is invalid.
+    #[error("{file}: probe.endpoints: {message}")]
+    Probe {
+        /// The file.
+        file: PathBuf,
         /// What is wrong.
         message: String,
     },
@@ -336,11 +350,22 @@ struct RawProfile {
     #[serde(default)]
     package: String,
     #[serde(default)]
-    activity: String,
+    activity: Option<String>,
     #[serde(default)]
     network: Option<RawNetwork>,
+    /// Typed while parsing, so a mistake names its line; `ui:` left empty
+    /// (null) is the default, as `ui: {}` is.
     #[serde(default)]
-    ui: serde_yaml_ng::Value,
+    ui: Option<AppUi>,
+    #[serde(default)]
+    probe: Option<RawProbe>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProbe {
+    #[serde(default)]
+    endpoints: Vec<String>,
 }
 
 /// The `network:` section: how to recognise the app's servers in traffic.
@@ -406,12 +431,15 @@ pub struct AppProfile {
     pub name: String,
     /// Android package.
     pub package: String,
-    /// Launch activity.
-    pub activity: String,
-    /// Network fingerprint.
+    /// Launcher activity (`pkg/.Activity`), when the profile names one.
+    pub activity: Option<String>,
+    /// Network fingerprint (replay attribution's part).
     pub network: NetworkProfile,
-    /// Device-layer UI description, kept opaque here.
-    pub ui: serde_yaml_ng::Value,
+    /// How to drive the app on a phone (the device layer's part).
+    pub ui: AppUi,
+    /// Endpoints the active probes test (`probe: {endpoints: [host:port,…]}`,
+    /// the probes' part; empty when the profile has none).
+    pub probe: Vec<EndpointSpec>,
     /// File the profile came from (`builtin:<name>` for embedded ones).
     pub source: String,
     /// The profile file's exact text (a campaign keeps a copy of the
@@ -473,6 +501,17 @@ impl AppProfile {
                     .map_err(|m| invalid("fingerprints", m))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let probe = raw
+            .probe
+            .unwrap_or_default()
+            .endpoints
+            .iter()
+            .map(|e| EndpointSpec::parse(e))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|message| AppProfileError::Probe {
+                file: file.to_path_buf(),
+                message,
+            })?;
         if raw.id.is_empty()
             || !raw
                 .id
@@ -501,7 +540,8 @@ impl AppProfile {
                 fingerprints,
                 sources: net.sources,
             },
-            ui: raw.ui,
+            ui: raw.ui.unwrap_or_default(),
+            probe,
             source: file.display().to_string(),
             text: text.to_string(),
         })
@@ -697,16 +737,36 @@ mod tests {
         assert!(e.to_string().contains("network.prefixes"), "{e}");
         let e = AppProfile::parse("id: x\nnetwork:\n  fingerprints: [nope]\n", f).unwrap_err();
         assert!(e.to_string().contains("unknown fingerprint"), "{e}");
+        let e = AppProfile::parse("id: x\nprobe: {endpoints: [a]}\n", f).unwrap_err();
+        assert!(
+            e.to_string().starts_with("apps/x.yaml: probe.endpoints:"),
+            "{e}"
+        );
+        let e = AppProfile::parse("id: x\nprobe: {hosts: [a]}\n", f).unwrap_err();
+        assert!(matches!(e, AppProfileError::Yaml { line: 2, .. }), "{e:?}");
     }
 
     #[test]
-    fn ui_is_opaque_and_load_dir_rejects_duplicates() {
+    fn ui_is_typed_and_load_dir_rejects_duplicates() {
         let dir = tempfile::tempdir().unwrap();
-        let a = "id: a\nname: A\nnetwork:\n  domains: [a.example]\nui:\n  screens:\n    - {selector: 'text=Send'}\n";
+        let a = "id: a\nname: A\nnetwork:\n  domains: [a.example]\nui:\n  send_button:\n    - {text: Send}\n";
         std::fs::write(dir.path().join("a.yaml"), a).unwrap();
         let set = AppProfiles::load_dir(dir.path()).unwrap();
         assert_eq!(set.apps.len(), 1);
-        assert!(set.get("a").unwrap().ui.get("screens").is_some());
+        let ui = &set.get("a").unwrap().ui;
+        assert_eq!(ui.send_button[0].text.as_deref(), Some("Send"));
+        assert_eq!(ui.ui_timeout_s, 10.0, "defaults of the device layer");
+        // `ui:` empty, `ui: {}` or absent: the defaults.
+        for t in ["id: e\nui:\n", "id: e\nui: {}\n", "id: e\n"] {
+            let p = AppProfile::parse(t, Path::new("e.yaml")).unwrap();
+            assert_eq!(p.ui, AppUi::default(), "{t:?}");
+        }
+        // A mistake in `ui:` is found when the profile is loaded, with its line.
+        let e =
+            AppProfile::parse("id: x\nui:\n  text_field: 3\n", Path::new("x.yaml")).unwrap_err();
+        assert!(matches!(e, AppProfileError::Yaml { line: 3, .. }), "{e:?}");
+        let e = AppProfile::parse("id: x\nui:\n  screens: []\n", Path::new("x.yaml")).unwrap_err();
+        assert!(e.to_string().contains("screens"), "{e}");
         std::fs::write(dir.path().join("b.yml"), "id: a\n").unwrap();
         let e = AppProfiles::load_dir(dir.path()).unwrap_err();
         assert!(matches!(e, AppProfileError::Duplicate { .. }), "{e}");

@@ -155,16 +155,6 @@ impl LoadedScenario {
         self.default_file(&format!("phones/{id}.yaml"))
     }
 
-    /// The folder the device layer loads app profiles from:
-    /// `app_profiles:` (relative to the scenario), else `apps/` of
-    /// [`Self::profiles_dir`].
-    pub fn device_apps_dir(&self) -> Result<PathBuf, ScenarioError> {
-        match &self.scenario.app_profiles {
-            Some(d) => Ok(self.path.parent().unwrap_or(Path::new(".")).join(d)),
-            None => self.default_file("apps"),
-        }
-    }
-
     /// `rel` in the device-profiles folder; an error names where it was
     /// looked for.
     fn default_file(&self, rel: &str) -> Result<PathBuf, ScenarioError> {

@@ -75,6 +75,8 @@ def main():
     split = rest.index("--")
     names, hosts = rest[:split], rest[split + 1:]
     out = {"dns": {}, "http": {}}
+    # Spaced out (the scenario, not a wait): each exchange stands alone in
+    # the capture, as a person's lookups and page loads would.
     for i, n in enumerate(names):
         out["dns"][n] = query(resolver, n, 0x1000 + i)
         time.sleep(0.3)

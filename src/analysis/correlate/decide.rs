@@ -266,6 +266,8 @@ fn server(
         evidence,
         log10_odds: Some(round(c.odds(), 2)),
         campaign_log10_odds: Some(round(pooled.odds(), 2)),
+        node: None,
+        phone: None,
     }
 }
 
@@ -314,7 +316,6 @@ mod tests {
             names: Vec::new(),
             evidence: vec!["prefix:203.0.113.0/24".into(), evidence.into()],
             role: None,
-            score: None,
         };
         let mut t = tallied(1, &["a", "b"], 4.0);
         t.attr = Some(attr("sni:doh.pub"));

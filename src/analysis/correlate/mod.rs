@@ -36,7 +36,8 @@
 //! Layout: [`folder`] (discovery), [`events`] (both spellings of
 //! `events.jsonl`), [`orient`] (which side of a flow is the server),
 //! [`capture`] (one pass per capture), [`evidence`] (statistics),
-//! [`decide`] (roles), [`campaign`] (measurements, baselines, pooling).
+//! [`decide`] (roles), [`campaign`] (measurements, baselines, pooling),
+//! [`record`] (`analysis.json`, the file these write).
 
 pub mod campaign;
 pub mod capture;
@@ -45,6 +46,7 @@ pub mod events;
 pub mod evidence;
 pub mod folder;
 pub mod orient;
+pub mod record;
 
 pub use campaign::{
     BaselineCache, Baselines, LivePool, Prepared, Scanned, analyze_measurement,
@@ -56,15 +58,10 @@ pub use decide::{Pool, classify, pool_add};
 pub use events::{Event, EventKind, read_events};
 pub use evidence::{Counts, Tallied, tally};
 pub use folder::{MeasurementFiles, Meta, is_campaign, is_measurement, measurement_dirs};
+pub use record::{ANALYSIS_SCHEMA, CorrelatedServer, MeasurementAnalysis};
 
 pub use super::model::Role;
-use super::model::{CaptureReport, ServerRecord};
-use serde::{Deserialize, Serialize};
-use std::net::IpAddr;
 use std::path::PathBuf;
-
-/// Schema tag of `analysis.json`.
-pub const ANALYSIS_SCHEMA: &str = "matador/analysis/1";
 
 /// Errors of the correlation stage, naming the file (and line) concerned.
 #[derive(Debug, thiserror::Error)]
@@ -165,78 +162,4 @@ impl Default for CorrelateConfig {
             exempt: Vec::new(),
         }
     }
-}
-
-/// A server endpoint as the correlation found it (`analysis.json` → `servers`).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct CorrelatedServer {
-    /// App id of the measurement.
-    pub app: String,
-    /// Server address.
-    pub ip: IpAddr,
-    /// Server port.
-    pub port: u16,
-    /// `"tcp"` or `"udp"`.
-    pub proto: String,
-    /// `messaging` (identified by correlation) or, for the app's other
-    /// servers, `push`, `media`, `keep-alive`, `dns`, `auxiliary`.
-    pub role: Role,
-    /// Share of the measurement's events this endpoint explains beyond
-    /// chance, in [0, 1]: per direction `(hits − expected) / (events −
-    /// expected)`, the lower of the two (a messaging server carries both).
-    pub score: f64,
-    /// Events (sends + receives) with the message's bytes on this endpoint in their window.
-    pub hits: u32,
-    /// Events considered (sends + receives of the phones that used this endpoint).
-    pub events: u32,
-    /// Baseline window positions with traffic on this endpoint.
-    pub baseline_hits: u32,
-    /// Baseline window positions considered.
-    pub baseline_windows: u32,
-    /// Phones (device names) that talked to it.
-    pub phones: Vec<String>,
-    /// DNS / SNI / Host names seen for the address.
-    pub names: Vec<String>,
-    /// Evidence: correlation figures first, then attribution evidence.
-    pub evidence: Vec<String>,
-    /// log10 of the odds that the endpoint carries the messages rather than
-    /// meeting them by chance, over this measurement's events.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub log10_odds: Option<f64>,
-    /// The same over the campaign (all measurements of the app where the
-    /// endpoint was used); equal to `log10_odds` for a lone measurement.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub campaign_log10_odds: Option<f64>,
-}
-
-impl CorrelatedServer {
-    /// The same server as a replay [`ServerRecord`] (role and score set).
-    pub fn to_server_record(&self) -> ServerRecord {
-        ServerRecord {
-            app: self.app.clone(),
-            ip: self.ip,
-            port: self.port,
-            proto: self.proto.clone(),
-            names: self.names.clone(),
-            evidence: self.evidence.clone(),
-            role: Some(self.role),
-            score: Some(self.score),
-        }
-    }
-}
-
-/// What `analysis.json` holds.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct MeasurementAnalysis {
-    /// [`ANALYSIS_SCHEMA`].
-    pub schema: String,
-    /// Measurement id (folder name).
-    pub measurement: String,
-    /// One replay report per capture file.
-    pub captures: Vec<CaptureReport>,
-    /// Servers found by correlation (messaging first, best score first).
-    pub servers: Vec<CorrelatedServer>,
-    /// Remarks (no events, no capture for a phone, damaged captures…).
-    #[serde(default)]
-    pub warnings: Vec<String>,
 }
