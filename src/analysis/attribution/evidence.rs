@@ -86,11 +86,7 @@ impl Evidence {
         // Runs for every app and flow end of every flow: a stable sort with
         // the string form compared without building it where it can be (the
         // same order as sorting by `(Reverse(strength), to_string())`).
-        list.sort_by(|a, b| {
-            b.strength()
-                .cmp(&a.strength())
-                .then_with(|| a.cmp_text(b))
-        });
+        list.sort_by(|a, b| b.strength().cmp(&a.strength()).then_with(|| a.cmp_text(b)));
         list.dedup();
     }
 
@@ -251,11 +247,27 @@ mod tests {
     #[test]
     fn sort_equals_sorting_by_string_form() {
         let all: Vec<Evidence> = [
-            "dns:a.example", "dns:a", "wechat-httpdns:a", "dns:b", "wechat-httpdns:", "dns:",
-            "sni:z", "host:z", "stun-realm:z", "sni:a.b", "host:a", "sni:a",
-            "fingerprint:whatsapp-noise", "fingerprint:wechat-mmtls",
-            "prefix:157.240.0.0/16", "prefix:10.0.0.0/8", "relay-from:1.2.3.4:3478",
-            "relay-from:[2001:db8::1]:3478", "asn:AS12", "asn:AS2", "asn:AS100",
+            "dns:a.example",
+            "dns:a",
+            "wechat-httpdns:a",
+            "dns:b",
+            "wechat-httpdns:",
+            "dns:",
+            "sni:z",
+            "host:z",
+            "stun-realm:z",
+            "sni:a.b",
+            "host:a",
+            "sni:a",
+            "fingerprint:whatsapp-noise",
+            "fingerprint:wechat-mmtls",
+            "prefix:157.240.0.0/16",
+            "prefix:10.0.0.0/8",
+            "relay-from:1.2.3.4:3478",
+            "relay-from:[2001:db8::1]:3478",
+            "asn:AS12",
+            "asn:AS2",
+            "asn:AS100",
         ]
         .iter()
         .map(|s| s.parse().unwrap())
