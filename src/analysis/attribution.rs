@@ -19,7 +19,7 @@
 //! pulling unrelated traffic in.
 
 use crate::analysis::model::{DnsRecord, FlowRecord, HttpRecord, Role, ServerRecord, TlsRecord};
-use crate::analysis::names::stream::{DirKey, FastMap};
+use crate::analysis::names::stream::{DirKey, FastMap, FastState};
 use crate::analysis::packet::{Packet, PacketSink, Transport, tcp_flags};
 use crate::capture::Timestamp;
 use crate::scenario::apps::{AppProfile, AppProfiles, Fingerprint, NetworkProfile};
@@ -473,24 +473,27 @@ impl Attributor {
             .entry((i, ip, port, flow.proto.clone()))
             .or_default();
         entry.evidence.extend(evidence);
+        // Most flows of a server repeat its names: copy only new ones.
+        let mut add_name = |name: &String| {
+            if !entry.names.contains(name) {
+                entry.names.insert(name.clone());
+            }
+        };
         if let Some(s) = &flow.sni {
-            entry.names.insert(s.clone());
+            add_name(s);
         }
         for h in &flow_http {
             if let Some(host) = &h.host {
-                entry.names.insert(host.clone());
+                add_name(host);
             }
             if crate::analysis::names::wechat::is_newgetdns(&h.path) {
                 entry.dns_role = true;
             }
         }
         if let Some(names) = self.resolved.get(&ip) {
-            entry.names.extend(
-                names
-                    .iter()
-                    .filter(|r| r.ts <= flow.first_ts)
-                    .map(|r| r.name.clone()),
-            );
+            for r in names.iter().filter(|r| r.ts <= flow.first_ts) {
+                add_name(&r.name);
+            }
         }
     }
 
@@ -739,7 +742,9 @@ type Candidate = (usize, (IpAddr, u16), Vec<Evidence>, u8);
 /// What is collected for one server.
 #[derive(Debug, Default)]
 struct ServerAcc {
-    evidence: HashSet<Evidence>,
+    /// Filled once per attributed flow: the cheap seeded hash, not SipHash
+    /// (the set is sorted on output, so its order does not matter).
+    evidence: HashSet<Evidence, FastState>,
     names: BTreeSet<String>,
     /// Serves WeChat's HTTP DNS.
     dns_role: bool,

@@ -16,7 +16,7 @@
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 
@@ -37,6 +37,8 @@ pub type SortKey = [u64; 3];
 pub const DEFAULT_LIMIT: usize = 2048;
 /// Read buffer per run while merging.
 const RUN_BUFFER: usize = 32 * 1024;
+/// Spill writes are issued in chunks of about this size.
+const WRITE_BUFFER: usize = 256 * 1024;
 
 /// Where and when records spill to disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,6 +77,8 @@ pub struct Records<T> {
     file_len: u64,
     runs: Vec<Run>,
     spill_error: Option<String>,
+    /// Serialised records of the run being written (reused across runs).
+    write_buf: Vec<u8>,
 }
 
 impl<T: JsonRecord> Records<T> {
@@ -89,6 +93,7 @@ impl<T: JsonRecord> Records<T> {
             file_len: 0,
             runs: Vec::new(),
             spill_error: None,
+            write_buf: Vec::new(),
         }
     }
 
@@ -150,21 +155,28 @@ impl<T: JsonRecord> Records<T> {
             return Ok(());
         };
         file.seek(SeekFrom::Start(self.file_len))?;
-        let mut w = BufWriter::with_capacity(256 * 1024, &*file);
-        let mut json = Vec::with_capacity(512);
+        // Each record is serialised straight into one write buffer kept
+        // across runs (no per-run buffer, no per-record copy).
+        let buf = &mut self.write_buf;
+        buf.clear();
         let mut written = 0u64;
         for (key, _, rec) in &self.mem {
-            json.clear();
-            rec.write_json(&mut json)?;
             for k in key {
-                w.write_all(&k.to_le_bytes())?;
+                buf.extend_from_slice(&k.to_le_bytes());
             }
-            w.write_all(&(json.len() as u32).to_le_bytes())?;
-            w.write_all(&json)?;
-            written += 28 + json.len() as u64;
+            let len_at = buf.len();
+            buf.extend_from_slice(&[0; 4]);
+            rec.write_json(buf)?;
+            let len = (buf.len() - len_at - 4) as u32;
+            buf[len_at..len_at + 4].copy_from_slice(&len.to_le_bytes());
+            written += 28 + u64::from(len);
+            if buf.len() >= WRITE_BUFFER {
+                file.write_all(buf)?;
+                buf.clear();
+            }
         }
-        w.flush()?;
-        drop(w);
+        file.write_all(buf)?;
+        buf.clear();
         self.mem.clear();
         self.runs.push(Run {
             start: self.file_len,

@@ -83,8 +83,38 @@ impl Evidence {
 
     /// Sorts strongest first, then by the string form, without duplicates.
     pub fn sort(list: &mut Vec<Evidence>) {
-        list.sort_by_cached_key(|e| (std::cmp::Reverse(e.strength()), e.to_string()));
+        // Runs for every app and flow end of every flow: a stable sort with
+        // the string form compared without building it where it can be (the
+        // same order as sorting by `(Reverse(strength), to_string())`).
+        list.sort_by(|a, b| b.strength().cmp(&a.strength()).then_with(|| a.cmp_text(b)));
         list.dedup();
+    }
+
+    /// The part after `kind:` where it is a plain string.
+    fn text(&self) -> Option<&str> {
+        match self {
+            Evidence::Dns(s)
+            | Evidence::WechatHttpDns(s)
+            | Evidence::Sni(s)
+            | Evidence::Host(s)
+            | Evidence::StunRealm(s) => Some(s),
+            Evidence::Fingerprint(fp) => Some(fp.name()),
+            Evidence::Prefix(_) | Evidence::RelayFrom(_) | Evidence::Asn(_) => None,
+        }
+    }
+
+    /// Compares the string forms (`to_string()`), allocating only for the
+    /// kinds whose value is not a plain string.
+    fn cmp_text(&self, other: &Evidence) -> std::cmp::Ordering {
+        match (self.text(), other.text()) {
+            (Some(a), Some(b)) => {
+                fn form<'s>(kind: &'static str, v: &'s str) -> impl Iterator<Item = u8> + 's {
+                    kind.bytes().chain(*b":").chain(v.bytes())
+                }
+                form(self.kind(), a).cmp(form(other.kind(), b))
+            }
+            _ => self.to_string().cmp(&other.to_string()),
+        }
     }
 }
 
@@ -209,5 +239,53 @@ mod tests {
         Evidence::sort(&mut v);
         let s: Vec<String> = v.iter().map(|e| e.to_string()).collect();
         assert_eq!(s, ["dns:a", "sni:b", "prefix:157.240.0.0/16", "asn:AS1"]);
+    }
+
+    /// The allocation-free comparison orders exactly as the string forms
+    /// do: every kind, kinds of equal strength side by side, names that
+    /// are prefixes of others, numbers that sort differently as text.
+    #[test]
+    fn sort_equals_sorting_by_string_form() {
+        let all: Vec<Evidence> = [
+            "dns:a.example",
+            "dns:a",
+            "wechat-httpdns:a",
+            "dns:b",
+            "wechat-httpdns:",
+            "dns:",
+            "sni:z",
+            "host:z",
+            "stun-realm:z",
+            "sni:a.b",
+            "host:a",
+            "sni:a",
+            "fingerprint:whatsapp-noise",
+            "fingerprint:wechat-mmtls",
+            "prefix:157.240.0.0/16",
+            "prefix:10.0.0.0/8",
+            "relay-from:1.2.3.4:3478",
+            "relay-from:[2001:db8::1]:3478",
+            "asn:AS12",
+            "asn:AS2",
+            "asn:AS100",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        let reference = |v: &[Evidence]| {
+            let mut v = v.to_vec();
+            v.sort_by_cached_key(|e| (std::cmp::Reverse(e.strength()), e.to_string()));
+            v.dedup();
+            v
+        };
+        // Rotations and interleavings, with duplicates, as inputs.
+        for step in 1..all.len() {
+            let mut input: Vec<Evidence> = (0..all.len() * 2)
+                .map(|i| all[(i * step + i / all.len()) % all.len()].clone())
+                .collect();
+            let want = reference(&input);
+            Evidence::sort(&mut input);
+            assert_eq!(input, want, "step {step}");
+        }
     }
 }
