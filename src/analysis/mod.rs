@@ -13,4 +13,5 @@ pub mod model;
 pub mod names;
 pub mod packet;
 pub mod replay;
+pub mod replay_shard;
 pub mod spill;

@@ -35,7 +35,7 @@ pub struct MergeArgs {
 
 /// Runs `matador merge`.
 pub fn run(args: MergeArgs) -> anyhow::Result<ExitCode> {
-    if super::replay::is_replay_shard(&args.shards[0]) {
+    if matador::analysis::replay_shard::is_replay_shard(&args.shards[0]) {
         return super::replay::merge_replay_shards(&args.out, &args.shards, args.partial);
     }
     let m = matador::campaign::merge::merge(&args.out, &args.shards, args.partial)?;

@@ -6,6 +6,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use matador::analysis::replay::{
     ReplayOptions, StreamedReport, TOP_FLOWS, collect_inputs, stream_file,
 };
+use matador::analysis::replay_shard;
 use matador::analysis::spill::SpillConfig;
 use matador::scenario::apps::AppProfiles;
 use std::collections::{BTreeMap, HashSet};
@@ -90,158 +91,81 @@ pub struct ReplayArgs {
     pub shard: Option<matador::campaign::plan::ShardSpec>,
 }
 
-/// Schema tag of `replay-shard.json`.
-const REPLAY_SHARD_SCHEMA: &str = "matador/replay-shard/1";
-
-/// `replay-shard.json`: which captures of which list a replay shard read.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-struct ReplayShard {
-    schema: String,
-    k: u32,
-    n: u32,
-    /// SHA-256 of the whole input list (`path<TAB>size<LF>` per capture).
-    inputs_sha256: String,
-    /// Captures in the whole list.
-    inputs_total: usize,
-    /// This shard's captures: position in the whole list, path, output name.
-    inputs: Vec<(usize, String, String)>,
-}
-
-/// SHA-256 (hex) of the input list, sizes included: shards of different
-/// archives (or of a changed one) are told apart.
-fn inputs_sha256(inputs: &[PathBuf]) -> String {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    for p in inputs {
-        let size = fs::metadata(p).map_or(0, |m| m.len());
-        ctx.update(format!("{}\t{size}\n", p.display()).as_bytes());
-    }
-    ctx.finish()
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// True when `dir` is the `--out` folder of a `replay --shard`.
-pub fn is_replay_shard(dir: &Path) -> bool {
-    dir.join("replay-shard.json").is_file()
-}
-
-fn read_replay_shard(dir: &Path) -> anyhow::Result<ReplayShard> {
-    let p = dir.join("replay-shard.json");
-    let t = fs::read_to_string(&p).with_context(|| format!("{}", p.display()))?;
-    let s: ReplayShard = serde_json::from_str(&t)
-        .with_context(|| format!("{}: not a {REPLAY_SHARD_SCHEMA} file", p.display()))?;
-    Ok(s)
-}
-
-/// `matador merge OUT DIR…` on replay shards: the shards' output files in
-/// one folder (named as one unsharded `replay --out` names them), after
-/// the same refusals as campaign shards: different input lists, a shard
-/// twice, and missing shards unless `partial`.
+/// `matador merge OUT DIR…` on replay shards ([`replay_shard::merge`]).
 pub fn merge_replay_shards(
     out: &Path,
     dirs: &[PathBuf],
     partial: bool,
 ) -> anyhow::Result<ExitCode> {
-    let mut shards = Vec::new();
-    for d in dirs {
-        anyhow::ensure!(
-            is_replay_shard(d),
-            "{}: not a replay shard (no replay-shard.json): campaign and replay shards cannot be merged together",
-            d.display()
-        );
-        shards.push((d.clone(), read_replay_shard(d)?));
-    }
-    shards.sort_by_key(|(_, s)| s.k);
-    let (d0, s0) = &shards[0];
-    for (d, s) in &shards[1..] {
-        anyhow::ensure!(
-            s.inputs_sha256 == s0.inputs_sha256 && s.n == s0.n,
-            "{} and {} are shards of different capture lists (or split differently: {} vs {} shards)",
-            d0.display(),
-            d.display(),
-            s0.n,
-            s.n
-        );
-    }
-    for w in shards.windows(2) {
-        anyhow::ensure!(
-            w[0].1.k != w[1].1.k,
-            "shard {} given twice: {} and {}",
-            w[0].1.k,
-            w[0].0.display(),
-            w[1].0.display()
-        );
-    }
-    let present: HashSet<u32> = shards.iter().map(|(_, s)| s.k).collect();
-    let missing: Vec<String> = (0..s0.n)
-        .filter(|k| !present.contains(k))
-        .map(|k| k.to_string())
-        .collect();
-    let have: usize = shards.iter().map(|(_, s)| s.inputs.len()).sum();
-    anyhow::ensure!(
-        missing.is_empty() || partial,
-        "incomplete: shard(s) {} of {} missing ({have} of {} captures in the shards given); merge them too, or pass --partial",
-        missing.join(", "),
-        s0.n,
-        s0.inputs_total
-    );
-    anyhow::ensure!(
-        !out.exists() || fs::read_dir(out)?.next().is_none(),
-        "{}: exists and is not empty; merge into a new folder",
-        out.display()
-    );
-    fs::create_dir_all(out).with_context(|| format!("{}", out.display()))?;
-    let mut seen = HashSet::new();
-    for (d, s) in &shards {
-        for (_, path, name) in &s.inputs {
-            anyhow::ensure!(
-                seen.insert(name.clone()),
-                "capture {path} is in two shards (output {name})"
-            );
-            for ext in ["json", "flows.jsonl", "dns.jsonl", "tls.jsonl"] {
-                let f = d.join(format!("{name}.{ext}"));
-                if f.is_file() {
-                    fs::copy(&f, out.join(format!("{name}.{ext}")))
-                        .with_context(|| format!("copy {}", f.display()))?;
-                }
-            }
-        }
-        let kept = out.join("shards").join(s.k.to_string());
-        fs::create_dir_all(&kept)?;
-        fs::copy(d.join("replay-shard.json"), kept.join("replay-shard.json"))?;
-    }
-    let mut inputs: Vec<&(usize, String, String)> =
-        shards.iter().flat_map(|(_, s)| &s.inputs).collect();
-    inputs.sort();
-    let merged = serde_json::json!({
-        "schema": "matador/replay-merge/1",
-        "n": s0.n,
-        "inputs_sha256": s0.inputs_sha256,
-        "inputs_total": s0.inputs_total,
-        "complete": missing.is_empty(),
-        "missing_shards": missing,
-        "shards": shards.iter().map(|(d, s)| serde_json::json!({"k": s.k, "from": d.display().to_string(), "captures": s.inputs.len()})).collect::<Vec<_>>(),
-        "captures": inputs.iter().map(|(i, p, n)| serde_json::json!({"index": i, "path": p, "output": format!("{n}.json")})).collect::<Vec<_>>(),
-    });
-    matador::atomic_file::write(
-        &out.join("replay-merge.json"),
-        format!("{}\n", serde_json::to_string_pretty(&merged)?).as_bytes(),
-    )?;
+    let m = replay_shard::merge(out, dirs, partial)?;
     println!(
-        "merged {} replay shard(s) of {} into {}: {have} of {} captures{}",
-        shards.len(),
-        s0.n,
+        "merged {} replay shard(s) of {} into {}: {} of {} captures{}",
+        m.shards,
+        m.n,
         out.display(),
-        s0.inputs_total,
-        if missing.is_empty() {
+        m.captures,
+        m.total,
+        if m.missing.is_empty() {
             ""
         } else {
             " (incomplete)"
         }
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Captures to read with their output names, or the exit code to end with.
+type Selected = Result<(Vec<PathBuf>, Vec<String>), ExitCode>;
+
+/// The captures to read and their output names: every capture found, or
+/// with `--shard` this shard's part (its `replay-shard.json` written into
+/// `--out`). `Err`: the exit code of a usage error or an empty shard.
+fn select_inputs(args: &ReplayArgs) -> anyhow::Result<Selected> {
+    let inputs = collect_inputs(&args.paths);
+    // Output names come from the whole list, so shards name their files
+    // as one unsharded run would and merged shards never collide.
+    let names = output_names(&inputs);
+    let (inputs, names) = match args.shard {
+        None => (inputs, names),
+        Some(spec) => {
+            let (record, inputs, names) = replay_shard::split(inputs, names, spec);
+            if let Some(dir) = &args.out {
+                replay_shard::write(dir, &record)?;
+            }
+            eprintln!(
+                "shard {spec}: {} of {} captures",
+                record.inputs.len(),
+                record.inputs_total
+            );
+            if inputs.is_empty() {
+                return Ok(Err(ExitCode::SUCCESS));
+            }
+            (inputs, names)
+        }
+    };
+    if inputs.is_empty() {
+        eprintln!(
+            "error: no pcap or pcapng files found under {}",
+            args.paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        return Ok(Err(ExitCode::from(2)));
+    }
+    Ok(Ok((inputs, names)))
+}
+
+/// The app profiles of `--apps`, or the built-in ones.
+fn load_apps(apps: Option<&Path>) -> Result<AppProfiles, ExitCode> {
+    match apps {
+        None => Ok(AppProfiles::builtin()),
+        Some(dir) => AppProfiles::load_dir(dir).map_err(|e| {
+            eprintln!("error: --apps {}: {e}", dir.display());
+            ExitCode::from(2)
+        }),
+    }
 }
 
 /// Runs `matador replay`.
@@ -261,65 +185,13 @@ pub fn run(args: ReplayArgs) -> anyhow::Result<ExitCode> {
     if let Some(code) = super::run::replay_record(&args.paths, args.json, args.apps.as_deref())? {
         return Ok(code);
     }
-    let mut inputs = collect_inputs(&args.paths);
-    // Output names come from the whole list, so shards name their files
-    // as one unsharded run would and merged shards never collide.
-    let mut names = output_names(&inputs);
-    if let Some(spec) = args.shard {
-        let whole = inputs_sha256(&inputs);
-        let total = inputs.len();
-        let mine: Vec<(usize, PathBuf, String)> = inputs
-            .into_iter()
-            .zip(names)
-            .enumerate()
-            .filter(|(i, _)| *i as u64 % u64::from(spec.n) == u64::from(spec.k))
-            .map(|(i, (p, n))| (i, p, n))
-            .collect();
-        let record = ReplayShard {
-            schema: REPLAY_SHARD_SCHEMA.into(),
-            k: spec.k,
-            n: spec.n,
-            inputs_sha256: whole,
-            inputs_total: total,
-            inputs: mine
-                .iter()
-                .map(|(i, p, n)| (*i, p.display().to_string(), n.clone()))
-                .collect(),
-        };
-        if let Some(dir) = &args.out {
-            fs::create_dir_all(dir)
-                .with_context(|| format!("--out: cannot create {}", dir.display()))?;
-            matador::atomic_file::write(
-                &dir.join("replay-shard.json"),
-                format!("{}\n", serde_json::to_string_pretty(&record)?).as_bytes(),
-            )?;
-        }
-        eprintln!("shard {spec}: {} of {total} captures", record.inputs.len());
-        if mine.is_empty() {
-            return Ok(ExitCode::SUCCESS);
-        }
-        (inputs, names) = mine.into_iter().map(|(_, p, n)| (p, n)).unzip();
-    }
-    if inputs.is_empty() {
-        eprintln!(
-            "error: no pcap or pcapng files found under {}",
-            args.paths
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        return Ok(ExitCode::from(2));
-    }
-    let apps = match &args.apps {
-        None => AppProfiles::builtin(),
-        Some(dir) => match AppProfiles::load_dir(dir) {
-            Ok(a) => a,
-            Err(e) => {
-                eprintln!("error: --apps {}: {e}", dir.display());
-                return Ok(ExitCode::from(2));
-            }
-        },
+    let (inputs, names) = match select_inputs(&args)? {
+        Ok(found) => found,
+        Err(code) => return Ok(code),
+    };
+    let apps = match load_apps(args.apps.as_deref()) {
+        Ok(a) => a,
+        Err(code) => return Ok(code),
     };
     if let Some(dir) = &args.out
         && let Err(e) = fs::create_dir_all(dir)
