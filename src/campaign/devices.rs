@@ -468,7 +468,7 @@ impl PhoneControl for DevicePhones {
         Ok((!gone.is_empty()).then(|| gone.join("; ")))
     }
 
-    fn take_interruptions(&self, phone: &str) -> Vec<(f64, String)> {
+    fn take_interruptions(&self, phone: &str) -> Vec<String> {
         self.phone(phone)
             .map(|p| p.device().take_interruptions())
             .unwrap_or_default()

@@ -124,10 +124,10 @@ pub trait PhoneControl: Send + Sync {
         let _ = (phone, limit);
         Ok(None)
     }
-    /// The interruptions `phone` handled since the last call (host time,
-    /// what was done: a dialog dismissed, BACK pressed), for the journal.
+    /// The interruptions `phone` handled since the last call (what was
+    /// done: a dialog dismissed, BACK pressed), for the journal.
     /// Default: none (fakes show no dialogs).
-    fn take_interruptions(&self, phone: &str) -> Vec<(f64, String)> {
+    fn take_interruptions(&self, phone: &str) -> Vec<String> {
         let _ = phone;
         Vec::new()
     }

@@ -235,6 +235,13 @@ struct Failure {
     interrupted: bool,
 }
 
+/// A journal line that could not be written fails the step it was about
+/// (a full disk is then handled like any other: the attempt's files go and
+/// the campaign stops).
+fn journal_failed(step: Step) -> impl FnOnce(CampaignError) -> Failure {
+    move |e| Failure::at(step, EnvError::new(format!("journal: {e}")))
+}
+
 impl Failure {
     fn at(step: Step, err: EnvError) -> Self {
         Failure {
@@ -941,17 +948,19 @@ impl Runner {
                 ));
             }
             let (nodes, via) = self.node_step(step, na, nb);
-            let _ = self.journal_nodes(
+            self.journal_nodes(
                 Some(m),
                 step.name(),
                 StepState::Started,
                 None,
                 nodes.clone(),
                 via.clone(),
-            );
+            )
+            .map_err(journal_failed(step))?;
             self.progress(m, format!("{} {} {}", m.id, m.app, step.name()));
             let r = self.step(step, m, dir, na, nb, &mut events);
-            self.journal_interruptions(m);
+            self.journal_interruptions(m)
+                .map_err(journal_failed(step))?;
             let (state, detail, nodes, via) = match &r {
                 Ok(Some(rep)) => (
                     StepState::Done,
@@ -962,16 +971,18 @@ impl Runner {
                 Ok(None) => (StepState::Done, None, nodes, via),
                 Err(f) => (StepState::Failed, Some(f.err.message.clone()), nodes, via),
             };
-            let _ = self.journal_nodes(Some(m), step.name(), state, detail, nodes, via);
+            let journalled = self.journal_nodes(Some(m), step.name(), state, detail, nodes, via);
             r?;
+            journalled.map_err(journal_failed(step))?;
         }
         for step in off_steps(m.kind, &self.opts.steps) {
-            let _ = self.journal(
+            self.journal(
                 Some(m),
                 step.name(),
                 StepState::Off,
                 Some("off by scenario".into()),
-            );
+            )
+            .map_err(journal_failed(step))?;
         }
         Ok(())
     }
@@ -979,17 +990,18 @@ impl Runner {
     /// Journals the interruptions (dialogs dismissed, BACK pressed) the
     /// phones handled during the last step: a measurement that needed them
     /// is still valid, but the record says what was on the screens.
-    fn journal_interruptions(&self, m: &PlannedMeasurement) {
+    fn journal_interruptions(&self, m: &PlannedMeasurement) -> Result<(), CampaignError> {
         for ph in [&m.sender, &m.receiver] {
-            for (_, what) in self.env.phones.take_interruptions(ph) {
-                let _ = self.journal(
+            for what in self.env.phones.take_interruptions(ph) {
+                self.journal(
                     Some(m),
                     "interruption",
                     StepState::Done,
                     Some(format!("{ph}: {what}")),
-                );
+                )?;
             }
         }
+        Ok(())
     }
 
     /// The nodes a paths/probes step works on and how it reaches them (for
@@ -1355,7 +1367,15 @@ impl Runner {
                 Ok(()) => (StepState::Done, format!("screen-{ph}.mp4")),
                 Err(e) => (StepState::Failed, e.message),
             };
-            let _ = self.journal(Some(m), "screenrecord", state, Some(detail));
+            if let Err(e) = self.journal(Some(m), "screenrecord", state, Some(detail)) {
+                // The recording is evidence beside the measurement: its
+                // journal line is not worth failing the measurement, but
+                // the loss is said.
+                eprintln!(
+                    "warning: {}: screenrecord of {ph} not journalled: {e}",
+                    m.id
+                );
+            }
         }
     }
 

@@ -159,8 +159,8 @@ pub struct Device {
     /// Name for messages and file names.
     pub name: String,
     /// Interruptions handled while waiting for elements, oldest first
-    /// (host time, what was done); drained by [`Device::take_interruptions`].
-    handled: std::sync::Mutex<Vec<(f64, String)>>,
+    /// (what was done); drained by [`Device::take_interruptions`].
+    handled: std::sync::Mutex<Vec<String>>,
 }
 
 fn now() -> f64 {
@@ -558,12 +558,12 @@ impl Device {
         self.handled
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push((now(), note));
+            .push(note);
         Ok(())
     }
 
-    /// The interruptions handled since the last call (host time, what).
-    pub fn take_interruptions(&self) -> Vec<(f64, String)> {
+    /// The interruptions handled since the last call, oldest first.
+    pub fn take_interruptions(&self) -> Vec<String> {
         std::mem::take(&mut *self.handled.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
