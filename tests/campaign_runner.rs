@@ -66,6 +66,13 @@ struct World {
     open_captures: Mutex<BTreeMap<String, PathBuf>>,
     /// Running screen recordings: phone → file.
     recordings: Mutex<BTreeMap<String, PathBuf>>,
+    /// Opening chats of this app hangs; the flag says whether a hung call
+    /// has ended.
+    hang_opening: Option<(String, Arc<AtomicBool>)>,
+    /// The screen recorder never ends until the phone's action is
+    /// cancelled (a real `screenrecord` whose adb stream hangs); the flag
+    /// is set by `cancel`.
+    stuck_recorder: Option<(Mutex<bool>, std::sync::Condvar)>,
 }
 
 fn now() -> f64 {
@@ -116,6 +123,14 @@ impl PhoneControl for Fake {
         })
     }
     fn open_chat(&self, phone: &str, app: &str, peer: &str) -> Result<(), EnvError> {
+        if let Some((hung, ended)) = &self.0.hang_opening
+            && hung == app
+        {
+            // The hang is the scenario: the runner must give up on it
+            // (longer than any run; the process ends with the test).
+            std::thread::sleep(Duration::from_secs(600));
+            ended.store(true, Ordering::SeqCst);
+        }
         self.0
             .calls
             .lock()
@@ -187,7 +202,29 @@ impl PhoneControl for Fake {
         self.start_rec(p, f)
     }
     fn stop_screenrecord(&self, p: &str) -> Result<(), EnvError> {
-        self.stop_rec(p)
+        let Some((cancelled, cv)) = &self.0.stuck_recorder else {
+            return self.stop_rec(p);
+        };
+        let mut done = cancelled.lock().unwrap();
+        while !*done {
+            done = cv.wait(done).unwrap();
+        }
+        self.0
+            .calls
+            .lock()
+            .unwrap()
+            .push(format!("recorder ended {p}"));
+        Err(EnvError::new("stream closed"))
+    }
+    fn cancel(&self, phone: &str, _limit: Duration) -> Result<Option<String>, EnvError> {
+        // In-process calls end with their thread; only the stuck recorder
+        // waits for its cancel.
+        if let Some((cancelled, cv)) = &self.0.stuck_recorder {
+            self.0.calls.lock().unwrap().push(format!("cancel {phone}"));
+            *cancelled.lock().unwrap() = true;
+            cv.notify_all();
+        }
+        Ok(None)
     }
 }
 
@@ -854,96 +891,6 @@ impl matador::campaign::env::StepHook for TraceHook {
     }
 }
 
-/// A phone that hangs when opening chats for one app; the flag says
-/// whether a hung call has ended.
-struct Hang(Fake, String, Arc<AtomicBool>);
-
-impl PhoneControl for Hang {
-    fn prepare(&self, p: &str, a: &str, c: &str) -> Result<PhoneFacts, EnvError> {
-        self.0.prepare(p, a, c)
-    }
-    fn open_chat(&self, p: &str, a: &str, peer: &str) -> Result<(), EnvError> {
-        if a == self.1 {
-            // The hang is the scenario: the runner must give up on it
-            // (longer than any run; the process ends with the test).
-            std::thread::sleep(Duration::from_secs(600));
-            self.2.store(true, Ordering::SeqCst);
-        }
-        self.0.open_chat(p, a, peer)
-    }
-    fn send(&self, p: &str, a: &str, t: &str) -> Result<f64, EnvError> {
-        self.0.send(p, a, t)
-    }
-    fn wait_receive(&self, p: &str, a: &str, t: &str, d: Duration) -> Result<f64, EnvError> {
-        self.0.wait_receive(p, a, t, d)
-    }
-    fn finish(&self, p: &str, a: &str) -> Result<(), EnvError> {
-        self.0.finish(p, a)
-    }
-    fn diagnostics(&self, p: &str, d: &Path) -> Result<(), EnvError> {
-        self.0.diagnostics(p, d)
-    }
-    fn start_screenrecord(&self, p: &str, _l: Duration, f: &Path) -> Result<(), EnvError> {
-        self.0.start_rec(p, f)
-    }
-    fn stop_screenrecord(&self, p: &str) -> Result<(), EnvError> {
-        self.0.stop_rec(p)
-    }
-}
-
-/// A phone whose screen recorder never ends until the action is cancelled
-/// (a real `screenrecord` whose adb stream hangs): the campaign must cancel
-/// it on the phone, not leave its thread running beside the next step.
-struct StuckRecorder(Fake, Mutex<bool>, std::sync::Condvar);
-
-impl PhoneControl for StuckRecorder {
-    fn prepare(&self, p: &str, a: &str, c: &str) -> Result<PhoneFacts, EnvError> {
-        self.0.prepare(p, a, c)
-    }
-    fn open_chat(&self, p: &str, a: &str, peer: &str) -> Result<(), EnvError> {
-        self.0.open_chat(p, a, peer)
-    }
-    fn send(&self, p: &str, a: &str, t: &str) -> Result<f64, EnvError> {
-        self.0.send(p, a, t)
-    }
-    fn wait_receive(&self, p: &str, a: &str, t: &str, d: Duration) -> Result<f64, EnvError> {
-        self.0.wait_receive(p, a, t, d)
-    }
-    fn finish(&self, p: &str, a: &str) -> Result<(), EnvError> {
-        self.0.finish(p, a)
-    }
-    fn diagnostics(&self, p: &str, d: &Path) -> Result<(), EnvError> {
-        self.0.diagnostics(p, d)
-    }
-    fn start_screenrecord(&self, p: &str, _l: Duration, f: &Path) -> Result<(), EnvError> {
-        self.0.start_rec(p, f)
-    }
-    fn stop_screenrecord(&self, p: &str) -> Result<(), EnvError> {
-        let mut cancelled = self.1.lock().unwrap();
-        while !*cancelled {
-            cancelled = self.2.wait(cancelled).unwrap();
-        }
-        self.0
-            .0
-            .calls
-            .lock()
-            .unwrap()
-            .push(format!("recorder ended {p}"));
-        Err(EnvError::new("stream closed"))
-    }
-    fn cancel(&self, phone: &str, _limit: Duration) -> Result<Option<String>, EnvError> {
-        self.0
-            .0
-            .calls
-            .lock()
-            .unwrap()
-            .push(format!("cancel {phone}"));
-        *self.1.lock().unwrap() = true;
-        self.2.notify_all();
-        Ok(None)
-    }
-}
-
 #[test]
 fn a_hung_screen_recording_is_cancelled_on_the_phone() {
     let tmp = tempfile::tempdir().unwrap();
@@ -959,13 +906,11 @@ fn a_hung_screen_recording_is_cancelled_on_the_phone() {
     let plan = Plan::expand(&ls);
     let rec = Record::create(&tmp.path().join("campaigns"), &plan, &ls.source).unwrap();
     let dir = rec.dir.clone();
-    let w = Arc::new(World::default());
-    let mut e = env(&w);
-    e.phones = Arc::new(StuckRecorder(
-        Fake(w.clone()),
-        Mutex::new(false),
-        std::sync::Condvar::new(),
-    ));
+    let w = Arc::new(World {
+        stuck_recorder: Some((Mutex::new(false), std::sync::Condvar::new())),
+        ..World::default()
+    });
+    let e = env(&w);
     let s = Runner::new(rec, plan, e, opts(&ls)).run().unwrap();
     // A recording is evidence, not the measurement: the measurements end.
     assert!(s.complete >= 1, "{s:?}");
@@ -1009,11 +954,13 @@ fn extra_steps_and_step_timeouts() {
     let plan = Plan::expand(&ls);
     let rec = Record::create(&tmp.path().join("campaigns"), &plan, &ls.source).unwrap();
     let dir = rec.dir.clone();
-    let w = Arc::new(World::default());
+    let hang_ended = Arc::new(AtomicBool::new(false));
+    let w = Arc::new(World {
+        hang_opening: Some(("signal".into(), hang_ended.clone())),
+        ..World::default()
+    });
     let hook = Arc::new(TraceHook(AtomicUsize::new(0), Mutex::default()));
     let mut e = env(&w);
-    let hang_ended = Arc::new(AtomicBool::new(false));
-    e.phones = Arc::new(Hang(Fake(w.clone()), "signal".into(), hang_ended.clone()));
     e.paths = Some(hook.clone());
     // A step the scenario turns on and the environment cannot run is
     // refused before the first measurement (never skipped-but-complete).

@@ -6,8 +6,6 @@
 #[path = "phone_sim_support.rs"]
 mod support;
 
-use matador::device::adb::Target;
-use matador::device::phone::Device;
 use matador::device::typing::{self, Typing};
 use matador_lab::phone::shell::parse;
 use std::process::Command;
@@ -108,18 +106,8 @@ async fn hostile_texts_arrive_verbatim_and_never_run() {
     let server = AdbServer::start();
     server.connect(a.adb_addr);
     server.connect(b.adb_addr);
-    let da = Device::open(Target::Server {
-        server: server.addr(),
-        serial: a.adb_addr.to_string(),
-    })
-    .await
-    .unwrap();
-    let db = Device::open(Target::Server {
-        server: server.addr(),
-        serial: b.adb_addr.to_string(),
-    })
-    .await
-    .unwrap();
+    let da = server.device(a.adb_addr).await;
+    let db = server.device(b.adb_addr).await;
     let apps = load_app_profiles();
     let wa = apps.iter().find(|a| a.id == "whatsapp").unwrap();
     // Negative control: an unescaped text would run on the simulated phone.

@@ -5,8 +5,7 @@
 #[path = "phone_sim_support.rs"]
 mod support;
 
-use matador::device::adb::Target;
-use matador::device::phone::{Device, ReceiptVia};
+use matador::device::phone::ReceiptVia;
 use std::time::Duration;
 use support::*;
 
@@ -21,18 +20,8 @@ async fn seven_apps_a_to_b_via_notifications() {
     let server = AdbServer::start();
     server.connect(a.adb_addr);
     server.connect(b.adb_addr);
-    let da = Device::open(Target::Server {
-        server: server.addr(),
-        serial: a.adb_addr.to_string(),
-    })
-    .await
-    .unwrap();
-    let db = Device::open(Target::Server {
-        server: server.addr(),
-        serial: b.adb_addr.to_string(),
-    })
-    .await
-    .unwrap();
+    let da = server.device(a.adb_addr).await;
+    let db = server.device(b.adb_addr).await;
     assert_eq!(db.info(&[]).await.unwrap().locked, Some(true));
     da.wake_unlock().await.unwrap();
     db.wake_unlock().await.unwrap();
@@ -90,14 +79,8 @@ async fn interruptions_in_two_languages_are_handled_on_the_way() {
         a.interruptions.rate = 1.0;
     })
     .await;
-    let open = |addr: std::net::SocketAddr| {
-        Device::open(Target::Server {
-            server: t.server.addr(),
-            serial: addr.to_string(),
-        })
-    };
-    let da = open(t.a.adb_addr).await.unwrap();
-    let db = open(t.b.adb_addr).await.unwrap();
+    let da = t.server.device(t.a.adb_addr).await;
+    let db = t.server.device(t.b.adb_addr).await;
     da.wake_unlock().await.unwrap();
     db.wake_unlock().await.unwrap();
     let apps = load_app_profiles();

@@ -84,6 +84,19 @@ impl AdbServer {
         SocketAddrV4::new(Ipv4Addr::LOCALHOST, self.port)
     }
 
+    /// The device layer's [`Device`] of the phone at `phone`, opened
+    /// through this server (the phone connected already).
+    ///
+    /// [`Device`]: matador::device::phone::Device
+    pub async fn device(&self, phone: SocketAddr) -> matador::device::phone::Device {
+        matador::device::phone::Device::open(matador::device::adb::Target::Server {
+            server: self.addr(),
+            serial: phone.to_string(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("open {phone} through adb server {}: {e}", self.port))
+    }
+
     /// Runs `adb -P PORT args…`: (status code, stdout, stderr).
     pub fn adb(&self, args: &[&str]) -> (i32, String, String) {
         let out = Command::new("adb")
