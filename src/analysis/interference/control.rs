@@ -10,8 +10,8 @@
 //! addresses is inconsistent too (0.6). Names absent from the control and
 //! address families the control has no answer for are not judged.
 
-use super::{DNS_FORGERY, DnsFindings, InterferenceConfig, InterferenceError, event};
-use crate::analysis::model::DnsRecord;
+use super::{DnsFindings, InterferenceConfig, InterferenceError, event};
+use crate::analysis::model::{DnsRecord, InterferenceRule};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -125,8 +125,7 @@ pub fn check(records: &[DnsRecord], cfg: &InterferenceConfig) -> DnsFindings {
             ev.insert("answer_asns".into(), json!(ans_asns));
         }
         let mut e = event(
-            DNS_FORGERY,
-            "control_inconsistency",
+            InterferenceRule::ControlInconsistency,
             vec![r.frame],
             r.server,
             conf,
@@ -230,7 +229,7 @@ mod tests {
             vec![3, 4]
         );
         assert_eq!(ev[0].confidence, 0.7);
-        assert_eq!(ev[0].rule, "control_inconsistency");
+        assert_eq!(ev[0].rule, InterferenceRule::ControlInconsistency);
         assert_eq!(ev[1].confidence, 0.6);
     }
 

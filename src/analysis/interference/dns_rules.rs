@@ -18,8 +18,8 @@
 //!   injector constant) does not fit the resolver's other replies.
 
 use super::data::{BogonKind, RuleData, is_public_name};
-use super::{DNS_FORGERY, DnsFindings, DnsMeta, PortUnreachable, event, round2};
-use crate::analysis::model::{DnsRecord, InterferenceEvent};
+use super::{DnsFindings, DnsMeta, PortUnreachable, event, round2};
+use crate::analysis::model::{DnsRecord, InterferenceEvent, InterferenceRule};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -70,8 +70,7 @@ pub fn check(
         if !known.is_empty() {
             covered.insert(r.frame);
             let mut e = event(
-                DNS_FORGERY,
-                "known_forged_answer",
+                InterferenceRule::KnownForgedAnswer,
                 vec![r.frame],
                 r.server,
                 0.95,
@@ -117,8 +116,7 @@ pub fn check(
                 conf += 0.1;
             }
             let mut e = event(
-                DNS_FORGERY,
-                "bogon_answer",
+                InterferenceRule::BogonAnswer,
                 vec![r.frame],
                 r.server,
                 conf,
@@ -159,8 +157,7 @@ pub fn check(
         }
         let conf = if m.fields().len() > 1 { 0.65 } else { 0.45 };
         let mut e = event(
-            DNS_FORGERY,
-            "resolver_misfit",
+            InterferenceRule::ResolverMisfit,
             vec![r.frame],
             r.server,
             conf,
@@ -673,8 +670,7 @@ fn duplicate_event(
         .collect();
     let first = replies[0];
     let mut e = event(
-        DNS_FORGERY,
-        "duplicate_reply",
+        InterferenceRule::DuplicateReply,
         frames,
         *server,
         v.confidence(),
@@ -849,7 +845,7 @@ mod tests {
         );
         let ev = check(&recs, &HashMap::new(), &[], &data).events;
         assert_eq!(ev.len(), 1, "{ev:?}");
-        assert_eq!(ev[0].rule, "resolver_misfit");
+        assert_eq!(ev[0].rule, InterferenceRule::ResolverMisfit);
         assert_eq!(ev[0].frames, vec![25_000]);
         assert_eq!(ev[0].evidence["expected_ip_id_pattern"], "counter");
     }
@@ -900,7 +896,10 @@ mod tests {
         assert!(!listed.is_empty());
         assert_eq!(found.forged, listed);
         let ev = found.events;
-        let dup: Vec<_> = ev.iter().filter(|e| e.rule == "duplicate_reply").collect();
+        let dup: Vec<_> = ev
+            .iter()
+            .filter(|e| e.rule == InterferenceRule::DuplicateReply)
+            .collect();
         assert_eq!(dup.len(), 4, "{ev:#?}");
         for (q, e) in dup.iter().enumerate() {
             assert_eq!(e.evidence["suspect_frames"], json!([11 + 2 * q as u64]));

@@ -26,7 +26,9 @@ pub mod tcp_rules;
 
 use crate::analysis::decode::decode;
 use crate::analysis::dns::{DNS_PORT, DnsExtractor, id_and_response};
-use crate::analysis::model::{CaptureReport, DnsRecord, InterferenceEvent};
+use crate::analysis::model::{
+    CaptureReport, DnsRecord, InterferenceEvent, InterferenceKind, InterferenceRule,
+};
 use crate::analysis::packet::{Packet, PacketSink, Transport};
 use crate::analysis::replay::ReportSink;
 use crate::capture::CaptureReader;
@@ -38,11 +40,6 @@ use std::fmt;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
-
-/// `kind` of DNS events.
-pub const DNS_FORGERY: &str = "dns_forgery";
-/// `kind` of TCP events.
-pub const INJECTED_PACKET: &str = "injected_packet";
 
 /// Errors of the interference module: bad rule data or control files.
 #[derive(Debug, thiserror::Error)]
@@ -393,7 +390,7 @@ fn boost_repeated_ip_ids(events: &mut [InterferenceEvent]) {
             .filter(|id| *id != "0x0000")
             .map(|id| (e.kind.clone(), e.claimed_src, id.to_string()))
     };
-    let mut counts: HashMap<(String, IpAddr, String), usize> = HashMap::new();
+    let mut counts: HashMap<(InterferenceKind, IpAddr, String), usize> = HashMap::new();
     for e in events.iter() {
         if let Some(k) = key(e) {
             *counts.entry(k).or_default() += 1;
@@ -464,18 +461,20 @@ impl PacketSink for InterferenceDetector {
     }
 }
 
-/// Builds an event (evidence filled by the caller).
+/// Builds an event (evidence filled by the caller); the kind is the rule's.
 pub(crate) fn event(
-    kind: &str,
-    rule: &str,
+    rule: InterferenceRule,
     frames: Vec<u64>,
     claimed_src: IpAddr,
     confidence: f64,
     summary: String,
 ) -> InterferenceEvent {
     InterferenceEvent {
-        kind: kind.to_string(),
-        rule: rule.to_string(),
+        // The detector only fires known rules, each of one kind.
+        kind: rule
+            .kind()
+            .unwrap_or_else(|| InterferenceKind::Other(String::new())),
+        rule,
         frames,
         claimed_src,
         evidence: BTreeMap::new(),

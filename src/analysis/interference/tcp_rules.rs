@@ -45,8 +45,8 @@
 
 use super::data::RuleData;
 use super::dns_rules::{stable_mode, stable_mode_min};
-use super::{INJECTED_PACKET, event, hops_from_ttl, initial_ttl, round2};
-use crate::analysis::model::InterferenceEvent;
+use super::{event, hops_from_ttl, initial_ttl, round2};
+use crate::analysis::model::{InterferenceEvent, InterferenceRule};
 use crate::analysis::names::http::looks_like_request;
 use crate::analysis::names::stream::{DirKey, FastMap};
 use crate::analysis::names::tls::{
@@ -811,14 +811,13 @@ fn injection_event(
     mut j: Judgement,
 ) -> InterferenceEvent {
     let (what, rule) = if rst {
-        ("RST", "injected_rst")
+        ("RST", InterferenceRule::InjectedRst)
     } else if s.status_line.is_some() {
-        ("HTTP response", "injected_http_response")
+        ("HTTP response", InterferenceRule::InjectedHttpResponse)
     } else {
-        ("FIN", "injected_fin")
+        ("FIN", InterferenceRule::InjectedFin)
     };
     let mut e = event(
-        INJECTED_PACKET,
         rule,
         vec![s.head.frame],
         f.server.0,
@@ -1105,8 +1104,7 @@ fn bogus_synacks(orphans: &[OrphanSynAck], forged_dns: &[IpAddr]) -> Vec<Interfe
                 reasons.push("address came from a forged DNS answer".into());
             }
             let mut e = event(
-                INJECTED_PACKET,
-                "bogus_synack",
+                InterferenceRule::BogusSynack,
                 vec![o.seg.head.frame],
                 o.server.0,
                 conf.min(0.95),
