@@ -152,7 +152,8 @@ pub fn check(records: &[DnsRecord], cfg: &InterferenceConfig) -> DnsFindings {
             json!(ctrl.iter().map(|a| a.to_string()).collect::<Vec<_>>()),
         );
         e.evidence = ev;
-        out.push(e, answers);
+        // (no `ip_id` in its evidence)
+        out.push(e, None, answers);
     }
     out
 }
@@ -223,7 +224,7 @@ mod tests {
         let found = check(&recs, &cfg);
         // The other AS's address is forged; the NXDOMAIN names none.
         assert_eq!(found.forged, ["198.51.100.7".parse::<IpAddr>().unwrap()]);
-        let ev = found.events;
+        let ev = found.into_events();
         assert_eq!(
             ev.iter().map(|e| e.frames[0]).collect::<Vec<_>>(),
             vec![3, 4]

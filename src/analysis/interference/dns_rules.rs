@@ -90,7 +90,7 @@ pub fn check(
                 json!(known.iter().map(|k| k.1).collect::<Vec<_>>()),
             );
             add_misfit(&mut e.evidence, misfits.get(&r.frame));
-            found.push(e, known.iter().map(|k| k.0));
+            found.push(e, r.ip_id, known.iter().map(|k| k.0));
             continue;
         }
         if !is_public_name(&r.query) {
@@ -137,7 +137,7 @@ pub fn check(
                 json!(bogons.iter().map(|b| b.1).collect::<Vec<_>>()),
             );
             add_misfit(&mut e.evidence, misfits.get(&r.frame));
-            found.push(e, bogons.iter().map(|b| b.0));
+            found.push(e, r.ip_id, bogons.iter().map(|b| b.0));
         }
     }
 
@@ -145,7 +145,8 @@ pub fn check(
         for f in &e.frames {
             covered.insert(*f);
         }
-        found.push(e, forged);
+        // Its evidence has no single `ip_id` (one per reply).
+        found.push(e, None, forged);
     }
 
     for r in &responses {
@@ -170,7 +171,7 @@ pub fn check(
         );
         base_evidence(&mut e.evidence, r, meta.get(&r.frame));
         add_misfit(&mut e.evidence, Some(m));
-        found.push(e, []);
+        found.push(e, r.ip_id, []);
     }
     found
 }
@@ -843,7 +844,7 @@ mod tests {
             (0x1000 + 25_000u16).wrapping_add(0x8000),
             "45.33.12.7",
         );
-        let ev = check(&recs, &HashMap::new(), &[], &data).events;
+        let ev = check(&recs, &HashMap::new(), &[], &data).into_events();
         assert_eq!(ev.len(), 1, "{ev:?}");
         assert_eq!(ev[0].rule, InterferenceRule::ResolverMisfit);
         assert_eq!(ev[0].frames, vec![25_000]);
@@ -889,13 +890,24 @@ mod tests {
         let listed: Vec<IpAddr> = found
             .events
             .iter()
-            .filter_map(|e| e.evidence.get("forged_addresses")?.as_array().cloned())
+            .filter_map(|f| {
+                f.event
+                    .evidence
+                    .get("forged_addresses")?
+                    .as_array()
+                    .cloned()
+            })
             .flatten()
             .map(|v| v.as_str().unwrap().parse().unwrap())
             .collect();
         assert!(!listed.is_empty());
         assert_eq!(found.forged, listed);
-        let ev = found.events;
+        // The typed IP-ID the repeated-ID pass reads is the evidence's.
+        for f in &found.events {
+            let shown = f.event.evidence.get("ip_id").and_then(|v| v.as_str());
+            assert_eq!(f.ip_id.map(|i| format!("{i:#06x}")).as_deref(), shown);
+        }
+        let ev = found.into_events();
         let dup: Vec<_> = ev
             .iter()
             .filter(|e| e.rule == InterferenceRule::DuplicateReply)
@@ -912,12 +924,12 @@ mod tests {
         let data = RuleData::shipped().unwrap();
         let mut recs: Vec<DnsRecord> = (0..5).map(|f| reply(f, 57, 0, "93.184.216.34")).collect();
         recs.push(reply(5, 57, 0x4242, "45.33.12.7"));
-        let ev = check(&recs, &HashMap::new(), &[], &data).events;
+        let ev = check(&recs, &HashMap::new(), &[], &data).into_events();
         assert_eq!(ev.len(), 1);
         assert_eq!(ev[0].evidence["expected_ip_id_pattern"], "zero");
         // A known injector constant is a misfit even without a baseline.
         let recs = vec![reply(1, 57, 0x3412, "45.33.12.7")];
-        let ev = check(&recs, &HashMap::new(), &[], &data).events;
+        let ev = check(&recs, &HashMap::new(), &[], &data).into_events();
         assert_eq!(
             ev[0].evidence["expected_ip_id_pattern"],
             "known_injector_constant"
