@@ -13,6 +13,7 @@
 //! Needs root, ip, dnsmasq, tcpdump and python3: missing ones FAIL the test.
 
 use matador::analysis::decode::decode;
+use matador::analysis::model::InterferenceRule;
 use matador::analysis::replay::{ReplayOptions, analyze_file};
 use matador::capture::CaptureReader;
 use std::collections::BTreeSet;
@@ -371,11 +372,17 @@ fn censor_namespace_injections_are_detected() {
     let kinds: BTreeSet<&str> = ev.iter().map(|e| e.rule.as_str()).collect();
     assert!(kinds.contains("duplicate_reply"), "{kinds:?}");
     assert!(kinds.contains("injected_rst"), "{kinds:?}");
-    let dns = ev.iter().find(|e| e.rule == "duplicate_reply").unwrap();
+    let dns = ev
+        .iter()
+        .find(|e| e.rule == InterferenceRule::DuplicateReply)
+        .unwrap();
     assert_eq!(dns.evidence["forged_addresses"][0], "198.19.66.6");
     assert_eq!(dns.evidence["suspect_reason"], "resolver_misfit");
     // One RST on the HTTP Host keyword, one on the TLS SNI.
-    let rsts: Vec<_> = ev.iter().filter(|e| e.rule == "injected_rst").collect();
+    let rsts: Vec<_> = ev
+        .iter()
+        .filter(|e| e.rule == InterferenceRule::InjectedRst)
+        .collect();
     assert_eq!(rsts.len(), 2, "{ev:#?}");
     let triggers: Vec<&str> = rsts
         .iter()

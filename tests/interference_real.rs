@@ -1,7 +1,7 @@
 //! Interference detection on the real captures in ../shared/captures/real:
 //! exact events where censorship is documented, none on clean traffic.
 
-use matador::analysis::model::InterferenceEvent;
+use matador::analysis::model::{InterferenceEvent, InterferenceKind, InterferenceRule};
 use matador::analysis::replay::{ReplayOptions, analyze_file};
 use std::path::{Path, PathBuf};
 
@@ -23,7 +23,7 @@ fn events(name: &str) -> Vec<InterferenceEvent> {
     r.interference
 }
 
-fn summary(ev: &[InterferenceEvent]) -> Vec<(String, Vec<u64>)> {
+fn summary(ev: &[InterferenceEvent]) -> Vec<(InterferenceRule, Vec<u64>)> {
     ev.iter()
         .map(|e| (e.rule.clone(), e.frames.clone()))
         .collect()
@@ -32,20 +32,20 @@ fn summary(ev: &[InterferenceEvent]) -> Vec<(String, Vec<u64>)> {
 #[test]
 fn digisocial_forged_answer_and_bogus_synacks() {
     let ev = events("citizenlab-digisocial.com.pcap");
-    let mut want = vec![("known_forged_answer".to_string(), vec![10])];
+    let mut want = vec![(InterferenceRule::KnownForgedAnswer, vec![10])];
     for f in [12, 15, 22, 25, 38] {
-        want.push(("bogus_synack".to_string(), vec![f]));
+        want.push((InterferenceRule::BogusSynack, vec![f]));
     }
     assert_eq!(summary(&ev), want);
     let dns = &ev[0];
-    assert_eq!(dns.kind, "dns_forgery");
+    assert_eq!(dns.kind, InterferenceKind::DnsForgery);
     assert_eq!(dns.claimed_src.to_string(), "10.202.72.116");
     assert_eq!(dns.evidence["forged_addresses"][0], "37.61.54.158");
     assert_eq!(dns.evidence["query"], "digisocial.com");
     assert_eq!(dns.evidence["query_frame"], 9);
     assert_eq!(dns.confidence, 0.95);
     for e in &ev[1..] {
-        assert_eq!(e.kind, "injected_packet");
+        assert_eq!(e.kind, InterferenceKind::InjectedPacket);
         assert_eq!(e.claimed_src.to_string(), "37.61.54.158");
         assert_eq!(e.evidence["dns_forged_address"], true);
         assert_eq!(e.evidence["ip_id"], "0x76c9");
@@ -62,14 +62,14 @@ fn egypt_packetlogic_injections_and_ttl_localization() {
     let ev = events("citizenlab-egypt-packetlogic-ttl-localization.pcap");
     let mut want = Vec::new();
     for f in [8, 16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104] {
-        want.push(("injected_http_response".to_string(), vec![f]));
+        want.push((InterferenceRule::InjectedHttpResponse, vec![f]));
     }
     for f in [257, 263, 269, 274, 279, 284] {
-        want.push(("injected_rst".to_string(), vec![f]));
+        want.push((InterferenceRule::InjectedRst, vec![f]));
     }
     assert_eq!(summary(&ev), want);
     for e in &ev {
-        assert_eq!(e.kind, "injected_packet");
+        assert_eq!(e.kind, InterferenceKind::InjectedPacket);
         assert_eq!(e.claimed_src.to_string(), "196.219.51.193");
         assert_eq!(e.evidence["ip_id"], "0x3412");
         assert_eq!(e.evidence["window"], 32120);

@@ -358,10 +358,10 @@ pub struct ServerRecord {
 /// One finding of network interference.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct InterferenceEvent {
-    /// `"dns_forgery"` or `"injected_packet"`.
-    pub kind: String,
-    /// Which rule fired (e.g. `"known_forged_answer"`, `"duplicate_reply"`, `"ttl_mismatch"`).
-    pub rule: String,
+    /// What was forged: a DNS answer or a TCP packet.
+    pub kind: InterferenceKind,
+    /// Which rule fired.
+    pub rule: InterferenceRule,
     /// Frames involved (1-based).
     pub frames: Vec<u64>,
     /// Address the packet claims to come from.
@@ -375,6 +375,175 @@ pub struct InterferenceEvent {
     pub injector_hops: Option<u8>,
     /// One-line explanation.
     pub summary: String,
+}
+
+/// Defines a closed set of names written as JSON strings, plus `Other`
+/// for a name this build does not know (see [`InterferenceRule`] for why
+/// unknown names are kept rather than refused). Equality, order and hash
+/// go by the name, so `Other("bogon_answer")` equals `BogonAnswer` and
+/// sorting gives exactly the order the strings had.
+macro_rules! named_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident = $text:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone)]
+        pub enum $name {
+            $( $(#[$vmeta])* $variant, )+
+            /// A name this build does not know, kept verbatim from a
+            /// stored record (never produced by this build's detector).
+            Other(String),
+        }
+
+        impl $name {
+            /// Every name this build knows, in declaration order.
+            pub const KNOWN: &'static [$name] = &[$($name::$variant),+];
+
+            /// The JSON spelling.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $( $name::$variant => $text, )+
+                    $name::Other(s) => s,
+                }
+            }
+
+            /// Parses a JSON spelling; an unknown one becomes `Other`.
+            pub fn parse(s: &str) -> Self {
+                match s {
+                    $( $text => $name::$variant, )+
+                    other => $name::Other(other.to_string()),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl PartialEq for $name {
+            fn eq(&self, other: &Self) -> bool {
+                self.as_str() == other.as_str()
+            }
+        }
+
+        impl Eq for $name {}
+
+        impl PartialOrd for $name {
+            fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+                Some(self.cmp(other))
+            }
+        }
+
+        impl Ord for $name {
+            // By name: tables and event lists sorted by rule keep the order
+            // they had when the rule was a string.
+            fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+                self.as_str().cmp(other.as_str())
+            }
+        }
+
+        impl std::hash::Hash for $name {
+            fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+                self.as_str().hash(h);
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = std::borrow::Cow::<'de, str>::deserialize(d)?;
+                Ok($name::parse(&s))
+            }
+        }
+    };
+}
+
+named_enum! {
+    /// `kind` of an [`InterferenceEvent`]: what was forged
+    /// (docs/interference.md, "Rules").
+    ///
+    /// An unknown kind in a stored record is kept as `Other`, for the
+    /// reason given at [`InterferenceRule`].
+    pub enum InterferenceKind {
+        /// A DNS answer (`dns_forgery`): the rules of
+        /// `interference/dns_rules.rs` and `interference/control.rs`.
+        DnsForgery = "dns_forgery",
+        /// A TCP packet claiming to be the server's (`injected_packet`):
+        /// the rules of `interference/tcp_rules.rs`.
+        InjectedPacket = "injected_packet",
+    }
+}
+
+named_enum! {
+    /// `rule` of an [`InterferenceEvent`]: which rule fired
+    /// (docs/interference.md is the reference for thresholds and
+    /// confidence).
+    ///
+    /// An unknown rule in a stored record (an `analysis.json` or replay
+    /// JSON written by a newer matador, or by another tool) is kept as
+    /// `Other` rather than refused: readers only count and print rules,
+    /// and refusing would drop the whole file (a measurement's servers,
+    /// DNS and flows) from a report over one finding's label. The name
+    /// round-trips unchanged.
+    pub enum InterferenceRule {
+        /// An A/AAAA answer is in `data/forged-answers.txt` (known
+        /// forgery addresses). Kind `dns_forgery`.
+        KnownForgedAnswer = "known_forged_answer",
+        /// A public name answered with a bogon (loopback, reserved,
+        /// multicast, documentation; private/CGN/link-local only from a
+        /// public resolver). Kind `dns_forgery`.
+        BogonAnswer = "bogon_answer",
+        /// One query drew UDP replies with different answer sets; the
+        /// suspect reply is singled out by answer, TTL/IP-ID misfit or
+        /// arrival order. Kind `dns_forgery`.
+        DuplicateReply = "duplicate_reply",
+        /// An answer whose IP TTL or IP-ID does not fit the resolver's
+        /// other replies. Kind `dns_forgery`.
+        ResolverMisfit = "resolver_misfit",
+        /// The answer does not overlap the control resolutions (by
+        /// address, or AS with an ASN lookup), or NXDOMAIN where the
+        /// control resolves; only with control resolutions given. Kind
+        /// `dns_forgery`.
+        ControlInconsistency = "control_inconsistency",
+        /// A server RST whose TTL/IP-ID (plus window, later server
+        /// traffic, trigger) betray an injector. Kind `injected_packet`.
+        InjectedRst = "injected_rst",
+        /// A server FIN judged injected as for `injected_rst`. Kind
+        /// `injected_packet`.
+        InjectedFin = "injected_fin",
+        /// A server HTTP response (blockpage, redirect) judged injected as
+        /// for `injected_rst`. Kind `injected_packet`.
+        InjectedHttpResponse = "injected_http_response",
+        /// A SYN/ACK acknowledging a client SYN but arriving on other
+        /// ports than the SYN's (the Great Firewall answering SYNs to its
+        /// forged addresses). Kind `injected_packet`.
+        BogusSynack = "bogus_synack",
+    }
+}
+
+impl InterferenceRule {
+    /// The kind of event this rule produces (`None` for `Other`).
+    pub fn kind(&self) -> Option<InterferenceKind> {
+        use InterferenceRule::*;
+        match self {
+            KnownForgedAnswer | BogonAnswer | DuplicateReply | ResolverMisfit
+            | ControlInconsistency => Some(InterferenceKind::DnsForgery),
+            InjectedRst | InjectedFin | InjectedHttpResponse | BogusSynack => {
+                Some(InterferenceKind::InjectedPacket)
+            }
+            Other(_) => None,
+        }
+    }
 }
 
 /// A problem reading a capture. Everything decoded before it is kept.
@@ -394,6 +563,76 @@ pub struct ErrorRecord {
 mod tests {
     use super::*;
     use crate::analysis::spill::JsonRecord;
+
+    /// Every known kind and rule is written as its documented name, read
+    /// back as itself, and named in docs/interference.md.
+    #[test]
+    fn interference_names_round_trip_and_are_documented() {
+        let doc = include_str!("../../docs/interference.md");
+        let kinds = InterferenceKind::KNOWN
+            .iter()
+            .map(|k| k.as_str().to_string());
+        let rules = InterferenceRule::KNOWN
+            .iter()
+            .map(|r| r.as_str().to_string());
+        for name in kinds.chain(rules) {
+            assert!(doc.contains(&format!("`{name}`")), "{name} not in the docs");
+        }
+        for r in InterferenceRule::KNOWN {
+            let json = serde_json::to_string(r).unwrap();
+            assert_eq!(json, format!("\"{}\"", r.as_str()));
+            let back: InterferenceRule = serde_json::from_str(&json).unwrap();
+            assert!(!matches!(back, InterferenceRule::Other(_)), "{json}");
+            assert_eq!(&back, r);
+            assert!(r.kind().is_some(), "{r}");
+        }
+        assert_eq!(
+            serde_json::to_string(&InterferenceKind::DnsForgery).unwrap(),
+            "\"dns_forgery\""
+        );
+        assert_eq!(
+            InterferenceRule::BogusSynack.kind(),
+            Some(InterferenceKind::InjectedPacket)
+        );
+        assert_eq!(
+            InterferenceRule::DuplicateReply.kind(),
+            Some(InterferenceKind::DnsForgery)
+        );
+    }
+
+    /// A stored event with a rule and kind this build does not know is
+    /// read (as `Other`) and written back byte for byte.
+    #[test]
+    fn unknown_interference_names_are_kept_verbatim() {
+        let text = r#"{"kind":"quic_forgery","rule":"ttl_mismatch","frames":[3],"claimed_src":"192.0.2.1","evidence":{},"confidence":0.5,"summary":"x"}"#;
+        let e: InterferenceEvent = serde_json::from_str(text).unwrap();
+        assert_eq!(e.kind, InterferenceKind::Other("quic_forgery".into()));
+        assert_eq!(e.rule, InterferenceRule::Other("ttl_mismatch".into()));
+        assert_eq!(e.rule.kind(), None);
+        assert_eq!(serde_json::to_string(&e).unwrap(), text);
+    }
+
+    /// Equality and order go by name: sorting rules gives the order their
+    /// strings had, and an `Other` spelling a known name equals it.
+    #[test]
+    fn interference_rules_compare_by_name() {
+        let mut rules: Vec<InterferenceRule> = InterferenceRule::KNOWN.to_vec();
+        rules.push(InterferenceRule::Other("aaa".into()));
+        rules.sort();
+        let names: Vec<&str> = rules.iter().map(InterferenceRule::as_str).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(names, sorted);
+        assert_eq!(names[0], "aaa");
+        assert_eq!(
+            InterferenceRule::Other("bogon_answer".into()),
+            InterferenceRule::BogonAnswer
+        );
+        assert_eq!(
+            InterferenceRule::parse("injected_fin"),
+            InterferenceRule::InjectedFin
+        );
+    }
 
     /// The hand-written flow JSON is exactly serde's, for odd values too.
     #[test]

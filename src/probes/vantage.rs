@@ -10,7 +10,7 @@ use super::limit::{Budget, check_target};
 use super::spec::{EndpointSpec, ProbeSpec};
 use crate::analysis::interference::control::ControlResolutions;
 use crate::analysis::interference::{InterferenceConfig, analyze_capture};
-use crate::analysis::model::InterferenceEvent;
+use crate::analysis::model::{InterferenceEvent, InterferenceKind};
 use crate::capture::live::{LiveCapture, LiveSpec};
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
@@ -421,10 +421,10 @@ fn attach_evidence(res: &mut VantageResult, spec: &ProbeSpec) {
             let wild = ep.wildcard.as_ref().map(|w| w.name.clone());
             for e in &res.events {
                 let text = serde_json::to_string(&e.evidence).unwrap_or_default();
-                let named = e.kind == crate::analysis::interference::DNS_FORGERY
+                let named = e.kind == InterferenceKind::DnsForgery
                     && (text.contains(&format!("\"{}\"", ep.host))
                         || wild.as_ref().is_some_and(|w| text.contains(w.as_str())));
-                let from_target = e.kind == crate::analysis::interference::INJECTED_PACKET
+                let from_target = e.kind == InterferenceKind::InjectedPacket
                     && (ips.contains(&e.claimed_src) || (reset && Some(e.claimed_src) == neutral));
                 if named || from_target {
                     ep.evidence.push(e.clone());

@@ -12,6 +12,7 @@
 use super::vantage::{EndpointResult, VantageResult};
 use crate::analysis::interference::AsnLookup;
 use crate::analysis::interference::data::RuleData;
+use crate::analysis::model::InterferenceRule;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -77,8 +78,8 @@ pub struct EndpointVerdict {
     pub keyword_requests: u32,
     /// Capture frames of the interference events backing the verdicts.
     pub evidence_frames: Vec<u64>,
-    /// Interference rules that fired (`rule` of each event).
-    pub evidence_rules: Vec<String>,
+    /// Interference rules that fired (`rule` of each event), sorted by name.
+    pub evidence_rules: Vec<InterferenceRule>,
 }
 
 /// Verdicts of one app.
@@ -363,7 +364,8 @@ fn judge_endpoint(v: &EndpointResult, c: &EndpointResult, k: &Knowledge) -> Endp
     let mut evidence_frames: Vec<u64> = v.evidence.iter().flat_map(|e| e.frames.clone()).collect();
     evidence_frames.sort_unstable();
     evidence_frames.dedup();
-    let mut evidence_rules: Vec<String> = v.evidence.iter().map(|e| e.rule.clone()).collect();
+    let mut evidence_rules: Vec<InterferenceRule> =
+        v.evidence.iter().map(|e| e.rule.clone()).collect();
     evidence_rules.sort();
     evidence_rules.dedup();
     EndpointVerdict {

@@ -4,6 +4,7 @@
 use super::model::Report;
 use super::stats::Share;
 use super::tables::{self, Table};
+use crate::analysis::model::{InterferenceKind, InterferenceRule};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -70,9 +71,9 @@ pub struct InterferenceChange {
     /// Vantage node.
     pub vantage: String,
     /// Kind.
-    pub kind: String,
+    pub kind: InterferenceKind,
     /// Rule.
-    pub rule: String,
+    pub rule: InterferenceRule,
     /// Findings in A.
     pub a: usize,
     /// Findings in B.
@@ -161,7 +162,10 @@ fn paths(r: &Report) -> BTreeMap<PathKey, BTreeSet<String>> {
     m
 }
 
-fn interference(r: &Report) -> BTreeMap<(String, String, String), usize> {
+/// Findings per vantage, kind and rule.
+type InterferenceKey = (String, InterferenceKind, InterferenceRule);
+
+fn interference(r: &Report) -> BTreeMap<InterferenceKey, usize> {
     let mut m = BTreeMap::new();
     for i in &r.interference {
         *m.entry((i.vantage.clone(), i.kind.clone(), i.rule.clone()))
@@ -331,8 +335,8 @@ pub fn comparison_tables(c: &Comparison) -> Vec<Table> {
                 .map(|i| {
                     vec![
                         i.vantage.clone(),
-                        i.kind.clone(),
-                        i.rule.clone(),
+                        i.kind.to_string(),
+                        i.rule.to_string(),
                         i.a.to_string(),
                         i.b.to_string(),
                     ]

@@ -4,7 +4,7 @@
 
 use super::record::Problem;
 use super::stats::Share;
-use crate::analysis::model::Role;
+use crate::analysis::model::{InterferenceKind, InterferenceRule, Role};
 use crate::geo::diff::DiffReport;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -228,9 +228,9 @@ pub struct InterferenceRow {
     /// Capture file name.
     pub capture: String,
     /// `dns_forgery` / `injected_packet`.
-    pub kind: String,
+    pub kind: InterferenceKind,
     /// Rule that fired.
-    pub rule: String,
+    pub rule: InterferenceRule,
     /// Frames (1-based).
     pub frames: Vec<u64>,
     /// Claimed source.

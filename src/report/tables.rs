@@ -5,7 +5,7 @@
 
 use super::model::*;
 use super::stats::Share;
-use crate::analysis::model::Role;
+use crate::analysis::model::{InterferenceKind, InterferenceRule, Role};
 use std::fmt::Write as _;
 
 /// One table: file stem, title, header, rows.
@@ -251,8 +251,8 @@ pub fn server_choice(r: &Report) -> Table {
 
 /// Interference findings counted per vantage, kind and rule.
 pub fn interference_summary(r: &Report) -> Table {
-    let mut m: std::collections::BTreeMap<(String, String, String), (usize, Vec<String>)> =
-        Default::default();
+    type Key = (String, InterferenceKind, InterferenceRule);
+    let mut m: std::collections::BTreeMap<Key, (usize, Vec<String>)> = Default::default();
     for i in &r.interference {
         let e = m
             .entry((i.vantage.clone(), i.kind.clone(), i.rule.clone()))
@@ -268,7 +268,15 @@ pub fn interference_summary(r: &Report) -> Table {
         header: strs(&["Vantage", "Kind", "Rule", "Findings", "Measurements"]),
         rows: m
             .into_iter()
-            .map(|((v, k, rule), (n, ms))| vec![v, k, rule, n.to_string(), ms.join(" ")])
+            .map(|((v, k, rule), (n, ms))| {
+                vec![
+                    v,
+                    k.to_string(),
+                    rule.to_string(),
+                    n.to_string(),
+                    ms.join(" "),
+                ]
+            })
             .collect(),
     }
 }
@@ -299,8 +307,8 @@ pub fn interference(r: &Report) -> Table {
                     i.vantage.clone(),
                     i.measurement.clone(),
                     i.capture.clone(),
-                    i.kind.clone(),
-                    i.rule.clone(),
+                    i.kind.to_string(),
+                    i.rule.to_string(),
                     i.frames
                         .iter()
                         .map(u64::to_string)

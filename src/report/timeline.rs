@@ -126,9 +126,9 @@ fn event_row(s: &mut String, y: f64, row: &InterferenceRow) {
         "<text x=\"4\" y=\"{:.0}\" class=\"label\">{} · {}</text><text x=\"4\" y=\"{:.0}\" class=\"axis\">{} → {}</text><line x1=\"{LEFT:.0}\" y1=\"{y:.0}\" x2=\"{:.0}\" y2=\"{y:.0}\" class=\"edge\"/>",
         y - 4.0,
         esc(&row.measurement),
-        esc(&row.rule),
+        esc(row.rule.as_str()),
         y + 10.0,
-        esc(&row.kind),
+        esc(row.kind.as_str()),
         esc(&row.claimed_src.to_string()),
         LEFT + WIDTH
     );

@@ -10,8 +10,8 @@
 //! addresses is inconsistent too (0.6). Names absent from the control and
 //! address families the control has no answer for are not judged.
 
-use super::{DNS_FORGERY, DnsFindings, InterferenceConfig, InterferenceError, event};
-use crate::analysis::model::DnsRecord;
+use super::{DnsFindings, InterferenceConfig, InterferenceError, event};
+use crate::analysis::model::{DnsRecord, InterferenceRule};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -125,8 +125,7 @@ pub fn check(records: &[DnsRecord], cfg: &InterferenceConfig) -> DnsFindings {
             ev.insert("answer_asns".into(), json!(ans_asns));
         }
         let mut e = event(
-            DNS_FORGERY,
-            "control_inconsistency",
+            InterferenceRule::ControlInconsistency,
             vec![r.frame],
             r.server,
             conf,
@@ -153,7 +152,8 @@ pub fn check(records: &[DnsRecord], cfg: &InterferenceConfig) -> DnsFindings {
             json!(ctrl.iter().map(|a| a.to_string()).collect::<Vec<_>>()),
         );
         e.evidence = ev;
-        out.push(e, answers);
+        // (no `ip_id` in its evidence)
+        out.push(e, None, answers);
     }
     out
 }
@@ -224,13 +224,13 @@ mod tests {
         let found = check(&recs, &cfg);
         // The other AS's address is forged; the NXDOMAIN names none.
         assert_eq!(found.forged, ["198.51.100.7".parse::<IpAddr>().unwrap()]);
-        let ev = found.events;
+        let ev = found.into_events();
         assert_eq!(
             ev.iter().map(|e| e.frames[0]).collect::<Vec<_>>(),
             vec![3, 4]
         );
         assert_eq!(ev[0].confidence, 0.7);
-        assert_eq!(ev[0].rule, "control_inconsistency");
+        assert_eq!(ev[0].rule, InterferenceRule::ControlInconsistency);
         assert_eq!(ev[1].confidence, 0.6);
     }
 

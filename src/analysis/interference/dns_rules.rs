@@ -18,8 +18,8 @@
 //!   injector constant) does not fit the resolver's other replies.
 
 use super::data::{BogonKind, RuleData, is_public_name};
-use super::{DNS_FORGERY, DnsFindings, DnsMeta, PortUnreachable, event, round2};
-use crate::analysis::model::{DnsRecord, InterferenceEvent};
+use super::{DnsFindings, DnsMeta, PortUnreachable, event, round2};
+use crate::analysis::model::{DnsRecord, InterferenceEvent, InterferenceRule};
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
@@ -70,8 +70,7 @@ pub fn check(
         if !known.is_empty() {
             covered.insert(r.frame);
             let mut e = event(
-                DNS_FORGERY,
-                "known_forged_answer",
+                InterferenceRule::KnownForgedAnswer,
                 vec![r.frame],
                 r.server,
                 0.95,
@@ -91,7 +90,7 @@ pub fn check(
                 json!(known.iter().map(|k| k.1).collect::<Vec<_>>()),
             );
             add_misfit(&mut e.evidence, misfits.get(&r.frame));
-            found.push(e, known.iter().map(|k| k.0));
+            found.push(e, r.ip_id, known.iter().map(|k| k.0));
             continue;
         }
         if !is_public_name(&r.query) {
@@ -117,8 +116,7 @@ pub fn check(
                 conf += 0.1;
             }
             let mut e = event(
-                DNS_FORGERY,
-                "bogon_answer",
+                InterferenceRule::BogonAnswer,
                 vec![r.frame],
                 r.server,
                 conf,
@@ -139,7 +137,7 @@ pub fn check(
                 json!(bogons.iter().map(|b| b.1).collect::<Vec<_>>()),
             );
             add_misfit(&mut e.evidence, misfits.get(&r.frame));
-            found.push(e, bogons.iter().map(|b| b.0));
+            found.push(e, r.ip_id, bogons.iter().map(|b| b.0));
         }
     }
 
@@ -147,7 +145,8 @@ pub fn check(
         for f in &e.frames {
             covered.insert(*f);
         }
-        found.push(e, forged);
+        // Its evidence has no single `ip_id` (one per reply).
+        found.push(e, None, forged);
     }
 
     for r in &responses {
@@ -159,8 +158,7 @@ pub fn check(
         }
         let conf = if m.fields().len() > 1 { 0.65 } else { 0.45 };
         let mut e = event(
-            DNS_FORGERY,
-            "resolver_misfit",
+            InterferenceRule::ResolverMisfit,
             vec![r.frame],
             r.server,
             conf,
@@ -173,7 +171,7 @@ pub fn check(
         );
         base_evidence(&mut e.evidence, r, meta.get(&r.frame));
         add_misfit(&mut e.evidence, Some(m));
-        found.push(e, []);
+        found.push(e, r.ip_id, []);
     }
     found
 }
@@ -190,10 +188,24 @@ fn join(ips: impl Iterator<Item = IpAddr>) -> String {
     ips.map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
 }
 
+/// Evidence of an event about one reply: the query's and the reply's.
 fn base_evidence(ev: &mut BTreeMap<String, Value>, r: &DnsRecord, meta: Option<&DnsMeta>) {
+    query_evidence(ev, r, meta);
+    reply_evidence(ev, r, meta);
+}
+
+/// The query a reply answers: name, type, client, query frame.
+fn query_evidence(ev: &mut BTreeMap<String, Value>, r: &DnsRecord, meta: Option<&DnsMeta>) {
     ev.insert("query".into(), json!(r.query));
     ev.insert("qtype".into(), json!(r.qtype));
     ev.insert("client".into(), json!(r.client.to_string()));
+    if let Some(q) = meta.and_then(|m| m.query_frame) {
+        ev.insert("query_frame".into(), json!(q));
+    }
+}
+
+/// One reply's own fields: answers, IP TTL and ID, delay after the query.
+fn reply_evidence(ev: &mut BTreeMap<String, Value>, r: &DnsRecord, meta: Option<&DnsMeta>) {
     ev.insert("answers".into(), json!(answer_data(r)));
     if let Some(t) = r.ip_ttl {
         ev.insert("ip_ttl".into(), json!(t));
@@ -201,13 +213,8 @@ fn base_evidence(ev: &mut BTreeMap<String, Value>, r: &DnsRecord, meta: Option<&
     if let Some(id) = r.ip_id {
         ev.insert("ip_id".into(), json!(format!("{id:#06x}")));
     }
-    if let Some(m) = meta {
-        if let Some(q) = m.query_frame {
-            ev.insert("query_frame".into(), json!(q));
-        }
-        if let Some(ts) = m.query_ts {
-            ev.insert("delay_ms".into(), json!(round2(r.ts.since(&ts) * 1000.0)));
-        }
+    if let Some(ts) = meta.and_then(|m| m.query_ts) {
+        ev.insert("delay_ms".into(), json!(round2(r.ts.since(&ts) * 1000.0)));
     }
 }
 
@@ -475,7 +482,7 @@ fn duplicates(
         let retransmitted = meta
             .get(&replies[0].frame)
             .is_some_and(|m| m.query_count > 1);
-        if retransmitted && reason == "first_to_arrive" && !header_diff {
+        if retransmitted && reason == SuspectReason::FirstToArrive && !header_diff {
             // The client asked twice and a load-balanced name answered
             // differently: not evidence of a race.
             continue;
@@ -576,7 +583,7 @@ fn suspects(
     flagged: &BTreeSet<u64>,
     misfits: &HashMap<u64, Misfit>,
     habit: Option<u8>,
-) -> (Vec<u64>, &'static str) {
+) -> (Vec<u64>, SuspectReason) {
     let by_answer: Vec<u64> = replies
         .iter()
         .filter(|r| flagged.contains(&r.frame))
@@ -588,9 +595,9 @@ fn suspects(
         .map(|r| r.frame)
         .collect();
     if !by_answer.is_empty() && by_answer.len() < replies.len() {
-        (by_answer, "listed_or_bogon_answer")
+        (by_answer, SuspectReason::ListedOrBogonAnswer)
     } else if !by_misfit.is_empty() && by_misfit.len() < replies.len() {
-        (by_misfit, "resolver_misfit")
+        (by_misfit, SuspectReason::ResolverMisfit)
     } else if let Some(off) = habit
         .map(|h| {
             replies
@@ -601,9 +608,35 @@ fn suspects(
         })
         .filter(|off| !off.is_empty() && off.len() < replies.len())
     {
-        (off, "ttl_off_undisputed_replies")
+        (off, SuspectReason::TtlOffUndisputedReplies)
     } else {
-        (vec![replies[0].frame], "first_to_arrive")
+        (vec![replies[0].frame], SuspectReason::FirstToArrive)
+    }
+}
+
+/// How the injector's replies of a duplicate group were picked (evidence
+/// `suspect_reason`; docs/interference.md, `duplicate_reply`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SuspectReason {
+    /// Their answers are listed forgeries or bogons.
+    ListedOrBogonAnswer,
+    /// Their IP TTL or IP-ID misfits the resolver.
+    ResolverMisfit,
+    /// Their TTL is off the resolver's habit learnt from undisputed replies.
+    TtlOffUndisputedReplies,
+    /// Nothing told them apart: the first reply (injectors sit closer).
+    FirstToArrive,
+}
+
+impl SuspectReason {
+    /// The evidence spelling.
+    fn as_str(self) -> &'static str {
+        match self {
+            SuspectReason::ListedOrBogonAnswer => "listed_or_bogon_answer",
+            SuspectReason::ResolverMisfit => "resolver_misfit",
+            SuspectReason::TtlOffUndisputedReplies => "ttl_off_undisputed_replies",
+            SuspectReason::FirstToArrive => "first_to_arrive",
+        }
     }
 }
 
@@ -612,7 +645,7 @@ struct DuplicateVerdict {
     /// The injector's replies (frames), never empty.
     suspects: Vec<u64>,
     /// How they were picked ([`suspects`]).
-    reason: &'static str,
+    reason: SuspectReason,
     /// The replies' IP TTLs differ.
     header_diff: bool,
     /// ICMP port-unreachable frames for the query's port (the client had
@@ -627,7 +660,7 @@ impl DuplicateVerdict {
     /// headers and ICMP, less for a retransmitted query; at most 0.95.
     fn confidence(&self) -> f64 {
         let mut conf: f64 = 0.6;
-        if self.reason != "first_to_arrive" {
+        if self.reason != SuspectReason::FirstToArrive {
             conf += 0.2;
         }
         if self.header_diff {
@@ -673,8 +706,7 @@ fn duplicate_event(
         .collect();
     let first = replies[0];
     let mut e = event(
-        DNS_FORGERY,
-        "duplicate_reply",
+        InterferenceRule::DuplicateReply,
         frames,
         *server,
         v.confidence(),
@@ -684,11 +716,8 @@ fn duplicate_event(
             suspects[0]
         ),
     );
-    base_evidence(&mut e.evidence, first, meta.get(&first.frame));
-    e.evidence.remove("answers");
-    e.evidence.remove("ip_ttl");
-    e.evidence.remove("ip_id");
-    e.evidence.remove("delay_ms");
+    // Each reply's own fields go under `replies`, below.
+    query_evidence(&mut e.evidence, first, meta.get(&first.frame));
     let q_ts = meta.get(&first.frame).and_then(|m| m.query_ts);
     let detail: Vec<Value> = replies
         .iter()
@@ -708,7 +737,8 @@ fn duplicate_event(
         .collect();
     e.evidence.insert("replies".into(), Value::Array(detail));
     e.evidence.insert("suspect_frames".into(), json!(suspects));
-    e.evidence.insert("suspect_reason".into(), json!(v.reason));
+    e.evidence
+        .insert("suspect_reason".into(), json!(v.reason.as_str()));
     e.evidence.insert(
         "forged_addresses".into(),
         json!(forged.iter().map(IpAddr::to_string).collect::<Vec<_>>()),
@@ -761,21 +791,21 @@ mod tests {
         let flagged: BTreeSet<u64> = [2].into();
         assert_eq!(
             suspects(&replies, &flagged, &none, None),
-            (vec![2], "listed_or_bogon_answer")
+            (vec![2], SuspectReason::ListedOrBogonAnswer)
         );
         // Every reply flagged says nothing: the next rule decides.
         let all: BTreeSet<u64> = [1, 2].into();
         assert_eq!(
             suspects(&replies, &all, &none, Some(60)),
-            (vec![2], "ttl_off_undisputed_replies")
+            (vec![2], SuspectReason::TtlOffUndisputedReplies)
         );
         assert_eq!(
             suspects(&replies, &BTreeSet::new(), &none, Some(59)),
-            (vec![2], "ttl_off_undisputed_replies")
+            (vec![2], SuspectReason::TtlOffUndisputedReplies)
         );
         assert_eq!(
             suspects(&replies, &BTreeSet::new(), &none, None),
-            (vec![1], "first_to_arrive")
+            (vec![1], SuspectReason::FirstToArrive)
         );
     }
 
@@ -791,9 +821,9 @@ mod tests {
             }
             .confidence()
         };
-        assert!((v("first_to_arrive", false, vec![], false) - 0.6).abs() < 1e-9);
-        assert!((v("resolver_misfit", true, vec![], true) - 0.7).abs() < 1e-9);
-        assert_eq!(v("resolver_misfit", true, vec![7], false), 0.95);
+        assert!((v(SuspectReason::FirstToArrive, false, vec![], false) - 0.6).abs() < 1e-9);
+        assert!((v(SuspectReason::ResolverMisfit, true, vec![], true) - 0.7).abs() < 1e-9);
+        assert_eq!(v(SuspectReason::ResolverMisfit, true, vec![7], false), 0.95);
     }
 
     #[test]
@@ -847,9 +877,9 @@ mod tests {
             (0x1000 + 25_000u16).wrapping_add(0x8000),
             "45.33.12.7",
         );
-        let ev = check(&recs, &HashMap::new(), &[], &data).events;
+        let ev = check(&recs, &HashMap::new(), &[], &data).into_events();
         assert_eq!(ev.len(), 1, "{ev:?}");
-        assert_eq!(ev[0].rule, "resolver_misfit");
+        assert_eq!(ev[0].rule, InterferenceRule::ResolverMisfit);
         assert_eq!(ev[0].frames, vec![25_000]);
         assert_eq!(ev[0].evidence["expected_ip_id_pattern"], "counter");
     }
@@ -893,14 +923,28 @@ mod tests {
         let listed: Vec<IpAddr> = found
             .events
             .iter()
-            .filter_map(|e| e.evidence.get("forged_addresses")?.as_array().cloned())
+            .filter_map(|f| {
+                f.event
+                    .evidence
+                    .get("forged_addresses")?
+                    .as_array()
+                    .cloned()
+            })
             .flatten()
             .map(|v| v.as_str().unwrap().parse().unwrap())
             .collect();
         assert!(!listed.is_empty());
         assert_eq!(found.forged, listed);
-        let ev = found.events;
-        let dup: Vec<_> = ev.iter().filter(|e| e.rule == "duplicate_reply").collect();
+        // The typed IP-ID the repeated-ID pass reads is the evidence's.
+        for f in &found.events {
+            let shown = f.event.evidence.get("ip_id").and_then(|v| v.as_str());
+            assert_eq!(f.ip_id.map(|i| format!("{i:#06x}")).as_deref(), shown);
+        }
+        let ev = found.into_events();
+        let dup: Vec<_> = ev
+            .iter()
+            .filter(|e| e.rule == InterferenceRule::DuplicateReply)
+            .collect();
         assert_eq!(dup.len(), 4, "{ev:#?}");
         for (q, e) in dup.iter().enumerate() {
             assert_eq!(e.evidence["suspect_frames"], json!([11 + 2 * q as u64]));
@@ -913,12 +957,12 @@ mod tests {
         let data = RuleData::shipped().unwrap();
         let mut recs: Vec<DnsRecord> = (0..5).map(|f| reply(f, 57, 0, "93.184.216.34")).collect();
         recs.push(reply(5, 57, 0x4242, "45.33.12.7"));
-        let ev = check(&recs, &HashMap::new(), &[], &data).events;
+        let ev = check(&recs, &HashMap::new(), &[], &data).into_events();
         assert_eq!(ev.len(), 1);
         assert_eq!(ev[0].evidence["expected_ip_id_pattern"], "zero");
         // A known injector constant is a misfit even without a baseline.
         let recs = vec![reply(1, 57, 0x3412, "45.33.12.7")];
-        let ev = check(&recs, &HashMap::new(), &[], &data).events;
+        let ev = check(&recs, &HashMap::new(), &[], &data).into_events();
         assert_eq!(
             ev[0].evidence["expected_ip_id_pattern"],
             "known_injector_constant"

@@ -26,7 +26,9 @@ pub mod tcp_rules;
 
 use crate::analysis::decode::decode;
 use crate::analysis::dns::{DNS_PORT, DnsExtractor, id_and_response};
-use crate::analysis::model::{CaptureReport, DnsRecord, InterferenceEvent};
+use crate::analysis::model::{
+    CaptureReport, DnsRecord, InterferenceEvent, InterferenceKind, InterferenceRule,
+};
 use crate::analysis::packet::{Packet, PacketSink, Transport};
 use crate::analysis::replay::ReportSink;
 use crate::capture::CaptureReader;
@@ -38,11 +40,6 @@ use std::fmt;
 use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
-
-/// `kind` of DNS events.
-pub const DNS_FORGERY: &str = "dns_forgery";
-/// `kind` of TCP events.
-pub const INJECTED_PACKET: &str = "injected_packet";
 
 /// Errors of the interference module: bad rule data or control files.
 #[derive(Debug, thiserror::Error)]
@@ -93,22 +90,45 @@ impl AsnLookup for BTreeMap<IpAddr, u32> {
     }
 }
 
-/// What the DNS rules found: the events, and the addresses their forged
+/// An event as a rule found it, with what the passes after the rules
+/// read kept typed beside it (the event's evidence shows the same values
+/// as JSON, for the reader; passes never parse it back).
+#[derive(Debug, Clone)]
+pub struct Finding {
+    /// The event.
+    pub event: InterferenceEvent,
+    /// IP-ID of the suspect packet (`frames[0]`) when the event's
+    /// evidence shows it as `ip_id`: the repeated-IP-ID pass groups on it.
+    pub ip_id: Option<u16>,
+}
+
+/// What the DNS rules found: the findings, and the addresses their forged
 /// answers carried, typed, for the TCP rules (the events' evidence lists
 /// the same addresses as `forged_addresses`, for the reader).
 #[derive(Debug, Default)]
 pub struct DnsFindings {
-    /// Events, in the order the rules found them.
-    pub events: Vec<InterferenceEvent>,
+    /// Findings, in the order the rules found them.
+    pub events: Vec<Finding>,
     /// Addresses of forged answers (repeats allowed).
     pub forged: Vec<IpAddr>,
 }
 
 impl DnsFindings {
-    /// Adds an event and the forged addresses it names.
-    pub fn push(&mut self, e: InterferenceEvent, forged: impl IntoIterator<Item = IpAddr>) {
-        self.events.push(e);
+    /// Adds an event (with its suspect reply's IP-ID, when its evidence
+    /// shows one) and the forged addresses it names.
+    pub fn push(
+        &mut self,
+        event: InterferenceEvent,
+        ip_id: Option<u16>,
+        forged: impl IntoIterator<Item = IpAddr>,
+    ) {
+        self.events.push(Finding { event, ip_id });
         self.forged.extend(forged);
+    }
+
+    /// The events alone, in the order found.
+    pub fn into_events(self) -> Vec<InterferenceEvent> {
+        self.events.into_iter().map(|f| f.event).collect()
     }
 }
 
@@ -272,6 +292,7 @@ impl InterferenceDetector {
         events.extend(control.events);
         events.extend(self.tcp.finish(&self.data, &forged));
         boost_repeated_ip_ids(&mut events);
+        let mut events: Vec<InterferenceEvent> = events.into_iter().map(|f| f.event).collect();
         events.sort_by(|a, b| {
             a.frames
                 .first()
@@ -385,24 +406,23 @@ pub fn analyze_capture(
 /// An injector stamping one IP-ID on all its packets is betrayed by the
 /// repetition: events of one kind and claimed source sharing a non-zero
 /// IP-ID get `repeated_ip_id` (how many) and +0.1 confidence (max 0.95).
-fn boost_repeated_ip_ids(events: &mut [InterferenceEvent]) {
-    let key = |e: &InterferenceEvent| {
-        e.evidence
-            .get("ip_id")
-            .and_then(|v| v.as_str())
-            .filter(|id| *id != "0x0000")
-            .map(|id| (e.kind.clone(), e.claimed_src, id.to_string()))
+fn boost_repeated_ip_ids(findings: &mut [Finding]) {
+    let key = |f: &Finding| {
+        f.ip_id
+            .filter(|id| *id != 0)
+            .map(|id| (f.event.kind.clone(), f.event.claimed_src, id))
     };
-    let mut counts: HashMap<(String, IpAddr, String), usize> = HashMap::new();
-    for e in events.iter() {
-        if let Some(k) = key(e) {
+    let mut counts: HashMap<(InterferenceKind, IpAddr, u16), usize> = HashMap::new();
+    for f in findings.iter() {
+        if let Some(k) = key(f) {
             *counts.entry(k).or_default() += 1;
         }
     }
-    for e in events.iter_mut() {
-        if let Some(&n) = key(e).as_ref().and_then(|k| counts.get(k))
+    for f in findings.iter_mut() {
+        if let Some(&n) = key(f).as_ref().and_then(|k| counts.get(k))
             && n > 1
         {
+            let e = &mut f.event;
             e.evidence
                 .insert("repeated_ip_id".into(), serde_json::json!(n));
             e.confidence = round2((e.confidence + 0.1).min(0.95));
@@ -464,18 +484,20 @@ impl PacketSink for InterferenceDetector {
     }
 }
 
-/// Builds an event (evidence filled by the caller).
+/// Builds an event (evidence filled by the caller); the kind is the rule's.
 pub(crate) fn event(
-    kind: &str,
-    rule: &str,
+    rule: InterferenceRule,
     frames: Vec<u64>,
     claimed_src: IpAddr,
     confidence: f64,
     summary: String,
 ) -> InterferenceEvent {
     InterferenceEvent {
-        kind: kind.to_string(),
-        rule: rule.to_string(),
+        // The detector only fires known rules, each of one kind.
+        kind: rule
+            .kind()
+            .unwrap_or_else(|| InterferenceKind::Other(String::new())),
+        rule,
         frames,
         claimed_src,
         evidence: BTreeMap::new(),

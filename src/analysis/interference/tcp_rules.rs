@@ -45,8 +45,8 @@
 
 use super::data::RuleData;
 use super::dns_rules::{stable_mode, stable_mode_min};
-use super::{INJECTED_PACKET, event, hops_from_ttl, initial_ttl, round2};
-use crate::analysis::model::InterferenceEvent;
+use super::{Finding, event, hops_from_ttl, initial_ttl, round2};
+use crate::analysis::model::{InterferenceEvent, InterferenceRule};
 use crate::analysis::names::http::looks_like_request;
 use crate::analysis::names::stream::{DirKey, FastMap};
 use crate::analysis::names::tls::{
@@ -324,7 +324,7 @@ pub struct TcpTracker {
     server_ttls: FastMap<IpAddr, BTreeMap<u8, u32>>,
     syns: FastMap<IpAddr, VecDeque<Syn>>,
     orphans: Vec<OrphanSynAck>,
-    events: Vec<(Option<(ProbeGroup, u8)>, InterferenceEvent)>,
+    events: Vec<(Option<(ProbeGroup, u8)>, Finding)>,
     probes: Vec<(ProbeGroup, u8, bool)>,
     packets: u64,
 }
@@ -557,7 +557,7 @@ impl TcpTracker {
 
     /// Evaluates every remaining flow and returns all events;
     /// `forged_dns` are addresses that DNS rules found in forged answers.
-    pub fn finish(mut self, data: &RuleData, forged_dns: &[IpAddr]) -> Vec<InterferenceEvent> {
+    pub fn finish(mut self, data: &RuleData, forged_dns: &[IpAddr]) -> Vec<Finding> {
         let mut flows: Vec<Box<Flow>> = self.flows.drain().map(|(_, f)| f).collect();
         flows.sort_by_key(|f| {
             f.baseline
@@ -568,19 +568,20 @@ impl TcpTracker {
             self.evaluate(f, data);
         }
         let thresholds = localize(&self.probes);
-        let mut out: Vec<InterferenceEvent> = self
+        let mut out: Vec<Finding> = self
             .events
             .into_iter()
-            .map(|(group, mut e)| {
+            .map(|(group, mut f)| {
                 if let Some((g, probe_ttl)) = group
                     && let Some(&t) = thresholds.get(&g)
                 {
+                    let e = &mut f.event;
                     e.evidence.insert("probe_ttl_threshold".into(), json!(t));
                     e.evidence.insert("probe_kind".into(), json!(g.2));
                     e.evidence.insert("probe_ttl".into(), json!(probe_ttl));
                     e.injector_hops = Some(t);
                 }
-                e
+                f
             })
             .collect();
         out.extend(bogus_synacks(&self.orphans, forged_dns));
@@ -811,14 +812,13 @@ fn injection_event(
     mut j: Judgement,
 ) -> InterferenceEvent {
     let (what, rule) = if rst {
-        ("RST", "injected_rst")
+        ("RST", InterferenceRule::InjectedRst)
     } else if s.status_line.is_some() {
-        ("HTTP response", "injected_http_response")
+        ("HTTP response", InterferenceRule::InjectedHttpResponse)
     } else {
-        ("FIN", "injected_fin")
+        ("FIN", InterferenceRule::InjectedFin)
     };
     let mut e = event(
-        INJECTED_PACKET,
         rule,
         vec![s.head.frame],
         f.server.0,
@@ -902,7 +902,7 @@ fn stands_out(b: &Baseline, h: &Head, data: &RuleData) -> bool {
 /// window): one event per group, listing every frame (in order) with the
 /// first event's rule and evidence, plus the flow's `odd` packets with the
 /// same fingerprint within [`GROUP_SECS`] of the group.
-fn group_injection(found: Vec<(Head, InterferenceEvent)>, odd: &[Head]) -> Vec<InterferenceEvent> {
+fn group_injection(found: Vec<(Head, InterferenceEvent)>, odd: &[Head]) -> Vec<Finding> {
     let mut groups: Vec<(Head, InterferenceEvent)> = Vec::new();
     let same = |a: &Head, b: &Head| {
         a.ip_id.is_some() && a.ip_id == b.ip_id && a.window == b.window && {
@@ -933,7 +933,15 @@ fn group_injection(found: Vec<(Head, InterferenceEvent)>, odd: &[Head]) -> Vec<I
             }
         }
     }
-    groups.into_iter().map(|(_, e)| e).collect()
+    // Every packet of a group has the group's IP-ID (`same`), the one the
+    // event's evidence shows.
+    groups
+        .into_iter()
+        .map(|(h, event)| Finding {
+            event,
+            ip_id: h.ip_id,
+        })
+        .collect()
 }
 
 /// Evidence of a judgement, collected only when asked for.
@@ -1072,7 +1080,7 @@ fn localize(probes: &[(ProbeGroup, u8, bool)]) -> HashMap<ProbeGroup, u8> {
     out
 }
 
-fn bogus_synacks(orphans: &[OrphanSynAck], forged_dns: &[IpAddr]) -> Vec<InterferenceEvent> {
+fn bogus_synacks(orphans: &[OrphanSynAck], forged_dns: &[IpAddr]) -> Vec<Finding> {
     // TTLs of all bogus SYN/ACKs per (server, seq): an injector drawing a
     // random TTL per packet shows a spread no real retransmission has.
     let mut ttls: HashMap<(IpAddr, u32), Vec<u8>> = HashMap::new();
@@ -1105,8 +1113,7 @@ fn bogus_synacks(orphans: &[OrphanSynAck], forged_dns: &[IpAddr]) -> Vec<Interfe
                 reasons.push("address came from a forged DNS answer".into());
             }
             let mut e = event(
-                INJECTED_PACKET,
-                "bogus_synack",
+                InterferenceRule::BogusSynack,
                 vec![o.seg.head.frame],
                 o.server.0,
                 conf.min(0.95),
@@ -1128,7 +1135,10 @@ fn bogus_synacks(orphans: &[OrphanSynAck], forged_dns: &[IpAddr]) -> Vec<Interfe
                 json!(round2(o.seg.head.ts.since(&o.syn.ts) * 1000.0)),
             );
             ev.insert("dns_forged_address".into(), json!(forged));
-            e
+            Finding {
+                event: e,
+                ip_id: o.seg.head.ip_id,
+            }
         })
         .collect()
 }
