@@ -58,7 +58,14 @@ lab:
   noise: false
 "#;
 
-const STATE_DIR: &str = "/run/matador/lab";
+/// The labs' state folder of this test (`run --lab-state-dir`): a lab
+/// brought up sweeps the stale labs of its folder, and this test leaves
+/// stale labs on purpose (SIGKILL) while other lab tests run beside it
+/// (nextest group `lab-long`): each keeps to its own folder.
+fn state_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| PathBuf::from(format!("/run/matador/test-pairs-{}", std::process::id())))
+}
 
 fn read_json(p: &Path) -> Value {
     let t = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
@@ -125,7 +132,7 @@ impl Drop for Guard {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let Ok(rd) = std::fs::read_dir(STATE_DIR) else {
+        let Ok(rd) = std::fs::read_dir(state_dir()) else {
             return;
         };
         for e in rd.flatten() {
@@ -140,10 +147,13 @@ impl Drop for Guard {
             if self.pids.contains(&s.owner.pid) || self.labs.contains(&s.id) {
                 eprintln!("tearing down lab {} left by a failed run", s.id);
                 let _ = Command::new(env!("CARGO_BIN_EXE_matador"))
-                    .args(["lab", "down", &s.id])
+                    .args(["lab", "down", &s.id, "--state-dir"])
+                    .arg(state_dir())
                     .status();
             }
         }
+        // Empty once every lab of ours is down (a lab left keeps its state).
+        let _ = std::fs::remove_dir(state_dir());
     }
 }
 
@@ -151,7 +161,8 @@ fn spawn(g: &mut Guard, args: &[&std::ffi::OsStr], tmp: &Path, n: usize) -> Path
     let err = tmp.join(format!("run{n}.err"));
     let child = Command::new(env!("CARGO_BIN_EXE_matador"))
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["run", "--lab"])
+        .args(["run", "--lab", "--lab-state-dir"])
+        .arg(state_dir())
         .args(args)
         .stdout(std::fs::File::create(tmp.join(format!("run{n}.out"))).unwrap())
         .stderr(std::fs::File::create(&err).unwrap())
@@ -327,7 +338,7 @@ fn a_kill_with_three_pairs_mid_measurement_loses_and_duplicates_nothing() {
     let mut left = Vec::new();
     for id in &g.labs {
         left.extend(lab_common::leftovers(id));
-        if Path::new(STATE_DIR).join(format!("{id}.json")).exists() {
+        if state_dir().join(format!("{id}.json")).exists() {
             left.push(format!("state file of lab {id}"));
         }
     }

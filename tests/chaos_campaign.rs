@@ -243,14 +243,21 @@ fn lab_of(stderr: &Path) -> Option<String> {
     })
 }
 
-const STATE_DIR: &str = "/run/matador/lab";
+/// The labs' state folder of this test (`run --lab-state-dir`): a lab
+/// brought up sweeps the stale labs of its folder, and this test leaves
+/// stale labs on purpose (SIGKILL) while other lab tests run beside it
+/// (nextest group `lab-long`): each keeps to its own folder.
+fn state_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| PathBuf::from(format!("/run/matador/test-chaos-{}", std::process::id())))
+}
 
 fn lab_desc(id: &str) -> LabDesc {
-    LabDesc::read(&Path::new(STATE_DIR).join(id).join("lab.json")).expect("lab.json")
+    LabDesc::read(&state_dir().join(id).join("lab.json")).expect("lab.json")
 }
 
 fn lab_process(id: &str, prefix: &str) -> u32 {
-    let st = StateFile::load(&Path::new(STATE_DIR).join(format!("{id}.json"))).unwrap();
+    let st = StateFile::load(&state_dir().join(format!("{id}.json"))).unwrap();
     st.state()
         .resources
         .iter()
@@ -272,7 +279,7 @@ fn kill9(pid: u32) {
 /// The node agent of `node` (started over SSH by the orchestrator): the
 /// process whose argv is `<matador> agent --dir <lab>/agent/<node>`.
 fn agent_pid(id: &str, node: &str) -> Option<u32> {
-    let want = Path::new(STATE_DIR).join(id).join("agent").join(node);
+    let want = state_dir().join(id).join("agent").join(node);
     for e in std::fs::read_dir("/proc").ok()?.flatten() {
         let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else {
             continue;
@@ -308,7 +315,7 @@ fn control(sock: &Path, line: &str) -> String {
 /// base64 bodies, which must never appear in the record or the output.
 fn lab_secrets(id: &str) -> Vec<String> {
     let mut v = Vec::new();
-    let keys = Path::new(STATE_DIR).join(id).join("keys");
+    let keys = state_dir().join(id).join("keys");
     for e in std::fs::read_dir(&keys).unwrap().flatten() {
         let p = e.path();
         let name = p.file_name().unwrap().to_string_lossy().into_owned();
@@ -370,7 +377,9 @@ impl Ctx {
         let mut c = Command::new(env!("CARGO_BIN_EXE_matador"));
         c.current_dir(env!("CARGO_MANIFEST_DIR"))
             .arg("run")
-            .arg("--lab");
+            .arg("--lab")
+            .arg("--lab-state-dir")
+            .arg(state_dir());
         match self.campaign_dir() {
             Some(d) => c.arg("--resume").arg(d),
             None => c.arg("--out").arg(&self.out_dir).arg(&self.scenario),
@@ -574,7 +583,7 @@ impl Drop for Ctx {
     /// `matador lab down` — only ours, other labs on the machine are not
     /// touched. Labs already removed leave no state file and are skipped.
     fn drop(&mut self) {
-        let Ok(rd) = std::fs::read_dir(STATE_DIR) else {
+        let Ok(rd) = std::fs::read_dir(state_dir()) else {
             return;
         };
         for e in rd.flatten() {
@@ -589,10 +598,13 @@ impl Drop for Ctx {
             if self.pids.contains(&s.owner.pid) || self.labs.contains(&s.id) {
                 eprintln!("tearing down lab {} left by a failed run", s.id);
                 let _ = Command::new(env!("CARGO_BIN_EXE_matador"))
-                    .args(["lab", "down", &s.id])
+                    .args(["lab", "down", &s.id, "--state-dir"])
+                    .arg(state_dir())
                     .status();
             }
         }
+        // Empty once every lab of ours is down (a lab left keeps its state).
+        let _ = std::fs::remove_dir(state_dir());
     }
 }
 
@@ -742,7 +754,7 @@ fn chaos_campaign_loses_and_duplicates_nothing() {
     let mut left = Vec::new();
     for id in &ctx.labs {
         left.extend(lab_common::leftovers(id));
-        if Path::new(STATE_DIR).join(format!("{id}.json")).exists() {
+        if state_dir().join(format!("{id}.json")).exists() {
             left.push(format!("state file of lab {id}"));
         }
     }

@@ -94,8 +94,11 @@ fn a_delayed_link_adds_its_delay_and_an_undelayed_one_does_not() {
     assert!(far.0 >= 40.0 && far.1 < 400.0, "far node: {far:?}");
     assert!(far6.0 >= 40.0, "far node over IPv6: {far6:?}");
     assert!(slow.0 >= 80.0 && slow.1 < 800.0, "phone via far: {slow:?}");
-    assert!(near.1 < 20.0, "undelayed node: {near:?}");
-    assert!(fast.1 < 20.0, "phone via undelayed node: {fast:?}");
+    // A delay is a floor under every packet; the machine's load only adds
+    // jitter on top (the lab tests share two cores with the rest of the
+    // suite). So the undelayed paths are judged by their minimum.
+    assert!(near.0 < 20.0, "undelayed node: {near:?}");
+    assert!(fast.0 < 20.0, "phone via undelayed node: {fast:?}");
 
     assert!(lab.down().is_empty());
     assert!(leftovers(&id).is_empty(), "{:#?}", leftovers(&id));

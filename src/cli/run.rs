@@ -29,6 +29,12 @@ pub struct RunArgs {
     /// Run in the virtual lab (brought up and torn down by matador).
     #[arg(long)]
     pub lab: bool,
+    /// Where the virtual lab keeps its state (default /run/matador/lab, as
+    /// `matador lab`). A lab brought up sweeps the stale labs of its folder
+    /// (their owner killed): runs that must not sweep each other's, such as
+    /// tests running side by side, use folders of their own.
+    #[arg(long, value_name = "DIR", requires = "lab")]
+    pub lab_state_dir: Option<PathBuf>,
     /// Folder under which the campaign folder is created.
     #[arg(long, value_name = "DIR", default_value = "campaigns")]
     pub out: PathBuf,
@@ -96,7 +102,12 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let mut lab_topology = None;
     let (env, lab_desc) = if args.lab {
         let t = std::time::Instant::now();
-        let (l, topology) = lab_env::up(&ls, args.resume.as_deref(), opts.stop.clone())?;
+        let state_dir = args
+            .lab_state_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(matador_lab::build::DEFAULT_STATE_DIR));
+        let (l, topology) =
+            lab_env::up(&ls, args.resume.as_deref(), &state_dir, opts.stop.clone())?;
         lab_topology = Some(topology);
         let desc = matador::net::labdesc::LabDesc::read(&l.desc_path)?;
         eprintln!(

@@ -127,6 +127,7 @@ pub const MEASUREMENTS: &[Column] = &[
     col("run", Text, true),
     col("run_sender_country", Text, true),
     col("run_receiver_country", Text, true),
+    col("pair", Int, true),
 ];
 
 /// Columns of `paths`: one row per trace (the report's `paths`).
@@ -530,6 +531,7 @@ fn measurements_table(c: &Campaign) -> Table {
             ot(run.as_ref().map(|r| r.0.as_str())),
             ot(run.as_ref().map(|r| r.1.as_str())),
             ot(run.as_ref().map(|r| r.2.as_str())),
+            oi(e.pair),
         ]);
     }
     ms

@@ -8,8 +8,8 @@ use anyhow::Context;
 use matador::campaign::runner::Env;
 use matador::net::labdesc::LabDesc;
 use matador::scenario::LoadedScenario;
-use matador_lab::build::{DEFAULT_STATE_DIR, Lab, UpOptions};
-use std::path::{Path, PathBuf};
+use matador_lab::build::{Lab, UpOptions};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -19,10 +19,12 @@ use std::sync::atomic::AtomicBool;
 /// [`Lab`] is dropped or [`Lab::down`] is called). `cancel` aborts the
 /// bring-up (Ctrl-C).
 /// A resumed campaign (`resume`: its folder) uses the topology recorded in
-/// its `lab-topology.yaml`, so it continues in the same lab.
+/// its `lab-topology.yaml`, so it continues in the same lab. `state_dir`:
+/// where the lab keeps its state.
 pub fn up(
     ls: &LoadedScenario,
     resume: Option<&Path>,
+    state_dir: &Path,
     cancel: Arc<AtomicBool>,
 ) -> anyhow::Result<(Lab, matador_lab::topology::Topology)> {
     let (topology, path) = match resume.map(|d| d.join(super::LAB_TOPOLOGY)) {
@@ -42,7 +44,7 @@ pub fn up(
     };
     let lab = Lab::up(UpOptions {
         topology: topology.clone(),
-        state_dir: PathBuf::from(DEFAULT_STATE_DIR),
+        state_dir: state_dir.to_path_buf(),
         exe: std::env::current_exe().context("own executable")?,
         phones: true,
         ssh: true,
