@@ -11,7 +11,6 @@
 
 mod lab_common;
 
-use matador::net::state::StateFile;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -64,7 +63,7 @@ lab:
 /// (nextest group `lab-long`): each keeps to its own folder.
 fn state_dir() -> &'static Path {
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| PathBuf::from(format!("/run/matador/test-pairs-{}", std::process::id())))
+    DIR.get_or_init(|| lab_common::own_state_dir("pairs"))
 }
 
 fn read_json(p: &Path) -> Value {
@@ -132,28 +131,7 @@ impl Drop for Guard {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let Ok(rd) = std::fs::read_dir(state_dir()) else {
-            return;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.extension().is_none_or(|x| x != "json") {
-                continue;
-            }
-            let Ok(st) = StateFile::load(&p) else {
-                continue;
-            };
-            let s = st.state();
-            if self.pids.contains(&s.owner.pid) || self.labs.contains(&s.id) {
-                eprintln!("tearing down lab {} left by a failed run", s.id);
-                let _ = Command::new(env!("CARGO_BIN_EXE_matador"))
-                    .args(["lab", "down", &s.id, "--state-dir"])
-                    .arg(state_dir())
-                    .status();
-            }
-        }
-        // Empty once every lab of ours is down (a lab left keeps its state).
-        let _ = std::fs::remove_dir(state_dir());
+        lab_common::down_labs_of(state_dir(), &self.pids, &self.labs);
     }
 }
 

@@ -249,7 +249,7 @@ fn lab_of(stderr: &Path) -> Option<String> {
 /// (nextest group `lab-long`): each keeps to its own folder.
 fn state_dir() -> &'static Path {
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| PathBuf::from(format!("/run/matador/test-chaos-{}", std::process::id())))
+    DIR.get_or_init(|| lab_common::own_state_dir("chaos"))
 }
 
 fn lab_desc(id: &str) -> LabDesc {
@@ -583,28 +583,7 @@ impl Drop for Ctx {
     /// `matador lab down` — only ours, other labs on the machine are not
     /// touched. Labs already removed leave no state file and are skipped.
     fn drop(&mut self) {
-        let Ok(rd) = std::fs::read_dir(state_dir()) else {
-            return;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.extension().is_none_or(|x| x != "json") {
-                continue;
-            }
-            let Ok(st) = StateFile::load(&p) else {
-                continue;
-            };
-            let s = st.state();
-            if self.pids.contains(&s.owner.pid) || self.labs.contains(&s.id) {
-                eprintln!("tearing down lab {} left by a failed run", s.id);
-                let _ = Command::new(env!("CARGO_BIN_EXE_matador"))
-                    .args(["lab", "down", &s.id, "--state-dir"])
-                    .arg(state_dir())
-                    .status();
-            }
-        }
-        // Empty once every lab of ours is down (a lab left keeps its state).
-        let _ = std::fs::remove_dir(state_dir());
+        lab_common::down_labs_of(state_dir(), &self.pids, &self.labs);
     }
 }
 

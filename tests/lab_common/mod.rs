@@ -219,3 +219,38 @@ impl Drop for Capture {
         let _ = self.child.wait();
     }
 }
+
+/// A labs' state folder of this test process (`run --lab-state-dir`): a lab
+/// brought up sweeps the stale labs of its folder, so tests that leave
+/// stale labs on purpose (SIGKILL) while others run beside them keep to
+/// folders of their own.
+pub fn own_state_dir(test: &str) -> PathBuf {
+    PathBuf::from(format!("/run/matador/test-{test}-{}", std::process::id()))
+}
+
+/// Takes down every lab in `state_dir` owned by one of `pids` or named in
+/// `labs` (only ours: other labs on the machine are not touched), then
+/// removes the folder if that left it empty (a lab left keeps its state).
+pub fn down_labs_of(state_dir: &Path, pids: &[u32], labs: &[String]) {
+    let Ok(rd) = std::fs::read_dir(state_dir) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let p = e.path();
+        if p.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let Ok(st) = matador::net::state::StateFile::load(&p) else {
+            continue;
+        };
+        let s = st.state();
+        if pids.contains(&s.owner.pid) || labs.contains(&s.id) {
+            eprintln!("tearing down lab {} left by a failed run", s.id);
+            let _ = Command::new(env!("CARGO_BIN_EXE_matador"))
+                .args(["lab", "down", &s.id, "--state-dir"])
+                .arg(state_dir)
+                .status();
+        }
+    }
+    let _ = std::fs::remove_dir(state_dir);
+}
