@@ -255,6 +255,22 @@ fn real_lab_rehearsal_runs_the_campaign_without_lab() {
             );
         }
     }
+    // The campaign's record of what it set up on the router
+    // (`/run/matador/campaign-<scenario>-<pid>.json`) is undone and removed
+    // at its end.
+    let router_states = || -> BTreeSet<PathBuf> {
+        std::fs::read_dir("/run/matador")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("campaign-rehearsal-"))
+            })
+            .collect()
+    };
+    let states_before = router_states();
     let t = Instant::now();
     let (ok, stdout, stderr) = matador(
         &router,
@@ -268,6 +284,11 @@ fn real_lab_rehearsal_runs_the_campaign_without_lab() {
         "matador run failed\nstdout:\n{stdout}\nstderr:\n{stderr}"
     );
     check_record(&campaigns, &nodes);
+    let left: Vec<_> = router_states()
+        .difference(&states_before)
+        .cloned()
+        .collect();
+    assert!(left.is_empty(), "router state files left: {left:?}");
     for n in &nodes {
         let log = std::fs::read_to_string(g.dir.join(format!("logs/sshd-{n}.log"))).unwrap();
         assert!(

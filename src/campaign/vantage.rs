@@ -52,7 +52,8 @@ pub struct NetVantage {
     phones: HashMap<String, PhoneRoute>,
     /// A name the resolvers must answer.
     dns_name: String,
-    state: Mutex<StateFile>,
+    /// `None` once torn down (on drop).
+    state: Mutex<Option<StateFile>>,
     assigned: Mutex<HashMap<String, String>>,
 }
 
@@ -75,7 +76,7 @@ impl NetVantage {
             nodes,
             phones,
             dns_name: dns_name.into(),
-            state: Mutex::new(state),
+            state: Mutex::new(Some(state)),
             assigned: Mutex::new(HashMap::new()),
         }
     }
@@ -98,19 +99,32 @@ impl NetVantage {
     }
 }
 
+impl Drop for NetVantage {
+    /// The campaign is over: what it recorded on the router is undone
+    /// (rules a teardown deleted already are skipped) and its state file
+    /// removed — it stayed behind under /run/matador before.
+    fn drop(&mut self) {
+        let st = match self.state.get_mut() {
+            Ok(st) => st.take(),
+            Err(poisoned) => poisoned.into_inner().take(),
+        };
+        if let Some(st) = st {
+            for problem in st.teardown() {
+                eprintln!("warning: router teardown: {problem}");
+            }
+        }
+    }
+}
+
 impl Vantage for NetVantage {
     fn connect(&self, phone: &str, node: &str) -> Result<(), EnvError> {
         let p = self.phone(phone)?;
         let n = self.node(node)?;
         let mut st = self.state.lock().map_err(err)?;
-        assign_phone(
-            &mut st,
-            self.router_ns.as_deref(),
-            p.addr,
-            n.table,
-            p.priority,
-        )
-        .map_err(err)?;
+        let st = st
+            .as_mut()
+            .ok_or_else(|| err("the router's state is torn down"))?;
+        assign_phone(st, self.router_ns.as_deref(), p.addr, n.table, p.priority).map_err(err)?;
         self.assigned
             .lock()
             .map_err(err)?
