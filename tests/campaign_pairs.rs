@@ -11,6 +11,8 @@
 
 mod lab_common;
 
+use lab_common::{journal, read_json};
+
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -64,19 +66,6 @@ lab:
 fn state_dir() -> &'static Path {
     static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     DIR.get_or_init(|| lab_common::own_state_dir("pairs"))
-}
-
-fn read_json(p: &Path) -> Value {
-    let t = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    serde_json::from_str(&t).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-fn journal(dir: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap_or_default();
-    // A line still being written is not complete yet.
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .collect()
 }
 
 /// The measurements inside an attempt with their captures running, and

@@ -26,6 +26,8 @@
 
 mod lab_common;
 
+use lab_common::{journal, read_json};
+
 use matador::net::labdesc::LabDesc;
 use matador::net::state::{Resource, StateFile};
 use serde_json::Value;
@@ -166,19 +168,6 @@ fn sha256(p: &Path) -> String {
     let b = std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     let d = ring::digest::digest(&ring::digest::SHA256, &b);
     d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn read_json(p: &Path) -> Value {
-    let t = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-    serde_json::from_str(&t).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
-
-fn journal(dir: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap_or_default();
-    // A line still being written is not complete yet.
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .collect()
 }
 
 /// The temporaries of interrupted atomic writes under `dir`.

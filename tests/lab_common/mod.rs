@@ -254,3 +254,18 @@ pub fn down_labs_of(state_dir: &Path, pids: &[u32], labs: &[String]) {
     }
     let _ = std::fs::remove_dir(state_dir);
 }
+
+/// A JSON file of a campaign record (panics naming the file).
+pub fn read_json(p: &Path) -> serde_json::Value {
+    let t = std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    serde_json::from_str(&t).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// The complete lines of a campaign's `journal.jsonl` (a line still being
+/// written is not complete yet).
+pub fn journal(dir: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(dir.join("journal.jsonl")).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .collect()
+}
