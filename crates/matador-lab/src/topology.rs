@@ -239,8 +239,8 @@ impl Topology {
         if self.phones.is_empty() || self.phones.len() > 100 {
             return Err("1 to 100 phones".into());
         }
-        if self.nodes.is_empty() || self.nodes.len() > 16 {
-            return Err("1 to 16 nodes".into());
+        if self.nodes.is_empty() || self.nodes.len() > MAX_NODES {
+            return Err(format!("1 to {MAX_NODES} nodes"));
         }
         if self.datacenters.len() > 30 {
             return Err("at most 30 data centres".into());
@@ -394,6 +394,11 @@ impl Alloc {
 pub const HOME_BLOCK: (Ipv4Addr, u8) = (Ipv4Addr::new(198, 18, 0, 0), 17);
 /// The phones' WLAN.
 pub const WLAN: (Ipv4Addr, u8) = (Ipv4Addr::new(198, 18, 100, 0), 24);
+/// Most nodes a topology holds: each gets a /23 of 198.18.128.0/17 (its
+/// country/AS block: uplink, censor link and up to 8 hop links need at most
+/// 40 addresses) and a /30 of [`TUNNELS`]' /24, so 64. The paper's campaign
+/// (PAM 2016) used 28 countries.
+pub const MAX_NODES: usize = 64;
 /// Tunnel inner addresses (a /30 per node).
 pub const TUNNELS: Ipv4Addr = Ipv4Addr::new(198, 18, 99, 0);
 /// The phones' resolver: an anycast address served in every country by the
@@ -491,8 +496,8 @@ impl Plan {
         let router_uplink = home.p2p()?;
         let mut nodes = Vec::new();
         for (i, n) in t.nodes.iter().enumerate() {
-            let base = Ipv4Addr::new(198, 18, 128 + 8 * i as u8, 0);
-            let mut a = Alloc::new(base, 8 * 256);
+            let base = Ipv4Addr::new(198, 18, 128 + 2 * i as u8, 0);
+            let mut a = Alloc::new(base, 2 * 256);
             let uplink = a.p2p()?;
             let censor_link = match &t.censor {
                 Some(c) if c.node == n.name => Some(a.p2p()?),
@@ -505,7 +510,7 @@ impl Plan {
             chain.push(a.p2p()?);
             let tb = u32::from(TUNNELS) + 4 * i as u32;
             nodes.push(NodePlan {
-                block: (base, 21),
+                block: (base, 23),
                 uplink,
                 censor_link,
                 chain,
@@ -584,13 +589,49 @@ mod tests {
         lab_addresses_only(&t);
     }
 
+    /// The most nodes a topology holds, each with the longest hop chain and
+    /// one behind a censor, still get addresses of their own; one more is
+    /// refused by name.
+    #[test]
+    fn sixty_four_nodes_fit_and_sixty_five_do_not() {
+        let mut t = Topology::load(&Topology::demo_path()).unwrap();
+        let proto = t.nodes[0].clone();
+        t.nodes = (0..MAX_NODES)
+            .map(|i| NodeDecl {
+                name: format!("n-{i}"),
+                hops: 8,
+                ..proto.clone()
+            })
+            .collect();
+        for p in &mut t.phones {
+            p.node = "n-0".into();
+        }
+        if let Some(c) = &mut t.censor {
+            c.node = format!("n-{}", MAX_NODES - 1);
+        }
+        t.validate().unwrap();
+        lab_addresses_only(&t);
+        t.nodes.push(NodeDecl {
+            name: "n-64".into(),
+            ..proto
+        });
+        let e = t.validate().unwrap_err();
+        assert!(e.contains("1 to 64 nodes"), "{e}");
+    }
+
     fn lab_addresses_only(t: &Topology) {
         let p = Plan::new(t).unwrap();
         let mut all: Vec<Ipv4Addr> = vec![p.router_uplink.up, p.router_uplink.down, p.gateway];
         all.extend(&p.phones);
         for n in &p.nodes {
             all.extend([n.uplink.up, n.uplink.down, n.tunnel.up, n.tunnel.down]);
+            all.extend(n.censor_link.iter().flat_map(|l| [l.up, l.down]));
             all.extend(n.chain.iter().flat_map(|l| [l.up, l.down]));
+            // Every address of a node inside the node's own block.
+            let (b, len) = n.block;
+            let mask = u32::MAX << (32 - len);
+            let inside = |a: &Ipv4Addr| u32::from(*a) & mask == u32::from(b);
+            assert!(inside(&n.uplink.down) && n.chain.iter().all(|l| inside(&l.up) && inside(&l.down)));
         }
         for d in &p.dcs {
             all.extend(d.chain.iter().flat_map(|l| [l.up, l.down]));
