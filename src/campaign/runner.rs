@@ -20,6 +20,7 @@ use super::env::{
 };
 use super::plan::{Kind, Plan, PlannedMeasurement, Side};
 use super::record::{IndexEntry, Record, Status, StepState, now};
+use super::schedule::{NodeSlots, first_fitting, slot_nodes};
 use crate::analysis::correlate::{
     BaselineCache, CorrelateConfig, LivePool, analyze_measurement_cached, replay_campaign,
     write_analysis,
@@ -28,7 +29,7 @@ use crate::capture::Timestamp;
 use crate::device::events::{DeviceEvent, EventKind as K, text_sha256};
 use crate::scenario::apps::AppProfiles;
 use crate::scenario::{CapturePointKind, StepsSpec};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -357,7 +358,7 @@ struct Sched {
     /// Measurements not yet taken, in plan order.
     queue: Vec<PlannedMeasurement>,
     /// Measurements each node carries now.
-    busy: BTreeMap<String, u32>,
+    slots: NodeSlots,
     /// No further measurement is taken (interrupted or failed).
     halt: bool,
 }
@@ -534,7 +535,8 @@ impl Runner {
                 .collect();
             *lock(&self.sched) = Sched {
                 queue,
-                ..Sched::default()
+                slots: NodeSlots::new(self.opts.node_capacity),
+                halt: false,
             };
         }
         let this = &*self;
@@ -687,18 +689,12 @@ impl Runner {
             if sched.queue.is_empty() {
                 return Take::Done;
             }
-            let cap = self.opts.node_capacity.max(1);
-            let pick = sched.queue.iter().position(|m| {
-                let want = self.wanted_nodes(m);
-                want.iter()
-                    .all(|n| sched.busy.get(n).copied().unwrap_or(0) < cap)
-            });
+            // The rule the duration estimate replays (schedule.rs).
+            let pick = first_fitting(&sched.queue, &sched.slots, |m| self.wanted_nodes(m));
             if let Some(i) = pick {
                 let m = sched.queue.remove(i);
                 let want = self.wanted_nodes(&m);
-                for n in &want {
-                    *sched.busy.entry(n.clone()).or_default() += 1;
-                }
+                sched.slots.take(&want);
                 return Take::Next(Box::new(m), want);
             }
             // Woken when a slot is freed; the timeout notices a stop.
@@ -713,14 +709,10 @@ impl Runner {
     /// The nodes an attempt of `m` would use now (distinct; empty when a
     /// side has no working node left).
     fn wanted_nodes(&self, m: &PlannedMeasurement) -> Vec<String> {
-        match (
-            self.node_for(&m.sender_nodes),
-            self.node_for(&m.receiver_nodes),
-        ) {
-            (Some(a), Some(b)) if a == b => vec![a],
-            (Some(a), Some(b)) => vec![a, b],
-            _ => Vec::new(),
-        }
+        slot_nodes(
+            self.node_for(&m.sender_nodes).as_deref(),
+            self.node_for(&m.receiver_nodes).as_deref(),
+        )
     }
 
     /// Holds slots on `want` instead of `held` (a failover moved the
@@ -730,19 +722,13 @@ impl Runner {
             return true;
         }
         self.release(held);
-        let cap = self.opts.node_capacity.max(1);
         let mut sched = lock(&self.sched);
         loop {
             if self.stopped() {
                 return false;
             }
-            if want
-                .iter()
-                .all(|n| sched.busy.get(n).copied().unwrap_or(0) < cap)
-            {
-                for n in &want {
-                    *sched.busy.entry(n.clone()).or_default() += 1;
-                }
+            if sched.slots.has_room(&want) {
+                sched.slots.take(&want);
                 *held = want;
                 return true;
             }
@@ -759,13 +745,8 @@ impl Runner {
         if held.is_empty() {
             return;
         }
-        let mut sched = lock(&self.sched);
-        for n in held.drain(..) {
-            if let Some(c) = sched.busy.get_mut(&n) {
-                *c = c.saturating_sub(1);
-            }
-        }
-        drop(sched);
+        lock(&self.sched).slots.free(held);
+        held.clear();
         self.freed.notify_all();
     }
 
@@ -823,12 +804,7 @@ impl Runner {
             };
             // Another pair may have failed a node over since this one was
             // taken: the slots follow the nodes this attempt uses.
-            let want = if na == nb {
-                vec![na.clone()]
-            } else {
-                vec![na.clone(), nb.clone()]
-            };
-            if !self.hold(held, want) {
+            if !self.hold(held, slot_nodes(Some(&na), Some(&nb))) {
                 return Ok(None);
             }
             entry.sender_node = na.clone();
