@@ -362,11 +362,19 @@ fn index(dir: &Path) -> Index {
 fn assert_sqlite_matches(dir: &Path) {
     let idx = index(dir);
     let db = rusqlite::Connection::open(dir.join("index.sqlite")).unwrap();
-    let mut rows: Vec<(String, String, String, Option<String>, String)> = db
-        .prepare("SELECT id, status, app, error, sender_node FROM measurements ORDER BY id")
+    type Row = (String, String, String, Option<String>, String, Option<u32>);
+    let mut rows: Vec<Row> = db
+        .prepare("SELECT id, status, app, error, sender_node, pair FROM measurements ORDER BY id")
         .unwrap()
         .query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
         })
         .unwrap()
         .map(Result::unwrap)
@@ -383,6 +391,7 @@ fn assert_sqlite_matches(dir: &Path) {
                 e.app.clone(),
                 e.error.clone(),
                 e.sender_node.clone(),
+                e.pair,
             )
         })
         .collect();
