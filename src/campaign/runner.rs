@@ -18,7 +18,7 @@ use super::CampaignError;
 use super::env::{
     CapturePoint, EnvError, PhoneControl, PhoneFacts, Stamp, StepHook, StepReport, Vantage,
 };
-use super::plan::{Kind, Plan, PlannedMeasurement, Side};
+use super::plan::{Kind, Plan, PlannedMeasurement, Side, human_secs};
 use super::record::{IndexEntry, Record, Status, StepState, now};
 use super::schedule::{NodeSlots, first_fitting, slot_nodes};
 use crate::analysis::correlate::{
@@ -224,6 +224,63 @@ pub struct Summary {
     pub remaining: usize,
     /// Stopped by request before the end.
     pub interrupted: bool,
+    /// What each phone pair did in this run, with several pairs (empty
+    /// with one).
+    pub pairs: Vec<PairSummary>,
+    /// Wall time of this run's measurements (from the first taken until
+    /// every pair stopped; without the campaign-wide analysis).
+    pub measuring: Duration,
+}
+
+/// What one phone pair did in a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PairSummary {
+    /// 1-based pair number (the index's `pair`).
+    pub pair: u32,
+    /// Its phones `[A, B]`.
+    pub phones: [String; 2],
+    /// Measurements it completed.
+    pub complete: usize,
+    /// Measurements it recorded failed.
+    pub failed: usize,
+    /// Measurements it recorded skipped (no node left).
+    pub skipped: usize,
+    /// Wall time it held a measurement (retries and waits for a
+    /// failover node included; an interrupted measurement too).
+    pub busy: Duration,
+}
+
+impl Summary {
+    /// One line per phone pair (none with one pair), e.g. `pair 2
+    /// (lab-c/lab-d): 6 done, 1 failed, busy 2m 05s (93 % of 2m 14s)`.
+    pub fn pair_lines(&self) -> Vec<String> {
+        let total = self.measuring.as_secs_f64();
+        self.pairs
+            .iter()
+            .map(|p| {
+                let busy = p.busy.as_secs_f64();
+                let share = if total > 0.0 {
+                    format!(" ({:.0} % of {})", 100.0 * busy / total, human_secs(total))
+                } else {
+                    String::new()
+                };
+                let skipped = if p.skipped > 0 {
+                    format!(", {} skipped", p.skipped)
+                } else {
+                    String::new()
+                };
+                format!(
+                    "pair {} ({}/{}): {} done, {} failed{skipped}, busy {}{share}",
+                    p.pair,
+                    p.phones[0],
+                    p.phones[1],
+                    p.complete,
+                    p.failed,
+                    human_secs(busy),
+                )
+            })
+            .collect()
+    }
 }
 
 /// Why an attempt ended early.
@@ -350,6 +407,8 @@ pub struct Runner {
     sched: Mutex<Sched>,
     /// Signalled when a slot is freed or the run halts.
     freed: Condvar,
+    /// What each pair did in this run (the summary's `pairs`).
+    tally: Mutex<Vec<PairSummary>>,
 }
 
 /// The shared queue of the pair workers.
@@ -418,6 +477,15 @@ impl Runner {
             baselines: BaselineCache::default(),
             live: LivePool::default(),
             status: Mutex::new(vec![String::new(); pairs.len()]),
+            tally: Mutex::new(
+                (pairs.iter().enumerate())
+                    .map(|(i, p)| PairSummary {
+                        pair: i as u32 + 1,
+                        phones: p.clone(),
+                        ..PairSummary::default()
+                    })
+                    .collect(),
+            ),
             pairs,
             sched: Mutex::new(Sched::default()),
             freed: Condvar::new(),
@@ -540,6 +608,7 @@ impl Runner {
             };
         }
         let this = &*self;
+        let measuring = Instant::now();
         let results: Vec<Result<bool, CampaignError>> = if this.pairs.len() == 1 {
             vec![this.worker(0)]
         } else {
@@ -566,6 +635,7 @@ impl Runner {
                     .collect()
             })
         };
+        let measuring = measuring.elapsed();
         let mut interrupted = false;
         for r in results {
             interrupted |= r?;
@@ -596,6 +666,11 @@ impl Runner {
                 skipped: count(Status::Skipped),
                 remaining: total - rec.index.measurements.len(),
                 interrupted,
+                pairs: match self.pairs.len() {
+                    1 => Vec::new(),
+                    _ => lock(&self.tally).clone(),
+                },
+                measuring,
             }
         };
         self.journal(
@@ -630,8 +705,18 @@ impl Runner {
                 Take::Stopped => return Ok(true),
             };
             let m = self.on_pair(&planned, pair);
+            let t = Instant::now();
             let r = self.measure(&m, &mut held);
             self.release(&mut held);
+            if let Some(p) = lock(&self.tally).get_mut(pair) {
+                p.busy += t.elapsed();
+                match &r {
+                    Ok(Some(e)) if e.status == Status::Complete => p.complete += 1,
+                    Ok(Some(e)) if e.status == Status::Failed => p.failed += 1,
+                    Ok(Some(_)) => p.skipped += 1,
+                    _ => {}
+                }
+            }
             match r {
                 Ok(Some(mut entry)) => {
                     let status = entry.status;

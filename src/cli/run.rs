@@ -157,6 +157,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         summary.remaining,
         t0.elapsed().as_secs_f64()
     );
+    for line in summary.pair_lines() {
+        println!("  {line}");
+    }
     if summary.interrupted {
         println!(
             "interrupted: continue with `matador run --resume {}`",
