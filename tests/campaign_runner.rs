@@ -362,11 +362,19 @@ fn index(dir: &Path) -> Index {
 fn assert_sqlite_matches(dir: &Path) {
     let idx = index(dir);
     let db = rusqlite::Connection::open(dir.join("index.sqlite")).unwrap();
-    let mut rows: Vec<(String, String, String, Option<String>, String)> = db
-        .prepare("SELECT id, status, app, error, sender_node FROM measurements ORDER BY id")
+    type Row = (String, String, String, Option<String>, String, Option<u32>);
+    let mut rows: Vec<Row> = db
+        .prepare("SELECT id, status, app, error, sender_node, pair FROM measurements ORDER BY id")
         .unwrap()
         .query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
         })
         .unwrap()
         .map(Result::unwrap)
@@ -383,6 +391,7 @@ fn assert_sqlite_matches(dir: &Path) {
                 e.app.clone(),
                 e.error.clone(),
                 e.sender_node.clone(),
+                e.pair,
             )
         })
         .collect();
@@ -431,6 +440,8 @@ fn full_campaign_leaves_a_complete_record() {
         (s.complete, s.failed, s.remaining, s.interrupted),
         (6, 0, 0, false)
     );
+    // One pair: no lines per pair in the summary.
+    assert!(s.pairs.is_empty() && s.pair_lines().is_empty(), "{s:?}");
     // Record files.
     assert_eq!(
         std::fs::read_to_string(dir.join("scenario.yaml")).unwrap(),
@@ -1207,4 +1218,28 @@ fn two_pairs_share_the_plan_within_node_capacity() {
     for l in read_journal(&dir.join("journal.jsonl")).unwrap() {
         assert_eq!(l.measurement.is_some(), l.pair.is_some(), "{l:?}");
     }
+    // index.sqlite names the pair of each measurement as index.json does.
+    assert_sqlite_matches(&dir);
+    // The summary per pair: what the index says each pair carried, busy
+    // for part of the run (both pairs measured at once, so neither was
+    // busy the whole time plus the other's share).
+    assert_eq!(s.pairs.len(), 2);
+    let mut busy = Duration::ZERO;
+    for p in &s.pairs {
+        assert_eq!(p.phones, plan.phone_pairs[p.pair as usize - 1]);
+        assert_eq!(p.complete, by_pair[&p.pair], "pair {}", p.pair);
+        assert_eq!((p.failed, p.skipped), (0, 0));
+        assert!(p.busy > Duration::ZERO && p.busy <= s.measuring, "{p:?}");
+        busy += p.busy;
+    }
+    assert!(busy > s.measuring, "the pairs overlapped: {s:?}");
+    let lines = s.pair_lines();
+    assert_eq!(lines.len(), 2);
+    assert!(
+        lines[1].starts_with(&format!(
+            "pair 2 (lab-c/lab-d): {} done, 0 failed, busy ",
+            by_pair[&2]
+        )),
+        "{lines:?}"
+    );
 }

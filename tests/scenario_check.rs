@@ -221,6 +221,45 @@ fn cli_check_and_dry_run() {
         text.contains("16 measurements (8 message, 8 baseline), 16 messages"),
         "{text}"
     );
+    // One pair: the measurements' estimates summed, as before pairs.
+    let demo =
+        Plan::expand(&LoadedScenario::load(&root().join("scenarios/lab-demo.yaml")).unwrap());
+    assert!(
+        text.ends_with(&format!(
+            ", estimated duration {}\n",
+            matador::campaign::plan::human_secs(demo.estimated_secs())
+        )),
+        "{text}"
+    );
+    // Three pairs on disjoint nodes: each country pair's 4 measurements
+    // (baseline 50 s, message run 56 s, twice) run one after the other on
+    // their own pair, the three country pairs at once.
+    let pairs = root().join("scenarios/lab-pairs.yaml");
+    let out = assert_cmd::Command::cargo_bin("matador")
+        .unwrap()
+        .args(["run", "--dry-run"])
+        .arg(&pairs)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.ends_with(
+            ", estimated duration 3m 32s with 3 phone pairs (10m 36s of measurement time)\n"
+        ),
+        "{text}"
+    );
+    let out = assert_cmd::Command::cargo_bin("matador")
+        .unwrap()
+        .args(["scenario", "check"])
+        .arg(&pairs)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("; about 3m 32s with 3 phone pairs (10m 36s of measurement time))"),
+        "{text}"
+    );
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("bad.yaml");
     std::fs::write(&bad, GOOD.replace("signal]", "signal, icq]")).unwrap();

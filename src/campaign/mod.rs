@@ -10,6 +10,8 @@
 //! - [`agents`]: the connections to the node agents (captures, paths, probes);
 //! - [`runner`]: the state machine (steps, timeouts, retries, node
 //!   failover, clean stop, resume);
+//! - [`schedule`]: which measurement a free phone pair takes (node
+//!   slots), shared by the runner and the duration estimate;
 //! - [`sqlite`]: `index.sqlite`, the queryable twin of `index.json`;
 //! - [`provenance`]: `provenance.json` (build, geo databases, nodes' OS);
 //! - [`merge`]: shard folders (`run --shard k/n`) joined into one campaign.
@@ -24,6 +26,7 @@ pub mod plan;
 pub mod provenance;
 pub mod record;
 pub mod runner;
+pub mod schedule;
 pub mod sqlite;
 pub mod vantage;
 pub mod world;

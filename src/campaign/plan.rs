@@ -366,9 +366,33 @@ impl Plan {
         self.measurements.iter().map(|m| m.messages.len()).sum()
     }
 
-    /// Estimated duration of the whole campaign in seconds.
+    /// Estimated duration of the whole campaign in seconds with one phone
+    /// pair: every measurement's estimate summed (the measurement time).
     pub fn estimated_secs(&self) -> f64 {
         self.measurements.iter().map(|m| m.estimated_secs).sum()
+    }
+
+    /// Estimated duration with the plan's phone pairs sharing nodes under
+    /// `node_capacity` (the runner's scheduling rule replayed on the
+    /// measurements' estimates, [`super::schedule::estimate`]).
+    pub fn estimate(&self, node_capacity: u32) -> super::schedule::Estimate {
+        super::schedule::estimate(&self.measurements, self.phone_pairs().len(), node_capacity)
+    }
+
+    /// The estimated duration as printed: `32h 28m` with one pair, `4h 10m
+    /// with 8 phone pairs (32h 28m of measurement time)` with several.
+    pub fn duration_text(&self, node_capacity: u32) -> String {
+        let e = self.estimate(node_capacity);
+        if e.pairs <= 1 {
+            human_secs(self.estimated_secs())
+        } else {
+            format!(
+                "{} with {} phone pairs ({} of measurement time)",
+                human_secs(e.wall_secs),
+                e.pairs,
+                human_secs(e.measurement_secs)
+            )
+        }
     }
 
     /// Every node the plan may use (primary and failover), sorted.

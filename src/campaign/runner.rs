@@ -18,8 +18,9 @@ use super::CampaignError;
 use super::env::{
     CapturePoint, EnvError, PhoneControl, PhoneFacts, Stamp, StepHook, StepReport, Vantage,
 };
-use super::plan::{Kind, Plan, PlannedMeasurement, Side};
+use super::plan::{Kind, Plan, PlannedMeasurement, Side, human_secs};
 use super::record::{IndexEntry, Record, Status, StepState, now};
+use super::schedule::{NodeSlots, first_fitting, slot_nodes};
 use crate::analysis::correlate::{
     BaselineCache, CorrelateConfig, LivePool, analyze_measurement_cached, replay_campaign,
     write_analysis,
@@ -28,7 +29,7 @@ use crate::capture::Timestamp;
 use crate::device::events::{DeviceEvent, EventKind as K, text_sha256};
 use crate::scenario::apps::AppProfiles;
 use crate::scenario::{CapturePointKind, StepsSpec};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -223,6 +224,63 @@ pub struct Summary {
     pub remaining: usize,
     /// Stopped by request before the end.
     pub interrupted: bool,
+    /// What each phone pair did in this run, with several pairs (empty
+    /// with one).
+    pub pairs: Vec<PairSummary>,
+    /// Wall time of this run's measurements (from the first taken until
+    /// every pair stopped; without the campaign-wide analysis).
+    pub measuring: Duration,
+}
+
+/// What one phone pair did in a run.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PairSummary {
+    /// 1-based pair number (the index's `pair`).
+    pub pair: u32,
+    /// Its phones `[A, B]`.
+    pub phones: [String; 2],
+    /// Measurements it completed.
+    pub complete: usize,
+    /// Measurements it recorded failed.
+    pub failed: usize,
+    /// Measurements it recorded skipped (no node left).
+    pub skipped: usize,
+    /// Wall time it held a measurement (retries and waits for a
+    /// failover node included; an interrupted measurement too).
+    pub busy: Duration,
+}
+
+impl Summary {
+    /// One line per phone pair (none with one pair), e.g. `pair 2
+    /// (lab-c/lab-d): 6 done, 1 failed, busy 2m 05s (93 % of 2m 14s)`.
+    pub fn pair_lines(&self) -> Vec<String> {
+        let total = self.measuring.as_secs_f64();
+        self.pairs
+            .iter()
+            .map(|p| {
+                let busy = p.busy.as_secs_f64();
+                let share = if total > 0.0 {
+                    format!(" ({:.0} % of {})", 100.0 * busy / total, human_secs(total))
+                } else {
+                    String::new()
+                };
+                let skipped = if p.skipped > 0 {
+                    format!(", {} skipped", p.skipped)
+                } else {
+                    String::new()
+                };
+                format!(
+                    "pair {} ({}/{}): {} done, {} failed{skipped}, busy {}{share}",
+                    p.pair,
+                    p.phones[0],
+                    p.phones[1],
+                    p.complete,
+                    p.failed,
+                    human_secs(busy),
+                )
+            })
+            .collect()
+    }
 }
 
 /// Why an attempt ended early.
@@ -349,6 +407,8 @@ pub struct Runner {
     sched: Mutex<Sched>,
     /// Signalled when a slot is freed or the run halts.
     freed: Condvar,
+    /// What each pair did in this run (the summary's `pairs`).
+    tally: Mutex<Vec<PairSummary>>,
 }
 
 /// The shared queue of the pair workers.
@@ -357,7 +417,7 @@ struct Sched {
     /// Measurements not yet taken, in plan order.
     queue: Vec<PlannedMeasurement>,
     /// Measurements each node carries now.
-    busy: BTreeMap<String, u32>,
+    slots: NodeSlots,
     /// No further measurement is taken (interrupted or failed).
     halt: bool,
 }
@@ -417,6 +477,15 @@ impl Runner {
             baselines: BaselineCache::default(),
             live: LivePool::default(),
             status: Mutex::new(vec![String::new(); pairs.len()]),
+            tally: Mutex::new(
+                (pairs.iter().enumerate())
+                    .map(|(i, p)| PairSummary {
+                        pair: i as u32 + 1,
+                        phones: p.clone(),
+                        ..PairSummary::default()
+                    })
+                    .collect(),
+            ),
             pairs,
             sched: Mutex::new(Sched::default()),
             freed: Condvar::new(),
@@ -534,10 +603,12 @@ impl Runner {
                 .collect();
             *lock(&self.sched) = Sched {
                 queue,
-                ..Sched::default()
+                slots: NodeSlots::new(self.opts.node_capacity),
+                halt: false,
             };
         }
         let this = &*self;
+        let measuring = Instant::now();
         let results: Vec<Result<bool, CampaignError>> = if this.pairs.len() == 1 {
             vec![this.worker(0)]
         } else {
@@ -564,6 +635,7 @@ impl Runner {
                     .collect()
             })
         };
+        let measuring = measuring.elapsed();
         let mut interrupted = false;
         for r in results {
             interrupted |= r?;
@@ -594,6 +666,11 @@ impl Runner {
                 skipped: count(Status::Skipped),
                 remaining: total - rec.index.measurements.len(),
                 interrupted,
+                pairs: match self.pairs.len() {
+                    1 => Vec::new(),
+                    _ => lock(&self.tally).clone(),
+                },
+                measuring,
             }
         };
         self.journal(
@@ -628,8 +705,18 @@ impl Runner {
                 Take::Stopped => return Ok(true),
             };
             let m = self.on_pair(&planned, pair);
+            let t = Instant::now();
             let r = self.measure(&m, &mut held);
             self.release(&mut held);
+            if let Some(p) = lock(&self.tally).get_mut(pair) {
+                p.busy += t.elapsed();
+                match &r {
+                    Ok(Some(e)) if e.status == Status::Complete => p.complete += 1,
+                    Ok(Some(e)) if e.status == Status::Failed => p.failed += 1,
+                    Ok(Some(_)) => p.skipped += 1,
+                    _ => {}
+                }
+            }
             match r {
                 Ok(Some(mut entry)) => {
                     let status = entry.status;
@@ -687,18 +774,12 @@ impl Runner {
             if sched.queue.is_empty() {
                 return Take::Done;
             }
-            let cap = self.opts.node_capacity.max(1);
-            let pick = sched.queue.iter().position(|m| {
-                let want = self.wanted_nodes(m);
-                want.iter()
-                    .all(|n| sched.busy.get(n).copied().unwrap_or(0) < cap)
-            });
+            // The rule the duration estimate replays (schedule.rs).
+            let pick = first_fitting(&sched.queue, &sched.slots, |m| self.wanted_nodes(m));
             if let Some(i) = pick {
                 let m = sched.queue.remove(i);
                 let want = self.wanted_nodes(&m);
-                for n in &want {
-                    *sched.busy.entry(n.clone()).or_default() += 1;
-                }
+                sched.slots.take(&want);
                 return Take::Next(Box::new(m), want);
             }
             // Woken when a slot is freed; the timeout notices a stop.
@@ -713,14 +794,10 @@ impl Runner {
     /// The nodes an attempt of `m` would use now (distinct; empty when a
     /// side has no working node left).
     fn wanted_nodes(&self, m: &PlannedMeasurement) -> Vec<String> {
-        match (
-            self.node_for(&m.sender_nodes),
-            self.node_for(&m.receiver_nodes),
-        ) {
-            (Some(a), Some(b)) if a == b => vec![a],
-            (Some(a), Some(b)) => vec![a, b],
-            _ => Vec::new(),
-        }
+        slot_nodes(
+            self.node_for(&m.sender_nodes).as_deref(),
+            self.node_for(&m.receiver_nodes).as_deref(),
+        )
     }
 
     /// Holds slots on `want` instead of `held` (a failover moved the
@@ -730,19 +807,13 @@ impl Runner {
             return true;
         }
         self.release(held);
-        let cap = self.opts.node_capacity.max(1);
         let mut sched = lock(&self.sched);
         loop {
             if self.stopped() {
                 return false;
             }
-            if want
-                .iter()
-                .all(|n| sched.busy.get(n).copied().unwrap_or(0) < cap)
-            {
-                for n in &want {
-                    *sched.busy.entry(n.clone()).or_default() += 1;
-                }
+            if sched.slots.has_room(&want) {
+                sched.slots.take(&want);
                 *held = want;
                 return true;
             }
@@ -759,13 +830,8 @@ impl Runner {
         if held.is_empty() {
             return;
         }
-        let mut sched = lock(&self.sched);
-        for n in held.drain(..) {
-            if let Some(c) = sched.busy.get_mut(&n) {
-                *c = c.saturating_sub(1);
-            }
-        }
-        drop(sched);
+        lock(&self.sched).slots.free(held);
+        held.clear();
         self.freed.notify_all();
     }
 
@@ -823,12 +889,7 @@ impl Runner {
             };
             // Another pair may have failed a node over since this one was
             // taken: the slots follow the nodes this attempt uses.
-            let want = if na == nb {
-                vec![na.clone()]
-            } else {
-                vec![na.clone(), nb.clone()]
-            };
-            if !self.hold(held, want) {
+            if !self.hold(held, slot_nodes(Some(&na), Some(&nb))) {
                 return Ok(None);
             }
             entry.sender_node = na.clone();

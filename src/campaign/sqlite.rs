@@ -17,8 +17,9 @@ use std::path::{Path, PathBuf};
 
 /// File name inside the campaign folder.
 pub const SQLITE_FILE: &str = "index.sqlite";
-/// Value of `meta.schema`.
-pub const SQLITE_SCHEMA: &str = "matador/index-sqlite/1";
+/// Value of `meta.schema`. Version 2 added `measurements.pair`; a version 1
+/// database (an older campaign being resumed) gets the column when opened.
+pub const SQLITE_SCHEMA: &str = "matador/index-sqlite/2";
 
 const DDL: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -42,7 +43,8 @@ CREATE TABLE IF NOT EXISTS measurements (
   started TEXT NOT NULL,
   ended TEXT NOT NULL,
   attempts INTEGER NOT NULL,
-  files TEXT NOT NULL
+  files TEXT NOT NULL,
+  pair INTEGER
 );
 CREATE TABLE IF NOT EXISTS servers (
   measurement TEXT NOT NULL REFERENCES measurements(id) ON DELETE CASCADE,
@@ -97,6 +99,7 @@ impl SqliteIndex {
         )
         .map_err(&e)?;
         conn.execute_batch(DDL).map_err(&e)?;
+        add_pair_column(&conn).map_err(&e)?;
         conn.execute(
             "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema', ?1), ('campaign', ?2)",
             params![SQLITE_SCHEMA, campaign],
@@ -134,6 +137,18 @@ impl SqliteIndex {
     }
 }
 
+/// A database written before the `pair` column (an older campaign being
+/// resumed) gets it; `sync` then fills it from `index.json`.
+fn add_pair_column(conn: &Connection) -> rusqlite::Result<()> {
+    let has = conn
+        .prepare("SELECT 1 FROM pragma_table_info('measurements') WHERE name = 'pair'")?
+        .exists([])?;
+    if !has {
+        conn.execute_batch("ALTER TABLE measurements ADD COLUMN pair INTEGER")?;
+    }
+    Ok(())
+}
+
 /// The servers of `measurements/<id>/analysis.json` (none when absent).
 fn servers_of(dir: &Path, id: &str) -> Vec<CorrelatedServer> {
     let p = dir.join("measurements").join(id).join("analysis.json");
@@ -155,8 +170,9 @@ fn put(tx: &Transaction<'_>, dir: &Path, m: &IndexEntry) -> rusqlite::Result<()>
     tx.execute(
         "INSERT INTO measurements (id, kind, app, sender, receiver, sender_country,
            receiver_country, sender_node, receiver_node, repetition, messages, status,
-           error, started, ended, attempts, files)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+           error, started, ended, attempts, files, pair)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+           ?18)",
         params![
             m.id,
             m.kind.as_str(),
@@ -175,6 +191,7 @@ fn put(tx: &Transaction<'_>, dir: &Path, m: &IndexEntry) -> rusqlite::Result<()>
             m.ended.to_string(),
             m.attempts,
             serde_json::to_string(&m.files).unwrap_or_else(|_| "[]".into()),
+            m.pair,
         ],
     )?;
     for s in servers_of(dir, &m.id) {
@@ -212,4 +229,75 @@ fn put(tx: &Transaction<'_>, dir: &Path, m: &IndexEntry) -> rusqlite::Result<()>
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str, pair: Option<u32>) -> IndexEntry {
+        IndexEntry {
+            id: id.into(),
+            pair,
+            ..IndexEntry::default()
+        }
+    }
+
+    fn pairs(dir: &Path) -> Vec<(String, Option<u32>)> {
+        let db = Connection::open(dir.join(SQLITE_FILE)).unwrap();
+        let mut q = db
+            .prepare("SELECT id, pair FROM measurements ORDER BY id")
+            .unwrap();
+        q.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    /// The pair that carried a measurement, NULL with one pair.
+    #[test]
+    fn the_pair_column_holds_the_index_pair() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut db = SqliteIndex::open(tmp.path(), "c").unwrap();
+        db.upsert(tmp.path(), &entry("m0001", Some(3))).unwrap();
+        db.upsert(tmp.path(), &entry("m0002", None)).unwrap();
+        assert_eq!(
+            pairs(tmp.path()),
+            [("m0001".into(), Some(3)), ("m0002".into(), None)]
+        );
+    }
+
+    /// A database of an older campaign (no `pair` column) gets the column
+    /// when opened, and a sync fills it.
+    #[test]
+    fn an_older_database_gets_the_pair_column() {
+        let tmp = tempfile::tempdir().unwrap();
+        let old = DDL.replace(",\n  pair INTEGER\n);", "\n);");
+        assert_ne!(old, DDL);
+        let c = Connection::open(tmp.path().join(SQLITE_FILE)).unwrap();
+        c.execute_batch(&old).unwrap();
+        drop(c);
+        let mut db = SqliteIndex::open(tmp.path(), "c").unwrap();
+        let index = Index {
+            schema: String::new(),
+            campaign: "c".into(),
+            measurements: vec![entry("m0001", Some(2)), entry("m0002", None)],
+        };
+        db.sync(tmp.path(), &index).unwrap();
+        assert_eq!(
+            pairs(tmp.path()),
+            [("m0001".into(), Some(2)), ("m0002".into(), None)]
+        );
+        // Opening again leaves the column as it is.
+        drop(db);
+        SqliteIndex::open(tmp.path(), "c").unwrap();
+        assert_eq!(pairs(tmp.path()).len(), 2);
+        let c = Connection::open(tmp.path().join(SQLITE_FILE)).unwrap();
+        let schema: String = c
+            .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(schema, SQLITE_SCHEMA);
+    }
 }

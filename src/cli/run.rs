@@ -1,7 +1,7 @@
 //! `matador run`: run a campaign (or print its plan with `--dry-run`).
 
 use clap::Args;
-use matador::campaign::plan::{Kind, Plan, human_secs};
+use matador::campaign::plan::{Kind, Plan};
 use matador::campaign::runner::{Env, RunOptions, Runner};
 use matador::scenario::LoadedScenario;
 use std::path::PathBuf;
@@ -157,6 +157,9 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         summary.remaining,
         t0.elapsed().as_secs_f64()
     );
+    for line in summary.pair_lines() {
+        println!("  {line}");
+    }
     if summary.interrupted {
         println!(
             "interrupted: continue with `matador run --resume {}`",
@@ -469,7 +472,7 @@ pub fn dry_run_text(ls: &LoadedScenario, plan: &Plan) -> String {
         plan.count_kind(Kind::Message),
         plan.count_kind(Kind::Baseline),
         plan.total_messages(),
-        human_secs(plan.estimated_secs())
+        plan.duration_text(sc.node_capacity)
     ));
     s
 }

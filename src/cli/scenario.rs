@@ -47,7 +47,7 @@ pub fn run(args: ScenarioArgs) -> anyhow::Result<ExitCode> {
                             plan.count_kind(matador::campaign::plan::Kind::Message),
                             plan.count_kind(matador::campaign::plan::Kind::Baseline),
                             plan.total_messages(),
-                            matador::campaign::plan::human_secs(plan.estimated_secs()),
+                            plan.duration_text(ls.scenario.node_capacity),
                         );
                     }
                     Err(e) => {
