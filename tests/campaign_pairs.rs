@@ -317,3 +317,199 @@ fn a_kill_with_three_pairs_mid_measurement_loses_and_duplicates_nothing() {
         t0.elapsed().as_secs_f64()
     );
 }
+
+/// File magics of pcap (µs and ns, either byte order) and pcapng.
+const PCAP_MAGICS: [[u8; 4]; 5] = [
+    [0xd4, 0xc3, 0xb2, 0xa1],
+    [0xa1, 0xb2, 0xc3, 0xd4],
+    [0x4d, 0x3c, 0xb2, 0xa1],
+    [0xa1, 0xb2, 0x3c, 0x4d],
+    [0x0a, 0x0d, 0x0d, 0x0a],
+];
+
+const CTRL_C_SCENARIO: &str = r#"
+name: ctrl-c
+description: tests/campaign_pairs.rs (Ctrl-C of the terminal)
+phones:
+  - id: lab-a
+  - id: lab-b
+  - id: lab-c
+  - id: lab-d
+phone_pairs: [[lab-a, lab-b], [lab-c, lab-d]]
+node_capacity: 1
+apps: [whatsapp]
+countries:
+  DE: [de-1]
+  BR: [br-1]
+  US: [us-1]
+  JP: [jp-1]
+pairs:
+  explicit: [[DE, BR], [US, JP]]
+messages:
+  per_direction: 2
+  texts: ["ctrl-c one", "ctrl-c two"]
+  interval: 1s
+repetitions: 2
+baseline:
+  runs: 0
+timeouts:
+  step: 20s
+  receive: 15s
+  measurement: 90s
+retries: 0
+capture:
+  points: [router, node]
+  screenrecord: false
+lab:
+  noise: false
+"#;
+
+/// Ctrl-C in the terminal signals the whole foreground process group, not
+/// only matador. The ssh clients of the node agents were in that group and
+/// died at once, so the measurements in flight lost their node captures
+/// ("agent connection lost during capture_stop", found by the paper-sized
+/// lab run). Now: two pairs mid-exchange with node captures running, SIGINT
+/// to the orchestrator's whole group: each pair ends its step, stops its
+/// captures over the still-open agent connections, and the record says
+/// "interrupted" with nothing failed but the stopped exchanges.
+#[test]
+fn ctrl_c_of_the_terminal_keeps_the_node_captures_of_the_pairs_in_flight() {
+    lab_common::require_root();
+    let t0 = Instant::now();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let scenario = tmp.path().join("ctrl-c.yaml");
+    std::fs::write(&scenario, CTRL_C_SCENARIO).unwrap();
+    let out = tmp.path().join("campaigns");
+    let err = tmp.path().join("run.err");
+    let mut g = Guard {
+        pids: Vec::new(),
+        labs: Vec::new(),
+        child: None,
+    };
+    {
+        use std::os::unix::process::CommandExt;
+        let child = Command::new(env!("CARGO_BIN_EXE_matador"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["run", "--lab", "--lab-state-dir"])
+            .arg(state_dir())
+            .arg("--out")
+            .arg(&out)
+            .arg(&scenario)
+            .stdout(std::fs::File::create(tmp.path().join("run.out")).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .stdin(Stdio::null())
+            // A process group like a terminal's foreground job.
+            .process_group(0)
+            .spawn()
+            .expect("start matador run");
+        g.pids.push(child.id());
+        g.child = Some(child);
+    }
+    let stderr = || std::fs::read_to_string(&err).unwrap_or_default();
+    // Both pairs inside their exchange, node captures running.
+    let in_exchange = |j: &[Value]| -> BTreeSet<String> {
+        let capturing = in_flight(j);
+        j.iter()
+            .filter(|l| l["step"] == "exchange" && l["state"] == "started")
+            .filter_map(|l| l["measurement"].as_str())
+            .filter(|id| capturing.contains_key(*id))
+            .map(str::to_string)
+            .collect()
+    };
+    let pid = g.child.as_ref().unwrap().id();
+    let stopped = loop {
+        let c = g.child.as_mut().unwrap();
+        if let Some(s) = c.try_wait().unwrap() {
+            panic!(
+                "ended ({s}) before two pairs were mid-exchange:\n{}",
+                stderr()
+            );
+        }
+        if g.labs.is_empty()
+            && let Some(id) = lab_of(&err)
+        {
+            g.labs.push(id);
+        }
+        if let Some(d) = campaign_dir(&out) {
+            let open = in_exchange(&journal(&d));
+            if open.len() == 2 {
+                let st = Command::new("kill")
+                    .args(["-INT", "--", &format!("-{pid}")])
+                    .status()
+                    .expect("kill");
+                assert!(st.success(), "kill -INT to the group");
+                break open;
+            }
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(180),
+            "two pairs never mid-exchange:\n{}",
+            stderr()
+        );
+        std::thread::sleep(Duration::from_millis(15));
+    };
+    let status = loop {
+        let c = g.child.as_mut().unwrap();
+        if let Some(s) = c.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(300),
+            "no exit after Ctrl-C:\n{}",
+            stderr()
+        );
+        std::thread::sleep(Duration::from_millis(15));
+    };
+    let text = stderr();
+    assert_eq!(status.code(), Some(130), "{status}; stderr:\n{text}");
+    let dir = campaign_dir(&out).expect("campaign folder");
+    let stdout = std::fs::read_to_string(tmp.path().join("run.out")).unwrap_or_default();
+    assert!(stdout.contains("interrupted: continue with"), "{stdout}");
+    let j = journal(&dir);
+    // Nothing failed but the stopped exchanges; no agent was lost.
+    for l in &j {
+        let detail = l["detail"].as_str().unwrap_or("");
+        assert!(!detail.contains("connection lost"), "agent lost: {l}");
+        if l["state"] == "failed" && l["step"] != "measurement" {
+            assert_eq!(
+                (l["step"].as_str(), detail),
+                (Some("exchange"), "stopped"),
+                "{l}"
+            );
+        }
+    }
+    // The interrupted measurements' captures were stopped and kept: each
+    // node's and phone's pcap is whole (a pcap header at least).
+    for id in &stopped {
+        let m = dir.join("measurements").join(id);
+        let pcaps: Vec<PathBuf> = std::fs::read_dir(&m)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "pcap"))
+            .collect();
+        let nodes = pcaps
+            .iter()
+            .filter(|p| p.to_string_lossy().contains("capture-node-"))
+            .count();
+        assert_eq!(nodes, 2, "{id}: node captures {pcaps:?}");
+        for p in &pcaps {
+            let b = std::fs::read(p).unwrap();
+            assert!(
+                b.len() >= 24 && PCAP_MAGICS.contains(&[b[0], b[1], b[2], b[3]]),
+                "{}: not a whole pcap ({} bytes)",
+                p.display(),
+                b.len()
+            );
+        }
+    }
+    let mut left = Vec::new();
+    for id in &g.labs {
+        left.extend(lab_common::leftovers(id));
+    }
+    assert!(left.is_empty(), "left behind: {left:#?}");
+    eprintln!(
+        "Ctrl-C with {stopped:?} mid-exchange: captures kept, exit 130; {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+}

@@ -335,6 +335,12 @@ impl Agent {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
+            // A group of its own: a terminal's Ctrl-C (SIGINT to the whole
+            // foreground group) must reach only matador, which then ends
+            // the current step (stopping the node captures over this very
+            // connection) and closes the agent itself. In the group, ssh
+            // died at once and the in-flight captures were lost.
+            .process_group(0)
             .spawn()
             .map_err(|source| AgentError::Spawn {
                 node: node.clone(),
