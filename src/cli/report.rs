@@ -54,9 +54,10 @@ pub struct ReportArgs {
     #[arg(long, value_enum, default_value = "md")]
     pub format: FormatArg,
 
-    /// Interest groups: `current`, `pam2016` or a YAML file.
-    #[arg(long, default_value = "current")]
-    pub groups: String,
+    /// Interest groups: `current`, `pam2016` or a YAML file (default: the
+    /// campaign scenario's `geo.groups`, else `current`).
+    #[arg(long)]
+    pub groups: Option<String>,
 
     /// Country mmdb (default: the lab mmdb named in lab.json, else
     /// .geo-db/country.mmdb or $MATADOR_GEO_DIR/country.mmdb).
@@ -138,7 +139,15 @@ fn build_one(
 
 /// Runs `matador report`.
 pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
-    let groups = GroupSet::resolve(&args.groups)?;
+    // The scenario's groups unless named: its Table 3 is the one it asked for.
+    let spec = match (&args.groups, args.campaigns.first()) {
+        (Some(g), _) => g.clone(),
+        (None, Some(dir)) => {
+            report::record::scenario_groups(dir)?.unwrap_or_else(|| "current".into())
+        }
+        (None, None) => "current".into(),
+    };
+    let groups = GroupSet::resolve(&spec)?;
     let old = args
         .geo_changes
         .as_deref()

@@ -365,7 +365,7 @@ pub(crate) fn report(dir: &std::path::Path) -> bool {
         campaigns: vec![dir.to_path_buf()],
         compare: false,
         format,
-        groups: "current".into(),
+        groups: None,
         geo_db: None,
         asn_db: None,
         geo_changes: None,

@@ -486,3 +486,61 @@ pub fn parse_traces(text: &str) -> Result<Vec<Trace>, String> {
         })
         .collect()
 }
+
+/// The interest groups the campaign's scenario names (`geo.groups` of the
+/// `scenario.yaml` its folder keeps): a preset as written, a groups file
+/// resolved against the campaign folder when relative (it stood beside the
+/// scenario). `None` when the folder has no scenario or the scenario names
+/// none (the default, `current`).
+pub fn scenario_groups(dir: &Path) -> Result<Option<String>, ReportError> {
+    #[derive(Deserialize)]
+    struct Geo {
+        groups: Option<String>,
+    }
+    #[derive(Deserialize)]
+    struct Scenario {
+        geo: Option<Geo>,
+    }
+    let path = dir.join("scenario.yaml");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(ReportError::Io { path, source }),
+    };
+    let sc: Scenario = serde_yaml_ng::from_str(&text).map_err(|e| ReportError::BadFile {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    let Some(g) = sc.geo.and_then(|g| g.groups) else {
+        return Ok(None);
+    };
+    if crate::geo::groups::PRESETS.contains(&g.as_str()) || Path::new(&g).is_absolute() {
+        return Ok(Some(g));
+    }
+    Ok(Some(dir.join(&g).to_string_lossy().into_owned()))
+}
+
+#[cfg(test)]
+mod scenario_groups_tests {
+    use super::scenario_groups;
+
+    #[test]
+    fn the_scenario_names_the_groups_of_its_report() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(scenario_groups(d.path()).unwrap(), None);
+        let w = |s: &str| std::fs::write(d.path().join("scenario.yaml"), s).unwrap();
+        w("name: x\ngeo:\n  groups: pam2016\n");
+        assert_eq!(
+            scenario_groups(d.path()).unwrap().as_deref(),
+            Some("pam2016")
+        );
+        w("name: x\n");
+        assert_eq!(scenario_groups(d.path()).unwrap(), None);
+        w("name: x\ngeo: {groups: mine.yaml}\n");
+        let p = d.path().join("mine.yaml").to_string_lossy().into_owned();
+        assert_eq!(scenario_groups(d.path()).unwrap(), Some(p));
+        w("geo: [");
+        let e = scenario_groups(d.path()).unwrap_err().to_string();
+        assert!(e.contains("scenario.yaml"), "{e}");
+    }
+}
