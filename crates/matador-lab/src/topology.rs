@@ -631,7 +631,9 @@ mod tests {
             let (b, len) = n.block;
             let mask = u32::MAX << (32 - len);
             let inside = |a: &Ipv4Addr| u32::from(*a) & mask == u32::from(b);
-            assert!(inside(&n.uplink.down) && n.chain.iter().all(|l| inside(&l.up) && inside(&l.down)));
+            assert!(
+                inside(&n.uplink.down) && n.chain.iter().all(|l| inside(&l.up) && inside(&l.down))
+            );
         }
         for d in &p.dcs {
             all.extend(d.chain.iter().flat_map(|l| [l.up, l.down]));
