@@ -126,3 +126,81 @@ async fn interruptions_in_two_languages_are_handled_on_the_way() {
     assert!(others >= 7, "{on_a:?}");
     assert_eq!(others + 7, on_a.len(), "nothing else was done: {on_a:?}");
 }
+
+/// WeChat has no chat deep link: the device layer finds the contact's row
+/// by name in the chat list. With more chats than fit the screen, the
+/// RecyclerView's dump holds only the rows on screen (the last contact is
+/// in none until the list is scrolled), so the device layer swipes the
+/// list until the row appears; a name in no row ends at the list's end
+/// with the usual "not found". Not about timing: fast dumps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wechat_chat_below_the_first_screen_is_found_by_scrolling() {
+    let t = two_phones(|a, b| {
+        not_about_timing(a);
+        not_about_timing(b);
+        let c = &mut a.apps.get_mut("wechat").unwrap().contacts;
+        let last = c.pop().unwrap();
+        assert_eq!(last.name, "Lab B");
+        for i in 0..13 {
+            c.push(matador_lab::phone::config::SimContact {
+                name: format!("Extra {i:02}"),
+                account: format!("wxid_extra{i:02}"),
+            });
+        }
+        c.push(last);
+    })
+    .await;
+    let da = t.server.device(t.a.adb_addr).await;
+    let db = t.server.device(t.b.adb_addr).await;
+    da.wake_unlock().await.unwrap();
+    db.wake_unlock().await.unwrap();
+    let apps = load_app_profiles();
+    let wechat = apps.iter().find(|a| a.id == "wechat").unwrap();
+    assert!(wechat.ui.open_chat.uri.is_none());
+    // The case needs scrolling: after a cold start the list can scroll
+    // and "Lab B" is in no row of the dump.
+    da.force_stop(wechat).await.unwrap();
+    da.launch(wechat).await.unwrap();
+    let first = wechat.ui.open_chat.navigate[0][0].fill(&[("contact", "Extra 00")]);
+    da.wait_element(wechat, "list", &[first], Duration::from_secs(10), None)
+        .await
+        .unwrap();
+    let (xml, nodes) = da.dump().await.unwrap();
+    assert!(!xml.contains("Lab B"), "{xml}");
+    let list = matador::device::uidump::scroll_container(&nodes, &wechat.package)
+        .expect("a scrollable chat list");
+    assert!(list.class.ends_with("RecyclerView"), "{list:?}");
+    // Sending to the last contact scrolls to its row; B gets the message.
+    let diag = tempfile::tempdir().unwrap();
+    let text = format!("scrolled #{}", std::process::id());
+    da.send_message(
+        wechat,
+        &account("wechat", 'b'),
+        "Lab B",
+        &text,
+        Some(diag.path()),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let got = db
+        .wait_receipt(wechat, &text, Duration::from_secs(20), Some(diag.path()))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(got.via, ReceiptVia::Notification);
+    // A name in no row: scrolling stops at the list's end (the last row
+    // on screen) and the step fails as before, within its bound.
+    let mut quick = wechat.clone();
+    quick.ui.start_timeout_s = 3.0;
+    let t0 = std::time::Instant::now();
+    let err = da
+        .open_chat(&quick, "wxid_nobody", "Nobody", Some(diag.path()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, matador::device::DeviceError::SelectorNotFound(_)),
+        "{err}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(15), "{:?}", t0.elapsed());
+    let (xml, _) = da.dump().await.unwrap();
+    assert!(xml.contains("text=\"Lab B\""), "not at the end: {xml}");
+}

@@ -508,10 +508,36 @@ impl Device {
         timeout: Duration,
         diag: Option<&Path>,
     ) -> Result<UiNode, DeviceError> {
+        self.wait_element_in(app, what, sels, timeout, diag, false)
+            .await
+    }
+
+    /// [`Device::wait_element`] that also scrolls (`scroll`): while the
+    /// element is not in the dump and no interruption is in front, the
+    /// app's scrollable container ([`uidump::scroll_container`]) is swiped
+    /// forward and dumped again. A RecyclerView's dump holds only the rows
+    /// laid out on screen, so a chat further down a long list is found
+    /// only this way. Scrolling ends when the element appears, when the
+    /// container's content did not change after a swipe (its end), or at
+    /// the deadline; after the end the wait goes on polling (the list may
+    /// still be loading) until the deadline.
+    async fn wait_element_in(
+        &self,
+        app: &AppProfile,
+        what: &str,
+        sels: &[Selector],
+        timeout: Duration,
+        diag: Option<&Path>,
+        scroll: bool,
+    ) -> Result<UiNode, DeviceError> {
         let start = Instant::now();
         let mut last = String::new();
         let mut dumps = 0;
         let mut budget = interrupt::Budget::default();
+        // The container's content before the last swipe (`None`: no swipe
+        // pending a comparison), and whether its end was reached.
+        let mut before_swipe: Option<Vec<_>> = None;
+        let mut at_end = !scroll;
         loop {
             let (xml, nodes) = self.dump().await?;
             dumps += 1;
@@ -538,8 +564,37 @@ impl Device {
                 self.handle_interruption(&action, what).await?;
                 continue;
             }
+            if !at_end && let Some(list) = uidump::scroll_container(&nodes, &app.package) {
+                let content = uidump::region_content(&nodes, list.bounds);
+                if before_swipe.as_ref() == Some(&content) {
+                    at_end = true;
+                } else {
+                    self.swipe_forward(list).await?;
+                    before_swipe = Some(content);
+                    continue;
+                }
+            }
             tokio::time::sleep(POLL).await;
         }
+    }
+
+    /// Scrolls a container forward by half its height: a vertical swipe
+    /// inside its bounds from 3/4 to 1/4 of its height with
+    /// `input swipe <x1> <y1> <x2> <y2> [duration(ms)]` (AOSP
+    /// cmds/input Input.java, InputShellCommand from Android 11 on). Half
+    /// a height, slowly (1 s), so that the fling after the finger lifts
+    /// does not carry rows past the screen unseen.
+    async fn swipe_forward(&self, list: &UiNode) -> Result<(), DeviceError> {
+        let [l, t, r, b] = list.bounds;
+        let x = (l + r) / 2;
+        let h = b - t;
+        self.sh_ok(&format!(
+            "input swipe {x} {} {x} {} 1000",
+            t + h * 3 / 4,
+            t + h / 4
+        ))
+        .await
+        .map(|_| ())
     }
 
     /// Carries out an interruption's action and records it.
@@ -643,8 +698,18 @@ impl Device {
             for (i, alts) in ui.open_chat.navigate.iter().enumerate() {
                 let sels: Vec<Selector> = alts.iter().map(|s| s.fill(&vars)).collect();
                 let timeout = if i == 0 { start } else { step };
+                // Scrolling down is enough: the cold start above put the
+                // list at its top, so nothing sought lies above, and no
+                // later step relies on the list's position (no scroll back).
                 let n = self
-                    .wait_element(app, &format!("navigate-{}", i + 1), &sels, timeout, diag)
+                    .wait_element_in(
+                        app,
+                        &format!("navigate-{}", i + 1),
+                        &sels,
+                        timeout,
+                        diag,
+                        true,
+                    )
                     .await?;
                 self.tap(&n).await?;
             }

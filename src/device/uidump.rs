@@ -20,6 +20,10 @@ pub struct UiNode {
     pub clickable: bool,
     /// `focused`.
     pub focused: bool,
+    /// `scrollable` (AOSP AccessibilityNodeInfoDumper writes
+    /// `Boolean.toString(node.isScrollable())` for every node: true when
+    /// the view can scroll now, e.g. a RecyclerView whose rows overflow).
+    pub scrollable: bool,
     /// Bounds: left, top, right, bottom.
     pub bounds: [i32; 4],
 }
@@ -206,6 +210,7 @@ pub fn parse(xml: &str) -> Vec<UiNode> {
                 "content-desc" => node.content_desc = val,
                 "clickable" => node.clickable = val == "true",
                 "focused" => node.focused = val == "true",
+                "scrollable" => node.scrollable = val == "true",
                 "bounds" => node.bounds = parse_bounds(&val).unwrap_or_default(),
                 _ => {}
             }
@@ -219,6 +224,48 @@ pub fn parse(xml: &str) -> Vec<UiNode> {
 pub fn find<'a>(nodes: &'a [UiNode], sels: &[Selector]) -> Option<&'a UiNode> {
     sels.iter()
         .find_map(|s| nodes.iter().find(|n| s.matches(n)))
+}
+
+/// The screen's main scrollable container of `package`: the largest node
+/// with `scrollable="true"` (a chat list, not a horizontal strip of
+/// stories above it), `None` when nothing of the package can scroll.
+pub fn scroll_container<'a>(nodes: &'a [UiNode], package: &str) -> Option<&'a UiNode> {
+    let area = |n: &UiNode| {
+        i64::from((n.bounds[2] - n.bounds[0]).max(0))
+            * i64::from((n.bounds[3] - n.bounds[1]).max(0))
+    };
+    nodes
+        .iter()
+        .filter(|n| n.scrollable && n.package == package && area(n) > 0)
+        .max_by_key(|n| area(n))
+}
+
+/// What a dump shows inside `bounds` (text, description, id and position of
+/// every node there): equal before and after a swipe when the container
+/// did not move, i.e. its end was reached. Only the container's region
+/// counts: the status bar's clock or a badge elsewhere may change between
+/// two dumps.
+pub fn region_content(
+    nodes: &[UiNode],
+    bounds: [i32; 4],
+) -> Vec<(String, String, String, [i32; 4])> {
+    nodes
+        .iter()
+        .filter(|n| {
+            n.bounds[0] >= bounds[0]
+                && n.bounds[1] >= bounds[1]
+                && n.bounds[2] <= bounds[2]
+                && n.bounds[3] <= bounds[3]
+        })
+        .map(|n| {
+            (
+                n.text.clone(),
+                n.content_desc.clone(),
+                n.resource_id.clone(),
+                n.bounds,
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -239,6 +286,27 @@ mod tests {
         };
         assert!(find(&n, &[Selector::default(), sel]).is_some());
         assert!(parse("<node text=\"unterminated").len() <= 1);
+        assert!(!n[0].scrollable);
+    }
+
+    #[test]
+    fn reads_scrollable_as_uiautomator_writes_it() {
+        // Attribute order and set of AOSP AccessibilityNodeInfoDumper
+        // (uiautomator dump on Android 13): a chat list's RecyclerView.
+        let xml = r#"<?xml version='1.0' encoding='UTF-8' standalone='yes' ?><hierarchy rotation="0"><node index="1" text="" resource-id="com.tencent.mm:id/j8g" class="androidx.recyclerview.widget.RecyclerView" package="com.tencent.mm" content-desc="" checkable="false" checked="false" clickable="false" enabled="true" focusable="true" focused="false" scrollable="true" long-clickable="false" password="false" selected="false" bounds="[0,273][1080,2181]"><node index="0" text="Lab B" resource-id="" class="android.view.View" package="com.tencent.mm" content-desc="" checkable="false" checked="false" clickable="false" enabled="true" focusable="false" focused="false" scrollable="false" long-clickable="false" password="false" selected="false" bounds="[210,310][480,368]" /></node></hierarchy>"#;
+        let n = parse(xml);
+        assert_eq!(n.len(), 2);
+        assert!(n[0].scrollable && !n[1].scrollable);
+        assert_eq!(n[0].bounds, [0, 273, 1080, 2181]);
+        assert_eq!(
+            scroll_container(&n, "com.tencent.mm").map(|c| c.bounds),
+            Some([0, 273, 1080, 2181])
+        );
+        assert!(scroll_container(&n, "com.whatsapp").is_none());
+        let inside = region_content(&n, n[0].bounds);
+        assert_eq!(inside.len(), 2);
+        assert_eq!(inside[1].0, "Lab B");
+        assert!(region_content(&n, [0, 0, 1080, 200]).is_empty());
         assert!(parse("garbage").is_empty());
     }
 }

@@ -377,6 +377,7 @@ mod tests {
             pkg: "x".into(),
             clickable: true,
             focused: true,
+            scrollable: false,
             bounds: [80, 80, 400, 240],
             action: crate::phone::ui::Action::None,
             children: Vec::new(),

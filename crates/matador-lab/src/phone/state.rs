@@ -313,6 +313,11 @@ pub struct AppState {
     pub uid: u32,
     /// Conversation to show once the splash screen ends (deep link).
     pub after_splash: Option<String>,
+    /// How far (px) the chat list is scrolled down. A cold start (and
+    /// `am force-stop`) resets it, as a new activity's list starts at the
+    /// top; leaving a chat with "up" keeps it, as the list activity stays
+    /// on the back stack with its position.
+    pub list_scroll: i32,
 }
 
 impl AppState {
@@ -541,6 +546,7 @@ impl Phone {
                 online: false,
                 uid: 10100 + i as u32 * 17,
                 after_splash: None,
+                list_scroll: 0,
             });
         }
         let mut settings = BTreeMap::new();
@@ -640,6 +646,7 @@ impl Phone {
         if cold_start {
             app.running = true;
             app.screen = AppScreen::Splash(Instant::now() + cold);
+            app.list_scroll = 0;
             app.draft.clear();
             app.focused = false;
         }
@@ -658,6 +665,7 @@ impl Phone {
         let app = &mut self.apps[idx];
         app.running = false;
         app.screen = AppScreen::List;
+        app.list_scroll = 0;
         app.draft.clear();
         app.focused = false;
         if self.fg == Foreground::App(idx) {

@@ -41,6 +41,9 @@ pub struct Node {
     pub clickable: bool,
     /// Focused.
     pub focused: bool,
+    /// Scrollable: as Android reports it for a RecyclerView, true only
+    /// while its content overflows (it can scroll in some direction).
+    pub scrollable: bool,
     /// Bounds: left, top, right, bottom.
     pub bounds: [i32; 4],
     /// Tap effect.
@@ -59,6 +62,7 @@ impl Node {
             pkg: pkg.to_string(),
             clickable: false,
             focused: false,
+            scrollable: false,
             bounds,
             action: Action::None,
             children: Vec::new(),
@@ -91,7 +95,8 @@ impl Node {
         self
     }
 
-    fn contains(&self, x: i32, y: i32) -> bool {
+    /// Whether (x, y) lies inside the bounds.
+    pub fn contains(&self, x: i32, y: i32) -> bool {
         x >= self.bounds[0] && x < self.bounds[2] && y >= self.bounds[1] && y < self.bounds[3]
     }
 
@@ -106,6 +111,14 @@ impl Node {
             }
         }
         self.clickable.then_some(self)
+    }
+
+    /// Centre of the bounds.
+    pub fn center(&self) -> (i32, i32) {
+        (
+            (self.bounds[0] + self.bounds[2]) / 2,
+            (self.bounds[1] + self.bounds[3]) / 2,
+        )
     }
 
     /// Visits every node depth first.
@@ -148,7 +161,7 @@ fn write_node(n: &Node, index: usize, out: &mut String) {
         n.clickable,
         n.clickable || editable,
         n.focused,
-        n.class == "androidx.recyclerview.widget.RecyclerView",
+        n.scrollable,
         n.clickable && !editable,
         b[0], b[1], b[2], b[3]
     ));
@@ -329,14 +342,39 @@ fn chat_list(app: &AppState, idx: usize, frame: Node, g: Geom) -> Node {
         }
     }
     let row_h = sc(198.0, s);
+    let list_top = top + bar_h;
+    let max = max_list_scroll(accounts.len(), row_h, h - list_top);
+    list.scrollable = max > 0;
+    let offset = app.list_scroll.clamp(0, max);
+    // Like a RecyclerView, only the rows laid out on screen exist in the
+    // dump: those wholly inside the list's bounds at the scroll offset.
     for (i, (name, account)) in accounts.iter().enumerate() {
-        let y = top + bar_h + i as i32 * row_h;
+        let y = list_top + i as i32 * row_h - offset;
+        if y < list_top {
+            continue;
+        }
         if y + row_h > h {
             break;
         }
         list = list.child(list_row(app, idx, name, account, y, row_h, w, s));
     }
     frame.child(toolbar).child(list)
+}
+
+/// How far (px) a list of `rows` rows of `row_h` can scroll in a viewport
+/// `view_h` high: until its last row ends at the viewport's bottom.
+fn max_list_scroll(rows: usize, row_h: i32, view_h: i32) -> i32 {
+    (rows as i32 * row_h - view_h.max(0)).max(0)
+}
+
+/// Rows of the chat list of `app`: contacts, then chats with strangers.
+fn list_rows(app: &AppState) -> usize {
+    app.contacts.len()
+        + app
+            .chats
+            .keys()
+            .filter(|acc| !app.contacts.iter().any(|(_, a)| a == *acc))
+            .count()
 }
 
 /// One row of the chat list: picture, name and last message (Telegram's
@@ -457,6 +495,7 @@ fn chat(app: &AppState, idx: usize, account: &str, frame: Node, g: Geom) -> Node
     let history = app.chats.get(account).map(Vec::as_slice).unwrap_or(&[]);
     let fit = ((cy - top - bar_h) / bubble_h).max(0) as usize;
     let shown = &history[history.len().saturating_sub(fit)..];
+    msgs.scrollable = history.len() > fit;
     for (i, m) in shown.iter().enumerate() {
         let y = top + bar_h + i as i32 * bubble_h;
         let (x1, x2) = if m.outgoing {
@@ -583,6 +622,45 @@ pub fn tap(phone: &mut Phone, x: i32, y: i32) -> bool {
     true
 }
 
+/// Applies `input swipe x1 y1 x2 y2` to an unlocked screen: a mostly
+/// vertical swipe that starts inside the foreground app's chat list
+/// scrolls it by the swipe's distance (up = towards later rows), bounded
+/// at both ends. Returns whether the list moved. No fling: the list stops
+/// where the finger does (a phone would glide a little further).
+pub fn swipe(phone: &mut Phone, from: (i32, i32), to: (i32, i32)) -> bool {
+    phone.tick();
+    let Foreground::App(idx) = phone.fg else {
+        return false;
+    };
+    if !matches!(phone.apps[idx].screen, AppScreen::List)
+        || (to.1 - from.1).abs() <= (to.0 - from.0).abs()
+    {
+        return false;
+    }
+    let Some(root) = screen(phone) else {
+        return false;
+    };
+    let mut list = None;
+    root.walk(&mut |n| {
+        if n.scrollable && n.contains(from.0, from.1) && n.pkg == phone.apps[idx].def.package {
+            list = Some(n.bounds);
+        }
+    });
+    let Some(b) = list else {
+        return false;
+    };
+    let s = f64::from(phone.cfg.width as i32) / 1080.0;
+    let max = max_list_scroll(list_rows(&phone.apps[idx]), sc(198.0, s), b[3] - b[1]);
+    let app = &mut phone.apps[idx];
+    let before = app.list_scroll.clamp(0, max);
+    app.list_scroll = (before + from.1 - to.1).clamp(0, max);
+    let moved = app.list_scroll != before;
+    if moved {
+        phone.ui_changed = std::time::Instant::now();
+    }
+    moved
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -645,6 +723,104 @@ mod tests {
             texts.contains(&"+492") && texts.contains(&"hi there"),
             "{texts:?}"
         );
+    }
+
+    /// Names of the chat list's rows on screen, and whether the list says
+    /// it can scroll.
+    fn list_names(ph: &Phone) -> (Vec<String>, bool) {
+        let root = screen(ph).unwrap();
+        let all = nodes(&root);
+        let list = all
+            .iter()
+            .find(|n| n.class == "androidx.recyclerview.widget.RecyclerView")
+            .unwrap();
+        let names = all
+            .iter()
+            .filter(|n| matches!(n.action, Action::OpenChat(..)))
+            .map(|row| match &row.action {
+                Action::OpenChat(_, acc) => ph.apps.iter().find_map(|a| {
+                    a.contacts
+                        .iter()
+                        .find(|(_, c)| c == acc)
+                        .map(|(n, _)| n.clone())
+                }),
+                _ => None,
+            })
+            .map(Option::unwrap)
+            .collect();
+        (names, list.scrollable)
+    }
+
+    #[test]
+    fn swipe_scrolls_an_overflowing_chat_list_within_its_ends() {
+        let (mut ph, idx) = phone_on("wechat", AppScreen::List);
+        let (w, h) = (ph.cfg.width as i32, ph.cfg.height as i32);
+        ph.apps[idx].running = true;
+        ph.apps[idx].contacts = (0..15)
+            .map(|i| (format!("c{i:02}"), format!("+49{i:02}")))
+            .collect();
+        let (names, scrollable) = list_names(&ph);
+        assert!(scrollable);
+        assert_eq!(names.first().map(String::as_str), Some("c00"));
+        assert!(!names.contains(&"c14".to_string()), "{names:?}");
+        let fit = names.len();
+        // Horizontal, or starting on the toolbar: nothing moves.
+        assert!(!swipe(&mut ph, (w / 10, h / 2), (w * 9 / 10, h / 2 + 10)));
+        assert!(!swipe(&mut ph, (w / 2, 5), (w / 2, h / 2)));
+        // Up by one row's height: the list moves by exactly one row.
+        let row = (198.0 * f64::from(w) / 1080.0).round() as i32;
+        assert!(swipe(&mut ph, (w / 2, h * 3 / 4), (w / 2, h * 3 / 4 - row)));
+        let (names, _) = list_names(&ph);
+        assert_eq!(names.first().map(String::as_str), Some("c01"), "{names:?}");
+        assert_eq!(names.len(), fit);
+        // A long swipe stops at the end: the last row ends at the bottom,
+        // and swiping further changes nothing.
+        assert!(swipe(&mut ph, (w / 2, h - 10), (w / 2, -5 * h)));
+        let (names, _) = list_names(&ph);
+        assert_eq!(names.last().map(String::as_str), Some("c14"), "{names:?}");
+        assert!(!swipe(&mut ph, (w / 2, h * 3 / 4), (w / 2, h / 4)));
+        // Down again to the top, bounded there too.
+        assert!(swipe(&mut ph, (w / 2, h / 4), (w / 2, 9 * h)));
+        assert_eq!(ph.apps[idx].list_scroll, 0);
+        assert_eq!(list_names(&ph).0.first().map(String::as_str), Some("c00"));
+        // Leaving a chat keeps the position; a cold start resets it.
+        assert!(swipe(&mut ph, (w / 2, h * 3 / 4), (w / 2, h / 4)));
+        let kept = ph.apps[idx].list_scroll;
+        assert!(kept > 0);
+        ph.open_chat(idx, "+4914");
+        tap_up(&mut ph);
+        assert_eq!(ph.apps[idx].list_scroll, kept);
+        ph.force_stop(idx);
+        ph.launch(idx);
+        assert_eq!(ph.apps[idx].list_scroll, 0);
+    }
+
+    /// Taps the chat's "Navigate up".
+    fn tap_up(ph: &mut Phone) {
+        let root = screen(ph).unwrap();
+        let up = nodes(&root)
+            .into_iter()
+            .find(|n| n.desc == "Navigate up")
+            .map(Node::center)
+            .unwrap();
+        assert!(tap(ph, up.0, up.1));
+        assert!(matches!(
+            ph.apps
+                .iter()
+                .find(|a| a.def.id == "wechat")
+                .unwrap()
+                .screen,
+            AppScreen::List
+        ));
+    }
+
+    #[test]
+    fn a_list_that_fits_is_not_scrollable_and_does_not_move() {
+        let (mut ph, idx) = phone_on("wechat", AppScreen::List);
+        let (w, h) = (ph.cfg.width as i32, ph.cfg.height as i32);
+        assert!(!list_names(&ph).1);
+        assert!(!swipe(&mut ph, (w / 2, h * 3 / 4), (w / 2, h / 4)));
+        assert_eq!(ph.apps[idx].list_scroll, 0);
     }
 
     #[test]

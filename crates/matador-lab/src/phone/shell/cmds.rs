@@ -703,6 +703,13 @@ fn input(sh: &Shell, a: &[&str], _out: &mut Vec<u8>, err: &mut Vec<u8>) -> i32 {
             let h = f64::from(ph.cfg.height);
             if ph.awake && ph.locked && v[1] - v[3] > h / 4.0 {
                 ph.locked = false;
+            } else if ph.awake && !ph.locked {
+                // The optional duration only paces the gesture on a phone.
+                ui::swipe(
+                    &mut ph,
+                    (v[0] as i32, v[1] as i32),
+                    (v[2] as i32, v[3] as i32),
+                );
             }
             0
         }
