@@ -369,7 +369,9 @@ lab:
 /// died at once, so the measurements in flight lost their node captures
 /// ("agent connection lost during capture_stop", found by the paper-sized
 /// lab run). Now: two pairs mid-exchange with node captures running, SIGINT
-/// to the orchestrator's whole group: each pair ends its step, stops its
+/// to the orchestrator and then to its whole group, as `timeout -s INT`
+/// sends it (two SIGINTs at once: they were taken for a second Ctrl-C and
+/// aborted without teardown): each pair ends its step, stops its
 /// captures over the still-open agent connections, and the record says
 /// "interrupted" with nothing failed but the stopped exchanges.
 #[test]
@@ -433,11 +435,14 @@ fn ctrl_c_of_the_terminal_keeps_the_node_captures_of_the_pairs_in_flight() {
         if let Some(d) = campaign_dir(&out) {
             let open = in_exchange(&journal(&d));
             if open.len() == 2 {
-                let st = Command::new("kill")
-                    .args(["-INT", "--", &format!("-{pid}")])
-                    .status()
-                    .expect("kill");
-                assert!(st.success(), "kill -INT to the group");
+                // As `timeout -s INT` does: the command, then its group.
+                for target in [pid.to_string(), format!("-{pid}")] {
+                    let st = Command::new("kill")
+                        .args(["-INT", "--", &target])
+                        .status()
+                        .expect("kill");
+                    assert!(st.success(), "kill -INT {target}");
+                }
                 break open;
             }
         }

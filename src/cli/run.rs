@@ -181,18 +181,30 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 
 /// Ctrl-C: finish the current step, tear down, leave a resumable record
 /// (during `--lab` bring-up it cancels the lab, which removes itself); a
-/// second Ctrl-C aborts.
+/// second Ctrl-C aborts — a second one a person presses: SIGINTs within
+/// [`CTRL_C_AGAIN`] of the first are one. `timeout -s INT` (coreutils)
+/// signals the command and then its whole process group, so matador got
+/// two SIGINTs a few microseconds apart and aborted without tearing down
+/// (the paper-sized lab run lost its in-flight measurements and left its
+/// lab behind that way).
 fn watch_ctrl_c(rt: &tokio::runtime::Runtime, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) {
     rt.spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
+            let first = std::time::Instant::now();
             eprintln!("\nstopping after the current step (Ctrl-C again to abort)...");
             stop.store(true, std::sync::atomic::Ordering::SeqCst);
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
+            while tokio::signal::ctrl_c().await.is_ok() {
+                if first.elapsed() >= CTRL_C_AGAIN {
+                    std::process::exit(130);
+                }
             }
         }
     });
 }
+
+/// How long after a first SIGINT another one is taken as the same Ctrl-C
+/// (see [`watch_ctrl_c`]); a person's second press comes later.
+const CTRL_C_AGAIN: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// A new campaign record under `out` with its lab: the virtual lab's
 /// description made self-contained and its topology as built (for
