@@ -382,17 +382,17 @@ impl Plan {
     /// The estimated duration as printed: `32h 28m` with one pair, `4h 10m
     /// with 8 phone pairs (32h 28m of measurement time)` with several.
     pub fn duration_text(&self, node_capacity: u32) -> String {
-        let e = self.estimate(node_capacity);
-        if e.pairs <= 1 {
-            human_secs(self.estimated_secs())
-        } else {
-            format!(
-                "{} with {} phone pairs ({} of measurement time)",
-                human_secs(e.wall_secs),
-                e.pairs,
-                human_secs(e.measurement_secs)
-            )
+        // One pair: the sum; the schedule is replayed only for several.
+        if self.phone_pairs().len() <= 1 {
+            return human_secs(self.estimated_secs());
         }
+        let e = self.estimate(node_capacity);
+        format!(
+            "{} with {} phone pairs ({} of measurement time)",
+            human_secs(e.wall_secs),
+            e.pairs,
+            human_secs(e.measurement_secs)
+        )
     }
 
     /// Every node the plan may use (primary and failover), sorted.

@@ -490,16 +490,16 @@ pub fn parse_traces(text: &str) -> Result<Vec<Trace>, String> {
 /// The interest groups the campaign's scenario names (`geo.groups` of the
 /// `scenario.yaml` its folder keeps): a preset as written, a groups file
 /// resolved against the campaign folder when relative (it stood beside the
-/// scenario). `None` when the folder has no scenario or the scenario names
-/// none (the default, `current`).
+/// scenario). `None` when the folder has no scenario or the scenario has
+/// no `geo` section (a section without `groups` gives its default,
+/// `current`).
 pub fn scenario_groups(dir: &Path) -> Result<Option<String>, ReportError> {
-    #[derive(Deserialize)]
-    struct Geo {
-        groups: Option<String>,
-    }
+    // Only the `geo` section, as the scenario's own type reads it; the
+    // rest of a recorded scenario (perhaps from an older matador) is not
+    // this report's business.
     #[derive(Deserialize)]
     struct Scenario {
-        geo: Option<Geo>,
+        geo: Option<crate::scenario::GeoSpec>,
     }
     let path = dir.join("scenario.yaml");
     let text = match std::fs::read_to_string(&path) {
@@ -511,7 +511,7 @@ pub fn scenario_groups(dir: &Path) -> Result<Option<String>, ReportError> {
         path: path.clone(),
         message: e.to_string(),
     })?;
-    let Some(g) = sc.geo.and_then(|g| g.groups) else {
+    let Some(g) = sc.geo.map(|g| g.groups) else {
         return Ok(None);
     };
     if crate::geo::groups::PRESETS.contains(&g.as_str()) || Path::new(&g).is_absolute() {
