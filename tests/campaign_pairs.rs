@@ -15,8 +15,9 @@ use lab_common::{journal, read_json};
 
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 const SCENARIO: &str = r#"
@@ -134,11 +135,36 @@ fn spawn(g: &mut Guard, args: &[&std::ffi::OsStr], tmp: &Path, n: usize) -> Path
         .stdout(std::fs::File::create(tmp.join(format!("run{n}.out"))).unwrap())
         .stderr(std::fs::File::create(&err).unwrap())
         .stdin(Stdio::null())
+        // A process group of its own, like a terminal's foreground job
+        // (the Ctrl-C test signals the group; SIGKILL goes to the pid).
+        .process_group(0)
         .spawn()
         .expect("start matador run");
     g.pids.push(child.id());
     g.child = Some(child);
     err
+}
+
+/// Waits for the running orchestrator to exit (noting the labs it brings
+/// up); `limit` from `t0` is a hang detector, not a speed target.
+fn wait_exit(g: &mut Guard, err: &Path, t0: Instant, limit: Duration, what: &str) -> ExitStatus {
+    loop {
+        let c = g.child.as_mut().unwrap();
+        if let Some(s) = c.try_wait().unwrap() {
+            return s;
+        }
+        if let Some(id) = lab_of(err)
+            && !g.labs.contains(&id)
+        {
+            g.labs.push(id);
+        }
+        assert!(
+            t0.elapsed() < limit,
+            "{what}; stderr:\n{}",
+            std::fs::read_to_string(err).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(15));
+    }
 }
 
 fn campaign_dir(out: &Path) -> Option<PathBuf> {
@@ -211,23 +237,13 @@ fn a_kill_with_three_pairs_mid_measurement_loses_and_duplicates_nothing() {
         tmp.path(),
         2,
     );
-    let status = loop {
-        let c = g.child.as_mut().unwrap();
-        if let Some(s) = c.try_wait().unwrap() {
-            break s;
-        }
-        if let Some(id) = lab_of(&err)
-            && !g.labs.contains(&id)
-        {
-            g.labs.push(id);
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(600),
-            "the resume hangs; stderr:\n{}",
-            std::fs::read_to_string(&err).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(15));
-    };
+    let status = wait_exit(
+        &mut g,
+        &err,
+        t0,
+        Duration::from_secs(600),
+        "the resume hangs",
+    );
     let stderr = std::fs::read_to_string(&err).unwrap_or_default();
     assert!(status.success(), "resume: {status}; stderr:\n{stderr}");
 
@@ -382,31 +398,17 @@ fn ctrl_c_of_the_terminal_keeps_the_node_captures_of_the_pairs_in_flight() {
     let scenario = tmp.path().join("ctrl-c.yaml");
     std::fs::write(&scenario, CTRL_C_SCENARIO).unwrap();
     let out = tmp.path().join("campaigns");
-    let err = tmp.path().join("run.err");
     let mut g = Guard {
         pids: Vec::new(),
         labs: Vec::new(),
         child: None,
     };
-    {
-        use std::os::unix::process::CommandExt;
-        let child = Command::new(env!("CARGO_BIN_EXE_matador"))
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["run", "--lab", "--lab-state-dir"])
-            .arg(state_dir())
-            .arg("--out")
-            .arg(&out)
-            .arg(&scenario)
-            .stdout(std::fs::File::create(tmp.path().join("run.out")).unwrap())
-            .stderr(std::fs::File::create(&err).unwrap())
-            .stdin(Stdio::null())
-            // A process group like a terminal's foreground job.
-            .process_group(0)
-            .spawn()
-            .expect("start matador run");
-        g.pids.push(child.id());
-        g.child = Some(child);
-    }
+    let err = spawn(
+        &mut g,
+        &["--out".as_ref(), out.as_os_str(), scenario.as_os_str()],
+        tmp.path(),
+        1,
+    );
     let stderr = || std::fs::read_to_string(&err).unwrap_or_default();
     // Both pairs inside their exchange, node captures running.
     let in_exchange = |j: &[Value]| -> BTreeSet<String> {
@@ -453,22 +455,17 @@ fn ctrl_c_of_the_terminal_keeps_the_node_captures_of_the_pairs_in_flight() {
         );
         std::thread::sleep(Duration::from_millis(15));
     };
-    let status = loop {
-        let c = g.child.as_mut().unwrap();
-        if let Some(s) = c.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(300),
-            "no exit after Ctrl-C:\n{}",
-            stderr()
-        );
-        std::thread::sleep(Duration::from_millis(15));
-    };
+    let status = wait_exit(
+        &mut g,
+        &err,
+        t0,
+        Duration::from_secs(300),
+        "no exit after Ctrl-C",
+    );
     let text = stderr();
     assert_eq!(status.code(), Some(130), "{status}; stderr:\n{text}");
     let dir = campaign_dir(&out).expect("campaign folder");
-    let stdout = std::fs::read_to_string(tmp.path().join("run.out")).unwrap_or_default();
+    let stdout = std::fs::read_to_string(tmp.path().join("run1.out")).unwrap_or_default();
     assert!(stdout.contains("interrupted: continue with"), "{stdout}");
     let j = journal(&dir);
     // Nothing failed but the stopped exchanges; no agent was lost.

@@ -79,10 +79,7 @@ async fn interruptions_in_two_languages_are_handled_on_the_way() {
         a.interruptions.rate = 1.0;
     })
     .await;
-    let da = t.server.device(t.a.adb_addr).await;
-    let db = t.server.device(t.b.adb_addr).await;
-    da.wake_unlock().await.unwrap();
-    db.wake_unlock().await.unwrap();
+    let (da, db) = t.unlocked().await;
     let apps = load_app_profiles();
     let diag = tempfile::tempdir().unwrap();
     for app in &apps {
@@ -150,10 +147,7 @@ async fn wechat_chat_below_the_first_screen_is_found_by_scrolling() {
         c.push(last);
     })
     .await;
-    let da = t.server.device(t.a.adb_addr).await;
-    let db = t.server.device(t.b.adb_addr).await;
-    da.wake_unlock().await.unwrap();
-    db.wake_unlock().await.unwrap();
+    let (da, db) = t.unlocked().await;
     let apps = load_app_profiles();
     let wechat = apps.iter().find(|a| a.id == "wechat").unwrap();
     assert!(wechat.ui.open_chat.uri.is_none());

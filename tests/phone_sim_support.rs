@@ -304,6 +304,22 @@ pub struct TwoPhones {
     pub server: AdbServer,
 }
 
+impl TwoPhones {
+    /// Both phones through the adb server, woken and unlocked.
+    pub async fn unlocked(
+        &self,
+    ) -> (
+        matador::device::phone::Device,
+        matador::device::phone::Device,
+    ) {
+        let da = self.server.device(self.a.adb_addr).await;
+        let db = self.server.device(self.b.adb_addr).await;
+        da.wake_unlock().await.unwrap();
+        db.wake_unlock().await.unwrap();
+        (da, db)
+    }
+}
+
 /// Starts [`TwoPhones`].
 pub async fn two_phones(edit: impl FnOnce(&mut PhoneSimConfig, &mut PhoneSimConfig)) -> TwoPhones {
     let backends = start_backends(0).await;
