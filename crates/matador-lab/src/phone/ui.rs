@@ -335,13 +335,8 @@ fn chat_list(app: &AppState, idx: usize, frame: Node, g: Geom) -> Node {
     if !var.row.is_empty() {
         list = list.rid(&format!("{pkg}:id/list"));
     }
-    let mut accounts: Vec<(String, String)> = app.contacts.clone();
-    for acc in app.chats.keys() {
-        if !accounts.iter().any(|(_, a)| a == acc) {
-            accounts.push((acc.clone(), acc.clone()));
-        }
-    }
-    let row_h = sc(198.0, s);
+    let accounts = list_accounts(app);
+    let row_h = sc(LIST_ROW_H, s);
     let list_top = top + bar_h;
     let max = max_list_scroll(accounts.len(), row_h, h - list_top);
     list.scrollable = max > 0;
@@ -367,14 +362,19 @@ fn max_list_scroll(rows: usize, row_h: i32, view_h: i32) -> i32 {
     (rows as i32 * row_h - view_h.max(0)).max(0)
 }
 
-/// Rows of the chat list of `app`: contacts, then chats with strangers.
-fn list_rows(app: &AppState) -> usize {
-    app.contacts.len()
-        + app
-            .chats
-            .keys()
-            .filter(|acc| !app.contacts.iter().any(|(_, a)| a == *acc))
-            .count()
+/// Height of a chat-list row on a 1080 px wide screen (scaled with [`sc`]).
+const LIST_ROW_H: f64 = 198.0;
+
+/// The chat list's rows of `app` as (name, account): its contacts, then
+/// chats with strangers (named by their account).
+fn list_accounts(app: &AppState) -> Vec<(String, String)> {
+    let mut accounts: Vec<(String, String)> = app.contacts.clone();
+    for acc in app.chats.keys() {
+        if !accounts.iter().any(|(_, a)| a == acc) {
+            accounts.push((acc.clone(), acc.clone()));
+        }
+    }
+    accounts
 }
 
 /// One row of the chat list: picture, name and last message (Telegram's
@@ -650,7 +650,8 @@ pub fn swipe(phone: &mut Phone, from: (i32, i32), to: (i32, i32)) -> bool {
         return false;
     };
     let s = f64::from(phone.cfg.width as i32) / 1080.0;
-    let max = max_list_scroll(list_rows(&phone.apps[idx]), sc(198.0, s), b[3] - b[1]);
+    let rows = list_accounts(&phone.apps[idx]).len();
+    let max = max_list_scroll(rows, sc(LIST_ROW_H, s), b[3] - b[1]);
     let app = &mut phone.apps[idx];
     let before = app.list_scroll.clamp(0, max);
     app.list_scroll = (before + from.1 - to.1).clamp(0, max);
@@ -768,7 +769,7 @@ mod tests {
         assert!(!swipe(&mut ph, (w / 10, h / 2), (w * 9 / 10, h / 2 + 10)));
         assert!(!swipe(&mut ph, (w / 2, 5), (w / 2, h / 2)));
         // Up by one row's height: the list moves by exactly one row.
-        let row = (198.0 * f64::from(w) / 1080.0).round() as i32;
+        let row = (LIST_ROW_H * f64::from(w) / 1080.0).round() as i32;
         assert!(swipe(&mut ph, (w / 2, h * 3 / 4), (w / 2, h * 3 / 4 - row)));
         let (names, _) = list_names(&ph);
         assert_eq!(names.first().map(String::as_str), Some("c01"), "{names:?}");
